@@ -1,0 +1,16 @@
+/* gst-voiceagent: the shared voice library, included by every plugin.
+ * SPDX-License-Identifier: LGPL-2.1-or-later
+ */
+#pragma once
+
+#include "gstvoiceevents.h"
+#include "gstvoicemeta.h"
+#include "gstvoicequeue.h"
+#include "gstvoicesession.h"
+#include "gstvoiceclient.h"
+
+G_BEGIN_DECLS
+
+void gst_voice_init (void);
+
+G_END_DECLS
