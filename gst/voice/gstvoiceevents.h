@@ -38,34 +38,36 @@ typedef enum {
 #define GST_VOICE_EVENT_NAME_INTERRUPT "interrupt"
 #define GST_VOICE_EVENT_NAME_SPOKEN "spoken"
 
-GstEvent *gst_voice_event_new (GstVoiceEventType type, GstClockTime running_time,
-    guint turn);
+GstEvent *gst_voice_event_new (
+    GstVoiceEventType type, GstClockTime running_time, guint turn);
 
-GstEvent *gst_voice_event_new_speech_start (GstClockTime running_time, guint turn);
-GstEvent *gst_voice_event_new_speech_stop (GstClockTime running_time, guint turn);
-GstEvent *gst_voice_event_new_end_of_turn (GstClockTime running_time, guint turn,
-    const gchar * transcript);
-GstEvent *gst_voice_event_new_interrupt (GstClockTime running_time, guint turn,
-    const gchar * reason);
+GstEvent *gst_voice_event_new_speech_start (
+    GstClockTime running_time, guint turn);
+GstEvent *gst_voice_event_new_speech_stop (
+    GstClockTime running_time, guint turn);
+GstEvent *gst_voice_event_new_end_of_turn (
+    GstClockTime running_time, guint turn, const gchar *transcript);
+GstEvent *gst_voice_event_new_interrupt (
+    GstClockTime running_time, guint turn, const gchar *reason);
 GstEvent *gst_voice_event_new_spoken (GstClockTime running_time, guint turn,
-    const gchar * spoken_text, gboolean complete);
+    const gchar *spoken_text, gboolean complete);
 
-GstVoiceEventType gst_voice_event_get_voice_type (GstEvent * event);
+GstVoiceEventType gst_voice_event_get_voice_type (GstEvent *event);
 
-gboolean gst_voice_event_parse (GstEvent * event, GstVoiceEventType * type,
-    GstClockTime * running_time, guint * turn);
+gboolean gst_voice_event_parse (GstEvent *event, GstVoiceEventType *type,
+    GstClockTime *running_time, guint *turn);
 
-gboolean gst_voice_event_parse_end_of_turn (GstEvent * event,
-    GstClockTime * running_time, guint * turn, const gchar ** transcript);
-gboolean gst_voice_event_parse_interrupt (GstEvent * event,
-    GstClockTime * running_time, guint * turn, const gchar ** reason);
-gboolean gst_voice_event_parse_spoken (GstEvent * event,
-    GstClockTime * running_time, guint * turn, const gchar ** spoken_text,
-    gboolean * complete);
+gboolean gst_voice_event_parse_end_of_turn (GstEvent *event,
+    GstClockTime *running_time, guint *turn, const gchar **transcript);
+gboolean gst_voice_event_parse_interrupt (GstEvent *event,
+    GstClockTime *running_time, guint *turn, const gchar **reason);
+gboolean gst_voice_event_parse_spoken (GstEvent *event,
+    GstClockTime *running_time, guint *turn, const gchar **spoken_text,
+    gboolean *complete);
 
 const gchar *gst_voice_event_type_get_name (GstVoiceEventType type);
 
-GstStructure *gst_voice_event_to_message_structure (GstEvent * event,
-    const gchar * element_name, const gchar * action);
+GstStructure *gst_voice_event_to_message_structure (
+    GstEvent *event, const gchar *element_name, const gchar *action);
 
 G_END_DECLS

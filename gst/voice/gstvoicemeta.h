@@ -18,7 +18,8 @@ typedef enum {
   GST_VOICE_ROLE_AGENT = 1,
 } GstVoiceRole;
 
-#define GST_VOICE_TRANSCRIPT_META_API_TYPE (gst_voice_transcript_meta_api_get_type ())
+#define GST_VOICE_TRANSCRIPT_META_API_TYPE                                     \
+  (gst_voice_transcript_meta_api_get_type ())
 #define GST_VOICE_TRANSCRIPT_META_INFO (gst_voice_transcript_meta_get_info ())
 
 typedef struct _GstVoiceTranscriptMeta GstVoiceTranscriptMeta;
@@ -48,12 +49,13 @@ struct _GstVoiceTranscriptMeta
 GType gst_voice_transcript_meta_api_get_type (void);
 const GstMetaInfo *gst_voice_transcript_meta_get_info (void);
 
-GstVoiceTranscriptMeta *gst_buffer_add_voice_transcript_meta (GstBuffer * buffer,
+GstVoiceTranscriptMeta *gst_buffer_add_voice_transcript_meta (GstBuffer *buffer,
     GstVoiceRole role, gboolean is_final, gboolean speech_final,
     gfloat confidence, guint turn);
 
-#define gst_buffer_get_voice_transcript_meta(b) \
-  ((GstVoiceTranscriptMeta *) gst_buffer_get_meta ((b), GST_VOICE_TRANSCRIPT_META_API_TYPE))
+#define gst_buffer_get_voice_transcript_meta(b)                                \
+  ((GstVoiceTranscriptMeta *)gst_buffer_get_meta (                             \
+      (b), GST_VOICE_TRANSCRIPT_META_API_TYPE))
 
 const gchar *gst_voice_role_to_string (GstVoiceRole role);
 

@@ -23,22 +23,24 @@ G_BEGIN_DECLS
  * events from the src half back to the sink half).
  */
 #define GST_TYPE_VOICE_SESSION (gst_voice_session_get_type ())
-G_DECLARE_FINAL_TYPE (GstVoiceSession, gst_voice_session, GST, VOICE_SESSION, GObject)
+G_DECLARE_FINAL_TYPE (
+    GstVoiceSession, gst_voice_session, GST, VOICE_SESSION, GObject)
 
 typedef enum {
   GST_VOICE_SESSION_TO_SRC = 0,
   GST_VOICE_SESSION_TO_SINK = 1,
 } GstVoiceSessionDirection;
 
-GstVoiceSession *gst_voice_session_acquire (const gchar * kind, const gchar * name);
-void gst_voice_session_release (GstVoiceSession * session);
+GstVoiceSession *gst_voice_session_acquire (
+    const gchar *kind, const gchar *name);
+void gst_voice_session_release (GstVoiceSession *session);
 
-const gchar *gst_voice_session_get_kind (GstVoiceSession * session);
-const gchar *gst_voice_session_get_name (GstVoiceSession * session);
-GstVoiceQueue *gst_voice_session_get_queue (GstVoiceSession * session,
-    GstVoiceSessionDirection direction);
+const gchar *gst_voice_session_get_kind (GstVoiceSession *session);
+const gchar *gst_voice_session_get_name (GstVoiceSession *session);
+GstVoiceQueue *gst_voice_session_get_queue (
+    GstVoiceSession *session, GstVoiceSessionDirection direction);
 
 guint gst_voice_session_count (void);
-gchar *gst_voice_session_make_unique_name (const gchar * prefix);
+gchar *gst_voice_session_make_unique_name (const gchar *prefix);
 
 G_END_DECLS

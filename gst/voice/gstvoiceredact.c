@@ -1,0 +1,104 @@
+/* gst-voiceagent
+ * Copyright (C) 2026 gst-voiceagent contributors
+ * SPDX-License-Identifier: LGPL-2.1-or-later
+ */
+#ifdef HAVE_CONFIG_H
+#include "config.h"
+#endif
+
+#include <string.h>
+#include "gstvoiceclient.h"
+
+#define MASK "***"
+/* Shorter strings are too likely to occur in ordinary text to mask. */
+#define MIN_SECRET_LEN 6
+
+/* The places credentials travel in the vendors' protocols: Deepgram's
+ * "Authorization: Token KEY" and the WebSocket subprotocol pair "token, KEY",
+ * OAuth-style "Bearer KEY", ElevenLabs' "xi-api-key" header and first-message
+ * field "xi_api_key", and api_key-style query parameters. Group 1 is kept,
+ * group 2 (the secret) masked. */
+static const gchar redact_pattern[] =
+    "(\\bToken\\s+|\\btoken,\\s*|(?i:\\bbearer)\\s+"
+    "|(?i:xi[-_]api[-_]key|api[-_]?key|access[-_]token)[\"']?\\s*[:=]\\s*[\"']?"
+    ")([^\\s&\"',;]+)";
+
+static GMutex secrets_lock;
+static GPtrArray *secrets; /* of gchar*, protected by secrets_lock */
+
+static GRegex *
+get_regex (void)
+{
+  static GRegex *regex = NULL;
+
+  if (g_once_init_enter (&regex)) {
+    GRegex *r = g_regex_new (redact_pattern, G_REGEX_OPTIMIZE, 0, NULL);
+    g_assert (r != NULL);
+    g_once_init_leave (&regex, r);
+  }
+  return regex;
+}
+
+/**
+ * gst_voice_redact_add_secret:
+ * @secret: an API key this process uses
+ *
+ * Masks @secret wherever it appears in text passed to gst_voice_redact(),
+ * even outside the known places (e.g. echoed in a server's error body).
+ */
+void
+gst_voice_redact_add_secret (const gchar *secret)
+{
+  guint i;
+
+  if (secret == NULL || strlen (secret) < MIN_SECRET_LEN)
+    return;
+  g_mutex_lock (&secrets_lock);
+  if (secrets == NULL)
+    secrets = g_ptr_array_new_with_free_func (g_free);
+  for (i = 0; i < secrets->len; i++) {
+    if (g_str_equal (g_ptr_array_index (secrets, i), secret))
+      break;
+  }
+  if (i == secrets->len)
+    g_ptr_array_add (secrets, g_strdup (secret));
+  g_mutex_unlock (&secrets_lock);
+}
+
+static gchar *
+mask_known_secrets (gchar *text)
+{
+  guint i;
+
+  g_mutex_lock (&secrets_lock);
+  for (i = 0; secrets && i < secrets->len; i++) {
+    const gchar *secret = g_ptr_array_index (secrets, i);
+    if (strstr (text, secret)) {
+      gchar **parts = g_strsplit (text, secret, -1);
+      g_free (text);
+      text = g_strjoinv (MASK, parts);
+      g_strfreev (parts);
+    }
+  }
+  g_mutex_unlock (&secrets_lock);
+  return text;
+}
+
+/**
+ * gst_voice_redact:
+ * @text: (nullable): a URL, header block, JSON message or log line
+ *
+ * Returns: (transfer full): @text with every credential replaced by `***`.
+ */
+gchar *
+gst_voice_redact (const gchar *text)
+{
+  gchar *out;
+
+  if (text == NULL)
+    return NULL;
+  out = g_regex_replace (get_regex (), text, -1, 0, "\\1" MASK, 0, NULL);
+  if (out == NULL) /* invalid UTF-8: never echo it raw */
+    return g_strdup ("(unprintable)");
+  return mask_known_secrets (out);
+}
