@@ -1,0 +1,164 @@
+/* Starts and stops voiceagent-emulator for a test.
+ * SPDX-License-Identifier: LGPL-2.1-or-later
+ */
+#include <signal.h>
+#include <string.h>
+#include <unistd.h>
+#include <glib/gstdio.h>
+#include <gio/gio.h>
+#include <libsoup/soup.h>
+#include "emulator-process.h"
+
+#define START_TIMEOUT_US (20 * G_USEC_PER_SEC)
+
+struct _EmuProcess
+{
+  GSubprocess *proc;
+  gchar *port_file;
+  guint port;
+  gchar *http_url;
+  gchar *ws_url;
+};
+
+static gboolean
+read_port (EmuProcess *emu)
+{
+  gchar *text = NULL;
+  gboolean ok = FALSE;
+
+  if (g_file_get_contents (emu->port_file, &text, NULL, NULL) && *text) {
+    emu->port = (guint)g_ascii_strtoull (text, NULL, 10);
+    ok = emu->port > 0;
+  }
+  g_free (text);
+  return ok;
+}
+
+static gboolean
+wait_listening (EmuProcess *emu)
+{
+  gint64 deadline = g_get_monotonic_time () + START_TIMEOUT_US;
+
+  while (g_get_monotonic_time () < deadline) {
+    if (read_port (emu))
+      return TRUE;
+    if (g_subprocess_get_if_exited (emu->proc)) {
+      g_printerr ("voiceagent-emulator exited before listening\n");
+      return FALSE;
+    }
+    g_usleep (20000);
+  }
+  g_printerr ("voiceagent-emulator did not listen within 20 s\n");
+  return FALSE;
+}
+
+EmuProcess *
+emu_process_start (const gchar *const *args)
+{
+  const gchar *exe = g_getenv ("VOICEAGENT_EMULATOR");
+  GPtrArray *argv;
+  EmuProcess *emu;
+  GError *error = NULL;
+  gint fd;
+
+  if (exe == NULL) {
+    g_printerr ("VOICEAGENT_EMULATOR is not set (run through meson test)\n");
+    return NULL;
+  }
+  emu = g_new0 (EmuProcess, 1);
+  fd = g_file_open_tmp ("emu-port-XXXXXX", &emu->port_file, NULL);
+  if (fd >= 0)
+    close (fd);
+
+  argv = g_ptr_array_new ();
+  g_ptr_array_add (argv, (gpointer)exe);
+  g_ptr_array_add (argv, (gpointer) "--port");
+  g_ptr_array_add (argv, (gpointer) "0");
+  g_ptr_array_add (argv, (gpointer) "--port-file");
+  g_ptr_array_add (argv, emu->port_file);
+  for (; args && *args; args++)
+    g_ptr_array_add (argv, (gpointer)*args);
+  g_ptr_array_add (argv, NULL);
+
+  emu->proc = g_subprocess_newv (
+      (const gchar *const *)argv->pdata, G_SUBPROCESS_FLAGS_NONE, &error);
+  g_ptr_array_free (argv, TRUE);
+  if (emu->proc == NULL) {
+    g_printerr ("cannot start %s: %s\n", exe, error->message);
+    g_error_free (error);
+    emu_process_stop (emu);
+    return NULL;
+  }
+  if (!wait_listening (emu)) {
+    emu_process_stop (emu);
+    return NULL;
+  }
+  emu->http_url = g_strdup_printf ("http://127.0.0.1:%u", emu->port);
+  emu->ws_url = g_strdup_printf ("ws://127.0.0.1:%u", emu->port);
+  return emu;
+}
+
+void
+emu_process_stop (EmuProcess *emu)
+{
+  if (emu == NULL)
+    return;
+  if (emu->proc) {
+    g_subprocess_send_signal (emu->proc, SIGTERM);
+    g_subprocess_wait (emu->proc, NULL, NULL);
+    g_object_unref (emu->proc);
+  }
+  if (emu->port_file) {
+    g_unlink (emu->port_file);
+    g_free (emu->port_file);
+  }
+  g_free (emu->http_url);
+  g_free (emu->ws_url);
+  g_free (emu);
+}
+
+guint
+emu_process_get_port (EmuProcess *emu)
+{
+  return emu->port;
+}
+
+const gchar *
+emu_process_get_http_url (EmuProcess *emu)
+{
+  return emu->http_url;
+}
+
+const gchar *
+emu_process_get_ws_url (EmuProcess *emu)
+{
+  return emu->ws_url;
+}
+
+gchar *
+emu_process_request (
+    EmuProcess *emu, const gchar *path, const gchar *body, guint *status)
+{
+  SoupSession *session = soup_session_new ();
+  gchar *url = g_strconcat (emu->http_url, path, NULL);
+  SoupMessage *msg = soup_message_new (body ? "POST" : "GET", url);
+  GBytes *reply;
+  gchar *text = NULL;
+
+  if (body) {
+    GBytes *b = g_bytes_new (body, strlen (body));
+    soup_message_set_request_body_from_bytes (msg, "application/json", b);
+    g_bytes_unref (b);
+  }
+  reply = soup_session_send_and_read (session, msg, NULL, NULL);
+  if (status)
+    *status = soup_message_get_status (msg);
+  if (reply) {
+    text = g_strndup (g_bytes_get_data (reply, NULL), g_bytes_get_size (reply));
+    g_bytes_unref (reply);
+  }
+  g_object_unref (msg);
+  g_free (url);
+  g_object_unref (session);
+  return text;
+}
