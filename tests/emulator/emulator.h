@@ -102,4 +102,26 @@ gboolean emu_key_matches (const gchar * presented, const gchar * expected);
 void emu_send_json_error (SoupServerMessage * msg, guint status,
     const gchar * json_body);
 
+/* Additions (after the first version of this interface). */
+
+/* Fills @latency from a profile name: "zero" or "reference" (STT final 45 ms,
+ * LLM first token 110 ms at 80 tokens/s, TTS first audio 130 ms). FALSE for
+ * an unknown name. */
+gboolean emu_latency_profile (const gchar * name, EmuLatency * latency);
+
+/* Forgets armed faults and recorded events (POST /emulator/reset). */
+void emu_control_reset (void);
+
+/* Frees the control state at exit. */
+void emu_control_shutdown (void);
+
+/* "host:port" of the peer of @msg; free with g_free(). */
+gchar *emu_client_address (SoupServerMessage * msg);
+
+/* Registers @func (@data) to run once at exit, after the server stopped
+ * listening and before the main context is drained: a service closes its live
+ * connections and frees its state there. Functions run in reverse order of
+ * registration. */
+void emu_at_shutdown (GDestroyNotify func, gpointer data);
+
 G_END_DECLS
