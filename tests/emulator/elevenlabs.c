@@ -1173,10 +1173,12 @@ handle_http_tts (SoupServerMessage *msg, GHashTable *query, gboolean chunked)
   if (fault.http_status) {
     apply_http_fault (msg, &fault);
     emu_fault_clear (&fault);
+    log_refused (msg);
     return;
   }
   if (!check_http_key (msg) || !query_format (msg, query, &format)) {
     emu_fault_clear (&fault);
+    log_refused (msg);
     return;
   }
   if (!req->data ||
@@ -1191,6 +1193,7 @@ handle_http_tts (SoupServerMessage *msg, GHashTable *query, gboolean chunked)
     emu_send_json_error (msg, 422, b->str);
     g_string_free (b, TRUE);
     emu_fault_clear (&fault);
+    log_refused (msg);
     return;
   }
   o = json_node_get_object (json_parser_get_root (parser));
@@ -1202,6 +1205,7 @@ handle_http_tts (SoupServerMessage *msg, GHashTable *query, gboolean chunked)
         "\"loc\":[\"body\",\"text\"],\"msg\":\"Field required\","
         "\"input\":null}]}");
     emu_fault_clear (&fault);
+    log_refused (msg);
     return;
   }
   vs = json_object_get_member (o, "voice_settings");

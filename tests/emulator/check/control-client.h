@@ -1,0 +1,74 @@
+/* Client helpers for the emulator's own protocol tests: blocking HTTP,
+ * a WebSocket that queues what it receives, SSE reading, control endpoint.
+ * SPDX-License-Identifier: LGPL-2.1-or-later
+ *
+ * Everything runs on the test's main thread; the waits iterate the default
+ * main context with a deadline, so a test never hangs.
+ */
+#pragma once
+
+#include <libsoup/soup.h>
+#include <json-glib/json-glib.h>
+#include "emulator-process.h"
+
+G_BEGIN_DECLS
+
+typedef struct
+{
+  guint status;
+  gchar *body; /* NUL-terminated */
+  gsize length;
+  SoupMessageHeaders *headers; /* response headers */
+} EmuHttpReply;
+
+void emu_http_reply_free (EmuHttpReply *r);
+G_DEFINE_AUTOPTR_CLEANUP_FUNC (EmuHttpReply, emu_http_reply_free);
+
+/* Sends @method @path (with @body as JSON when non-NULL) and reads the whole
+ * answer. @headers: NULL-terminated name, value, name, value... or NULL. */
+EmuHttpReply *emu_http (EmuProcess *emu, const gchar *method, const gchar *path,
+    const gchar *body, const gchar *const *headers);
+
+/* Parses @text as a JSON object, failing the test when it is not one. The
+ * returned node is owned by the caller. */
+JsonNode *emu_json (const gchar *text);
+
+/* A client WebSocket. */
+typedef struct
+{
+  SoupWebsocketConnection *ws;
+  GQueue messages; /* (element-type utf8) received text frames */
+  gboolean closed;
+  gushort close_code;
+  gchar *close_reason;
+  guint handshake_status; /* HTTP status when the upgrade failed */
+} EmuWs;
+
+/* Connects to @path (with query) with an optional xi-api-key header; NULL
+ * when the handshake failed, with @status set to its HTTP status. */
+EmuWs *emu_ws_connect (
+    EmuProcess *emu, const gchar *path, const gchar *xi_api_key, guint *status);
+void emu_ws_send (EmuWs *w, const gchar *text);
+/* Next received text frame (free it), or NULL after @timeout_ms or once the
+ * socket closed with nothing queued. */
+gchar *emu_ws_next (EmuWs *w, guint timeout_ms);
+/* Waits until the socket closed; FALSE after @timeout_ms. */
+gboolean emu_ws_wait_closed (EmuWs *w, guint timeout_ms);
+void emu_ws_free (EmuWs *w);
+
+/* Iterates the default main context for @ms. */
+void emu_spin (guint ms);
+
+/* POSTs /emulator/reset. */
+void emu_control_reset_all (EmuProcess *emu);
+
+/* Arms @fault for @service on the control endpoint (count connections). */
+void emu_control_arm (
+    EmuProcess *emu, const gchar *service, const gchar *fault, gint count);
+
+/* Number of recorded events named @event (of @service, when non-NULL);
+ * waits up to @timeout_ms for at least one. */
+guint emu_control_count_events (EmuProcess *emu, const gchar *service,
+    const gchar *event, guint timeout_ms);
+
+G_END_DECLS
