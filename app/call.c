@@ -1,0 +1,690 @@
+/* voiceagent: one call: its pipeline, its caller and its WHEP listeners.
+ * SPDX-License-Identifier: LGPL-2.1-or-later
+ *
+ * Everything here runs on the main context except the few GStreamer
+ * callbacks marked "(streaming thread)", which hop back with
+ * g_main_context_invoke. Taking the pipeline down can block, so it runs
+ * on a worker thread and ended() is reported back on the main context.
+ */
+#ifdef HAVE_CONFIG_H
+#include "config.h"
+#endif
+
+#include <gst/webrtc/webrtc.h>
+#include <json-glib/json-glib.h>
+#include "call.h"
+#include "voice.h"
+
+GST_DEBUG_CATEGORY_EXTERN (voiceagent_debug);
+#define GST_CAT_DEFAULT voiceagent_debug
+
+typedef struct
+{
+  VaCall *call;
+  gchar *id;
+  GstElement *bin; /* mixer → opus → webrtcbin, in the pipeline */
+  GstPad *caller_src; /* request pads on the taps */
+  GstPad *agent_src;
+  VaPeer *peer;
+  VaListenerAnswered answered;
+  gpointer user_data;
+} Listener;
+
+struct _VaCall
+{
+  /* Immutable after va_call_new / va_call_start */
+  gchar *id;
+  const VaConfig *config;
+  VaCallCallbacks callbacks;
+  gpointer user_data;
+  gint64 start_time;
+  GstElement *pipeline;
+  GstElement *webrtc;
+
+  /* Main context only */
+  VaPeer *peer;
+  guint bus_watch;
+  guint max_duration_timer;
+  guint disconnect_timer;
+  gboolean ending;
+  VaCallEndReason end_reason;
+  gchar *end_detail;
+  GHashTable *listeners; /* id → Listener* */
+
+  /* Shared with streaming threads */
+  GMutex lock;
+  GstWebRTCDataChannel *channel; /* protected by lock */
+  gint caller_audio_seen; /* atomic: a buffer passed caller_tap */
+};
+
+static GThreadPool *teardown_pool;
+
+const gchar *
+va_call_end_reason_name (VaCallEndReason reason)
+{
+  static const gchar *names[] = {
+    "hangup",
+    "negotiation",
+    "ice-failed",
+    "disconnected",
+    "error",
+    "max-duration",
+    "shutdown",
+  };
+  return reason < G_N_ELEMENTS (names) ? names[reason] : "unknown";
+}
+
+VaCall *
+va_call_new (const gchar *id, const VaConfig *config,
+    const VaCallCallbacks *callbacks, gpointer user_data)
+{
+  VaCall *call = g_new0 (VaCall, 1);
+
+  call->id = g_strdup (id);
+  call->config = config;
+  call->callbacks = *callbacks;
+  call->user_data = user_data;
+  call->start_time = g_get_real_time ();
+  call->listeners = g_hash_table_new (g_str_hash, g_str_equal);
+  g_mutex_init (&call->lock);
+  return call;
+}
+
+static void listener_free (Listener *l);
+
+void
+va_call_free (VaCall *call)
+{
+  if (call == NULL)
+    return;
+  g_warn_if_fail (call->pipeline == NULL);
+  g_hash_table_unref (call->listeners);
+  g_clear_object (&call->channel);
+  g_mutex_clear (&call->lock);
+  g_free (call->end_detail);
+  g_free (call->id);
+  g_free (call);
+}
+
+const gchar *
+va_call_get_id (VaCall *call)
+{
+  return call->id;
+}
+
+VaPeer *
+va_call_get_peer (VaCall *call)
+{
+  return call->peer;
+}
+
+gboolean
+va_call_is_ending (VaCall *call)
+{
+  return call->ending;
+}
+
+gint64
+va_call_get_start_time (VaCall *call)
+{
+  return call->start_time;
+}
+
+/* ---- Data channel ---- */
+
+void
+va_call_send_json (VaCall *call, const gchar *json)
+{
+  GstWebRTCDataChannel *channel = NULL;
+  GstWebRTCDataChannelState state = GST_WEBRTC_DATA_CHANNEL_STATE_CLOSED;
+
+  g_mutex_lock (&call->lock);
+  if (call->channel)
+    channel = g_object_ref (call->channel);
+  g_mutex_unlock (&call->lock);
+  if (channel == NULL)
+    return;
+  g_object_get (channel, "ready-state", &state, NULL);
+  if (state == GST_WEBRTC_DATA_CHANNEL_STATE_OPEN)
+    gst_webrtc_data_channel_send_string (channel, json);
+  g_object_unref (channel);
+}
+
+static GstElement *
+find_element (VaCall *call, const gchar *name)
+{
+  return call->pipeline ? gst_bin_get_by_name (GST_BIN (call->pipeline), name)
+                        : NULL;
+}
+
+/**
+ * va_call_interrupt:
+ *
+ * Stops the agent now: an `interrupt` event enters the pipeline at the
+ * LLM (element `llm`), which cancels its request and forwards it to TTS.
+ */
+void
+va_call_interrupt (VaCall *call, const gchar *reason)
+{
+  GstElement *llm = find_element (call, "llm");
+  GstPad *pad;
+
+  if (llm == NULL) {
+    GST_WARNING ("call %s: no element named \"llm\" to interrupt", call->id);
+    return;
+  }
+  pad = gst_element_get_static_pad (llm, "sink");
+  if (pad) {
+    gst_pad_send_event (
+        pad, gst_voice_event_new_interrupt (GST_CLOCK_TIME_NONE, 0, reason));
+    gst_object_unref (pad);
+  }
+  gst_object_unref (llm);
+}
+
+void
+va_call_push_user_text (VaCall *call, const gchar *text)
+{
+  GstElement *llm = find_element (call, "llm");
+
+  if (llm == NULL) {
+    GST_WARNING ("call %s: no element named \"llm\" for typed text", call->id);
+    return;
+  }
+  g_signal_emit_by_name (llm, "push-user-text", text);
+  gst_object_unref (llm);
+}
+
+typedef struct
+{
+  VaCall *call;
+  gchar *text;
+} ChannelText;
+
+static gboolean
+handle_channel_text (gpointer data)
+{
+  ChannelText *ct = data;
+  JsonParser *parser = json_parser_new ();
+  JsonObject *o;
+
+  if (!json_parser_load_from_data (parser, ct->text, -1, NULL) ||
+      !JSON_NODE_HOLDS_OBJECT (json_parser_get_root (parser))) {
+    va_call_send_json (ct->call,
+        "{\"type\":\"error\",\"message\":\"data channel messages must be JSON objects\"}");
+    goto out;
+  }
+  o = json_node_get_object (json_parser_get_root (parser));
+  if (g_strcmp0 (json_object_get_string_member_with_default (o, "event", ""),
+          "user_interrupted") == 0) {
+    va_call_interrupt (ct->call, "user_interrupted");
+  } else if (g_strcmp0 (
+                 json_object_get_string_member_with_default (o, "type", ""),
+                 "text") == 0 &&
+      json_object_has_member (o, "text")) {
+    va_call_push_user_text (
+        ct->call, json_object_get_string_member (o, "text"));
+  } else {
+    va_call_send_json (ct->call,
+        "{\"type\":\"error\",\"message\":"
+        "\"unknown message: send {\\\"event\\\":\\\"user_interrupted\\\"} "
+        "or {\\\"type\\\":\\\"text\\\",\\\"text\\\":\\\"...\\\"}\"}");
+  }
+out:
+  g_object_unref (parser);
+  return G_SOURCE_REMOVE;
+}
+
+static void
+channel_text_free (gpointer data)
+{
+  ChannelText *ct = data;
+
+  g_free (ct->text);
+  g_free (ct);
+}
+
+/* (streaming thread) */
+static void
+on_channel_message (
+    GstWebRTCDataChannel *channel, const gchar *text, gpointer data)
+{
+  ChannelText *ct = g_new0 (ChannelText, 1);
+
+  ct->call = data;
+  ct->text = g_strdup (text);
+  g_main_context_invoke_full (
+      NULL, G_PRIORITY_DEFAULT, handle_channel_text, ct, channel_text_free);
+}
+
+/* (streaming thread) The caller opened a data channel. */
+static void
+on_data_channel (
+    GstElement *webrtc, GstWebRTCDataChannel *channel, gpointer data)
+{
+  VaCall *call = data;
+
+  g_signal_connect (
+      channel, "on-message-string", G_CALLBACK (on_channel_message), call);
+  g_mutex_lock (&call->lock);
+  g_clear_object (&call->channel);
+  call->channel = g_object_ref (channel);
+  g_mutex_unlock (&call->lock);
+}
+
+/* ---- Ending ---- */
+
+typedef struct
+{
+  VaCall *call;
+  GstElement *pipeline;
+} Teardown;
+
+static gboolean
+report_ended (gpointer data)
+{
+  VaCall *call = data;
+
+  call->callbacks.ended (
+      call, call->end_reason, call->end_detail, call->user_data);
+  return G_SOURCE_REMOVE;
+}
+
+/* (worker thread) Setting a pipeline to NULL joins its threads. */
+static void
+teardown_pipeline (gpointer data, gpointer unused)
+{
+  Teardown *t = data;
+
+  gst_element_set_state (t->pipeline, GST_STATE_NULL);
+  gst_object_unref (t->pipeline);
+  g_main_context_invoke (NULL, report_ended, t->call);
+  g_free (t);
+}
+
+static void
+disconnect_data_channel (VaCall *call)
+{
+  g_mutex_lock (&call->lock);
+  if (call->channel)
+    g_signal_handlers_disconnect_by_data (call->channel, call);
+  g_clear_object (&call->channel);
+  g_mutex_unlock (&call->lock);
+}
+
+void
+va_call_end (VaCall *call, VaCallEndReason reason, const gchar *detail)
+{
+  Teardown *t;
+  GHashTableIter iter;
+  gpointer value;
+
+  if (call->ending)
+    return;
+  call->ending = TRUE;
+  call->end_reason = reason;
+  call->end_detail = g_strdup (detail);
+  GST_INFO ("call %s ends: %s%s%s", call->id, va_call_end_reason_name (reason),
+      detail ? ": " : "", detail ? detail : "");
+
+  g_clear_handle_id (&call->max_duration_timer, g_source_remove);
+  g_clear_handle_id (&call->disconnect_timer, g_source_remove);
+  g_clear_handle_id (&call->bus_watch, g_source_remove);
+  g_hash_table_iter_init (&iter, call->listeners);
+  while (g_hash_table_iter_next (&iter, NULL, &value))
+    listener_free (value);
+  g_hash_table_remove_all (call->listeners);
+  g_clear_pointer (&call->peer, va_peer_free);
+  disconnect_data_channel (call);
+
+  if (call->pipeline == NULL) {
+    g_idle_add (report_ended, call);
+    return;
+  }
+  g_signal_handlers_disconnect_by_data (call->webrtc, call);
+  gst_clear_object (&call->webrtc);
+  t = g_new0 (Teardown, 1);
+  t->call = call;
+  t->pipeline = g_steal_pointer (&call->pipeline);
+  if (g_once_init_enter (&teardown_pool)) {
+    GThreadPool *pool =
+        g_thread_pool_new (teardown_pipeline, NULL, 2, FALSE, NULL);
+    g_once_init_leave (&teardown_pool, pool);
+  }
+  g_thread_pool_push (teardown_pool, t, NULL);
+}
+
+static gboolean
+max_duration_reached (gpointer data)
+{
+  VaCall *call = data;
+
+  call->max_duration_timer = 0;
+  va_call_end (call, VA_CALL_END_MAX_DURATION, NULL);
+  return G_SOURCE_REMOVE;
+}
+
+static gboolean
+disconnect_timeout (gpointer data)
+{
+  VaCall *call = data;
+
+  call->disconnect_timer = 0;
+  va_call_end (call, VA_CALL_END_DISCONNECTED,
+      "ICE stayed disconnected past --disconnect-timeout");
+  return G_SOURCE_REMOVE;
+}
+
+/* ---- Bus ---- */
+
+static gboolean
+on_bus_message (GstBus *bus, GstMessage *msg, gpointer data)
+{
+  VaCall *call = data;
+  GError *error = NULL;
+  gchar *debug = NULL;
+
+  switch (GST_MESSAGE_TYPE (msg)) {
+    case GST_MESSAGE_ERROR:
+      gst_message_parse_error (msg, &error, &debug);
+      GST_WARNING ("call %s: error from %s: %s (%s)", call->id,
+          GST_OBJECT_NAME (GST_MESSAGE_SRC (msg)), error->message,
+          debug ? debug : "");
+      va_call_end (call, VA_CALL_END_ERROR, error->message);
+      break;
+    case GST_MESSAGE_WARNING:
+      gst_message_parse_warning (msg, &error, &debug);
+      GST_INFO ("call %s: warning from %s: %s", call->id,
+          GST_OBJECT_NAME (GST_MESSAGE_SRC (msg)), error->message);
+      if (call->callbacks.message) {
+        GstStructure *s = gst_structure_new ("warning", "element",
+            G_TYPE_STRING, GST_OBJECT_NAME (GST_MESSAGE_SRC (msg)), "message",
+            G_TYPE_STRING, error->message, NULL);
+        call->callbacks.message (call, s, call->user_data);
+        gst_structure_free (s);
+      }
+      break;
+    case GST_MESSAGE_ELEMENT:
+      if (call->callbacks.message && gst_message_get_structure (msg))
+        call->callbacks.message (
+            call, gst_message_get_structure (msg), call->user_data);
+      break;
+    default:
+      break;
+  }
+  g_clear_error (&error);
+  g_free (debug);
+  return G_SOURCE_CONTINUE;
+}
+
+/* ---- Caller negotiation ---- */
+
+static void
+caller_answered (
+    VaPeer *peer, const gchar *sdp, const GError *error, gpointer data)
+{
+  VaCall *call = data;
+
+  call->callbacks.answered (call, sdp, error, call->user_data);
+  if (error)
+    va_call_end (call, VA_CALL_END_NEGOTIATION, error->message);
+}
+
+static void
+caller_ice_state (
+    VaPeer *peer, GstWebRTCICEConnectionState state, gpointer data)
+{
+  VaCall *call = data;
+
+  GST_DEBUG ("call %s: ICE state %d", call->id, state);
+  switch (state) {
+    case GST_WEBRTC_ICE_CONNECTION_STATE_FAILED:
+      va_call_end (call, VA_CALL_END_ICE_FAILED, NULL);
+      break;
+    case GST_WEBRTC_ICE_CONNECTION_STATE_DISCONNECTED:
+      if (call->disconnect_timer == 0)
+        call->disconnect_timer = g_timeout_add_seconds (
+            call->config->disconnect_timeout_s, disconnect_timeout, call);
+      break;
+    case GST_WEBRTC_ICE_CONNECTION_STATE_CONNECTED:
+    case GST_WEBRTC_ICE_CONNECTION_STATE_COMPLETED:
+      g_clear_handle_id (&call->disconnect_timer, g_source_remove);
+      break;
+    default:
+      break;
+  }
+}
+
+/* (streaming thread) */
+static GstPadProbeReturn
+caller_audio_probe (GstPad *pad, GstPadProbeInfo *info, gpointer data)
+{
+  VaCall *call = data;
+
+  g_atomic_int_set (&call->caller_audio_seen, 1);
+  return GST_PAD_PROBE_REMOVE;
+}
+
+static void
+watch_caller_audio (VaCall *call)
+{
+  GstElement *tap = find_element (call, "caller_tap");
+  GstPad *pad;
+
+  if (tap == NULL)
+    return;
+  pad = gst_element_get_static_pad (tap, "sink");
+  gst_pad_add_probe (
+      pad, GST_PAD_PROBE_TYPE_BUFFER, caller_audio_probe, call, NULL);
+  gst_object_unref (pad);
+  gst_object_unref (tap);
+}
+
+gboolean
+va_call_start (VaCall *call, const VaTemplate *tmpl, GHashTable *vars,
+    VaOffer *offer, GError **error)
+{
+  static const VaPeerCallbacks peer_callbacks = { caller_answered,
+    caller_ice_state };
+  GstBus *bus;
+
+  call->pipeline = va_template_instantiate (tmpl, vars, error);
+  if (call->pipeline == NULL) {
+    va_offer_free (offer);
+    return FALSE;
+  }
+  gst_object_set_name (GST_OBJECT (call->pipeline), call->id);
+  call->webrtc = gst_bin_get_by_name (GST_BIN (call->pipeline), "webrtc");
+  g_signal_connect (
+      call->webrtc, "on-data-channel", G_CALLBACK (on_data_channel), call);
+
+  bus = gst_element_get_bus (call->pipeline);
+  call->bus_watch = gst_bus_add_watch (bus, on_bus_message, call);
+  gst_object_unref (bus);
+
+  call->peer = va_peer_new (call->webrtc, call->config->ice_timeout_ms,
+      call->config->public_ip, &peer_callbacks, call);
+  va_peer_add_ice_servers (
+      call->peer, call->config->stun_servers, call->config->turn_servers);
+  watch_caller_audio (call);
+
+  if (gst_element_set_state (call->pipeline, GST_STATE_PLAYING) ==
+      GST_STATE_CHANGE_FAILURE) {
+    g_set_error (error, GST_CORE_ERROR, GST_CORE_ERROR_STATE_CHANGE,
+        "the pipeline of template %s does not start (see the log)",
+        va_template_get_name (tmpl));
+    va_offer_free (offer);
+    return FALSE;
+  }
+  if (call->config->max_call_s > 0)
+    call->max_duration_timer = g_timeout_add_seconds (
+        call->config->max_call_s, max_duration_reached, call);
+  va_peer_answer (call->peer, offer);
+  va_offer_free (offer);
+  return TRUE;
+}
+
+/* ---- WHEP listeners ---- */
+
+static void
+listener_answered (
+    VaPeer *peer, const gchar *sdp, const GError *error, gpointer data)
+{
+  Listener *l = data;
+
+  l->answered (l->call, l->id, sdp, error, l->user_data);
+}
+
+/* Releasing a tee's request pad is safe while data flows: tee takes its
+ * own locks and unlinks the pad. */
+static void
+release_tap_pad (GstPad *pad)
+{
+  GstElement *tee;
+
+  if (pad == NULL)
+    return;
+  tee = gst_pad_get_parent_element (pad);
+  if (tee) {
+    gst_element_release_request_pad (tee, pad);
+    gst_object_unref (tee);
+  }
+  gst_object_unref (pad);
+}
+
+static void
+listener_free (Listener *l)
+{
+  GstObject *parent;
+
+  g_clear_pointer (&l->peer, va_peer_free);
+  release_tap_pad (l->caller_src);
+  release_tap_pad (l->agent_src);
+  if (l->bin) {
+    gst_element_set_locked_state (l->bin, TRUE);
+    gst_element_set_state (l->bin, GST_STATE_NULL);
+    parent = gst_object_get_parent (GST_OBJECT (l->bin));
+    if (parent) {
+      gst_bin_remove (GST_BIN (parent), l->bin);
+      gst_object_unref (parent);
+    }
+    gst_object_unref (l->bin);
+  }
+  g_free (l->id);
+  g_free (l);
+}
+
+static GstPad *
+link_tap (GstElement *tap, GstElement *bin, const gchar *ghost)
+{
+  GstPad *src = gst_element_request_pad_simple (tap, "src_%u");
+  GstPad *sink = gst_element_get_static_pad (bin, ghost);
+
+  if (gst_pad_link (src, sink) != GST_PAD_LINK_OK) {
+    gst_element_release_request_pad (tap, src);
+    gst_clear_object (&src);
+  }
+  gst_object_unref (sink);
+  return src;
+}
+
+static GstElement *
+make_listener_bin (gint opus_pt, GError **error)
+{
+  gchar *desc = g_strdup_printf (
+      "audiomixer name=mix "
+      "! audioconvert ! audioresample ! audio/x-raw,rate=48000,channels=1 "
+      "! opusenc bitrate=32000 frame-size=20 "
+      "! rtpopuspay pt=%d ! webrtcbin name=whep bundle-policy=max-bundle "
+      "queue name=caller max-size-time=200000000 leaky=downstream ! mix. "
+      "queue name=agent max-size-time=200000000 leaky=downstream ! mix.",
+      opus_pt);
+  GstElement *bin = gst_parse_bin_from_description (desc, FALSE, error);
+  GstPad *pad;
+  const gchar *const names[] = { "caller", "agent" };
+  guint i;
+
+  g_free (desc);
+  for (i = 0; bin && i < G_N_ELEMENTS (names); i++) {
+    GstElement *q = gst_bin_get_by_name (GST_BIN (bin), names[i]);
+    pad = gst_element_get_static_pad (q, "sink");
+    gst_element_add_pad (bin, gst_ghost_pad_new (names[i], pad));
+    gst_object_unref (pad);
+    gst_object_unref (q);
+  }
+  return bin;
+}
+
+gboolean
+va_call_add_listener (VaCall *call, const gchar *listener_id, VaOffer *offer,
+    VaListenerAnswered answered, gpointer user_data, GError **error)
+{
+  static const VaPeerCallbacks peer_callbacks = { listener_answered, NULL };
+  GstElement *caller_tap = find_element (call, "caller_tap");
+  GstElement *agent_tap = find_element (call, "agent_tap");
+  GstElement *webrtc;
+  Listener *l = NULL;
+  gboolean ok = FALSE;
+
+  if (caller_tap == NULL || agent_tap == NULL ||
+      !g_atomic_int_get (&call->caller_audio_seen)) {
+    g_set_error (error, GST_RESOURCE_ERROR, GST_RESOURCE_ERROR_BUSY,
+        "the call has no live audio yet");
+    goto out;
+  }
+  l = g_new0 (Listener, 1);
+  l->call = call;
+  l->id = g_strdup (listener_id);
+  l->answered = answered;
+  l->user_data = user_data;
+  l->bin = make_listener_bin (offer->opus_pt, error);
+  if (l->bin == NULL)
+    goto out;
+  gst_object_ref (l->bin);
+  gst_bin_add (GST_BIN (call->pipeline), l->bin);
+  gst_element_sync_state_with_parent (l->bin);
+  l->caller_src = link_tap (caller_tap, l->bin, "caller");
+  l->agent_src = link_tap (agent_tap, l->bin, "agent");
+  if (l->caller_src == NULL || l->agent_src == NULL) {
+    g_set_error (error, GST_CORE_ERROR, GST_CORE_ERROR_PAD,
+        "cannot link the call's audio to the listener");
+    goto out;
+  }
+  webrtc = gst_bin_get_by_name (GST_BIN (l->bin), "whep");
+  l->peer = va_peer_new (webrtc, call->config->ice_timeout_ms,
+      call->config->public_ip, &peer_callbacks, l);
+  gst_object_unref (webrtc);
+  va_peer_add_ice_servers (
+      l->peer, call->config->stun_servers, call->config->turn_servers);
+  g_hash_table_insert (call->listeners, l->id, l);
+  va_peer_answer (l->peer, offer);
+  l = NULL;
+  ok = TRUE;
+out:
+  if (l)
+    listener_free (l);
+  va_offer_free (offer);
+  gst_clear_object (&caller_tap);
+  gst_clear_object (&agent_tap);
+  return ok;
+}
+
+VaPeer *
+va_call_get_listener (VaCall *call, const gchar *listener_id)
+{
+  Listener *l = g_hash_table_lookup (call->listeners, listener_id);
+
+  return l ? l->peer : NULL;
+}
+
+gboolean
+va_call_remove_listener (VaCall *call, const gchar *listener_id)
+{
+  Listener *l = g_hash_table_lookup (call->listeners, listener_id);
+
+  if (l == NULL)
+    return FALSE;
+  g_hash_table_remove (call->listeners, listener_id);
+  listener_free (l);
+  return TRUE;
+}

@@ -1,0 +1,72 @@
+/* voiceagent: one call: its pipeline, its caller and its WHEP listeners.
+ * SPDX-License-Identifier: LGPL-2.1-or-later
+ */
+#pragma once
+
+#include <gst/gst.h>
+#include "vaconfig.h"
+#include "peer.h"
+#include "template.h"
+
+G_BEGIN_DECLS
+
+typedef struct _VaCall VaCall;
+
+typedef enum {
+  VA_CALL_END_HANGUP, /* DELETE */
+  VA_CALL_END_NEGOTIATION, /* no answer could be made */
+  VA_CALL_END_ICE_FAILED,
+  VA_CALL_END_DISCONNECTED, /* ICE disconnected past the timeout */
+  VA_CALL_END_ERROR, /* pipeline error */
+  VA_CALL_END_MAX_DURATION,
+  VA_CALL_END_SHUTDOWN,
+} VaCallEndReason;
+
+const gchar *va_call_end_reason_name (VaCallEndReason reason);
+
+typedef struct
+{
+  /* The caller's answer is ready, or negotiation failed. Once. */
+  void (*answered) (VaCall *call, const gchar *answer_sdp, const GError *error,
+      gpointer user_data);
+  /* The call ended and released everything; free it now. Once. */
+  void (*ended) (VaCall *call, VaCallEndReason reason, const gchar *detail,
+      gpointer user_data);
+  /* An element message from the pipeline (transcripts, VAD, metrics). */
+  void (*message) (VaCall *call, const GstStructure *s, gpointer user_data);
+} VaCallCallbacks;
+
+/* Everything runs on the main context. */
+VaCall *va_call_new (const gchar *id, const VaConfig *config,
+    const VaCallCallbacks *callbacks, gpointer user_data);
+void va_call_free (VaCall *call);
+
+/* Builds the pipeline from @tmpl with @vars and answers @offer (taken). */
+gboolean va_call_start (VaCall *call, const VaTemplate *tmpl, GHashTable *vars,
+    VaOffer *offer, GError **error);
+
+/* Ends the call; ended() follows once the pipeline is down. */
+void va_call_end (VaCall *call, VaCallEndReason reason, const gchar *detail);
+
+const gchar *va_call_get_id (VaCall *call);
+VaPeer *va_call_get_peer (VaCall *call);
+gboolean va_call_is_ending (VaCall *call);
+gint64 va_call_get_start_time (VaCall *call);
+
+/* Sends a JSON text to the caller over the data channel, if it is open. */
+void va_call_send_json (VaCall *call, const gchar *json);
+
+/* Data channel input from the caller, also callable by the server. */
+void va_call_interrupt (VaCall *call, const gchar *reason);
+void va_call_push_user_text (VaCall *call, const gchar *text);
+
+/* WHEP: a listener hears the caller and the agent mixed. */
+typedef void (*VaListenerAnswered) (VaCall *call, const gchar *listener_id,
+    const gchar *answer_sdp, const GError *error, gpointer user_data);
+gboolean va_call_add_listener (VaCall *call, const gchar *listener_id,
+    VaOffer *offer, VaListenerAnswered answered, gpointer user_data,
+    GError **error);
+VaPeer *va_call_get_listener (VaCall *call, const gchar *listener_id);
+gboolean va_call_remove_listener (VaCall *call, const gchar *listener_id);
+
+G_END_DECLS

@@ -1,0 +1,38 @@
+/* voiceagent: Prometheus metrics. Main context only.
+ * SPDX-License-Identifier: LGPL-2.1-or-later
+ */
+#pragma once
+
+#include <glib.h>
+#include "vaconfig.h"
+
+G_BEGIN_DECLS
+
+typedef struct _VaMetrics VaMetrics;
+
+/* Usage of one call or of the whole server. */
+typedef struct
+{
+  gdouble stt_seconds; /* audio sent to speech-to-text */
+  guint64 tts_characters; /* characters sent to text-to-speech */
+  guint64 llm_prompt_tokens;
+  guint64 llm_completion_tokens;
+} VaUsage;
+
+gdouble va_usage_cost (const VaUsage *usage, const VaConfig *config);
+
+VaMetrics *va_metrics_new (void);
+void va_metrics_free (VaMetrics *m);
+
+void va_metrics_call_started (VaMetrics *m);
+void va_metrics_call_ended (VaMetrics *m, const gchar *reason, gboolean failed);
+void va_metrics_call_rejected (VaMetrics *m, const gchar *cause);
+
+/* @name: stt, llm_ttft, tts_ttfb or voice_to_voice. */
+void va_metrics_observe (VaMetrics *m, const gchar *name, gdouble seconds);
+void va_metrics_add_usage (VaMetrics *m, const VaUsage *usage);
+
+gchar *va_metrics_render (VaMetrics *m, const VaConfig *config,
+    guint active_calls, gboolean draining);
+
+G_END_DECLS

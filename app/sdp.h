@@ -1,0 +1,61 @@
+/* voiceagent: SDP checks and edits for WHIP/WHEP.
+ * SPDX-License-Identifier: LGPL-2.1-or-later
+ */
+#pragma once
+
+#include <gst/sdp/sdp.h>
+#include <gst/webrtc/webrtc.h>
+
+G_BEGIN_DECLS
+
+typedef enum {
+  VA_SDP_ERROR_PARSE, /* not SDP at all → 400 */
+  VA_SDP_ERROR_NO_AUDIO, /* no usable audio section → 422 */
+  VA_SDP_ERROR_NO_OPUS, /* audio without Opus → 422 */
+} VaSdpError;
+
+#define VA_SDP_ERROR (va_sdp_error_quark ())
+GQuark va_sdp_error_quark (void);
+
+typedef struct
+{
+  GstSDPMessage *sdp; /* owned */
+  guint audio_index; /* first audio m-line in use */
+  gint opus_pt; /* its Opus payload type */
+  GstWebRTCRTPTransceiverDirection direction; /* as the offerer sees it */
+  gboolean has_data_channel; /* an m=application webrtc-datachannel section */
+} VaOffer;
+
+/* Parses and checks an offer. Returns NULL with @error on bad input. */
+VaOffer *va_offer_parse (const gchar *text, gsize len, GError **error);
+void va_offer_free (VaOffer *offer);
+
+/* Adds a=end-of-candidates to every media section that lacks it. */
+void va_sdp_add_end_of_candidates (GstSDPMessage *sdp);
+
+/* For a server behind NAT: for every host candidate, adds the same one with
+ * @public_ip in place of its address (as mediasoup's announcedIp does). */
+void va_sdp_announce_address (GstSDPMessage *sdp, const gchar *public_ip);
+
+/* Trickle-ICE fragment (RFC 8840) sent with PATCH. */
+typedef struct
+{
+  gchar *ufrag; /* a=ice-ufrag, or NULL */
+  gchar *pwd; /* a=ice-pwd, or NULL */
+  GPtrArray *candidates; /* of VaCandidate* */
+} VaSdpFrag;
+
+typedef struct
+{
+  gchar *mid; /* the a=mid the candidate follows, or NULL */
+  guint mline; /* index of the m= line it follows */
+  gchar *candidate; /* "candidate:..." without "a=" */
+} VaCandidate;
+
+VaSdpFrag *va_sdpfrag_parse (const gchar *text, gsize len, GError **error);
+void va_sdpfrag_free (VaSdpFrag *frag);
+
+/* The ufrag of the first media section (or the session), or NULL. */
+const gchar *va_sdp_get_ice_ufrag (const GstSDPMessage *sdp);
+
+G_END_DECLS

@@ -1,0 +1,271 @@
+/* voiceagent: pipeline templates (gst-launch syntax with ${VAR}).
+ * SPDX-License-Identifier: LGPL-2.1-or-later
+ *
+ * A template is a gst-launch description in pipelines/NAME.pipeline. Lines
+ * starting with '#' are comments. ${NAME} is replaced by a per-call value,
+ * escaped so it can stand inside "double quotes" in the description. API
+ * keys are never template variables: the elements read them from the
+ * environment (DEEPGRAM_API_KEY, ...), so no key is ever part of a
+ * pipeline description that GStreamer might log.
+ */
+#ifdef HAVE_CONFIG_H
+#include "config.h"
+#endif
+
+#include <string.h>
+#include "template.h"
+
+const gchar *const va_template_variables[] = { "CALL_ID", "SESSION", "OPUS_PT",
+  "DEEPGRAM_URL", "ELEVENLABS_URL", "ELEVENLABS_VOICE_ID", "LLM_URL",
+  "LLM_MODEL", "SYSTEM_PROMPT", "GREETING", NULL };
+
+struct _VaTemplate
+{
+  gchar *name;
+  gchar *path;
+  gchar *text; /* comments removed, lines kept for numbering */
+};
+
+static void
+template_free (VaTemplate *t)
+{
+  g_free (t->name);
+  g_free (t->path);
+  g_free (t->text);
+  g_free (t);
+}
+
+const gchar *
+va_template_get_name (const VaTemplate *t)
+{
+  return t->name;
+}
+
+const gchar *
+va_template_get_path (const VaTemplate *t)
+{
+  return t->path;
+}
+
+static gboolean
+is_known_variable (const gchar *name)
+{
+  return g_strv_contains (va_template_variables, name);
+}
+
+static guint
+line_of (const gchar *text, const gchar *pos)
+{
+  guint line = 1;
+
+  for (; text < pos; text++)
+    line += *text == '\n';
+  return line;
+}
+
+static gchar *
+escape_value (const gchar *value)
+{
+  GString *s = g_string_new (NULL);
+
+  for (; value && *value; value++) {
+    if (*value == '"' || *value == '\\')
+      g_string_append_c (s, '\\');
+    g_string_append_c (s, *value);
+  }
+  return g_string_free (s, FALSE);
+}
+
+gchar *
+va_template_expand (const VaTemplate *t, GHashTable *vars, GError **error)
+{
+  GString *out = g_string_new (NULL);
+  const gchar *p = t->text;
+
+  while (*p) {
+    const gchar *start = strstr (p, "${"), *end;
+    gchar *name;
+
+    if (start == NULL) {
+      g_string_append (out, p);
+      break;
+    }
+    g_string_append_len (out, p, start - p);
+    end = strchr (start, '}');
+    if (end == NULL) {
+      g_set_error (error, GST_PARSE_ERROR, GST_PARSE_ERROR_SYNTAX,
+          "%s:%u: \"${\" without a closing \"}\"", t->path,
+          line_of (t->text, start));
+      return (g_string_free (out, TRUE), NULL);
+    }
+    name = g_strndup (start + 2, end - start - 2);
+    if (!is_known_variable (name)) {
+      g_set_error (error, GST_PARSE_ERROR, GST_PARSE_ERROR_SYNTAX,
+          "%s:%u: unknown variable ${%s}", t->path, line_of (t->text, start),
+          name);
+      g_free (name);
+      return (g_string_free (out, TRUE), NULL);
+    } else {
+      gchar *v = escape_value (vars ? g_hash_table_lookup (vars, name) : NULL);
+      g_string_append (out, v);
+      g_free (v);
+    }
+    g_free (name);
+    p = end + 1;
+  }
+  return g_string_free (out, FALSE);
+}
+
+/* Points a parse error at the template line that holds the token it names
+ * (GStreamer's messages quote it: no element "foo", no property "bar"). */
+static void
+locate_parse_error (const VaTemplate *t, GError *error, GError **out)
+{
+  const gchar *q1 = strchr (error->message, '"');
+  const gchar *q2 = q1 ? strchr (q1 + 1, '"') : NULL;
+  guint line = 0;
+
+  if (q1 && q2 && q2 > q1 + 1) {
+    gchar *token = g_strndup (q1 + 1, q2 - q1 - 1);
+    const gchar *at = strstr (t->text, token);
+    if (at)
+      line = line_of (t->text, at);
+    g_free (token);
+  }
+  if (line)
+    g_set_error (out, error->domain, error->code, "%s:%u: %s", t->path, line,
+        error->message);
+  else
+    g_set_error (
+        out, error->domain, error->code, "%s: %s", t->path, error->message);
+}
+
+GstElement *
+va_template_instantiate (const VaTemplate *t, GHashTable *vars, GError **error)
+{
+  gchar *desc = va_template_expand (t, vars, error);
+  GstParseContext *ctx;
+  GstElement *pipeline, *webrtc;
+  GError *err = NULL;
+
+  if (desc == NULL)
+    return NULL;
+  ctx = gst_parse_context_new ();
+  pipeline = gst_parse_launch_full (desc, ctx,
+      GST_PARSE_FLAG_FATAL_ERRORS | GST_PARSE_FLAG_PLACE_IN_BIN, &err);
+  gst_parse_context_free (ctx);
+  g_free (desc);
+  if (pipeline == NULL) {
+    locate_parse_error (t, err, error);
+    g_error_free (err);
+    return NULL;
+  }
+  webrtc = gst_bin_get_by_name (GST_BIN (pipeline), "webrtc");
+  if (webrtc == NULL ||
+      g_strcmp0 (G_OBJECT_TYPE_NAME (webrtc), "GstWebRTCBin")) {
+    g_set_error (error, GST_PARSE_ERROR, GST_PARSE_ERROR_LINK,
+        "%s: the template needs a \"webrtcbin name=webrtc\"", t->path);
+    g_clear_object (&webrtc);
+    gst_object_unref (pipeline);
+    return NULL;
+  }
+  gst_object_unref (webrtc);
+  return pipeline;
+}
+
+static gchar *
+strip_comments (const gchar *text)
+{
+  gchar **lines = g_strsplit (text, "\n", -1);
+  gchar **l, *out;
+
+  /* Comment lines become empty lines so line numbers stay right. */
+  for (l = lines; *l; l++) {
+    const gchar *s = *l;
+    while (g_ascii_isspace (*s))
+      s++;
+    if (*s == '#')
+      (*l)[0] = '\0';
+  }
+  out = g_strjoinv ("\n", lines);
+  g_strfreev (lines);
+  return out;
+}
+
+static GHashTable *
+placeholder_vars (void)
+{
+  GHashTable *vars = g_hash_table_new (g_str_hash, g_str_equal);
+  const gchar *const *v;
+
+  for (v = va_template_variables; *v; v++)
+    g_hash_table_insert (vars, (gpointer)*v, (gpointer) "placeholder");
+  g_hash_table_insert (vars, (gpointer) "OPUS_PT", (gpointer) "111");
+  g_hash_table_insert (vars, (gpointer) "SESSION", (gpointer) "template-check");
+  g_hash_table_insert (
+      vars, (gpointer) "LLM_URL", (gpointer) "http://127.0.0.1:1/v1");
+  g_hash_table_insert (
+      vars, (gpointer) "DEEPGRAM_URL", (gpointer) "ws://127.0.0.1:1/v1/listen");
+  g_hash_table_insert (
+      vars, (gpointer) "ELEVENLABS_URL", (gpointer) "ws://127.0.0.1:1");
+  return vars;
+}
+
+static VaTemplate *
+load_one (const gchar *dir, const gchar *file, GError **error)
+{
+  VaTemplate *t = g_new0 (VaTemplate, 1);
+  gchar *raw = NULL;
+  GHashTable *vars;
+  GstElement *check;
+
+  t->path = g_build_filename (dir, file, NULL);
+  t->name = g_strndup (file, strlen (file) - strlen (".pipeline"));
+  if (!g_file_get_contents (t->path, &raw, NULL, error)) {
+    template_free (t);
+    return NULL;
+  }
+  t->text = strip_comments (raw);
+  g_free (raw);
+
+  vars = placeholder_vars ();
+  check = va_template_instantiate (t, vars, error);
+  g_hash_table_unref (vars);
+  if (check == NULL) {
+    template_free (t);
+    return NULL;
+  }
+  gst_object_unref (check);
+  return t;
+}
+
+GHashTable *
+va_templates_load (const gchar *dir, GError **error)
+{
+  GHashTable *table = g_hash_table_new_full (
+      g_str_hash, g_str_equal, NULL, (GDestroyNotify)template_free);
+  GDir *d = g_dir_open (dir, 0, error);
+  const gchar *file;
+
+  if (d == NULL)
+    return (g_hash_table_unref (table), NULL);
+  while ((file = g_dir_read_name (d))) {
+    VaTemplate *t;
+    if (!g_str_has_suffix (file, ".pipeline"))
+      continue;
+    t = load_one (dir, file, error);
+    if (t == NULL) {
+      g_dir_close (d);
+      g_hash_table_unref (table);
+      return NULL;
+    }
+    g_hash_table_insert (table, t->name, t);
+  }
+  g_dir_close (d);
+  if (g_hash_table_size (table) == 0) {
+    g_set_error (error, G_FILE_ERROR, G_FILE_ERROR_NOENT,
+        "%s holds no *.pipeline template", dir);
+    return (g_hash_table_unref (table), NULL);
+  }
+  return table;
+}

@@ -1,0 +1,306 @@
+/* voiceagent: configuration from flags, environment and a key file.
+ * SPDX-License-Identifier: LGPL-2.1-or-later
+ *
+ * Every setting is one row of `settings` below: its flag, its environment
+ * variable, its key in the key file ([voiceagent] group, same name as the
+ * flag) and its place in VaConfig. Precedence: flag > environment > key
+ * file > default.
+ */
+#ifdef HAVE_CONFIG_H
+#include "config.h"
+#endif
+
+#include <stddef.h>
+#include <stdlib.h>
+#include <string.h>
+#include "vaconfig.h"
+
+typedef enum {
+  SETTING_STRING,
+  SETTING_UINT,
+  SETTING_DOUBLE,
+  SETTING_STRV, /* comma-separated in env and key file */
+} SettingType;
+
+typedef struct
+{
+  const gchar *flag;
+  const gchar *env;
+  SettingType type;
+  gsize offset;
+  const gchar *description;
+  const gchar *arg;
+} Setting;
+
+#define OFF(field) offsetof (VaConfig, field)
+
+static const Setting settings[] = {
+  { "host", "VOICEAGENT_HOST", SETTING_STRING, OFF (host),
+      "Address to listen on (default 127.0.0.1; 0.0.0.0 for all)", "ADDR" },
+  { "port", "VOICEAGENT_PORT", SETTING_UINT, OFF (port),
+      "HTTP port (default 8080; 0 picks a free one)", "PORT" },
+  { "port-file", NULL, SETTING_STRING, OFF (port_file),
+      "Write the port to FILE once listening", "FILE" },
+  { "token", "VOICEAGENT_TOKEN", SETTING_STRING, OFF (token),
+      "Bearer token WHIP/WHEP clients must send (default: none)", "TOKEN" },
+  { "cors-origin", "VOICEAGENT_CORS_ORIGIN", SETTING_STRING, OFF (cors_origin),
+      "Access-Control-Allow-Origin (default *)", "ORIGIN" },
+  { "max-body", NULL, SETTING_UINT, OFF (max_body),
+      "Largest SDP body accepted, bytes (default 65536)", "BYTES" },
+  { "pipelines", "VOICEAGENT_PIPELINES", SETTING_STRING, OFF (pipelines_dir),
+      "Folder of pipeline templates (default: the installed pipelines/)",
+      "DIR" },
+  { "agent", "VOICEAGENT_AGENT", SETTING_STRING, OFF (default_agent),
+      "Template POST /whip uses (default agent)", "NAME" },
+  { "max-calls", "VOICEAGENT_MAX_CALLS", SETTING_UINT, OFF (max_calls),
+      "Most concurrent calls; more get 503 (default 100)", "N" },
+  { "max-call-seconds", NULL, SETTING_UINT, OFF (max_call_s),
+      "A call ends after this long (default 3600)", "S" },
+  { "ice-timeout-ms", NULL, SETTING_UINT, OFF (ice_timeout_ms),
+      "Longest wait for ICE gathering before answering (default 2000)", "MS" },
+  { "disconnect-timeout", NULL, SETTING_UINT, OFF (disconnect_timeout_s),
+      "End a call whose ICE stays disconnected this long (default 10)", "S" },
+  { "drain-timeout", NULL, SETTING_UINT, OFF (drain_timeout_s),
+      "On SIGTERM, wait this long for calls to end (default 300)", "S" },
+  { "stun-server", "VOICEAGENT_STUN", SETTING_STRV, OFF (stun_servers),
+      "STUN server stun://host:port (repeatable)", "URL" },
+  { "turn-server", "VOICEAGENT_TURN", SETTING_STRV, OFF (turn_servers),
+      "TURN server turn://user:pass@host:port (repeatable)", "URL" },
+  { "public-ip", "VOICEAGENT_PUBLIC_IP", SETTING_STRING, OFF (public_ip),
+      "Address announced in ICE candidates, for a server behind NAT", "ADDR" },
+  { "deepgram-key", "DEEPGRAM_API_KEY", SETTING_STRING, OFF (deepgram_key),
+      "Deepgram API key (unset: local emulator)", "KEY" },
+  { "deepgram-url", "DEEPGRAM_URL", SETTING_STRING, OFF (deepgram_url),
+      "Deepgram live URL (default wss://api.deepgram.com/v1/listen)", "URL" },
+  { "elevenlabs-key", "ELEVENLABS_API_KEY", SETTING_STRING,
+      OFF (elevenlabs_key), "ElevenLabs API key (unset: local emulator)",
+      "KEY" },
+  { "elevenlabs-url", "ELEVENLABS_URL", SETTING_STRING, OFF (elevenlabs_url),
+      "ElevenLabs base URL (default wss://api.elevenlabs.io)", "URL" },
+  { "voice", "ELEVENLABS_VOICE_ID", SETTING_STRING, OFF (elevenlabs_voice),
+      "ElevenLabs voice id", "ID" },
+  { "llm-key", "LLM_API_KEY", SETTING_STRING, OFF (llm_key),
+      "LLM API key (also OPENAI_API_KEY; unset with no --llm-url: emulator)",
+      "KEY" },
+  { "llm-url", "LLM_URL", SETTING_STRING, OFF (llm_url),
+      "OpenAI-compatible base URL, e.g. http://localhost:8000/v1", "URL" },
+  { "llm-model", "LLM_MODEL", SETTING_STRING, OFF (llm_model),
+      "Model name sent to the LLM server", "NAME" },
+  { "system-prompt", "VOICEAGENT_SYSTEM_PROMPT", SETTING_STRING,
+      OFF (system_prompt), "System prompt of the agent", "TEXT" },
+  { "greeting", "VOICEAGENT_GREETING", SETTING_STRING, OFF (greeting),
+      "What the agent says when a call starts (default: nothing)", "TEXT" },
+  { "emulator", "VOICEAGENT_EMULATOR", SETTING_STRING, OFF (emulator_path),
+      "voiceagent-emulator to start for services without keys", "PATH" },
+  { "emulator-args", NULL, SETTING_STRING, OFF (emulator_args),
+      "Extra arguments for the emulator, e.g. \"--latency reference\"",
+      "ARGS" },
+  { "database", "VOICEAGENT_DATABASE", SETTING_STRING, OFF (database),
+      "SQLite file for call records (default voiceagent.db)", "FILE" },
+  { "price-stt-per-min", NULL, SETTING_DOUBLE, OFF (price_stt_per_min),
+      "USD per minute of STT audio (default 0.0048, Deepgram nova-3)", "USD" },
+  { "price-tts-per-1k-chars", NULL, SETTING_DOUBLE,
+      OFF (price_tts_per_1k_chars),
+      "USD per 1,000 TTS characters (default 0.05, ElevenLabs Flash)", "USD" },
+  { "price-llm-input", NULL, SETTING_DOUBLE, OFF (price_llm_per_m_input),
+      "USD per million LLM prompt tokens (default 0.15)", "USD" },
+  { "price-llm-output", NULL, SETTING_DOUBLE, OFF (price_llm_per_m_output),
+      "USD per million LLM completion tokens (default 0.60)", "USD" },
+};
+
+#define FIELD(config, s) ((gpointer)((guint8 *)(config) + (s)->offset))
+
+VaConfig *
+va_config_new (void)
+{
+  VaConfig *c = g_new0 (VaConfig, 1);
+
+  c->host = g_strdup ("127.0.0.1");
+  c->port = 8080;
+  c->cors_origin = g_strdup ("*");
+  c->max_body = 65536;
+  c->default_agent = g_strdup ("agent");
+  c->max_calls = 100;
+  c->max_call_s = 3600;
+  c->ice_timeout_ms = 2000;
+  c->disconnect_timeout_s = 10;
+  c->drain_timeout_s = 300;
+  c->database = g_strdup ("voiceagent.db");
+  c->price_stt_per_min = 0.0048;
+  c->price_tts_per_1k_chars = 0.05;
+  c->price_llm_per_m_input = 0.15;
+  c->price_llm_per_m_output = 0.60;
+  return c;
+}
+
+void
+va_config_free (VaConfig *c)
+{
+  guint i;
+
+  if (c == NULL)
+    return;
+  for (i = 0; i < G_N_ELEMENTS (settings); i++) {
+    gpointer field = FIELD (c, &settings[i]);
+    if (settings[i].type == SETTING_STRING)
+      g_free (*(gchar **)field);
+    else if (settings[i].type == SETTING_STRV)
+      g_strfreev (*(gchar ***)field);
+  }
+  g_free (c->key_file);
+  g_free (c);
+}
+
+/* Stores @text into the setting; the value's syntax is checked here. */
+static gboolean
+set_from_text (VaConfig *c, const Setting *s, const gchar *text,
+    const gchar *origin, GError **error)
+{
+  gpointer field = FIELD (c, s);
+  gchar *end = NULL;
+
+  switch (s->type) {
+    case SETTING_STRING:
+      g_free (*(gchar **)field);
+      *(gchar **)field = g_strdup (text);
+      return TRUE;
+    case SETTING_STRV:
+      g_strfreev (*(gchar ***)field);
+      *(gchar ***)field = g_strsplit_set (text, ", ", -1);
+      return TRUE;
+    case SETTING_UINT: {
+      guint64 v = g_ascii_strtoull (text, &end, 10);
+      if (end == text || *end != '\0' || v > G_MAXUINT)
+        break;
+      if (s->offset == OFF (max_body))
+        *(gsize *)field = (gsize)v;
+      else
+        *(guint *)field = (guint)v;
+      return TRUE;
+    }
+    case SETTING_DOUBLE: {
+      gdouble v = g_ascii_strtod (text, &end);
+      if (end == text || *end != '\0' || v < 0)
+        break;
+      *(gdouble *)field = v;
+      return TRUE;
+    }
+  }
+  g_set_error (error, G_OPTION_ERROR, G_OPTION_ERROR_BAD_VALUE,
+      "%s: bad value \"%s\" for %s", origin, text, s->flag);
+  return FALSE;
+}
+
+static gboolean
+load_key_file (VaConfig *c, const gchar *path, GError **error)
+{
+  GKeyFile *kf = g_key_file_new ();
+  gboolean ok = TRUE;
+  guint i;
+
+  if (!g_key_file_load_from_file (kf, path, G_KEY_FILE_NONE, error)) {
+    g_prefix_error (error, "key file %s: ", path);
+    g_key_file_unref (kf);
+    return FALSE;
+  }
+  for (i = 0; ok && i < G_N_ELEMENTS (settings); i++) {
+    gchar *v = g_key_file_get_string (kf, "voiceagent", settings[i].flag, NULL);
+    if (v)
+      ok = set_from_text (c, &settings[i], v, path, error);
+    g_free (v);
+  }
+  g_key_file_unref (kf);
+  return ok;
+}
+
+static gboolean
+load_env (VaConfig *c, GError **error)
+{
+  guint i;
+
+  for (i = 0; i < G_N_ELEMENTS (settings); i++) {
+    const gchar *v = settings[i].env ? g_getenv (settings[i].env) : NULL;
+    if (v && *v && !set_from_text (c, &settings[i], v, settings[i].env, error))
+      return FALSE;
+  }
+  /* OpenAI's own variable, as the official clients read it. */
+  if (c->llm_key == NULL && g_getenv ("OPENAI_API_KEY"))
+    c->llm_key = g_strdup (g_getenv ("OPENAI_API_KEY"));
+  return TRUE;
+}
+
+/* Flags are parsed as strings into @values, then checked like any text. */
+static gboolean
+load_flags (VaConfig *c, gint *argc, gchar ***argv, GError **error)
+{
+  guint n = G_N_ELEMENTS (settings), i;
+  GOptionEntry *entries = g_new0 (GOptionEntry, n + 2);
+  gchar **values = g_new0 (gchar *, n);
+  gchar ***lists = g_new0 (gchar **, n);
+  gchar *key_file = NULL;
+  GOptionContext *ctx;
+  gboolean ok;
+
+  for (i = 0; i < n; i++) {
+    GOptionEntry *e = &entries[i];
+    e->long_name = settings[i].flag;
+    e->description = settings[i].description;
+    e->arg_description = settings[i].arg;
+    if (settings[i].type == SETTING_STRV) {
+      e->arg = G_OPTION_ARG_STRING_ARRAY;
+      e->arg_data = &lists[i];
+    } else {
+      e->arg = G_OPTION_ARG_STRING;
+      e->arg_data = &values[i];
+    }
+  }
+  entries[n] =
+      (GOptionEntry){ "config", 'c', 0, G_OPTION_ARG_FILENAME, &key_file,
+        "Key file ([voiceagent] group, keys named like the flags)", "FILE" };
+
+  ctx = g_option_context_new (
+      "[calls list|calls show ID] - WHIP/WHEP voice-agent server");
+  g_option_context_set_summary (ctx,
+      "Answers WebRTC calls (WHIP) with a voice agent: Silero VAD, Deepgram "
+      "speech-to-text,\nan OpenAI-compatible LLM and ElevenLabs "
+      "text-to-speech, one GStreamer pipeline per call.\nServices without "
+      "an API key or URL run on the local voiceagent-emulator.");
+  g_option_context_set_description (ctx,
+      "Every flag can also be set in the environment (named in its help, "
+      "e.g. DEEPGRAM_API_KEY)\nor in the key file. Flags win over the "
+      "environment, which wins over the key file.\n\n"
+      "Subcommands:\n  calls list        recent calls from the database\n"
+      "  calls show ID     one call's transcript, metrics and cost\n");
+  g_option_context_add_main_entries (ctx, entries, NULL);
+  ok = g_option_context_parse (ctx, argc, argv, error);
+  g_option_context_free (ctx);
+
+  if (ok && key_file) {
+    g_free (c->key_file);
+    c->key_file = g_strdup (key_file);
+    ok = load_key_file (c, key_file, error) && load_env (c, error);
+  }
+  for (i = 0; ok && i < n; i++) {
+    if (values[i])
+      ok = set_from_text (c, &settings[i], values[i], "--flag", error);
+    else if (lists[i]) {
+      g_strfreev (*(gchar ***)FIELD (c, &settings[i]));
+      *(gchar ***)FIELD (c, &settings[i]) = g_strdupv (lists[i]);
+    }
+  }
+  for (i = 0; i < n; i++) {
+    g_free (values[i]);
+    g_strfreev (lists[i]);
+  }
+  g_free (values);
+  g_free (lists);
+  g_free (entries);
+  g_free (key_file);
+  return ok;
+}
+
+gboolean
+va_config_load (VaConfig *c, gint *argc, gchar ***argv, GError **error)
+{
+  return load_env (c, error) && load_flags (c, argc, argv, error);
+}

@@ -1,0 +1,65 @@
+/* voiceagent: configuration from flags, environment and a key file.
+ * SPDX-License-Identifier: LGPL-2.1-or-later
+ */
+#pragma once
+
+#include <glib.h>
+
+G_BEGIN_DECLS
+
+typedef struct
+{
+  /* HTTP */
+  gchar *host; /* listen address, default 127.0.0.1 */
+  guint port; /* default 8080; 0 picks a free one */
+  gchar *port_file; /* write the port here once listening */
+  gchar *token; /* Bearer token required on WHIP/WHEP, or NULL */
+  gchar *cors_origin; /* Access-Control-Allow-Origin, default "*" */
+  gsize max_body; /* largest SDP accepted, bytes */
+
+  /* Calls */
+  gchar *pipelines_dir; /* where the templates live */
+  gchar *default_agent; /* template used by POST /whip */
+  guint max_calls; /* hard cap; 503 + Retry-After beyond */
+  guint max_call_s; /* a call ends after this long */
+  guint ice_timeout_ms; /* wait for ICE gathering before answering */
+  guint disconnect_timeout_s; /* ICE disconnected this long ends the call */
+  guint drain_timeout_s; /* SIGTERM waits this long for calls */
+  gchar **stun_servers; /* stun://host:port */
+  gchar **turn_servers; /* turn(s)://user:pass@host:port */
+  gchar *public_ip; /* announced address for NAT (added to candidates) */
+
+  /* Services: a key or URL switches one service to the real one. */
+  gchar *deepgram_key;
+  gchar *deepgram_url;
+  gchar *elevenlabs_key;
+  gchar *elevenlabs_url;
+  gchar *elevenlabs_voice;
+  gchar *llm_key;
+  gchar *llm_url;
+  gchar *llm_model;
+  gchar *system_prompt;
+  gchar *greeting;
+  gchar *emulator_path; /* voiceagent-emulator to start for local backends */
+  gchar *emulator_args; /* extra arguments for it */
+
+  /* Records and prices */
+  gchar *database; /* SQLite file for call records */
+  gdouble price_stt_per_min; /* USD per minute of audio sent to STT */
+  gdouble price_tts_per_1k_chars; /* USD per 1,000 characters */
+  gdouble price_llm_per_m_input; /* USD per million prompt tokens */
+  gdouble price_llm_per_m_output; /* USD per million completion tokens */
+
+  gchar *key_file; /* optional key file the values above came from */
+} VaConfig;
+
+VaConfig *va_config_new (void);
+void va_config_free (VaConfig *config);
+
+/* Parses @argv (flags win over the environment, which wins over the key
+ * file, which wins over defaults). Returns FALSE with @error on a bad value;
+ * @argv keeps what it did not consume (e.g. a subcommand). */
+gboolean va_config_load (
+    VaConfig *config, gint *argc, gchar ***argv, GError **error);
+
+G_END_DECLS
