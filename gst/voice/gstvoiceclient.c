@@ -81,6 +81,7 @@ struct _GstVoiceClient
   /* I/O thread only */
   SoupSession *session;
   SoupWebsocketConnection *ws;
+  GSocket *socket; /* the TCP socket under ws, NULL if it cannot be found */
   gchar *url;
   SoupMessageHeaders *headers;
   gchar **protocols;
@@ -105,6 +106,28 @@ struct _GstVoiceClient
 };
 
 G_DEFINE_FINAL_TYPE (GstVoiceClient, gst_voice_client, GST_TYPE_OBJECT);
+
+/* gstvoiceredact.c: registers the credentials found in @text as secrets,
+ * so they are masked wherever they show up later (e.g. echoed in a
+ * server's close reason). */
+G_GNUC_INTERNAL void gst_voice_redact_learn (const gchar *text);
+
+/* Copies @from into @to and learns the credentials among them. */
+static void
+copy_headers (SoupMessageHeaders *from, SoupMessageHeaders *to)
+{
+  SoupMessageHeadersIter iter;
+  const gchar *name, *value;
+
+  soup_message_headers_iter_init (&iter, from);
+  while (soup_message_headers_iter_next (&iter, &name, &value)) {
+    gchar *line = g_strdup_printf ("%s: %s", name, value);
+    gst_voice_redact_learn (line);
+    g_free (line);
+    if (to)
+      soup_message_headers_append (to, name, value);
+  }
+}
 
 /* ---- The process-wide I/O thread ---- */
 
@@ -229,6 +252,7 @@ gst_voice_client_finalize (GObject *object)
   g_queue_clear_full (&self->out_queue, (GDestroyNotify)out_message_free);
   if (self->notify)
     self->notify (self->user_data);
+  g_clear_object (&self->socket);
   g_clear_object (&self->ws);
   g_clear_object (&self->session);
   g_clear_pointer (&self->headers, soup_message_headers_unref);
@@ -313,7 +337,8 @@ gst_voice_client_set_connect_timeout (GstVoiceClient *self, guint timeout_ms)
  * gst_voice_client_set_backoff:
  * @initial_ms: first retry delay
  * @max_ms: the delay doubles per attempt up to this
- * @max_attempts: give up after this many failed attempts in a row (0: never)
+ * @max_attempts: retry at most this many times in a row, so a connection
+ *   that keeps failing is tried 1 + @max_attempts times (0: no limit)
  */
 void
 gst_voice_client_set_backoff (
@@ -357,6 +382,17 @@ get_callbacks (GstVoiceClient *self, gpointer *user_data)
   return cb;
 }
 
+static gboolean
+is_shut_down (GstVoiceClient *self)
+{
+  gboolean shut_down;
+
+  GST_OBJECT_LOCK (self);
+  shut_down = self->shut_down;
+  GST_OBJECT_UNLOCK (self);
+  return shut_down;
+}
+
 /* ---- Backoff ---- */
 
 /* Exponential backoff with "equal jitter": half the delay is fixed, half is
@@ -393,9 +429,10 @@ retry_timer_fired (gpointer data)
   return G_SOURCE_REMOVE;
 }
 
-/* Returns TRUE if a retry was scheduled. */
+/* Returns TRUE if a retry was scheduled. @forced: the caller asked for a
+ * reconnect, so it happens even with reconnecting off. */
 static gboolean
-schedule_retry (GstVoiceClient *self)
+schedule_retry_full (GstVoiceClient *self, gboolean forced)
 {
   guint delay, max_attempts;
   gboolean shut_down;
@@ -405,7 +442,7 @@ schedule_retry (GstVoiceClient *self)
   shut_down = self->shut_down;
   GST_OBJECT_UNLOCK (self);
 
-  if (shut_down || !self->reconnect || self->closing)
+  if (shut_down || (!self->reconnect && !forced) || self->closing)
     return FALSE;
   if (max_attempts > 0 && self->attempt >= max_attempts) {
     GST_WARNING_OBJECT (self, "giving up after %u attempts", self->attempt);
@@ -420,48 +457,92 @@ schedule_retry (GstVoiceClient *self)
   return TRUE;
 }
 
+static gboolean
+schedule_retry (GstVoiceClient *self)
+{
+  return schedule_retry_full (self, FALSE);
+}
+
 /* ---- Sending ---- */
+
+/* Returns (transfer none) the TCP socket under @stream, or NULL. libsoup
+ * hands a WebSocket its connection wrapped in a private GIOStream that
+ * carries the socket as "GSocket" data (soup_connection_steal_iostream()),
+ * and a TLS connection wraps the TCP one, so this looks through wrappers. */
+static GSocket *
+find_socket (GIOStream *stream)
+{
+  while (stream) {
+    GObjectClass *klass = G_OBJECT_GET_CLASS (stream);
+    GIOStream *base = NULL;
+    GSocket *socket;
+
+    if (G_IS_SOCKET_CONNECTION (stream))
+      return g_socket_connection_get_socket (G_SOCKET_CONNECTION (stream));
+    socket = g_object_get_data (G_OBJECT (stream), "GSocket");
+    if (G_IS_SOCKET (socket))
+      return socket;
+    if (g_object_class_find_property (klass, "base-io-stream"))
+      g_object_get (stream, "base-io-stream", &base, NULL);
+    else if (g_object_class_find_property (klass, "base-iostream"))
+      g_object_get (stream, "base-iostream", &base, NULL);
+    if (base)
+      g_object_unref (base); /* still owned by @stream */
+    stream = base;
+  }
+  return NULL;
+}
 
 /* Bytes the kernel still holds unsent on the WebSocket's TCP socket, or -1
  * if that cannot be known. */
 static gint
 socket_backlog (GstVoiceClient *self)
 {
-  GIOStream *stream = soup_websocket_connection_get_io_stream (self->ws);
   gint outq = 0;
 
-  /* A TLS connection wraps the TCP one. */
-  while (stream && G_IS_TLS_CONNECTION (stream)) {
-    GIOStream *base = NULL;
-    g_object_get (stream, "base-io-stream", &base, NULL);
-    if (base)
-      g_object_unref (base); /* still owned by the TLS connection */
-    stream = base;
-  }
-  if (stream == NULL || !G_IS_SOCKET_CONNECTION (stream))
-    return -1;
-  if (ioctl (g_socket_get_fd (
-                 g_socket_connection_get_socket (G_SOCKET_CONNECTION (stream))),
-          SIOCOUTQ, &outq) < 0)
+  if (self->socket == NULL ||
+      ioctl (g_socket_get_fd (self->socket), SIOCOUTQ, &outq) < 0)
     return -1;
   return outq;
 }
 
-static gboolean watch_timer_fired (gpointer data);
-
-static void
-ensure_watch (GstVoiceClient *self)
+/* TRUE while the kernel takes more data without libsoup having to queue it
+ * (libsoup writes at once what the socket accepts and keeps the rest in an
+ * unbounded queue of its own). */
+static gboolean
+socket_has_room (GstVoiceClient *self)
 {
-  if (self->watch_timer == NULL)
-    self->watch_timer =
-        add_timeout (WATCH_INTERVAL_MS, watch_timer_fired, self);
+  gint backlog;
+
+  if (self->socket == NULL)
+    return TRUE; /* unknown: the queue bound cannot hold (logged on open) */
+  backlog = socket_backlog (self);
+  if (backlog > SOCKET_BACKLOG_LIMIT)
+    return FALSE;
+  return g_socket_condition_check (self->socket, G_IO_OUT) & G_IO_OUT;
 }
+
+static gboolean watch_timer_fired (gpointer data);
 
 static void
 note_progress (GstVoiceClient *self)
 {
   self->last_progress_us = g_get_monotonic_time ();
   self->stall_reported = FALSE;
+}
+
+/* Starts watching a connection that has data waiting; the stall clock
+ * starts now. Only with a connection: the timer holds no reference, and
+ * forget_ws() (so shutdown too) removes it. */
+static void
+ensure_watch (GstVoiceClient *self)
+{
+  if (self->watch_timer == NULL && self->ws != NULL) {
+    note_progress (self);
+    self->last_backlog = MAX (socket_backlog (self), 0);
+    self->watch_timer =
+        add_timeout (WATCH_INTERVAL_MS, watch_timer_fired, self);
+  }
 }
 
 /* Moves queued messages into the socket while the kernel has room. */
@@ -475,9 +556,8 @@ drain (GstVoiceClient *self)
       soup_websocket_connection_get_state (self->ws) ==
           SOUP_WEBSOCKET_STATE_OPEN) {
     OutMessage *m;
-    gint backlog = socket_backlog (self);
 
-    if (backlog > SOCKET_BACKLOG_LIMIT)
+    if (!socket_has_room (self))
       break;
     GST_OBJECT_LOCK (self);
     m = g_queue_pop_head (&self->out_queue);
@@ -527,7 +607,11 @@ report_stall (GstVoiceClient *self, gsize queued)
   self->stall_reported = TRUE;
   if (cb.stalled)
     cb.stalled (self, queued, user_data);
-  if (self->reconnect && !self->closing)
+  /* A close waiting to flush to a peer that does not read would wait
+   * forever: give up on the flush. */
+  if (self->closing)
+    drop_connection (self, FALSE);
+  else if (self->reconnect)
     drop_connection (self, TRUE);
 }
 
@@ -550,6 +634,8 @@ watch_timer_fired (gpointer data)
     note_progress (self);
   self->last_backlog = MAX (backlog, 0);
   drain (self);
+  if (self->ws == NULL) /* closed while sending; forget_ws() removed us */
+    return G_SOURCE_REMOVE;
 
   GST_OBJECT_LOCK (self);
   queued = self->queued_bytes;
@@ -587,8 +673,6 @@ enqueue (GstVoiceClient *self, SoupWebsocketDataType type, GBytes *data)
   m->type = type;
   m->data = g_bytes_ref (data);
   g_queue_push_tail (&self->out_queue, m);
-  if (self->queued_bytes == 0)
-    self->last_progress_us = g_get_monotonic_time ();
   self->queued_bytes += size;
   schedule = !self->drain_scheduled;
   self->drain_scheduled = TRUE;
@@ -722,6 +806,7 @@ forget_ws (GstVoiceClient *self)
   if (self->ws == NULL)
     return;
   g_signal_handlers_disconnect_by_data (self->ws, self);
+  g_clear_object (&self->socket);
   g_clear_object (&self->ws);
   set_open (self, FALSE);
   clear_source (&self->watch_timer);
@@ -736,9 +821,12 @@ on_ws_closed (SoupWebsocketConnection *ws, gpointer data)
   gpointer user_data;
   GstVoiceClientCallbacks cb;
   gboolean retry;
+  gchar *safe_reason = gst_voice_redact (reason ? reason : "");
 
+  /* Servers echo credentials in close reasons ("invalid key ..."). */
   GST_INFO_OBJECT (
-      self, "WebSocket closed with code %u (%s)", code, reason ? reason : "");
+      self, "WebSocket closed with code %u (%s)", code, safe_reason);
+  g_free (safe_reason);
   forget_ws (self);
   /* A normal close the server chose (1000) is final too: the server meant
    * it, e.g. after CloseStream. */
@@ -760,9 +848,10 @@ cancel_connect (GstVoiceClient *self)
 }
 
 /* Closes the current connection without a handshake (it is stalled, or we
- * are shutting down) and, with @retry, schedules a reconnect. */
+ * are shutting down) and, with @retry, schedules a reconnect (@forced: even
+ * with reconnecting off). */
 static void
-drop_connection (GstVoiceClient *self, gboolean retry)
+drop_connection_full (GstVoiceClient *self, gboolean retry, gboolean forced)
 {
   gpointer user_data;
   GstVoiceClientCallbacks cb;
@@ -772,11 +861,17 @@ drop_connection (GstVoiceClient *self, gboolean retry)
   if (self->ws == NULL)
     return;
   forget_ws (self);
-  will_retry = retry && schedule_retry (self);
+  will_retry = retry && schedule_retry_full (self, forced);
   cb = get_callbacks (self, &user_data);
   if (cb.closed)
     cb.closed (self, SOUP_WEBSOCKET_CLOSE_ABNORMAL, "connection dropped",
         will_retry, user_data);
+}
+
+static void
+drop_connection (GstVoiceClient *self, gboolean retry)
+{
+  drop_connection_full (self, retry, FALSE);
 }
 
 static void
@@ -807,6 +902,13 @@ connect_opened (GstVoiceClient *self, SoupWebsocketConnection *ws)
   gboolean reconnected = self->ever_opened;
 
   self->ws = ws;
+  self->socket = find_socket (soup_websocket_connection_get_io_stream (ws));
+  if (self->socket)
+    g_object_ref (self->socket);
+  else
+    GST_WARNING_OBJECT (self,
+        "cannot see the socket's send queue: sending "
+        "is not bounded and stalls are not detected");
   self->ever_opened = TRUE;
   self->attempt = 0;
   soup_websocket_connection_set_max_incoming_payload_size (
@@ -989,6 +1091,8 @@ open_on_io (GstVoiceClient *self, gpointer data)
 {
   OpenArgs *args = data;
 
+  if (is_shut_down (self))
+    return;
   cancel_connect (self);
   clear_source (&self->retry_timer);
   forget_ws (self);
@@ -1022,15 +1126,18 @@ gst_voice_client_open_websocket (GstVoiceClient *self, const gchar *url,
   OpenArgs *args = g_new0 (OpenArgs, 1);
 
   args->url = g_strdup (url);
+  gst_voice_redact_learn (url);
   if (headers) {
-    SoupMessageHeadersIter iter;
-    const gchar *name, *value;
     args->headers = soup_message_headers_new (SOUP_MESSAGE_HEADERS_REQUEST);
-    soup_message_headers_iter_init (&iter, headers);
-    while (soup_message_headers_iter_next (&iter, &name, &value))
-      soup_message_headers_append (args->headers, name, value);
+    copy_headers (headers, args->headers);
   }
   args->protocols = g_strdupv ((gchar **)protocols);
+  if (protocols) {
+    /* As they travel: "Sec-WebSocket-Protocol: token, KEY". */
+    gchar *joined = g_strjoinv (", ", (gchar **)protocols);
+    gst_voice_redact_learn (joined);
+    g_free (joined);
+  }
   args->reconnect = reconnect;
   run_on_io (self, open_on_io, args, open_args_free);
 }
@@ -1085,12 +1192,13 @@ gst_voice_client_close (GstVoiceClient *self, gushort code, const gchar *reason)
 static void
 reconnect_on_io (GstVoiceClient *self, gpointer data)
 {
-  if (self->url == NULL)
+  if (self->url == NULL || is_shut_down (self))
     return;
   self->closing = FALSE;
+  self->attempt = 0;
   clear_source (&self->retry_timer);
   if (self->ws)
-    drop_connection (self, TRUE);
+    drop_connection_full (self, TRUE, TRUE);
   else if (self->connect_cancellable == NULL)
     start_connect (self);
 }
@@ -1098,7 +1206,8 @@ reconnect_on_io (GstVoiceClient *self, gpointer data)
 /**
  * gst_voice_client_reconnect:
  *
- * Drops the current connection (if any) and reconnects with backoff.
+ * Drops the current connection (if any) and reconnects with backoff, also
+ * when the WebSocket was opened with reconnecting off.
  */
 void
 gst_voice_client_reconnect (GstVoiceClient *self)
@@ -1185,7 +1294,7 @@ http_send_done (GObject *source, GAsyncResult *result, gpointer data)
   }
   GST_DEBUG_OBJECT (req->client, "request %u: HTTP %u", req->id,
       soup_message_get_status (req->msg));
-  if (req->callbacks.response)
+  if (req->callbacks.response && !g_cancellable_is_cancelled (req->cancellable))
     go_on = req->callbacks.response (req->client, req->id,
         soup_message_get_status (req->msg),
         soup_message_get_response_headers (req->msg), req->user_data);
@@ -1200,6 +1309,13 @@ http_start_on_io (GstVoiceClient *self, gpointer data)
   HttpRequest *req = data;
   gchar *uri, *safe_uri;
 
+  if (is_shut_down (self)) {
+    GError *error = g_error_new (
+        G_IO_ERROR, G_IO_ERROR_CANCELLED, "the client was shut down");
+    http_finish (req, error); /* done() is not called after shutdown */
+    g_error_free (error);
+    return;
+  }
   ensure_session (self);
   uri = g_uri_to_string (soup_message_get_uri (req->msg));
   safe_uri = gst_voice_redact (uri);
@@ -1226,16 +1342,22 @@ gst_voice_client_http_request (GstVoiceClient *self, SoupMessage *msg,
     GDestroyNotify notify)
 {
   HttpRequest *req = g_new0 (HttpRequest, 1);
+  guint id = (guint)g_atomic_int_add (&self->next_request_id, 1) + 1;
+  gchar *uri = g_uri_to_string (soup_message_get_uri (msg));
 
+  gst_voice_redact_learn (uri);
+  g_free (uri);
+  copy_headers (soup_message_get_request_headers (msg), NULL);
   req->client = gst_object_ref (self);
-  req->id = (guint)g_atomic_int_add (&self->next_request_id, 1) + 1;
+  req->id = id;
   req->msg = msg;
   req->cancellable = g_cancellable_new ();
   req->callbacks = *callbacks;
   req->user_data = user_data;
   req->notify = notify;
+  /* @req belongs to the I/O thread now and may be gone already. */
   run_on_io (self, http_start_on_io, req, NULL);
-  return req->id;
+  return id;
 }
 
 static void

@@ -39,6 +39,8 @@ get_regex (void)
   return regex;
 }
 
+G_GNUC_INTERNAL void gst_voice_redact_learn (const gchar *text);
+
 /**
  * gst_voice_redact_add_secret:
  * @secret: an API key this process uses
@@ -51,7 +53,8 @@ gst_voice_redact_add_secret (const gchar *secret)
 {
   guint i;
 
-  if (secret == NULL || strlen (secret) < MIN_SECRET_LEN)
+  if (secret == NULL || strlen (secret) < MIN_SECRET_LEN ||
+      !g_utf8_validate (secret, -1, NULL))
     return;
   g_mutex_lock (&secrets_lock);
   if (secrets == NULL)
@@ -65,6 +68,27 @@ gst_voice_redact_add_secret (const gchar *secret)
   g_mutex_unlock (&secrets_lock);
 }
 
+/* Registers every credential found in its known places in @text (a URL,
+ * a "Name: value" header line, a subprotocol list), so that it is masked
+ * anywhere later on. The client calls this on everything it sends. */
+void
+gst_voice_redact_learn (const gchar *text)
+{
+  GMatchInfo *match = NULL;
+
+  if (text == NULL || !g_utf8_validate (text, -1, NULL))
+    return;
+  g_regex_match (get_regex (), text, 0, &match);
+  while (g_match_info_matches (match)) {
+    gchar *secret = g_match_info_fetch (match, 2);
+    gst_voice_redact_add_secret (secret);
+    g_free (secret);
+    g_match_info_next (match, NULL);
+  }
+  g_match_info_free (match);
+}
+
+/* Takes @text, returns it with every registered secret masked. */
 static gchar *
 mask_known_secrets (gchar *text)
 {
@@ -93,12 +117,18 @@ mask_known_secrets (gchar *text)
 gchar *
 gst_voice_redact (const gchar *text)
 {
-  gchar *out;
+  gchar *masked, *out;
 
   if (text == NULL)
     return NULL;
-  out = g_regex_replace (get_regex (), text, -1, 0, "\\1" MASK, 0, NULL);
-  if (out == NULL) /* invalid UTF-8: never echo it raw */
+  if (!g_utf8_validate (text, -1, NULL)) /* never echo it raw */
     return g_strdup ("(unprintable)");
-  return mask_known_secrets (out);
+  /* Registered secrets first: the pattern stops at characters like ',' or
+   * '&' that a secret may contain, and would leave part of it. */
+  masked = mask_known_secrets (g_strdup (text));
+  out = g_regex_replace (get_regex (), masked, -1, 0, "\\1" MASK, 0, NULL);
+  g_free (masked);
+  if (out == NULL)
+    return g_strdup ("(unprintable)");
+  return out;
 }
