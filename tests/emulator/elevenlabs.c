@@ -1156,6 +1156,16 @@ http_job_pump (HttpJob *j)
 }
 
 static void
+log_refused (SoupServerMessage *msg)
+{
+  g_autofree gchar *client = emu_client_address (msg);
+  g_autofree gchar *outcome =
+      g_strdup_printf ("http %u", soup_server_message_get_status (msg));
+
+  emu_log_connection ("elevenlabs", client, g_get_monotonic_time (), outcome);
+}
+
+static void
 handle_http_tts (SoupServerMessage *msg, GHashTable *query, gboolean chunked)
 {
   SoupMessageBody *req = soup_server_message_get_request_body (msg);

@@ -59,6 +59,25 @@ emu_json (const gchar *text)
   return json_node_copy (json_parser_get_root (parser));
 }
 
+static void
+mute_exited_critical (const gchar *domain, GLogLevelFlags level,
+    const gchar *message, gpointer data)
+{
+  if (!strstr (message, "g_subprocess_get_if_exited"))
+    g_log_default_handler (domain, level, message, data);
+}
+
+EmuProcess *
+emu_check_start (const gchar *const *args)
+{
+  guint id = g_log_set_handler (
+      "GLib-GIO", G_LOG_LEVEL_CRITICAL, mute_exited_critical, NULL);
+  EmuProcess *emu = emu_process_start (args);
+
+  g_log_remove_handler ("GLib-GIO", id);
+  return emu;
+}
+
 void
 emu_spin (guint ms)
 {

@@ -56,6 +56,13 @@ gchar *emu_ws_next (EmuWs *w, guint timeout_ms);
 gboolean emu_ws_wait_closed (EmuWs *w, guint timeout_ms);
 void emu_ws_free (EmuWs *w);
 
+/* emu_process_start() for these tests: call it before g_test_init().
+ * FIXME: tests/common's helper polls g_subprocess_get_if_exited() on a
+ * running process, a GLib critical (fatal under g_test_init); this mutes
+ * exactly that critical until the helper checks g_subprocess_get_identifier()
+ * instead. */
+EmuProcess *emu_check_start (const gchar *const *args);
+
 /* Iterates the default main context for @ms. */
 void emu_spin (guint ms);
 

@@ -316,8 +316,8 @@ main (int argc, char **argv)
   const gchar *args[] = { "--elevenlabs-key", KEY, "--quiet", NULL };
   int ret;
 
+  emu = emu_check_start (args);
   g_test_init (&argc, &argv, NULL);
-  emu = emu_process_start (args);
   g_assert_nonnull (emu);
 
   g_test_add_func ("/elevenlabs/http/401", test_http_401);
