@@ -251,3 +251,66 @@ emu_control_count_events (
     emu_spin (20);
   }
 }
+
+void
+sse_free (Sse *s)
+{
+  g_ptr_array_unref (s->events);
+  g_array_unref (s->times_ms);
+  g_free (s);
+}
+
+
+Sse *
+sse_request (
+    EmuProcess *e, const gchar *query, const gchar *key, const gchar *body)
+{
+  g_autofree gchar *bearer = g_strconcat ("Bearer ", key, NULL);
+  g_autoptr (SoupSession) session = soup_session_new ();
+  g_autofree gchar *url = g_strconcat (emu_process_get_http_url (e),
+      "/v1/chat/completions", query ? query : "", NULL);
+  g_autoptr (SoupMessage) msg = soup_message_new ("POST", url);
+  g_autoptr (GBytes) b = g_bytes_new (body, strlen (body));
+  g_autoptr (GError) error = NULL;
+  g_autoptr (GInputStream) in = NULL;
+  g_autoptr (GDataInputStream) data = NULL;
+  gint64 t0 = g_get_monotonic_time ();
+  Sse *s = g_new0 (Sse, 1);
+  gboolean expect_blank = FALSE;
+
+  s->events = g_ptr_array_new_with_free_func (g_free);
+  s->times_ms = g_array_new (FALSE, FALSE, sizeof (gint64));
+  s->blank_after_each = TRUE;
+  soup_message_headers_replace (
+      soup_message_get_request_headers (msg), "Authorization", bearer);
+  soup_message_set_request_body_from_bytes (msg, "application/json", b);
+  in = soup_session_send (session, msg, NULL, &error);
+  g_assert_no_error (error);
+  s->status = soup_message_get_status (msg);
+  data = g_data_input_stream_new (in);
+  g_data_input_stream_set_newline_type (data, G_DATA_STREAM_NEWLINE_TYPE_LF);
+  for (;;) {
+    gsize len;
+    g_autofree gchar *line =
+        g_data_input_stream_read_line (data, &len, NULL, &error);
+    if (!line) {
+      s->clean_end = error == NULL;
+      break;
+    }
+    if (expect_blank) {
+      if (len != 0)
+        s->blank_after_each = FALSE;
+      expect_blank = FALSE;
+      continue;
+    }
+    if (len == 0)
+      continue;
+    {
+      gint64 ms = (g_get_monotonic_time () - t0) / 1000;
+      g_array_append_val (s->times_ms, ms);
+    }
+    g_ptr_array_add (s->events, g_steal_pointer (&line));
+    expect_blank = TRUE;
+  }
+  return s;
+}

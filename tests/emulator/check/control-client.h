@@ -78,4 +78,23 @@ void emu_control_arm (
 guint emu_control_count_events (EmuProcess *emu, const gchar *service,
     const gchar *event, guint timeout_ms);
 
+/* A streamed chat completion read line by line, with when each event
+ * arrived. */
+typedef struct
+{
+  guint status;
+  GPtrArray *events; /* (element-type utf8) "data: ..." lines */
+  GArray *times_ms; /* (element-type gint64) since the request */
+  gboolean blank_after_each; /* every data line followed by a blank line */
+  gboolean clean_end; /* the body ended without an error */
+} Sse;
+
+void sse_free (Sse *s);
+G_DEFINE_AUTOPTR_CLEANUP_FUNC (Sse, sse_free);
+
+/* POSTs @body to /v1/chat/completions@query with Bearer @key and reads the
+ * SSE stream to its end. */
+Sse *sse_request (
+    EmuProcess *e, const gchar *query, const gchar *key, const gchar *body);
+
 G_END_DECLS
