@@ -214,6 +214,11 @@ main (int argc, char **argv)
 
   server =
       soup_server_new ("server-header", "voiceagent-emulator/" VERSION, NULL);
+  /* No permessage-deflate: compressing base64 audio costs ~10 ms per 100 KB
+   * frame on the main thread, which is what limits a load test; clients
+   * that offer it fall back to plain frames, as the protocol allows. */
+  soup_server_remove_websocket_extension (
+      server, SOUP_TYPE_WEBSOCKET_EXTENSION_DEFLATE);
   emu_control_register (server, &config);
   emu_openai_register (server, &config);
   emu_elevenlabs_register (server, &config);
