@@ -1167,17 +1167,22 @@ close_on_io (GstVoiceClient *self, gpointer data)
   g_free (self->close_reason);
   self->close_reason = g_strdup (args->reason);
   clear_source (&self->retry_timer);
-  if (self->ws == NULL)
+  if (self->ws == NULL) {
     cancel_connect (self);
-  else
+  } else {
+    /* The flush gets a stall timeout of its own: if the peer takes nothing
+     * in that time, report_stall() drops the connection. */
+    note_progress (self);
     drain (self); /* sends what is queued, then closes */
+  }
 }
 
 /**
  * gst_voice_client_close:
  *
  * Closes the WebSocket after everything queued has been sent; no reconnect
- * follows. closed() reports when the server has answered.
+ * follows. closed() reports when the server has answered, or when the
+ * queue could not be flushed within the stall timeout (code 1006).
  */
 void
 gst_voice_client_close (GstVoiceClient *self, gushort code, const gchar *reason)

@@ -257,6 +257,7 @@ ws_early_handler (SoupServer *server, SoupServerMessage *msg, const char *path,
 {
   WsServer *ws = user_data;
   SoupMessageHeaders *req = soup_server_message_get_request_headers (msg);
+  guint reject_status;
 
   g_mutex_lock (&lock);
   ws->handshakes++;
@@ -266,10 +267,11 @@ ws_early_handler (SoupServer *server, SoupServerMessage *msg, const char *path,
   g_free (ws->protocol_header);
   ws->protocol_header =
       g_strdup (soup_message_headers_get_list (req, "Sec-WebSocket-Protocol"));
+  reject_status = ws->reject_status;
   changed_locked ();
   g_mutex_unlock (&lock);
 
-  if (ws->reject_status) {
+  if (reject_status) {
     soup_message_headers_replace (
         soup_server_message_get_response_headers (msg), "dg-error",
         "rejected by test server");
@@ -1066,7 +1068,7 @@ GST_START_TEST (test_ws_connect_timeout)
   GstVoiceClient *c = client_new (r);
   gchar *url = ws_url (st, "/ws");
 
-  gst_voice_client_set_connect_timeout (c, 200);
+  gst_voice_client_set_connect_timeout (c, 500);
   gst_voice_client_set_backoff (c, 10, 10, 1);
   gst_voice_client_open_websocket (c, url, NULL, NULL, TRUE);
 
@@ -1082,9 +1084,11 @@ GST_START_TEST (test_ws_connect_timeout)
   fail_unless (r->fail_domain == G_IO_ERROR);
   fail_unless_equals_int (r->fail_code, G_IO_ERROR_TIMED_OUT);
   fail_if (r->fail_will_retry);
-  fail_unless_equals_int (raw->accepted, 2);
+  /* The peer got at least one of them (on a loaded machine the second may
+   * time out before its TCP connect), and no third one. */
+  WAIT_UNTIL (raw->accepted >= 1);
   quiet_period (500);
-  fail_unless_equals_int (raw->accepted, 2);
+  fail_unless (raw->accepted <= 2);
   fail_unless_equals_int (r->failed, 2);
 
   client_free (c, r);
@@ -1350,6 +1354,101 @@ GST_START_TEST (test_ws_stall_reconnects)
   g_free (url);
   g_free (raw);
   recorder_free (r);
+}
+
+GST_END_TEST;
+
+/* Without reconnecting, a stall is reported once and the connection kept;
+ * a close() that cannot flush to that peer gives up after the stall timeout
+ * instead of waiting forever. */
+GST_START_TEST (test_ws_stall_no_reconnect_then_close)
+{
+  RawServer *raw = g_new0 (RawServer, 1);
+  ServerThread *st;
+  Recorder *r = recorder_new ();
+  GstVoiceClient *c = client_new (r);
+  GBytes *chunk = g_bytes_new_take (g_malloc0 (16384), 16384);
+  gchar *url;
+  gsize sent = 0;
+
+  raw->handshake = TRUE;
+  st = server_thread_new (raw_server_start, raw_server_stop, raw);
+  url = ws_url (st, "/ws");
+  gst_voice_client_set_queue_limit (c, 256 * 1024);
+  gst_voice_client_set_stall_timeout (c, 200);
+  gst_voice_client_open_websocket (c, url, NULL, NULL, FALSE);
+  WAIT_UNTIL (r->opened == 1);
+  while (gst_voice_client_send_binary (c, chunk)) {
+    sent += 16384;
+    fail_unless (sent < 64 * 1024 * 1024, "queue never filled");
+  }
+  WAIT_UNTIL (r->stalled == 1);
+  /* Many stall timeouts later: still one report, still connected. */
+  quiet_period (1000);
+  fail_unless_equals_int (r->stalled, 1);
+  fail_unless_equals_int (r->closed, 0);
+  fail_unless (gst_voice_client_is_open (c));
+
+  gst_voice_client_close (c, SOUP_WEBSOCKET_CLOSE_NORMAL, NULL);
+  WAIT_UNTIL (r->closed == 1);
+  fail_unless_equals_int (r->close_code, SOUP_WEBSOCKET_CLOSE_ABNORMAL);
+  fail_if (r->close_will_retry);
+  fail_if (gst_voice_client_is_open (c));
+  quiet_period (300);
+  fail_unless_equals_int (raw->handshakes, 1);
+  fail_unless_equals_int (r->opened, 1);
+
+  client_free (c, r);
+  server_thread_free (st);
+  g_bytes_unref (chunk);
+  g_free (url);
+  g_free (raw);
+  recorder_free (r);
+}
+
+GST_END_TEST;
+
+/* Handshake statuses that retrying cannot fix are final; transient ones
+ * (timeouts, rate limits, server errors) are retried. */
+GST_START_TEST (test_ws_status_classes)
+{
+  static const guint final_statuses[] = { 400, 401, 403, 404, 422 };
+  static const guint retried_statuses[] = { 408, 429, 500, 502, 503 };
+  WsServer *ws = ws_server_new ();
+  ServerThread *st;
+  gchar *url;
+  guint i;
+
+  ws->reject_status = 400;
+  st = server_thread_new (ws_server_start, ws_server_stop, ws);
+  url = ws_url (st, "/ws");
+  for (i = 0; i < G_N_ELEMENTS (final_statuses) * 2; i++) {
+    gboolean final = i < G_N_ELEMENTS (final_statuses);
+    guint status = final ? final_statuses[i]
+                         : retried_statuses[i - G_N_ELEMENTS (final_statuses)];
+    Recorder *r = recorder_new ();
+    GstVoiceClient *c = client_new (r);
+
+    g_mutex_lock (&lock);
+    ws->reject_status = status;
+    g_mutex_unlock (&lock);
+    gst_voice_client_set_backoff (c, 10, 10, 1);
+    gst_voice_client_open_websocket (c, url, NULL, NULL, TRUE);
+    WAIT_UNTIL (r->failed >= 1);
+    fail_unless_equals_int (r->fail_status, status);
+    if (final) {
+      fail_if (r->fail_will_retry, "HTTP %u was retried", status);
+    } else {
+      fail_unless (r->fail_will_retry, "HTTP %u was not retried", status);
+      WAIT_UNTIL (r->failed == 2);
+      fail_if (r->fail_will_retry);
+    }
+    client_free (c, r);
+    recorder_free (r);
+  }
+  server_thread_free (st);
+  g_free (url);
+  ws_server_free (ws);
 }
 
 GST_END_TEST;
@@ -1837,6 +1936,8 @@ voice_client_suite (void)
   tcase_add_test (ws, test_ws_reconnect_call);
   tcase_add_test (ws, test_queue_bound);
   tcase_add_test (ws, test_ws_stall_reconnects);
+  tcase_add_test (ws, test_ws_stall_no_reconnect_then_close);
+  tcase_add_test (ws, test_ws_status_classes);
 
   suite_add_tcase (s, http);
   tcase_add_test (http, test_http_stream);
