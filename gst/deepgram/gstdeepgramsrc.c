@@ -1,0 +1,509 @@
+/* gst-voiceagent
+ * Copyright (C) 2026 gst-voiceagent contributors
+ * SPDX-License-Identifier: LGPL-2.1-or-later
+ */
+
+/**
+ * SECTION:element-deepgramsrc
+ * @title: deepgramsrc
+ * @see_also: deepgramsink, deepgram, llmtransform
+ *
+ * Live source of the transcripts its partner #deepgramsink (same `session`)
+ * gets from Deepgram: one `text/x-raw,format=utf8` buffer per final result
+ * with words (and per interim result with #GstDeepgramSrc:interim=true),
+ * timestamped with the pipeline running time of the audio it transcribes
+ * and carrying a #GstVoiceTranscriptMeta (role user, is_final,
+ * speech_final, confidence, turn). Results without words make no buffer.
+ *
+ * Turns: the src numbers the conversation's turns from 1. It sends the
+ * serialized `end-of-turn` event, with the turn's final text in
+ * `transcript`, when Deepgram says `speech_final`, when a final result
+ * answers the `Finalize` the sink sent on `speech-stop` (`from_finalize`),
+ * or on `UtteranceEnd`, whichever comes first; then the turn number goes
+ * up. A turn without words ends silently. At EOS an unfinished turn ends
+ * before EOS goes downstream.
+ *
+ * The partner's `speech-start`, `speech-stop` and `interrupt` events are
+ * pushed downstream in order with the transcripts. Upstream custom events
+ * (e.g. `spoken`) are handed to the partner sink, which sends them on
+ * upstream.
+ *
+ * ## Bus messages
+ *
+ * - `deepgram-transcript`, one per result: `text` (string), `is_final`,
+ *   `speech_final`, `from_finalize` (booleans), `confidence` (double),
+ *   `words` (array of `word` structures: `word`, `punctuated-word`,
+ *   `start`, `end` (running times, uint64 ns), `confidence`),
+ *   `running-time` and `duration` (uint64 ns, of the audio transcribed),
+ *   `latency` (uint64 ns: from the moment the end of that audio reached
+ *   deepgramsink to the result's arrival; GST_CLOCK_TIME_NONE if unknown),
+ *   `wallclock` (int64, monotonic µs of the arrival), `request-id`
+ *   (string), `turn` (uint). Field names follow Deepgram's JSON.
+ * - `deepgramsrc` (per conversation event it pushes): the event's fields
+ *   plus `event`, `action` ("sent" for end-of-turn, "forwarded" for the
+ *   partner's events) and `wallclock`.
+ *
+ * deepgramsink posts the connection, backlog and usage messages.
+ *
+ * ## Example launch line
+ * |[
+ * gst-launch-1.0 -m filesrc location=speech.wav ! wavparse ! audioconvert \
+ *   ! audioresample ! audio/x-raw,format=S16LE,rate=16000,channels=1 \
+ *   ! deepgramsink sync=true  deepgramsrc ! fakesink dump=true
+ * ]| Transcribes a WAV file at real-time speed (DEEPGRAM_API_KEY set).
+ */
+#ifdef HAVE_CONFIG_H
+#include "config.h"
+#endif
+
+#include <string.h>
+
+#include "voice.h"
+#include "gstdeepgramsrc.h"
+
+GST_DEBUG_CATEGORY_STATIC (deepgram_src_debug);
+#define GST_CAT_DEFAULT deepgram_src_debug
+
+#define DEFAULT_SESSION "default"
+#define DEFAULT_INTERIM FALSE
+#define FIRST_TURN 1
+
+enum {
+  PROP_0,
+  PROP_SESSION,
+  PROP_INTERIM,
+};
+
+static GstStaticPadTemplate src_template =
+    GST_STATIC_PAD_TEMPLATE ("src", GST_PAD_SRC, GST_PAD_ALWAYS,
+        GST_STATIC_CAPS ("text/x-raw, format = (string) utf8"));
+
+struct _GstDeepgramSrc
+{
+  GstPushSrc parent;
+
+  /* Protected by OBJECT_LOCK */
+  gchar *session_name;
+  gboolean interim;
+
+  /* Set in NULL→READY and READY→NULL, read-only in between */
+  GstVoiceSession *session;
+  GstVoiceQueue *to_src;
+  GstVoiceQueue *to_sink;
+
+  /* Streaming thread only (and start/stop) */
+  GQueue out; /* of GstMiniObject: buffers and events to output, in order */
+  gboolean segment_sent; /* our own segment went out before any event */
+  guint turn;
+  GString *turn_text; /* final text of the current turn */
+  GstClockTime turn_end; /* running time its last final result ends */
+};
+
+#define gst_deepgram_src_parent_class parent_class
+G_DEFINE_FINAL_TYPE (GstDeepgramSrc, gst_deepgram_src, GST_TYPE_PUSH_SRC);
+GST_ELEMENT_REGISTER_DEFINE_WITH_CODE (deepgramsrc, "deepgramsrc",
+    GST_RANK_NONE, GST_TYPE_DEEPGRAM_SRC, gst_voice_init ());
+
+static void gst_deepgram_src_finalize (GObject *object);
+static void gst_deepgram_src_set_property (
+    GObject *object, guint prop_id, const GValue *value, GParamSpec *pspec);
+static void gst_deepgram_src_get_property (
+    GObject *object, guint prop_id, GValue *value, GParamSpec *pspec);
+static GstStateChangeReturn gst_deepgram_src_change_state (
+    GstElement *element, GstStateChange transition);
+static gboolean gst_deepgram_src_start (GstBaseSrc *bsrc);
+static gboolean gst_deepgram_src_stop (GstBaseSrc *bsrc);
+static gboolean gst_deepgram_src_unlock (GstBaseSrc *bsrc);
+static gboolean gst_deepgram_src_unlock_stop (GstBaseSrc *bsrc);
+static gboolean gst_deepgram_src_event (GstBaseSrc *bsrc, GstEvent *event);
+static GstFlowReturn gst_deepgram_src_create (
+    GstPushSrc *psrc, GstBuffer **outbuf);
+
+static void
+gst_deepgram_src_class_init (GstDeepgramSrcClass *klass)
+{
+  GObjectClass *gobject_class = G_OBJECT_CLASS (klass);
+  GstElementClass *element_class = GST_ELEMENT_CLASS (klass);
+  GstBaseSrcClass *bsrc_class = GST_BASE_SRC_CLASS (klass);
+  GstPushSrcClass *psrc_class = GST_PUSH_SRC_CLASS (klass);
+
+  gobject_class->finalize = gst_deepgram_src_finalize;
+  gobject_class->set_property = gst_deepgram_src_set_property;
+  gobject_class->get_property = gst_deepgram_src_get_property;
+
+  /**
+   * GstDeepgramSrc:session:
+   *
+   * Pairs this src with the deepgramsink of the same session name.
+   */
+  g_object_class_install_property (gobject_class, PROP_SESSION,
+      g_param_spec_string ("session", "Session",
+          "Name that pairs this src with the deepgramsink of the same "
+          "session in this process",
+          DEFAULT_SESSION,
+          G_PARAM_READWRITE | G_PARAM_STATIC_STRINGS |
+              GST_PARAM_MUTABLE_READY));
+  /**
+   * GstDeepgramSrc:interim:
+   *
+   * Also push interim results as buffers (is_final FALSE in the meta).
+   * Their messages are posted either way.
+   */
+  g_object_class_install_property (gobject_class, PROP_INTERIM,
+      g_param_spec_boolean ("interim", "Interim",
+          "Also push a buffer per interim result (needs the sink's "
+          "interim-results=true); messages are posted either way",
+          DEFAULT_INTERIM,
+          G_PARAM_READWRITE | G_PARAM_STATIC_STRINGS |
+              GST_PARAM_MUTABLE_PLAYING));
+
+  gst_element_class_add_static_pad_template (element_class, &src_template);
+  gst_element_class_set_static_metadata (element_class,
+      "Deepgram speech-to-text source", "Source/Text/Network",
+      "Pushes the transcripts the paired deepgramsink receives from "
+      "Deepgram, with end-of-turn events",
+      "gst-voiceagent contributors");
+
+  element_class->change_state =
+      GST_DEBUG_FUNCPTR (gst_deepgram_src_change_state);
+  bsrc_class->start = GST_DEBUG_FUNCPTR (gst_deepgram_src_start);
+  bsrc_class->stop = GST_DEBUG_FUNCPTR (gst_deepgram_src_stop);
+  bsrc_class->unlock = GST_DEBUG_FUNCPTR (gst_deepgram_src_unlock);
+  bsrc_class->unlock_stop = GST_DEBUG_FUNCPTR (gst_deepgram_src_unlock_stop);
+  bsrc_class->event = GST_DEBUG_FUNCPTR (gst_deepgram_src_event);
+  psrc_class->create = GST_DEBUG_FUNCPTR (gst_deepgram_src_create);
+
+  GST_DEBUG_CATEGORY_INIT (
+      deepgram_src_debug, "deepgramsrc", 0, "Deepgram speech-to-text source");
+}
+
+static void
+gst_deepgram_src_init (GstDeepgramSrc *self)
+{
+  self->session_name = g_strdup (DEFAULT_SESSION);
+  self->interim = DEFAULT_INTERIM;
+  g_queue_init (&self->out);
+  self->turn_text = g_string_new (NULL);
+  self->turn = FIRST_TURN;
+  self->turn_end = GST_CLOCK_TIME_NONE;
+  gst_base_src_set_live (GST_BASE_SRC (self), TRUE);
+  gst_base_src_set_format (GST_BASE_SRC (self), GST_FORMAT_TIME);
+}
+
+static void
+gst_deepgram_src_finalize (GObject *object)
+{
+  GstDeepgramSrc *self = GST_DEEPGRAM_SRC (object);
+
+  g_queue_clear_full (&self->out, (GDestroyNotify)gst_mini_object_unref);
+  g_string_free (self->turn_text, TRUE);
+  g_free (self->session_name);
+  G_OBJECT_CLASS (parent_class)->finalize (object);
+}
+
+static void
+gst_deepgram_src_set_property (
+    GObject *object, guint prop_id, const GValue *value, GParamSpec *pspec)
+{
+  GstDeepgramSrc *self = GST_DEEPGRAM_SRC (object);
+
+  GST_OBJECT_LOCK (self);
+  switch (prop_id) {
+    case PROP_SESSION:
+      g_free (self->session_name);
+      self->session_name = g_value_dup_string (value);
+      if (self->session_name == NULL)
+        self->session_name = g_strdup (DEFAULT_SESSION);
+      break;
+    case PROP_INTERIM:
+      self->interim = g_value_get_boolean (value);
+      break;
+    default:
+      G_OBJECT_WARN_INVALID_PROPERTY_ID (object, prop_id, pspec);
+      break;
+  }
+  GST_OBJECT_UNLOCK (self);
+}
+
+static void
+gst_deepgram_src_get_property (
+    GObject *object, guint prop_id, GValue *value, GParamSpec *pspec)
+{
+  GstDeepgramSrc *self = GST_DEEPGRAM_SRC (object);
+
+  GST_OBJECT_LOCK (self);
+  switch (prop_id) {
+    case PROP_SESSION:
+      g_value_set_string (value, self->session_name);
+      break;
+    case PROP_INTERIM:
+      g_value_set_boolean (value, self->interim);
+      break;
+    default:
+      G_OBJECT_WARN_INVALID_PROPERTY_ID (object, prop_id, pspec);
+      break;
+  }
+  GST_OBJECT_UNLOCK (self);
+}
+
+/* ---- Pairing ---- */
+
+static GstStateChangeReturn
+gst_deepgram_src_change_state (GstElement *element, GstStateChange transition)
+{
+  GstDeepgramSrc *self = GST_DEEPGRAM_SRC (element);
+  GstStateChangeReturn ret;
+
+  if (transition == GST_STATE_CHANGE_NULL_TO_READY) {
+    gchar *name;
+
+    GST_OBJECT_LOCK (self);
+    name = g_strdup (self->session_name);
+    GST_OBJECT_UNLOCK (self);
+    self->session = gst_voice_session_acquire ("deepgram", name);
+    self->to_src =
+        gst_voice_session_get_queue (self->session, GST_VOICE_SESSION_TO_SRC);
+    self->to_sink =
+        gst_voice_session_get_queue (self->session, GST_VOICE_SESSION_TO_SINK);
+    GST_DEBUG_OBJECT (self, "joined session %s", name);
+    g_free (name);
+  }
+  ret = GST_ELEMENT_CLASS (parent_class)->change_state (element, transition);
+  if (self->session &&
+      (transition == GST_STATE_CHANGE_READY_TO_NULL ||
+          (transition == GST_STATE_CHANGE_NULL_TO_READY &&
+              ret == GST_STATE_CHANGE_FAILURE))) {
+    self->to_src = NULL;
+    self->to_sink = NULL;
+    gst_voice_session_release (self->session);
+    self->session = NULL;
+  }
+  return ret;
+}
+
+static void
+reset_turn (GstDeepgramSrc *self)
+{
+  g_string_truncate (self->turn_text, 0);
+  self->turn_end = GST_CLOCK_TIME_NONE;
+}
+
+static gboolean
+gst_deepgram_src_start (GstBaseSrc *bsrc)
+{
+  GstDeepgramSrc *self = GST_DEEPGRAM_SRC (bsrc);
+
+  gst_voice_queue_set_flushing (self->to_src, FALSE);
+  self->segment_sent = FALSE;
+  self->turn = FIRST_TURN;
+  reset_turn (self);
+  return TRUE;
+}
+
+static gboolean
+gst_deepgram_src_stop (GstBaseSrc *bsrc)
+{
+  GstDeepgramSrc *self = GST_DEEPGRAM_SRC (bsrc);
+
+  g_queue_clear_full (&self->out, (GDestroyNotify)gst_mini_object_unref);
+  g_queue_init (&self->out);
+  reset_turn (self);
+  return TRUE;
+}
+
+/* Wakes create() for a flush or a state change. */
+static gboolean
+gst_deepgram_src_unlock (GstBaseSrc *bsrc)
+{
+  GstDeepgramSrc *self = GST_DEEPGRAM_SRC (bsrc);
+
+  gst_voice_queue_set_flushing (self->to_src, TRUE);
+  return TRUE;
+}
+
+static gboolean
+gst_deepgram_src_unlock_stop (GstBaseSrc *bsrc)
+{
+  GstDeepgramSrc *self = GST_DEEPGRAM_SRC (bsrc);
+
+  gst_voice_queue_set_flushing (self->to_src, FALSE);
+  return TRUE;
+}
+
+/* Upstream custom events go to the partner sink, which sends them on
+ * upstream (the two halves are not linked by pads). */
+static gboolean
+gst_deepgram_src_event (GstBaseSrc *bsrc, GstEvent *event)
+{
+  GstDeepgramSrc *self = GST_DEEPGRAM_SRC (bsrc);
+
+  if (GST_EVENT_TYPE (event) == GST_EVENT_CUSTOM_UPSTREAM) {
+    GST_DEBUG_OBJECT (self, "to partner: %" GST_PTR_FORMAT, event);
+    return gst_voice_queue_push (
+        self->to_sink, GST_MINI_OBJECT (gst_event_ref (event)));
+  }
+  return GST_BASE_SRC_CLASS (parent_class)->event (bsrc, event);
+}
+
+/* ---- Results → buffers, messages, turns (streaming thread) ---- */
+
+static void
+post_structure (GstDeepgramSrc *self, GstStructure *s)
+{
+  gst_element_post_message (
+      GST_ELEMENT (self), gst_message_new_element (GST_OBJECT (self), s));
+}
+
+/* Queues the end-of-turn of the current turn, if it has words. */
+static void
+end_turn (GstDeepgramSrc *self, GstClockTime running_time)
+{
+  if (self->turn_text->len == 0)
+    return;
+  if (!GST_CLOCK_TIME_IS_VALID (running_time))
+    running_time = self->turn_end;
+  GST_DEBUG_OBJECT (
+      self, "end of turn %u: \"%s\"", self->turn, self->turn_text->str);
+  g_queue_push_tail (&self->out,
+      gst_voice_event_new_end_of_turn (
+          running_time, self->turn, self->turn_text->str));
+  self->turn++;
+  reset_turn (self);
+}
+
+static GstBuffer *
+make_buffer (GstDeepgramSrc *self, const gchar *text, const GstStructure *s,
+    gboolean is_final, gboolean speech_final)
+{
+  GstBuffer *buf = gst_buffer_new_memdup (text, strlen (text));
+  GstClockTime rt = GST_CLOCK_TIME_NONE, duration = GST_CLOCK_TIME_NONE;
+  gdouble confidence = 0;
+
+  gst_structure_get_uint64 (s, "running-time", &rt);
+  gst_structure_get_uint64 (s, "duration", &duration);
+  gst_structure_get_double (s, "confidence", &confidence);
+  GST_BUFFER_PTS (buf) = rt;
+  GST_BUFFER_DURATION (buf) = duration;
+  gst_buffer_add_voice_transcript_meta (buf, GST_VOICE_ROLE_USER, is_final,
+      speech_final, (gfloat)confidence, self->turn);
+  return buf;
+}
+
+static void
+handle_result (GstDeepgramSrc *self, const GstStructure *s)
+{
+  const gchar *text = gst_structure_get_string (s, "text");
+  gboolean is_final = FALSE, speech_final = FALSE, from_finalize = FALSE;
+  gboolean interim;
+  GstClockTime rt = GST_CLOCK_TIME_NONE, duration = 0;
+  GstStructure *msg;
+
+  gst_structure_get_boolean (s, "is_final", &is_final);
+  gst_structure_get_boolean (s, "speech_final", &speech_final);
+  gst_structure_get_boolean (s, "from_finalize", &from_finalize);
+  gst_structure_get_uint64 (s, "running-time", &rt);
+  gst_structure_get_uint64 (s, "duration", &duration);
+  if (text == NULL)
+    text = "";
+  GST_OBJECT_LOCK (self);
+  interim = self->interim;
+  GST_OBJECT_UNLOCK (self);
+
+  msg = gst_structure_copy (s);
+  gst_structure_set_name (msg, "deepgram-transcript");
+  gst_structure_set (msg, "turn", G_TYPE_UINT, self->turn, NULL);
+  post_structure (self, msg);
+
+  if (*text && (is_final || interim))
+    g_queue_push_tail (
+        &self->out, make_buffer (self, text, s, is_final, speech_final));
+  if (is_final && *text) {
+    if (self->turn_text->len > 0)
+      g_string_append_c (self->turn_text, ' ');
+    g_string_append (self->turn_text, text);
+    if (GST_CLOCK_TIME_IS_VALID (rt) && GST_CLOCK_TIME_IS_VALID (duration))
+      self->turn_end = rt + duration;
+  }
+  if (is_final && (speech_final || from_finalize))
+    end_turn (self, self->turn_end);
+}
+
+/* Turns one item from the partner into output queued in self->out. */
+static void
+handle_input (GstDeepgramSrc *self, GstEvent *event)
+{
+  const GstStructure *s = gst_event_get_structure (event);
+
+  if (GST_EVENT_TYPE (event) == GST_EVENT_EOS) {
+    end_turn (self, GST_CLOCK_TIME_NONE);
+    g_queue_push_tail (&self->out, event);
+    return;
+  }
+  if (s && gst_structure_has_name (s, "deepgram-result")) {
+    handle_result (self, s);
+    gst_event_unref (event);
+  } else if (s && gst_structure_has_name (s, "deepgram-utterance-end")) {
+    GST_DEBUG_OBJECT (self, "UtteranceEnd");
+    end_turn (self, self->turn_end);
+    gst_event_unref (event);
+  } else if (gst_voice_event_get_voice_type (event) != GST_VOICE_EVENT_NONE) {
+    g_queue_push_tail (&self->out, event);
+  } else {
+    GST_DEBUG_OBJECT (self, "dropping %" GST_PTR_FORMAT, event);
+    gst_event_unref (event);
+  }
+}
+
+/* Pushes @event (transfer full) downstream from create(). basesrc sends
+ * its segment only before the first buffer, so one goes out first here:
+ * a serialized event must not precede the segment. */
+static void
+push_event (GstDeepgramSrc *self, GstEvent *event)
+{
+  GstBaseSrc *bsrc = GST_BASE_SRC (self);
+  GstVoiceEventType type = gst_voice_event_get_voice_type (event);
+
+  if (!self->segment_sent) {
+    gst_pad_push_event (
+        GST_BASE_SRC_PAD (bsrc), gst_event_new_segment (&bsrc->segment));
+    self->segment_sent = TRUE;
+  }
+  if (type != GST_VOICE_EVENT_NONE) {
+    GstStructure *s =
+        gst_voice_event_to_message_structure (event, "deepgramsrc",
+            type == GST_VOICE_EVENT_END_OF_TURN ? "sent" : "forwarded");
+    post_structure (self, s);
+  }
+  gst_pad_push_event (GST_BASE_SRC_PAD (bsrc), event);
+}
+
+static GstFlowReturn
+gst_deepgram_src_create (GstPushSrc *psrc, GstBuffer **outbuf)
+{
+  GstDeepgramSrc *self = GST_DEEPGRAM_SRC (psrc);
+
+  for (;;) {
+    GstMiniObject *obj = g_queue_pop_head (&self->out);
+
+    if (obj == NULL) {
+      obj = gst_voice_queue_pop (self->to_src, -1);
+      if (obj == NULL)
+        return GST_FLOW_FLUSHING;
+      if (GST_IS_EVENT (obj))
+        handle_input (self, GST_EVENT (obj));
+      else
+        gst_mini_object_unref (obj);
+      continue;
+    }
+    if (GST_IS_BUFFER (obj)) {
+      self->segment_sent = TRUE;
+      *outbuf = GST_BUFFER (obj);
+      return GST_FLOW_OK;
+    }
+    if (GST_EVENT_TYPE (obj) == GST_EVENT_EOS) {
+      gst_mini_object_unref (obj);
+      return GST_FLOW_EOS;
+    }
+    push_event (self, GST_EVENT (obj));
+  }
+}

@@ -1,0 +1,286 @@
+/* gst-voiceagent
+ * Copyright (C) 2026 gst-voiceagent contributors
+ * SPDX-License-Identifier: LGPL-2.1-or-later
+ */
+#ifdef HAVE_CONFIG_H
+#include "config.h"
+#endif
+
+#include "options.h"
+
+/* Every option is read when the element connects (on its first caps), so
+ * changes take effect in NULL and READY only. */
+#define OPT_FLAGS                                                              \
+  (G_PARAM_READWRITE | G_PARAM_STATIC_STRINGS | GST_PARAM_MUTABLE_READY)
+
+static GParamSpec *
+make_pspec (DgOption opt)
+{
+  switch (opt) {
+    case DG_OPT_API_KEY:
+      return g_param_spec_string ("api-key", "API key",
+          "Deepgram API key, sent as \"Authorization: Token KEY\" and never "
+          "logged (NULL: the DEEPGRAM_API_KEY environment variable when the "
+          "element starts)",
+          NULL, OPT_FLAGS);
+    case DG_OPT_URL:
+      return g_param_spec_string ("url", "URL",
+          "Deepgram live transcription WebSocket URL (ws:// or wss://); the "
+          "element adds the query parameters",
+          DG_DEFAULT_URL, OPT_FLAGS);
+    case DG_OPT_MODEL:
+      return g_param_spec_string ("model", "Model",
+          "Deepgram model, e.g. nova-3, nova-3-medical, nova-2-phonecall",
+          DG_DEFAULT_MODEL, OPT_FLAGS);
+    case DG_OPT_LANGUAGE:
+      return g_param_spec_string ("language", "Language",
+          "BCP-47 language tag (en, en-US, es, multi, ...); empty for the "
+          "model's default",
+          DG_DEFAULT_LANGUAGE, OPT_FLAGS);
+    case DG_OPT_INTERIM_RESULTS:
+      return g_param_spec_boolean ("interim-results", "Interim results",
+          "Ask for interim (not yet final) results; needed for "
+          "utterance-end-ms and for deepgramsrc interim=true",
+          DG_DEFAULT_INTERIM_RESULTS, OPT_FLAGS);
+    case DG_OPT_ENDPOINTING:
+      return g_param_spec_uint ("endpointing", "Endpointing",
+          "Silence (in milliseconds) after which Deepgram ends an utterance "
+          "with speech_final (an end-of-turn); 0 turns Deepgram's "
+          "endpointing off",
+          0, 60000, DG_DEFAULT_ENDPOINTING_MS, OPT_FLAGS);
+    case DG_OPT_UTTERANCE_END_MS:
+      return g_param_spec_uint ("utterance-end-ms", "Utterance end",
+          "Gap after the last word (in milliseconds) after which Deepgram "
+          "sends UtteranceEnd (an end-of-turn when endpointing misses it in "
+          "noise); 0 off, Deepgram's minimum is 1000; needs interim-results",
+          0, 60000, DG_DEFAULT_UTTERANCE_END_MS, OPT_FLAGS);
+    case DG_OPT_SMART_FORMAT:
+      return g_param_spec_boolean ("smart-format", "Smart format",
+          "Format numbers, dates, currency and more in the transcript",
+          DG_DEFAULT_SMART_FORMAT, OPT_FLAGS);
+    case DG_OPT_PUNCTUATE:
+      return g_param_spec_boolean ("punctuate", "Punctuate",
+          "Add punctuation and capitalization to the transcript",
+          DG_DEFAULT_PUNCTUATE, OPT_FLAGS);
+    case DG_OPT_KEYTERMS:
+      return gst_param_spec_array ("keyterms", "Key terms",
+          "Words or phrases to recognise better (nova-3 keyterm prompting), "
+          "e.g. <\"Deepgram\", \"GStreamer\">",
+          g_param_spec_string ("keyterm", "Key term", "A word or phrase", NULL,
+              G_PARAM_READWRITE | G_PARAM_STATIC_STRINGS),
+          OPT_FLAGS);
+    case DG_OPT_VAD_EVENTS:
+      return g_param_spec_boolean ("vad-events", "VAD events",
+          "Ask for Deepgram's SpeechStarted messages (posted as "
+          "deepgram-speech-started)",
+          DG_DEFAULT_VAD_EVENTS, OPT_FLAGS);
+    case DG_OPT_EXTRA_PARAMS:
+      return g_param_spec_string ("extra-params", "Extra parameters",
+          "More query parameters, passed as given (URL-encoded), for options "
+          "without a property, e.g. \"diarize=true&numerals=true\"",
+          NULL, OPT_FLAGS);
+    case DG_OPT_MAX_BACKLOG_MS:
+      return g_param_spec_uint ("max-backlog-ms", "Max backlog",
+          "Most audio (in milliseconds) waiting for the network while it is "
+          "slow or reconnecting; beyond it the oldest is dropped and a "
+          "warning posted (the streaming thread never blocks)",
+          100, 600000, DG_DEFAULT_MAX_BACKLOG_MS, OPT_FLAGS);
+    case DG_OPT_COUNT:
+      break;
+  }
+  g_assert_not_reached ();
+  return NULL;
+}
+
+/**
+ * dg_options_install:
+ * @first_prop_id: the property id of %DG_OPT_API_KEY; the others follow in
+ *   #DgOption order
+ *
+ * Installs the Deepgram options as properties of @klass.
+ */
+void
+dg_options_install (GObjectClass *klass, guint first_prop_id)
+{
+  for (guint i = 0; i < DG_OPT_COUNT; i++)
+    g_object_class_install_property (
+        klass, first_prop_id + i, make_pspec ((DgOption)i));
+}
+
+void
+dg_options_init (DgOptions *opts)
+{
+  opts->api_key = NULL;
+  opts->url = g_strdup (DG_DEFAULT_URL);
+  opts->model = g_strdup (DG_DEFAULT_MODEL);
+  opts->language = g_strdup (DG_DEFAULT_LANGUAGE);
+  opts->interim_results = DG_DEFAULT_INTERIM_RESULTS;
+  opts->endpointing_ms = DG_DEFAULT_ENDPOINTING_MS;
+  opts->utterance_end_ms = DG_DEFAULT_UTTERANCE_END_MS;
+  opts->smart_format = DG_DEFAULT_SMART_FORMAT;
+  opts->punctuate = DG_DEFAULT_PUNCTUATE;
+  opts->keyterms = g_new0 (gchar *, 1);
+  opts->vad_events = DG_DEFAULT_VAD_EVENTS;
+  opts->extra_params = NULL;
+  opts->max_backlog_ms = DG_DEFAULT_MAX_BACKLOG_MS;
+}
+
+void
+dg_options_clear (DgOptions *opts)
+{
+  g_clear_pointer (&opts->api_key, g_free);
+  g_clear_pointer (&opts->url, g_free);
+  g_clear_pointer (&opts->model, g_free);
+  g_clear_pointer (&opts->language, g_free);
+  g_clear_pointer (&opts->keyterms, g_strfreev);
+  g_clear_pointer (&opts->extra_params, g_free);
+}
+
+/* Deep copy: the streaming thread copies the options under the object lock
+ * and uses the copy without it. */
+void
+dg_options_copy (const DgOptions *src, DgOptions *dest)
+{
+  *dest = *src;
+  dest->api_key = g_strdup (src->api_key);
+  dest->url = g_strdup (src->url);
+  dest->model = g_strdup (src->model);
+  dest->language = g_strdup (src->language);
+  dest->keyterms = g_strdupv (src->keyterms);
+  dest->extra_params = g_strdup (src->extra_params);
+}
+
+static void
+set_keyterms (DgOptions *opts, const GValue *value)
+{
+  guint n = gst_value_array_get_size (value);
+  GPtrArray *terms = g_ptr_array_new ();
+
+  for (guint i = 0; i < n; i++) {
+    const GValue *v = gst_value_array_get_value (value, i);
+    if (G_VALUE_HOLDS_STRING (v) && g_value_get_string (v))
+      g_ptr_array_add (terms, g_value_dup_string (v));
+  }
+  g_ptr_array_add (terms, NULL);
+  g_strfreev (opts->keyterms);
+  opts->keyterms = (gchar **)g_ptr_array_free (terms, FALSE);
+}
+
+static void
+get_keyterms (const DgOptions *opts, GValue *value)
+{
+  for (guint i = 0; opts->keyterms[i]; i++) {
+    GValue v = G_VALUE_INIT;
+
+    g_value_init (&v, G_TYPE_STRING);
+    g_value_set_string (&v, opts->keyterms[i]);
+    gst_value_array_append_and_take_value (value, &v);
+  }
+}
+
+static void
+set_string (gchar **field, const GValue *value, const gchar *fallback)
+{
+  const gchar *s = g_value_get_string (value);
+
+  g_free (*field);
+  *field = g_strdup (s ? s : fallback);
+}
+
+/* Caller holds the object lock. */
+void
+dg_options_set (DgOptions *opts, DgOption opt, const GValue *value)
+{
+  switch (opt) {
+    case DG_OPT_API_KEY:
+      set_string (&opts->api_key, value, NULL);
+      break;
+    case DG_OPT_URL:
+      set_string (&opts->url, value, DG_DEFAULT_URL);
+      break;
+    case DG_OPT_MODEL:
+      set_string (&opts->model, value, DG_DEFAULT_MODEL);
+      break;
+    case DG_OPT_LANGUAGE:
+      set_string (&opts->language, value, "");
+      break;
+    case DG_OPT_INTERIM_RESULTS:
+      opts->interim_results = g_value_get_boolean (value);
+      break;
+    case DG_OPT_ENDPOINTING:
+      opts->endpointing_ms = g_value_get_uint (value);
+      break;
+    case DG_OPT_UTTERANCE_END_MS:
+      opts->utterance_end_ms = g_value_get_uint (value);
+      break;
+    case DG_OPT_SMART_FORMAT:
+      opts->smart_format = g_value_get_boolean (value);
+      break;
+    case DG_OPT_PUNCTUATE:
+      opts->punctuate = g_value_get_boolean (value);
+      break;
+    case DG_OPT_KEYTERMS:
+      set_keyterms (opts, value);
+      break;
+    case DG_OPT_VAD_EVENTS:
+      opts->vad_events = g_value_get_boolean (value);
+      break;
+    case DG_OPT_EXTRA_PARAMS:
+      set_string (&opts->extra_params, value, NULL);
+      break;
+    case DG_OPT_MAX_BACKLOG_MS:
+      opts->max_backlog_ms = g_value_get_uint (value);
+      break;
+    case DG_OPT_COUNT:
+      g_assert_not_reached ();
+  }
+}
+
+/* Caller holds the object lock. */
+void
+dg_options_get (const DgOptions *opts, DgOption opt, GValue *value)
+{
+  switch (opt) {
+    case DG_OPT_API_KEY:
+      g_value_set_string (value, opts->api_key);
+      break;
+    case DG_OPT_URL:
+      g_value_set_string (value, opts->url);
+      break;
+    case DG_OPT_MODEL:
+      g_value_set_string (value, opts->model);
+      break;
+    case DG_OPT_LANGUAGE:
+      g_value_set_string (value, opts->language);
+      break;
+    case DG_OPT_INTERIM_RESULTS:
+      g_value_set_boolean (value, opts->interim_results);
+      break;
+    case DG_OPT_ENDPOINTING:
+      g_value_set_uint (value, opts->endpointing_ms);
+      break;
+    case DG_OPT_UTTERANCE_END_MS:
+      g_value_set_uint (value, opts->utterance_end_ms);
+      break;
+    case DG_OPT_SMART_FORMAT:
+      g_value_set_boolean (value, opts->smart_format);
+      break;
+    case DG_OPT_PUNCTUATE:
+      g_value_set_boolean (value, opts->punctuate);
+      break;
+    case DG_OPT_KEYTERMS:
+      get_keyterms (opts, value);
+      break;
+    case DG_OPT_VAD_EVENTS:
+      g_value_set_boolean (value, opts->vad_events);
+      break;
+    case DG_OPT_EXTRA_PARAMS:
+      g_value_set_string (value, opts->extra_params);
+      break;
+    case DG_OPT_MAX_BACKLOG_MS:
+      g_value_set_uint (value, opts->max_backlog_ms);
+      break;
+    case DG_OPT_COUNT:
+      g_assert_not_reached ();
+  }
+}
