@@ -17,9 +17,11 @@
  * "Authorization: Token KEY" and the WebSocket subprotocol pair "token, KEY",
  * OAuth-style "Bearer KEY", ElevenLabs' "xi-api-key" header and first-message
  * field "xi_api_key", and api_key-style query parameters. Group 1 is kept,
- * group 2 (the secret) masked. */
+ * group 2 (the secret) masked. "token, " is also ordinary prose ("first
+ * token, 110 ms"), so there the secret must look like a key: 16 or more
+ * characters (vendors' keys are 32 to 64). */
 static const gchar redact_pattern[] =
-    "(\\bToken\\s+|\\btoken,\\s*|(?i:\\bbearer)\\s+"
+    "(\\bToken\\s+|\\btoken,\\s*(?=[^\\s&\"',;]{16})|(?i:\\bbearer)\\s+"
     "|(?i:xi[-_]api[-_]key|api[-_]?key|access[-_]token)[\"']?\\s*[:=]\\s*[\"']?"
     ")([^\\s&\"',;]+)";
 

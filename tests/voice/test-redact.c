@@ -66,6 +66,8 @@ GST_START_TEST (test_redact_ordinary_text)
 {
   const gchar *texts[] = {
     "the first token took 110 ms",
+    "first token, 110 ms after the request",
+    "one token, then another",
     "received 42 tokens in 1.5 s (28 tokens/s)",
     "WebSocket open (reconnected)",
     "request 3: POST http://127.0.0.1:8080/v1/chat/completions",
