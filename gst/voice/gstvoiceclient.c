@@ -90,7 +90,8 @@ struct _GstVoiceClient
   gushort close_code;
   gchar *close_reason;
   gboolean ever_opened;
-  guint attempt;
+  gint64 opened_at_us; /* when the current connection opened */
+  guint attempt; /* retries in a row without a lasting connection */
   GCancellable *connect_cancellable; /* of the attempt under way */
   gboolean timed_out;
   GSource *connect_timeout;
@@ -463,6 +464,21 @@ schedule_retry (GstVoiceClient *self)
   return schedule_retry_full (self, FALSE);
 }
 
+/* A connection ended. Only one that lasted (as long as the longest backoff)
+ * resets the retry count: a server that accepts and drops at once would
+ * otherwise be reconnected to forever at the shortest delay. */
+static void
+connection_ended (GstVoiceClient *self)
+{
+  guint max_ms;
+
+  GST_OBJECT_LOCK (self);
+  max_ms = self->backoff_max_ms;
+  GST_OBJECT_UNLOCK (self);
+  if (g_get_monotonic_time () - self->opened_at_us >= (gint64)max_ms * 1000)
+    self->attempt = 0;
+}
+
 /* ---- Sending ---- */
 
 /* Returns (transfer none) the TCP socket under @stream, or NULL. libsoup
@@ -830,6 +846,7 @@ on_ws_closed (SoupWebsocketConnection *ws, gpointer data)
   forget_ws (self);
   /* A normal close the server chose (1000) is final too: the server meant
    * it, e.g. after CloseStream. */
+  connection_ended (self);
   retry = code != SOUP_WEBSOCKET_CLOSE_NORMAL && schedule_retry (self);
   cb = get_callbacks (self, &user_data);
   if (cb.closed)
@@ -861,6 +878,7 @@ drop_connection_full (GstVoiceClient *self, gboolean retry, gboolean forced)
   if (self->ws == NULL)
     return;
   forget_ws (self);
+  connection_ended (self);
   will_retry = retry && schedule_retry_full (self, forced);
   cb = get_callbacks (self, &user_data);
   if (cb.closed)
@@ -910,7 +928,7 @@ connect_opened (GstVoiceClient *self, SoupWebsocketConnection *ws)
         "cannot see the socket's send queue: sending "
         "is not bounded and stalls are not detected");
   self->ever_opened = TRUE;
-  self->attempt = 0;
+  self->opened_at_us = g_get_monotonic_time ();
   soup_websocket_connection_set_max_incoming_payload_size (
       ws, 16 * 1024 * 1024);
   g_signal_connect (ws, "message", G_CALLBACK (on_ws_message), self);

@@ -159,6 +159,7 @@ typedef struct
   gushort close_with; /* close connections 1..close_count with this code */
   guint close_count; /* ... on their first message */
   gboolean greet; /* send "hello" and 4 binary bytes on open */
+  gushort close_on_open; /* close every connection at once with this code */
   gboolean ticker; /* send "tick" every 20 ms while connected */
 
   /* Protected by lock */
@@ -240,6 +241,8 @@ ws_on_connection (SoupServer *server, SoupServerMessage *msg, const char *path,
   g_ptr_array_add (ws->conns, g_object_ref (conn));
   g_signal_connect (conn, "message", G_CALLBACK (ws_on_message), ws);
   g_signal_connect (conn, "closed", G_CALLBACK (ws_on_closed), ws);
+  if (ws->close_on_open)
+    soup_websocket_connection_close (conn, ws->close_on_open, "go away");
   if (ws->greet) {
     static const guint8 bin[] = { 0, 1, 2, 3 };
     GBytes *b = g_bytes_new_static (bin, sizeof (bin));
@@ -1152,6 +1155,40 @@ GST_START_TEST (test_ws_reconnect_after_1011)
 
 GST_END_TEST;
 
+/* A server that accepts and drops every connection at once does not reset
+ * the retry count: the client gives up after max_attempts reconnects. */
+GST_START_TEST (test_ws_flapping_gives_up)
+{
+  WsServer *ws = ws_server_new ();
+  ServerThread *st;
+  Recorder *r = recorder_new ();
+  GstVoiceClient *c = client_new (r);
+  gchar *url;
+
+  ws->close_on_open = SOUP_WEBSOCKET_CLOSE_SERVER_ERROR;
+  st = server_thread_new (ws_server_start, ws_server_stop, ws);
+  url = ws_url (st, "/ws");
+  /* The connections last far less than the longest backoff (5 s). */
+  gst_voice_client_set_backoff (c, 10, 5000, 2);
+  gst_voice_client_open_websocket (c, url, NULL, NULL, TRUE);
+
+  WAIT_UNTIL (r->closed == 3);
+  fail_if (r->close_will_retry);
+  fail_unless_equals_string (r->events->str,
+      "opened(0) closed(1011,1) opened(1) closed(1011,1) opened(1) "
+      "closed(1011,0) ");
+  quiet_period (500);
+  fail_unless_equals_int (ws->connections, 3);
+
+  client_free (c, r);
+  server_thread_free (st);
+  g_free (url);
+  ws_server_free (ws);
+  recorder_free (r);
+}
+
+GST_END_TEST;
+
 /* A normal close (1000) chosen by the server is final: no reconnect. */
 GST_START_TEST (test_ws_server_close_1000_final)
 {
@@ -1932,6 +1969,7 @@ voice_client_suite (void)
   tcase_add_test (ws, test_ws_connect_timeout);
   tcase_add_test (ws, test_ws_reconnect_after_1011);
   tcase_add_test (ws, test_ws_server_close_1000_final);
+  tcase_add_test (ws, test_ws_flapping_gives_up);
   tcase_add_test (ws, test_ws_close_flushes_queue);
   tcase_add_test (ws, test_ws_reconnect_call);
   tcase_add_test (ws, test_queue_bound);
