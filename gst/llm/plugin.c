@@ -1,0 +1,21 @@
+/* gst-voiceagent
+ * Copyright (C) 2026 gst-voiceagent contributors
+ * SPDX-License-Identifier: LGPL-2.1-or-later
+ */
+#ifdef HAVE_CONFIG_H
+#include "config.h"
+#endif
+
+#include "voice.h"
+#include "gstllmtransform.h"
+
+static gboolean
+plugin_init (GstPlugin *plugin)
+{
+  gst_voice_init ();
+  return GST_ELEMENT_REGISTER (llmtransform, plugin);
+}
+
+GST_PLUGIN_DEFINE (GST_VERSION_MAJOR, GST_VERSION_MINOR, llm,
+    "LLM turns over OpenAI-compatible chat completions", plugin_init, VERSION,
+    GST_LICENSE, GST_PACKAGE_NAME, GST_PACKAGE_ORIGIN)
