@@ -11,6 +11,7 @@
  * SPDX-License-Identifier: LGPL-2.1-or-later
  */
 #include <gst/check/gstcheck.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
 #include "voice.h"
@@ -539,6 +540,7 @@ typedef struct
   GSource *ticker;
   gsize sent_bytes;
   guint sent;
+  guint total; /* chunks to send; 0: endless */
   gboolean finished;
 } Stream;
 
@@ -570,9 +572,9 @@ stream_on_finished (SoupServerMessage *msg, gpointer user_data)
   stream_stop_ticker (s);
   g_mutex_lock (&lock);
   http->finished++;
-  if (!s->finished && !(http->chunks && s->sent == http->chunks))
+  if (!s->finished && !(s->total && s->sent == s->total))
     http->client_gone = TRUE;
-  else if (http->chunks && s->sent == http->chunks)
+  else if (s->total && s->sent == s->total)
     http->completed = TRUE;
   s->finished = TRUE;
   changed_locked ();
@@ -612,7 +614,7 @@ stream_tick (gpointer user_data)
   s->sent_bytes += strlen (piece);
   soup_message_body_append (body, SOUP_MEMORY_TAKE, piece, strlen (piece));
   s->sent++;
-  last = http->chunks && s->sent == http->chunks;
+  last = s->total && s->sent == s->total;
   if (last)
     soup_message_body_complete (body);
   g_mutex_lock (&lock);
@@ -648,6 +650,10 @@ http_stream_handler (SoupServer *server, SoupServerMessage *msg,
 
   s->http = http;
   s->msg = g_object_ref (msg);
+  /* ?n=N overrides the server's chunk count for this response. */
+  s->total = query && g_hash_table_lookup (query, "n")
+      ? (guint)atoi (g_hash_table_lookup (query, "n"))
+      : http->chunks;
   g_ptr_array_add (http->streams, s);
   g_signal_connect (msg, "finished", G_CALLBACK (stream_on_finished), s);
   g_signal_connect (
@@ -1785,6 +1791,21 @@ GST_START_TEST (test_http_cancel_mid_stream)
   fail_unless_equals_int (h->after_done, 0);
   fail_unless_equals_int (h->chunks, chunks_at_done);
   fail_if (http->completed);
+
+  /* The I/O thread is free and the aborted connection is not reused: a new
+   * request on the same client streams to its end. */
+  {
+    HttpRecorder *h2 = http_recorder_new (NULL);
+    gchar *url2 = http_url (st, "/stream?n=3");
+
+    gst_voice_client_http_request (
+        c, post_message (url2), &hrec_callbacks, h2, hrec_notify);
+    WAIT_UNTIL (h2->done == 1 && h2->notified == 1);
+    fail_if (h2->done_error);
+    fail_unless_equals_string (h2->body->str, "chunk-0;chunk-1;chunk-2;");
+    g_free (url2);
+    http_recorder_free (h2);
+  }
 
   client_free (c, r);
   server_thread_free (st);
