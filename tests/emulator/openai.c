@@ -644,6 +644,10 @@ handle_models (SoupServerMessage *msg, const gchar *path)
   }
   emu_send_json_error (msg, SOUP_STATUS_OK, b->str);
   g_string_free (b, TRUE);
+  {
+    g_autofree gchar *client = emu_client_address (msg);
+    emu_log_connection ("llm", client, g_get_monotonic_time (), "ok");
+  }
 }
 
 /* Builds every event of a streamed answer, or the one JSON body of a plain

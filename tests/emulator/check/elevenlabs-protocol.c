@@ -310,6 +310,32 @@ test_ws_multi_close_socket (void)
   emu_ws_free (w);
 }
 
+/* tts_first_audio_ms delays the first audio of a generation. */
+static void
+test_ws_first_audio_latency (void)
+{
+  g_autoptr (EmuHttpReply) set = emu_http (
+      emu, "POST", "/emulator/latency", "{\"tts_first_audio_ms\":300}", NULL);
+  g_autoptr (EmuHttpReply) back = NULL;
+  g_autofree gchar *m = NULL;
+  EmuWs *w = emu_ws_connect (emu,
+      "/v1/text-to-speech/v/stream-input?output_format=pcm_16000", KEY, NULL);
+  gint64 t0;
+
+  g_assert_cmpuint (set->status, ==, 200);
+  g_assert_nonnull (w);
+  emu_ws_send (w, "{\"text\":\" \"}");
+  t0 = g_get_monotonic_time ();
+  emu_ws_send (w, "{\"text\":\"Hello. \",\"flush\":true}");
+  m = emu_ws_next (w, 10000);
+  g_assert_nonnull (strstr (m, "\"audio\""));
+  g_assert_cmpint (g_get_monotonic_time () - t0, >=, 290000);
+  emu_ws_free (w);
+  back = emu_http (
+      emu, "POST", "/emulator/latency", "{\"profile\":\"zero\"}", NULL);
+  g_assert_cmpuint (back->status, ==, 200);
+}
+
 int
 main (int argc, char **argv)
 {
@@ -333,6 +359,8 @@ main (int argc, char **argv)
   g_test_add_func ("/elevenlabs/ws/multi", test_ws_multi);
   g_test_add_func (
       "/elevenlabs/ws/multi-close-socket", test_ws_multi_close_socket);
+  g_test_add_func (
+      "/elevenlabs/ws/first-audio-latency", test_ws_first_audio_latency);
   ret = g_test_run ();
   emu_process_stop (emu);
   return ret;
