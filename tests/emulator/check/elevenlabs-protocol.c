@@ -221,6 +221,25 @@ test_ws_schedule (void)
   emu_ws_free (w);
 }
 
+/* auto_mode=true generates at each sentence end, without the schedule. */
+static void
+test_ws_auto_mode (void)
+{
+  EmuWs *w = emu_ws_connect (emu,
+      "/v1/text-to-speech/v/stream-input?output_format=pcm_16000&"
+      "auto_mode=true",
+      KEY, NULL);
+  g_autofree gchar *m = NULL;
+
+  g_assert_nonnull (w);
+  emu_ws_send (w, "{\"text\":\" \"}");
+  emu_ws_send (w, "{\"text\":\"Hi there. \"}");
+  m = emu_ws_next (w, 10000);
+  g_assert_nonnull (m);
+  g_assert_nonnull (strstr (m, "\"audio\""));
+  emu_ws_free (w);
+}
+
 /* A frame that is not JSON: invalid_input_message, close 1008. */
 static void
 test_ws_bad_json (void)
@@ -352,6 +371,7 @@ main (int argc, char **argv)
   g_test_add_func ("/elevenlabs/ws/handshake-401", test_ws_handshake_401);
   g_test_add_func ("/elevenlabs/ws/single", test_ws_single);
   g_test_add_func ("/elevenlabs/ws/schedule", test_ws_schedule);
+  g_test_add_func ("/elevenlabs/ws/auto-mode", test_ws_auto_mode);
   g_test_add_func ("/elevenlabs/ws/bad-json", test_ws_bad_json);
   g_test_add_func (
       "/elevenlabs/ws/bad-key-in-message", test_ws_bad_key_in_message);
