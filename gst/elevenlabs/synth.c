@@ -1,0 +1,1222 @@
+/* gst-voiceagent
+ * Copyright (C) 2026 gst-voiceagent contributors
+ * SPDX-License-Identifier: LGPL-2.1-or-later
+ */
+
+/* The ElevenLabs network half shared by elevenlabssink (and elevenlabssrc
+ * when it speaks its own text).
+ *
+ * Contexts: one multi-context WebSocket per element; one context per turn.
+ * A context is opened ahead of need (READY), so the next turn starts on a
+ * context that already exists and the idle socket has something to send
+ * keep-alives to. A turn's context gets its text as it comes, and at the end
+ * of the turn `flush` (speak the tail) then `close_context`; the server
+ * answers with the remaining audio and `isFinal`, which completes the turn.
+ * A barge-in sends `close_context` at once and drops whatever audio still
+ * arrives for it. Contexts count from the moment they are opened until the
+ * server's `isFinal` confirms them closed, and no more than EL_MAX_CONTEXTS
+ * are ever open: a new turn waits for a slot (which takes one server round
+ * trip) rather than trip the service's limit of five, the failure other
+ * frameworks hit on rapid barge-ins.
+ *
+ * Order: audio of a turn is queued for the src only once every earlier
+ * turn's audio is in (held meanwhile), so two turns never interleave.
+ *
+ * Errors: after an error frame or a dropped connection the socket is
+ * re-opened and each unfinished turn resent from the first character whose
+ * audio has not arrived (from the alignment data). Voice settings go with
+ * the first context of each connection only: the service rejects settings
+ * that change between messages of one connection.
+ *
+ * Threads: the streaming thread calls the public functions; the client's
+ * callbacks and the keep-alive timer run on the voice I/O thread. One mutex
+ * guards everything. Client calls that can call back synchronously
+ * (reconnect, cancel) and message posting happen outside it. */
+#ifdef HAVE_CONFIG_H
+#include "config.h"
+#endif
+
+#include "synth.h"
+#include "pair.h"
+
+#include <string.h>
+
+GST_DEBUG_CATEGORY_STATIC (el_synth_debug);
+#define GST_CAT_DEFAULT el_synth_debug
+
+#define TIMER_INTERVAL_MS 500
+/* A closing context that shows no life for this long is presumed lost
+ * (the server never confirmed it): the socket is re-opened. */
+#define CLOSE_TIMEOUT_US (10 * G_USEC_PER_SEC)
+/* Error frames in a row, with no audio in between, before giving up. */
+#define MAX_ERROR_FRAMES 3
+
+typedef enum {
+  CTX_READY, /* opened, no turn yet */
+  CTX_ACTIVE, /* carrying a turn */
+  CTX_CLOSING, /* close_context sent, waiting for isFinal */
+} CtxState;
+
+typedef struct _Turn Turn;
+
+typedef struct
+{
+  gchar *id;
+  CtxState state;
+  Turn *turn; /* NULL when READY or cancelled */
+  gint64 activity_us; /* last message sent or received for it */
+} Ctx;
+
+struct _Turn
+{
+  guint number;
+  GString *text; /* everything said in the turn, as sent */
+  gsize sent; /* bytes of @text sent on the current context / requested */
+  gsize confirmed; /* non-space characters whose audio has arrived */
+  guint characters; /* billed, resends included */
+  gboolean ended; /* no more text will come */
+  gboolean flush_sent;
+  gboolean got_audio;
+  gboolean complete; /* all its audio has arrived */
+  gint64 last_text_us;
+  gint64 first_sent_us;
+  GstClockTime ttfb;
+  Ctx *ctx;
+  GQueue held; /* audio waiting for an earlier turn to complete */
+};
+
+typedef struct
+{
+  ElSynth *synth; /* strong ref */
+  Turn *turn; /* NULL once the turn is gone */
+  guint id;
+  guint segment;
+  gchar *text; /* the piece of the turn it speaks */
+  guint status;
+  gint64 sent_us;
+  gint leftover; /* odd byte of a split sample, or -1 */
+} HttpReq;
+
+struct _ElSynth
+{
+  gint ref; /* atomic */
+  GMutex lock;
+
+  /* Immutable after el_synth_new(). */
+  GstElement *owner;
+  gchar *name; /* structure name of the messages */
+  ElSynthConfig cfg;
+  GstVoiceQueue *out;
+  gboolean own;
+  GstVoiceClient *client;
+  gint64 keepalive_us;
+
+  /* Protected by lock. */
+  gboolean connected;
+  gboolean connecting;
+  gboolean stopped;
+  gboolean failed;
+  gboolean eos_pending;
+  GQueue turns; /* of Turn*, oldest first, until their audio is all in */
+  GList *contexts; /* of Ctx* */
+  guint open_max;
+  guint next_ctx;
+  guint next_segment;
+  gboolean settings_sent; /* on this connection */
+  gboolean have_cancelled;
+  guint cancelled_turn; /* text of this turn is dropped */
+  gint64 last_send_us;
+  guint error_frames;
+  HttpReq *request; /* HTTP: the request in flight */
+  GSource *timer;
+};
+
+/* Messages to post once the lock is released. */
+typedef struct
+{
+  GSList *messages; /* of GstMessage*, newest first */
+  gboolean reconnect;
+  gboolean close; /* stop reconnecting: a fatal error */
+  guint cancel_request;
+} Deferred;
+
+static void pump (ElSynth *s, Deferred *d);
+static void http_pump (ElSynth *s, Deferred *d);
+
+/* ---- Config ---- */
+
+void
+el_synth_config_copy (ElSynthConfig *dst, const ElSynthConfig *src)
+{
+  *dst = *src;
+  dst->api_key = g_strdup (src->api_key);
+  dst->url = g_strdup (src->url);
+  dst->voice_id = g_strdup (src->voice_id);
+  dst->model_id = g_strdup (src->model_id);
+  if (src->settings.chunk_schedule)
+    dst->settings.chunk_schedule = g_array_copy (src->settings.chunk_schedule);
+}
+
+void
+el_synth_config_clear (ElSynthConfig *cfg)
+{
+  g_clear_pointer (&cfg->api_key, g_free);
+  g_clear_pointer (&cfg->url, g_free);
+  g_clear_pointer (&cfg->voice_id, g_free);
+  g_clear_pointer (&cfg->model_id, g_free);
+  g_clear_pointer (&cfg->settings.chunk_schedule, g_array_unref);
+}
+
+/* ---- Lifetime ---- */
+
+static ElSynth *
+synth_ref (ElSynth *s)
+{
+  g_atomic_int_inc (&s->ref);
+  return s;
+}
+
+ElSynth *
+el_synth_ref (ElSynth *s)
+{
+  return synth_ref (s);
+}
+
+static void
+turn_free (Turn *t)
+{
+  g_string_free (t->text, TRUE);
+  g_queue_clear_full (&t->held, (GDestroyNotify)gst_mini_object_unref);
+  g_free (t);
+}
+
+static void
+ctx_free (Ctx *c)
+{
+  g_free (c->id);
+  g_free (c);
+}
+
+static void
+synth_unref (gpointer data)
+{
+  ElSynth *s = data;
+
+  if (!g_atomic_int_dec_and_test (&s->ref))
+    return;
+  g_queue_clear_full (&s->turns, (GDestroyNotify)turn_free);
+  g_list_free_full (s->contexts, (GDestroyNotify)ctx_free);
+  gst_object_unref (s->client);
+  gst_object_unref (s->owner);
+  el_synth_config_clear (&s->cfg);
+  g_free (s->name);
+  g_mutex_clear (&s->lock);
+  g_free (s);
+}
+
+void
+el_synth_unref (ElSynth *s)
+{
+  synth_unref (s);
+}
+
+/* ---- Deferred work ---- */
+
+static void
+defer_message (ElSynth *s, Deferred *d, GstStructure *st)
+{
+  gst_structure_set (
+      st, "wallclock", G_TYPE_INT64, g_get_monotonic_time (), NULL);
+  d->messages = g_slist_prepend (
+      d->messages, gst_message_new_element (GST_OBJECT (s->owner), st));
+}
+
+/* Posts and does what was deferred; call without the lock. */
+static void
+run_deferred (ElSynth *s, Deferred *d)
+{
+  d->messages = g_slist_reverse (d->messages);
+  for (GSList *l = d->messages; l; l = l->next)
+    gst_element_post_message (s->owner, l->data);
+  g_slist_free (d->messages);
+  d->messages = NULL;
+  if (d->close)
+    gst_voice_client_close (s->client, SOUP_WEBSOCKET_CLOSE_NORMAL, NULL);
+  else if (d->reconnect)
+    gst_voice_client_reconnect (s->client);
+  if (d->cancel_request)
+    gst_voice_client_cancel_request (s->client, d->cancel_request);
+}
+
+/* ---- Output ---- */
+
+static Turn *
+head_turn (ElSynth *s)
+{
+  return g_queue_peek_head (&s->turns);
+}
+
+static void
+out_push (ElSynth *s, GstMiniObject *item)
+{
+  gst_voice_queue_push_force (s->out, item);
+}
+
+/* Queues @item of @t for the src, or holds it while an earlier turn is
+ * still arriving. */
+static void
+deliver (ElSynth *s, Turn *t, GstMiniObject *item)
+{
+  if (t == head_turn (s))
+    out_push (s, item);
+  else
+    g_queue_push_tail (&t->held, item);
+}
+
+/* Completes the turns at the head whose audio is all in; their turn ends
+ * go out, and the next turn's held audio follows. */
+static void
+advance (ElSynth *s, Deferred *d)
+{
+  Turn *t;
+
+  while ((t = head_turn (s)) && t->complete) {
+    GstMiniObject *item;
+    Turn *next;
+
+    out_push (s,
+        GST_MINI_OBJECT (el_turn_end_event_new (
+            t->number, s->own, t->characters, t->ttfb, t->text->str)));
+    defer_message (s, d,
+        gst_structure_new (s->name, "event", G_TYPE_STRING, "turn-done", "turn",
+            G_TYPE_UINT, t->number, "characters", G_TYPE_UINT, t->characters,
+            NULL));
+    g_queue_pop_head (&s->turns);
+    turn_free (t);
+    next = head_turn (s);
+    while (next && (item = g_queue_pop_head (&next->held)))
+      out_push (s, item);
+  }
+  if (s->eos_pending && g_queue_is_empty (&s->turns)) {
+    s->eos_pending = FALSE;
+    out_push (s, GST_MINI_OBJECT (gst_event_new_eos ()));
+  }
+}
+
+/* ---- Contexts ---- */
+
+static guint
+count_contexts (ElSynth *s)
+{
+  return g_list_length (s->contexts);
+}
+
+static Ctx *
+find_ctx (ElSynth *s, const gchar *id)
+{
+  for (GList *l = s->contexts; l && id; l = l->next)
+    if (g_str_equal (((Ctx *)l->data)->id, id))
+      return l->data;
+  return NULL;
+}
+
+static Ctx *
+find_ready (ElSynth *s)
+{
+  for (GList *l = s->contexts; l; l = l->next)
+    if (((Ctx *)l->data)->state == CTX_READY)
+      return l->data;
+  return NULL;
+}
+
+static void
+send (ElSynth *s, gchar *msg)
+{
+  GST_LOG_OBJECT (s->owner, "sending %s", msg);
+  if (!gst_voice_client_send_text (s->client, msg))
+    GST_WARNING_OBJECT (s->owner, "send queue full, message dropped");
+  s->last_send_us = g_get_monotonic_time ();
+  g_free (msg);
+}
+
+/* Settings go with the first context of a connection only. */
+static const ElVoiceSettings *
+take_settings (ElSynth *s)
+{
+  if (s->settings_sent)
+    return NULL;
+  s->settings_sent = TRUE;
+  return &s->cfg.settings;
+}
+
+/* Opens a context with a single space, as the protocol wants. */
+static Ctx *
+open_ctx (ElSynth *s)
+{
+  Ctx *c = g_new0 (Ctx, 1);
+  guint n;
+
+  c->id = g_strdup_printf ("ctx-%u", ++s->next_ctx);
+  c->state = CTX_READY;
+  c->activity_us = g_get_monotonic_time ();
+  s->contexts = g_list_append (s->contexts, c);
+  n = count_contexts (s);
+  s->open_max = MAX (s->open_max, n);
+  GST_DEBUG_OBJECT (s->owner, "opening context %s (%u open)", c->id, n);
+  send (s, el_msg_text (c->id, " ", take_settings (s)));
+  return c;
+}
+
+static void
+remove_ctx (ElSynth *s, Ctx *c)
+{
+  s->contexts = g_list_remove (s->contexts, c);
+  if (c->turn)
+    c->turn->ctx = NULL;
+  ctx_free (c);
+}
+
+static void
+close_ctx (ElSynth *s, Ctx *c)
+{
+  c->state = CTX_CLOSING;
+  c->activity_us = g_get_monotonic_time ();
+  send (s, el_msg_close_context (c->id));
+}
+
+/* Forgets every context: the connection they lived on is gone. */
+static void
+forget_contexts (ElSynth *s)
+{
+  while (s->contexts)
+    remove_ctx (s, s->contexts->data);
+}
+
+/* ---- Sending turns (WebSocket) ---- */
+
+/* Sends what @t has not sent yet; FALSE if it has to wait for a context. */
+static gboolean
+send_turn (ElSynth *s, Turn *t)
+{
+  if (t->ctx == NULL) {
+    Ctx *c = find_ready (s);
+    if (c == NULL && count_contexts (s) >= EL_MAX_CONTEXTS)
+      return FALSE;
+    if (c == NULL)
+      c = open_ctx (s);
+    c->state = CTX_ACTIVE;
+    c->turn = t;
+    t->ctx = c;
+  }
+  if (t->sent < t->text->len) {
+    const gchar *rest = t->text->str + t->sent;
+    if (t->first_sent_us == 0)
+      t->first_sent_us = g_get_monotonic_time ();
+    t->characters += (guint)g_utf8_strlen (rest, -1);
+    send (s, el_msg_text (t->ctx->id, rest, take_settings (s)));
+    t->sent = t->text->len;
+    t->ctx->activity_us = g_get_monotonic_time ();
+  }
+  if (t->ended && !t->flush_sent) {
+    t->flush_sent = TRUE;
+    if (t->first_sent_us == 0)
+      t->first_sent_us = g_get_monotonic_time ();
+    send (s, el_msg_flush (t->ctx->id));
+    close_ctx (s, t->ctx);
+  }
+  return TRUE;
+}
+
+/* Sends what can be sent, in turn order, and keeps a context ready. */
+static void
+pump (ElSynth *s, Deferred *d)
+{
+  gboolean waiting = FALSE;
+
+  if (s->cfg.protocol == EL_PROTOCOL_HTTP) {
+    http_pump (s, d);
+    return;
+  }
+  if (s->failed || s->stopped)
+    return;
+  if (!s->connected) {
+    if (!s->connecting && !g_queue_is_empty (&s->turns)) {
+      s->connecting = TRUE;
+      d->reconnect = TRUE;
+    }
+    return;
+  }
+  for (GList *l = s->turns.head; l && !waiting; l = l->next) {
+    Turn *t = l->data;
+    if (!t->complete)
+      waiting = !send_turn (s, t);
+  }
+  if (!waiting && find_ready (s) == NULL &&
+      count_contexts (s) < EL_MAX_CONTEXTS)
+    open_ctx (s);
+}
+
+/* ---- Server messages (I/O thread) ---- */
+
+static void
+post_first_audio (ElSynth *s, Turn *t, gint64 now, Deferred *d)
+{
+  t->got_audio = TRUE;
+  t->ttfb = (GstClockTime)(now - t->first_sent_us) * GST_USECOND;
+  GST_DEBUG_OBJECT (s->owner, "turn %u: first audio after %" GST_TIME_FORMAT,
+      t->number, GST_TIME_ARGS (t->ttfb));
+  defer_message (s, d,
+      gst_structure_new (s->name, "event", G_TYPE_STRING, "first-audio", "turn",
+          G_TYPE_UINT, t->number, "ttfb", G_TYPE_UINT64, (guint64)t->ttfb,
+          NULL));
+}
+
+/* Audio in the output format as S16LE. */
+static GBytes *
+to_s16 (ElSynth *s, GBytes *audio)
+{
+  gsize len;
+  const guint8 *data = g_bytes_get_data (audio, &len);
+
+  if (el_output_format_is_ulaw (s->cfg.format))
+    return el_ulaw_to_s16le (data, len);
+  /* An odd byte cannot be a sample; the service never splits one. */
+  return g_bytes_new_from_bytes (audio, 0, len & ~(gsize)1);
+}
+
+static void
+on_audio (ElSynth *s, ElServerMsg *m, gint64 received_us, Deferred *d)
+{
+  Ctx *c = find_ctx (s, m->context_id);
+  Turn *t = c ? c->turn : NULL;
+  GBytes *pcm;
+
+  if (t == NULL) {
+    GST_LOG_OBJECT (s->owner, "dropping audio of closed context %s",
+        GST_STR_NULL (m->context_id));
+    return;
+  }
+  s->error_frames = 0;
+  c->activity_us = received_us;
+  if (!t->got_audio)
+    post_first_audio (s, t, received_us, d);
+  if (m->text)
+    t->confirmed += el_count_nonspace (m->text, -1);
+  pcm = to_s16 (s, m->audio);
+  deliver (s, t,
+      GST_MINI_OBJECT (el_chunk_new (pcm, t->number, s->own, ++s->next_segment,
+          received_us, m->text, m->char_end_ms ? m->char_end_ms : NULL)));
+  g_bytes_unref (pcm);
+}
+
+static void
+on_final (ElSynth *s, ElServerMsg *m, Deferred *d)
+{
+  Ctx *c = find_ctx (s, m->context_id);
+  Turn *t;
+
+  if (c == NULL)
+    return;
+  t = c->turn;
+  GST_DEBUG_OBJECT (
+      s->owner, "context %s final (%u open)", c->id, count_contexts (s) - 1);
+  remove_ctx (s, c);
+  if (t && t->flush_sent) {
+    t->complete = TRUE;
+  } else if (t) {
+    /* The server ended a context we still use: start it over elsewhere. */
+    t->sent = el_offset_after_nonspace (t->text->str, t->confirmed);
+  }
+  advance (s, d);
+  pump (s, d);
+}
+
+static void
+on_error_frame (ElSynth *s, ElServerMsg *m, Deferred *d)
+{
+  Turn *t = head_turn (s);
+
+  GST_WARNING_OBJECT (
+      s->owner, "error frame %s: %s", m->error, GST_STR_NULL (m->message));
+  defer_message (s, d,
+      gst_structure_new (s->name, "event", G_TYPE_STRING, "error-frame",
+          "error", G_TYPE_STRING, m->error, "message", G_TYPE_STRING,
+          m->message ? m->message : "", "turn", G_TYPE_UINT, t ? t->number : 0,
+          NULL));
+  if (g_strcmp0 (m->error, "invalid_api_key") == 0 ||
+      ++s->error_frames > MAX_ERROR_FRAMES) {
+    s->failed = TRUE;
+    return;
+  }
+  /* Re-open now rather than wait for the close that follows: contexts
+   * and unspoken text are re-sent on the new connection. */
+  s->connected = FALSE;
+  s->connecting = TRUE;
+  forget_contexts (s);
+  d->reconnect = TRUE;
+}
+
+static void
+fail_error_frame (ElSynth *s, ElServerMsg *m)
+{
+  if (g_strcmp0 (m->error, "invalid_api_key") == 0)
+    GST_ELEMENT_ERROR (s->owner, RESOURCE, NOT_AUTHORIZED,
+        ("ElevenLabs rejected the API key: set ELEVENLABS_API_KEY (or the "
+         "api-key property) to a valid key."),
+        ("error frame %s: %s", m->error, GST_STR_NULL (m->message)));
+  else
+    GST_ELEMENT_ERROR (s->owner, RESOURCE, FAILED,
+        ("ElevenLabs keeps rejecting the request (%s): %s", m->error,
+            GST_STR_NULL (m->message)),
+        ("%d error frames in a row", MAX_ERROR_FRAMES + 1));
+}
+
+static void
+on_message (GstVoiceClient *client, SoupWebsocketDataType type, GBytes *message,
+    gpointer user_data)
+{
+  ElSynth *s = user_data;
+  gint64 received_us = g_get_monotonic_time ();
+  ElServerMsg m = { 0 };
+  Deferred d = { 0 };
+  gsize len;
+  const gchar *data = g_bytes_get_data (message, &len);
+  gboolean was_failed, now_failed;
+
+  el_server_msg_parse (data, len, &m);
+  g_mutex_lock (&s->lock);
+  was_failed = s->failed;
+  if (s->stopped || was_failed) {
+    /* nothing */
+  } else if (m.type == EL_MSG_AUDIO) {
+    on_audio (s, &m, received_us, &d);
+    if (m.is_final)
+      on_final (s, &m, &d);
+  } else if (m.type == EL_MSG_FINAL) {
+    on_final (s, &m, &d);
+  } else if (m.type == EL_MSG_ERROR) {
+    on_error_frame (s, &m, &d);
+  } else if (m.type == EL_MSG_INVALID) {
+    GST_WARNING_OBJECT (s->owner,
+        "ignoring a malformed message (%" G_GSIZE_FORMAT " bytes)", len);
+    defer_message (s, &d,
+        gst_structure_new (s->name, "event", G_TYPE_STRING, "invalid-frame",
+            "size", G_TYPE_UINT64, (guint64)len, NULL));
+  }
+  now_failed = !was_failed && s->failed;
+  if (now_failed)
+    d.close = TRUE;
+  g_mutex_unlock (&s->lock);
+  if (now_failed)
+    fail_error_frame (s, &m);
+  run_deferred (s, &d);
+  el_server_msg_clear (&m);
+}
+
+/* Makes every unfinished turn start over from its first character without
+ * audio, on a connection with no contexts. Returns the characters resent. */
+static guint
+rewind_turns (ElSynth *s)
+{
+  guint resent = 0;
+
+  for (GList *l = s->turns.head; l; l = l->next) {
+    Turn *t = l->data;
+    if (t->complete)
+      continue;
+    t->sent = el_offset_after_nonspace (t->text->str, t->confirmed);
+    t->flush_sent = FALSE;
+    t->ctx = NULL;
+    resent += (guint)g_utf8_strlen (t->text->str + t->sent, -1);
+  }
+  return resent;
+}
+
+static void
+on_opened (GstVoiceClient *client, gboolean reconnected, gpointer user_data)
+{
+  ElSynth *s = user_data;
+  Deferred d = { 0 };
+  guint resent;
+
+  g_mutex_lock (&s->lock);
+  s->connected = TRUE;
+  s->connecting = FALSE;
+  s->settings_sent = FALSE;
+  forget_contexts (s);
+  /* Messages queued for the old connection name its contexts. */
+  gst_voice_client_clear_queue (s->client);
+  resent = rewind_turns (s);
+  if (!reconnected)
+    resent = 0; /* sent for the first time, not re-sent */
+  GST_INFO_OBJECT (s->owner, "connected%s, resending %u characters",
+      reconnected ? " again" : "", resent);
+  defer_message (s, &d,
+      gst_structure_new (s->name, "event", G_TYPE_STRING, "connected",
+          "reconnected", G_TYPE_BOOLEAN, reconnected, "resent-characters",
+          G_TYPE_UINT, resent, NULL));
+  pump (s, &d);
+  g_mutex_unlock (&s->lock);
+  run_deferred (s, &d);
+}
+
+static void
+on_closed (GstVoiceClient *client, gushort code, const gchar *reason,
+    gboolean will_retry, gpointer user_data)
+{
+  ElSynth *s = user_data;
+  Deferred d = { 0 };
+
+  g_mutex_lock (&s->lock);
+  s->connected = FALSE;
+  forget_contexts (s);
+  s->connecting = will_retry;
+  if (!s->stopped) {
+    GST_INFO_OBJECT (s->owner, "connection closed (%u %s)%s", code,
+        GST_STR_NULL (reason), will_retry ? ", reconnecting" : "");
+    defer_message (s, &d,
+        gst_structure_new (s->name, "event", G_TYPE_STRING, "disconnected",
+            "code", G_TYPE_UINT, (guint)code, "reason", G_TYPE_STRING,
+            reason ? reason : "", "will-retry", G_TYPE_BOOLEAN, will_retry,
+            NULL));
+    /* Idle: reconnect when the next turn comes (pump does). */
+    if (!will_retry)
+      pump (s, &d);
+  }
+  g_mutex_unlock (&s->lock);
+  run_deferred (s, &d);
+}
+
+static void
+on_connect_failed (GstVoiceClient *client, guint http_status,
+    SoupMessageHeaders *headers, const GError *error, gboolean will_retry,
+    gpointer user_data)
+{
+  ElSynth *s = user_data;
+  Deferred d = { 0 };
+  gboolean fatal = !will_retry && http_status != 0;
+
+  g_mutex_lock (&s->lock);
+  s->connecting = will_retry;
+  if (fatal)
+    s->failed = TRUE;
+  defer_message (s, &d,
+      gst_structure_new (s->name, "event", G_TYPE_STRING, "connect-failed",
+          "http-status", G_TYPE_UINT, http_status, "error", G_TYPE_STRING,
+          error ? error->message : "", "will-retry", G_TYPE_BOOLEAN, will_retry,
+          NULL));
+  g_mutex_unlock (&s->lock);
+  run_deferred (s, &d);
+
+  if (http_status == 401 || http_status == 403)
+    GST_ELEMENT_ERROR (s->owner, RESOURCE, NOT_AUTHORIZED,
+        ("ElevenLabs rejected the API key (HTTP %u): set ELEVENLABS_API_KEY "
+         "(or the api-key property) to a valid key.",
+            http_status),
+        ("WebSocket handshake refused: %s", error ? error->message : ""));
+  else if (fatal)
+    GST_ELEMENT_ERROR (s->owner, RESOURCE, OPEN_READ,
+        ("ElevenLabs refused the connection (HTTP %u): check voice-id, "
+         "model-id and output-format.",
+            http_status),
+        ("WebSocket handshake refused: %s", error ? error->message : ""));
+  else if (!will_retry)
+    GST_ELEMENT_ERROR (s->owner, RESOURCE, OPEN_READ,
+        ("Could not connect to ElevenLabs at %s.", s->cfg.url),
+        ("%s", error ? error->message : ""));
+}
+
+static void
+on_stalled (GstVoiceClient *client, gsize queued, gpointer user_data)
+{
+  ElSynth *s = user_data;
+
+  GST_ELEMENT_WARNING (s->owner, RESOURCE, WRITE,
+      ("The connection to ElevenLabs stalled; reconnecting."),
+      ("%" G_GSIZE_FORMAT " bytes queued without progress", queued));
+}
+
+static void end_turn (ElSynth *s, Turn *t, Deferred *d);
+static Turn *open_turn (ElSynth *s);
+
+/* Ends the open turn once its text stopped for turn-timeout-ms, so the
+ * tail is spoken even when upstream never says the turn is over. */
+static void
+end_stale_turn (ElSynth *s, gint64 now, Deferred *d)
+{
+  Turn *t = open_turn (s);
+
+  if (t == NULL || s->cfg.turn_timeout_ms == 0 || s->stopped ||
+      now - t->last_text_us < (gint64)s->cfg.turn_timeout_ms * 1000)
+    return;
+  GST_DEBUG_OBJECT (s->owner, "turn %u: no text for %u ms, ending it",
+      t->number, s->cfg.turn_timeout_ms);
+  end_turn (s, t, d);
+  pump (s, d);
+}
+
+/* Keep-alives while idle, a watchdog on closing contexts, stale turns. */
+static gboolean
+on_timer (gpointer user_data)
+{
+  ElSynth *s = user_data;
+  Deferred d = { 0 };
+  gint64 now = g_get_monotonic_time ();
+
+  g_mutex_lock (&s->lock);
+  if (s->connected && !s->stopped && !s->failed) {
+    Ctx *ready = find_ready (s);
+    for (GList *l = s->contexts; l; l = l->next) {
+      Ctx *c = l->data;
+      if (c->state == CTX_CLOSING && now - c->activity_us > CLOSE_TIMEOUT_US) {
+        GST_WARNING_OBJECT (
+            s->owner, "context %s never closed, reopening", c->id);
+        s->connected = FALSE;
+        s->connecting = TRUE;
+        forget_contexts (s);
+        d.reconnect = TRUE;
+        break;
+      }
+    }
+    if (s->connected && g_queue_is_empty (&s->turns) && ready &&
+        now - s->last_send_us >= s->keepalive_us)
+      send (s, el_msg_keepalive (ready->id));
+  }
+  end_stale_turn (s, now, &d);
+  g_mutex_unlock (&s->lock);
+  run_deferred (s, &d);
+  return G_SOURCE_CONTINUE;
+}
+
+/* ---- HTTP streaming ---- */
+
+static void
+http_req_free (gpointer data)
+{
+  HttpReq *r = data;
+
+  synth_unref (r->synth);
+  g_free (r->text);
+  g_free (r);
+}
+
+static gboolean
+http_response (GstVoiceClient *client, guint id, guint status,
+    SoupMessageHeaders *headers, gpointer user_data)
+{
+  HttpReq *r = user_data;
+
+  r->status = status;
+  return status == SOUP_STATUS_OK;
+}
+
+static void
+http_chunk (GstVoiceClient *client, guint id, GBytes *data, gpointer user_data)
+{
+  HttpReq *r = user_data;
+  ElSynth *s = r->synth;
+  gint64 now = g_get_monotonic_time ();
+  Deferred d = { 0 };
+  GByteArray *bytes = g_byte_array_new ();
+  gsize len;
+  const guint8 *p = g_bytes_get_data (data, &len);
+  GBytes *audio, *pcm;
+
+  if (r->leftover >= 0) {
+    guint8 b = (guint8)r->leftover;
+    g_byte_array_append (bytes, &b, 1);
+    r->leftover = -1;
+  }
+  g_byte_array_append (bytes, p, (guint)len);
+  if (!el_output_format_is_ulaw (s->cfg.format) && bytes->len % 2) {
+    r->leftover = bytes->data[bytes->len - 1];
+    g_byte_array_set_size (bytes, bytes->len - 1);
+  }
+  audio = g_byte_array_free_to_bytes (bytes);
+
+  g_mutex_lock (&s->lock);
+  if (r->turn && !s->stopped && g_bytes_get_size (audio) > 0) {
+    Turn *t = r->turn;
+    if (!t->got_audio)
+      post_first_audio (s, t, now, &d);
+    pcm = to_s16 (s, audio);
+    deliver (s, t,
+        GST_MINI_OBJECT (el_chunk_new (
+            pcm, t->number, s->own, r->segment, now, r->text, NULL)));
+    g_bytes_unref (pcm);
+  }
+  g_mutex_unlock (&s->lock);
+  g_bytes_unref (audio);
+  run_deferred (s, &d);
+}
+
+static void
+http_done (
+    GstVoiceClient *client, guint id, const GError *error, gpointer user_data)
+{
+  HttpReq *r = user_data;
+  ElSynth *s = r->synth;
+  Deferred d = { 0 };
+  gboolean unauthorized = r->status == 401 || r->status == 403;
+
+  g_mutex_lock (&s->lock);
+  if (s->request == r)
+    s->request = NULL;
+  if (r->turn && !s->stopped) {
+    Turn *t = r->turn;
+    if (error || r->status != SOUP_STATUS_OK)
+      defer_message (s, &d,
+          gst_structure_new (s->name, "event", G_TYPE_STRING, "http-error",
+              "http-status", G_TYPE_UINT, r->status, "error", G_TYPE_STRING,
+              error ? error->message : "", "turn", G_TYPE_UINT, t->number,
+              NULL));
+    if (unauthorized)
+      s->failed = TRUE;
+    if (t->ended && t->sent == t->text->len)
+      t->complete = TRUE;
+    advance (s, &d);
+    http_pump (s, &d);
+  }
+  g_mutex_unlock (&s->lock);
+  run_deferred (s, &d);
+  if (unauthorized)
+    GST_ELEMENT_ERROR (s->owner, RESOURCE, NOT_AUTHORIZED,
+        ("ElevenLabs rejected the API key (HTTP %u): set ELEVENLABS_API_KEY "
+         "(or the api-key property) to a valid key.",
+            r->status),
+        ("text-to-speech request refused"));
+  else if (r->status != 0 && r->status != SOUP_STATUS_OK)
+    GST_ELEMENT_WARNING (s->owner, RESOURCE, READ,
+        ("ElevenLabs answered HTTP %u; that part of the turn is not spoken.",
+            r->status),
+        ("text-to-speech request failed"));
+}
+
+/* Length of the part of @text up to its last sentence end, 0 if none. */
+static gsize
+upto_sentence_end (const gchar *text, gsize len)
+{
+  for (gsize i = len; i > 1; i--)
+    if (g_ascii_isspace (text[i - 1]) && strchr (".!?;:", text[i - 2]))
+      return i;
+  return 0;
+}
+
+/* Requests the next piece of text: whole sentences as they complete, the
+ * rest when the turn ends. One request at a time keeps the audio in
+ * order; each streams back faster than it plays. */
+static void
+http_pump (ElSynth *s, Deferred *d)
+{
+  const GstVoiceHttpCallbacks callbacks = { http_response, http_chunk,
+    http_done };
+  Turn *t = NULL;
+  gsize len = 0;
+  gchar *url, *piece, *body, *before;
+  SoupMessage *msg;
+  HttpReq *r;
+
+  if (s->request || s->failed || s->stopped)
+    return;
+  for (;;) {
+    GList *l;
+    gsize rest;
+
+    for (l = s->turns.head; l && ((Turn *)l->data)->complete; l = l->next)
+      ;
+    if (l == NULL)
+      return;
+    t = l->data;
+    rest = t->text->len - t->sent;
+    len = t->ended ? rest : upto_sentence_end (t->text->str + t->sent, rest);
+    if (len > 0)
+      break;
+    if (!t->ended)
+      return; /* wait for a whole sentence or the end of the turn */
+    t->complete = TRUE; /* all of it was requested and is in */
+    advance (s, d);
+  }
+
+  piece = g_strndup (t->text->str + t->sent, len);
+  before = g_strndup (t->text->str, t->sent);
+  body = el_http_body (
+      g_strstrip (piece), s->cfg.model_id, &s->cfg.settings, before);
+  url = el_http_stream_url (s->cfg.url, s->cfg.voice_id, s->cfg.format);
+  msg = soup_message_new (SOUP_METHOD_POST, url);
+  soup_message_headers_replace (
+      soup_message_get_request_headers (msg), "xi-api-key", s->cfg.api_key);
+  soup_message_set_request_body_from_bytes (
+      msg, "application/json", g_bytes_new_take (body, strlen (body)));
+
+  r = g_new0 (HttpReq, 1);
+  r->synth = synth_ref (s);
+  r->turn = t;
+  r->leftover = -1;
+  r->segment = ++s->next_segment;
+  r->text = g_strdup (piece);
+  r->sent_us = g_get_monotonic_time ();
+  if (t->first_sent_us == 0)
+    t->first_sent_us = r->sent_us;
+  t->characters += (guint)g_utf8_strlen (piece, -1);
+  t->sent += len;
+  s->request = r;
+  r->id = gst_voice_client_http_request (
+      s->client, msg, &callbacks, r, http_req_free);
+  GST_DEBUG_OBJECT (s->owner, "turn %u: requesting \"%s\"", t->number, piece);
+  g_free (url);
+  g_free (piece);
+  g_free (before);
+}
+
+/* ---- Public ---- */
+
+ElSynth *
+el_synth_new (GstElement *owner, const gchar *message_name,
+    const ElSynthConfig *config, GstVoiceQueue *out, gboolean own)
+{
+  ElSynth *s = g_new0 (ElSynth, 1);
+
+  GST_DEBUG_CATEGORY_INIT (
+      el_synth_debug, "elevenlabssynth", 0, "ElevenLabs network half");
+  s->ref = 1;
+  g_mutex_init (&s->lock);
+  s->owner = gst_object_ref (owner);
+  s->name = g_strdup (message_name);
+  el_synth_config_copy (&s->cfg, config);
+  s->out = out;
+  s->own = own;
+  s->keepalive_us =
+      MAX (1, (gint64)config->inactivity_timeout_s) * G_USEC_PER_SEC / 2;
+  g_queue_init (&s->turns);
+  s->client = gst_voice_client_new (GST_OBJECT_NAME (owner));
+  gst_voice_client_set_backoff (s->client, 250, 5000, 0);
+  if (config->api_key && *config->api_key)
+    gst_voice_redact_add_secret (config->api_key);
+  return s;
+}
+
+void
+el_synth_start (ElSynth *s)
+{
+  const GstVoiceClientCallbacks callbacks = {
+    .opened = on_opened,
+    .message = on_message,
+    .closed = on_closed,
+    .connect_failed = on_connect_failed,
+    .stalled = on_stalled,
+  };
+  SoupMessageHeaders *headers;
+  gchar *url;
+
+  g_mutex_lock (&s->lock);
+  s->timer = g_timeout_source_new (TIMER_INTERVAL_MS);
+  g_source_set_callback (s->timer, on_timer, synth_ref (s), synth_unref);
+  g_source_attach (s->timer, gst_voice_client_get_io_context ());
+  s->connecting = s->cfg.protocol == EL_PROTOCOL_WEBSOCKET;
+  g_mutex_unlock (&s->lock);
+  if (s->cfg.protocol == EL_PROTOCOL_HTTP)
+    return;
+
+  gst_voice_client_set_callbacks (
+      s->client, &callbacks, synth_ref (s), synth_unref);
+  headers = soup_message_headers_new (SOUP_MESSAGE_HEADERS_REQUEST);
+  soup_message_headers_append (headers, "xi-api-key", s->cfg.api_key);
+  url = el_ws_url (s->cfg.url, s->cfg.voice_id, s->cfg.model_id, s->cfg.format,
+      s->cfg.auto_mode, s->cfg.inactivity_timeout_s);
+  gst_voice_client_open_websocket (s->client, url, headers, NULL, TRUE);
+  soup_message_headers_unref (headers);
+  g_free (url);
+}
+
+void
+el_synth_free (ElSynth *s)
+{
+  GSource *timer;
+
+  g_mutex_lock (&s->lock);
+  s->stopped = TRUE;
+  timer = g_steal_pointer (&s->timer);
+  if (s->connected && s->cfg.protocol == EL_PROTOCOL_WEBSOCKET)
+    send (s, el_msg_close_socket ());
+  g_mutex_unlock (&s->lock);
+  if (timer) {
+    g_source_destroy (timer);
+    g_source_unref (timer);
+  }
+  gst_voice_client_shutdown (s->client);
+  /* Drops the client's reference on @s. */
+  gst_voice_client_set_callbacks (
+      s->client, &(GstVoiceClientCallbacks){ 0 }, NULL, NULL);
+  synth_unref (s);
+}
+
+/* The turn still taking text (the last one, not ended), or NULL. */
+static Turn *
+open_turn (ElSynth *s)
+{
+  Turn *t = g_queue_peek_tail (&s->turns);
+
+  return t && !t->ended ? t : NULL;
+}
+
+static void
+end_turn (ElSynth *s, Turn *t, Deferred *d)
+{
+  t->ended = TRUE;
+  defer_message (s, d,
+      gst_structure_new (s->name, "event", G_TYPE_STRING, "turn-sent", "turn",
+          G_TYPE_UINT, t->number, "characters", G_TYPE_UINT,
+          (guint)g_utf8_strlen (t->text->str, -1), NULL));
+}
+
+void
+el_synth_push_text (ElSynth *s, guint turn, const gchar *text)
+{
+  Deferred d = { 0 };
+  Turn *t;
+  gsize len;
+
+  if (text == NULL || el_count_nonspace (text, -1) == 0)
+    return;
+  g_mutex_lock (&s->lock);
+  if (s->have_cancelled && turn == s->cancelled_turn) {
+    GST_DEBUG_OBJECT (s->owner, "dropping text of interrupted turn %u", turn);
+    goto out;
+  }
+  t = open_turn (s);
+  if (t && t->number != turn) {
+    end_turn (s, t, &d);
+    t = NULL;
+  }
+  if (t == NULL) {
+    t = g_new0 (Turn, 1);
+    t->number = turn;
+    t->text = g_string_new (NULL);
+    t->ttfb = GST_CLOCK_TIME_NONE;
+    g_queue_init (&t->held);
+    g_queue_push_tail (&s->turns, t);
+  }
+  g_string_append (t->text, text);
+  t->last_text_us = g_get_monotonic_time ();
+  /* The service wants each piece to end at a word boundary, with a space. */
+  len = t->text->len;
+  if (len && !g_ascii_isspace (t->text->str[len - 1]))
+    g_string_append_c (t->text, ' ');
+  pump (s, &d);
+out:
+  g_mutex_unlock (&s->lock);
+  run_deferred (s, &d);
+}
+
+void
+el_synth_end_turn (ElSynth *s, guint turn)
+{
+  Deferred d = { 0 };
+  Turn *t;
+
+  g_mutex_lock (&s->lock);
+  t = open_turn (s);
+  if (t && t->number == turn) {
+    end_turn (s, t, &d);
+    pump (s, &d);
+  }
+  g_mutex_unlock (&s->lock);
+  run_deferred (s, &d);
+}
+
+gboolean
+el_synth_interrupt (ElSynth *s, GstEvent *event)
+{
+  Deferred d = { 0 };
+  gboolean any;
+  Turn *t;
+
+  g_mutex_lock (&s->lock);
+  any = !g_queue_is_empty (&s->turns);
+  while ((t = g_queue_pop_head (&s->turns))) {
+    if (t->ctx) {
+      if (!t->flush_sent)
+        close_ctx (s, t->ctx);
+      t->ctx->turn = NULL; /* its audio is dropped from now on */
+    }
+    if (s->request && s->request->turn == t) {
+      d.cancel_request = s->request->id;
+      s->request->turn = NULL;
+      s->request = NULL;
+    }
+    s->have_cancelled = TRUE;
+    s->cancelled_turn = t->number;
+    defer_message (s, &d,
+        gst_structure_new (s->name, "event", G_TYPE_STRING, "turn-cancelled",
+            "turn", G_TYPE_UINT, t->number, "characters", G_TYPE_UINT,
+            t->characters, NULL));
+    turn_free (t);
+  }
+  if (event)
+    out_push (s, GST_MINI_OBJECT (event));
+  advance (s, &d);
+  pump (s, &d);
+  g_mutex_unlock (&s->lock);
+  run_deferred (s, &d);
+  return any;
+}
+
+void
+el_synth_forward (ElSynth *s, GstEvent *event)
+{
+  g_mutex_lock (&s->lock);
+  out_push (s, GST_MINI_OBJECT (event));
+  g_mutex_unlock (&s->lock);
+}
+
+void
+el_synth_eos (ElSynth *s)
+{
+  Deferred d = { 0 };
+  Turn *t;
+
+  g_mutex_lock (&s->lock);
+  t = open_turn (s);
+  if (t)
+    end_turn (s, t, &d);
+  s->eos_pending = TRUE;
+  if (s->failed)
+    g_queue_clear_full (&s->turns, (GDestroyNotify)turn_free);
+  advance (s, &d);
+  pump (s, &d);
+  g_mutex_unlock (&s->lock);
+  run_deferred (s, &d);
+}
+
+gboolean
+el_synth_is_busy (ElSynth *s)
+{
+  gboolean busy;
+
+  g_mutex_lock (&s->lock);
+  busy = !g_queue_is_empty (&s->turns);
+  g_mutex_unlock (&s->lock);
+  return busy;
+}
+
+gboolean
+el_synth_has_failed (ElSynth *s)
+{
+  gboolean failed;
+
+  g_mutex_lock (&s->lock);
+  failed = s->failed;
+  g_mutex_unlock (&s->lock);
+  return failed;
+}
+
+guint
+el_synth_get_max_open_contexts (ElSynth *s)
+{
+  guint n;
+
+  g_mutex_lock (&s->lock);
+  n = s->open_max;
+  g_mutex_unlock (&s->lock);
+  return n;
+}
