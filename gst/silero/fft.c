@@ -14,6 +14,7 @@
 #endif
 
 #include "fft.h"
+#include "simd.h"
 
 #include <math.h>
 
@@ -24,7 +25,7 @@ silero_fft_init (SileroFft *fft, guint n)
 {
   guint bits = 0;
 
-  if (n < 4 || n > 4096 || (n & (n - 1)) != 0)
+  if (n < 16 || n > 4096 || (n & (n - 1)) != 0)
     return FALSE;
   while ((1u << bits) < n)
     bits++;
@@ -60,36 +61,64 @@ silero_fft_clear (SileroFft *fft)
   fft->n = 0;
 }
 
-/* One radix-2 stage of half-size @h over all blocks, in place. */
+/* The stages with h = 1, 2, 4 in one pass over groups of 8: their
+ * twiddles are 1, -i and (+-1 - i) / sqrt 2, so this is mostly additions. */
 static void
-fft_stage (
-    const SileroFft *fft, guint h, gfloat *restrict re, gfloat *restrict im)
+first_stages (guint n, gfloat *restrict re, gfloat *restrict im)
 {
-  const gfloat *wr = fft->tw_re + h;
-  const gfloat *wi = fft->tw_im + h;
+  const gfloat r = (gfloat)G_SQRT2 / 2;
 
-  for (guint b = 0; b < fft->n; b += 2 * h) {
-    gfloat *ar = re + b, *ai = im + b, *cr = re + b + h, *ci = im + b + h;
+  for (guint b = 0; b < n; b += 8) {
+    gfloat *xr = re + b, *xi = im + b;
+    gfloat ar[8], ai[8];
 
-    for (guint j = 0; j < h; j++) {
-      gfloat tr = cr[j] * wr[j] - ci[j] * wi[j];
-      gfloat ti = cr[j] * wi[j] + ci[j] * wr[j];
+    /* h = 1 and h = 2: radix-4 butterflies on (0 1 2 3) and (4 5 6 7) */
+    for (guint q = 0; q < 8; q += 4) {
+      gfloat s0r = xr[q] + xr[q + 1], s0i = xi[q] + xi[q + 1];
+      gfloat d0r = xr[q] - xr[q + 1], d0i = xi[q] - xi[q + 1];
+      gfloat s1r = xr[q + 2] + xr[q + 3], s1i = xi[q + 2] + xi[q + 3];
+      gfloat d1r = xr[q + 2] - xr[q + 3], d1i = xi[q + 2] - xi[q + 3];
 
-      cr[j] = ar[j] - tr;
-      ci[j] = ai[j] - ti;
-      ar[j] += tr;
-      ai[j] += ti;
+      ar[q] = s0r + s1r;
+      ai[q] = s0i + s1i;
+      ar[q + 2] = s0r - s1r;
+      ai[q + 2] = s0i - s1i;
+      /* d1 times -i is (d1i, -d1r) */
+      ar[q + 1] = d0r + d1i;
+      ai[q + 1] = d0i - d1r;
+      ar[q + 3] = d0r - d1i;
+      ai[q + 3] = d0i + d1r;
+    }
+    /* h = 4: twiddles 1, (1 - i) / sqrt 2, -i, (-1 - i) / sqrt 2 */
+    {
+      gfloat tr[4], ti[4];
+
+      tr[0] = ar[4];
+      ti[0] = ai[4];
+      tr[1] = r * (ar[5] + ai[5]);
+      ti[1] = r * (ai[5] - ar[5]);
+      tr[2] = ai[6];
+      ti[2] = -ar[6];
+      tr[3] = r * (ai[7] - ar[7]);
+      ti[3] = -r * (ar[7] + ai[7]);
+      for (guint j = 0; j < 4; j++) {
+        xr[j] = ar[j] + tr[j];
+        xi[j] = ai[j] + ti[j];
+        xr[j + 4] = ar[j] - tr[j];
+        xi[j + 4] = ai[j] - ti[j];
+      }
     }
   }
 }
 
 /* Computes |DFT(window * x1)| and |DFT(window * x2)| for bins 0 .. n/2
  * (n/2 + 1 values each) into @mag1 and @mag2. @window and both frames hold
- * n samples; @work holds 2n floats and is clobbered. */
+ * n samples; @work holds 2n floats, 32-byte aligned, and is clobbered.
+ * @simd runs the stages with h >= 8. */
 void
-silero_fft_magnitudes2 (const SileroFft *fft, const gfloat *window,
-    const gfloat *x1, const gfloat *x2, gfloat *mag1, gfloat *mag2,
-    gfloat *work)
+silero_fft_magnitudes2 (const SileroFft *fft, const SileroSimd *simd,
+    const gfloat *window, const gfloat *x1, const gfloat *x2, gfloat *mag1,
+    gfloat *mag2, gfloat *work)
 {
   guint n = fft->n;
   gfloat *re = work, *im = work + n;
@@ -98,8 +127,9 @@ silero_fft_magnitudes2 (const SileroFft *fft, const gfloat *window,
     re[fft->rev[i]] = window[i] * x1[i];
     im[fft->rev[i]] = window[i] * x2[i];
   }
-  for (guint h = 1; h < n; h *= 2)
-    fft_stage (fft, h, re, im);
+  first_stages (n, re, im);
+  for (guint h = 8; h < n; h *= 2)
+    simd->fft_stage (re, im, n, h, fft->tw_re + h, fft->tw_im + h);
 
   /* Z = X1 + i X2 with X1, X2 hermitian: X1[k] = (Z[k] + conj Z[n-k]) / 2
    * and X2[k] = (Z[k] - conj Z[n-k]) / 2i. */

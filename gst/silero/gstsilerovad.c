@@ -507,8 +507,7 @@ gst_silero_vad_accept_caps (
 static gboolean
 check_caps (GstSileroVad *self, GstCaps *caps)
 {
-  GstStaticCaps supported = GST_STATIC_CAPS (CAPS_STR);
-  GstCaps *ok = gst_static_caps_get (&supported);
+  GstCaps *ok = gst_static_pad_template_get_caps (&sink_template);
   gboolean subset = gst_caps_is_subset (caps, ok);
 
   gst_caps_unref (ok);

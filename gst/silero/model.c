@@ -17,8 +17,9 @@
  *
  * The STFT basis is a periodic Hann window times cos / -sin rows; when the
  * loaded basis is exactly that (checked at load) we use an FFT, else the
- * convolution as written. Conv weights are stored transposed, [k][in][out],
- * so the kernels stream whole output vectors per input value.
+ * convolution as written. Conv and LSTM weights are stored transposed,
+ * [in][out], in panels of 16 outputs (simd.h), so the kernels read each
+ * weight once per chunk, in sequence.
  */
 #ifdef HAVE_CONFIG_H
 #include "config.h"
@@ -41,7 +42,7 @@ G_DEFINE_QUARK (silero - model - error - quark, silero_model_error)
 typedef struct
 {
   guint in, out, stride;
-  gfloat *w; /* [3][in][out], aligned */
+  gfloat *w; /* 3 taps of [in][out] in panel order (simd.h), aligned */
   gfloat *b; /* [out], aligned */
 } Conv;
 
@@ -54,7 +55,8 @@ typedef struct
   gfloat *window; /* [n], row 0 of the basis */
   SileroFft fft;
   Conv enc[N_ENC];
-  gfloat *lstm_w; /* [in + hidden][4 hidden], rows: W_ih^T then W_hh^T */
+  gfloat *lstm_w; /* [in + hidden][4 hidden] (W_ih^T over W_hh^T), in
+                   * panel order */
   gfloat *lstm_b; /* [4 hidden], b_ih + b_hh */
   gfloat dec_w[HIDDEN];
   gfloat dec_b;
@@ -204,8 +206,7 @@ load_stft (Net *net, const OnnxGraph *g, GError **error)
   return TRUE;
 }
 
-/* Copies W[out][in][3] to [3][in][out] so the kernels read whole output
- * vectors per input value. */
+/* Copies W[out][in][3] to 3 matrices [in][out], in panel order. */
 static gboolean
 load_conv (Conv *c, const OnnxGraph *g, guint idx, guint in, guint out,
     guint stride, GError **error)
@@ -213,6 +214,7 @@ load_conv (Conv *c, const OnnxGraph *g, guint idx, guint in, guint out,
   gchar name[64];
   const gint64 wdims[] = { out, in, 3 }, bdims[] = { out };
   const OnnxTensor *w, *b;
+  gfloat *tap;
 
   g_snprintf (name, sizeof name, "encoder.%u.reparam_conv.weight", idx);
   if (!(w = find_weight (g, name, 3, wdims, error)))
@@ -226,10 +228,14 @@ load_conv (Conv *c, const OnnxGraph *g, guint idx, guint in, guint out,
   c->stride = stride;
   c->w = aligned_new0 (3 * in * out);
   c->b = aligned_new0 (out);
-  for (guint o = 0; o < out; o++)
-    for (guint i = 0; i < in; i++)
-      for (guint k = 0; k < 3; k++)
-        c->w[(k * in + i) * out + o] = w->floats[(o * in + i) * 3 + k];
+  tap = g_new (gfloat, in * out);
+  for (guint k = 0; k < 3; k++) {
+    for (guint o = 0; o < out; o++)
+      for (guint i = 0; i < in; i++)
+        tap[i * out + o] = w->floats[(o * in + i) * 3 + k];
+    silero_simd_pack (tap, in, out, c->w + k * in * out);
+  }
+  g_free (tap);
   memcpy (c->b, b->floats, out * sizeof (gfloat));
   return TRUE;
 }
@@ -241,6 +247,7 @@ load_lstm (Net *net, const OnnxGraph *g, GError **error)
 {
   const gint64 wdims[] = { 4 * HIDDEN, HIDDEN }, bdims[] = { 4 * HIDDEN };
   const OnnxTensor *wi, *wh, *bi, *bh;
+  gfloat *rows;
 
   if (!(wi = find_weight (g, "decoder.rnn.weight_ih", 2, wdims, error)) ||
       !(wh = find_weight (g, "decoder.rnn.weight_hh", 2, wdims, error)) ||
@@ -248,15 +255,18 @@ load_lstm (Net *net, const OnnxGraph *g, GError **error)
       !(bh = find_weight (g, "decoder.rnn.bias_hh", 1, bdims, error)))
     return FALSE;
 
+  rows = g_new (gfloat, 2 * HIDDEN * 4 * HIDDEN);
   net->lstm_w = aligned_new0 (2 * HIDDEN * 4 * HIDDEN);
   net->lstm_b = aligned_new0 (4 * HIDDEN);
   for (guint r = 0; r < 4 * HIDDEN; r++) {
     for (guint i = 0; i < HIDDEN; i++) {
-      net->lstm_w[i * 4 * HIDDEN + r] = wi->floats[r * HIDDEN + i];
-      net->lstm_w[(HIDDEN + i) * 4 * HIDDEN + r] = wh->floats[r * HIDDEN + i];
+      rows[i * 4 * HIDDEN + r] = wi->floats[r * HIDDEN + i];
+      rows[(HIDDEN + i) * 4 * HIDDEN + r] = wh->floats[r * HIDDEN + i];
     }
     net->lstm_b[r] = bi->floats[r] + bh->floats[r];
   }
+  silero_simd_pack (rows, 2 * HIDDEN, 4 * HIDDEN, net->lstm_w);
+  g_free (rows);
   return TRUE;
 }
 
@@ -531,9 +541,9 @@ stft (SileroState *s)
     return;
   }
   for (guint f = 0; f < N_FRAMES; f += 2)
-    silero_fft_magnitudes2 (&net->fft, net->window, s->input + f * net->hop,
-        s->input + (f + 1) * net->hop, s->mag + f * net->bins,
-        s->mag + (f + 1) * net->bins, s->work);
+    silero_fft_magnitudes2 (&net->fft, s->simd, net->window,
+        s->input + f * net->hop, s->input + (f + 1) * net->hop,
+        s->mag + f * net->bins, s->mag + (f + 1) * net->bins, s->work);
 }
 
 /* out[t] = ReLU (b + sum_k W_k x[stride t + k - 1]), zero padding outside

@@ -14,11 +14,33 @@
 #include "simd.h"
 
 #include <math.h>
+#include <string.h>
 
 #if defined(__x86_64__) || defined(__i386__)
 #define HAVE_X86 1
 #include <immintrin.h>
 #endif
+
+/* ---- Layout ---- */
+
+/* Index of weight (i, o) of an I x O matrix in panel order: panel p holds
+ * outputs [16p, 16p + 16) as I rows of 16 contiguous floats. */
+static inline gsize
+panel_index (gsize I, gsize i, gsize o)
+{
+  return (o / SILERO_SIMD_PANEL) * I * SILERO_SIMD_PANEL +
+      i * SILERO_SIMD_PANEL + o % SILERO_SIMD_PANEL;
+}
+
+/* Copies the row-major I x O matrix @src (src[i * O + o]) to @dst in the
+ * panel order every mm_acc reads. */
+void
+silero_simd_pack (const gfloat *src, gsize I, gsize O, gfloat *dst)
+{
+  for (gsize i = 0; i < I; i++)
+    for (gsize o = 0; o < O; o++)
+      dst[panel_index (I, i, o)] = src[i * O + o];
+}
 
 /* ---- Portable C ---- */
 
@@ -26,16 +48,37 @@ static void
 mm_acc_c (const gfloat *W, gsize I, gsize O, const gfloat *x, gsize x_stride,
     guint T, gfloat *out)
 {
-  for (guint t = 0; t < T; t++) {
-    const gfloat *xt = x + t * x_stride;
-    gfloat *restrict ot = out + t * O;
+  for (gsize p = 0; p < O; p += SILERO_SIMD_PANEL) {
+    const gfloat *wp = W + p * I;
 
-    for (gsize i = 0; i < I; i++) {
-      const gfloat *restrict wi = W + i * O;
-      gfloat xi = xt[i];
+    for (guint t = 0; t < T; t++) {
+      const gfloat *xt = x + t * x_stride;
+      gfloat acc[SILERO_SIMD_PANEL];
 
-      for (gsize o = 0; o < O; o++)
-        ot[o] += wi[o] * xi;
+      memcpy (acc, out + t * O + p, sizeof acc);
+      for (gsize i = 0; i < I; i++)
+        for (guint j = 0; j < SILERO_SIMD_PANEL; j++)
+          acc[j] += wp[i * SILERO_SIMD_PANEL + j] * xt[i];
+      memcpy (out + t * O + p, acc, sizeof acc);
+    }
+  }
+}
+
+static void
+fft_stage_c (gfloat *re, gfloat *im, guint n, guint h, const gfloat *wr,
+    const gfloat *wi)
+{
+  for (guint b = 0; b < n; b += 2 * h) {
+    gfloat *ar = re + b, *ai = im + b, *cr = re + b + h, *ci = im + b + h;
+
+    for (guint j = 0; j < h; j++) {
+      gfloat tr = cr[j] * wr[j] - ci[j] * wi[j];
+      gfloat ti = cr[j] * wi[j] + ci[j] * wr[j];
+
+      cr[j] = ar[j] - tr;
+      ci[j] = ai[j] - ti;
+      ar[j] += tr;
+      ai[j] += ti;
     }
   }
 }
@@ -54,46 +97,57 @@ tanh_c (gfloat *x, gsize n)
     x[i] = tanhf (x[i]);
 }
 
-static const SileroSimd simd_c = { "c", mm_acc_c, sigmoid_c, tanh_c };
+static const SileroSimd simd_c = { "c", mm_acc_c, sigmoid_c, tanh_c,
+  fft_stage_c };
 
 /* ---- x86: AVX2 + FMA ---- */
 
 #ifdef HAVE_X86
 #define AVX2 __attribute__ ((target ("avx2,fma")))
+/* The register blocking only works if these tiny loops are unrolled
+ * completely (the accumulators then live in registers, not on the stack);
+ * -O2 does not do it by itself. */
+#define UNROLL _Pragma ("GCC unroll 16")
 
-/* One block of 8 * NV outputs for T frames: NV * T accumulators in
- * registers, each weight vector loaded once and used T times. NV * T is
- * kept near 8, enough independent FMA chains to hide their latency. */
-#define MM_BLOCK(NAME, T, NV)                                                  \
+/* P panels (16 outputs each, 2 vectors) for T frames at once: 2 P T
+ * accumulators in registers; each weight vector is loaded once and used T
+ * times, each input value broadcast once and used 2 P times. P T is 4
+ * (3 for T = 3): 6 - 8 independent FMA chains hide the FMA latency, and at
+ * most 4 weight streams are read, each one sequential. */
+#define MM_PANELS(NAME, T, P)                                                  \
   static inline AVX2 void NAME (const gfloat *W, gsize I, gsize O,             \
       const gfloat *x, gsize xs, gfloat *out)                                  \
   {                                                                            \
-    for (gsize o = 0; o < O; o += 8 * NV) {                                    \
-      __m256 acc[T][NV];                                                       \
-      for (guint t = 0; t < T; t++)                                            \
-        for (guint v = 0; v < NV; v++)                                         \
-          acc[t][v] = _mm256_load_ps (out + t * O + o + 8 * v);                \
+    for (gsize o = 0; o < O; o += 16 * P) {                                    \
+      const gfloat *w = W + o * I;                                             \
+      __m256 acc[T][P][2];                                                     \
+      UNROLL for (guint t = 0; t < T; t++)                                     \
+          UNROLL for (guint p = 0; p < P; p++)                                 \
+              UNROLL for (guint v = 0; v < 2; v++) acc[t][p][v] =              \
+                  _mm256_load_ps (out + t * O + o + 16 * p + 8 * v);           \
       for (gsize i = 0; i < I; i++) {                                          \
-        const gfloat *wi = W + i * O + o;                                      \
-        __m256 w[NV];                                                          \
-        for (guint v = 0; v < NV; v++)                                         \
-          w[v] = _mm256_load_ps (wi + 8 * v);                                  \
-        for (guint t = 0; t < T; t++) {                                        \
-          __m256 xb = _mm256_broadcast_ss (x + t * xs + i);                    \
-          for (guint v = 0; v < NV; v++)                                       \
-            acc[t][v] = _mm256_fmadd_ps (w[v], xb, acc[t][v]);                 \
+        __m256 xb[T];                                                          \
+        UNROLL for (guint t = 0; t < T; t++) xb[t] =                           \
+            _mm256_broadcast_ss (x + t * xs + i);                              \
+        UNROLL for (guint p = 0; p < P; p++)                                   \
+            UNROLL for (guint v = 0; v < 2; v++)                               \
+        {                                                                      \
+          __m256 wv = _mm256_load_ps (w + (p * I + i) * 16 + 8 * v);           \
+          UNROLL for (guint t = 0; t < T; t++) acc[t][p][v] =                  \
+              _mm256_fmadd_ps (wv, xb[t], acc[t][p][v]);                       \
         }                                                                      \
       }                                                                        \
-      for (guint t = 0; t < T; t++)                                            \
-        for (guint v = 0; v < NV; v++)                                         \
-          _mm256_store_ps (out + t * O + o + 8 * v, acc[t][v]);                \
+      UNROLL for (guint t = 0; t < T; t++)                                     \
+          UNROLL for (guint p = 0; p < P; p++)                                 \
+              UNROLL for (guint v = 0; v < 2; v++) _mm256_store_ps (           \
+                  out + t * O + o + 16 * p + 8 * v, acc[t][p][v]);             \
     }                                                                          \
   }
 
-MM_BLOCK (mm_avx2_t1, 1, 8)
-MM_BLOCK (mm_avx2_t2, 2, 4)
-MM_BLOCK (mm_avx2_t3, 3, 2)
-MM_BLOCK (mm_avx2_t4, 4, 2)
+MM_PANELS (mm_avx2_t1, 1, 4)
+MM_PANELS (mm_avx2_t2, 2, 2)
+MM_PANELS (mm_avx2_t3, 3, 1)
+MM_PANELS (mm_avx2_t4, 4, 1)
 
 static AVX2 void
 mm_acc_avx2 (const gfloat *W, gsize I, gsize O, const gfloat *x, gsize x_stride,
@@ -113,6 +167,26 @@ mm_acc_avx2 (const gfloat *W, gsize I, gsize O, const gfloat *x, gsize x_stride,
       mm_avx2_t4 (W, I, O, x, x_stride, out);
       break;
   }
+}
+
+static AVX2 void
+fft_stage_avx2 (gfloat *re, gfloat *im, guint n, guint h, const gfloat *wr,
+    const gfloat *wi)
+{
+  for (guint b = 0; b < n; b += 2 * h)
+    for (guint j = 0; j < h; j += 8) {
+      __m256 ar = _mm256_load_ps (re + b + j), ai = _mm256_load_ps (im + b + j);
+      __m256 cr = _mm256_load_ps (re + b + h + j);
+      __m256 ci = _mm256_load_ps (im + b + h + j);
+      __m256 c = _mm256_loadu_ps (wr + j), s = _mm256_loadu_ps (wi + j);
+      __m256 tr = _mm256_fmsub_ps (cr, c, _mm256_mul_ps (ci, s));
+      __m256 ti = _mm256_fmadd_ps (cr, s, _mm256_mul_ps (ci, c));
+
+      _mm256_store_ps (re + b + h + j, _mm256_sub_ps (ar, tr));
+      _mm256_store_ps (im + b + h + j, _mm256_sub_ps (ai, ti));
+      _mm256_store_ps (re + b + j, _mm256_add_ps (ar, tr));
+      _mm256_store_ps (im + b + j, _mm256_add_ps (ai, ti));
+    }
 }
 
 /* exp (x) for 8 floats, relative error below 2e-7 (Cephes' polynomial):
@@ -178,7 +252,7 @@ tanh_avx2 (gfloat *x, gsize n)
 }
 
 static const SileroSimd simd_avx2 = { "avx2", mm_acc_avx2, sigmoid_avx2,
-  tanh_avx2 };
+  tanh_avx2, fft_stage_avx2 };
 
 static gboolean
 have_avx2 (void)
