@@ -706,6 +706,7 @@ static GArray *
 engine_words (SttSession *s, gboolean final, guint64 now)
 {
   GArray *words = words_new ();
+  int base = -1;
 
   if (s->kind == STT_ENGINE_SCRIPTED) {
     g_auto (GStrv) toks = g_strsplit_set (s->script_text, " \t", -1);
@@ -734,12 +735,18 @@ engine_words (SttSession *s, gboolean final, guint64 now)
 
   if (final)
     ps_end_utt (s->ps);
+  /* pocketsphinx 5prealpha numbers frames across the utterances of a
+   * decoder; the first segment (<s>) starts at the utterance's frame 0 */
   for (ps_seg_t *seg = ps_seg_iter (s->ps); seg; seg = ps_seg_next (seg)) {
     g_autofree gchar *w = clean_ps_word (ps_seg_word (seg));
     int sf, ef;
+    ps_seg_frames (seg, &sf, &ef);
+    if (base < 0)
+      base = sf;
+    sf -= base;
+    ef -= base;
     if (!w)
       continue;
-    ps_seg_frames (seg, &sf, &ef);
     words_add (words, w, secs (s, s->utt_start + (guint64)sf * s->frame_len),
         secs (s, s->utt_start + (guint64)(ef + 1) * s->frame_len),
         ps_confidence (s, seg));
@@ -798,6 +805,8 @@ emit_final (SttSession *s, guint64 end, gboolean speech_final,
   s->seg_cursor = end;
   s->in_utt = FALSE;
   s->onset_run = 0;
+  /* the next utterance's pre-roll starts after this result */
+  s->ring_count = 0;
 }
 
 static void
