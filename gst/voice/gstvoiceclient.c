@@ -1034,6 +1034,27 @@ ensure_session (GstVoiceClient *self)
   }
 }
 
+/* Returns (transfer full) the handshake request for @url, or NULL if @url
+ * is not a ws(s):// or http(s):// URL with a host (libsoup would answer
+ * that with a critical warning, not an error). */
+static SoupMessage *
+new_handshake_message (const gchar *url)
+{
+  GUri *uri = g_uri_parse (url, SOUP_HTTP_URI_FLAGS, NULL);
+  SoupMessage *msg = NULL;
+
+  if (uri == NULL)
+    return NULL;
+  if (g_uri_get_host (uri) && *g_uri_get_host (uri) &&
+      (g_str_equal (g_uri_get_scheme (uri), "ws") ||
+          g_str_equal (g_uri_get_scheme (uri), "wss") ||
+          g_str_equal (g_uri_get_scheme (uri), "http") ||
+          g_str_equal (g_uri_get_scheme (uri), "https")))
+    msg = soup_message_new_from_uri (SOUP_METHOD_GET, uri);
+  g_uri_unref (uri);
+  return msg;
+}
+
 static void
 start_connect (GstVoiceClient *self)
 {
@@ -1043,12 +1064,13 @@ start_connect (GstVoiceClient *self)
   guint timeout_ms;
 
   ensure_session (self);
-  msg = soup_message_new (SOUP_METHOD_GET, self->url);
+  msg = new_handshake_message (self->url);
   if (msg == NULL) {
-    GError *err =
-        g_error_new (G_IO_ERROR, G_IO_ERROR_INVALID_ARGUMENT, "invalid URL");
+    GError *err = g_error_new (G_IO_ERROR, G_IO_ERROR_INVALID_ARGUMENT,
+        "invalid URL: a ws:// or wss:// URL with a host is needed");
     gpointer user_data;
     GstVoiceClientCallbacks cb = get_callbacks (self, &user_data);
+    GST_WARNING_OBJECT (self, "%s", err->message);
     if (cb.connect_failed)
       cb.connect_failed (self, 0, NULL, err, FALSE, user_data);
     g_error_free (err);

@@ -995,6 +995,32 @@ GST_START_TEST (test_ws_basic)
 
 GST_END_TEST;
 
+/* A URL that does not parse, has no host or another scheme is reported at
+ * once (no critical warning) and never retried. */
+GST_START_TEST (test_ws_invalid_url)
+{
+  const gchar *urls[] = { "not a url", "ws:///path", "ftp://host/x" };
+  guint i;
+
+  for (i = 0; i < G_N_ELEMENTS (urls); i++) {
+    Recorder *r = recorder_new ();
+    GstVoiceClient *c = client_new (r);
+
+    gst_voice_client_open_websocket (c, urls[i], NULL, NULL, TRUE);
+    WAIT_UNTIL (r->failed == 1);
+    fail_unless (r->fail_domain == G_IO_ERROR);
+    fail_unless_equals_int (r->fail_code, G_IO_ERROR_INVALID_ARGUMENT);
+    fail_unless_equals_int (r->fail_status, 0);
+    fail_if (r->fail_will_retry);
+    quiet_period (100);
+    fail_unless_equals_int (r->failed, 1);
+    client_free (c, r);
+    recorder_free (r);
+  }
+}
+
+GST_END_TEST;
+
 /* A 401 handshake is final: connect_failed(401) with the response headers,
  * will_retry FALSE, and no second attempt. */
 GST_START_TEST (test_ws_rejected_401)
@@ -1975,6 +2001,15 @@ GST_START_TEST (test_http_after_shutdown)
 
 GST_END_TEST;
 
+/* A critical warning from any library on any thread (libsoup's on the I/O
+ * thread included) fails the test. */
+static void
+criticals_are_fatal (void)
+{
+  g_log_set_always_fatal (
+      g_log_set_always_fatal (G_LOG_FATAL_MASK) | G_LOG_LEVEL_CRITICAL);
+}
+
 static Suite *
 voice_client_suite (void)
 {
@@ -1984,7 +2019,9 @@ voice_client_suite (void)
   TCase *life = tcase_create ("lifecycle");
 
   suite_add_tcase (s, ws);
+  tcase_add_checked_fixture (ws, criticals_are_fatal, NULL);
   tcase_add_test (ws, test_ws_basic);
+  tcase_add_test (ws, test_ws_invalid_url);
   tcase_add_test (ws, test_ws_rejected_401);
   tcase_add_test (ws, test_ws_rejected_503_retries);
   tcase_add_test (ws, test_ws_connect_timeout);
@@ -1999,6 +2036,7 @@ voice_client_suite (void)
   tcase_add_test (ws, test_ws_status_classes);
 
   suite_add_tcase (s, http);
+  tcase_add_checked_fixture (http, criticals_are_fatal, NULL);
   tcase_add_test (http, test_http_stream);
   tcase_add_test (http, test_http_cancel_mid_stream);
   tcase_add_test (http, test_http_refuse_response);
@@ -2007,6 +2045,7 @@ voice_client_suite (void)
   tcase_add_test (http, test_http_after_shutdown);
 
   suite_add_tcase (s, life);
+  tcase_add_checked_fixture (life, criticals_are_fatal, NULL);
   tcase_add_test (life, test_shutdown_stops_callbacks);
   tcase_add_test (life, test_shutdown_from_callback);
   tcase_add_test (life, test_shutdown_while_connecting);
