@@ -20,8 +20,10 @@ el_pair_init (void)
 
   if (g_once_init_enter (&done)) {
     static const gchar *tags[] = { NULL };
-    /* No tags: no transform keeps it but a plain copy. */
-    gst_meta_register_custom (EL_CHUNK_META, tags, NULL, NULL, NULL);
+    /* No tags: no transform keeps it but a plain copy. Tests link this
+     * file too, so another copy may have registered it already. */
+    if (gst_meta_get_info (EL_CHUNK_META) == NULL)
+      gst_meta_register_custom (EL_CHUNK_META, tags, NULL, NULL, NULL);
     g_once_init_leave (&done, 1);
   }
 }
