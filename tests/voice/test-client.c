@@ -380,6 +380,7 @@ typedef struct
 {
   /* Behaviour */
   gboolean handshake; /* complete the WebSocket handshake, then never read */
+  guint drop_first; /* ... but close the first N connections' TCP at once */
 
   /* Protected by lock */
   guint accepted;
@@ -466,6 +467,8 @@ raw_on_incoming (GSocketService *service, GSocketConnection *conn,
   raw->accepted++;
   if (handshaken)
     raw->handshakes++;
+  if (handshaken && raw->handshakes <= raw->drop_first)
+    g_io_stream_close (G_IO_STREAM (conn), NULL, NULL);
   changed_locked ();
   g_mutex_unlock (&lock);
   return TRUE;
@@ -1216,6 +1219,37 @@ GST_START_TEST (test_ws_flapping_gives_up)
   server_thread_free (st);
   g_free (url);
   ws_server_free (ws);
+  recorder_free (r);
+}
+
+GST_END_TEST;
+
+/* A connection lost without a close frame reports code 0 and is
+ * reconnected. */
+GST_START_TEST (test_ws_tcp_drop_reconnects)
+{
+  RawServer *raw = g_new0 (RawServer, 1);
+  ServerThread *st;
+  Recorder *r = recorder_new ();
+  GstVoiceClient *c = client_new (r);
+  gchar *url;
+
+  raw->handshake = TRUE;
+  raw->drop_first = 1;
+  st = server_thread_new (raw_server_start, raw_server_stop, raw);
+  url = ws_url (st, "/ws");
+  gst_voice_client_open_websocket (c, url, NULL, NULL, TRUE);
+  WAIT_UNTIL (r->opened == 2);
+  fail_unless_equals_int (r->closed, 1);
+  fail_unless_equals_int (r->close_code, 0);
+  fail_unless (r->close_will_retry);
+  fail_unless_equals_int (gst_voice_client_get_reconnect_count (c), 1);
+  fail_unless (gst_voice_client_is_open (c));
+
+  client_free (c, r);
+  server_thread_free (st);
+  g_free (url);
+  g_free (raw);
   recorder_free (r);
 }
 
@@ -2028,6 +2062,7 @@ voice_client_suite (void)
   tcase_add_test (ws, test_ws_reconnect_after_1011);
   tcase_add_test (ws, test_ws_server_close_1000_final);
   tcase_add_test (ws, test_ws_flapping_gives_up);
+  tcase_add_test (ws, test_ws_tcp_drop_reconnects);
   tcase_add_test (ws, test_ws_close_flushes_queue);
   tcase_add_test (ws, test_ws_reconnect_call);
   tcase_add_test (ws, test_queue_bound);
