@@ -21,7 +21,8 @@
  * audio goes out, only a `KeepAlive` every 5 s; on `speech-stop` the sink
  * sends `Finalize`, so the final transcript arrives without waiting for
  * Deepgram's own endpointing; on EOS it sends `CloseStream` and its partner
- * pushes EOS once the last results and Metadata arrived (or after 5 s).
+ * pushes EOS once the last results and Metadata arrived (or once Deepgram
+ * has been silent for 5 s after EOS; 60 s at most).
  *
  * A dropped or stalled connection (including Deepgram's 1011 NET-0001 idle
  * timeout) is re-opened with exponential backoff. Audio since the last final
@@ -89,8 +90,12 @@ GST_DEBUG_CATEGORY_STATIC (deepgram_sink_debug);
  * (NET-0001); it asks for a KeepAlive every 3-5 s. */
 #define KEEPALIVE_INTERVAL_US (5 * G_USEC_PER_SEC)
 #define TICK_MS 250
-/* Longest wait for the last results after CloseStream before EOS goes on. */
+/* After EOS, the wait for the last results ends when Deepgram has been
+ * silent this long (it may still be working through audio that arrived
+ * faster than real time, sending results as it goes)... */
 #define EOS_TIMEOUT_US (5 * G_USEC_PER_SEC)
+/* ...or at the latest after this long. */
+#define EOS_MAX_WAIT_US (60 * G_USEC_PER_SEC)
 /* Deepgram answers Finalize in well under a second; no answer in this long
  * means the connection is stalled and is re-opened. */
 #define FINALIZE_TIMEOUT_US (5 * G_USEC_PER_SEC)
@@ -151,7 +156,8 @@ struct _GstDeepgramSink
   gint64 finalize_deadline_us;
   gboolean eos; /* EOS received: CloseStream when all audio is out */
   gboolean close_sent; /* CloseStream sent on this connection */
-  gint64 eos_deadline_us;
+  gint64 eos_start_us;
+  gint64 last_rx_us; /* last message from Deepgram */
   gboolean eos_done; /* EOS went to the partner */
   gboolean failed; /* a final error was posted: no more retries */
   gboolean outage_warned; /* a warning for the current outage was posted */
@@ -670,6 +676,9 @@ on_message (GstVoiceClient *client, SoupWebsocketDataType type, GBytes *message,
   GError *error = NULL;
   DgMessage *m;
 
+  g_mutex_lock (&self->lock);
+  self->last_rx_us = now;
+  g_mutex_unlock (&self->lock);
   if (type != SOUP_WEBSOCKET_DATA_TEXT)
     return;
   m = dg_message_parse (data, len, &error);
@@ -728,8 +737,8 @@ finish_eos (GstDeepgramSink *self, gboolean timed_out)
 
   if (timed_out) {
     GST_ELEMENT_WARNING (self, RESOURCE, READ,
-        ("Deepgram did not send its last results within %d s of "
-         "CloseStream; ending the stream without them",
+        ("Deepgram sent nothing for %d s after the end of the stream; "
+         "ending it without waiting for more results",
             (int)(EOS_TIMEOUT_US / G_USEC_PER_SEC)),
         (NULL));
     gst_voice_client_close (self->client, SOUP_WEBSOCKET_CLOSE_NORMAL, NULL);
@@ -920,7 +929,9 @@ tick (gpointer user_data)
     self->finalize_deadline_us = 0;
     stalled = TRUE;
   }
-  if (self->eos && !self->eos_done && now > self->eos_deadline_us)
+  if (self->eos && !self->eos_done &&
+      (now - MAX (self->eos_start_us, self->last_rx_us) > EOS_TIMEOUT_US ||
+          now - self->eos_start_us > EOS_MAX_WAIT_US))
     eos_timed_out = TRUE;
   g_mutex_unlock (&self->lock);
 
@@ -1181,7 +1192,7 @@ start_eos (GstDeepgramSink *self)
 
   g_mutex_lock (&self->lock);
   self->eos = TRUE;
-  self->eos_deadline_us = g_get_monotonic_time () + EOS_TIMEOUT_US;
+  self->eos_start_us = g_get_monotonic_time ();
   /* Never connected (no caps, or failed): nothing to wait for. */
   finish_now = self->timeline == NULL || self->failed || self->client == NULL;
   if (!finish_now)
