@@ -1247,7 +1247,9 @@ on_http (SoupServer *server, SoupServerMessage *msg, const char *path,
     st->engine = STT_ENGINE_POCKETSPHINX;
   script = config_script ();
   st->opts.script = script ? stt_script_ref (script) : NULL;
-  st->timeout_ms = DEFAULT_TIMEOUT_MS;
+  st->timeout_ms = dg_config->deepgram_timeout_ms
+      ? dg_config->deepgram_timeout_ms
+      : DEFAULT_TIMEOUT_MS;
   if (!parse_query (q, st, &err)) {
     g_autofree gchar *line = g_strdup_printf ("400 %s", err);
     reject (msg, SOUP_STATUS_BAD_REQUEST, "Bad Request", err, st->request_id);

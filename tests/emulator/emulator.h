@@ -68,6 +68,10 @@ typedef struct
   EmuFault llm_fault;
 
   gboolean quiet; /* no per-connection lines */
+
+  /* Deepgram: close 1011 NET-0001 after this long without audio or a text
+   * message; 0 = Deepgram's 10 s (--deepgram-timeout-ms). */
+  guint deepgram_timeout_ms;
 } EmuConfig;
 
 /* Per-service registration, called once from main() after the server exists. */

@@ -98,7 +98,7 @@ main (int argc, char **argv)
   gchar *port_file = NULL, *latency = NULL;
   gchar *deepgram_fault = NULL, *elevenlabs_fault = NULL, *llm_fault = NULL;
   gint stt_final_ms = -1, llm_first_token_ms = -1, llm_tokens_per_s = -1,
-       tts_first_audio_ms = -1;
+       tts_first_audio_ms = -1, deepgram_timeout_ms = 0;
   gboolean version = FALSE;
   GOptionEntry entries[] = { { "host", 0, 0, G_OPTION_ARG_STRING, &config.host,
                                  "Address to listen on (default 127.0.0.1)",
@@ -147,6 +147,11 @@ main (int argc, char **argv)
         "Fault for every ElevenLabs connection", "SPEC" },
     { "llm-fault", 0, 0, G_OPTION_ARG_STRING, &llm_fault,
         "Fault for every LLM request", "SPEC" },
+    /* Deepgram service: its idle timeout (NET-0001), shorter in tests. */
+    { "deepgram-timeout-ms", 0, 0, G_OPTION_ARG_INT, &deepgram_timeout_ms,
+        "Deepgram: close 1011 NET-0001 after MS without audio or a message "
+        "(default 10000)",
+        "MS" },
     { "quiet", 'q', 0, G_OPTION_ARG_NONE, &config.quiet,
         "No per-connection lines", NULL },
     { "version", 0, 0, G_OPTION_ARG_NONE, &version, "Print the version", NULL },
@@ -201,6 +206,11 @@ main (int argc, char **argv)
     config.latency.llm_tokens_per_s = llm_tokens_per_s;
   if (tts_first_audio_ms >= 0)
     config.latency.tts_first_audio_ms = tts_first_audio_ms;
+  if (deepgram_timeout_ms < 0) {
+    g_printerr ("voiceagent-emulator: --deepgram-timeout-ms must be >= 0\n");
+    goto out;
+  }
+  config.deepgram_timeout_ms = deepgram_timeout_ms;
 
   emu_fault_init (&config.deepgram_fault);
   emu_fault_init (&config.elevenlabs_fault);

@@ -816,7 +816,7 @@ test_latency_and_events (void)
 /* ---------- replay ---------- */
 
 /* --deepgram-replay sends the recorded lines verbatim, paced by the audio
- * received, and its Metadata at CloseStream. */
+ * received, and its Metadata at CloseStream; --deepgram-timeout-ms. */
 static void
 test_replay (void)
 {
@@ -824,7 +824,7 @@ test_replay (void)
   g_autofree gchar *dir = g_dir_make_tmp ("deepgram-replay-XXXXXX", NULL);
   g_autofree gchar *file = g_build_filename (dir, "replay.jsonl", NULL);
   g_autofree gchar *arg = g_strconcat ("--deepgram-replay=", file, NULL);
-  const gchar *extra[] = { arg, "-q", NULL };
+  const gchar *extra[] = { arg, "-q", "--deepgram-timeout-ms=300", NULL };
   const gchar *lines[] = {
     "{\"type\":\"SpeechStarted\",\"channel\":[0,1],\"timestamp\":0.2}",
     "{\"type\":\"Results\",\"channel_index\":[0,1],\"duration\":1.0,"
@@ -859,6 +859,15 @@ test_replay (void)
   g_assert_cmpuint (c->texts->len, ==, 3);
   g_assert_cmpstr (c->texts->pdata[2], ==, lines[2]);
   g_assert_cmpuint (c->close_code, ==, 1000);
+  client_free (c);
+
+  /* --deepgram-timeout-ms sets the NET-0001 timeout for every connection */
+  c = client_connect_full (
+      &e, "encoding=linear16&sample_rate=16000", "Token " KEY, NULL);
+  g_assert_no_error (c->error);
+  wait_closed (c, 3000);
+  g_assert_cmpuint (c->close_code, ==, 1011);
+  g_assert_cmpstr (c->close_reason, ==, "NET-0001");
   client_free (c);
   emulator_stop (&e);
   g_unlink (file);
