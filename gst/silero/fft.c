@@ -6,8 +6,8 @@
  * times cos / -sin rows, i.e. a windowed DFT; only magnitudes are used. We
  * compute it with a radix-2 complex FFT in split (re[], im[]) form, packing
  * two real frames into one transform as x1 + i x2 and separating them with
- * the conjugate symmetry of real spectra. Stages with h >= 8 have unit
- * stride inner loops that the compiler vectorises.
+ * the conjugate symmetry of real spectra. This file has the portable
+ * version; simd.c has vector ones built on the same tables.
  */
 #ifdef HAVE_CONFIG_H
 #include "config.h"
@@ -18,10 +18,10 @@
 
 #include <math.h>
 
-/* Builds the tables for size @n. Returns FALSE if @n is not a supported
- * power of two. Free with silero_fft_clear(). */
+/* Builds the tables for size @n and the @n-sample @window. Returns FALSE
+ * if @n is not a supported power of two. Free with silero_fft_clear(). */
 gboolean
-silero_fft_init (SileroFft *fft, guint n)
+silero_fft_init (SileroFft *fft, guint n, const gfloat *window)
 {
   guint bits = 0;
 
@@ -31,7 +31,8 @@ silero_fft_init (SileroFft *fft, guint n)
     bits++;
 
   fft->n = n;
-  fft->rev = g_new (guint16, n);
+  fft->rev = g_new (gint32, n);
+  fft->wrev = g_new (gfloat, n);
   for (guint i = 0; i < n; i++) {
     guint r = 0;
 
@@ -39,6 +40,8 @@ silero_fft_init (SileroFft *fft, guint n)
       r |= ((i >> b) & 1) << (bits - 1 - b);
     fft->rev[i] = r;
   }
+  for (guint i = 0; i < n; i++)
+    fft->wrev[i] = window[fft->rev[i]];
   /* Entry h + j of the tables is the twiddle of butterfly j in the stage
    * with half-size h; computed in double so every stage is exact to float
    * precision. */
@@ -56,6 +59,7 @@ void
 silero_fft_clear (SileroFft *fft)
 {
   g_clear_pointer (&fft->rev, g_free);
+  g_clear_pointer (&fft->wrev, g_free);
   g_clear_pointer (&fft->tw_re, g_free);
   g_clear_pointer (&fft->tw_im, g_free);
   fft->n = 0;
@@ -111,25 +115,41 @@ first_stages (guint n, gfloat *restrict re, gfloat *restrict im)
   }
 }
 
-/* Computes |DFT(window * x1)| and |DFT(window * x2)| for bins 0 .. n/2
- * (n/2 + 1 values each) into @mag1 and @mag2. @window and both frames hold
- * n samples; @work holds 2n floats, 32-byte aligned, and is clobbered.
- * @simd runs the stages with h >= 8. */
+static void
+fft_stage (guint n, guint h, gfloat *restrict re, gfloat *restrict im,
+    const gfloat *wr, const gfloat *wi)
+{
+  for (guint b = 0; b < n; b += 2 * h) {
+    gfloat *ar = re + b, *ai = im + b, *cr = re + b + h, *ci = im + b + h;
+
+    for (guint j = 0; j < h; j++) {
+      gfloat tr = cr[j] * wr[j] - ci[j] * wi[j];
+      gfloat ti = cr[j] * wi[j] + ci[j] * wr[j];
+
+      cr[j] = ar[j] - tr;
+      ci[j] = ai[j] - ti;
+      ar[j] += tr;
+      ai[j] += ti;
+    }
+  }
+}
+
+/* The portable silero_fft_magnitudes2(). */
 void
-silero_fft_magnitudes2 (const SileroFft *fft, const SileroSimd *simd,
-    const gfloat *window, const gfloat *x1, const gfloat *x2, gfloat *mag1,
-    gfloat *mag2, gfloat *work)
+silero_fft_magnitudes2_c (const SileroFft *fft, const gfloat *x1,
+    const gfloat *x2, gfloat *mag1, gfloat *mag2, gfloat *work)
 {
   guint n = fft->n;
   gfloat *re = work, *im = work + n;
 
+  /* Bit-reversed load order: the transform then runs in place. */
   for (guint i = 0; i < n; i++) {
-    re[fft->rev[i]] = window[i] * x1[i];
-    im[fft->rev[i]] = window[i] * x2[i];
+    re[i] = fft->wrev[i] * x1[fft->rev[i]];
+    im[i] = fft->wrev[i] * x2[fft->rev[i]];
   }
   first_stages (n, re, im);
   for (guint h = 8; h < n; h *= 2)
-    simd->fft_stage (re, im, n, h, fft->tw_re + h, fft->tw_im + h);
+    fft_stage (n, h, re, im, fft->tw_re + h, fft->tw_im + h);
 
   /* Z = X1 + i X2 with X1, X2 hermitian: X1[k] = (Z[k] + conj Z[n-k]) / 2
    * and X2[k] = (Z[k] - conj Z[n-k]) / 2i. */
@@ -141,4 +161,21 @@ silero_fft_magnitudes2 (const SileroFft *fft, const SileroSimd *simd,
     mag1[k] = 0.5f * sqrtf (sr * sr + si * si);
     mag2[k] = 0.5f * sqrtf (dr * dr + di * di);
   }
+}
+
+/**
+ * silero_fft_magnitudes2:
+ * @x1, @x2: n samples each
+ * @mag1, @mag2: (out): n/2 + 1 values each
+ * @work: 2n floats of scratch, 32-byte aligned
+ *
+ * Computes |DFT(window * x1)| and |DFT(window * x2)| for bins 0 .. n/2
+ * with @simd's kernels.
+ */
+void
+silero_fft_magnitudes2 (const SileroFft *fft, const SileroSimd *simd,
+    const gfloat *x1, const gfloat *x2, gfloat *mag1, gfloat *mag2,
+    gfloat *work)
+{
+  simd->fft_magnitudes2 (fft, x1, x2, mag1, mag2, work);
 }

@@ -12,21 +12,24 @@
 
 G_BEGIN_DECLS
 
-/* Tables for one power-of-two size; immutable once built, so one SileroFft
- * may serve any number of threads. */
-typedef struct
+/* Tables for one power-of-two size and window; immutable once built, so
+ * one SileroFft may serve any number of threads. */
+struct _SileroFft
 {
   guint n; /* FFT size (a power of two, 16 .. 4096) */
-  guint16 *rev; /* bit-reversal permutation, n entries */
+  gint32 *rev; /* bit-reversal permutation, n entries */
+  gfloat *wrev; /* window[rev[i]]: the window, in load order */
   gfloat *tw_re; /* twiddles per stage: stage with half-size h uses */
   gfloat *tw_im; /* entries [h, 2h), i.e. exp(-2 pi i j / 2h), j < h */
-} SileroFft;
+};
 
-gboolean silero_fft_init (SileroFft *fft, guint n);
+gboolean silero_fft_init (SileroFft *fft, guint n, const gfloat *window);
 void silero_fft_clear (SileroFft *fft);
 
 void silero_fft_magnitudes2 (const SileroFft *fft, const SileroSimd *simd,
-    const gfloat *window, const gfloat *x1, const gfloat *x2, gfloat *mag1,
-    gfloat *mag2, gfloat *work);
+    const gfloat *x1, const gfloat *x2, gfloat *mag1, gfloat *mag2,
+    gfloat *work);
+void silero_fft_magnitudes2_c (const SileroFft *fft, const gfloat *x1,
+    const gfloat *x2, gfloat *mag1, gfloat *mag2, gfloat *work);
 
 G_END_DECLS

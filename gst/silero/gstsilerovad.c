@@ -158,7 +158,7 @@ struct _GstSileroVad
   /* Streaming thread only. */
   GstAudioInfo info;
   SileroState *net;
-  gfloat *chunk; /* samples waiting for a full chunk */
+  gfloat *chunk; /* samples waiting for analysis (SILERO_MAX_BATCH chunks) */
   guint chunk_fill;
   guint chunk_size;
   gboolean synced; /* base_pts is valid */
@@ -532,7 +532,8 @@ gst_silero_vad_set_caps (
   self->net = silero_state_new (self->model, GST_AUDIO_INFO_RATE (&self->info));
   self->chunk_size = silero_state_get_chunk_size (self->net);
   g_free (self->chunk);
-  self->chunk = g_new0 (gfloat, self->chunk_size);
+  self->chunk = g_new0 (gfloat, SILERO_MAX_BATCH * self->chunk_size);
+  self->chunk_fill = 0;
   GST_DEBUG_OBJECT (self, "%d Hz %s, chunks of %u samples",
       GST_AUDIO_INFO_RATE (&self->info), GST_AUDIO_INFO_NAME (&self->info),
       self->chunk_size);
@@ -920,16 +921,40 @@ apply_gate (GstSileroVad *self, const Params *prm, GstBuffer *buf, guint64 pos,
 
 /* ---- Data ---- */
 
-/* Appends @n samples of @data (in the negotiated format) to the chunk
- * being filled, running the network on each full chunk. */
+/* Runs the network on the @n full chunks at the start of self->chunk (in
+ * one batch: several chunks share one pass over the weights), advances
+ * the segmentation, and keeps the partial chunk that follows. */
+static void
+run_chunks (GstSileroVad *self, const Params *prm, guint n)
+{
+  gfloat probs[SILERO_MAX_BATCH];
+
+  silero_state_process_many (self->net, self->chunk, n, probs);
+  for (guint c = 0; c < n; c++) {
+    guint64 start = self->analysed;
+
+    self->analysed += self->chunk_size;
+    segment (self, prm, probs[c], start, self->analysed);
+    if (prm->post_probabilities)
+      post_probability (self, probs[c], start);
+  }
+  self->chunk_fill -= n * self->chunk_size;
+  memmove (self->chunk, self->chunk + n * self->chunk_size,
+      self->chunk_fill * sizeof (gfloat));
+}
+
+/* Appends @n samples of @data (in the negotiated format) to the samples
+ * waiting for analysis, and analyses every full chunk. */
 static void
 analyse (GstSileroVad *self, const Params *prm, const guint8 *data, gsize n)
 {
   gboolean f32 = GST_AUDIO_INFO_FORMAT (&self->info) == GST_AUDIO_FORMAT_F32LE;
+  guint cap = SILERO_MAX_BATCH * self->chunk_size;
 
   for (gsize i = 0; i < n;) {
-    gsize take = MIN (n - i, self->chunk_size - self->chunk_fill);
+    gsize take = MIN (n - i, cap - self->chunk_fill);
     gfloat *dst = self->chunk + self->chunk_fill;
+    guint full;
 
     if (f32) {
       memcpy (dst, data + i * 4, take * 4);
@@ -939,16 +964,9 @@ analyse (GstSileroVad *self, const Params *prm, const guint8 *data, gsize n)
     }
     self->chunk_fill += take;
     i += take;
-    if (self->chunk_fill == self->chunk_size) {
-      gfloat p = silero_state_process (self->net, self->chunk);
-      guint64 start = self->analysed;
-
-      self->chunk_fill = 0;
-      self->analysed += self->chunk_size;
-      segment (self, prm, p, start, self->analysed);
-      if (prm->post_probabilities)
-        post_probability (self, p, start);
-    }
+    full = self->chunk_fill / self->chunk_size;
+    if (full > 0 && (self->chunk_fill == cap || i == n))
+      run_chunks (self, prm, full);
   }
 }
 

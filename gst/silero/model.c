@@ -55,8 +55,8 @@ typedef struct
   gfloat *window; /* [n], row 0 of the basis */
   SileroFft fft;
   Conv enc[N_ENC];
-  gfloat *lstm_w; /* [in + hidden][4 hidden] (W_ih^T over W_hh^T), in
-                   * panel order */
+  gfloat *lstm_wi; /* [hidden][4 hidden], W_ih^T in panel order */
+  gfloat *lstm_wh; /* [hidden][4 hidden], W_hh^T in panel order */
   gfloat *lstm_b; /* [4 hidden], b_ih + b_hh */
   gfloat dec_w[HIDDEN];
   gfloat dec_b;
@@ -68,20 +68,24 @@ struct _SileroModel
   Net net[2]; /* [0] 16 kHz, [1] 8 kHz */
 };
 
-/* One stream. Owned and used by one thread at a time (the caller's). */
+/* One stream. Owned and used by one thread at a time (the caller's).
+ * Buffers hold SILERO_MAX_BATCH chunks, which go through the encoder and
+ * the LSTM's input product together. */
 struct _SileroState
 {
   SileroModel *model;
   const Net *net;
   const SileroSimd *simd;
   gboolean use_fft;
+  guint in_len; /* floats per chunk in input: context + chunk + pad,
+                 * rounded up to a cache line */
   gfloat *mem; /* one aligned block holding all the buffers below */
-  gfloat *input; /* context + chunk + pad samples */
-  gfloat *mag; /* [N_FRAMES][bins] */
-  gfloat *act[N_ENC]; /* encoder outputs, [frames][out] */
-  gfloat *xh; /* [HIDDEN + HIDDEN]: LSTM input then h (carried) */
+  gfloat *input; /* [batch][in_len] */
+  gfloat *mag; /* [batch][N_FRAMES][bins] */
+  gfloat *act[N_ENC]; /* encoder outputs, [batch][frames][out] */
+  gfloat *gx; /* [batch][4 hidden]: b + W_ih x, then the gates */
+  gfloat *h; /* [HIDDEN] hidden state (carried) */
   gfloat *c; /* [HIDDEN] cell state (carried) */
-  gfloat *gates; /* [4 HIDDEN] */
   gfloat *work; /* [2 n] FFT scratch */
   gfloat *context; /* [context] last samples of the previous chunk */
 };
@@ -202,7 +206,7 @@ load_stft (Net *net, const OnnxGraph *g, GError **error)
   net->basis = g_memdup2 (t->floats, t->n_elements * sizeof (gfloat));
   net->window = g_memdup2 (t->floats, net->n * sizeof (gfloat));
   net->is_dft = basis_is_dft (net);
-  silero_fft_init (&net->fft, net->n);
+  silero_fft_init (&net->fft, net->n, net->window);
   return TRUE;
 }
 
@@ -240,8 +244,9 @@ load_conv (Conv *c, const OnnxGraph *g, guint idx, guint in, guint out,
   return TRUE;
 }
 
-/* Stacks W_ih^T over W_hh^T, [2 hidden][4 hidden], so one matrix-vector
- * product with [x; h] gives all gate pre-activations. */
+/* Transposes W_ih and W_hh to [hidden][4 hidden], in panel order: the
+ * input product can then run for several chunks at once, the recurrent
+ * one chunk after chunk. */
 static gboolean
 load_lstm (Net *net, const OnnxGraph *g, GError **error)
 {
@@ -256,7 +261,8 @@ load_lstm (Net *net, const OnnxGraph *g, GError **error)
     return FALSE;
 
   rows = g_new (gfloat, 2 * HIDDEN * 4 * HIDDEN);
-  net->lstm_w = aligned_new0 (2 * HIDDEN * 4 * HIDDEN);
+  net->lstm_wi = aligned_new0 (HIDDEN * 4 * HIDDEN);
+  net->lstm_wh = aligned_new0 (HIDDEN * 4 * HIDDEN);
   net->lstm_b = aligned_new0 (4 * HIDDEN);
   for (guint r = 0; r < 4 * HIDDEN; r++) {
     for (guint i = 0; i < HIDDEN; i++) {
@@ -265,7 +271,9 @@ load_lstm (Net *net, const OnnxGraph *g, GError **error)
     }
     net->lstm_b[r] = bi->floats[r] + bh->floats[r];
   }
-  silero_simd_pack (rows, 2 * HIDDEN, 4 * HIDDEN, net->lstm_w);
+  silero_simd_pack (rows, HIDDEN, 4 * HIDDEN, net->lstm_wi);
+  silero_simd_pack (
+      rows + HIDDEN * 4 * HIDDEN, HIDDEN, 4 * HIDDEN, net->lstm_wh);
   g_free (rows);
   return TRUE;
 }
@@ -309,7 +317,8 @@ clear_net (Net *net)
     g_aligned_free (net->enc[i].w);
     g_aligned_free (net->enc[i].b);
   }
-  g_aligned_free (net->lstm_w);
+  g_aligned_free (net->lstm_wi);
+  g_aligned_free (net->lstm_wh);
   g_aligned_free (net->lstm_b);
   memset (net, 0, sizeof *net);
 }
@@ -444,15 +453,16 @@ silero_state_new (SileroModel *model, guint rate)
 
   /* Every buffer rounded up to whole cache lines, so each is aligned. */
 #define ADD(ptr, n) (bufs[nb] = &(ptr), sizes[nb++] = ((n) + 15) & ~15)
-  ADD (s->input, net->context + net->chunk + net->pad);
-  ADD (s->mag, N_FRAMES * net->bins);
+  s->in_len = (net->context + net->chunk + net->pad + 15) & ~15;
+  ADD (s->input, SILERO_MAX_BATCH * s->in_len);
+  ADD (s->mag, SILERO_MAX_BATCH * N_FRAMES * net->bins);
   for (guint i = 0; i < N_ENC; i++) {
     frames = (frames - 1) / net->enc[i].stride + 1;
-    ADD (s->act[i], frames * net->enc[i].out);
+    ADD (s->act[i], SILERO_MAX_BATCH * frames * net->enc[i].out);
   }
-  ADD (s->xh, 2 * HIDDEN);
+  ADD (s->gx, SILERO_MAX_BATCH * 4 * HIDDEN);
+  ADD (s->h, HIDDEN);
   ADD (s->c, HIDDEN);
-  ADD (s->gates, 4 * HIDDEN);
   ADD (s->work, 2 * net->n);
   ADD (s->context, net->context);
 #undef ADD
@@ -482,7 +492,7 @@ silero_state_free (SileroState *state)
 void
 silero_state_reset (SileroState *state)
 {
-  memset (state->xh, 0, 2 * HIDDEN * sizeof (gfloat));
+  memset (state->h, 0, HIDDEN * sizeof (gfloat));
   memset (state->c, 0, HIDDEN * sizeof (gfloat));
   memset (state->context, 0, state->net->context * sizeof (gfloat));
 }
@@ -531,31 +541,36 @@ stft_conv (const Net *net, const gfloat *x, gfloat *mag)
     }
 }
 
+/* Magnitude spectra of the N_FRAMES frames of @x into @mag. */
 static void
-stft (SileroState *s)
+stft (SileroState *s, const gfloat *x, gfloat *mag)
 {
   const Net *net = s->net;
 
   if (!s->use_fft) {
-    stft_conv (net, s->input, s->mag);
+    stft_conv (net, x, mag);
     return;
   }
   for (guint f = 0; f < N_FRAMES; f += 2)
-    silero_fft_magnitudes2 (&net->fft, s->simd, net->window,
-        s->input + f * net->hop, s->input + (f + 1) * net->hop,
-        s->mag + f * net->bins, s->mag + (f + 1) * net->bins, s->work);
+    silero_fft_magnitudes2 (&net->fft, s->simd, x + f * net->hop,
+        x + (f + 1) * net->hop, mag + f * net->bins, mag + (f + 1) * net->bins,
+        s->work);
 }
 
-/* out[t] = ReLU (b + sum_k W_k x[stride t + k - 1]), zero padding outside
- * the t_in input frames. Each tap k is one call to mm_acc over the output
- * frames whose input frame exists. Returns the number of output frames. */
+/* For each of @n chunks (@x_cs floats apart, t_in frames each):
+ * out[t] = ReLU (b + sum_k W_k x[stride t + k - 1]), zero padding outside
+ * the chunk's frames. Each tap k is one call to mm_acc, over the output
+ * frames whose input frame exists, for all chunks at once. Returns the
+ * number of output frames per chunk (written t_out * out floats apart). */
 static guint
-conv_relu (const SileroSimd *simd, const Conv *c, const gfloat *x, guint t_in,
-    gfloat *out)
+conv_relu (const SileroSimd *simd, const Conv *c, const gfloat *x, gsize x_cs,
+    guint t_in, guint n, gfloat *out)
 {
   guint t_out = (t_in - 1) / c->stride + 1;
+  gsize o_cs = t_out * c->out;
+  SileroRun runs[SILERO_MAX_BATCH];
 
-  for (guint t = 0; t < t_out; t++)
+  for (guint t = 0; t < n * t_out; t++)
     memcpy (out + t * c->out, c->b, c->out * sizeof (gfloat));
   for (guint k = 0; k < 3; k++) {
     gint lo = 0, hi = t_out - 1;
@@ -566,64 +581,137 @@ conv_relu (const SileroSimd *simd, const Conv *c, const gfloat *x, guint t_in,
       hi--;
     if (hi < lo)
       continue;
-    simd->mm_acc (c->w + k * c->in * c->out, c->in, c->out,
-        x + (c->stride * lo + k - 1) * c->in, c->stride * c->in, hi - lo + 1,
-        out + lo * c->out);
+    for (guint b = 0; b < n; b++) {
+      runs[b].x = x + b * x_cs + (c->stride * lo + k - 1) * c->in;
+      runs[b].out = out + b * o_cs + lo * c->out;
+    }
+    simd->mm_acc (c->w + k * c->in * c->out, c->in, c->out, c->stride * c->in,
+        hi - lo + 1, runs, n);
   }
-  for (guint i = 0; i < t_out * c->out; i++)
+  for (gsize i = 0; i < n * o_cs; i++)
     out[i] = MAX (out[i], 0.0f);
   return t_out;
 }
 
-/* One LSTM step: gates = W [x; h] + b, then c, h updated in place (h is
- * the second half of xh). */
+/* gx[b] = bias + W_ih x[b] for the @n chunks' LSTM inputs (rows of
+ * HIDDEN), up to 4 chunks per run. */
 static void
-lstm (SileroState *s)
+lstm_inputs (SileroState *s, const gfloat *x, guint n)
 {
   const Net *net = s->net;
-  gfloat *g = s->gates, *h = s->xh + HIDDEN;
+  SileroRun runs[SILERO_MAX_BATCH / 4 + 1];
+  guint full = n / 4;
 
-  memcpy (g, net->lstm_b, 4 * HIDDEN * sizeof (gfloat));
-  s->simd->mm_acc (net->lstm_w, 2 * HIDDEN, 4 * HIDDEN, s->xh, 0, 1, g);
-  /* i, f, o through a sigmoid; g through tanh. */
+  for (guint b = 0; b < n; b++)
+    memcpy (s->gx + b * 4 * HIDDEN, net->lstm_b, 4 * HIDDEN * sizeof (gfloat));
+  for (guint r = 0; r <= full; r++) {
+    runs[r].x = x + r * 4 * HIDDEN;
+    runs[r].out = s->gx + r * 4 * 4 * HIDDEN;
+  }
+  if (full)
+    s->simd->mm_acc (net->lstm_wi, HIDDEN, 4 * HIDDEN, HIDDEN, 4, runs, full);
+  if (n % 4)
+    s->simd->mm_acc (
+        net->lstm_wi, HIDDEN, 4 * HIDDEN, HIDDEN, n % 4, runs + full, 1);
+}
+
+/* One LSTM step on gate pre-activations @g (holding b + W_ih x): adds
+ * W_hh h, then updates c and h in place. */
+static void
+lstm_step (SileroState *s, gfloat *g)
+{
+  SileroRun run = { s->h, g };
+
+  s->simd->mm_acc (s->net->lstm_wh, HIDDEN, 4 * HIDDEN, 0, 1, &run, 1);
+  /* PyTorch gate order: i, f through a sigmoid, g through tanh, o. */
   s->simd->sigmoid (g, 2 * HIDDEN);
   s->simd->tanh (g + 2 * HIDDEN, HIDDEN);
   s->simd->sigmoid (g + 3 * HIDDEN, HIDDEN);
   for (guint j = 0; j < HIDDEN; j++)
     s->c[j] = g[HIDDEN + j] * s->c[j] + g[j] * g[2 * HIDDEN + j];
-  memcpy (h, s->c, HIDDEN * sizeof (gfloat));
-  s->simd->tanh (h, HIDDEN);
+  memcpy (s->h, s->c, HIDDEN * sizeof (gfloat));
+  s->simd->tanh (s->h, HIDDEN);
   for (guint j = 0; j < HIDDEN; j++)
-    h[j] *= g[3 * HIDDEN + j];
+    s->h[j] *= g[3 * HIDDEN + j];
 }
 
 static gfloat
 decode (SileroState *s)
 {
   const Net *net = s->net;
-  const gfloat *h = s->xh + HIDDEN;
   gfloat y = net->dec_b;
 
   for (guint j = 0; j < HIDDEN; j++)
-    y += net->dec_w[j] * MAX (h[j], 0.0f);
+    y += net->dec_w[j] * MAX (s->h[j], 0.0f);
   return 1.0f / (1.0f + expf (-y));
 }
 
-/* Places context + chunk in the input buffer, reflects its end into the
- * padding (ONNX Pad mode=reflect: the edge sample is not repeated), and
- * keeps the chunk's tail as the next context. */
+/* Places context + chunk in @x, reflects its end into the padding (ONNX
+ * Pad mode=reflect: the edge sample is not repeated), and keeps the
+ * chunk's tail as the next context. */
 static void
-prepare_input (SileroState *s, const gfloat *chunk)
+prepare_input (SileroState *s, const gfloat *chunk, gfloat *x)
 {
   const Net *net = s->net;
   guint len = net->context + net->chunk;
-  gfloat *x = s->input;
 
   memcpy (x, s->context, net->context * sizeof (gfloat));
   memcpy (x + net->context, chunk, net->chunk * sizeof (gfloat));
   for (guint j = 0; j < net->pad; j++)
     x[len + j] = x[len - 2 - j];
   memcpy (s->context, x + len - net->context, net->context * sizeof (gfloat));
+}
+
+/* Runs @n (<= SILERO_MAX_BATCH) consecutive chunks: everything but the
+ * recurrence for all of them at once, then the LSTM steps in order. */
+static void
+process_batch (SileroState *s, const gfloat *samples, guint n, gfloat *probs)
+{
+  const Net *net = s->net;
+  const gfloat *x = s->mag;
+  gsize x_cs = N_FRAMES * net->bins;
+  guint frames = N_FRAMES;
+
+  for (guint b = 0; b < n; b++) {
+    gfloat *in = s->input + b * s->in_len;
+
+    prepare_input (s, samples + b * net->chunk, in);
+    stft (s, in, s->mag + b * x_cs);
+  }
+  for (guint i = 0; i < N_ENC; i++) {
+    frames = conv_relu (s->simd, &net->enc[i], x, x_cs, frames, n, s->act[i]);
+    x = s->act[i];
+    x_cs = frames * net->enc[i].out;
+  }
+  /* The last encoder output (1 frame x HIDDEN per chunk) feeds the LSTM. */
+  lstm_inputs (s, x, n);
+  for (guint b = 0; b < n; b++) {
+    lstm_step (s, s->gx + b * 4 * HIDDEN);
+    probs[b] = decode (s);
+  }
+}
+
+/**
+ * silero_state_process_many:
+ * @samples: @n_chunks * silero_state_get_chunk_size() samples in [-1, 1]
+ * @probs: (out): @n_chunks probabilities
+ *
+ * Same results as silero_state_process() on each chunk in turn, but reads
+ * the weights once per SILERO_MAX_BATCH chunks where it can (all but the
+ * recurrent product), which is faster when several chunks are at hand.
+ */
+void
+silero_state_process_many (
+    SileroState *s, const gfloat *samples, guint n_chunks, gfloat *probs)
+{
+  while (n_chunks > 0) {
+    guint n = MIN (n_chunks, SILERO_MAX_BATCH);
+
+    process_batch (s, samples, n, probs);
+    samples += n * s->net->chunk;
+    probs += n;
+    n_chunks -= n;
+  }
 }
 
 /**
@@ -637,18 +725,8 @@ prepare_input (SileroState *s, const gfloat *chunk)
 gfloat
 silero_state_process (SileroState *s, const gfloat *chunk)
 {
-  const gfloat *x;
-  guint frames = N_FRAMES;
+  gfloat p;
 
-  prepare_input (s, chunk);
-  stft (s);
-  x = s->mag;
-  for (guint i = 0; i < N_ENC; i++) {
-    frames = conv_relu (s->simd, &s->net->enc[i], x, frames, s->act[i]);
-    x = s->act[i];
-  }
-  /* The last encoder output (1 frame x 128) is the LSTM input. */
-  memcpy (s->xh, x, HIDDEN * sizeof (gfloat));
-  lstm (s);
-  return decode (s);
+  process_batch (s, chunk, 1, &p);
+  return p;
 }

@@ -23,6 +23,10 @@ typedef enum {
   SILERO_MODEL_ERROR_INVALID, /* readable ONNX, but not Silero VAD v5 */
 } SileroModelError;
 
+/* silero_state_process_many() runs up to this many chunks per pass over
+ * the weights. */
+#define SILERO_MAX_BATCH 8
+
 typedef struct _SileroModel SileroModel;
 typedef struct _SileroState SileroState;
 
@@ -39,6 +43,8 @@ guint silero_state_get_chunk_size (const SileroState *state);
 void silero_state_set_simd (SileroState *state, const SileroSimd *simd);
 void silero_state_set_use_fft (SileroState *state, gboolean use_fft);
 gfloat silero_state_process (SileroState *state, const gfloat *chunk);
+void silero_state_process_many (
+    SileroState *state, const gfloat *samples, guint n_chunks, gfloat *probs);
 
 G_DEFINE_AUTOPTR_CLEANUP_FUNC (SileroModel, silero_model_unref)
 G_DEFINE_AUTOPTR_CLEANUP_FUNC (SileroState, silero_state_free)

@@ -12,6 +12,7 @@
 #endif
 
 #include "simd.h"
+#include "fft.h"
 
 #include <math.h>
 #include <string.h>
@@ -45,41 +46,24 @@ silero_simd_pack (const gfloat *src, gsize I, gsize O, gfloat *dst)
 /* ---- Portable C ---- */
 
 static void
-mm_acc_c (const gfloat *W, gsize I, gsize O, const gfloat *x, gsize x_stride,
-    guint T, gfloat *out)
+mm_acc_c (const gfloat *W, gsize I, gsize O, gsize x_stride, guint T,
+    const SileroRun *runs, guint n_runs)
 {
   for (gsize p = 0; p < O; p += SILERO_SIMD_PANEL) {
     const gfloat *wp = W + p * I;
 
-    for (guint t = 0; t < T; t++) {
-      const gfloat *xt = x + t * x_stride;
-      gfloat acc[SILERO_SIMD_PANEL];
+    for (guint r = 0; r < n_runs; r++)
+      for (guint t = 0; t < T; t++) {
+        const gfloat *xt = runs[r].x + t * x_stride;
+        gfloat *ot = runs[r].out + t * O + p;
+        gfloat acc[SILERO_SIMD_PANEL];
 
-      memcpy (acc, out + t * O + p, sizeof acc);
-      for (gsize i = 0; i < I; i++)
-        for (guint j = 0; j < SILERO_SIMD_PANEL; j++)
-          acc[j] += wp[i * SILERO_SIMD_PANEL + j] * xt[i];
-      memcpy (out + t * O + p, acc, sizeof acc);
-    }
-  }
-}
-
-static void
-fft_stage_c (gfloat *re, gfloat *im, guint n, guint h, const gfloat *wr,
-    const gfloat *wi)
-{
-  for (guint b = 0; b < n; b += 2 * h) {
-    gfloat *ar = re + b, *ai = im + b, *cr = re + b + h, *ci = im + b + h;
-
-    for (guint j = 0; j < h; j++) {
-      gfloat tr = cr[j] * wr[j] - ci[j] * wi[j];
-      gfloat ti = cr[j] * wi[j] + ci[j] * wr[j];
-
-      cr[j] = ar[j] - tr;
-      ci[j] = ai[j] - ti;
-      ar[j] += tr;
-      ai[j] += ti;
-    }
+        memcpy (acc, ot, sizeof acc);
+        for (gsize i = 0; i < I; i++)
+          for (guint j = 0; j < SILERO_SIMD_PANEL; j++)
+            acc[j] += wp[i * SILERO_SIMD_PANEL + j] * xt[i];
+        memcpy (ot, acc, sizeof acc);
+      }
   }
 }
 
@@ -98,7 +82,7 @@ tanh_c (gfloat *x, gsize n)
 }
 
 static const SileroSimd simd_c = { "c", mm_acc_c, sigmoid_c, tanh_c,
-  fft_stage_c };
+  silero_fft_magnitudes2_c };
 
 /* ---- x86: AVX2 + FMA ---- */
 
@@ -109,39 +93,34 @@ static const SileroSimd simd_c = { "c", mm_acc_c, sigmoid_c, tanh_c,
  * -O2 does not do it by itself. */
 #define UNROLL _Pragma ("GCC unroll 16")
 
-/* P panels (16 outputs each, 2 vectors) for T frames at once: 2 P T
+/* P panels (16 outputs each, 2 vectors) for T frames of one run: 2 P T
  * accumulators in registers; each weight vector is loaded once and used T
  * times, each input value broadcast once and used 2 P times. P T is 4
  * (3 for T = 3): 6 - 8 independent FMA chains hide the FMA latency, and at
  * most 4 weight streams are read, each one sequential. */
 #define MM_PANELS(NAME, T, P)                                                  \
-  static inline AVX2 void NAME (const gfloat *W, gsize I, gsize O,             \
+  static inline AVX2 void NAME (const gfloat *w, gsize I, gsize O,             \
       const gfloat *x, gsize xs, gfloat *out)                                  \
   {                                                                            \
-    for (gsize o = 0; o < O; o += 16 * P) {                                    \
-      const gfloat *w = W + o * I;                                             \
-      __m256 acc[T][P][2];                                                     \
-      UNROLL for (guint t = 0; t < T; t++)                                     \
-          UNROLL for (guint p = 0; p < P; p++)                                 \
-              UNROLL for (guint v = 0; v < 2; v++) acc[t][p][v] =              \
-                  _mm256_load_ps (out + t * O + o + 16 * p + 8 * v);           \
-      for (gsize i = 0; i < I; i++) {                                          \
-        __m256 xb[T];                                                          \
-        UNROLL for (guint t = 0; t < T; t++) xb[t] =                           \
-            _mm256_broadcast_ss (x + t * xs + i);                              \
-        UNROLL for (guint p = 0; p < P; p++)                                   \
-            UNROLL for (guint v = 0; v < 2; v++)                               \
-        {                                                                      \
-          __m256 wv = _mm256_load_ps (w + (p * I + i) * 16 + 8 * v);           \
-          UNROLL for (guint t = 0; t < T; t++) acc[t][p][v] =                  \
-              _mm256_fmadd_ps (wv, xb[t], acc[t][p][v]);                       \
-        }                                                                      \
+    __m256 acc[T][P][2];                                                       \
+    UNROLL for (guint t = 0; t < T; t++) UNROLL for (guint p = 0; p < P; p++)  \
+        UNROLL for (guint v = 0; v < 2; v++) acc[t][p][v] =                    \
+            _mm256_load_ps (out + t * O + 16 * p + 8 * v);                     \
+    for (gsize i = 0; i < I; i++) {                                            \
+      __m256 xb[T];                                                            \
+      UNROLL for (guint t = 0; t < T; t++) xb[t] =                             \
+          _mm256_broadcast_ss (x + t * xs + i);                                \
+      UNROLL for (guint p = 0; p < P; p++)                                     \
+          UNROLL for (guint v = 0; v < 2; v++)                                 \
+      {                                                                        \
+        __m256 wv = _mm256_load_ps (w + (p * I + i) * 16 + 8 * v);             \
+        UNROLL for (guint t = 0; t < T; t++) acc[t][p][v] =                    \
+            _mm256_fmadd_ps (wv, xb[t], acc[t][p][v]);                         \
       }                                                                        \
-      UNROLL for (guint t = 0; t < T; t++)                                     \
-          UNROLL for (guint p = 0; p < P; p++)                                 \
-              UNROLL for (guint v = 0; v < 2; v++) _mm256_store_ps (           \
-                  out + t * O + o + 16 * p + 8 * v, acc[t][p][v]);             \
     }                                                                          \
+    UNROLL for (guint t = 0; t < T; t++) UNROLL for (guint p = 0; p < P; p++)  \
+        UNROLL for (guint v = 0; v < 2; v++)                                   \
+            _mm256_store_ps (out + t * O + 16 * p + 8 * v, acc[t][p][v]);      \
   }
 
 MM_PANELS (mm_avx2_t1, 1, 4)
@@ -149,23 +128,37 @@ MM_PANELS (mm_avx2_t2, 2, 2)
 MM_PANELS (mm_avx2_t3, 3, 1)
 MM_PANELS (mm_avx2_t4, 4, 1)
 
+/* Panel blocks outermost, runs inside: a block of weights (at most 4
+ * panels, I * 256 bytes) is read from memory once and from L1 for the
+ * other runs. */
 static AVX2 void
-mm_acc_avx2 (const gfloat *W, gsize I, gsize O, const gfloat *x, gsize x_stride,
-    guint T, gfloat *out)
+mm_acc_avx2 (const gfloat *W, gsize I, gsize O, gsize x_stride, guint T,
+    const SileroRun *runs, guint n_runs)
 {
-  switch (T) {
-    case 1:
-      mm_avx2_t1 (W, I, O, x, x_stride, out);
-      break;
-    case 2:
-      mm_avx2_t2 (W, I, O, x, x_stride, out);
-      break;
-    case 3:
-      mm_avx2_t3 (W, I, O, x, x_stride, out);
-      break;
-    default:
-      mm_avx2_t4 (W, I, O, x, x_stride, out);
-      break;
+  guint step = T == 1 ? 4 : T == 2 ? 2 : 1;
+
+  for (gsize o = 0; o < O; o += 16 * step) {
+    const gfloat *w = W + o * I;
+
+    for (guint r = 0; r < n_runs; r++) {
+      const gfloat *x = runs[r].x;
+      gfloat *out = runs[r].out + o;
+
+      switch (T) {
+        case 1:
+          mm_avx2_t1 (w, I, O, x, x_stride, out);
+          break;
+        case 2:
+          mm_avx2_t2 (w, I, O, x, x_stride, out);
+          break;
+        case 3:
+          mm_avx2_t3 (w, I, O, x, x_stride, out);
+          break;
+        default:
+          mm_avx2_t4 (w, I, O, x, x_stride, out);
+          break;
+      }
+    }
   }
 }
 
@@ -187,6 +180,90 @@ fft_stage_avx2 (gfloat *re, gfloat *im, guint n, guint h, const gfloat *wr,
       _mm256_store_ps (re + b + j, _mm256_add_ps (ar, tr));
       _mm256_store_ps (im + b + j, _mm256_add_ps (ai, ti));
     }
+}
+
+/* One butterfly stage inside a register of 8 lanes: the lanes in mask
+ * get p - x (a - t), the others x + p (a + t), where x holds the twiddled
+ * t in the masked lanes and p is x with partner lanes swapped. A macro, as
+ * the blend mask must be a compile-time constant. */
+#define LANE_BUTTERFLY(x, p, mask)                                             \
+  _mm256_blend_ps (_mm256_add_ps (x, p), _mm256_sub_ps (p, x), mask)
+
+/* Loads 8 points in bit-reversed order with the window (two gathers) and
+ * runs the stages h = 1, 2, 4 inside the registers: each group of 8 is
+ * one vector of real and one of imaginary parts. */
+static inline AVX2 void
+first_stages_avx2 (const SileroFft *fft, const gfloat *x1, const gfloat *x2,
+    guint b, gfloat *re, gfloat *im)
+{
+  const gfloat r = (gfloat)G_SQRT2 / 2;
+  const __m256 w4r = _mm256_setr_ps (1, 1, 1, 1, 1, r, 0, -r);
+  const __m256 w4i = _mm256_setr_ps (0, 0, 0, 0, 0, -r, -1, -r);
+  __m256i idx = _mm256_loadu_si256 ((const __m256i *)(fft->rev + b));
+  __m256 w = _mm256_loadu_ps (fft->wrev + b);
+  __m256 xr = _mm256_mul_ps (w, _mm256_i32gather_ps (x1, idx, 4));
+  __m256 xi = _mm256_mul_ps (w, _mm256_i32gather_ps (x2, idx, 4));
+  __m256 tr, ti;
+
+  /* h = 1: pairs (0 1) (2 3) ..., twiddle 1 */
+  xr = LANE_BUTTERFLY (xr, _mm256_permute_ps (xr, 0xb1), 0xaa);
+  xi = LANE_BUTTERFLY (xi, _mm256_permute_ps (xi, 0xb1), 0xaa);
+  /* h = 2: pairs (0 2) (1 3) ..., lanes 3 and 7 times -i */
+  tr = _mm256_blend_ps (xr, xi, 0x88);
+  ti = _mm256_blend_ps (xi, _mm256_sub_ps (_mm256_setzero_ps (), xr), 0x88);
+  xr = LANE_BUTTERFLY (tr, _mm256_permute_ps (tr, 0x4e), 0xcc);
+  xi = LANE_BUTTERFLY (ti, _mm256_permute_ps (ti, 0x4e), 0xcc);
+  /* h = 4: pairs (0 4) (1 5) ..., lanes 4 - 7 times exp(-2 pi i j / 8) */
+  tr = _mm256_fmsub_ps (xr, w4r, _mm256_mul_ps (xi, w4i));
+  ti = _mm256_fmadd_ps (xr, w4i, _mm256_mul_ps (xi, w4r));
+  xr = LANE_BUTTERFLY (tr, _mm256_permute2f128_ps (tr, tr, 0x01), 0xf0);
+  xi = LANE_BUTTERFLY (ti, _mm256_permute2f128_ps (ti, ti, 0x01), 0xf0);
+  _mm256_store_ps (re + b, xr);
+  _mm256_store_ps (im + b, xi);
+}
+
+/* |X1[k]| and |X2[k]| for k = 1 .. n/2, 8 bins at a time; the partner
+ * bins n - k are loaded as a reversed vector. */
+static inline AVX2 void
+magnitudes_avx2 (
+    guint n, const gfloat *re, const gfloat *im, gfloat *mag1, gfloat *mag2)
+{
+  const __m256i reverse = _mm256_setr_epi32 (7, 6, 5, 4, 3, 2, 1, 0);
+  const __m256 half = _mm256_set1_ps (0.5f);
+
+  for (guint k = 1; k <= n / 2; k += 8) {
+    __m256 ar = _mm256_loadu_ps (re + k), ai = _mm256_loadu_ps (im + k);
+    __m256 br =
+        _mm256_permutevar8x32_ps (_mm256_loadu_ps (re + n - k - 7), reverse);
+    __m256 bi =
+        _mm256_permutevar8x32_ps (_mm256_loadu_ps (im + n - k - 7), reverse);
+    __m256 sr = _mm256_add_ps (ar, br), si = _mm256_sub_ps (ai, bi);
+    __m256 dr = _mm256_sub_ps (ar, br), di = _mm256_add_ps (ai, bi);
+
+    _mm256_storeu_ps (mag1 + k,
+        _mm256_mul_ps (half,
+            _mm256_sqrt_ps (_mm256_fmadd_ps (sr, sr, _mm256_mul_ps (si, si)))));
+    _mm256_storeu_ps (mag2 + k,
+        _mm256_mul_ps (half,
+            _mm256_sqrt_ps (_mm256_fmadd_ps (dr, dr, _mm256_mul_ps (di, di)))));
+  }
+}
+
+static AVX2 void
+fft_magnitudes2_avx2 (const SileroFft *fft, const gfloat *x1, const gfloat *x2,
+    gfloat *mag1, gfloat *mag2, gfloat *work)
+{
+  guint n = fft->n;
+  gfloat *re = work, *im = work + n;
+
+  for (guint b = 0; b < n; b += 8)
+    first_stages_avx2 (fft, x1, x2, b, re, im);
+  for (guint h = 8; h < n; h *= 2)
+    fft_stage_avx2 (re, im, n, h, fft->tw_re + h, fft->tw_im + h);
+  /* Bin 0 is its own partner: X1[0] = Re Z[0], X2[0] = Im Z[0]. */
+  mag1[0] = fabsf (re[0]);
+  mag2[0] = fabsf (im[0]);
+  magnitudes_avx2 (n, re, im, mag1, mag2);
 }
 
 /* exp (x) for 8 floats, relative error below 2e-7 (Cephes' polynomial):
@@ -252,7 +329,7 @@ tanh_avx2 (gfloat *x, gsize n)
 }
 
 static const SileroSimd simd_avx2 = { "avx2", mm_acc_avx2, sigmoid_avx2,
-  tanh_avx2, fft_stage_avx2 };
+  tanh_avx2, fft_magnitudes2_avx2 };
 
 static gboolean
 have_avx2 (void)

@@ -20,27 +20,35 @@ G_BEGIN_DECLS
  * are), so kernels can work on 4 panels at once. */
 #define SILERO_SIMD_O_ALIGN 64
 
+typedef struct _SileroFft SileroFft;
+
+/* T frames of input rows x + t * x_stride and the output rows out + t * O
+ * they accumulate into. */
+typedef struct
+{
+  const gfloat *x;
+  gfloat *out;
+} SileroRun;
+
 typedef struct
 {
   const gchar *name;
 
-  /* out[t * O + o] += sum_i W(i, o) * x[t * x_stride + i]
-   * for t < T (1 .. SILERO_SIMD_MAX_T) and o < O. W is in panel order
-   * (see silero_simd_pack): the weights a kernel needs are read once, in
-   * sequence. O is a multiple of SILERO_SIMD_O_ALIGN; W and out are
-   * 64-byte aligned. */
-  void (*mm_acc) (const gfloat *W, gsize I, gsize O, const gfloat *x,
-      gsize x_stride, guint T, gfloat *out);
+  /* For each run r and t < T (1 .. SILERO_SIMD_MAX_T), o < O:
+   *   r.out[t * O + o] += sum_i W(i, o) * r.x[t * x_stride + i]
+   * W is in panel order (see silero_simd_pack) and read once for all the
+   * runs: several chunks cost one pass over the weights. O is a multiple
+   * of SILERO_SIMD_O_ALIGN; W and every out are 32-byte aligned. */
+  void (*mm_acc) (const gfloat *W, gsize I, gsize O, gsize x_stride, guint T,
+      const SileroRun *runs, guint n_runs);
 
   /* In place, n values: x = 1 / (1 + exp (-x)) and x = tanh (x). */
   void (*sigmoid) (gfloat *x, gsize n);
   void (*tanh) (gfloat *x, gsize n);
 
-  /* One radix-2 decimation-in-time FFT stage with half-size h (>= 8) over
-   * the split complex arrays re, im of n values (32-byte aligned); the
-   * twiddles of butterfly j are wr[j] + i wi[j]. */
-  void (*fft_stage) (gfloat *re, gfloat *im, guint n, guint h, const gfloat *wr,
-      const gfloat *wi);
+  /* silero_fft_magnitudes2() (fft.h). */
+  void (*fft_magnitudes2) (const SileroFft *fft, const gfloat *x1,
+      const gfloat *x2, gfloat *mag1, gfloat *mag2, gfloat *work);
 } SileroSimd;
 
 void silero_simd_pack (const gfloat *src, gsize I, gsize O, gfloat *dst);

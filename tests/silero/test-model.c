@@ -81,6 +81,40 @@ test_stft_is_dft (void)
   g_assert_true (silero_model_stft_is_dft (model, 8000));
 }
 
+/* Batches give exactly the results of chunk-by-chunk processing, with any
+ * batch size (the accumulation order is the same). */
+static void
+test_batch (void)
+{
+  g_autoptr (TestWav) wav = test_wav_load ("speechnoise16k.wav");
+
+  for (const gchar *const *k = silero_simd_list (); *k; k++) {
+    const SileroSimd *simd = silero_simd_get_by_name (*k);
+    g_autoptr (SileroState) one = NULL;
+    g_autoptr (SileroState) many = NULL;
+    gsize n = wav->n / 512, done = 0;
+    g_autofree gfloat *probs = g_new (gfloat, n);
+
+    if (!simd)
+      continue;
+    one = silero_state_new (model, 16000);
+    many = silero_state_new (model, 16000);
+    silero_state_set_simd (one, simd);
+    silero_state_set_simd (many, simd);
+    /* Batches of 1, 2, ... 13 chunks, cycling. */
+    for (guint b = 1; done < n; b = b % 13 + 1) {
+      guint take = MIN (b, n - done);
+
+      silero_state_process_many (
+          many, wav->f32 + done * 512, take, probs + done);
+      done += take;
+    }
+    for (gsize i = 0; i < n; i++)
+      g_assert_cmpfloat (
+          silero_state_process (one, wav->f32 + i * 512), ==, probs[i]);
+  }
+}
+
 /* Resetting gives the same output as a fresh state. */
 static void
 test_reset (void)
@@ -121,6 +155,7 @@ main (int argc, char **argv)
   }
   g_test_add_func ("/silero/model/stft-is-dft", test_stft_is_dft);
   g_test_add_func ("/silero/model/reset", test_reset);
+  g_test_add_func ("/silero/model/batch", test_batch);
   ret = g_test_run ();
   silero_model_unref (model);
   return ret;
