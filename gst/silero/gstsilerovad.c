@@ -77,6 +77,7 @@
 #include "model.h"
 
 #include <errno.h>
+#include <math.h>
 #include <glib/gstdio.h>
 #include <gst/audio/audio.h>
 #include <string.h>
@@ -933,6 +934,12 @@ run_chunks (GstSileroVad *self, const Params *prm, guint n)
   for (guint c = 0; c < n; c++) {
     guint64 start = self->analysed;
 
+    /* NaN or infinite F32 input would poison the LSTM state for good. */
+    if (!isfinite (probs[c])) {
+      GST_WARNING_OBJECT (self, "non-finite input, resetting the network");
+      silero_state_reset (self->net);
+      probs[c] = 0.0f;
+    }
     self->analysed += self->chunk_size;
     segment (self, prm, probs[c], start, self->analysed);
     if (prm->post_probabilities)
@@ -1011,6 +1018,15 @@ gst_silero_vad_transform_ip (GstBaseTransform *trans, GstBuffer *buf)
 }
 
 static gboolean
+same_format (GstSileroVad *self, GstCaps *caps)
+{
+  GstAudioInfo info;
+
+  return self->net && gst_audio_info_from_caps (&info, caps) &&
+      gst_audio_info_is_equal (&info, &self->info);
+}
+
+static gboolean
 gst_silero_vad_sink_event (GstBaseTransform *trans, GstEvent *event)
 {
   GstSileroVad *self = GST_SILERO_VAD (trans);
@@ -1038,8 +1054,13 @@ gst_silero_vad_sink_event (GstBaseTransform *trans, GstEvent *event)
         gst_event_unref (event);
         return FALSE;
       }
-      /* Held buffers are in the old format. */
-      gap_held (self);
+      /* New audio format: the held buffers, the time base and the
+       * network state belong to the old one. */
+      if (!same_format (self, caps)) {
+        finish_speech (self);
+        gap_held (self);
+        reset (self);
+      }
       break;
     }
     default:

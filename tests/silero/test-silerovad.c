@@ -467,6 +467,34 @@ GST_START_TEST (test_discont_resets)
 
 GST_END_TEST;
 
+/* NaN / infinite F32 samples do not poison the network: it resets, and
+ * the probabilities of what follows are finite again. */
+GST_START_TEST (test_non_finite_input)
+{
+  g_autoptr (TestWav) wav = test_wav_load ("speech16k.wav");
+  GstHarness *h = harness_new (wav, "F32LE", "post-probabilities=true");
+  g_autoptr (GArray) probs = NULL;
+  GstBuffer *buf = wav_buffer (wav, TRUE, 0, 1024);
+  GstMapInfo map;
+
+  gst_buffer_map (buf, &map, GST_MAP_WRITE);
+  ((gfloat *)map.data)[100] = NAN;
+  ((gfloat *)map.data)[700] = INFINITY;
+  gst_buffer_unmap (buf, &map);
+  fail_unless_equals_int (gst_harness_push (h, buf), GST_FLOW_OK);
+  push_range (h, wav, TRUE, 1024, 32000);
+  probs = probabilities (h);
+  fail_unless (probs->len > 10);
+  for (guint i = 0; i < probs->len; i++) {
+    gdouble p = g_array_index (probs, gdouble, i);
+
+    fail_unless (p >= 0.0 && p <= 1.0, "chunk %u: %g", i, p);
+  }
+  harness_teardown (h);
+}
+
+GST_END_TEST;
+
 /* Unsupported caps fail with an error that names the fix. */
 GST_START_TEST (test_caps_error)
 {
@@ -639,6 +667,7 @@ silerovad_suite (void)
   tcase_add_test (tc, test_gate);
   tcase_add_test (tc, test_flush_resets);
   tcase_add_test (tc, test_discont_resets);
+  tcase_add_test (tc, test_non_finite_input);
   tcase_add_test (tc, test_caps_error);
   tcase_add_test (tc, test_negotiation);
   tcase_add_test (tc, test_model_errors);
