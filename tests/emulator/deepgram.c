@@ -18,7 +18,7 @@
  *
  * Threads: everything here runs on the main context, except the pocketsphinx
  * engine, which runs on one worker thread per connection (Job queue in,
- * g_main_context_invoke() out). The scripted engine is cheap and runs inline.
+ * idle sources on the main context out). The scripted engine is cheap and runs inline.
  */
 #ifdef HAVE_CONFIG_H
 #include "config.h"
@@ -574,6 +574,7 @@ deliver (DgConn *c, JobType type, GPtrArray *events, gint64 rx_us, gchar *error,
     gboolean exited)
 {
   Delivery *d = g_new0 (Delivery, 1);
+  GSource *src;
 
   d->conn = conn_ref (c);
   d->type = type;
@@ -581,8 +582,13 @@ deliver (DgConn *c, JobType type, GPtrArray *events, gint64 rx_us, gchar *error,
   d->rx_us = rx_us;
   d->error = error;
   d->exited = exited;
-  g_main_context_invoke_full (
-      NULL, G_PRIORITY_DEFAULT, deliver_cb, d, delivery_free);
+  /* Not g_main_context_invoke(): when the main thread is not iterating (at
+   * shutdown, while it joins this thread) that would run deliver_cb here. */
+  src = g_idle_source_new ();
+  g_source_set_priority (src, G_PRIORITY_DEFAULT);
+  g_source_set_callback (src, deliver_cb, d, delivery_free);
+  g_source_attach (src, NULL);
+  g_source_unref (src);
 }
 
 /* Worker thread: owns the pocketsphinx session; reads only the immutable

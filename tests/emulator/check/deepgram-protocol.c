@@ -874,6 +874,37 @@ test_replay (void)
   g_rmdir (dir);
 }
 
+/* ---------- shutdown ---------- */
+
+/* SIGTERM with live sessions of both engines (a pocketsphinx worker busy
+ * decoding) closes them and exits 0, which under ASan means nothing
+ * leaked. */
+static void
+test_shutdown_live (void)
+{
+  Emulator e = { 0 };
+  const gchar *extra[] = { "-q", NULL };
+  Client *c1, *c2;
+
+  emulator_start (&e, extra);
+  c1 = client_connect_full (&e,
+      "encoding=linear16&sample_rate=16000&emu_engine=pocketsphinx",
+      "Token " KEY, NULL);
+  c2 = client_connect_full (&e,
+      "encoding=linear16&sample_rate=16000&emu_transcript=x", "Token " KEY,
+      NULL);
+  g_assert_no_error (c1->error);
+  g_assert_no_error (c2->error);
+  send_audio (c1, 2000, TRUE);
+  send_audio (c2, 300, TRUE);
+  spin_for (100);
+  emulator_stop (&e);
+  wait_closed (c1, 5000);
+  wait_closed (c2, 5000);
+  client_free (c1);
+  client_free (c2);
+}
+
 /* ---------- pocketsphinx ---------- */
 
 static guint
@@ -973,6 +1004,7 @@ main (int argc, char **argv)
   g_test_add_func ("/deepgram/latency-and-events", test_latency_and_events);
   g_test_add_func ("/deepgram/replay", test_replay);
   g_test_add_func ("/deepgram/pocketsphinx", test_pocketsphinx);
+  g_test_add_func ("/deepgram/shutdown-live", test_shutdown_live);
   ret = g_test_run ();
 
   emulator_stop (&main_emu);
