@@ -1245,7 +1245,7 @@ on_http (SoupServer *server, SoupServerMessage *msg, const char *path,
     return;
   }
 
-  q = query ? g_uri_parse_params (query, -1, "&", G_URI_PARAMS_NONE, NULL)
+  q = query ? g_uri_parse_params (query, -1, "&", G_URI_PARAMS_WWW_FORM, NULL)
             : NULL;
   if (!q)
     q = g_hash_table_new (g_str_hash, g_str_equal);

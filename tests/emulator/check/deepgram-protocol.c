@@ -555,7 +555,7 @@ static void
 test_finalize (void)
 {
   Client *c = client_connect ("encoding=linear16&sample_rate=16000"
-                              "&emu_transcript=flush%20me");
+                              "&emu_transcript=flush+me");
   JsonObject *o;
 
   send_audio (c, 600, TRUE);
