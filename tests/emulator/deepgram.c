@@ -1288,6 +1288,7 @@ emu_deepgram_register (SoupServer *server, EmuConfig *config)
   static const gchar *protocols[] = { "token", "bearer", NULL };
 
   dg_config = config;
+  config_script (); /* a bad --stt-script is reported at start-up */
   soup_server_add_handler (server, "/v1/listen", on_http, NULL, NULL);
   soup_server_add_websocket_handler (
       server, "/v1/listen", NULL, (gchar **)protocols, on_ws, NULL, NULL);
