@@ -52,7 +52,9 @@
  * The network state (LSTM and the 64-sample context) carries from chunk to
  * chunk and is reset at stream start, on flush, on a new segment and on a
  * discontinuity (an utterance in progress then gets its speech-stop, as at
- * EOS).
+ * EOS). Several complete chunks in one buffer share one pass over the
+ * weights; no chunk waits for another.
+ *
  * Accepted audio: mono S16LE or F32LE at 8000 or 16000 Hz; put
  * `audioconvert ! audioresample` in front for anything else.
  *
@@ -320,8 +322,11 @@ gst_silero_vad_class_init (GstSileroVadClass *klass)
   gst_element_class_add_static_pad_template (element_class, &src_template);
   gst_element_class_set_static_metadata (element_class,
       "Silero voice activity detector", "Filter/Analyzer/Audio",
-      "Detects speech with Silero VAD v5 (plain C, no onnxruntime), sends "
-      "speech-start / speech-stop events and can gate out non-speech",
+      "Detects speech with Silero VAD v5 (plain C, no onnxruntime): sends "
+      "speech-start / speech-stop events, posts silerovad messages, can "
+      "gate out non-speech. Example: gst-launch-1.0 -m filesrc "
+      "location=speech.wav ! wavparse ! audioconvert ! audioresample ! "
+      "silerovad ! fakesink",
       "gst-voiceagent contributors");
 
   trans_class->query = GST_DEBUG_FUNCPTR (gst_silero_vad_query);
