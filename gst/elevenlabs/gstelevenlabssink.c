@@ -46,8 +46,9 @@
  * Element messages named `elevenlabssink`, with `event` (string) and
  * `wallclock` (gint64, g_get_monotonic_time()):
  *
- * - `connected`: `reconnected` (gboolean), `resent-characters` (guint,
- *   text re-sent after a reconnect)
+ * - `connected`: the WebSocket is open; `reconnected`: open again after a
+ *   drop or an error frame, `resent-characters` (guint) says how much of
+ *   the unfinished turns' text was sent again
  * - `disconnected`: `code` (guint), `reason` (string), `will-retry`
  *   (gboolean)
  * - `connect-failed`: `http-status` (guint), `error` (string),
@@ -56,6 +57,8 @@
  *   `message` (string), `turn` (guint)
  * - `invalid-frame`: `size` (guint64): a message that is not JSON, ignored
  * - `http-error`: `http-status` (guint), `error` (string), `turn` (guint)
+ * - `context-opened`: `context-id` (string), `open` (guint, contexts open
+ *   on the socket now, this one included; never more than four)
  * - `first-audio`: `turn` (guint), `ttfb` (guint64 ns, from the turn's
  *   first text sent to its first audio byte)
  * - `turn-sent`: `turn`, `characters` (guint): the turn's end was sent

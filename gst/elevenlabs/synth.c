@@ -44,6 +44,8 @@
 GST_DEBUG_CATEGORY_STATIC (el_synth_debug);
 #define GST_CAT_DEFAULT el_synth_debug
 
+/* The timer runs at most this far apart, and at least four times per
+ * keep-alive interval so a keep-alive is never late. */
 #define TIMER_INTERVAL_MS 500
 /* A closing context that shows no life for this long is presumed lost
  * (the server never confirmed it): the socket is re-opened. */
@@ -351,7 +353,7 @@ take_settings (ElSynth *s)
 
 /* Opens a context with a single space, as the protocol wants. */
 static Ctx *
-open_ctx (ElSynth *s)
+open_ctx (ElSynth *s, Deferred *d)
 {
   Ctx *c = g_new0 (Ctx, 1);
   guint n;
@@ -364,6 +366,9 @@ open_ctx (ElSynth *s)
   s->open_max = MAX (s->open_max, n);
   GST_DEBUG_OBJECT (s->owner, "opening context %s (%u open)", c->id, n);
   send (s, el_msg_text (c->id, " ", take_settings (s)));
+  defer_message (s, d,
+      gst_structure_new (s->name, "event", G_TYPE_STRING, "context-opened",
+          "context-id", G_TYPE_STRING, c->id, "open", G_TYPE_UINT, n, NULL));
   return c;
 }
 
@@ -396,14 +401,14 @@ forget_contexts (ElSynth *s)
 
 /* Sends what @t has not sent yet; FALSE if it has to wait for a context. */
 static gboolean
-send_turn (ElSynth *s, Turn *t)
+send_turn (ElSynth *s, Turn *t, Deferred *d)
 {
   if (t->ctx == NULL) {
     Ctx *c = find_ready (s);
     if (c == NULL && count_contexts (s) >= EL_MAX_CONTEXTS)
       return FALSE;
     if (c == NULL)
-      c = open_ctx (s);
+      c = open_ctx (s, d);
     c->state = CTX_ACTIVE;
     c->turn = t;
     t->ctx = c;
@@ -449,11 +454,11 @@ pump (ElSynth *s, Deferred *d)
   for (GList *l = s->turns.head; l && !waiting; l = l->next) {
     Turn *t = l->data;
     if (!t->complete)
-      waiting = !send_turn (s, t);
+      waiting = !send_turn (s, t, d);
   }
   if (!waiting && find_ready (s) == NULL &&
       count_contexts (s) < EL_MAX_CONTEXTS)
-    open_ctx (s);
+    open_ctx (s, d);
 }
 
 /* ---- Server messages (I/O thread) ---- */
@@ -652,8 +657,8 @@ on_opened (GstVoiceClient *client, gboolean reconnected, gpointer user_data)
   GST_INFO_OBJECT (s->owner, "connected%s, resending %u characters",
       reconnected ? " again" : "", resent);
   defer_message (s, &d,
-      gst_structure_new (s->name, "event", G_TYPE_STRING, "connected",
-          "reconnected", G_TYPE_BOOLEAN, reconnected, "resent-characters",
+      gst_structure_new (s->name, "event", G_TYPE_STRING,
+          reconnected ? "reconnected" : "connected", "resent-characters",
           G_TYPE_UINT, resent, NULL));
   pump (s, &d);
   g_mutex_unlock (&s->lock);
@@ -1009,7 +1014,8 @@ el_synth_start (ElSynth *s)
   gchar *url;
 
   g_mutex_lock (&s->lock);
-  s->timer = g_timeout_source_new (TIMER_INTERVAL_MS);
+  s->timer = g_timeout_source_new (
+      MIN (TIMER_INTERVAL_MS, (guint)(s->keepalive_us / 1000 / 4)));
   g_source_set_callback (s->timer, on_timer, synth_ref (s), synth_unref);
   g_source_attach (s->timer, gst_voice_client_get_io_context ());
   s->connecting = s->cfg.protocol == EL_PROTOCOL_WEBSOCKET;
