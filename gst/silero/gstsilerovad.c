@@ -561,8 +561,10 @@ get_model (const gchar *path, GError **error)
   SileroModel *model;
 
   if (g_stat (path, &st) != 0) {
-    g_set_error (error, G_FILE_ERROR, G_FILE_ERROR_NOENT, "%s: %s", path,
-        g_strerror (errno));
+    int saved = errno;
+
+    g_set_error (error, G_FILE_ERROR, g_file_error_from_errno (saved), "%s: %s",
+        path, g_strerror (saved));
     return NULL;
   }
   key = g_strdup_printf ("%s|%" G_GINT64_FORMAT "|%" G_GINT64_FORMAT, path,
@@ -583,6 +585,9 @@ get_model (const gchar *path, GError **error)
   G_UNLOCK (models);
   return model;
 }
+
+static void reset (GstSileroVad *self);
+static void drop_held (GstSileroVad *self);
 
 static gboolean
 gst_silero_vad_start (GstBaseTransform *trans)
@@ -618,12 +623,10 @@ gst_silero_vad_start (GstBaseTransform *trans)
       silero_simd_get ()->name,
       silero_model_stft_is_dft (self->model, 16000) ? "FFT" : "convolution");
   g_free (path);
-  self->synced = FALSE;
+  reset (self);
   self->turn = 0;
   return TRUE;
 }
-
-static void drop_held (GstSileroVad *self);
 
 static gboolean
 gst_silero_vad_stop (GstBaseTransform *trans)
@@ -653,11 +656,17 @@ pos_to_pts (GstSileroVad *self, guint64 pos)
   return self->base_pts + samples_to_time (self, pos);
 }
 
+/* Running time of stream sample @pos, or GST_CLOCK_TIME_NONE outside the
+ * segment (or without a TIME segment). */
 static GstClockTime
 pos_to_running_time (GstSileroVad *self, guint64 pos)
 {
-  return gst_segment_to_running_time (&GST_BASE_TRANSFORM (self)->segment,
-      GST_FORMAT_TIME, pos_to_pts (self, pos));
+  const GstSegment *seg = &GST_BASE_TRANSFORM (self)->segment;
+
+  if (seg->format != GST_FORMAT_TIME)
+    return GST_CLOCK_TIME_NONE;
+  return gst_segment_to_running_time (
+      seg, GST_FORMAT_TIME, pos_to_pts (self, pos));
 }
 
 static void
@@ -1001,8 +1010,12 @@ gst_silero_vad_transform_ip (GstBaseTransform *trans, GstBuffer *buf)
     reset (self);
   }
   if (!self->synced) {
-    self->base_pts = GST_BUFFER_PTS_IS_VALID (buf) ? GST_BUFFER_PTS (buf)
-                                                   : trans->segment.start;
+    if (GST_BUFFER_PTS_IS_VALID (buf))
+      self->base_pts = GST_BUFFER_PTS (buf);
+    else if (trans->segment.format == GST_FORMAT_TIME)
+      self->base_pts = trans->segment.start;
+    else
+      self->base_pts = 0;
     self->synced = TRUE;
   }
   if (!gst_buffer_map (buf, &map, GST_MAP_READ))
