@@ -19,7 +19,12 @@
  * forwarded speech-start / speech-stop / interrupt events come out of the
  * src pad in order with the transcripts.
  *
- * ## Example launch line
+ * ## Example launch lines
+ * |[
+ * gst-launch-1.0 -m filesrc location=tests/deepgram/data/book-table.wav ! wavparse \
+ *   ! deepgram url=ws://127.0.0.1:8790/v1/listen api-key=local ! fakesink
+ * ]| Transcribes a sentence with voiceagent-emulator running on its default
+ * port (from the source tree).
  * |[
  * gst-launch-1.0 -m autoaudiosrc ! audioconvert ! audioresample \
  *   ! audio/x-raw,format=S16LE,rate=16000,channels=1 ! silerovad gate=true \
@@ -105,6 +110,10 @@ gst_deepgram_bin_class_init (GstDeepgramBinClass *klass)
       "Transcribes audio with Deepgram live streaming: deepgramsink and "
       "deepgramsrc in one bin",
       "gst-voiceagent contributors");
+  gst_element_class_add_static_metadata (element_class, "example",
+      "gst-launch-1.0 -m filesrc location=tests/deepgram/data/book-table.wav "
+      "! wavparse ! deepgram url=ws://127.0.0.1:8790/v1/listen api-key=local "
+      "! fakesink");
 
   GST_DEBUG_CATEGORY_INIT (
       deepgram_bin_debug, "deepgram", 0, "Deepgram speech-to-text bin");

@@ -61,13 +61,16 @@
  * - Close 1008 DATA-0000: `STREAM/FORMAT`, Deepgram could not decode the
  *   audio: the message names the caps sent.
  *
- * ## Example launch line
+ * ## Example launch lines
  * |[
- * gst-launch-1.0 -m audiotestsrc num-buffers=200 ! audio/x-raw,rate=16000,channels=1 \
- *   ! deepgramsink api-key=KEY  deepgramsrc ! fakesink
- * ]| Streams 4 s of a test tone to Deepgram and prints the transcript
- * messages (there are no words in a tone; use a microphone or a WAV of
- * speech for words).
+ * gst-launch-1.0 -m filesrc location=tests/deepgram/data/book-table.wav ! wavparse \
+ *   ! deepgramsink url=ws://127.0.0.1:8790/v1/listen api-key=local  deepgramsrc ! fakesink
+ * ]| Transcribes a sentence with voiceagent-emulator (started on its default
+ * port, from the source tree) and prints the transcript messages.
+ * |[
+ * gst-launch-1.0 -m autoaudiosrc ! audioconvert ! audioresample \
+ *   ! audio/x-raw,format=S16LE,rate=16000,channels=1 ! deepgramsink  deepgramsrc ! fakesink
+ * ]| Transcribes the microphone with Deepgram (DEEPGRAM_API_KEY set).
  */
 #ifdef HAVE_CONFIG_H
 #include "config.h"
@@ -107,6 +110,9 @@ GST_DEBUG_CATEGORY_STATIC (deepgram_sink_debug);
 #define BACKOFF_MAX_MS 5000
 /* No progress on the socket for this long with data waiting: re-open. */
 #define STALL_TIMEOUT_MS 2000
+
+/* Results the partner src has not read yet, at most. */
+#define MAX_UNREAD 10000
 
 #define MSG_KEEPALIVE "{\"type\":\"KeepAlive\"}"
 #define MSG_FINALIZE "{\"type\":\"Finalize\"}"
@@ -217,10 +223,13 @@ gst_deepgram_sink_class_init (GstDeepgramSinkClass *klass)
       "Streams audio to Deepgram live transcription; the paired deepgramsrc "
       "pushes the transcripts",
       "gst-voiceagent contributors");
+  /* gst-inspect-1.0 prints every metadata key: the example shows there.
+   * It runs as written with voiceagent-emulator listening on its default
+   * port; without url= it goes to Deepgram with $DEEPGRAM_API_KEY. */
   gst_element_class_add_static_metadata (element_class, "example",
-      "gst-launch-1.0 -m audiotestsrc num-buffers=200 "
-      "! audio/x-raw,rate=16000,channels=1 ! deepgramsink api-key=KEY "
-      "deepgramsrc ! fakesink");
+      "gst-launch-1.0 -m filesrc location=tests/deepgram/data/book-table.wav "
+      "! wavparse ! deepgramsink url=ws://127.0.0.1:8790/v1/listen "
+      "api-key=local deepgramsrc ! fakesink");
 
   element_class->change_state =
       GST_DEBUG_FUNCPTR (gst_deepgram_sink_change_state);
@@ -585,6 +594,10 @@ handle_results (GstDeepgramSink *self, const DgMessage *m, gint64 now)
     return;
   }
   s = result_structure_locked (self, m, now);
+  if (m->request_id && g_strcmp0 (m->request_id, self->request_id) != 0) {
+    g_free (self->request_id);
+    self->request_id = g_strdup (m->request_id);
+  }
   if (m->is_final)
     dg_timeline_finalized (self->timeline, m->start + m->duration);
   if (m->from_finalize) {
@@ -1089,6 +1102,7 @@ static gboolean
 gst_deepgram_sink_stop (GstBaseSink *bsink)
 {
   GstDeepgramSink *self = GST_DEEPGRAM_SINK (bsink);
+  gboolean connected_once;
 
   if (self->tick) {
     g_source_destroy (self->tick);
@@ -1098,7 +1112,10 @@ gst_deepgram_sink_stop (GstBaseSink *bsink)
   /* Without our lock: callbacks waiting for it must be able to finish. */
   if (self->client)
     gst_voice_client_shutdown (self->client);
-  if (self->connections > 0)
+  g_mutex_lock (&self->lock);
+  connected_once = self->connections > 0;
+  g_mutex_unlock (&self->lock);
+  if (connected_once)
     post_usage (self, TRUE);
 
   g_mutex_lock (&self->lock);

@@ -45,12 +45,19 @@
  *
  * deepgramsink posts the connection, backlog and usage messages.
  *
- * ## Example launch line
+ * ## Example launch lines
  * |[
- * gst-launch-1.0 -m filesrc location=speech.wav ! wavparse ! audioconvert \
- *   ! audioresample ! audio/x-raw,format=S16LE,rate=16000,channels=1 \
- *   ! deepgramsink sync=true  deepgramsrc ! fakesink dump=true
- * ]| Transcribes a WAV file at real-time speed (DEEPGRAM_API_KEY set).
+ * gst-launch-1.0 -m filesrc location=tests/deepgram/data/book-table.wav ! wavparse \
+ *   ! deepgramsink url=ws://127.0.0.1:8790/v1/listen api-key=local \
+ *   deepgramsrc interim=true ! fakesink dump=true
+ * ]| Interim and final transcripts of a sentence from voiceagent-emulator
+ * (running on its default port), dumped as text.
+ * |[
+ * gst-launch-1.0 -m filesrc location=speech.wav ! wavparse ! audioconvert ! audioresample \
+ *   ! audio/x-raw,format=S16LE,rate=16000,channels=1 ! deepgramsink sync=true \
+ *   deepgramsrc ! fakesink dump=true
+ * ]| Transcribes a WAV file with Deepgram at real-time speed
+ * (DEEPGRAM_API_KEY set).
  */
 #ifdef HAVE_CONFIG_H
 #include "config.h"
@@ -163,6 +170,10 @@ gst_deepgram_src_class_init (GstDeepgramSrcClass *klass)
       "Pushes the transcripts the paired deepgramsink receives from "
       "Deepgram, with end-of-turn events",
       "gst-voiceagent contributors");
+  gst_element_class_add_static_metadata (element_class, "example",
+      "gst-launch-1.0 -m filesrc location=tests/deepgram/data/book-table.wav "
+      "! wavparse ! deepgramsink url=ws://127.0.0.1:8790/v1/listen "
+      "api-key=local deepgramsrc interim=true ! fakesink dump=true");
 
   element_class->change_state =
       GST_DEBUG_FUNCPTR (gst_deepgram_src_change_state);
