@@ -38,6 +38,8 @@ G_DEFINE_QUARK (silero - model - error - quark, silero_model_error)
 #define N_ENC 4
 #define ALIGN 64
 
+G_STATIC_ASSERT (SILERO_MAX_BATCH <= SILERO_SIMD_MAX_RUNS);
+
 /* Conv1d, kernel 3, padding 1. Immutable after load. */
 typedef struct
 {
@@ -564,7 +566,7 @@ stft (SileroState *s, const gfloat *x, gfloat *mag)
  * number of output frames per chunk (written t_out * out floats apart). */
 static guint
 conv_relu (const SileroSimd *simd, const Conv *c, const gfloat *x, gsize x_cs,
-    guint t_in, guint n, gfloat *out)
+    guint t_in, guint n, gboolean sparse, gfloat *out)
 {
   guint t_out = (t_in - 1) / c->stride + 1;
   gsize o_cs = t_out * c->out;
@@ -585,8 +587,8 @@ conv_relu (const SileroSimd *simd, const Conv *c, const gfloat *x, gsize x_cs,
       runs[b].x = x + b * x_cs + (c->stride * lo + k - 1) * c->in;
       runs[b].out = out + b * o_cs + lo * c->out;
     }
-    simd->mm_acc (c->w + k * c->in * c->out, c->in, c->out, c->stride * c->in,
-        hi - lo + 1, runs, n);
+    (sparse ? simd->mm_acc_sparse : simd->mm_acc) (c->w + k * c->in * c->out,
+        c->in, c->out, c->stride * c->in, hi - lo + 1, runs, n);
   }
   for (gsize i = 0; i < n * o_cs; i++)
     out[i] = MAX (out[i], 0.0f);
@@ -608,10 +610,12 @@ lstm_inputs (SileroState *s, const gfloat *x, guint n)
     runs[r].x = x + r * 4 * HIDDEN;
     runs[r].out = s->gx + r * 4 * 4 * HIDDEN;
   }
+  /* x is a ReLU output: about 3/4 zeros, whose weight rows are skipped. */
   if (full)
-    s->simd->mm_acc (net->lstm_wi, HIDDEN, 4 * HIDDEN, HIDDEN, 4, runs, full);
+    s->simd->mm_acc_sparse (
+        net->lstm_wi, HIDDEN, 4 * HIDDEN, HIDDEN, 4, runs, full);
   if (n % 4)
-    s->simd->mm_acc (
+    s->simd->mm_acc_sparse (
         net->lstm_wi, HIDDEN, 4 * HIDDEN, HIDDEN, n % 4, runs + full, 1);
 }
 
@@ -679,7 +683,10 @@ process_batch (SileroState *s, const gfloat *samples, guint n, gfloat *probs)
     stft (s, in, s->mag + b * x_cs);
   }
   for (guint i = 0; i < N_ENC; i++) {
-    frames = conv_relu (s->simd, &net->enc[i], x, x_cs, frames, n, s->act[i]);
+    /* Layers after the first read ReLU outputs, mostly zeros. */
+    /* Layers after the first read ReLU outputs, mostly zeros. */
+    frames =
+        conv_relu (s->simd, &net->enc[i], x, x_cs, frames, n, i > 0, s->act[i]);
     x = s->act[i];
     x_cs = frames * net->enc[i].out;
   }

@@ -67,6 +67,29 @@ mm_acc_c (const gfloat *W, gsize I, gsize O, gsize x_stride, guint T,
   }
 }
 
+/* The portable mm_acc_sparse: a row is skipped per frame, not per run. */
+static void
+mm_acc_sparse_c (const gfloat *W, gsize I, gsize O, gsize x_stride, guint T,
+    const SileroRun *runs, guint n_runs)
+{
+  for (gsize p = 0; p < O; p += SILERO_SIMD_PANEL) {
+    const gfloat *wp = W + p * I;
+
+    for (guint r = 0; r < n_runs; r++)
+      for (guint t = 0; t < T; t++) {
+        const gfloat *xt = runs[r].x + t * x_stride;
+        gfloat *ot = runs[r].out + t * O + p;
+
+        for (gsize i = 0; i < I; i++) {
+          if (xt[i] == 0.0f)
+            continue;
+          for (guint j = 0; j < SILERO_SIMD_PANEL; j++)
+            ot[j] += wp[i * SILERO_SIMD_PANEL + j] * xt[i];
+        }
+      }
+  }
+}
+
 static void
 sigmoid_c (gfloat *x, gsize n)
 {
@@ -81,8 +104,8 @@ tanh_c (gfloat *x, gsize n)
     x[i] = tanhf (x[i]);
 }
 
-static const SileroSimd simd_c = { "c", mm_acc_c, sigmoid_c, tanh_c,
-  silero_fft_magnitudes2_c };
+static const SileroSimd simd_c = { "c", mm_acc_c, mm_acc_sparse_c, sigmoid_c,
+  tanh_c, silero_fft_magnitudes2_c };
 
 /* ---- x86: AVX2 + FMA ---- */
 
@@ -127,6 +150,96 @@ MM_PANELS (mm_avx2_t1, 1, 4)
 MM_PANELS (mm_avx2_t2, 2, 2)
 MM_PANELS (mm_avx2_t3, 3, 1)
 MM_PANELS (mm_avx2_t4, 4, 1)
+
+/* As MM_PANELS, over the rows listed in idx only. */
+#define MM_PANELS_IDX(NAME, T, P)                                              \
+  static inline AVX2 void NAME (const gfloat *w, gsize I, gsize O,             \
+      const gfloat *x, gsize xs, gfloat *out, const guint16 *idx, guint n_idx) \
+  {                                                                            \
+    __m256 acc[T][P][2];                                                       \
+    UNROLL for (guint t = 0; t < T; t++) UNROLL for (guint p = 0; p < P; p++)  \
+        UNROLL for (guint v = 0; v < 2; v++) acc[t][p][v] =                    \
+            _mm256_load_ps (out + t * O + 16 * p + 8 * v);                     \
+    for (guint k = 0; k < n_idx; k++) {                                        \
+      gsize i = idx[k];                                                        \
+      __m256 xb[T];                                                            \
+      UNROLL for (guint t = 0; t < T; t++) xb[t] =                             \
+          _mm256_broadcast_ss (x + t * xs + i);                                \
+      UNROLL for (guint p = 0; p < P; p++)                                     \
+          UNROLL for (guint v = 0; v < 2; v++)                                 \
+      {                                                                        \
+        __m256 wv = _mm256_load_ps (w + (p * I + i) * 16 + 8 * v);             \
+        UNROLL for (guint t = 0; t < T; t++) acc[t][p][v] =                    \
+            _mm256_fmadd_ps (wv, xb[t], acc[t][p][v]);                         \
+      }                                                                        \
+    }                                                                          \
+    UNROLL for (guint t = 0; t < T; t++) UNROLL for (guint p = 0; p < P; p++)  \
+        UNROLL for (guint v = 0; v < 2; v++)                                   \
+            _mm256_store_ps (out + t * O + 16 * p + 8 * v, acc[t][p][v]);      \
+  }
+
+MM_PANELS_IDX (mm_idx_avx2_t1, 1, 4)
+MM_PANELS_IDX (mm_idx_avx2_t2, 2, 2)
+MM_PANELS_IDX (mm_idx_avx2_t3, 3, 1)
+MM_PANELS_IDX (mm_idx_avx2_t4, 4, 1)
+
+/* Lists in @idx the rows i < @I (a multiple of 8) where some frame of the
+ * run has x[t * xs + i] != 0; returns how many. */
+static inline AVX2 guint
+nonzero_rows (const gfloat *x, gsize xs, guint T, gsize I, guint16 *idx)
+{
+  const __m256 zero = _mm256_setzero_ps ();
+  guint n = 0;
+
+  for (gsize i = 0; i < I; i += 8) {
+    guint m = 0;
+
+    for (guint t = 0; t < T; t++)
+      m |= (guint)_mm256_movemask_ps (
+          _mm256_cmp_ps (_mm256_loadu_ps (x + t * xs + i), zero, _CMP_NEQ_UQ));
+    while (m) {
+      idx[n++] = (guint16)(i + __builtin_ctz (m));
+      m &= m - 1;
+    }
+  }
+  return n;
+}
+
+static AVX2 void
+mm_acc_sparse_avx2 (const gfloat *W, gsize I, gsize O, gsize x_stride, guint T,
+    const SileroRun *runs, guint n_runs)
+{
+  guint step = T == 1 ? 4 : T == 2 ? 2 : 1;
+  guint16 idx[SILERO_SIMD_MAX_RUNS][SILERO_SIMD_MAX_I];
+  guint n_idx[SILERO_SIMD_MAX_RUNS];
+
+  g_assert (n_runs <= SILERO_SIMD_MAX_RUNS && I <= SILERO_SIMD_MAX_I);
+  for (guint r = 0; r < n_runs; r++)
+    n_idx[r] = nonzero_rows (runs[r].x, x_stride, T, I, idx[r]);
+  for (gsize o = 0; o < O; o += 16 * step) {
+    const gfloat *w = W + o * I;
+
+    for (guint r = 0; r < n_runs; r++) {
+      const gfloat *x = runs[r].x;
+      gfloat *out = runs[r].out + o;
+
+      switch (T) {
+        case 1:
+          mm_idx_avx2_t1 (w, I, O, x, x_stride, out, idx[r], n_idx[r]);
+          break;
+        case 2:
+          mm_idx_avx2_t2 (w, I, O, x, x_stride, out, idx[r], n_idx[r]);
+          break;
+        case 3:
+          mm_idx_avx2_t3 (w, I, O, x, x_stride, out, idx[r], n_idx[r]);
+          break;
+        default:
+          mm_idx_avx2_t4 (w, I, O, x, x_stride, out, idx[r], n_idx[r]);
+          break;
+      }
+    }
+  }
+}
 
 /* Panel blocks outermost, runs inside: a block of weights (at most 4
  * panels, I * 256 bytes) is read from memory once and from L1 for the
@@ -328,8 +441,8 @@ tanh_avx2 (gfloat *x, gsize n)
   tanh_c (x + i, n - i);
 }
 
-static const SileroSimd simd_avx2 = { "avx2", mm_acc_avx2, sigmoid_avx2,
-  tanh_avx2, fft_magnitudes2_avx2 };
+static const SileroSimd simd_avx2 = { "avx2", mm_acc_avx2, mm_acc_sparse_avx2,
+  sigmoid_avx2, tanh_avx2, fft_magnitudes2_avx2 };
 
 static gboolean
 have_avx2 (void)

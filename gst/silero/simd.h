@@ -19,6 +19,9 @@ G_BEGIN_DECLS
 /* ... and output dimensions must be multiples of this (all of Silero's
  * are), so kernels can work on 4 panels at once. */
 #define SILERO_SIMD_O_ALIGN 64
+/* The most runs and the largest input dimension mm_acc_sparse takes. */
+#define SILERO_SIMD_MAX_RUNS 8
+#define SILERO_SIMD_MAX_I 256
 
 typedef struct _SileroFft SileroFft;
 
@@ -41,6 +44,13 @@ typedef struct
    * of SILERO_SIMD_O_ALIGN; W and every out are 32-byte aligned. */
   void (*mm_acc) (const gfloat *W, gsize I, gsize O, gsize x_stride, guint T,
       const SileroRun *runs, guint n_runs);
+
+  /* The same, for inputs that are mostly exact zeros (ReLU outputs): rows
+   * of W whose inputs are zero in all T frames of a run are not read, which
+   * changes nothing in the result (w * 0 adds nothing). I is a multiple of
+   * 8, at most SILERO_SIMD_MAX_I; at most SILERO_SIMD_MAX_RUNS runs. */
+  void (*mm_acc_sparse) (const gfloat *W, gsize I, gsize O, gsize x_stride,
+      guint T, const SileroRun *runs, guint n_runs);
 
   /* In place, n values: x = 1 / (1 + exp (-x)) and x = tanh (x). */
   void (*sigmoid) (gfloat *x, gsize n);
