@@ -93,6 +93,7 @@ struct _DgConn
   gboolean close_when_drained; /* Metadata queued: close 1000 once sent */
   gboolean stalled;
   gboolean malformed_sent;
+  gboolean finished; /* socket closed and logged */
   gchar *outcome;
   SttDecoder *dec;
   SttResampler *rs;
@@ -127,6 +128,8 @@ static SttScript *dg_script; /* from config->stt_script, loaded once */
 static gboolean dg_script_loaded;
 
 void emu_deepgram_register (SoupServer *server, EmuConfig *config);
+
+static void conn_forget (DgConn *c);
 
 /* ---------- small helpers ---------- */
 
@@ -551,6 +554,8 @@ deliver_cb (gpointer data)
     if (c->worker) {
       g_thread_join (c->worker);
       c->worker = NULL;
+      if (c->finished)
+        conn_forget (c);
     }
     return G_SOURCE_REMOVE;
   }
@@ -925,11 +930,24 @@ fault_close_cb (gpointer data)
 
 /* ---------- connection lifecycle ---------- */
 
+/* Drops the list's reference: the connection is closed and its worker (if
+ * any) joined. */
+static void
+conn_forget (DgConn *c)
+{
+  dg_conns = g_list_remove (dg_conns, c);
+  conn_unref (c);
+}
+
+/* The socket closed: logs the connection's line. It stays on dg_conns until
+ * its worker has ended too, so shutdown can join every worker. */
 static void
 conn_finish (DgConn *c)
 {
   gchar *line;
 
+  if (c->finished)
+    return;
   c->open = FALSE;
   stop_timers (c);
   stop_worker (c, FALSE);
@@ -939,8 +957,9 @@ conn_finish (DgConn *c)
       audio_seconds (c), c->results);
   emu_log_connection ("deepgram", c->client, c->started_us, line);
   g_free (line);
-  dg_conns = g_list_remove (dg_conns, c);
-  conn_unref (c);
+  c->finished = TRUE;
+  if (!c->worker)
+    conn_forget (c);
 }
 
 static void
@@ -1276,10 +1295,15 @@ shutdown_cb (gpointer data)
     DgConn *c = dg_conns->data;
     close_with (c, 1001, NULL);
     stop_worker (c, TRUE);
-    set_outcome (c, "1001 emulator shutting down");
-    conn_finish (c);
+    if (c->finished) {
+      conn_forget (c);
+    } else {
+      set_outcome (c, "1001 emulator shutting down");
+      conn_finish (c);
+    }
   }
   g_clear_pointer (&dg_script, stt_script_unref);
+  stt_pocketsphinx_shutdown ();
 }
 
 void
@@ -1289,6 +1313,9 @@ emu_deepgram_register (SoupServer *server, EmuConfig *config)
 
   dg_config = config;
   config_script (); /* a bad --stt-script is reported at start-up */
+  if (g_strcmp0 (config->stt_engine, "pocketsphinx") == 0 &&
+      !config->deepgram_replay)
+    stt_pocketsphinx_preload (config->stt_preload);
   soup_server_add_handler (server, "/v1/listen", on_http, NULL, NULL);
   soup_server_add_websocket_handler (
       server, "/v1/listen", NULL, (gchar **)protocols, on_ws, NULL, NULL);

@@ -72,6 +72,9 @@ typedef struct
   /* Deepgram: close 1011 NET-0001 after this long without audio or a text
    * message; 0 = Deepgram's 10 s (--deepgram-timeout-ms). */
   guint deepgram_timeout_ms;
+  /* Deepgram: pocketsphinx decoders loaded in the background at start-up
+   * (--stt-preload), so the first connections need not wait for one. */
+  guint stt_preload;
 } EmuConfig;
 
 /* Per-service registration, called once from main() after the server exists. */

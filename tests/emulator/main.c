@@ -98,7 +98,7 @@ main (int argc, char **argv)
   gchar *port_file = NULL, *latency = NULL;
   gchar *deepgram_fault = NULL, *elevenlabs_fault = NULL, *llm_fault = NULL;
   gint stt_final_ms = -1, llm_first_token_ms = -1, llm_tokens_per_s = -1,
-       tts_first_audio_ms = -1, deepgram_timeout_ms = 0;
+       tts_first_audio_ms = -1, deepgram_timeout_ms = 0, stt_preload = 0;
   gboolean version = FALSE;
   GOptionEntry entries[] = { { "host", 0, 0, G_OPTION_ARG_STRING, &config.host,
                                  "Address to listen on (default 127.0.0.1)",
@@ -152,6 +152,9 @@ main (int argc, char **argv)
         "Deepgram: close 1011 NET-0001 after MS without audio or a message "
         "(default 10000)",
         "MS" },
+    { "stt-preload", 0, 0, G_OPTION_ARG_INT, &stt_preload,
+        "Deepgram: pocketsphinx decoders to load at start-up (default 0)",
+        "N" },
     { "quiet", 'q', 0, G_OPTION_ARG_NONE, &config.quiet,
         "No per-connection lines", NULL },
     { "version", 0, 0, G_OPTION_ARG_NONE, &version, "Print the version", NULL },
@@ -211,6 +214,11 @@ main (int argc, char **argv)
     goto out;
   }
   config.deepgram_timeout_ms = deepgram_timeout_ms;
+  if (stt_preload < 0 || stt_preload > 64) {
+    g_printerr ("voiceagent-emulator: --stt-preload must be 0..64\n");
+    goto out;
+  }
+  config.stt_preload = stt_preload;
 
   emu_fault_init (&config.deepgram_fault);
   emu_fault_init (&config.elevenlabs_fault);

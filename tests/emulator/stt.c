@@ -524,6 +524,51 @@ ps_release (ps_decoder_t *ps)
     ps_free (ps);
 }
 
+static gpointer
+preload_main (gpointer data)
+{
+  guint n = GPOINTER_TO_UINT (data);
+  g_autoptr (GPtrArray) loaded = g_ptr_array_new ();
+
+  for (guint i = 0; i < n; i++) {
+    g_autoptr (GError) error = NULL;
+    ps_decoder_t *ps = ps_acquire (&error);
+    if (!ps) {
+      g_printerr ("voiceagent-emulator: %s\n", error->message);
+      break;
+    }
+    g_ptr_array_add (loaded, ps);
+  }
+  for (guint i = 0; i < loaded->len; i++)
+    ps_release (loaded->pdata[i]);
+  return NULL;
+}
+
+static GThread *preload_thread; /* main thread only */
+
+void
+stt_pocketsphinx_preload (guint n)
+{
+  if (n == 0 || preload_thread)
+    return;
+  preload_thread =
+      g_thread_new ("stt-preload", preload_main, GUINT_TO_POINTER (n));
+}
+
+void
+stt_pocketsphinx_shutdown (void)
+{
+  ps_decoder_t *ps;
+
+  if (preload_thread)
+    g_thread_join (preload_thread);
+  preload_thread = NULL;
+  g_mutex_lock (&ps_lock);
+  while ((ps = g_queue_pop_head (&ps_pool)))
+    ps_free (ps);
+  g_mutex_unlock (&ps_lock);
+}
+
 /* "hello(2)" -> "hello"; NULL for fillers and sentence markers. */
 static gchar *
 clean_ps_word (const gchar *w)

@@ -78,6 +78,13 @@ typedef enum {
 /* Parses "scripted" or "pocketsphinx"; FALSE otherwise. */
 gboolean stt_engine_parse (const gchar *name, SttEngineKind *out);
 
+/* Loads @n pocketsphinx decoders into the pool on a background thread, so
+ * the first sessions start without the half-second load. */
+void stt_pocketsphinx_preload (guint n);
+
+/* At exit: waits for the preload and frees the pooled decoders. */
+void stt_pocketsphinx_shutdown (void);
+
 /* The sample rate an engine wants its input at; 0 = any (scripted). */
 guint stt_engine_rate (SttEngineKind kind);
 
