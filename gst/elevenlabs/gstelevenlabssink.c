@@ -395,7 +395,10 @@ gst_elevenlabs_sink_render (GstBaseSink *bsink, GstBuffer *buffer)
     el_synth_unref (synth);
     return GST_FLOW_ERROR;
   }
-  text = g_utf8_make_valid ((const gchar *)map.data, (gssize)map.size);
+  /* An empty buffer may just mark the end of a reply (speech_final). */
+  text = map.size
+      ? g_utf8_make_valid ((const gchar *)map.data, (gssize)map.size)
+      : g_strdup ("");
   gst_buffer_unmap (buffer, &map);
 
   turn = meta ? meta->turn : self->implicit_turn;

@@ -101,7 +101,8 @@ fx_free (Fx *fx)
 static GstBuffer *
 agent_text (guint turn, const gchar *text, gboolean last)
 {
-  GstBuffer *buf = gst_buffer_new_memdup (text, strlen (text));
+  GstBuffer *buf =
+      *text ? gst_buffer_new_memdup (text, strlen (text)) : gst_buffer_new ();
 
   gst_buffer_add_voice_transcript_meta (
       buf, GST_VOICE_ROLE_AGENT, TRUE, last, 1.0f, turn);
@@ -342,7 +343,9 @@ GST_START_TEST (test_speech)
   guint64 samples;
   guint characters = 0;
 
-  fx_say (fx, 1, SENTENCE, TRUE);
+  /* As llmtransform does: the reply, then an empty buffer ending it. */
+  fx_say (fx, 1, SENTENCE, FALSE);
+  fx_say (fx, 1, "", TRUE);
   run_until (fx, turn_stopped, GUINT_TO_POINTER (1));
 
   s = find (fx, "elevenlabssrc", "agent-speaking-stopped", 1);
