@@ -59,8 +59,10 @@
  * - `http-error`: `http-status` (guint), `error` (string), `turn` (guint)
  * - `context-opened`: `context-id` (string), `open` (guint, contexts open
  *   on the socket now, this one included; never more than four)
- * - `first-audio`: `turn` (guint), `ttfb` (guint64 ns, from the turn's
- *   first text sent to its first audio byte)
+ * - `first-audio`: `turn` (guint), `ttfb` (guint64 ns: from the moment
+ *   the turn's text became speakable, i.e. its first complete sentence
+ *   (auto-mode) or the flush at its end left for the service, to its first
+ *   audio byte)
  * - `turn-sent`: `turn`, `characters` (guint): the turn's end was sent
  * - `turn-done`: `turn`, `characters` (guint, billed, re-sends included):
  *   all its audio arrived
@@ -77,8 +79,12 @@
  *
  * ## Example launch line
  * |[
- * gst-launch-1.0 -m filesrc location=reply.txt ! text/x-raw,format=utf8 ! elevenlabssink elevenlabssrc ! audioconvert ! autoaudiosink
- * ]| Speaks the text of reply.txt (with ELEVENLABS_API_KEY set).
+ * echo "Hello there, how can I help?" | gst-launch-1.0 -m fdsrc ! text/x-raw,format=utf8 ! elevenlabssink elevenlabssrc ! audioconvert ! autoaudiosink
+ * ]| Speaks a line of text and ends (with ELEVENLABS_API_KEY set).
+ * |[
+ * voiceagent-emulator --port 8790 &
+ * echo "Hello there." | gst-launch-1.0 fdsrc ! text/x-raw,format=utf8 ! elevenlabssink url=ws://127.0.0.1:8790 api-key=any elevenlabssrc ! audioconvert ! autoaudiosink
+ * ]| The same against the local emulator, with no account.
  */
 #ifdef HAVE_CONFIG_H
 #include "config.h"
@@ -174,9 +180,8 @@ gst_elevenlabs_sink_class_init (GstElevenLabsSinkClass *klass)
       "elevenlabssrc plays the speech",
       "gst-voiceagent contributors");
   gst_element_class_add_static_metadata (element_class, "example",
-      "gst-launch-1.0 -m filesrc location=reply.txt ! "
-      "text/x-raw,format=utf8 ! elevenlabssink elevenlabssrc ! audioconvert "
-      "! autoaudiosink");
+      "echo \"Hello there.\" | gst-launch-1.0 fdsrc ! text/x-raw,format=utf8 "
+      "! elevenlabssink elevenlabssrc ! audioconvert ! autoaudiosink");
 
   element_class->change_state =
       GST_DEBUG_FUNCPTR (gst_elevenlabs_sink_change_state);

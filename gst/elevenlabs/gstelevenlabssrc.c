@@ -48,8 +48,8 @@
  * - `agent-speaking-stopped`: `interrupted` (gboolean), `spoken-text`
  *   (string), `audio-duration` (guint64 ns) and `audio-seconds` (gdouble)
  *   played, `characters` (guint, billed for the turn; 0 when interrupted:
- *   see the sink's `turn-cancelled`), `ttfb` (guint64 ns, first text sent
- *   to first audio byte; GST_CLOCK_TIME_NONE when interrupted),
+ *   see the sink's `turn-cancelled`), `ttfb` (guint64 ns, as in the
+ *   sink's `first-audio`; GST_CLOCK_TIME_NONE when interrupted),
  *   `underruns` (guint)
  * - `underrun`: `underruns` (guint, so far in the turn)
  * - for each conversation event it acts on (barge-in) or sends (`spoken`):

@@ -82,6 +82,7 @@ struct _Turn
   gboolean complete; /* all its audio has arrived */
   gint64 last_text_us;
   gint64 first_sent_us;
+  gint64 speakable_us; /* when what was sent could first be spoken */
   GstClockTime ttfb;
   Ctx *ctx;
   GQueue held; /* audio waiting for an earlier turn to complete */
@@ -399,6 +400,29 @@ forget_contexts (ElSynth *s)
 
 /* ---- Sending turns (WebSocket) ---- */
 
+/* Length of @text up to its last sentence end, 0 if none. */
+static gsize
+upto_sentence_end (const gchar *text, gsize len)
+{
+  for (gsize i = len; i > 1; i--)
+    if (g_ascii_isspace (text[i - 1]) && strchr (".!?;:", text[i - 2]))
+      return i;
+  return 0;
+}
+
+/* Whether the service starts generating on the first @len bytes of @text:
+ * a complete sentence with auto_mode, else the schedule's first step. */
+static gboolean
+is_speakable (ElSynth *s, const gchar *text, gsize len)
+{
+  GArray *sched = s->cfg.settings.chunk_schedule;
+
+  if (s->cfg.auto_mode)
+    return upto_sentence_end (text, len) > 0;
+  return g_utf8_strlen (text, (gssize)len) >=
+      (sched ? g_array_index (sched, gint, 0) : 120);
+}
+
 /* Sends what @t has not sent yet; FALSE if it has to wait for a context. */
 static gboolean
 send_turn (ElSynth *s, Turn *t, Deferred *d)
@@ -421,11 +445,15 @@ send_turn (ElSynth *s, Turn *t, Deferred *d)
     send (s, el_msg_text (t->ctx->id, rest, take_settings (s)));
     t->sent = t->text->len;
     t->ctx->activity_us = g_get_monotonic_time ();
+    if (t->speakable_us == 0 && is_speakable (s, t->text->str, t->sent))
+      t->speakable_us = t->ctx->activity_us;
   }
   if (t->ended && !t->flush_sent) {
     t->flush_sent = TRUE;
     if (t->first_sent_us == 0)
       t->first_sent_us = g_get_monotonic_time ();
+    if (t->speakable_us == 0)
+      t->speakable_us = g_get_monotonic_time ();
     send (s, el_msg_flush (t->ctx->id));
     close_ctx (s, t->ctx);
   }
@@ -467,7 +495,12 @@ static void
 post_first_audio (ElSynth *s, Turn *t, gint64 now, Deferred *d)
 {
   t->got_audio = TRUE;
-  t->ttfb = (GstClockTime)(now - t->first_sent_us) * GST_USECOND;
+  /* From when the text became speakable: the service's own latency, not
+   * the time it waited for the rest of a sentence. */
+  t->ttfb = (GstClockTime)(now -
+                (t->speakable_us && t->speakable_us < now ? t->speakable_us
+                                                          : t->first_sent_us)) *
+      GST_USECOND;
   GST_DEBUG_OBJECT (s->owner, "turn %u: first audio after %" GST_TIME_FORMAT,
       t->number, GST_TIME_ARGS (t->ttfb));
   defer_message (s, d,
@@ -614,6 +647,12 @@ on_message (GstVoiceClient *client, SoupWebsocketDataType type, GBytes *message,
   g_mutex_unlock (&s->lock);
   if (now_failed)
     fail_error_frame (s, &m);
+  else if (m.type == EL_MSG_ERROR && !was_failed)
+    GST_ELEMENT_WARNING (s->owner, RESOURCE, READ,
+        ("ElevenLabs reported \"%s\" (%s); reconnecting and re-sending the "
+         "text not spoken yet.",
+            GST_STR_NULL (m.message), m.error),
+        ("error frame"));
   run_deferred (s, &d);
   el_server_msg_clear (&m);
 }
@@ -897,16 +936,6 @@ http_done (
         ("text-to-speech request failed"));
 }
 
-/* Length of the part of @text up to its last sentence end, 0 if none. */
-static gsize
-upto_sentence_end (const gchar *text, gsize len)
-{
-  for (gsize i = len; i > 1; i--)
-    if (g_ascii_isspace (text[i - 1]) && strchr (".!?;:", text[i - 2]))
-      return i;
-  return 0;
-}
-
 /* Requests the next piece of text: whole sentences as they complete, the
  * rest when the turn ends. One request at a time keeps the audio in
  * order; each streams back faster than it plays. */
@@ -961,7 +990,7 @@ http_pump (ElSynth *s, Deferred *d)
   r->text = g_strdup (piece);
   r->sent_us = g_get_monotonic_time ();
   if (t->first_sent_us == 0)
-    t->first_sent_us = r->sent_us;
+    t->first_sent_us = t->speakable_us = r->sent_us;
   t->characters += (guint)g_utf8_strlen (piece, -1);
   t->sent += len;
   s->request = r;

@@ -187,6 +187,16 @@ max_field (Fx *fx, const gchar *event, const gchar *field)
   return max;
 }
 
+static guint
+count_type (Fx *fx, GstMessageType type)
+{
+  guint n = 0;
+
+  for (guint i = 0; i < fx->msgs->len; i++)
+    n += GST_MESSAGE_TYPE (g_ptr_array_index (fx->msgs, i)) == type;
+  return n;
+}
+
 static GstMessage *
 find_error (Fx *fx)
 {
@@ -464,6 +474,7 @@ GST_START_TEST (test_reconnect_after_error_frame)
       "The first sentence is spoken at once. The second one waits for the "
       "end.");
   fail_unless_equals_int (emu_events (fx->emu, "error"), 1);
+  fail_unless (count_type (fx, GST_MESSAGE_WARNING) >= 1);
   fx_free (fx);
 }
 
