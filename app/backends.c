@@ -6,6 +6,7 @@
 #endif
 
 #include <signal.h>
+#include <string.h>
 #include <unistd.h>
 #include <gio/gio.h>
 #include <glib/gstdio.h>
@@ -39,6 +40,27 @@ emulator_path (const VaConfig *c)
   return "voiceagent-emulator";
 }
 
+/* TRUE once the child has exited (a zombie waiting to be reaped);
+ * g_subprocess_get_if_exited() may only be asked after a wait. */
+static gboolean
+child_exited (GSubprocess *proc)
+{
+  const gchar *pid = g_subprocess_get_identifier (proc);
+  gchar *path, *stat = NULL;
+  gboolean exited = TRUE;
+
+  if (pid == NULL)
+    return TRUE;
+  path = g_strdup_printf ("/proc/%s/stat", pid);
+  if (g_file_get_contents (path, &stat, NULL, NULL)) {
+    const gchar *end = strrchr (stat, ')');
+    exited = end && end[1] == ' ' && end[2] == 'Z';
+  }
+  g_free (stat);
+  g_free (path);
+  return exited;
+}
+
 static guint
 wait_for_port (VaBackends *b, GError **error)
 {
@@ -47,7 +69,7 @@ wait_for_port (VaBackends *b, GError **error)
   guint port = 0;
 
   while (port == 0 && g_get_monotonic_time () < deadline) {
-    if (g_subprocess_get_if_exited (b->emulator))
+    if (child_exited (b->emulator))
       break;
     if (g_file_get_contents (b->port_file, &text, NULL, NULL))
       port = (guint)g_ascii_strtoull (text, NULL, 10);

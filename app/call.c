@@ -290,15 +290,43 @@ report_ended (gpointer data)
   return G_SOURCE_REMOVE;
 }
 
-/* (worker thread) Setting a pipeline to NULL joins its threads. */
+static void
+flush_sink_pad (const GValue *item, gpointer unused)
+{
+  gst_pad_send_event (g_value_get_object (item), gst_event_new_flush_start ());
+}
+
+static void
+flush_webrtcbin_inputs (const GValue *item, gpointer unused)
+{
+  GstElement *element = g_value_get_object (item);
+  GstIterator *pads;
+
+  if (g_strcmp0 (G_OBJECT_TYPE_NAME (element), "GstWebRTCBin") != 0)
+    return;
+  pads = gst_element_iterate_sink_pads (element);
+  gst_iterator_foreach (pads, flush_sink_pad, NULL);
+  gst_iterator_free (pads);
+}
+
+/* (worker thread) Setting a pipeline to NULL joins its threads.
+ * FIXME: with GStreamer 1.22, a webrtcbin whose DTLS role came from an
+ * offer with a=setup:active can hold an upstream streaming thread in a
+ * preroll wait that the state change never releases (deadlock). Flushing
+ * webrtcbin's inputs first releases that thread. */
 static void
 teardown_pipeline (gpointer data, gpointer unused)
 {
   Teardown *t = data;
+  GstIterator *elements = gst_bin_iterate_recurse (GST_BIN (t->pipeline));
 
+  gst_iterator_foreach (elements, flush_webrtcbin_inputs, NULL);
+  gst_iterator_free (elements);
   gst_element_set_state (t->pipeline, GST_STATE_NULL);
   gst_object_unref (t->pipeline);
-  g_main_context_invoke (NULL, report_ended, t->call);
+  /* An idle, never an invoke: the main context must report it, even if
+   * nobody iterates it right now. */
+  g_idle_add (report_ended, t->call);
   g_free (t);
 }
 

@@ -40,7 +40,9 @@ on_signal (gpointer data)
   App *app = data;
 
   if (++app->signals > 1) {
-    g_main_loop_quit (app->loop);
+    g_print ("voiceagent: ending %u calls now\n",
+        va_server_get_active_calls (app->server));
+    va_server_end_calls (app->server);
     return G_SOURCE_CONTINUE;
   }
   g_print ("voiceagent: draining %u calls (no new calls; signal again to "

@@ -22,4 +22,7 @@ guint va_server_get_active_calls (VaServer *server);
  * drain timeout (calls still running are then ended). */
 void va_server_drain (VaServer *server, GSourceFunc done, gpointer data);
 
+/* Ends every call now (the drain's done callback still follows). */
+void va_server_end_calls (VaServer * server);
+
 G_END_DECLS

@@ -160,6 +160,12 @@ va_template_instantiate (const VaTemplate *t, GHashTable *vars, GError **error)
     g_error_free (err);
     return NULL;
   }
+  if (!GST_IS_PIPELINE (pipeline)) {
+    /* A description of a single element or chain is not put in a pipeline. */
+    GstElement *outer = gst_pipeline_new (NULL);
+    gst_bin_add (GST_BIN (outer), pipeline);
+    pipeline = outer;
+  }
   webrtc = gst_bin_get_by_name (GST_BIN (pipeline), "webrtc");
   if (webrtc == NULL ||
       g_strcmp0 (G_OBJECT_TYPE_NAME (webrtc), "GstWebRTCBin")) {

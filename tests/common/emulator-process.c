@@ -2,6 +2,7 @@
  * SPDX-License-Identifier: LGPL-2.1-or-later
  */
 #include <signal.h>
+#include <sys/prctl.h>
 #include <string.h>
 #include <unistd.h>
 #include <glib/gstdio.h>
@@ -34,6 +35,27 @@ read_port (EmuProcess *emu)
   return ok;
 }
 
+/* TRUE once the child has exited (a zombie waiting to be reaped);
+ * g_subprocess_get_if_exited() may only be asked after a wait. */
+static gboolean
+child_exited (GSubprocess *proc)
+{
+  const gchar *pid = g_subprocess_get_identifier (proc);
+  gchar *path, *stat = NULL;
+  gboolean exited = TRUE;
+
+  if (pid == NULL)
+    return TRUE;
+  path = g_strdup_printf ("/proc/%s/stat", pid);
+  if (g_file_get_contents (path, &stat, NULL, NULL)) {
+    const gchar *end = strrchr (stat, ')');
+    exited = end && end[1] == ' ' && end[2] == 'Z';
+  }
+  g_free (stat);
+  g_free (path);
+  return exited;
+}
+
 static gboolean
 wait_listening (EmuProcess *emu)
 {
@@ -42,8 +64,8 @@ wait_listening (EmuProcess *emu)
   while (g_get_monotonic_time () < deadline) {
     if (read_port (emu))
       return TRUE;
-    if (g_subprocess_get_if_exited (emu->proc)) {
-      g_printerr ("voiceagent-emulator exited before listening\n");
+    if (child_exited (emu->proc)) {
+      g_printerr ("%s exited before listening\n", g_subprocess_get_identifier (emu->proc));
       return FALSE;
     }
     g_usleep (20000);
@@ -56,15 +78,31 @@ EmuProcess *
 emu_process_start (const gchar *const *args)
 {
   const gchar *exe = g_getenv ("VOICEAGENT_EMULATOR");
-  GPtrArray *argv;
-  EmuProcess *emu;
-  GError *error = NULL;
-  gint fd;
 
   if (exe == NULL) {
     g_printerr ("VOICEAGENT_EMULATOR is not set (run through meson test)\n");
     return NULL;
   }
+  return emu_process_start_program (exe, args);
+}
+
+/* In the child: a test killed by its timeout must not leave its server
+ * running (and holding the test runner's output pipe). */
+static void
+die_with_parent (gpointer data)
+{
+  prctl (PR_SET_PDEATHSIG, SIGTERM);
+}
+
+EmuProcess *
+emu_process_start_program (const gchar *exe, const gchar *const *args)
+{
+  GSubprocessLauncher *launcher;
+  GPtrArray *argv;
+  EmuProcess *emu;
+  GError *error = NULL;
+  gint fd;
+
   emu = g_new0 (EmuProcess, 1);
   fd = g_file_open_tmp ("emu-port-XXXXXX", &emu->port_file, NULL);
   if (fd >= 0)
@@ -80,8 +118,11 @@ emu_process_start (const gchar *const *args)
     g_ptr_array_add (argv, (gpointer)*args);
   g_ptr_array_add (argv, NULL);
 
-  emu->proc = g_subprocess_newv (
-      (const gchar *const *)argv->pdata, G_SUBPROCESS_FLAGS_NONE, &error);
+  launcher = g_subprocess_launcher_new (G_SUBPROCESS_FLAGS_NONE);
+  g_subprocess_launcher_set_child_setup (launcher, die_with_parent, NULL, NULL);
+  emu->proc = g_subprocess_launcher_spawnv (launcher,
+      (const gchar *const *) argv->pdata, &error);
+  g_object_unref (launcher);
   g_ptr_array_free (argv, TRUE);
   if (emu->proc == NULL) {
     g_printerr ("cannot start %s: %s\n", exe, error->message);
@@ -104,7 +145,13 @@ emu_process_stop (EmuProcess *emu)
   if (emu == NULL)
     return;
   if (emu->proc) {
+    gint64 deadline = g_get_monotonic_time () + 10 * G_USEC_PER_SEC;
     g_subprocess_send_signal (emu->proc, SIGTERM);
+    while (!child_exited (emu->proc) && g_get_monotonic_time () < deadline)
+      g_usleep (10000);
+    /* A program that ignores SIGTERM must not hang the test. */
+    if (!child_exited (emu->proc))
+      g_subprocess_force_exit (emu->proc);
     g_subprocess_wait (emu->proc, NULL, NULL);
     g_object_unref (emu->proc);
   }

@@ -1,0 +1,473 @@
+/* WHIP/WHEP conformance of the voiceagent server (RFC 9725 and our
+ * documented extensions), against the real binary with a test template
+ * that echoes the caller's voice.
+ * SPDX-License-Identifier: LGPL-2.1-or-later
+ */
+#include <string.h>
+#include <gst/check/gstcheck.h>
+#include <libsoup/soup.h>
+#include "emulator-process.h"
+#include "whip-caller.h"
+
+static EmuProcess *server;
+static SoupSession *http;
+
+typedef struct
+{
+  guint status;
+  SoupMessageHeaders *headers;
+  gchar *body;
+} Reply;
+
+static void
+reply_clear (Reply *r)
+{
+  g_clear_pointer (&r->headers, soup_message_headers_unref);
+  g_clear_pointer (&r->body, g_free);
+}
+
+static EmuProcess *
+start_server (const gchar *const *extra)
+{
+  const gchar *exe = g_getenv ("VOICEAGENT_BIN");
+  gchar *pipelines = g_build_filename (g_getenv ("VOICEAGENT_SOURCE_DIR"),
+      "tests", "app", "pipelines", NULL);
+  gchar *db = g_build_filename (g_get_tmp_dir (), "voiceagent-test.db", NULL);
+  GPtrArray *args = g_ptr_array_new ();
+  EmuProcess *p;
+
+  g_ptr_array_add (args, (gpointer) "--pipelines");
+  g_ptr_array_add (args, pipelines);
+  g_ptr_array_add (args, (gpointer) "--database");
+  g_ptr_array_add (args, db);
+  g_ptr_array_add (args, (gpointer) "--stun-server");
+  g_ptr_array_add (args, (gpointer) "stun://127.0.0.1:3478");
+  g_ptr_array_add (args, (gpointer) "--ice-timeout-ms");
+  g_ptr_array_add (args, (gpointer) "1000");
+  g_ptr_array_add (args, (gpointer) "--drain-timeout");
+  g_ptr_array_add (args, (gpointer) "1");
+  for (; extra && *extra; extra++)
+    g_ptr_array_add (args, (gpointer) * extra);
+  g_ptr_array_add (args, NULL);
+  fail_unless (exe != NULL, "VOICEAGENT_BIN is not set");
+  p = emu_process_start_program (exe, (const gchar * const *) args->pdata);
+  g_ptr_array_free (args, TRUE);
+  g_free (pipelines);
+  g_free (db);
+  fail_unless (p != NULL, "voiceagent did not start");
+  return p;
+}
+
+static void
+setup (void)
+{
+  /* Keys are set so the server does not start an emulator: the echo
+   * template uses no service. */
+  g_setenv ("DEEPGRAM_API_KEY", "test-key-dg", TRUE);
+  g_setenv ("ELEVENLABS_API_KEY", "test-key-el", TRUE);
+  g_setenv ("LLM_API_KEY", "test-key-llm", TRUE);
+  server = start_server (NULL);
+  http = soup_session_new ();
+}
+
+static void
+teardown (void)
+{
+  emu_process_stop (server);
+  g_clear_object (&http);
+}
+
+static Reply
+request (EmuProcess *srv, const gchar *method, const gchar *path,
+    const gchar *type, const gchar *body, const gchar *const *headers)
+{
+  gchar *url = g_strconcat (emu_process_get_http_url (srv), path, NULL);
+  SoupMessage *msg = soup_message_new (method, url);
+  Reply r = { 0 };
+  GBytes *bytes;
+
+  if (body) {
+    GBytes *b = g_bytes_new (body, strlen (body));
+    soup_message_set_request_body_from_bytes (msg, type, b);
+    g_bytes_unref (b);
+  }
+  for (; headers && headers[0] && headers[1]; headers += 2)
+    soup_message_headers_replace (soup_message_get_request_headers (msg),
+        headers[0], headers[1]);
+  bytes = soup_session_send_and_read (http, msg, NULL, NULL);
+  r.status = soup_message_get_status (msg);
+  r.headers = soup_message_headers_ref (soup_message_get_response_headers (msg));
+  if (bytes)
+    r.body = g_strndup (g_bytes_get_data (bytes, NULL), g_bytes_get_size (bytes));
+  g_clear_pointer (&bytes, g_bytes_unref);
+  g_object_unref (msg);
+  g_free (url);
+  return r;
+}
+
+static const gchar *
+header (Reply *r, const gchar *name)
+{
+  return soup_message_headers_get_one (r->headers, name);
+}
+
+static WhipCaller *
+new_caller (EmuProcess *srv, const gchar *path, WhipCallerOptions *o)
+{
+  gchar *url = g_strconcat (emu_process_get_http_url (srv), path, NULL);
+  WhipCaller *c;
+
+  o->url = url;
+  c = whip_caller_new (o);
+  g_free (url);
+  return c;
+}
+
+/* A valid offer for calls that need no media (the peer never connects). */
+static const gchar audio_offer[] =
+    "v=0\r\no=- 1 1 IN IP4 127.0.0.1\r\ns=-\r\nt=0 0\r\n"
+    "a=group:BUNDLE 0\r\n"
+    "m=audio 9 UDP/TLS/RTP/SAVPF 111\r\nc=IN IP4 0.0.0.0\r\n"
+    "a=mid:0\r\na=sendrecv\r\na=rtcp-mux\r\n"
+    "a=ice-ufrag:abcd\r\na=ice-pwd:abcdefghijklmnopqrstuvwx\r\n"
+    "a=fingerprint:sha-256 00:11:22:33:44:55:66:77:88:99:AA:BB:CC:DD:EE:FF:"
+    "00:11:22:33:44:55:66:77:88:99:AA:BB:CC:DD:EE:FF\r\n"
+    "a=setup:actpass\r\na=rtpmap:111 opus/48000/2\r\n";
+
+/* OPTIONS answers CORS preflights and advertises what POST takes. */
+GST_START_TEST (test_options)
+{
+  Reply r = request (server, "OPTIONS", "/whip", NULL, NULL, NULL);
+
+  fail_unless (r.status == 200 || r.status == 204);
+  fail_unless_equals_string (header (&r, "Accept-Post"), "application/sdp");
+  fail_unless (strstr (header (&r, "Access-Control-Allow-Methods"), "POST"));
+  fail_unless (strstr (header (&r, "Access-Control-Expose-Headers"),
+          "Location"));
+  fail_unless (strstr (header (&r, "Access-Control-Expose-Headers"), "ETag"));
+  fail_unless (strstr (header (&r, "Access-Control-Expose-Headers"), "Link"));
+  fail_unless (strstr (header (&r, "Link"), "rel=\"ice-server\""));
+  reply_clear (&r);
+  r = request (server, "OPTIONS", "/calls/whatever", NULL, NULL, NULL);
+  fail_unless (strstr (header (&r, "Access-Control-Allow-Methods"), "PATCH"));
+  reply_clear (&r);
+}
+
+GST_END_TEST;
+
+/* Bad input gets the documented status and a JSON reason. */
+GST_START_TEST (test_bad_input)
+{
+  gchar *big = g_strnfill (70000, 'a');
+  const gchar video_only[] = "v=0\r\no=- 1 1 IN IP4 0.0.0.0\r\ns=-\r\nt=0 0\r\n"
+      "m=video 9 UDP/TLS/RTP/SAVPF 96\r\nc=IN IP4 0.0.0.0\r\n"
+      "a=rtpmap:96 VP8/90000\r\n";
+  Reply r;
+
+  r = request (server, "POST", "/whip", "text/plain", "v=0", NULL);
+  fail_unless_equals_int (r.status, 415);
+  fail_unless (strstr (r.body, "\"error\""));
+  reply_clear (&r);
+  r = request (server, "POST", "/whip", "application/sdp", "hello", NULL);
+  fail_unless_equals_int (r.status, 400);
+  reply_clear (&r);
+  r = request (server, "POST", "/whip", "application/sdp", video_only, NULL);
+  fail_unless_equals_int (r.status, 422);
+  reply_clear (&r);
+  r = request (server, "POST", "/whip", "application/sdp", big, NULL);
+  fail_unless_equals_int (r.status, 413);
+  reply_clear (&r);
+  r = request (server, "POST", "/whip/nosuchagent", "application/sdp",
+      audio_offer, NULL);
+  fail_unless_equals_int (r.status, 404);
+  reply_clear (&r);
+  r = request (server, "DELETE", "/calls/0123456789abcdef", NULL, NULL, NULL);
+  fail_unless_equals_int (r.status, 404);
+  reply_clear (&r);
+  r = request (server, "POST", "/whep/0123456789abcdef", "application/sdp",
+      audio_offer, NULL);
+  fail_unless_equals_int (r.status, 404);
+  reply_clear (&r);
+  g_free (big);
+}
+
+GST_END_TEST;
+
+/* GET on the endpoint and on a session are 2xx without a body. */
+GST_START_TEST (test_get)
+{
+  Reply r = request (server, "GET", "/whip", NULL, NULL, NULL);
+
+  fail_unless (r.status >= 200 && r.status < 300);
+  fail_unless (r.body == NULL || *r.body == '\0');
+  reply_clear (&r);
+  r = request (server, "GET", "/healthz", NULL, NULL, NULL);
+  fail_unless_equals_int (r.status, 200);
+  reply_clear (&r);
+  r = request (server, "GET", "/readyz", NULL, NULL, NULL);
+  fail_unless_equals_int (r.status, 200);
+  reply_clear (&r);
+}
+
+GST_END_TEST;
+
+/* A browser-style sendrecv call: 201 with every required header, an answer
+ * with candidates and end-of-candidates, sendrecv, and the agent's audio
+ * (here the echo) comes back on the same connection. */
+GST_START_TEST (test_call_sendrecv)
+{
+  WhipCallerOptions o = {.tone_hz = 440,.data_channel = TRUE };
+  WhipCaller *c = new_caller (server, "/whip", &o);
+  GError *error = NULL;
+  const gchar *answer;
+  Reply r;
+
+  fail_unless_equals_int (whip_caller_connect (c, &error), 201);
+  answer = whip_caller_get_answer (c);
+  fail_unless (strstr (answer, "a=candidate:"));
+  fail_unless (strstr (answer, "a=end-of-candidates"));
+  fail_unless (strstr (answer, "a=sendrecv"));
+  fail_unless (whip_caller_get_etag (c) != NULL);
+  fail_unless (g_str_has_prefix (whip_caller_get_session_url (c),
+          emu_process_get_http_url (server)));
+  fail_unless (whip_caller_wait_audio (c, 0.05, 15000),
+      "no audio came back (peak RMS %f)", whip_caller_get_peak_rms (c));
+
+  r = request (server, "GET", "/metrics", NULL, NULL, NULL);
+  fail_unless (strstr (r.body, "voiceagent_calls_active 1"));
+  reply_clear (&r);
+  fail_unless_equals_int (whip_caller_hangup (c), 200);
+  whip_caller_free (c);
+}
+
+GST_END_TEST;
+
+/* A strict WHIP client's sendonly offer gets a recvonly answer. */
+GST_START_TEST (test_call_sendonly)
+{
+  WhipCallerOptions o = {.tone_hz = 440,.sendonly = TRUE };
+  WhipCaller *c = new_caller (server, "/whip", &o);
+
+  fail_unless_equals_int (whip_caller_connect (c, NULL), 201);
+  fail_unless (strstr (whip_caller_get_answer (c), "a=recvonly"));
+  fail_unless_equals_int (whip_caller_hangup (c), 200);
+  whip_caller_free (c);
+}
+
+GST_END_TEST;
+
+static void
+call_with_setup (const gchar *setup)
+{
+  WhipCallerOptions o = {.tone_hz = 300,.setup = setup };
+  WhipCaller *c = new_caller (server, "/whip", &o);
+
+  fail_unless_equals_int (whip_caller_connect (c, NULL), 201);
+  fail_unless (whip_caller_wait_audio (c, 0.05, 15000),
+      "setup:%s: no audio (peak %f)", setup, whip_caller_get_peak_rms (c));
+  whip_caller_hangup (c);
+  whip_caller_free (c);
+}
+
+/* Offers that fix the DTLS role either way both connect. */
+GST_START_TEST (test_call_setup_roles)
+{
+  call_with_setup ("active");
+  call_with_setup ("passive");
+}
+
+GST_END_TEST;
+
+/* PATCH: 428 without If-Match, 412 on a stale ETag, 204 for a trickled
+ * candidate, 422 for an ICE restart we refuse (session kept), 415 for a
+ * wrong type; DELETE is 200 whatever If-Match says; then 404. */
+GST_START_TEST (test_patch_and_delete)
+{
+  WhipCallerOptions o = { 0 };
+  WhipCaller *c = new_caller (server, "/whip", &o);
+  const gchar frag[] = "a=ice-ufrag:%s\r\na=ice-pwd:%s\r\nm=audio 9 "
+      "UDP/TLS/RTP/SAVPF 0\r\na=mid:0\r\na=candidate:1 1 UDP 2130706431 "
+      "127.0.0.1 9999 typ host\r\n";
+  const gchar *stale[] = { "If-Match", "\"stale\"", NULL };
+  const gchar *star[] = { "If-Match", "*", NULL };
+  const gchar *etag_header[3] = { "ETag", NULL, NULL };
+  const gchar *if_match[3] = { "If-Match", NULL, NULL };
+  gchar *body, *restart;
+
+  fail_unless_equals_int (whip_caller_connect (c, NULL), 201);
+  if_match[1] = whip_caller_get_etag (c);
+  etag_header[1] = whip_caller_get_etag (c);
+  body = g_strdup ("a=candidate:1 1 UDP 2130706431 127.0.0.1 9999 typ host\r\n");
+  restart = g_strdup_printf (frag, "newufrag", "newpasswordnewpassword");
+
+  fail_unless_equals_int (whip_caller_request (c, "PATCH",
+          "application/trickle-ice-sdpfrag", body, NULL), 428);
+  fail_unless_equals_int (whip_caller_request (c, "PATCH",
+          "application/trickle-ice-sdpfrag", body, stale), 412);
+  fail_unless_equals_int (whip_caller_request (c, "PATCH", "text/plain", body,
+          if_match), 415);
+  fail_unless_equals_int (whip_caller_request (c, "PATCH",
+          "application/trickle-ice-sdpfrag",
+          "a=candidate:1 1 UDP 2130706431 127.0.0.1 9999 typ host\r\n",
+          if_match), 204);
+  /* Lenient: an ETag header in place of If-Match. */
+  fail_unless_equals_int (whip_caller_request (c, "PATCH",
+          "application/trickle-ice-sdpfrag",
+          "a=candidate:2 1 UDP 2130706431 127.0.0.1 9998 typ host\r\n",
+          etag_header), 204);
+  fail_unless_equals_int (whip_caller_request (c, "PATCH",
+          "application/trickle-ice-sdpfrag", restart, star), 422);
+  /* The session is still there after the refused restart. */
+  fail_unless_equals_int (whip_caller_request (c, "GET", NULL, NULL, NULL),
+      204);
+  fail_unless_equals_int (whip_caller_request (c, "DELETE", NULL, NULL, stale),
+      200);
+  fail_unless_equals_int (whip_caller_request (c, "PATCH",
+          "application/trickle-ice-sdpfrag", body, if_match), 404);
+  g_free (body);
+  g_free (restart);
+  whip_caller_free (c);
+}
+
+GST_END_TEST;
+
+/* At the call limit: 503 with Retry-After, and /readyz says not ready. */
+GST_START_TEST (test_call_limit)
+{
+  const gchar *args[] = { "--max-calls", "1", NULL };
+  EmuProcess *small = start_server (args);
+  Reply first_call, second_call, ready;
+
+  first_call = request (small, "POST", "/whip", "application/sdp", audio_offer,
+      NULL);
+  fail_unless_equals_int (first_call.status, 201);
+  second_call = request (small, "POST", "/whip", "application/sdp", audio_offer,
+      NULL);
+  fail_unless_equals_int (second_call.status, 503);
+  fail_unless (header (&second_call, "Retry-After") != NULL);
+  ready = request (small, "GET", "/readyz", NULL, NULL, NULL);
+  fail_unless_equals_int (ready.status, 503);
+  reply_clear (&first_call);
+  reply_clear (&second_call);
+  reply_clear (&ready);
+  emu_process_stop (small);
+}
+
+GST_END_TEST;
+
+/* With a token: 401 + WWW-Authenticate without it, 201 with it. Without a
+ * token configured, "Bearer undefined" (seen from browser clients) passes. */
+GST_START_TEST (test_auth)
+{
+  const gchar *args[] = { "--token", "s3cret", NULL };
+  const gchar *good[] = { "Authorization", "Bearer s3cret", NULL };
+  const gchar *undefined[] = { "Authorization", "Bearer undefined", NULL };
+  EmuProcess *secured = start_server (args);
+  Reply r;
+
+  r = request (secured, "POST", "/whip", "application/sdp", audio_offer, NULL);
+  fail_unless_equals_int (r.status, 401);
+  fail_unless (g_str_has_prefix (header (&r, "WWW-Authenticate"), "Bearer"));
+  reply_clear (&r);
+  r = request (secured, "POST", "/whip", "application/sdp", audio_offer, good);
+  fail_unless_equals_int (r.status, 201);
+  reply_clear (&r);
+  emu_process_stop (secured);
+
+  r = request (server, "POST", "/whip", "application/sdp", audio_offer,
+      undefined);
+  fail_unless_equals_int (r.status, 201);
+  reply_clear (&r);
+}
+
+GST_END_TEST;
+
+/* WHEP: a supervisor hears a live call; 409 + Retry-After while the call
+ * has no audio; DELETE removes the listener and the call goes on. */
+GST_START_TEST (test_whep)
+{
+  WhipCallerOptions o = {.tone_hz = 440 };
+  WhipCallerOptions v = {.recvonly = TRUE };
+  WhipCaller *c = new_caller (server, "/whip", &o), *viewer;
+  Reply silent, r;
+  gchar *path, *silent_path;
+  const gchar *id;
+
+  /* A call whose peer never connects has no audio yet. */
+  silent = request (server, "POST", "/whip", "application/sdp", audio_offer,
+      NULL);
+  fail_unless_equals_int (silent.status, 201);
+  silent_path = g_strdup_printf ("/whep/%s",
+      strrchr (header (&silent, "Location"), '/') + 1);
+  r = request (server, "POST", silent_path, "application/sdp", audio_offer,
+      NULL);
+  fail_unless_equals_int (r.status, 409);
+  fail_unless (header (&r, "Retry-After") != NULL);
+  reply_clear (&r);
+
+  fail_unless_equals_int (whip_caller_connect (c, NULL), 201);
+  fail_unless (whip_caller_wait_audio (c, 0.05, 15000));
+  id = strrchr (whip_caller_get_session_url (c), '/') + 1;
+  path = g_strdup_printf ("/whep/%s", id);
+  viewer = new_caller (server, path, &v);
+  fail_unless_equals_int (whip_caller_connect (viewer, NULL), 201);
+  fail_unless (strstr (whip_caller_get_session_url (viewer), "/listeners/"));
+  fail_unless (whip_caller_wait_audio (viewer, 0.02, 15000),
+      "the listener heard nothing (peak %f)", whip_caller_get_peak_rms (viewer));
+  fail_unless_equals_int (whip_caller_hangup (viewer), 200);
+  fail_unless_equals_int (whip_caller_request (c, "GET", NULL, NULL, NULL),
+      204);
+  whip_caller_hangup (c);
+  whip_caller_free (viewer);
+  whip_caller_free (c);
+  reply_clear (&silent);
+  g_free (path);
+  g_free (silent_path);
+}
+
+GST_END_TEST;
+
+/* The data channel answers a malformed message with an error event. */
+GST_START_TEST (test_data_channel)
+{
+  WhipCallerOptions o = {.tone_hz = 440,.data_channel = TRUE };
+  WhipCaller *c = new_caller (server, "/whip", &o);
+  gchar *m;
+
+  fail_unless_equals_int (whip_caller_connect (c, NULL), 201);
+  fail_unless (whip_caller_wait_audio (c, 0.05, 15000));
+  fail_unless (whip_caller_send (c, "not json"));
+  m = whip_caller_wait_message (c, "\"error\"", 10000);
+  fail_unless (m != NULL, "no error event for a malformed message");
+  g_free (m);
+  fail_unless (whip_caller_send (c, "{\"event\":\"user_interrupted\"}"));
+  whip_caller_hangup (c);
+  whip_caller_free (c);
+}
+
+GST_END_TEST;
+
+static Suite *
+whip_suite (void)
+{
+  Suite *s = suite_create ("whip");
+  TCase *tc = tcase_create ("general");
+
+  tcase_set_timeout (tc, 120);
+  tcase_add_checked_fixture (tc, setup, teardown);
+  suite_add_tcase (s, tc);
+  tcase_add_test (tc, test_options);
+  tcase_add_test (tc, test_bad_input);
+  tcase_add_test (tc, test_get);
+  tcase_add_test (tc, test_call_sendrecv);
+  tcase_add_test (tc, test_call_sendonly);
+  tcase_add_test (tc, test_call_setup_roles);
+  tcase_add_test (tc, test_patch_and_delete);
+  tcase_add_test (tc, test_call_limit);
+  tcase_add_test (tc, test_auth);
+  tcase_add_test (tc, test_whep);
+  tcase_add_test (tc, test_data_channel);
+  return s;
+}
+
+GST_CHECK_MAIN (whip);

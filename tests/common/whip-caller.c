@@ -1,0 +1,494 @@
+/* A WHIP caller built on webrtcbin, for tests and the load generator.
+ * SPDX-License-Identifier: LGPL-2.1-or-later
+ *
+ * The caller's pipeline runs on GStreamer's threads; the negotiation waits
+ * on promises, and received audio and data-channel messages are handed to
+ * the test thread under a mutex, so a test can block without a main loop.
+ */
+#include <math.h>
+#include <string.h>
+#include <gst/app/gstappsink.h>
+#include <gst/audio/audio.h>
+#include <gst/sdp/sdp.h>
+#include <gst/webrtc/webrtc.h>
+#include <libsoup/soup.h>
+#include "whip-caller.h"
+
+#define ICE_WAIT_US (5 * G_USEC_PER_SEC)
+
+struct _WhipCaller
+{
+  WhipCallerOptions options;    /* strings owned below */
+  gchar *url, *wav, *token, *setup;
+  GstElement *pipeline;
+  GstElement *webrtc;
+  SoupSession *http;
+  gchar *session_url;
+  gchar *etag;
+  gchar *answer;
+
+  GMutex lock;
+  GCond cond;
+  gdouble peak_rms;             /* protected by lock */
+  GQueue messages;              /* of gchar*, protected by lock */
+  GstWebRTCDataChannel *channel;        /* protected by lock */
+  gboolean gathered;            /* protected by lock */
+};
+
+static GstFlowReturn
+on_sample (GstAppSink *sink, gpointer data)
+{
+  WhipCaller *c = data;
+  GstSample *sample = gst_app_sink_pull_sample (sink);
+  GstBuffer *buf = gst_sample_get_buffer (sample);
+  GstMapInfo map;
+  gdouble sum = 0, rms;
+  gsize i, n;
+
+  gst_buffer_map (buf, &map, GST_MAP_READ);
+  n = map.size / 2;
+  for (i = 0; i < n; i++) {
+    gdouble s = ((gint16 *) map.data)[i] / 32768.0;
+    sum += s * s;
+  }
+  gst_buffer_unmap (buf, &map);
+  gst_sample_unref (sample);
+  rms = n ? sqrt (sum / n) : 0;
+  g_mutex_lock (&c->lock);
+  if (rms > c->peak_rms) {
+    c->peak_rms = rms;
+    g_cond_broadcast (&c->cond);
+  }
+  g_mutex_unlock (&c->lock);
+  return GST_FLOW_OK;
+}
+
+/* The answerer's audio arrives: decode it to measure its level. */
+static void
+on_pad_added (GstElement *webrtc, GstPad *pad, gpointer data)
+{
+  WhipCaller *c = data;
+  GstElement *bin;
+  GstElement *sink;
+  GstPad *sinkpad;
+  GstAppSinkCallbacks cb = { 0 };
+
+  if (GST_PAD_DIRECTION (pad) != GST_PAD_SRC)
+    return;
+  bin = gst_parse_bin_from_description ("rtpopusdepay ! opusdec ! "
+      "audioconvert ! audioresample ! audio/x-raw,format=S16LE,rate=16000,"
+      "channels=1 ! audiobuffersplit output-buffer-duration=1/50 "
+      "! appsink name=sink sync=false", TRUE, NULL);
+  if (bin == NULL)
+    bin = gst_parse_bin_from_description ("rtpopusdepay ! opusdec ! "
+        "audioconvert ! audioresample ! audio/x-raw,format=S16LE,rate=16000,"
+        "channels=1 ! appsink name=sink sync=false", TRUE, NULL);
+  sink = gst_bin_get_by_name (GST_BIN (bin), "sink");
+  cb.new_sample = on_sample;
+  gst_app_sink_set_callbacks (GST_APP_SINK (sink), &cb, c, NULL);
+  gst_object_unref (sink);
+  gst_bin_add (GST_BIN (c->pipeline), bin);
+  gst_element_sync_state_with_parent (bin);
+  sinkpad = gst_element_get_static_pad (bin, "sink");
+  gst_pad_link (pad, sinkpad);
+  gst_object_unref (sinkpad);
+}
+
+static void
+on_channel_message (GstWebRTCDataChannel *channel, const gchar *text,
+    gpointer data)
+{
+  WhipCaller *c = data;
+
+  g_mutex_lock (&c->lock);
+  g_queue_push_tail (&c->messages, g_strdup (text));
+  g_cond_broadcast (&c->cond);
+  g_mutex_unlock (&c->lock);
+}
+
+static void
+on_gathering (GObject *webrtc, GParamSpec *pspec, gpointer data)
+{
+  WhipCaller *c = data;
+  GstWebRTCICEGatheringState state;
+
+  g_object_get (webrtc, "ice-gathering-state", &state, NULL);
+  if (state != GST_WEBRTC_ICE_GATHERING_STATE_COMPLETE)
+    return;
+  g_mutex_lock (&c->lock);
+  c->gathered = TRUE;
+  g_cond_broadcast (&c->cond);
+  g_mutex_unlock (&c->lock);
+}
+
+static gchar *
+build_description (WhipCaller *c)
+{
+  gchar *src, *desc;
+
+  if (c->wav)
+    src = g_strdup_printf ("multifilesrc location=\"%s\" loop=%s "
+        "! wavparse ignore-length=true ! audioconvert ! audioresample",
+        c->wav, c->options.loop_wav ? "true" : "false");
+  else if (c->options.tone_hz > 0)
+    src = g_strdup_printf ("audiotestsrc is-live=true wave=sine freq=%.0f "
+        "volume=0.3", c->options.tone_hz);
+  else
+    src = g_strdup ("audiotestsrc is-live=true wave=silence");
+  if (c->options.recvonly) {
+    g_free (src);
+    return g_strdup ("webrtcbin name=webrtc bundle-policy=max-bundle");
+  }
+
+  /* A file plays at real time, as a microphone would. */
+  desc = g_strdup_printf ("webrtcbin name=webrtc bundle-policy=max-bundle "
+      "%s ! identity sync=%s ! audio/x-raw,rate=48000,channels=1 "
+      "! opusenc frame-size=20 ! rtpopuspay pt=111 ! "
+      "application/x-rtp,media=audio,encoding-name=OPUS,payload=111,"
+      "clock-rate=48000 ! webrtc.", src, c->wav ? "true" : "false");
+  g_free (src);
+  return desc;
+}
+
+WhipCaller *
+whip_caller_new (const WhipCallerOptions *o)
+{
+  WhipCaller *c = g_new0 (WhipCaller, 1);
+  gchar *desc;
+
+  c->options = *o;
+  c->url = g_strdup (o->url);
+  c->wav = g_strdup (o->wav);
+  c->token = g_strdup (o->token);
+  c->setup = g_strdup (o->setup);
+  g_mutex_init (&c->lock);
+  g_cond_init (&c->cond);
+  g_queue_init (&c->messages);
+  c->http = soup_session_new_with_options ("timeout", 30, NULL);
+  desc = build_description (c);
+  c->pipeline = gst_parse_launch (desc, NULL);
+  g_free (desc);
+  g_assert (c->pipeline);
+  if (!GST_IS_PIPELINE (c->pipeline)) {
+    GstElement *outer = gst_pipeline_new (NULL);
+    gst_bin_add (GST_BIN (outer), c->pipeline);
+    c->pipeline = outer;
+  }
+  c->webrtc = gst_bin_get_by_name (GST_BIN (c->pipeline), "webrtc");
+  g_signal_connect (c->webrtc, "pad-added", G_CALLBACK (on_pad_added), c);
+  g_signal_connect (c->webrtc, "notify::ice-gathering-state",
+      G_CALLBACK (on_gathering), c);
+  return c;
+}
+
+static void
+set_direction (WhipCaller *c)
+{
+  GstWebRTCRTPTransceiver *t = NULL;
+
+  if (c->options.recvonly) {
+    GstCaps *caps = gst_caps_from_string ("application/x-rtp,media=audio,"
+        "encoding-name=OPUS,payload=111,clock-rate=48000");
+    g_signal_emit_by_name (c->webrtc, "add-transceiver",
+        GST_WEBRTC_RTP_TRANSCEIVER_DIRECTION_RECVONLY, caps, &t);
+    gst_caps_unref (caps);
+    gst_clear_object (&t);
+    return;
+  }
+  if (!c->options.sendonly)
+    return;
+  g_signal_emit_by_name (c->webrtc, "get-transceiver", 0, &t);
+  if (t) {
+    g_object_set (t, "direction", GST_WEBRTC_RTP_TRANSCEIVER_DIRECTION_SENDONLY,
+        NULL);
+    gst_object_unref (t);
+  }
+}
+
+static void
+open_channel (WhipCaller *c)
+{
+  GstWebRTCDataChannel *channel = NULL;
+
+  if (!c->options.data_channel)
+    return;
+  g_signal_emit_by_name (c->webrtc, "create-data-channel", "events", NULL,
+      &channel);
+  g_assert (channel);
+  g_signal_connect (channel, "on-message-string",
+      G_CALLBACK (on_channel_message), c);
+  g_mutex_lock (&c->lock);
+  c->channel = channel;
+  g_mutex_unlock (&c->lock);
+}
+
+static GstWebRTCSessionDescription *
+make_offer (WhipCaller *c)
+{
+  GstPromise *p = gst_promise_new ();
+  GstWebRTCSessionDescription *offer = NULL;
+
+  g_signal_emit_by_name (c->webrtc, "create-offer", NULL, p);
+  gst_promise_wait (p);
+  gst_structure_get (gst_promise_get_reply (p), "offer",
+      GST_TYPE_WEBRTC_SESSION_DESCRIPTION, &offer, NULL);
+  gst_promise_unref (p);
+  p = gst_promise_new ();
+  g_signal_emit_by_name (c->webrtc, "set-local-description", offer, p);
+  gst_promise_wait (p);
+  gst_promise_unref (p);
+  return offer;
+}
+
+static gchar *
+local_sdp_after_gathering (WhipCaller *c)
+{
+  GstWebRTCSessionDescription *local = NULL;
+  gint64 deadline = g_get_monotonic_time () + ICE_WAIT_US;
+  gchar *text, *tmp;
+
+  g_mutex_lock (&c->lock);
+  while (!c->gathered && g_cond_wait_until (&c->cond, &c->lock, deadline));
+  g_mutex_unlock (&c->lock);
+  g_object_get (c->webrtc, "local-description", &local, NULL);
+  text = gst_sdp_message_as_text (local->sdp);
+  gst_webrtc_session_description_free (local);
+  if (c->setup) {
+    gchar *repl = g_strdup_printf ("a=setup:%s", c->setup);
+    gchar **parts = g_strsplit (text, "a=setup:actpass", -1);
+    tmp = g_strjoinv (repl, parts);
+    g_strfreev (parts);
+    g_free (repl);
+    g_free (text);
+    text = tmp;
+  }
+  return text;
+}
+
+static SoupMessage *
+new_request (WhipCaller *c, const gchar *method, const gchar *url,
+    const gchar *type, const gchar *body)
+{
+  SoupMessage *msg = soup_message_new (method, url);
+
+  if (c->token) {
+    gchar *auth = g_strdup_printf ("Bearer %s", c->token);
+    soup_message_headers_replace (soup_message_get_request_headers (msg),
+        "Authorization", auth);
+    g_free (auth);
+  }
+  if (body) {
+    GBytes *b = g_bytes_new (body, strlen (body));
+    soup_message_set_request_body_from_bytes (msg, type, b);
+    g_bytes_unref (b);
+  }
+  return msg;
+}
+
+static gboolean
+apply_answer (WhipCaller *c, GError **error)
+{
+  GstSDPMessage *sdp;
+  GstWebRTCSessionDescription *answer;
+  GstPromise *p;
+
+  gst_sdp_message_new_from_text (c->answer, &sdp);
+  answer = gst_webrtc_session_description_new (GST_WEBRTC_SDP_TYPE_ANSWER, sdp);
+  p = gst_promise_new ();
+  g_signal_emit_by_name (c->webrtc, "set-remote-description", answer, p);
+  gst_promise_wait (p);
+  gst_promise_unref (p);
+  gst_webrtc_session_description_free (answer);
+  return TRUE;
+}
+
+guint
+whip_caller_connect (WhipCaller *c, GError **error)
+{
+  GstWebRTCSessionDescription *offer;
+  SoupMessage *msg;
+  GBytes *reply;
+  gchar *sdp;
+  guint status;
+  const gchar *location;
+
+  gst_element_set_state (c->pipeline, GST_STATE_PLAYING);
+  set_direction (c);
+  open_channel (c);
+  offer = make_offer (c);
+  gst_webrtc_session_description_free (offer);
+  sdp = local_sdp_after_gathering (c);
+  msg = new_request (c, "POST", c->url, "application/sdp", sdp);
+  g_free (sdp);
+  reply = soup_session_send_and_read (c->http, msg, NULL, error);
+  status = soup_message_get_status (msg);
+  if (reply && status == 201) {
+    GUri *abs;
+    location = soup_message_headers_get_one (soup_message_get_response_headers
+        (msg), "Location");
+    c->etag = g_strdup (soup_message_headers_get_one
+        (soup_message_get_response_headers (msg), "ETag"));
+    abs = location ? g_uri_parse_relative (soup_message_get_uri (msg), location,
+        G_URI_FLAGS_NONE, NULL) : NULL;
+    c->session_url = abs ? g_uri_to_string (abs) : NULL;
+    g_clear_pointer (&abs, g_uri_unref);
+    c->answer = g_strndup (g_bytes_get_data (reply, NULL),
+        g_bytes_get_size (reply));
+    apply_answer (c, error);
+  } else if (reply && error && *error == NULL) {
+    g_set_error (error, G_IO_ERROR, G_IO_ERROR_FAILED, "HTTP %u: %.*s", status,
+        (int) g_bytes_get_size (reply), (const gchar *) g_bytes_get_data (reply,
+            NULL));
+  }
+  g_clear_pointer (&reply, g_bytes_unref);
+  g_object_unref (msg);
+  return status;
+}
+
+gboolean
+whip_caller_wait_audio (WhipCaller *c, gdouble rms, guint timeout_ms)
+{
+  gint64 deadline = g_get_monotonic_time () + timeout_ms * (gint64) 1000;
+  gboolean ok;
+
+  g_mutex_lock (&c->lock);
+  while (c->peak_rms <= rms && g_cond_wait_until (&c->cond, &c->lock,
+          deadline));
+  ok = c->peak_rms > rms;
+  g_mutex_unlock (&c->lock);
+  return ok;
+}
+
+gdouble
+whip_caller_get_peak_rms (WhipCaller *c)
+{
+  gdouble v;
+
+  g_mutex_lock (&c->lock);
+  v = c->peak_rms;
+  g_mutex_unlock (&c->lock);
+  return v;
+}
+
+gchar *
+whip_caller_pop_message (WhipCaller *c, guint timeout_ms)
+{
+  gint64 deadline = g_get_monotonic_time () + timeout_ms * (gint64) 1000;
+  gchar *m;
+
+  g_mutex_lock (&c->lock);
+  while (g_queue_is_empty (&c->messages)
+      && g_cond_wait_until (&c->cond, &c->lock, deadline));
+  m = g_queue_pop_head (&c->messages);
+  g_mutex_unlock (&c->lock);
+  return m;
+}
+
+gchar *
+whip_caller_wait_message (WhipCaller *c, const gchar *needle, guint timeout_ms)
+{
+  gint64 deadline = g_get_monotonic_time () + timeout_ms * (gint64) 1000;
+  gchar *m;
+
+  while (g_get_monotonic_time () < deadline) {
+    gint64 left = (deadline - g_get_monotonic_time ()) / 1000;
+    m = whip_caller_pop_message (c, (guint) MAX (left, 1));
+    if (m && strstr (m, needle))
+      return m;
+    g_free (m);
+  }
+  return NULL;
+}
+
+gboolean
+whip_caller_send (WhipCaller *c, const gchar *json)
+{
+  GstWebRTCDataChannel *channel;
+  GstWebRTCDataChannelState state = GST_WEBRTC_DATA_CHANNEL_STATE_CLOSED;
+  gint64 deadline = g_get_monotonic_time () + 5 * G_USEC_PER_SEC;
+
+  g_mutex_lock (&c->lock);
+  channel = c->channel ? g_object_ref (c->channel) : NULL;
+  g_mutex_unlock (&c->lock);
+  if (channel == NULL)
+    return FALSE;
+  /* The channel opens once SCTP is up, shortly after ICE and DTLS. */
+  while (g_get_monotonic_time () < deadline) {
+    g_object_get (channel, "ready-state", &state, NULL);
+    if (state == GST_WEBRTC_DATA_CHANNEL_STATE_OPEN)
+      break;
+    g_usleep (10000);
+  }
+  if (state == GST_WEBRTC_DATA_CHANNEL_STATE_OPEN)
+    gst_webrtc_data_channel_send_string (channel, json);
+  g_object_unref (channel);
+  return state == GST_WEBRTC_DATA_CHANNEL_STATE_OPEN;
+}
+
+const gchar *
+whip_caller_get_session_url (WhipCaller *c)
+{
+  return c->session_url;
+}
+
+const gchar *
+whip_caller_get_etag (WhipCaller *c)
+{
+  return c->etag;
+}
+
+const gchar *
+whip_caller_get_answer (WhipCaller *c)
+{
+  return c->answer;
+}
+
+guint
+whip_caller_request (WhipCaller *c, const gchar *method,
+    const gchar *content_type, const gchar *body, const gchar *const *headers)
+{
+  SoupMessage *msg;
+  GBytes *reply;
+  guint status;
+
+  if (c->session_url == NULL)
+    return 0;
+  msg = new_request (c, method, c->session_url, content_type, body);
+  for (; headers && headers[0] && headers[1]; headers += 2)
+    soup_message_headers_replace (soup_message_get_request_headers (msg),
+        headers[0], headers[1]);
+  reply = soup_session_send_and_read (c->http, msg, NULL, NULL);
+  status = soup_message_get_status (msg);
+  g_clear_pointer (&reply, g_bytes_unref);
+  g_object_unref (msg);
+  return status;
+}
+
+guint
+whip_caller_hangup (WhipCaller *c)
+{
+  return whip_caller_request (c, "DELETE", NULL, NULL, NULL);
+}
+
+void
+whip_caller_free (WhipCaller *c)
+{
+  if (c == NULL)
+    return;
+  gst_element_set_state (c->pipeline, GST_STATE_NULL);
+  gst_object_unref (c->webrtc);
+  gst_object_unref (c->pipeline);
+  g_clear_object (&c->channel);
+  g_object_unref (c->http);
+  g_queue_clear_full (&c->messages, g_free);
+  g_mutex_clear (&c->lock);
+  g_cond_clear (&c->cond);
+  g_free (c->url);
+  g_free (c->wav);
+  g_free (c->token);
+  g_free (c->setup);
+  g_free (c->session_url);
+  g_free (c->etag);
+  g_free (c->answer);
+  g_free (c);
+}
