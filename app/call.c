@@ -651,6 +651,7 @@ va_call_add_listener (VaCall *call, const gchar *listener_id, VaOffer *offer,
   GstElement *caller_tap = find_element (call, "caller_tap");
   GstElement *agent_tap = find_element (call, "agent_tap");
   GstElement *webrtc;
+  GstBin *parent;
   Listener *l = NULL;
   gboolean ok = FALSE;
 
@@ -669,7 +670,10 @@ va_call_add_listener (VaCall *call, const gchar *listener_id, VaOffer *offer,
   if (l->bin == NULL)
     goto out;
   gst_object_ref (l->bin);
-  gst_bin_add (GST_BIN (call->pipeline), l->bin);
+  /* Beside the taps: a link cannot cross into another bin. */
+  parent = GST_BIN (gst_object_get_parent (GST_OBJECT (caller_tap)));
+  gst_bin_add (parent, l->bin);
+  gst_object_unref (parent);
   gst_element_sync_state_with_parent (l->bin);
   l->caller_src = link_tap (caller_tap, l->bin, "caller");
   l->agent_src = link_tap (agent_tap, l->bin, "agent");
