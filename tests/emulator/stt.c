@@ -275,7 +275,7 @@ stt_resampler_new (guint in_rate, guint out_rate)
   if (rs->up == rs->down)
     return rs;
 
-  rs->taps = 16 * MAX (1, (rs->down + rs->up - 1) / rs->up);
+  rs->taps = 32 * MAX (1, (rs->down + rs->up - 1) / rs->up);
   n = rs->up * rs->taps;
   /* cutoff as a fraction of the upsampled rate, a little under Nyquist */
   fc = 0.5 / MAX (rs->up, rs->down) * 0.92;

@@ -640,7 +640,7 @@ test_encodings (void)
   c = client_connect ("encoding=mulaw&sample_rate=8000"
                       "&emu_transcript=from%20mulaw");
   for (guint i = 0; i < 8000; i++) {
-    /* 0x8f/0x0f: about +-4000, a square wave; 0xff is silence */
+    /* 0x8f/0x0f: about +-16000, a square wave; 0xff is silence */
     mu[i] = i < 4000 ? ((i / 8) % 2 ? 0x8f : 0x0f) : 0xff;
   }
   soup_websocket_connection_send_binary (c->ws, mu, 8000);
