@@ -22,7 +22,7 @@
  * sends `Finalize`, so the final transcript arrives without waiting for
  * Deepgram's own endpointing; on EOS it sends `CloseStream` and its partner
  * pushes EOS once the last results and Metadata arrived (or once Deepgram
- * has been silent for 5 s after EOS; 60 s at most).
+ * has been silent for 10 s after EOS; 60 s at most).
  *
  * A dropped or stalled connection (including Deepgram's 1011 NET-0001 idle
  * timeout) is re-opened with exponential backoff. Audio since the last final
@@ -95,8 +95,9 @@ GST_DEBUG_CATEGORY_STATIC (deepgram_sink_debug);
 #define TICK_MS 250
 /* After EOS, the wait for the last results ends when Deepgram has been
  * silent this long (it may still be working through audio that arrived
- * faster than real time, sending results as it goes)... */
-#define EOS_TIMEOUT_US (5 * G_USEC_PER_SEC)
+ * faster than real time, sending results as it goes). Deepgram's own idle
+ * limit is the same 10 s... */
+#define EOS_TIMEOUT_US (10 * G_USEC_PER_SEC)
 /* ...or at the latest after this long. */
 #define EOS_MAX_WAIT_US (60 * G_USEC_PER_SEC)
 /* Deepgram answers Finalize in well under a second; no answer in this long

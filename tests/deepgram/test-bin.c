@@ -5,8 +5,7 @@
  */
 #include <string.h>
 #include <gst/check/gstcheck.h>
-#include "emulator-process.h"
-#include "voice.h"
+#include "fixture.h"
 
 /* GLib's first quark block is dropped by design once libsoup, GIO and
  * GStreamer are loaded; tests/lsan.supp matches it on full stacks only. */
@@ -122,7 +121,7 @@ has_message (GList *msgs, const gchar *name)
  * the emulator and yields a transcript, an end-of-turn and usage. */
 GST_START_TEST (test_docs_launch_line)
 {
-  EmuProcess *emu = emu_process_start ((const gchar *[]){ "-q", NULL });
+  EmuProcess *emu = fx_start_emulator ((const gchar *[]){ "-q", NULL });
   gchar *line = docs_launch_line ();
   gchar *with_url, *with_path, *location;
   GError *error = NULL;
@@ -183,7 +182,7 @@ GST_END_TEST;
  * names): each gets only its own transcript. */
 GST_START_TEST (test_two_bins)
 {
-  EmuProcess *emu = emu_process_start (
+  EmuProcess *emu = fx_start_emulator (
       (const gchar *[]){ "-q", "--stt-engine", "scripted", NULL });
   gchar *desc;
   GError *error = NULL;
