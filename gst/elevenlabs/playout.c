@@ -365,6 +365,29 @@ trim_cut_word (GString *out, const gchar *next)
   g_string_truncate (out, end);
 }
 
+/* Collapses runs of whitespace into one space and strips the ends, in
+ * place: the sink ends every piece with a space, and a piece may start
+ * with one too. Returns @text. */
+static gchar *
+tidy_spaces (gchar *text)
+{
+  gchar *out = text;
+  gboolean space = FALSE;
+
+  for (const gchar *p = text; *p; p++) {
+    if (g_ascii_isspace (*p)) {
+      space = TRUE;
+      continue;
+    }
+    if (space && out != text)
+      *out++ = ' ';
+    space = FALSE;
+    *out++ = *p;
+  }
+  *out = '\0';
+  return text;
+}
+
 /* Text of the playing turn the caller has heard so far. */
 static gchar *
 spoken_text (ElPlayout *p)
@@ -388,7 +411,7 @@ spoken_text (ElPlayout *p)
     }
   }
   trim_cut_word (out, next);
-  return g_strstrip (g_string_free (out, FALSE));
+  return tidy_spaces (g_string_free (out, FALSE));
 }
 
 static void
@@ -432,7 +455,7 @@ finish_turn (ElPlayout *p, gboolean complete, const Item *end, guint offset,
     note.ttfb = end->ttfb;
   }
   if (complete && end && end->text && *end->text)
-    note.spoken = g_strstrip (g_strdup (end->text));
+    note.spoken = tidy_spaces (g_strdup (end->text));
   else
     note.spoken = spoken_text (p);
   g_array_append_val (notes, note);

@@ -621,6 +621,9 @@ on_message (GstVoiceClient *client, SoupWebsocketDataType type, GBytes *message,
   const gchar *data = g_bytes_get_data (message, &len);
   gboolean was_failed, now_failed;
 
+  /* An error posted here may stop the element (a sync bus handler):
+   * keep @s alive until this returns. */
+  synth_ref (s);
   el_server_msg_parse (data, len, &m);
   g_mutex_lock (&s->lock);
   was_failed = s->failed;
@@ -655,6 +658,7 @@ on_message (GstVoiceClient *client, SoupWebsocketDataType type, GBytes *message,
         ("error frame"));
   run_deferred (s, &d);
   el_server_msg_clear (&m);
+  synth_unref (s);
 }
 
 /* Makes every unfinished turn start over from its first character without
@@ -683,6 +687,9 @@ on_opened (GstVoiceClient *client, gboolean reconnected, gpointer user_data)
   Deferred d = { 0 };
   guint resent;
 
+  /* An error posted here may stop the element (a sync bus handler):
+   * keep @s alive until this returns. */
+  synth_ref (s);
   g_mutex_lock (&s->lock);
   s->connected = TRUE;
   s->connecting = FALSE;
@@ -702,6 +709,7 @@ on_opened (GstVoiceClient *client, gboolean reconnected, gpointer user_data)
   pump (s, &d);
   g_mutex_unlock (&s->lock);
   run_deferred (s, &d);
+  synth_unref (s);
 }
 
 static void
@@ -711,6 +719,9 @@ on_closed (GstVoiceClient *client, gushort code, const gchar *reason,
   ElSynth *s = user_data;
   Deferred d = { 0 };
 
+  /* An error posted here may stop the element (a sync bus handler):
+   * keep @s alive until this returns. */
+  synth_ref (s);
   g_mutex_lock (&s->lock);
   s->connected = FALSE;
   forget_contexts (s);
@@ -729,6 +740,7 @@ on_closed (GstVoiceClient *client, gushort code, const gchar *reason,
   }
   g_mutex_unlock (&s->lock);
   run_deferred (s, &d);
+  synth_unref (s);
 }
 
 static void
@@ -739,16 +751,19 @@ on_connect_failed (GstVoiceClient *client, guint http_status,
   ElSynth *s = user_data;
   Deferred d = { 0 };
   gboolean fatal = !will_retry && http_status != 0;
+  gchar *why = gst_voice_redact (error ? error->message : "");
 
+  /* An error posted here may stop the element (a sync bus handler):
+   * keep @s alive until this returns. */
+  synth_ref (s);
   g_mutex_lock (&s->lock);
   s->connecting = will_retry;
   if (fatal)
     s->failed = TRUE;
   defer_message (s, &d,
       gst_structure_new (s->name, "event", G_TYPE_STRING, "connect-failed",
-          "http-status", G_TYPE_UINT, http_status, "error", G_TYPE_STRING,
-          error ? error->message : "", "will-retry", G_TYPE_BOOLEAN, will_retry,
-          NULL));
+          "http-status", G_TYPE_UINT, http_status, "error", G_TYPE_STRING, why,
+          "will-retry", G_TYPE_BOOLEAN, will_retry, NULL));
   g_mutex_unlock (&s->lock);
   run_deferred (s, &d);
 
@@ -757,17 +772,18 @@ on_connect_failed (GstVoiceClient *client, guint http_status,
         ("ElevenLabs rejected the API key (HTTP %u): set ELEVENLABS_API_KEY "
          "(or the api-key property) to a valid key.",
             http_status),
-        ("WebSocket handshake refused: %s", error ? error->message : ""));
+        ("WebSocket handshake refused: %s", why));
   else if (fatal)
     GST_ELEMENT_ERROR (s->owner, RESOURCE, OPEN_READ,
         ("ElevenLabs refused the connection (HTTP %u): check voice-id, "
          "model-id and output-format.",
             http_status),
-        ("WebSocket handshake refused: %s", error ? error->message : ""));
+        ("WebSocket handshake refused: %s", why));
   else if (!will_retry)
     GST_ELEMENT_ERROR (s->owner, RESOURCE, OPEN_READ,
-        ("Could not connect to ElevenLabs at %s.", s->cfg.url),
-        ("%s", error ? error->message : ""));
+        ("Could not connect to ElevenLabs at %s.", s->cfg.url), ("%s", why));
+  g_free (why);
+  synth_unref (s);
 }
 
 static void

@@ -108,14 +108,14 @@ GST_START_TEST (test_short_turn)
   GArray *notes = el_notes_new ();
 
   el_playout_push (p, chunk (3, 1, 10, 100, NULL, FALSE));
-  el_playout_push (p, turn_end (3, "Hi. "));
+  el_playout_push (p, turn_end (3, " Hi,  there. \n"));
   fail_unless_equals_int (read_ms (p, 20, notes), MS (10));
   fail_unless_equals_int (notes->len, 2);
   fail_unless_equals_int (note (notes, 0)->type, EL_NOTE_STARTED);
   fail_unless_equals_int (note (notes, 1)->type, EL_NOTE_STOPPED);
   fail_unless_equals_int (note (notes, 1)->offset, MS (10));
   fail_unless (note (notes, 1)->complete);
-  fail_unless_equals_string (note (notes, 1)->spoken, "Hi.");
+  fail_unless_equals_string (note (notes, 1)->spoken, "Hi, there.");
   fail_unless_equals_int (note (notes, 1)->samples, MS (10));
   fail_unless_equals_int (note (notes, 1)->characters, 42);
   fail_unless_equals_uint64 (note (notes, 1)->ttfb, 5);

@@ -330,7 +330,7 @@ main (int argc, char **argv)
   print_stats (
       "element-reported (agent-speaking-started)", b.element_latency_ms);
   g_print ("\nservice, for reference (profile: 130 ms):\n");
-  print_stats ("TTFB (first text sent -> first audio byte)", b.ttfb_ms);
+  print_stats ("TTFB (speakable text sent -> first audio)", b.ttfb_ms);
   g_print (
       "\ninterrupt -> first silent buffer, target <= %d ms (one buffer):\n",
       buffer_ms);
