@@ -89,6 +89,7 @@
 #include "gstllmtransform.h"
 #include "llmchat.h"
 #include "llmchunker.h"
+#include "llmhistory.h"
 #include "llmsse.h"
 
 GST_DEBUG_CATEGORY_STATIC (gst_llm_transform_debug);
@@ -153,18 +154,6 @@ enum {
 #define MAX_ERROR_BODY (64 * 1024)
 /* Stopping waits this long for cancelled requests to wind down. */
 #define STOP_WAIT_US (5 * G_USEC_PER_SEC)
-
-/* One exchange of the conversation: what the caller said and what the
- * caller heard of the answer. */
-typedef struct
-{
-  guint id;
-  guint turn;
-  gchar *user; /* NULL for text the agent said unprompted (greeting, say) */
-  GString *agent; /* text pushed downstream for this exchange */
-  gchar *heard; /* what the TTS says the caller heard, when cut short */
-  gboolean answered; /* a reply ended with text queued for the caller */
-} Exchange;
 
 typedef enum {
   TIMER_TOKEN, /* first-token-timeout */
@@ -314,9 +303,9 @@ struct _GstLlmTransform
   gboolean need_stream_start; /* src task sends stream-start and caps */
   gboolean need_segment; /* src task sends a segment and a gap */
   GString *user_text; /* the caller's final words of the turn so far */
-  GQueue history; /* Exchange*, oldest first */
+  LlmHistory history;
   Reply *reply; /* being generated, or NULL */
-  guint next_id; /* ids of exchanges, replies and attempts */
+  guint next_id; /* ids of replies and attempts */
   guint last_turn; /* highest turn number seen */
   gboolean greeted;
   gboolean eos_pending; /* EOS goes out once the reply is over */
@@ -591,19 +580,10 @@ gst_llm_transform_init (GstLlmTransform *self)
   g_cond_init (&self->cond);
   g_cond_init (&self->requests_cond);
   g_queue_init (&self->out);
-  g_queue_init (&self->history);
+  llm_history_init (&self->history);
   self->user_text = g_string_new (NULL);
   self->flushing = TRUE;
   self->src_result = GST_FLOW_OK;
-}
-
-static void
-exchange_free (Exchange *e)
-{
-  g_free (e->user);
-  g_string_free (e->agent, TRUE);
-  g_free (e->heard);
-  g_free (e);
 }
 
 static void
@@ -627,7 +607,7 @@ gst_llm_transform_finalize (GObject *object)
   g_free (self->extra_body);
   g_free (self->fallback_text);
   g_queue_clear_full (&self->out, (GDestroyNotify)out_item_free);
-  g_queue_clear_full (&self->history, (GDestroyNotify)exchange_free);
+  llm_history_clear (&self->history);
   g_string_free (self->user_text, TRUE);
   g_mutex_clear (&self->lock);
   g_cond_clear (&self->cond);
@@ -971,112 +951,6 @@ arm_timer_locked (GstLlmTransform *self, Reply *r, TimerKind kind, guint ms)
   return id;
 }
 
-/* ---- History ---- */
-
-static Exchange *
-exchange_new (GstLlmTransform *self, guint turn, const gchar *user)
-{
-  Exchange *e = g_new0 (Exchange, 1);
-
-  e->id = ++self->next_id;
-  e->turn = turn;
-  e->user = g_strdup (user);
-  e->agent = g_string_new (NULL);
-  return e;
-}
-
-/* What the caller heard of the answer. */
-static const gchar *
-exchange_agent_text (Exchange *e)
-{
-  return e->heard ? e->heard : e->agent->str;
-}
-
-/* TRUE if the caller heard no answer to @e: its words join the next turn. */
-static gboolean
-exchange_unanswered (Exchange *e)
-{
-  if (e->user == NULL)
-    return FALSE;
-  if (e->heard)
-    return *e->heard == '\0';
-  return !e->answered && e->agent->len == 0;
-}
-
-static Exchange *
-find_exchange_locked (GstLlmTransform *self, guint id)
-{
-  GList *l;
-
-  for (l = self->history.tail; l; l = l->prev) {
-    Exchange *e = l->data;
-    if (e->id == id)
-      return e;
-  }
-  return NULL;
-}
-
-/* The exchange whose answer the TTS numbered @turn: a reply before an
- * unprompted text of the same turn. */
-static Exchange *
-find_turn_exchange_locked (GstLlmTransform *self, guint turn)
-{
-  Exchange *any = NULL;
-  GList *l;
-
-  for (l = self->history.tail; l; l = l->prev) {
-    Exchange *e = l->data;
-    if (e->turn != turn)
-      continue;
-    if (e->user)
-      return e;
-    if (any == NULL)
-      any = e;
-  }
-  return any;
-}
-
-static void
-trim_history_locked (GstLlmTransform *self, guint keep)
-{
-  while (self->history.length > keep)
-    exchange_free (g_queue_pop_head (&self->history));
-}
-
-/* Returns: (transfer container): the messages of a request answering
- * @user; they point into the history, valid while the lock is held. */
-static GArray *
-collect_messages_locked (
-    GstLlmTransform *self, const Settings *s, const gchar *user)
-{
-  GArray *a = g_array_new (FALSE, FALSE, sizeof (LlmChatMessage));
-  LlmChatMessage m;
-  GList *l;
-
-  if (s->system_prompt && *s->system_prompt) {
-    m.role = "system";
-    m.content = s->system_prompt;
-    g_array_append_val (a, m);
-  }
-  for (l = self->history.head; l; l = l->next) {
-    Exchange *e = l->data;
-    if (e->user) {
-      m.role = "user";
-      m.content = e->user;
-      g_array_append_val (a, m);
-    }
-    if (*exchange_agent_text (e)) {
-      m.role = "assistant";
-      m.content = exchange_agent_text (e);
-      g_array_append_val (a, m);
-    }
-  }
-  m.role = "user";
-  m.content = user;
-  g_array_append_val (a, m);
-  return a;
-}
-
 /* ---- Output ---- */
 
 static void
@@ -1155,11 +1029,10 @@ static void
 speak_locked (GstLlmTransform *self, const gchar *text, guint turn,
     const gchar *origin, Deferred *d)
 {
-  Exchange *e = exchange_new (self, turn, NULL);
+  LlmExchange *e = llm_history_add (&self->history, turn, NULL);
   GstStructure *s = turn_message_new (self, "say", turn);
 
   e->answered = TRUE;
-  g_queue_push_tail (&self->history, e);
   queue_object_locked (
       self, GST_MINI_OBJECT (text_buffer_new (text, turn, TRUE)), e->id);
   gst_structure_set (
@@ -1232,7 +1105,7 @@ end_reply_locked (GstLlmTransform *self, const gchar *outcome,
     const gchar *reason, Deferred *d)
 {
   Reply *r = self->reply;
-  Exchange *e = find_exchange_locked (self, r->exchange_id);
+  LlmExchange *e = llm_history_find (&self->history, r->exchange_id);
   gboolean cancelled = g_str_equal (outcome, "cancelled");
   guint i;
 
@@ -1349,7 +1222,7 @@ static GBytes *
 build_body_locked (GstLlmTransform *self, const Settings *s, const gchar *user,
     guint *n_messages, Deferred *d)
 {
-  GArray *msgs = collect_messages_locked (self, s, user);
+  GArray *msgs = llm_history_messages (&self->history, s->system_prompt, user);
   LlmChatRequest req = { 0 };
   GError *err = NULL;
   gchar *body;
@@ -1381,7 +1254,7 @@ reply_new_locked (GstLlmTransform *self, const Settings *s, guint turn,
     const gchar *user, gboolean combined, Deferred *d)
 {
   Reply *r;
-  Exchange *e;
+  LlmExchange *e;
   gchar *url = endpoint_url (s->url);
 
   if (!url_is_http (url)) {
@@ -1394,7 +1267,7 @@ reply_new_locked (GstLlmTransform *self, const Settings *s, guint turn,
     g_free (url);
     return NULL;
   }
-  trim_history_locked (self, s->history_turns);
+  llm_history_trim (&self->history, s->history_turns);
 
   r = g_new0 (Reply, 1);
   r->id = ++self->next_id;
@@ -1417,9 +1290,8 @@ reply_new_locked (GstLlmTransform *self, const Settings *s, guint turn,
   llm_sse_parser_init (&r->sse);
   llm_chunker_init (&r->chunker, r->min_chars);
 
-  e = exchange_new (self, turn, user);
+  e = llm_history_add (&self->history, turn, user);
   r->exchange_id = e->id;
-  g_queue_push_tail (&self->history, e);
   return r;
 }
 
@@ -1430,7 +1302,7 @@ static void
 start_reply_locked (
     GstLlmTransform *self, guint turn, const gchar *text, Deferred *d)
 {
-  Exchange *last;
+  LlmExchange *last;
   gchar *user;
   gboolean combined = FALSE;
   Settings s = { 0 };
@@ -1439,10 +1311,10 @@ start_reply_locked (
     return;
   if (self->reply)
     cancel_reply_locked (self, "combined", d);
-  last = g_queue_peek_tail (&self->history);
-  if (last && exchange_unanswered (last)) {
+  last = llm_history_last (&self->history);
+  if (last && llm_exchange_unanswered (last)) {
     user = g_strconcat (last->user, " ", text, NULL);
-    exchange_free (g_queue_pop_tail (&self->history));
+    llm_history_drop_last (&self->history);
     combined = TRUE;
   } else {
     user = g_strdup (text);
@@ -1982,14 +1854,17 @@ handle_end_of_turn (GstLlmTransform *self, GstEvent *event)
   return TRUE;
 }
 
-/* speech-start and interrupt: out-of-band, acted on at once, forwarded
- * ahead of any queued text. */
+/* speech-start and interrupt: out-of-band, acted on at once. The event goes
+ * out through the src task at the head of its queue, ahead of everything
+ * queued but never ahead of a buffer being pushed: no stale text reaches
+ * the TTS after it. */
 static gboolean
 handle_barge_in (GstLlmTransform *self, GstEvent *event, gboolean is_vad)
 {
   GstLlmInterruption mode;
   gboolean acted = FALSE;
   Deferred d = { 0 };
+  OutItem *item;
 
   GST_OBJECT_LOCK (self);
   mode = self->interruption;
@@ -2004,10 +1879,17 @@ handle_barge_in (GstLlmTransform *self, GstEvent *event, gboolean is_vad)
   defer_structure (self, &d,
       gst_voice_event_to_message_structure (
           event, "llmtransform", acted ? "acted" : "forwarded"));
+  if (self->flushing) {
+    gst_event_unref (event);
+  } else {
+    item = g_new0 (OutItem, 1);
+    item->obj = GST_MINI_OBJECT (event);
+    g_queue_push_head (&self->out, item);
+    g_cond_signal (&self->cond);
+  }
   g_mutex_unlock (&self->lock);
-  /* The request is cancelled first: the server must stop generating. */
+  /* Cancelling the request comes first: the server must stop generating. */
   deferred_run (self, &d);
-  gst_pad_push_event (self->srcpad, event);
   return TRUE;
 }
 
@@ -2138,15 +2020,13 @@ handle_spoken (GstLlmTransform *self, GstEvent *event)
   gboolean complete = FALSE;
   Deferred d = { 0 };
   guint turn = 0;
-  Exchange *e;
+  LlmExchange *e;
 
   gst_voice_event_parse_spoken (event, NULL, &turn, &text, &complete);
   g_mutex_lock (&self->lock);
-  e = find_turn_exchange_locked (self, turn);
+  e = llm_history_find_turn (&self->history, turn);
   if (e) {
-    /* Complete: the caller heard what was sent; else only @text. */
-    g_free (e->heard);
-    e->heard = complete ? NULL : g_strdup (text ? text : "");
+    llm_exchange_set_heard (e, text, complete);
     GST_DEBUG_OBJECT (self, "turn %u: caller heard %s", turn,
         complete ? "all of it" : e->heard);
   }
@@ -2209,7 +2089,7 @@ push_stream_header (GstLlmTransform *self)
 static void
 credit_text_locked (GstLlmTransform *self, OutItem *item)
 {
-  Exchange *e = find_exchange_locked (self, item->exchange_id);
+  LlmExchange *e = llm_history_find (&self->history, item->exchange_id);
   GstMapInfo map;
 
   if (e && gst_buffer_map (GST_BUFFER (item->obj), &map, GST_MAP_READ)) {
@@ -2375,8 +2255,7 @@ static void
 reset_conversation (GstLlmTransform *self)
 {
   g_mutex_lock (&self->lock);
-  g_queue_clear_full (&self->history, (GDestroyNotify)exchange_free);
-  g_queue_init (&self->history);
+  llm_history_clear (&self->history);
   g_string_truncate (self->user_text, 0);
   clear_out_locked (self);
   self->greeted = FALSE;

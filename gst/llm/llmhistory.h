@@ -1,0 +1,58 @@
+/* gst-voiceagent
+ * Copyright (C) 2026 gst-voiceagent contributors
+ * SPDX-License-Identifier: LGPL-2.1-or-later
+ */
+#pragma once
+
+#include <glib.h>
+
+#include "llmchat.h"
+
+G_BEGIN_DECLS
+
+/**
+ * LlmExchange:
+ *
+ * One exchange of the conversation: what the caller said and what the
+ * caller heard of the answer.
+ */
+typedef struct
+{
+  guint id; /* unique in its history */
+  guint turn;
+  gchar *user; /* NULL for text the agent said unprompted (greeting, say) */
+  GString *agent; /* text pushed towards the caller */
+  gchar *heard; /* what the TTS says the caller heard, when cut short */
+  gboolean answered; /* a reply ended with text queued for the caller */
+} LlmExchange;
+
+/**
+ * LlmHistory:
+ *
+ * The conversation so far, oldest exchange first. Not thread-safe.
+ */
+typedef struct
+{
+  GQueue exchanges; /* LlmExchange* */
+  guint next_id;
+} LlmHistory;
+
+void llm_history_init (LlmHistory *history);
+void llm_history_clear (LlmHistory *history);
+
+LlmExchange *llm_history_add (
+    LlmHistory *history, guint turn, const gchar *user);
+LlmExchange *llm_history_find (LlmHistory *history, guint id);
+LlmExchange *llm_history_find_turn (LlmHistory *history, guint turn);
+LlmExchange *llm_history_last (LlmHistory *history);
+void llm_history_drop_last (LlmHistory *history);
+void llm_history_trim (LlmHistory *history, guint keep);
+GArray *llm_history_messages (
+    LlmHistory *history, const gchar *system_prompt, const gchar *user);
+
+const gchar *llm_exchange_heard (LlmExchange *exchange);
+gboolean llm_exchange_unanswered (LlmExchange *exchange);
+void llm_exchange_set_heard (
+    LlmExchange *exchange, const gchar *text, gboolean complete);
+
+G_END_DECLS
