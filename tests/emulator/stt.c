@@ -24,7 +24,9 @@
 #include <string.h>
 
 #include <pocketsphinx.h>
+#include <sphinxbase/cmn.h>
 #include <sphinxbase/err.h>
+#include <sphinxbase/feat.h>
 
 #define FRAMES_PER_S 100
 #define ONSET_FRAMES 3
@@ -474,6 +476,8 @@ stt_events_new (void)
  * too because sphinxbase keeps global logging state. */
 static GMutex ps_lock;
 static GQueue ps_pool = G_QUEUE_INIT;
+static mfcc_t *ps_cmn_init; /* live CMN mean of a fresh decoder */
+static gint ps_cmn_len;
 
 static ps_decoder_t *
 ps_acquire (GError **error)
@@ -502,6 +506,11 @@ ps_acquire (GError **error)
   ps = config ? ps_init (config) : NULL;
   if (config)
     cmd_ln_free_r (config);
+  if (ps && !ps_cmn_init) {
+    cmn_t *cmn = ps_get_feat (ps)->cmn_struct;
+    ps_cmn_len = cmn->veclen;
+    ps_cmn_init = g_memdup2 (cmn->cmn_mean, ps_cmn_len * sizeof (mfcc_t));
+  }
   g_mutex_unlock (&ps_lock);
   if (!ps)
     g_set_error (error, G_FILE_ERROR, G_FILE_ERROR_NOENT,
@@ -566,6 +575,7 @@ stt_pocketsphinx_shutdown (void)
   g_mutex_lock (&ps_lock);
   while ((ps = g_queue_pop_head (&ps_pool)))
     ps_free (ps);
+  g_clear_pointer (&ps_cmn_init, g_free);
   g_mutex_unlock (&ps_lock);
 }
 
@@ -664,6 +674,12 @@ stt_session_new (
       stt_session_free (s);
       return NULL;
     }
+    /* a pooled decoder carries the last stream's cepstral mean and frame
+     * count: reset both, so a stream decodes the same on any decoder */
+    ps_start_stream (s->ps);
+    g_mutex_lock (&ps_lock);
+    cmn_live_set (ps_get_feat (s->ps)->cmn_struct, ps_cmn_init);
+    g_mutex_unlock (&ps_lock);
   }
   return s;
 }
