@@ -52,7 +52,7 @@ test_truncated (void)
 {
   for (gsize n = 0; n < 512; n++)
     run (model_data, n);
-  for (gsize n = 512; n < model_size; n += 4099)
+  for (gsize n = 512; n < model_size; n += 8191)
     run (model_data, n);
   run (model_data, model_size - 1);
 }
@@ -64,7 +64,7 @@ test_mutated (void)
   g_autoptr (GRand) rand = g_rand_new_with_seed (20260101);
   guint8 *buf = g_memdup2 (model_data, model_size);
 
-  for (guint iter = 0; iter < 300; iter++) {
+  for (guint iter = 0; iter < 200; iter++) {
     guint edits = g_rand_int_range (rand, 1, 9);
     gsize at[8];
     guint8 old[8];
@@ -144,11 +144,13 @@ test_framing (void)
     run (model->data, model->len);
   }
 
-  /* Every single byte of the model's first 2 KiB set to 0xff. */
+  /* Bytes of the model's first 2 KiB (where the framing of the first
+   * graph, nodes and tensors is) set to 0xff: each of the first 512, then
+   * every 7th. Most mutants still load, which is slow under ASan. */
   {
     guint8 *buf = g_memdup2 (model_data, model_size);
 
-    for (gsize i = 0; i < 2048; i++) {
+    for (gsize i = 0; i < 2048; i += i < 512 ? 1 : 7) {
       guint8 old = buf[i];
 
       buf[i] = 0xff;
