@@ -21,7 +21,7 @@
  *
  * ## Example launch lines
  * |[
- * gst-launch-1.0 -m filesrc location=tests/deepgram/data/book-table.wav ! wavparse \
+ * gst-launch-1.0 -m filesrc location=tests/deepgram/data/order-pizza.wav ! wavparse \
  *   ! deepgram url=ws://127.0.0.1:8790/v1/listen api-key=local ! fakesink
  * ]| Transcribes a sentence with voiceagent-emulator running on its default
  * port (from the source tree).
@@ -111,7 +111,7 @@ gst_deepgram_bin_class_init (GstDeepgramBinClass *klass)
       "deepgramsrc in one bin",
       "gst-voiceagent contributors");
   gst_element_class_add_static_metadata (element_class, "example",
-      "gst-launch-1.0 -m filesrc location=tests/deepgram/data/book-table.wav "
+      "gst-launch-1.0 -m filesrc location=tests/deepgram/data/order-pizza.wav "
       "! wavparse ! deepgram url=ws://127.0.0.1:8790/v1/listen api-key=local "
       "! fakesink");
 

@@ -63,7 +63,7 @@
  *
  * ## Example launch lines
  * |[
- * gst-launch-1.0 -m filesrc location=tests/deepgram/data/book-table.wav ! wavparse \
+ * gst-launch-1.0 -m filesrc location=tests/deepgram/data/order-pizza.wav ! wavparse \
  *   ! deepgramsink url=ws://127.0.0.1:8790/v1/listen api-key=local  deepgramsrc ! fakesink
  * ]| Transcribes a sentence with voiceagent-emulator (started on its default
  * port, from the source tree) and prints the transcript messages.
@@ -159,8 +159,7 @@ struct _GstDeepgramSink
   gboolean connected;
   guint connections;
   gint64 last_send_us; /* anything handed to the client */
-  gboolean finalize_pending; /* Finalize sent (or due), no answer yet */
-  gint64 finalize_deadline_us;
+  gint64 finalize_deadline_us; /* a Finalize is unanswered until then */
   gboolean eos; /* EOS received: CloseStream when all audio is out */
   gboolean close_sent; /* CloseStream sent on this connection */
   gint64 eos_start_us;
@@ -228,7 +227,7 @@ gst_deepgram_sink_class_init (GstDeepgramSinkClass *klass)
    * It runs as written with voiceagent-emulator listening on its default
    * port; without url= it goes to Deepgram with $DEEPGRAM_API_KEY. */
   gst_element_class_add_static_metadata (element_class, "example",
-      "gst-launch-1.0 -m filesrc location=tests/deepgram/data/book-table.wav "
+      "gst-launch-1.0 -m filesrc location=tests/deepgram/data/order-pizza.wav "
       "! wavparse ! deepgramsink url=ws://127.0.0.1:8790/v1/listen "
       "api-key=local deepgramsrc ! fakesink");
 
@@ -446,29 +445,33 @@ send_text_locked (GstDeepgramSink *self, const gchar *text)
 }
 
 static void
-arm_finalize_timeout_locked (GstDeepgramSink *self)
+send_finalize_locked (GstDeepgramSink *self)
 {
-  /* Only audio not yet covered by a final result gets a certain answer. */
+  GST_DEBUG_OBJECT (self, "Finalize");
+  send_text_locked (self, MSG_FINALIZE);
+  /* Only audio no final result covers yet gets a certain answer. */
   if (dg_timeline_get_pending (self->timeline) > 0)
     self->finalize_deadline_us = g_get_monotonic_time () + FINALIZE_TIMEOUT_US;
-  else
-    self->finalize_deadline_us = 0;
 }
 
 /* Sends what the connection has not had yet, as far as the client queue
- * takes it; then CloseStream if EOS is waiting for that. */
+ * takes it, each Finalize right after the audio it follows; then
+ * CloseStream if EOS is waiting for that. */
 static void
 send_pending_locked (GstDeepgramSink *self)
 {
   GBytes *data;
+  gboolean finalize;
 
   if (!self->connected || self->timeline == NULL)
     return;
-  while ((data = dg_timeline_peek_unsent (self->timeline))) {
+  while ((data = dg_timeline_peek_unsent (self->timeline, &finalize))) {
     if (!gst_voice_client_send_binary (self->client, data))
       break;
     dg_timeline_mark_sent (self->timeline);
     self->last_send_us = g_get_monotonic_time ();
+    if (finalize)
+      send_finalize_locked (self);
   }
   if (self->eos && !self->close_sent &&
       dg_timeline_get_unsent (self->timeline) == 0) {
@@ -601,10 +604,8 @@ handle_results (GstDeepgramSink *self, const DgMessage *m, gint64 now)
   }
   if (m->is_final)
     dg_timeline_finalized (self->timeline, m->start + m->duration);
-  if (m->from_finalize) {
-    self->finalize_pending = FALSE;
+  if (m->from_finalize)
     self->finalize_deadline_us = 0;
-  }
   g_mutex_unlock (&self->lock);
 
   GST_LOG_OBJECT (self, "result %" GST_PTR_FORMAT, s);
@@ -725,11 +726,8 @@ on_opened (GstVoiceClient *client, gboolean reconnected, gpointer user_data)
   self->close_sent = FALSE;
   self->outage_warned = FALSE;
   self->last_send_us = g_get_monotonic_time ();
+  self->finalize_deadline_us = 0;
   send_pending_locked (self);
-  if (self->finalize_pending && !self->eos) {
-    send_text_locked (self, MSG_FINALIZE);
-    arm_finalize_timeout_locked (self);
-  }
   g_mutex_unlock (&self->lock);
 
   GST_INFO_OBJECT (self,
@@ -1127,7 +1125,6 @@ gst_deepgram_sink_stop (GstBaseSink *bsink)
   g_clear_object (&self->client);
   self->connected = FALSE;
   self->connections = 0;
-  self->finalize_pending = FALSE;
   self->finalize_deadline_us = 0;
   self->eos = self->eos_done = self->close_sent = FALSE;
   self->failed = self->outage_warned = self->dropping = FALSE;
@@ -1190,16 +1187,15 @@ gst_deepgram_sink_render (GstBaseSink *bsink, GstBuffer *buffer)
 
 /* ---- Events ---- */
 
+/* speech-stop: Finalize goes right after the audio received so far, now if
+ * that audio is already out, else when it is sent. */
 static void
 request_finalize (GstDeepgramSink *self)
 {
   g_mutex_lock (&self->lock);
-  self->finalize_pending = TRUE;
-  if (self->connected) {
-    GST_DEBUG_OBJECT (self, "speech-stop: Finalize");
-    send_text_locked (self, MSG_FINALIZE);
-    arm_finalize_timeout_locked (self);
-  }
+  if (self->timeline && !self->eos &&
+      dg_timeline_mark_finalize (self->timeline) && self->connected)
+    send_finalize_locked (self);
   g_mutex_unlock (&self->lock);
 }
 

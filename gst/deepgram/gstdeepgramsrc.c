@@ -47,7 +47,7 @@
  *
  * ## Example launch lines
  * |[
- * gst-launch-1.0 -m filesrc location=tests/deepgram/data/book-table.wav ! wavparse \
+ * gst-launch-1.0 -m filesrc location=tests/deepgram/data/order-pizza.wav ! wavparse \
  *   ! deepgramsink url=ws://127.0.0.1:8790/v1/listen api-key=local \
  *   deepgramsrc interim=true ! fakesink dump=true
  * ]| Interim and final transcripts of a sentence from voiceagent-emulator
@@ -171,7 +171,7 @@ gst_deepgram_src_class_init (GstDeepgramSrcClass *klass)
       "Deepgram, with end-of-turn events",
       "gst-voiceagent contributors");
   gst_element_class_add_static_metadata (element_class, "example",
-      "gst-launch-1.0 -m filesrc location=tests/deepgram/data/book-table.wav "
+      "gst-launch-1.0 -m filesrc location=tests/deepgram/data/order-pizza.wav "
       "! wavparse ! deepgramsink url=ws://127.0.0.1:8790/v1/listen "
       "api-key=local deepgramsrc interim=true ! fakesink dump=true");
 

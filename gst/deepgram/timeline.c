@@ -28,6 +28,7 @@ typedef struct
   guint64 pos; /* position of its first frame on the connection, if sent */
   gboolean sent; /* handed to the current connection */
   gboolean ever_sent; /* handed to any connection */
+  gboolean finalize_after; /* speech stopped here: Finalize follows it */
 } Chunk;
 
 typedef struct
@@ -136,14 +137,41 @@ dg_timeline_push (
 
 /**
  * dg_timeline_peek_unsent:
+ * @finalize_after: (out) (optional): set to whether a Finalize must follow
+ *   the chunk (see dg_timeline_mark_finalize())
  *
  * Returns: (transfer none) (nullable): the oldest chunk not sent on this
  * connection; after sending it, call dg_timeline_mark_sent().
  */
 GBytes *
-dg_timeline_peek_unsent (DgTimeline *tl)
+dg_timeline_peek_unsent (DgTimeline *tl, gboolean *finalize_after)
 {
-  return tl->first_unsent ? ((Chunk *)tl->first_unsent->data)->data : NULL;
+  Chunk *c = tl->first_unsent ? tl->first_unsent->data : NULL;
+
+  if (finalize_after)
+    *finalize_after = c && c->finalize_after;
+  return c ? c->data : NULL;
+}
+
+/**
+ * dg_timeline_mark_finalize:
+ *
+ * Speech stopped after the newest chunk: a Finalize belongs right after it
+ * in the stream, on this connection and on any that sends it again.
+ *
+ * Returns: TRUE if that chunk was already sent on this connection (the
+ * caller sends Finalize now); FALSE if the Finalize will follow the chunk
+ * when it is sent, or nothing is retained (nothing to finalize).
+ */
+gboolean
+dg_timeline_mark_finalize (DgTimeline *tl)
+{
+  Chunk *c = g_queue_peek_tail (&tl->chunks);
+
+  if (c == NULL)
+    return FALSE;
+  c->finalize_after = TRUE;
+  return c->sent;
 }
 
 static void
@@ -266,6 +294,10 @@ static void
 remove_link (DgTimeline *tl, GList *link)
 {
   Chunk *c = link->data;
+
+  /* A dropped chunk's Finalize stays with the audio before it. */
+  if (c->finalize_after && link->prev)
+    ((Chunk *)link->prev->data)->finalize_after = TRUE;
 
   if (link == tl->first_unsent)
     tl->first_unsent = link->next;

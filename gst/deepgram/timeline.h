@@ -32,7 +32,8 @@ void dg_timeline_free (DgTimeline *tl);
 void dg_timeline_push (
     DgTimeline *tl, GBytes *data, GstClockTime running_time, gint64 wall_us);
 
-GBytes *dg_timeline_peek_unsent (DgTimeline *tl);
+GBytes *dg_timeline_peek_unsent (DgTimeline *tl, gboolean *finalize_after);
+gboolean dg_timeline_mark_finalize (DgTimeline *tl);
 void dg_timeline_mark_sent (DgTimeline *tl);
 
 void dg_timeline_new_connection (DgTimeline *tl);

@@ -217,6 +217,64 @@ GST_START_TEST (test_two_bins)
 
 GST_END_TEST;
 
+#define WITH_VAD                                                               \
+  "concat name=c ! audioconvert ! audioresample "                              \
+  "! audio/x-raw,format=S16LE,rate=16000,channels=1 ! silerovad gate=true "    \
+  "! deepgram name=dg url=%s/v1/listen api-key=k max-backlog-ms=30000 "        \
+  "extra-params=emu_transcript=first%%20turn|second%%20turn ! fakesink "       \
+  "filesrc location=%s ! wavparse ! c. "                                       \
+  "audiotestsrc wave=silence samplesperbuffer=441 num-buffers=150 "            \
+  "! audio/x-raw,format=S16LE,rate=22050,channels=1 ! c. "                     \
+  "filesrc location=%s ! wavparse ! c."
+
+/* Guards: behind silerovad gate=true, two utterances 3 s apart make two
+ * turns, each with a Finalize sent on speech-stop; the gated silence is
+ * not sent (cost control: usage is well under the audio's length). The
+ * files go faster than real time, so the backlog bound is raised. */
+GST_START_TEST (test_with_silerovad)
+{
+  EmuProcess *emu = fx_start_emulator (
+      (const gchar *[]){ "-q", "--stt-engine", "scripted", NULL });
+  gchar *wav = fx_data_path ("order-pizza.wav");
+  gchar *desc;
+  GError *error = NULL;
+  GstElement *pipe, *dg;
+  GList *msgs;
+  GPtrArray *turns;
+  gdouble sent = 0, total = 3.6 + 3.0 + 3.6;
+
+  fail_unless (gst_element_factory_find ("silerovad") != NULL,
+      "silerovad (gst/silero) is not built");
+  desc = g_strdup_printf (WITH_VAD, emu_process_get_ws_url (emu), wav, wav);
+  pipe = gst_parse_launch (desc, &error);
+  fail_unless (pipe != NULL, "%s", error ? error->message : "");
+  dg = gst_bin_get_by_name (GST_BIN (pipe), "dg");
+  msgs = run_to_eos (pipe);
+  turns = turns_of (msgs, dg);
+  fail_unless_equals_int (turns->len, 2);
+  fail_unless_equals_string (g_ptr_array_index (turns, 0), "First turn.");
+  fail_unless_equals_string (g_ptr_array_index (turns, 1), "Second turn.");
+  GST_INFO ("finalize events: %u", fx_emu_count_events (emu, "finalize"));
+  fail_unless (fx_emu_count_events (emu, "finalize") >= 2);
+  for (GList *l = msgs; l; l = l->next) {
+    const GstStructure *st = gst_message_get_structure (l->data);
+    if (gst_structure_has_name (st, "deepgram-usage"))
+      gst_structure_get_double (st, "audio-seconds", &sent);
+  }
+  fail_unless (
+      sent > 1.0 && sent < total - 2.0, "sent %f s of %f s", sent, total);
+
+  g_ptr_array_unref (turns);
+  g_list_free_full (msgs, (GDestroyNotify)gst_message_unref);
+  gst_object_unref (dg);
+  gst_object_unref (pipe);
+  g_free (desc);
+  g_free (wav);
+  emu_process_stop (emu);
+}
+
+GST_END_TEST;
+
 /* Guards: the bin's options reach its deepgramsink, `interim` its
  * deepgramsrc, and the two children share a session of their own. */
 GST_START_TEST (test_properties)
@@ -263,6 +321,7 @@ bin_suite (void)
   suite_add_tcase (s, tc);
   tcase_add_test (tc, test_docs_launch_line);
   tcase_add_test (tc, test_two_bins);
+  tcase_add_test (tc, test_with_silerovad);
   tcase_add_test (tc, test_properties);
   return s;
 }

@@ -34,7 +34,7 @@ send_all (DgTimeline *tl)
 {
   guint n = 0;
 
-  while (dg_timeline_peek_unsent (tl)) {
+  while (dg_timeline_peek_unsent (tl, NULL)) {
     dg_timeline_mark_sent (tl);
     n++;
   }
@@ -88,7 +88,7 @@ GST_START_TEST (test_finalized_and_reconnect)
   fail_unless_equals_uint64 (dg_timeline_get_unsent (tl), 150);
   /* Re-sent audio is not "fresh": the backlog bound does not drop it. */
   fail_unless_equals_uint64 (dg_timeline_get_fresh (tl), 0);
-  resend = dg_timeline_peek_unsent (tl);
+  resend = dg_timeline_peek_unsent (tl, NULL);
   fail_unless_equals_int (g_bytes_get_size (resend), 50 * BPF);
   fail_unless_equals_int (send_all (tl), 2);
   fail_unless_equals_uint64 (
@@ -198,6 +198,58 @@ GST_START_TEST (test_jitter)
 
 GST_END_TEST;
 
+/* Guards: a Finalize (speech-stop) stays where it happened in the audio:
+ * sent at once if that audio is out, else right after it; after a
+ * reconnect it follows the same audio again; it survives the backlog
+ * dropping its chunk. */
+GST_START_TEST (test_finalize_marker)
+{
+  DgTimeline *tl = dg_timeline_new (RATE, BPF);
+  gboolean fin;
+
+  fail_if (dg_timeline_mark_finalize (tl)); /* nothing to finalize */
+  push (tl, 100, 0, 0);
+  send_all (tl);
+  fail_unless (dg_timeline_mark_finalize (tl)); /* out already: send now */
+  push (tl, 100, GST_SECOND, 0);
+  fail_if (dg_timeline_mark_finalize (tl)); /* not out yet: after it */
+  push (tl, 100, 2 * GST_SECOND, 0);
+
+  fail_unless (dg_timeline_peek_unsent (tl, &fin) != NULL);
+  fail_unless (fin);
+  dg_timeline_mark_sent (tl);
+  dg_timeline_peek_unsent (tl, &fin);
+  fail_if (fin);
+  dg_timeline_mark_sent (tl);
+
+  dg_timeline_new_connection (tl);
+  dg_timeline_peek_unsent (tl, &fin);
+  fail_unless (fin); /* the first chunk's */
+  dg_timeline_mark_sent (tl);
+  dg_timeline_peek_unsent (tl, &fin);
+  fail_unless (fin);
+  dg_timeline_mark_sent (tl);
+  dg_timeline_peek_unsent (tl, &fin);
+  fail_if (fin);
+  dg_timeline_mark_sent (tl);
+
+  /* Dropped by the backlog bound: the marker moves to the audio before. */
+  push (tl, 100, 3 * GST_SECOND, 0);
+  push (tl, 100, 4 * GST_SECOND, 0);
+  dg_timeline_mark_finalize (tl);
+  fail_unless_equals_uint64 (dg_timeline_drop_fresh (tl, 0), 200);
+  dg_timeline_new_connection (tl);
+  for (guint i = 0; i < 2; i++) {
+    dg_timeline_peek_unsent (tl, &fin);
+    dg_timeline_mark_sent (tl);
+  }
+  dg_timeline_peek_unsent (tl, &fin);
+  fail_unless (fin);
+  dg_timeline_free (tl);
+}
+
+GST_END_TEST;
+
 static Suite *
 timeline_suite (void)
 {
@@ -211,6 +263,7 @@ timeline_suite (void)
   tcase_add_test (tc, test_drop_retained);
   tcase_add_test (tc, test_wall_time);
   tcase_add_test (tc, test_jitter);
+  tcase_add_test (tc, test_finalize_marker);
   return s;
 }
 

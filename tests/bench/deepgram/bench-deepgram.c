@@ -39,7 +39,7 @@
 #define QUERY                                                                  \
   "?model=nova-3&language=en&encoding=linear16&sample_rate=16000&channels=1"   \
   "&interim_results=false&endpointing=false&smart_format=false"                \
-  "&punctuate=true&emu_transcript=book%20a%20table"
+  "&punctuate=true&emu_transcript=order%20a%20pizza"
 
 static gint iterations = 30;
 static gint streams = 10;
@@ -252,7 +252,7 @@ pair_new (EmuProcess *emu, const gchar *caps, gboolean latency_config)
 
   sink = gst_element_factory_make ("deepgramsink", NULL);
   g_object_set (sink, "session", session, "url", url, "api-key", "bench",
-      "extra-params", "emu_transcript=book%20a%20table", NULL);
+      "extra-params", "emu_transcript=order%20a%20pizza", NULL);
   if (latency_config)
     g_object_set (sink, "interim-results", FALSE, "endpointing", 0,
         "utterance-end-ms", 0, NULL);
@@ -387,7 +387,7 @@ static GBytes *
 load_speech (guint *rate)
 {
   gchar *path = g_build_filename (VOICEAGENT_SOURCE_DIR, "tests", "deepgram",
-      "data", "book-table.wav", NULL);
+      "data", "order-pizza.wav", NULL);
   gchar *data = NULL;
   gsize len = 0;
   GBytes *pcm;
