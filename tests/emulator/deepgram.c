@@ -740,7 +740,7 @@ data_error (DgConn *c, const gchar *what)
 }
 
 /* Scripted sessions start with the first audio, when the rate is known (a
- * WAV header may be what tells it), or at a Finalize before any audio. */
+ * WAV header may be what tells it). */
 static void
 ensure_scripted (DgConn *c, guint rate)
 {
@@ -798,13 +798,21 @@ handle_finalize (DgConn *c, gboolean close_stream, gint64 now)
     g_clear_handle_id (&c->idle_source, g_source_remove);
   }
 
-  ensure_scripted (c, stt_decoder_get_rate (c->dec));
+  /* before any audio a WAV stream's rate is unknown: a throw-away session
+   * answers the Finalize (an empty result) */
+  if (stt_decoder_get_rate (c->dec))
+    ensure_scripted (c, stt_decoder_get_rate (c->dec));
   if (c->replay) {
     if (close_stream)
       finish_close_stream (c);
-  } else if (c->stt) {
+  } else if (c->stt || c->setup->engine == STT_ENGINE_SCRIPTED) {
     g_autoptr (GPtrArray) events = stt_events_new ();
-    stt_session_finalize (c->stt, !close_stream, events);
+    SttSession *s = c->stt
+        ? c->stt
+        : stt_session_new (STT_ENGINE_SCRIPTED, 16000, &c->setup->opts, NULL);
+    stt_session_finalize (s, !close_stream, events);
+    if (s != c->stt)
+      stt_session_free (s);
     enqueue_events (c, events, now);
     if (close_stream)
       finish_close_stream (c);

@@ -560,7 +560,8 @@ test_scripted_plain (void)
 }
 
 /* Finalize flushes the open utterance as a final marked from_finalize; with
- * nothing open it still answers with an empty one. */
+ * nothing open it still answers with an empty one, also on a WAV stream
+ * whose header has not come yet. */
 static void
 test_finalize (void)
 {
@@ -581,6 +582,31 @@ test_finalize (void)
   g_assert_nonnull (o);
   g_assert_true (has_member_bool (o, "from_finalize", TRUE));
   g_assert_cmpstr (transcript_of (o), ==, "");
+  json_object_unref (o);
+  client_free (c);
+
+  /* a WAV stream (8 kHz) finalized before its header, then after speech */
+  c = client_connect ("emu_transcript=wav%20words");
+  send_json (c, "{\"type\":\"Finalize\"}");
+  o = wait_final (c, 5000);
+  g_assert_nonnull (o);
+  g_assert_cmpstr (transcript_of (o), ==, "");
+  json_object_unref (o);
+  {
+    guint8 hdr[44] = "RIFF\0\0\0\0WAVEfmt \x10\0\0\0\x01\0\x01\0"
+                     "\x40\x1f\0\0\x80\x3e\0\0\x02\0\x10\0data\0\0\0\0";
+    gint16 pcm[4800];
+    for (guint i = 0; i < G_N_ELEMENTS (pcm); i++)
+      pcm[i] = 5800 * sin (2 * G_PI * 300 * i / 8000);
+    soup_websocket_connection_send_binary (c->ws, hdr, sizeof hdr);
+    soup_websocket_connection_send_binary (c->ws, pcm, sizeof pcm);
+  }
+  send_json (c, "{\"type\":\"Finalize\"}");
+  o = wait_final (c, 5000);
+  g_assert_nonnull (o);
+  g_assert_cmpstr (transcript_of (o), ==, "wav words");
+  g_assert_cmpfloat_with_epsilon (
+      json_object_get_double_member (o, "duration"), 0.6, 0.001);
   json_object_unref (o);
   client_free (c);
 }
