@@ -930,8 +930,8 @@ va_server_free (VaServer *server)
   if (server == NULL)
     return;
   /* main() ends every call and waits for ended() before freeing. */
-  g_warn_if_fail (server->calls == NULL
-      || g_hash_table_size (server->calls) == 0);
+  g_warn_if_fail (
+      server->calls == NULL || g_hash_table_size (server->calls) == 0);
   g_clear_handle_id (&server->drain_timer, g_source_remove);
   if (server->soup) {
     soup_server_disconnect (server->soup);

@@ -23,6 +23,6 @@ guint va_server_get_active_calls (VaServer *server);
 void va_server_drain (VaServer *server, GSourceFunc done, gpointer data);
 
 /* Ends every call now (the drain's done callback still follows). */
-void va_server_end_calls (VaServer * server);
+void va_server_end_calls (VaServer *server);
 
 G_END_DECLS

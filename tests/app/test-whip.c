@@ -30,8 +30,8 @@ static EmuProcess *
 start_server (const gchar *const *extra)
 {
   const gchar *exe = g_getenv ("VOICEAGENT_BIN");
-  gchar *pipelines = g_build_filename (g_getenv ("VOICEAGENT_SOURCE_DIR"),
-      "tests", "app", "pipelines", NULL);
+  gchar *pipelines = g_build_filename (
+      g_getenv ("VOICEAGENT_SOURCE_DIR"), "tests", "app", "pipelines", NULL);
   gchar *db = g_build_filename (g_get_tmp_dir (), "voiceagent-test.db", NULL);
   GPtrArray *args = g_ptr_array_new ();
   EmuProcess *p;
@@ -47,10 +47,10 @@ start_server (const gchar *const *extra)
   g_ptr_array_add (args, (gpointer) "--drain-timeout");
   g_ptr_array_add (args, (gpointer) "1");
   for (; extra && *extra; extra++)
-    g_ptr_array_add (args, (gpointer) * extra);
+    g_ptr_array_add (args, (gpointer)*extra);
   g_ptr_array_add (args, NULL);
   fail_unless (exe != NULL, "VOICEAGENT_BIN is not set");
-  p = emu_process_start_program (exe, (const gchar * const *) args->pdata);
+  p = emu_process_start_program (exe, (const gchar *const *)args->pdata);
   g_ptr_array_free (args, TRUE);
   g_free (pipelines);
   g_free (db);
@@ -92,13 +92,15 @@ request (EmuProcess *srv, const gchar *method, const gchar *path,
     g_bytes_unref (b);
   }
   for (; headers && headers[0] && headers[1]; headers += 2)
-    soup_message_headers_replace (soup_message_get_request_headers (msg),
-        headers[0], headers[1]);
+    soup_message_headers_replace (
+        soup_message_get_request_headers (msg), headers[0], headers[1]);
   bytes = soup_session_send_and_read (http, msg, NULL, NULL);
   r.status = soup_message_get_status (msg);
-  r.headers = soup_message_headers_ref (soup_message_get_response_headers (msg));
+  r.headers =
+      soup_message_headers_ref (soup_message_get_response_headers (msg));
   if (bytes)
-    r.body = g_strndup (g_bytes_get_data (bytes, NULL), g_bytes_get_size (bytes));
+    r.body =
+        g_strndup (g_bytes_get_data (bytes, NULL), g_bytes_get_size (bytes));
   g_clear_pointer (&bytes, g_bytes_unref);
   g_object_unref (msg);
   g_free (url);
@@ -142,8 +144,8 @@ GST_START_TEST (test_options)
   fail_unless (r.status == 200 || r.status == 204);
   fail_unless_equals_string (header (&r, "Accept-Post"), "application/sdp");
   fail_unless (strstr (header (&r, "Access-Control-Allow-Methods"), "POST"));
-  fail_unless (strstr (header (&r, "Access-Control-Expose-Headers"),
-          "Location"));
+  fail_unless (
+      strstr (header (&r, "Access-Control-Expose-Headers"), "Location"));
   fail_unless (strstr (header (&r, "Access-Control-Expose-Headers"), "ETag"));
   fail_unless (strstr (header (&r, "Access-Control-Expose-Headers"), "Link"));
   fail_unless (strstr (header (&r, "Link"), "rel=\"ice-server\""));
@@ -159,7 +161,8 @@ GST_END_TEST;
 GST_START_TEST (test_bad_input)
 {
   gchar *big = g_strnfill (70000, 'a');
-  const gchar video_only[] = "v=0\r\no=- 1 1 IN IP4 0.0.0.0\r\ns=-\r\nt=0 0\r\n"
+  const gchar video_only[] =
+      "v=0\r\no=- 1 1 IN IP4 0.0.0.0\r\ns=-\r\nt=0 0\r\n"
       "m=video 9 UDP/TLS/RTP/SAVPF 96\r\nc=IN IP4 0.0.0.0\r\n"
       "a=rtpmap:96 VP8/90000\r\n";
   Reply r;
@@ -216,7 +219,7 @@ GST_END_TEST;
  * (here the echo) comes back on the same connection. */
 GST_START_TEST (test_call_sendrecv)
 {
-  WhipCallerOptions o = {.tone_hz = 440,.data_channel = TRUE };
+  WhipCallerOptions o = { .tone_hz = 440, .data_channel = TRUE };
   WhipCaller *c = new_caller (server, "/whip", &o);
   GError *error = NULL;
   const gchar *answer;
@@ -228,8 +231,8 @@ GST_START_TEST (test_call_sendrecv)
   fail_unless (strstr (answer, "a=end-of-candidates"));
   fail_unless (strstr (answer, "a=sendrecv"));
   fail_unless (whip_caller_get_etag (c) != NULL);
-  fail_unless (g_str_has_prefix (whip_caller_get_session_url (c),
-          emu_process_get_http_url (server)));
+  fail_unless (g_str_has_prefix (
+      whip_caller_get_session_url (c), emu_process_get_http_url (server)));
   fail_unless (whip_caller_wait_audio (c, 0.05, 15000),
       "no audio came back (peak RMS %f)", whip_caller_get_peak_rms (c));
 
@@ -245,7 +248,7 @@ GST_END_TEST;
 /* A strict WHIP client's sendonly offer gets a recvonly answer. */
 GST_START_TEST (test_call_sendonly)
 {
-  WhipCallerOptions o = {.tone_hz = 440,.sendonly = TRUE };
+  WhipCallerOptions o = { .tone_hz = 440, .sendonly = TRUE };
   WhipCaller *c = new_caller (server, "/whip", &o);
 
   fail_unless_equals_int (whip_caller_connect (c, NULL), 201);
@@ -259,7 +262,7 @@ GST_END_TEST;
 static void
 call_with_setup (const gchar *setup)
 {
-  WhipCallerOptions o = {.tone_hz = 300,.setup = setup };
+  WhipCallerOptions o = { .tone_hz = 300, .setup = setup };
   WhipCaller *c = new_caller (server, "/whip", &o);
 
   fail_unless_equals_int (whip_caller_connect (c, NULL), 201);
@@ -285,7 +288,8 @@ GST_START_TEST (test_patch_and_delete)
 {
   WhipCallerOptions o = { 0 };
   WhipCaller *c = new_caller (server, "/whip", &o);
-  const gchar frag[] = "a=ice-ufrag:%s\r\na=ice-pwd:%s\r\nm=audio 9 "
+  const gchar frag[] =
+      "a=ice-ufrag:%s\r\na=ice-pwd:%s\r\nm=audio 9 "
       "UDP/TLS/RTP/SAVPF 0\r\na=mid:0\r\na=candidate:1 1 UDP 2130706431 "
       "127.0.0.1 9999 typ host\r\n";
   const gchar *stale[] = { "If-Match", "\"stale\"", NULL };
@@ -297,33 +301,41 @@ GST_START_TEST (test_patch_and_delete)
   fail_unless_equals_int (whip_caller_connect (c, NULL), 201);
   if_match[1] = whip_caller_get_etag (c);
   etag_header[1] = whip_caller_get_etag (c);
-  body = g_strdup ("a=candidate:1 1 UDP 2130706431 127.0.0.1 9999 typ host\r\n");
+  body =
+      g_strdup ("a=candidate:1 1 UDP 2130706431 127.0.0.1 9999 typ host\r\n");
   restart = g_strdup_printf (frag, "newufrag", "newpasswordnewpassword");
 
   fail_unless_equals_int (whip_caller_request (c, "PATCH",
-          "application/trickle-ice-sdpfrag", body, NULL), 428);
+                              "application/trickle-ice-sdpfrag", body, NULL),
+      428);
   fail_unless_equals_int (whip_caller_request (c, "PATCH",
-          "application/trickle-ice-sdpfrag", body, stale), 412);
-  fail_unless_equals_int (whip_caller_request (c, "PATCH", "text/plain", body,
-          if_match), 415);
-  fail_unless_equals_int (whip_caller_request (c, "PATCH",
-          "application/trickle-ice-sdpfrag",
+                              "application/trickle-ice-sdpfrag", body, stale),
+      412);
+  fail_unless_equals_int (
+      whip_caller_request (c, "PATCH", "text/plain", body, if_match), 415);
+  fail_unless_equals_int (
+      whip_caller_request (c, "PATCH", "application/trickle-ice-sdpfrag",
           "a=candidate:1 1 UDP 2130706431 127.0.0.1 9999 typ host\r\n",
-          if_match), 204);
-  /* Lenient: an ETag header in place of If-Match. */
-  fail_unless_equals_int (whip_caller_request (c, "PATCH",
-          "application/trickle-ice-sdpfrag",
-          "a=candidate:2 1 UDP 2130706431 127.0.0.1 9998 typ host\r\n",
-          etag_header), 204);
-  fail_unless_equals_int (whip_caller_request (c, "PATCH",
-          "application/trickle-ice-sdpfrag", restart, star), 422);
-  /* The session is still there after the refused restart. */
-  fail_unless_equals_int (whip_caller_request (c, "GET", NULL, NULL, NULL),
+          if_match),
       204);
-  fail_unless_equals_int (whip_caller_request (c, "DELETE", NULL, NULL, stale),
-      200);
+  /* Lenient: an ETag header in place of If-Match. */
+  fail_unless_equals_int (
+      whip_caller_request (c, "PATCH", "application/trickle-ice-sdpfrag",
+          "a=candidate:2 1 UDP 2130706431 127.0.0.1 9998 typ host\r\n",
+          etag_header),
+      204);
   fail_unless_equals_int (whip_caller_request (c, "PATCH",
-          "application/trickle-ice-sdpfrag", body, if_match), 404);
+                              "application/trickle-ice-sdpfrag", restart, star),
+      422);
+  /* The session is still there after the refused restart. */
+  fail_unless_equals_int (
+      whip_caller_request (c, "GET", NULL, NULL, NULL), 204);
+  fail_unless_equals_int (
+      whip_caller_request (c, "DELETE", NULL, NULL, stale), 200);
+  fail_unless_equals_int (
+      whip_caller_request (
+          c, "PATCH", "application/trickle-ice-sdpfrag", body, if_match),
+      404);
   g_free (body);
   g_free (restart);
   whip_caller_free (c);
@@ -338,11 +350,11 @@ GST_START_TEST (test_call_limit)
   EmuProcess *small = start_server (args);
   Reply first_call, second_call, ready;
 
-  first_call = request (small, "POST", "/whip", "application/sdp", audio_offer,
-      NULL);
+  first_call =
+      request (small, "POST", "/whip", "application/sdp", audio_offer, NULL);
   fail_unless_equals_int (first_call.status, 201);
-  second_call = request (small, "POST", "/whip", "application/sdp", audio_offer,
-      NULL);
+  second_call =
+      request (small, "POST", "/whip", "application/sdp", audio_offer, NULL);
   fail_unless_equals_int (second_call.status, 503);
   fail_unless (header (&second_call, "Retry-After") != NULL);
   ready = request (small, "GET", "/readyz", NULL, NULL, NULL);
@@ -374,8 +386,8 @@ GST_START_TEST (test_auth)
   reply_clear (&r);
   emu_process_stop (secured);
 
-  r = request (server, "POST", "/whip", "application/sdp", audio_offer,
-      undefined);
+  r = request (
+      server, "POST", "/whip", "application/sdp", audio_offer, undefined);
   fail_unless_equals_int (r.status, 201);
   reply_clear (&r);
 }
@@ -386,21 +398,21 @@ GST_END_TEST;
  * has no audio; DELETE removes the listener and the call goes on. */
 GST_START_TEST (test_whep)
 {
-  WhipCallerOptions o = {.tone_hz = 440 };
-  WhipCallerOptions v = {.recvonly = TRUE };
+  WhipCallerOptions o = { .tone_hz = 440 };
+  WhipCallerOptions v = { .recvonly = TRUE };
   WhipCaller *c = new_caller (server, "/whip", &o), *viewer;
   Reply silent, r;
   gchar *path, *silent_path;
   const gchar *id;
 
   /* A call whose peer never connects has no audio yet. */
-  silent = request (server, "POST", "/whip", "application/sdp", audio_offer,
-      NULL);
+  silent =
+      request (server, "POST", "/whip", "application/sdp", audio_offer, NULL);
   fail_unless_equals_int (silent.status, 201);
-  silent_path = g_strdup_printf ("/whep/%s",
-      strrchr (header (&silent, "Location"), '/') + 1);
-  r = request (server, "POST", silent_path, "application/sdp", audio_offer,
-      NULL);
+  silent_path = g_strdup_printf (
+      "/whep/%s", strrchr (header (&silent, "Location"), '/') + 1);
+  r = request (
+      server, "POST", silent_path, "application/sdp", audio_offer, NULL);
   fail_unless_equals_int (r.status, 409);
   fail_unless (header (&r, "Retry-After") != NULL);
   reply_clear (&r);
@@ -413,10 +425,11 @@ GST_START_TEST (test_whep)
   fail_unless_equals_int (whip_caller_connect (viewer, NULL), 201);
   fail_unless (strstr (whip_caller_get_session_url (viewer), "/listeners/"));
   fail_unless (whip_caller_wait_audio (viewer, 0.02, 15000),
-      "the listener heard nothing (peak %f)", whip_caller_get_peak_rms (viewer));
+      "the listener heard nothing (peak %f)",
+      whip_caller_get_peak_rms (viewer));
   fail_unless_equals_int (whip_caller_hangup (viewer), 200);
-  fail_unless_equals_int (whip_caller_request (c, "GET", NULL, NULL, NULL),
-      204);
+  fail_unless_equals_int (
+      whip_caller_request (c, "GET", NULL, NULL, NULL), 204);
   whip_caller_hangup (c);
   whip_caller_free (viewer);
   whip_caller_free (c);
@@ -430,7 +443,7 @@ GST_END_TEST;
 /* The data channel answers a malformed message with an error event. */
 GST_START_TEST (test_data_channel)
 {
-  WhipCallerOptions o = {.tone_hz = 440,.data_channel = TRUE };
+  WhipCallerOptions o = { .tone_hz = 440, .data_channel = TRUE };
   WhipCaller *c = new_caller (server, "/whip", &o);
   gchar *m;
 

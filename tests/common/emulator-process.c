@@ -65,7 +65,8 @@ wait_listening (EmuProcess *emu)
     if (read_port (emu))
       return TRUE;
     if (child_exited (emu->proc)) {
-      g_printerr ("%s exited before listening\n", g_subprocess_get_identifier (emu->proc));
+      g_printerr ("%s exited before listening\n",
+          g_subprocess_get_identifier (emu->proc));
       return FALSE;
     }
     g_usleep (20000);
@@ -120,8 +121,8 @@ emu_process_start_program (const gchar *exe, const gchar *const *args)
 
   launcher = g_subprocess_launcher_new (G_SUBPROCESS_FLAGS_NONE);
   g_subprocess_launcher_set_child_setup (launcher, die_with_parent, NULL, NULL);
-  emu->proc = g_subprocess_launcher_spawnv (launcher,
-      (const gchar *const *) argv->pdata, &error);
+  emu->proc = g_subprocess_launcher_spawnv (
+      launcher, (const gchar *const *)argv->pdata, &error);
   g_object_unref (launcher);
   g_ptr_array_free (argv, TRUE);
   if (emu->proc == NULL) {

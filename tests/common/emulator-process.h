@@ -18,8 +18,8 @@ EmuProcess *emu_process_start (const gchar *const *args);
 
 /* Starts any program that takes --port 0 --port-file FILE the same way
  * (the voiceagent server too). */
-EmuProcess *emu_process_start_program (const gchar * exe,
-    const gchar * const *args);
+EmuProcess *emu_process_start_program (
+    const gchar *exe, const gchar *const *args);
 
 /* Kills the emulator (SIGTERM, then waits) and frees @emu. */
 void emu_process_stop (EmuProcess *emu);

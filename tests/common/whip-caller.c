@@ -18,7 +18,7 @@
 
 struct _WhipCaller
 {
-  WhipCallerOptions options;    /* strings owned below */
+  WhipCallerOptions options; /* strings owned below */
   gchar *url, *wav, *token, *setup;
   GstElement *pipeline;
   GstElement *webrtc;
@@ -29,10 +29,10 @@ struct _WhipCaller
 
   GMutex lock;
   GCond cond;
-  gdouble peak_rms;             /* protected by lock */
-  GQueue messages;              /* of gchar*, protected by lock */
-  GstWebRTCDataChannel *channel;        /* protected by lock */
-  gboolean gathered;            /* protected by lock */
+  gdouble peak_rms; /* protected by lock */
+  GQueue messages; /* of gchar*, protected by lock */
+  GstWebRTCDataChannel *channel; /* protected by lock */
+  gboolean gathered; /* protected by lock */
 };
 
 static GstFlowReturn
@@ -48,7 +48,7 @@ on_sample (GstAppSink *sink, gpointer data)
   gst_buffer_map (buf, &map, GST_MAP_READ);
   n = map.size / 2;
   for (i = 0; i < n; i++) {
-    gdouble s = ((gint16 *) map.data)[i] / 32768.0;
+    gdouble s = ((gint16 *)map.data)[i] / 32768.0;
     sum += s * s;
   }
   gst_buffer_unmap (buf, &map);
@@ -75,14 +75,18 @@ on_pad_added (GstElement *webrtc, GstPad *pad, gpointer data)
 
   if (GST_PAD_DIRECTION (pad) != GST_PAD_SRC)
     return;
-  bin = gst_parse_bin_from_description ("rtpopusdepay ! opusdec ! "
+  bin = gst_parse_bin_from_description (
+      "rtpopusdepay ! opusdec ! "
       "audioconvert ! audioresample ! audio/x-raw,format=S16LE,rate=16000,"
       "channels=1 ! audiobuffersplit output-buffer-duration=1/50 "
-      "! appsink name=sink sync=false", TRUE, NULL);
+      "! appsink name=sink sync=false",
+      TRUE, NULL);
   if (bin == NULL)
-    bin = gst_parse_bin_from_description ("rtpopusdepay ! opusdec ! "
+    bin = gst_parse_bin_from_description (
+        "rtpopusdepay ! opusdec ! "
         "audioconvert ! audioresample ! audio/x-raw,format=S16LE,rate=16000,"
-        "channels=1 ! appsink name=sink sync=false", TRUE, NULL);
+        "channels=1 ! appsink name=sink sync=false",
+        TRUE, NULL);
   sink = gst_bin_get_by_name (GST_BIN (bin), "sink");
   cb.new_sample = on_sample;
   gst_app_sink_set_callbacks (GST_APP_SINK (sink), &cb, c, NULL);
@@ -95,8 +99,8 @@ on_pad_added (GstElement *webrtc, GstPad *pad, gpointer data)
 }
 
 static void
-on_channel_message (GstWebRTCDataChannel *channel, const gchar *text,
-    gpointer data)
+on_channel_message (
+    GstWebRTCDataChannel *channel, const gchar *text, gpointer data)
 {
   WhipCaller *c = data;
 
@@ -127,12 +131,14 @@ build_description (WhipCaller *c)
   gchar *src, *desc;
 
   if (c->wav)
-    src = g_strdup_printf ("multifilesrc location=\"%s\" loop=%s "
+    src = g_strdup_printf (
+        "multifilesrc location=\"%s\" loop=%s "
         "! wavparse ignore-length=true ! audioconvert ! audioresample",
         c->wav, c->options.loop_wav ? "true" : "false");
   else if (c->options.tone_hz > 0)
     src = g_strdup_printf ("audiotestsrc is-live=true wave=sine freq=%.0f "
-        "volume=0.3", c->options.tone_hz);
+                           "volume=0.3",
+        c->options.tone_hz);
   else
     src = g_strdup ("audiotestsrc is-live=true wave=silence");
   if (c->options.recvonly) {
@@ -141,11 +147,13 @@ build_description (WhipCaller *c)
   }
 
   /* A file plays at real time, as a microphone would. */
-  desc = g_strdup_printf ("webrtcbin name=webrtc bundle-policy=max-bundle "
+  desc = g_strdup_printf (
+      "webrtcbin name=webrtc bundle-policy=max-bundle "
       "%s ! identity sync=%s ! audio/x-raw,rate=48000,channels=1 "
       "! opusenc frame-size=20 ! rtpopuspay pt=111 ! "
       "application/x-rtp,media=audio,encoding-name=OPUS,payload=111,"
-      "clock-rate=48000 ! webrtc.", src, c->wav ? "true" : "false");
+      "clock-rate=48000 ! webrtc.",
+      src, c->wav ? "true" : "false");
   g_free (src);
   return desc;
 }
@@ -176,8 +184,8 @@ whip_caller_new (const WhipCallerOptions *o)
   }
   c->webrtc = gst_bin_get_by_name (GST_BIN (c->pipeline), "webrtc");
   g_signal_connect (c->webrtc, "pad-added", G_CALLBACK (on_pad_added), c);
-  g_signal_connect (c->webrtc, "notify::ice-gathering-state",
-      G_CALLBACK (on_gathering), c);
+  g_signal_connect (
+      c->webrtc, "notify::ice-gathering-state", G_CALLBACK (on_gathering), c);
   return c;
 }
 
@@ -187,7 +195,8 @@ set_direction (WhipCaller *c)
   GstWebRTCRTPTransceiver *t = NULL;
 
   if (c->options.recvonly) {
-    GstCaps *caps = gst_caps_from_string ("application/x-rtp,media=audio,"
+    GstCaps *caps = gst_caps_from_string (
+        "application/x-rtp,media=audio,"
         "encoding-name=OPUS,payload=111,clock-rate=48000");
     g_signal_emit_by_name (c->webrtc, "add-transceiver",
         GST_WEBRTC_RTP_TRANSCEIVER_DIRECTION_RECVONLY, caps, &t);
@@ -199,8 +208,8 @@ set_direction (WhipCaller *c)
     return;
   g_signal_emit_by_name (c->webrtc, "get-transceiver", 0, &t);
   if (t) {
-    g_object_set (t, "direction", GST_WEBRTC_RTP_TRANSCEIVER_DIRECTION_SENDONLY,
-        NULL);
+    g_object_set (
+        t, "direction", GST_WEBRTC_RTP_TRANSCEIVER_DIRECTION_SENDONLY, NULL);
     gst_object_unref (t);
   }
 }
@@ -212,11 +221,11 @@ open_channel (WhipCaller *c)
 
   if (!c->options.data_channel)
     return;
-  g_signal_emit_by_name (c->webrtc, "create-data-channel", "events", NULL,
-      &channel);
+  g_signal_emit_by_name (
+      c->webrtc, "create-data-channel", "events", NULL, &channel);
   g_assert (channel);
-  g_signal_connect (channel, "on-message-string",
-      G_CALLBACK (on_channel_message), c);
+  g_signal_connect (
+      channel, "on-message-string", G_CALLBACK (on_channel_message), c);
   g_mutex_lock (&c->lock);
   c->channel = channel;
   g_mutex_unlock (&c->lock);
@@ -248,7 +257,8 @@ local_sdp_after_gathering (WhipCaller *c)
   gchar *text, *tmp;
 
   g_mutex_lock (&c->lock);
-  while (!c->gathered && g_cond_wait_until (&c->cond, &c->lock, deadline));
+  while (!c->gathered && g_cond_wait_until (&c->cond, &c->lock, deadline))
+    ;
   g_mutex_unlock (&c->lock);
   g_object_get (c->webrtc, "local-description", &local, NULL);
   text = gst_sdp_message_as_text (local->sdp);
@@ -273,8 +283,8 @@ new_request (WhipCaller *c, const gchar *method, const gchar *url,
 
   if (c->token) {
     gchar *auth = g_strdup_printf ("Bearer %s", c->token);
-    soup_message_headers_replace (soup_message_get_request_headers (msg),
-        "Authorization", auth);
+    soup_message_headers_replace (
+        soup_message_get_request_headers (msg), "Authorization", auth);
     g_free (auth);
   }
   if (body) {
@@ -324,21 +334,22 @@ whip_caller_connect (WhipCaller *c, GError **error)
   status = soup_message_get_status (msg);
   if (reply && status == 201) {
     GUri *abs;
-    location = soup_message_headers_get_one (soup_message_get_response_headers
-        (msg), "Location");
-    c->etag = g_strdup (soup_message_headers_get_one
-        (soup_message_get_response_headers (msg), "ETag"));
+    location = soup_message_headers_get_one (
+        soup_message_get_response_headers (msg), "Location");
+    c->etag = g_strdup (soup_message_headers_get_one (
+        soup_message_get_response_headers (msg), "ETag"));
     abs = location ? g_uri_parse_relative (soup_message_get_uri (msg), location,
-        G_URI_FLAGS_NONE, NULL) : NULL;
+                         G_URI_FLAGS_NONE, NULL)
+                   : NULL;
     c->session_url = abs ? g_uri_to_string (abs) : NULL;
     g_clear_pointer (&abs, g_uri_unref);
-    c->answer = g_strndup (g_bytes_get_data (reply, NULL),
-        g_bytes_get_size (reply));
+    c->answer =
+        g_strndup (g_bytes_get_data (reply, NULL), g_bytes_get_size (reply));
     apply_answer (c, error);
   } else if (reply && error && *error == NULL) {
     g_set_error (error, G_IO_ERROR, G_IO_ERROR_FAILED, "HTTP %u: %.*s", status,
-        (int) g_bytes_get_size (reply), (const gchar *) g_bytes_get_data (reply,
-            NULL));
+        (int)g_bytes_get_size (reply),
+        (const gchar *)g_bytes_get_data (reply, NULL));
   }
   g_clear_pointer (&reply, g_bytes_unref);
   g_object_unref (msg);
@@ -348,12 +359,12 @@ whip_caller_connect (WhipCaller *c, GError **error)
 gboolean
 whip_caller_wait_audio (WhipCaller *c, gdouble rms, guint timeout_ms)
 {
-  gint64 deadline = g_get_monotonic_time () + timeout_ms * (gint64) 1000;
+  gint64 deadline = g_get_monotonic_time () + timeout_ms * (gint64)1000;
   gboolean ok;
 
   g_mutex_lock (&c->lock);
-  while (c->peak_rms <= rms && g_cond_wait_until (&c->cond, &c->lock,
-          deadline));
+  while (c->peak_rms <= rms && g_cond_wait_until (&c->cond, &c->lock, deadline))
+    ;
   ok = c->peak_rms > rms;
   g_mutex_unlock (&c->lock);
   return ok;
@@ -373,12 +384,13 @@ whip_caller_get_peak_rms (WhipCaller *c)
 gchar *
 whip_caller_pop_message (WhipCaller *c, guint timeout_ms)
 {
-  gint64 deadline = g_get_monotonic_time () + timeout_ms * (gint64) 1000;
+  gint64 deadline = g_get_monotonic_time () + timeout_ms * (gint64)1000;
   gchar *m;
 
   g_mutex_lock (&c->lock);
-  while (g_queue_is_empty (&c->messages)
-      && g_cond_wait_until (&c->cond, &c->lock, deadline));
+  while (g_queue_is_empty (&c->messages) &&
+      g_cond_wait_until (&c->cond, &c->lock, deadline))
+    ;
   m = g_queue_pop_head (&c->messages);
   g_mutex_unlock (&c->lock);
   return m;
@@ -387,12 +399,12 @@ whip_caller_pop_message (WhipCaller *c, guint timeout_ms)
 gchar *
 whip_caller_wait_message (WhipCaller *c, const gchar *needle, guint timeout_ms)
 {
-  gint64 deadline = g_get_monotonic_time () + timeout_ms * (gint64) 1000;
+  gint64 deadline = g_get_monotonic_time () + timeout_ms * (gint64)1000;
   gchar *m;
 
   while (g_get_monotonic_time () < deadline) {
     gint64 left = (deadline - g_get_monotonic_time ()) / 1000;
-    m = whip_caller_pop_message (c, (guint) MAX (left, 1));
+    m = whip_caller_pop_message (c, (guint)MAX (left, 1));
     if (m && strstr (m, needle))
       return m;
     g_free (m);
@@ -455,8 +467,8 @@ whip_caller_request (WhipCaller *c, const gchar *method,
     return 0;
   msg = new_request (c, method, c->session_url, content_type, body);
   for (; headers && headers[0] && headers[1]; headers += 2)
-    soup_message_headers_replace (soup_message_get_request_headers (msg),
-        headers[0], headers[1]);
+    soup_message_headers_replace (
+        soup_message_get_request_headers (msg), headers[0], headers[1]);
   reply = soup_session_send_and_read (c->http, msg, NULL, NULL);
   status = soup_message_get_status (msg);
   g_clear_pointer (&reply, g_bytes_unref);

@@ -11,49 +11,48 @@ typedef struct _WhipCaller WhipCaller;
 
 typedef struct
 {
-  const gchar *url;             /* WHIP endpoint, e.g. http://127.0.0.1:P/whip */
-  const gchar *wav;             /* audio to send; NULL sends silence */
-  gboolean loop_wav;            /* send the file again and again */
-  gboolean sendonly;            /* offer sendonly (OBS-style) instead of sendrecv */
-  gboolean recvonly;            /* offer recvonly and send nothing (a WHEP viewer) */
-  gdouble tone_hz;              /* without a WAV: a sine of this frequency, 0 = silence */
-  gboolean data_channel;        /* open the "events" data channel */
-  const gchar *token;           /* Bearer token, or NULL */
-  const gchar *setup;           /* rewrite a=setup:actpass to "active"/"passive" */
+  const gchar *url; /* WHIP endpoint, e.g. http://127.0.0.1:P/whip */
+  const gchar *wav; /* audio to send; NULL sends silence */
+  gboolean loop_wav; /* send the file again and again */
+  gboolean sendonly; /* offer sendonly (OBS-style) instead of sendrecv */
+  gboolean recvonly; /* offer recvonly and send nothing (a WHEP viewer) */
+  gdouble tone_hz; /* without a WAV: a sine of this frequency, 0 = silence */
+  gboolean data_channel; /* open the "events" data channel */
+  const gchar *token; /* Bearer token, or NULL */
+  const gchar *setup; /* rewrite a=setup:actpass to "active"/"passive" */
 } WhipCallerOptions;
 
-WhipCaller *whip_caller_new (const WhipCallerOptions * options);
-void whip_caller_free (WhipCaller * caller);
+WhipCaller *whip_caller_new (const WhipCallerOptions *options);
+void whip_caller_free (WhipCaller *caller);
 
 /* Offers, POSTs, applies the answer. Returns the HTTP status (201 on
  * success) and sets @error on failure. Blocks (at most ~20 s). */
-guint whip_caller_connect (WhipCaller * caller, GError ** error);
+guint whip_caller_connect (WhipCaller *caller, GError **error);
 
 /* Waits until the received audio's RMS (0..1) goes above @rms, or
  * @timeout_ms passes. Returns TRUE if it did. */
-gboolean whip_caller_wait_audio (WhipCaller * caller, gdouble rms,
-    guint timeout_ms);
+gboolean whip_caller_wait_audio (
+    WhipCaller *caller, gdouble rms, guint timeout_ms);
 /* Peak RMS of any 20 ms of received audio so far. */
-gdouble whip_caller_get_peak_rms (WhipCaller * caller);
+gdouble whip_caller_get_peak_rms (WhipCaller *caller);
 
 /* The next data-channel message (free it), or NULL after @timeout_ms. */
-gchar *whip_caller_pop_message (WhipCaller * caller, guint timeout_ms);
+gchar *whip_caller_pop_message (WhipCaller *caller, guint timeout_ms);
 /* Waits for a message containing @needle; returns it (free) or NULL. */
-gchar *whip_caller_wait_message (WhipCaller * caller, const gchar * needle,
-    guint timeout_ms);
-gboolean whip_caller_send (WhipCaller * caller, const gchar * json);
+gchar *whip_caller_wait_message (
+    WhipCaller *caller, const gchar *needle, guint timeout_ms);
+gboolean whip_caller_send (WhipCaller *caller, const gchar *json);
 
 /* WHIP session URL (absolute) and ETag from the 201. */
-const gchar *whip_caller_get_session_url (WhipCaller * caller);
-const gchar *whip_caller_get_etag (WhipCaller * caller);
-const gchar *whip_caller_get_answer (WhipCaller * caller);
+const gchar *whip_caller_get_session_url (WhipCaller *caller);
+const gchar *whip_caller_get_etag (WhipCaller *caller);
+const gchar *whip_caller_get_answer (WhipCaller *caller);
 
 /* Sends an HTTP request to the session URL; returns the status. */
-guint whip_caller_request (WhipCaller * caller, const gchar * method,
-    const gchar * content_type, const gchar * body,
-    const gchar * const *headers);
+guint whip_caller_request (WhipCaller *caller, const gchar *method,
+    const gchar *content_type, const gchar *body, const gchar *const *headers);
 
 /* DELETE the session; returns the status. */
-guint whip_caller_hangup (WhipCaller * caller);
+guint whip_caller_hangup (WhipCaller *caller);
 
 G_END_DECLS
