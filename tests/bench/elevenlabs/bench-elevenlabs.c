@@ -3,9 +3,12 @@
  * voiceagent-emulator with its reference latency profile.
  * SPDX-License-Identifier: LGPL-2.1-or-later
  *
- *   build/tests/bench/elevenlabs/bench-elevenlabs [--turns 30]
- *       [--interrupts 30] [--buffer-ms 20] [--prebuffer-ms 40]
+ *   meson devenv -C build tests/bench/elevenlabs/bench-elevenlabs
+ *       [--turns 30] [--interrupts 30] [--buffer-ms 20] [--prebuffer-ms 40]
  *       [--emulator PATH]
+ *
+ * (devenv puts the build tree's plugins on GST_PLUGIN_PATH; the emulator
+ * defaults to the build tree's.)
  *
  * Pipeline: appsrc (agent text) ! elevenlabssink, elevenlabssrc ! fakesink,
  * on the system clock, as in a call.
@@ -227,6 +230,10 @@ main (int argc, char **argv)
   }
   g_option_context_free (ctx);
   gst_voice_init ();
+  /* Outside `meson test`, the emulator of this build tree. */
+  if (emulator_path == NULL && g_getenv ("VOICEAGENT_EMULATOR") == NULL)
+    emulator_path = g_build_filename (VOICEAGENT_BUILD_DIR, "tests", "emulator",
+        "voiceagent-emulator", NULL);
   emu = emulator_path ? emu_process_start_program (emulator_path, emu_args)
                       : emu_process_start (emu_args);
   if (emu == NULL)
