@@ -519,6 +519,8 @@ GST_START_TEST (test_key_never_logged)
 
   gst_debug_set_threshold_from_string ("*:0", TRUE);
   gst_debug_remove_log_function (capture_log);
+  /* Leave the debug system as gst_init made it for gst_deinit at exit. */
+  gst_debug_add_log_function (gst_debug_log_default, NULL, NULL);
 
   g_mutex_lock (&lock);
   /* The log is real: the tracing path ran and named the host. */
