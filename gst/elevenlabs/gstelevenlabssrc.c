@@ -654,6 +654,7 @@ wait_until (GstElevenLabsSrc *self, GstClockTime running_time)
 
 /* ---- Draining the session queue ---- */
 
+/* What one drain found; a local of the streaming thread. */
 typedef struct
 {
   GArray *notes; /* of ElNote */

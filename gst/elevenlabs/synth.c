@@ -61,6 +61,8 @@ typedef enum {
 
 typedef struct _Turn Turn;
 
+/* Contexts, turns and requests belong to their ElSynth: every field is
+ * protected by its lock. */
 typedef struct
 {
   gchar *id;
@@ -134,7 +136,8 @@ struct _ElSynth
   GSource *timer;
 };
 
-/* Messages to post once the lock is released. */
+/* Messages to post and client calls to make once the lock is released;
+ * a local of the calling thread. */
 typedef struct
 {
   GSList *messages; /* of GstMessage*, newest first */

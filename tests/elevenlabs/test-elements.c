@@ -547,12 +547,12 @@ GST_END_TEST;
  * inactivity timeout) and the next turn is spoken on it. */
 GST_START_TEST (test_keepalive)
 {
-  const gchar *props[] = { "inactivity-timeout=1", NULL };
+  const gchar *props[] = { "inactivity-timeout=2", NULL };
   Fx *fx = fx_new (NULL, props, NULL);
 
   fx_say (fx, 1, "First.", TRUE);
   run_until (fx, turn_stopped, GUINT_TO_POINTER (1));
-  play_buffers (fx, 125); /* 2.5 s idle */
+  play_buffers (fx, 250); /* 5 s idle: the service would close at 2 s */
   fx_say (fx, 2, "Second.", TRUE);
   run_until (fx, turn_stopped, GUINT_TO_POINTER (2));
   fail_unless_equals_int (emu_events (fx->emu, "error"), 0);
