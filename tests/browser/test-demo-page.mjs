@@ -2,7 +2,7 @@
 // by playwright-core, calls a voiceagent server with a fake microphone that
 // plays espeak-ng speech.
 //
-//   node test-demo-page.mjs --agent echo|full [--out DIR] [--keep]
+//   node test-demo-page.mjs --agent echo|full [--out DIR] [--keep] [--pipelines DIR]
 //
 // echo: the server runs tests/app/pipelines (the caller's voice comes back).
 // full: the server runs the repo's pipelines/ with the local emulator, and
@@ -35,6 +35,7 @@ const SPEECH = 'What time does the pizza place open tomorrow?';
 const { values: opts } = parseArgs({
   options: {
     agent: { type: 'string', default: 'echo' },
+    pipelines: { type: 'string' },
     out: { type: 'string', default: process.cwd() },
     keep: { type: 'boolean', default: false },
   },
@@ -49,6 +50,7 @@ const tmp = fs.mkdtempSync(path.join(os.tmpdir(), `voiceagent-browser-${mode}-`)
 const results = [];
 let server = null;
 let context = null;
+let callPage = null; // the page of the call, for the report on failure
 
 function log(msg) {
   console.log(`[${((Date.now() - t0) / 1000).toFixed(1).padStart(5)} s] ${msg}`);
@@ -94,7 +96,8 @@ async function startServer(token) {
   const src = process.env.VOICEAGENT_SOURCE_DIR || path.resolve(import.meta.dirname, '../..');
   const bin = process.env.VOICEAGENT_BIN;
   if (!bin || !fs.existsSync(bin)) throw new Error(`VOICEAGENT_BIN is not set or missing (${bin})`);
-  const pipelines = mode === 'full' ? path.join(src, 'pipelines') : path.join(src, 'tests', 'app', 'pipelines');
+  const pipelines = opts.pipelines ||
+    (mode === 'full' ? path.join(src, 'pipelines') : path.join(src, 'tests', 'app', 'pipelines'));
   if (mode === 'full' && !fs.existsSync(path.join(pipelines, 'agent.pipeline')))
     throw new Skip(`${pipelines}/agent.pipeline does not exist yet: the full agent cannot run`);
   const portFile = path.join(tmp, 'port');
@@ -122,7 +125,7 @@ async function startServer(token) {
     if (server.exitCode !== null || server.signalCode !== null) {
       const text = fs.readFileSync(path.join(tmp, 'voiceagent.log'), 'utf8');
       process.stdout.write(text.replace(/^/gm, '  voiceagent| '));
-      if (mode === 'full' && /no element|no such element|not found|erroneous pipeline|could not link|no property/i.test(text))
+      if (mode === 'full' && /\.pipeline:\d+: no (element|property) "/.test(text))
         throw new Skip('voiceagent refuses the full agent template (an element is missing; see its output above)');
       throw new Error(`voiceagent exited with ${server.exitCode ?? server.signalCode} before listening`);
     }
@@ -232,6 +235,9 @@ const SCRIPTED = [
   { type: 'some-future-event', value: 1 },
 ];
 
+const SCRIPTED_ERROR = { type: 'error', message: 'LLM: HTTP 429 rate limited' };
+const scriptedTexts = new Set([...SCRIPTED, SCRIPTED_ERROR].map((e) => JSON.stringify(e)));
+
 async function checkRendering(page) {
   await page.evaluate((events) => {
     for (const e of events)
@@ -268,8 +274,8 @@ async function checkRendering(page) {
     JSON.stringify(view.rows), soft);
   check('VAD and agent-speaking indicators follow the events', view.vad && !view.agent,
     `vad ${view.vad}, agent ${view.agent}`, soft);
-  await page.evaluate(() => window.voiceagent.channel.dispatchEvent(new MessageEvent('message',
-    { data: JSON.stringify({ type: 'error', message: 'LLM: HTTP 429 rate limited' }) })));
+  await page.evaluate((e) => window.voiceagent.channel.dispatchEvent(new MessageEvent('message',
+    { data: JSON.stringify(e) })), SCRIPTED_ERROR);
   const err = await page.textContent('#error.shown .text').catch(() => '');
   check('an error event is shown', /Agent error/.test(err) && /HTTP 429 rate limited/.test(err), JSON.stringify(err), soft);
 }
@@ -303,6 +309,7 @@ async function run() {
   await launch(wav);
 
   const page = context.pages()[0] || (await context.newPage());
+  callPage = page;
   watchPage(page, 'page');
   const resp = await page.goto(`${base}${PAGE}?token=${token}`);
   check('GET / serves the demo page', resp.status() === 200 && (await page.title()) === 'voiceagent',
@@ -387,6 +394,20 @@ try {
     log(`error: ${e.stack || e}`);
     status = 1;
   }
+}
+if (status === 1 && callPage) {
+  // What the server sent: enough to tell a page bug from a server that
+  // does not send an event yet.
+  const got = (await events(callPage).catch(() => [])).filter((t) => !scriptedTexts.has(t));
+  const types = {};
+  for (const t of got) {
+    let type = '(not JSON)';
+    try { type = JSON.parse(t).type ?? '(no type)'; } catch {}
+    types[type] = (types[type] || 0) + 1;
+  }
+  log(`data channel events from the server, by type: ${JSON.stringify(types)}`);
+  for (const t of got.slice(-15)) log(`  ← ${t.length > 300 ? t.slice(0, 300) + '…' : t}`);
+  await callPage.screenshot({ path: path.join(opts.out, `browser-${mode}-failed.png`), fullPage: true }).catch(() => {});
 }
 if (context) await context.close().catch(() => {});
 await stopServer();
