@@ -50,8 +50,9 @@
  * `turn`, `wallclock` (monotonic µs) and `running-time`):
  * - `request-start`: `attempt` (1 or 2), `model`, `url`, `messages`
  *   (count sent), `combined` (the turn absorbed an unanswered one).
- * - `first-token`: `attempt`, `ttft` (ns from the request), `since-request`
- *   (ns from the reply being asked for, retries included).
+ * - `first-token`: `attempt`, `ttft` (ns from this attempt's request),
+ *   `since-turn-end` (ns from the end-of-turn or typed text, retries
+ *   included).
  * - `done`: `outcome` (completed, failed, cancelled, error), `reason`
  *   (finish reason, failure or cancel cause), `attempts`, `text` (what was
  *   said), `prompt-tokens`, `completion-tokens`, `total-tokens`,
@@ -1029,9 +1030,17 @@ static void
 speak_locked (GstLlmTransform *self, const gchar *text, guint turn,
     const gchar *origin, Deferred *d)
 {
-  LlmExchange *e = llm_history_add (&self->history, turn, NULL);
   GstStructure *s = turn_message_new (self, "say", turn);
+  LlmExchange *e;
+  guint keep;
 
+  /* An application that only ever says things must not grow the history
+   * without bound. */
+  GST_OBJECT_LOCK (self);
+  keep = self->history_turns;
+  GST_OBJECT_UNLOCK (self);
+  llm_history_trim (&self->history, keep);
+  e = llm_history_add (&self->history, turn, NULL);
   e->answered = TRUE;
   queue_object_locked (
       self, GST_MINI_OBJECT (text_buffer_new (text, turn, TRUE)), e->id);
@@ -1351,7 +1360,7 @@ note_token_locked (GstLlmTransform *self, Reply *r, Deferred *d)
   defer_unschedule (d, &r->timers[TIMER_TOKEN]);
   s = turn_message_new (self, "first-token", r->turn);
   gst_structure_set (s, "attempt", G_TYPE_UINT, r->attempt, "ttft",
-      G_TYPE_UINT64, (guint64)(now - r->request_us) * 1000, "since-request",
+      G_TYPE_UINT64, (guint64)(now - r->request_us) * 1000, "since-turn-end",
       G_TYPE_UINT64, (guint64)(now - r->start_us) * 1000, NULL);
   defer_structure (self, d, s);
 }
