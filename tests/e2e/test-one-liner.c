@@ -90,8 +90,8 @@ GST_START_TEST (test_one_liner)
   close (fd);
   emu = emu_process_start (emu_args);
   fail_unless (emu != NULL);
-  wav = g_build_filename (g_getenv ("VOICEAGENT_SOURCE_DIR"), "tests",
-      "deepgram", "data", "book-table.wav", NULL);
+  wav = g_build_filename (g_getenv ("VOICEAGENT_SOURCE_DIR"), "tests", "e2e",
+      "data", "book-table.wav", NULL);
   desc = g_strdup_printf (
       "filesrc location=%s ! wavparse ! audioconvert ! audioresample "
       "! audio/x-raw,format=S16LE,rate=16000,channels=1 ! silerovad "
