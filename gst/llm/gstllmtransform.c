@@ -489,7 +489,8 @@ install_signals (GObjectClass *gobject_class)
    * @text: what the agent should say
    *
    * Makes the agent say @text as is: at once, or after the reply being
-   * generated (dropped with it on barge-in). Kept in the history.
+   * generated (dropped with it on barge-in). Kept in the history. The text
+   * is marked with the turn after the last one seen.
    *
    * Returns: FALSE if the element is not running or @text is empty.
    */
@@ -1025,7 +1026,9 @@ reply_active_locked (GstLlmTransform *self)
 }
 
 /* Queues text the agent says unprompted (greeting, say) as one piece of
- * @turn, and keeps it in the history. */
+ * @turn, and keeps it in the history. Unprompted text answers no turn, so
+ * `say` numbers it after the last one: reusing the number of a turn the
+ * caller interrupted would get it dropped as stale by the TTS. */
 static void
 speak_locked (GstLlmTransform *self, const gchar *text, guint turn,
     const gchar *origin, Deferred *d)
@@ -1125,7 +1128,8 @@ end_reply_locked (GstLlmTransform *self, const gchar *outcome,
       cancelled ? (e ? e->agent->str : "") : r->queued->str, d);
   self->reply = NULL;
   for (i = 0; !cancelled && i < r->after->len; i++)
-    speak_locked (self, g_ptr_array_index (r->after, i), r->turn, "say", d);
+    speak_locked (
+        self, g_ptr_array_index (r->after, i), self->last_turn + 1, "say", d);
   reply_free_locked (r, d);
   maybe_queue_eos_locked (self);
 }
@@ -2213,7 +2217,7 @@ gst_llm_transform_say (GstLlmTransform *self, const gchar *text)
   if (ok && self->reply)
     g_ptr_array_add (self->reply->after, g_strdup (t));
   else if (ok)
-    speak_locked (self, t, self->last_turn, "say", &d);
+    speak_locked (self, t, self->last_turn + 1, "say", &d);
   g_mutex_unlock (&self->lock);
   deferred_run (self, &d);
   g_free (t);

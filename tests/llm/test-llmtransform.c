@@ -953,8 +953,9 @@ GST_START_TEST (test_clause_max_wait)
 
 GST_END_TEST;
 
-/* The greeting opens the call; say speaks at once when idle and after the
- * reply in flight otherwise; push-user-text is a turn of its own. */
+/* The greeting opens the call (turn 0); say speaks at once when idle and
+ * after the reply in flight otherwise, numbered after the last turn;
+ * push-user-text is a turn of its own. */
 GST_START_TEST (test_greeting_say_and_typed_text)
 {
   static const gchar *held[] = { "data: {\"choices\":[{\"delta\":{\"content\":"
@@ -978,7 +979,7 @@ GST_START_TEST (test_greeting_say_and_typed_text)
   g_free (reply);
   g_signal_emit_by_name (l->element, "say", "One moment.", &ok);
   fail_unless (ok);
-  reply = pull_reply (l, 0);
+  reply = pull_reply (l, 1);
   fail_unless_equals_string (reply, "One moment.");
   g_free (reply);
 
@@ -992,7 +993,7 @@ GST_START_TEST (test_greeting_say_and_typed_text)
   reply = pull_reply (l, 1);
   fail_unless_equals_string (reply, "Hello! How can I help?");
   g_free (reply);
-  reply = pull_reply (l, 1);
+  reply = pull_reply (l, 2);
   fail_unless_equals_string (reply, "Anything else?");
   g_free (reply);
   m = request_messages (fs, 0);
