@@ -489,6 +489,7 @@ typedef struct
   guint rate;
   gboolean started; /* an episode started now */
   gboolean recovered; /* an episode ended now */
+  gboolean connected;
 } BacklogReport;
 
 /* Keeps the never-sent audio within max-backlog-ms and re-sent audio within
@@ -501,6 +502,7 @@ bound_backlog_locked (GstDeepgramSink *self, BacklogReport *report)
 
   memset (report, 0, sizeof (*report));
   report->rate = rate;
+  report->connected = self->connected;
   report->dropped = dg_timeline_drop_fresh (
       tl, (guint64)self->conf.max_backlog_ms * rate / 1000);
   dg_timeline_drop_retained (tl, (guint64)RETAIN_MAX_MS * rate / 1000);
@@ -526,7 +528,7 @@ post_backlog_report (GstDeepgramSink *self, const BacklogReport *r)
         ("Deepgram is not taking audio fast enough: dropping the oldest "
          "audio beyond max-backlog-ms"),
         ("%" G_GUINT64_FORMAT " ms waiting, connected: %d",
-            r->backlog * 1000 / r->rate, self->connected));
+            r->backlog * 1000 / r->rate, r->connected));
     post_backlog (self, "dropping", r->episode, r->backlog, r->rate);
   } else if (r->recovered) {
     post_backlog (self, "recovered", r->episode, r->backlog, r->rate);
