@@ -38,7 +38,6 @@ struct _FakeServer
   GPtrArray *bodies; /* gchar*, protected by lock */
   Stream *held; /* protected by lock */
   guint early_releases; /* releases before the hold: protected by lock */
-  guint aborted; /* protected by lock */
 };
 
 static void
@@ -58,8 +57,6 @@ stream_finished (SoupServerMessage *msg, gpointer data)
   FakeServer *fs = st->fs;
 
   g_mutex_lock (&fs->lock);
-  if (!st->done)
-    fs->aborted++;
   if (fs->held == st)
     fs->held = NULL;
   g_cond_broadcast (&fs->cond);
@@ -393,20 +390,8 @@ has_requests (FakeServer *fs, guint n)
   return fs->bodies->len >= n;
 }
 
-static gboolean
-has_aborted (FakeServer *fs, guint n)
-{
-  return fs->aborted >= n;
-}
-
 gboolean
 fake_server_wait_requests (FakeServer *fs, guint n, guint timeout_ms)
 {
   return wait_until (fs, has_requests, n, timeout_ms);
-}
-
-gboolean
-fake_server_wait_aborted (FakeServer *fs, guint timeout_ms)
-{
-  return wait_until (fs, has_aborted, 1, timeout_ms);
 }

@@ -34,7 +34,5 @@ guint fake_server_n_requests (FakeServer *fs);
 gchar *fake_server_get_body (FakeServer *fs, guint i);
 /* Waits (up to @timeout_ms) until @n requests arrived. */
 gboolean fake_server_wait_requests (FakeServer *fs, guint n, guint timeout_ms);
-/* Waits until the client of a held answer went away. */
-gboolean fake_server_wait_aborted (FakeServer *fs, guint timeout_ms);
 
 G_END_DECLS
