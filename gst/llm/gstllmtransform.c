@@ -163,7 +163,8 @@ typedef enum {
   N_TIMERS,
 } TimerKind;
 
-/* The reply being generated: at most one at a time. */
+/* The reply being generated: at most one at a time. Every field is
+ * protected by the element's lock. */
 typedef struct
 {
   guint id;
@@ -208,14 +209,16 @@ typedef struct
   gchar *finish_reason;
 } Reply;
 
-/* What the src task pushes: a buffer or a serialized event. */
+/* What the src task pushes: a buffer or a serialized event. Protected by
+ * the element's lock while queued; the src task owns it once popped. */
 typedef struct
 {
   GstMiniObject *obj;
   guint exchange_id; /* buffers: the exchange their text belongs to */
 } OutItem;
 
-/* A request to send, prepared under the lock and sent outside it. */
+/* A request to send, prepared under the lock and sent outside it; owned by
+ * the one thread that does so. */
 typedef struct
 {
   guint attempt_id;
@@ -227,7 +230,7 @@ typedef struct
 /* What a handler decided under the lock and does after releasing it:
  * client calls can complete synchronously on the I/O thread and re-enter
  * our callbacks, clock calls take the clock's lock, and bus sync handlers
- * may call our action signals. */
+ * may call our action signals. A local of that one handler. */
 typedef struct
 {
   GstVoiceClient *client; /* ref, for the two calls below */
@@ -237,14 +240,14 @@ typedef struct
   GPtrArray *messages; /* GstMessage to post, in order */
 } Deferred;
 
-/* user_data of an HTTP request. */
+/* user_data of an HTTP request; read-only after creation. */
 typedef struct
 {
   GstLlmTransform *self; /* ref */
   guint attempt_id;
 } RequestCtx;
 
-/* user_data of a clock timer. */
+/* user_data of a clock timer; read-only after creation. */
 typedef struct
 {
   GstLlmTransform *self; /* ref */
@@ -252,7 +255,7 @@ typedef struct
   TimerKind kind;
 } TimerCtx;
 
-/* Copy of the properties a request needs. */
+/* Copy of the properties a request needs; local to one call. */
 typedef struct
 {
   gchar *url;

@@ -403,6 +403,13 @@ use_build_tree (void)
     path = g_build_filename (VOICEAGENT_BUILD_DIR, "bench-registry.dat", NULL);
     g_setenv ("GST_REGISTRY_1_0", path, TRUE);
     g_free (path);
+    /* Only the plugins the tests use, scanned in-process (the forked
+     * scanner would not carry a sanitizer runtime). */
+    path = g_build_filename (
+        VOICEAGENT_BUILD_DIR, "tests", "system-plugins", NULL);
+    g_setenv ("GST_PLUGIN_SYSTEM_PATH_1_0", path, FALSE);
+    g_setenv ("GST_REGISTRY_FORK", "no", FALSE);
+    g_free (path);
   }
 }
 
