@@ -9,6 +9,7 @@
 #include <gst/app/gstappsrc.h>
 #include <json-glib/json-glib.h>
 #include <glib/gstdio.h>
+#include <unistd.h>
 
 #include "emulator-process.h"
 #include "voice.h"
@@ -637,8 +638,8 @@ wav_samples (const gchar *path)
 GST_START_TEST (test_standalone_wav)
 {
   EmuProcess *emu = start_emulator (NULL);
-  gchar *path =
-      g_build_filename (g_get_tmp_dir (), "elevenlabs-test.wav", NULL);
+  gchar *path = NULL;
+  gint fd = g_file_open_tmp ("elevenlabs-test-XXXXXX.wav", &path, NULL);
   gchar *desc = g_strdup_printf (
       "elevenlabssrc text=\"Rendered to a file, then the stream ends.\" "
       "eos-after-text=true url=%s api-key=k ! wavenc ! filesink location=%s",
@@ -648,7 +649,8 @@ GST_START_TEST (test_standalone_wav)
   gsize n;
   const gint16 *s;
 
-  fail_unless (pipe != NULL);
+  fail_unless (pipe != NULL && fd >= 0);
+  close (fd);
   gst_message_unref (run_to_eos (pipe));
   gst_element_set_state (pipe, GST_STATE_NULL);
   gst_object_unref (pipe);
