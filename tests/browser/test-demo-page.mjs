@@ -208,6 +208,18 @@ async function events(page) {
   return page.evaluate(() => window.voiceagent.events.filter((e) => e.dir === 'in').map((e) => e.text));
 }
 
+function eventTypes(texts) {
+  const types = {};
+  for (const t of texts) {
+    let type = '(not JSON)';
+    try {
+      type = JSON.parse(t).type ?? '(no type)';
+    } catch {}
+    types[type] = (types[type] || 0) + 1;
+  }
+  return types;
+}
+
 /* ---- The test ---- */
 
 // The echo agent sends no conversation events, so the page's handling of
@@ -357,9 +369,13 @@ async function run() {
       return l && l.textContent.trim();
     }), 60000, 250);
     check('agent text arrives on the page', !!agentText, JSON.stringify(agentText));
-    const row = await until('a latency row', () => page.evaluate(() =>
-      document.querySelector('#metrics tbody tr[data-turn]')?.textContent), 30000, 250).catch(() => null);
-    log(row ? `latency row: ${row}` : 'no latency row yet (metrics events not sent)');
+    const row = await until('a latency row', () => page.evaluate(() => {
+      const r = document.querySelector('#metrics tbody tr[data-turn]');
+      return r && [...r.cells].map((c) => c.textContent).join(' | ');
+    }), 30000, 250).catch(() => null);
+    log(row ? `latency (turn | stt | llm_ttft | tts_ttfb | voice_to_voice ms): ${row}`
+      : 'no latency row (no metrics event within 30 s)');
+    log(`data channel events from the server, by type: ${JSON.stringify(eventTypes(await events(page)))}`);
   } else {
     await checkRendering(page);
   }
@@ -399,13 +415,7 @@ if (status === 1 && callPage) {
   // What the server sent: enough to tell a page bug from a server that
   // does not send an event yet.
   const got = (await events(callPage).catch(() => [])).filter((t) => !scriptedTexts.has(t));
-  const types = {};
-  for (const t of got) {
-    let type = '(not JSON)';
-    try { type = JSON.parse(t).type ?? '(no type)'; } catch {}
-    types[type] = (types[type] || 0) + 1;
-  }
-  log(`data channel events from the server, by type: ${JSON.stringify(types)}`);
+  log(`data channel events from the server, by type: ${JSON.stringify(eventTypes(got))}`);
   for (const t of got.slice(-15)) log(`  ← ${t.length > 300 ? t.slice(0, 300) + '…' : t}`);
   await callPage.screenshot({ path: path.join(opts.out, `browser-${mode}-failed.png`), fullPage: true }).catch(() => {});
 }
