@@ -14,6 +14,12 @@
 #include "voice.h"
 
 #define EMULATOR_KEY "local-emulator-key"
+/* Spoken replies: short, no markup, one idea at a time. */
+#define DEFAULT_SYSTEM_PROMPT                                                  \
+  "You are a friendly voice assistant on a phone "                             \
+  "call. Answer in one or two short spoken sentences, without lists, "         \
+  "markdown or emoji."
+
 #define START_TIMEOUT_US (20 * G_USEC_PER_SEC)
 
 struct _VaBackends
@@ -168,6 +174,7 @@ va_backends_start (VaConfig *c, GError **error)
   set_default (&c->elevenlabs_url, "wss://api.elevenlabs.io");
   set_default (&c->elevenlabs_voice, "21m00Tcm4TlvDq8ikWAM");
   set_default (&c->llm_model, "gpt-4o-mini");
+  set_default (&c->system_prompt, DEFAULT_SYSTEM_PROMPT);
   if (!(dg || el || llm)) {
     set_default (&c->llm_url, "https://api.openai.com/v1");
     return b;

@@ -55,6 +55,7 @@ struct _VaCall
   GMutex lock;
   GstWebRTCDataChannel *channel; /* protected by lock */
   gint caller_audio_seen; /* atomic: a buffer passed caller_tap */
+  gint channel_greeted; /* atomic: the "call" event was sent */
 };
 
 static GThreadPool *teardown_pool;
@@ -186,12 +187,18 @@ void
 va_call_push_user_text (VaCall *call, const gchar *text)
 {
   GstElement *llm = find_element (call, "llm");
+  gboolean accepted = FALSE;
 
-  if (llm == NULL) {
-    GST_WARNING ("call %s: no element named \"llm\" for typed text", call->id);
+  if (llm == NULL || !g_signal_lookup ("push-user-text", G_OBJECT_TYPE (llm))) {
+    GST_WARNING (
+        "call %s: no llmtransform named \"llm\" for typed text", call->id);
+    va_call_send_json (call,
+        "{\"type\":\"error\",\"message\":\"this "
+        "agent takes no typed text\"}");
+    gst_clear_object (&llm);
     return;
   }
-  g_signal_emit_by_name (llm, "push-user-text", text);
+  g_signal_emit_by_name (llm, "push-user-text", text, &accepted);
   gst_object_unref (llm);
 }
 
@@ -257,19 +264,46 @@ on_channel_message (
       NULL, G_PRIORITY_DEFAULT, handle_channel_text, ct, channel_text_free);
 }
 
+static gboolean
+greet_channel (gpointer data)
+{
+  VaCall *call = data;
+  gchar *json = g_strdup_printf ("{\"type\":\"call\",\"id\":\"%s\"}", call->id);
+
+  va_call_send_json (call, json);
+  g_free (json);
+  return G_SOURCE_REMOVE;
+}
+
+/* (streaming thread) */
+static void
+on_channel_open (GstWebRTCDataChannel *channel, gpointer data)
+{
+  VaCall *call = data;
+
+  if (g_atomic_int_compare_and_exchange (&call->channel_greeted, 0, 1))
+    g_main_context_invoke (NULL, greet_channel, call);
+}
+
 /* (streaming thread) The caller opened a data channel. */
 static void
 on_data_channel (
     GstElement *webrtc, GstWebRTCDataChannel *channel, gpointer data)
 {
   VaCall *call = data;
+  GstWebRTCDataChannelState state;
 
   g_signal_connect (
       channel, "on-message-string", G_CALLBACK (on_channel_message), call);
+  g_signal_connect (channel, "on-open", G_CALLBACK (on_channel_open), call);
   g_mutex_lock (&call->lock);
   g_clear_object (&call->channel);
   call->channel = g_object_ref (channel);
   g_mutex_unlock (&call->lock);
+  /* A channel may already be open when it is announced: greet it once. */
+  g_object_get (channel, "ready-state", &state, NULL);
+  if (state == GST_WEBRTC_DATA_CHANNEL_STATE_OPEN)
+    on_channel_open (channel, call);
 }
 
 /* ---- Ending ---- */

@@ -19,7 +19,9 @@
 #include <json-glib/json-glib.h>
 #include <libsoup/soup.h>
 #include "call.h"
+#include "conversation.h"
 #include "metrics.h"
+#include "records.h"
 #include "sdp.h"
 #include "server.h"
 #include "template.h"
@@ -41,6 +43,7 @@ struct _VaServer
   GHashTable *templates; /* name → VaTemplate* */
   GHashTable *calls; /* id → CallEntry* */
   VaMetrics *metrics;
+  VaRecords *records;
   gboolean draining;
   GSourceFunc drain_done;
   gpointer drain_data;
@@ -54,7 +57,7 @@ struct _CallEntry
   gchar *agent;
   SoupServerMessage *pending; /* the POST waiting for its answer */
   GHashTable *pending_listeners; /* listener id → SoupServerMessage* */
-  VaUsage usage;
+  VaConversation *conversation;
 };
 
 /* ---- Responses ---- */
@@ -321,12 +324,34 @@ call_entry_free (CallEntry *e)
     unpause (&m);
   }
   g_hash_table_unref (e->pending_listeners);
+  va_conversation_free (e->conversation);
   va_call_free (e->call);
   g_free (e->agent);
   g_free (e);
 }
 
 static void check_drained (VaServer *server);
+
+/* The call's durable record, written off the main thread by VaRecords. */
+static void
+write_record (CallEntry *e, VaCallEndReason reason)
+{
+  VaCallRecord *r;
+
+  if (e->server->records == NULL)
+    return;
+  r = g_new0 (VaCallRecord, 1);
+  r->id = g_strdup (va_call_get_id (e->call));
+  r->agent = g_strdup (e->agent);
+  r->started_us = va_call_get_start_time (e->call);
+  r->ended_us = g_get_real_time ();
+  r->end_reason = g_strdup (va_call_end_reason_name (reason));
+  r->transcript_json = va_conversation_transcript_json (e->conversation);
+  r->turns_json = va_conversation_turns_json (e->conversation);
+  r->usage = *va_conversation_get_usage (e->conversation);
+  r->cost_usd = va_usage_cost (&r->usage, e->server->config);
+  va_records_write (e->server->records, r);
+}
 
 static void
 on_call_ended (
@@ -339,59 +364,35 @@ on_call_ended (
 
   va_metrics_call_ended (
       server->metrics, va_call_end_reason_name (reason), failed);
-  va_metrics_add_usage (server->metrics, &e->usage);
+  va_metrics_add_usage (
+      server->metrics, va_conversation_get_usage (e->conversation));
+  write_record (e, reason);
   g_hash_table_remove (server->calls, va_call_get_id (call));
   check_drained (server);
-}
-
-/* Element messages become data-channel events for the caller:
- * {"type": "<message name>", <its fields>}. */
-static gchar *
-structure_to_json (const GstStructure *s)
-{
-  JsonBuilder *b = json_builder_new ();
-  JsonNode *root;
-  gchar *json;
-  guint i;
-
-  json_builder_begin_object (b);
-  json_builder_set_member_name (b, "type");
-  json_builder_add_string_value (b, gst_structure_get_name (s));
-  for (i = 0; i < (guint)gst_structure_n_fields (s); i++) {
-    const gchar *name = gst_structure_nth_field_name (s, i);
-    const GValue *v = gst_structure_get_value (s, name);
-    GValue d = G_VALUE_INIT;
-
-    if (G_VALUE_HOLDS_STRING (v)) {
-      json_builder_set_member_name (b, name);
-      json_builder_add_string_value (b, g_value_get_string (v));
-    } else if (G_VALUE_HOLDS_BOOLEAN (v)) {
-      json_builder_set_member_name (b, name);
-      json_builder_add_boolean_value (b, g_value_get_boolean (v));
-    } else if (g_value_type_transformable (G_VALUE_TYPE (v), G_TYPE_DOUBLE) &&
-        G_TYPE_IS_FUNDAMENTAL (G_VALUE_TYPE (v))) {
-      g_value_init (&d, G_TYPE_DOUBLE);
-      g_value_transform (v, &d);
-      json_builder_set_member_name (b, name);
-      json_builder_add_double_value (b, g_value_get_double (&d));
-      g_value_unset (&d);
-    }
-  }
-  json_builder_end_object (b);
-  root = json_builder_get_root (b);
-  json = json_to_string (root, FALSE);
-  json_node_unref (root);
-  g_object_unref (b);
-  return json;
 }
 
 static void
 on_call_message (VaCall *call, const GstStructure *s, gpointer data)
 {
-  gchar *json = structure_to_json (s);
+  CallEntry *e = data;
 
-  va_call_send_json (call, json);
-  g_free (json);
+  va_conversation_handle (e->conversation, s);
+}
+
+static void
+conversation_send (const gchar *json, gpointer data)
+{
+  CallEntry *e = data;
+
+  va_call_send_json (e->call, json);
+}
+
+static void
+conversation_observe (const gchar *name, gdouble seconds, gpointer data)
+{
+  CallEntry *e = data;
+
+  va_metrics_observe (e->server->metrics, name, seconds);
 }
 
 static GHashTable *
@@ -449,6 +450,8 @@ whip_post (VaServer *server, SoupServerMessage *msg, const gchar *agent)
 {
   static const VaCallCallbacks callbacks = { on_call_answered, on_call_ended,
     on_call_message };
+  static const VaConversationOutput conversation_output = { conversation_send,
+    conversation_observe };
   const VaTemplate *tmpl;
   VaOffer *offer;
   CallEntry *e;
@@ -476,6 +479,7 @@ whip_post (VaServer *server, SoupServerMessage *msg, const gchar *agent)
   e->pending_listeners =
       g_hash_table_new_full (g_str_hash, g_str_equal, g_free, NULL);
   e->call = va_call_new (id, server->config, &callbacks, e);
+  e->conversation = va_conversation_new (&conversation_output, e);
   g_hash_table_insert (server->calls, id, e);
   opus_pt = offer->opus_pt;
   vars = call_variables (server, id, opus_pt);
@@ -780,12 +784,13 @@ handle_request (SoupServer *soup, SoupServerMessage *msg, const gchar *path,
   gchar **parts = g_strsplit (path + 1, "/", 5);
 
   GST_LOG ("%s %s", method, path);
-  if (g_str_equal (parts[0], "whip") && (parts[1] == NULL || parts[2] == NULL))
+  if (g_strcmp0 (parts[0], "whip") == 0 &&
+      (parts[1] == NULL || parts[2] == NULL))
     route_endpoint (server, msg, method, parts, FALSE);
-  else if (g_str_equal (parts[0], "whep") &&
+  else if (g_strcmp0 (parts[0], "whep") == 0 &&
       (parts[1] == NULL || parts[2] == NULL))
     route_endpoint (server, msg, method, parts, TRUE);
-  else if (g_str_equal (parts[0], "calls") && parts[1] && *parts[1])
+  else if (g_strcmp0 (parts[0], "calls") == 0 && parts[1] && *parts[1])
     route_session (server, msg, method, parts);
   else if (g_str_equal (method, "OPTIONS"))
     respond_options (server, msg, "OPTIONS, GET");
@@ -840,6 +845,11 @@ va_server_new (VaConfig *config, GError **error)
   server->calls = g_hash_table_new_full (
       g_str_hash, g_str_equal, g_free, (GDestroyNotify)call_entry_free);
   server->metrics = va_metrics_new ();
+  server->records = va_records_open (config->database, error);
+  if (server->records == NULL) {
+    va_server_free (server);
+    return NULL;
+  }
   server->soup = soup_server_new ("server-header", "voiceagent/" VERSION, NULL);
   soup_server_add_handler (server->soup, NULL, handle_request, server, NULL);
   g_signal_connect (
@@ -940,5 +950,6 @@ va_server_free (VaServer *server)
   g_clear_pointer (&server->calls, g_hash_table_unref);
   g_clear_pointer (&server->templates, g_hash_table_unref);
   va_metrics_free (server->metrics);
+  va_records_close (server->records);
   g_free (server);
 }

@@ -130,11 +130,12 @@ build_description (WhipCaller *c)
 {
   gchar *src, *desc;
 
+  /* WAV files are mixed into live silence once connected (whip_caller_play):
+   * the stream goes on between utterances, as a microphone's does. */
   if (c->wav)
-    src = g_strdup_printf (
-        "multifilesrc location=\"%s\" loop=%s "
-        "! wavparse ignore-length=true ! audioconvert ! audioresample",
-        c->wav, c->options.loop_wav ? "true" : "false");
+    src =
+        g_strdup ("audiotestsrc is-live=true wave=silence "
+                  "! audio/x-raw,rate=48000,channels=1 ! audiomixer name=mix");
   else if (c->options.tone_hz > 0)
     src = g_strdup_printf ("audiotestsrc is-live=true wave=sine freq=%.0f "
                            "volume=0.3",
@@ -146,14 +147,13 @@ build_description (WhipCaller *c)
     return g_strdup ("webrtcbin name=webrtc bundle-policy=max-bundle");
   }
 
-  /* A file plays at real time, as a microphone would. */
   desc = g_strdup_printf (
       "webrtcbin name=webrtc bundle-policy=max-bundle "
-      "%s ! identity sync=%s ! audio/x-raw,rate=48000,channels=1 "
+      "%s ! audio/x-raw,rate=48000,channels=1 "
       "! opusenc frame-size=20 ! rtpopuspay pt=111 ! "
       "application/x-rtp,media=audio,encoding-name=OPUS,payload=111,"
       "clock-rate=48000 ! webrtc.",
-      src, c->wav ? "true" : "false");
+      src);
   g_free (src);
   return desc;
 }
@@ -346,6 +346,8 @@ whip_caller_connect (WhipCaller *c, GError **error)
     c->answer =
         g_strndup (g_bytes_get_data (reply, NULL), g_bytes_get_size (reply));
     apply_answer (c, error);
+    if (c->wav)
+      whip_caller_play (c, c->wav);
   } else if (reply && error && *error == NULL) {
     g_set_error (error, G_IO_ERROR, G_IO_ERROR_FAILED, "HTTP %u: %.*s", status,
         (int)g_bytes_get_size (reply),
@@ -354,6 +356,39 @@ whip_caller_connect (WhipCaller *c, GError **error)
   g_clear_pointer (&reply, g_bytes_unref);
   g_object_unref (msg);
   return status;
+}
+
+/* Starts @wav now: its branch's timestamps are offset to the current
+ * running time so the mixer takes it as live, not late. */
+gboolean
+whip_caller_play (WhipCaller *c, const gchar *wav)
+{
+  gchar *desc = g_strdup_printf (
+      "filesrc location=\"%s\" ! wavparse "
+      "! audioconvert ! audioresample ! audio/x-raw,rate=48000,channels=1",
+      wav);
+  GstElement *bin = gst_parse_bin_from_description (desc, TRUE, NULL);
+  GstElement *mix = gst_bin_get_by_name (GST_BIN (c->pipeline), "mix");
+  GstClock *clock = gst_element_get_clock (c->pipeline);
+  GstPad *src, *sink;
+  gboolean ok = FALSE;
+
+  g_free (desc);
+  if (bin && mix && clock) {
+    GstClockTime now =
+        gst_clock_get_time (clock) - gst_element_get_base_time (c->pipeline);
+    gst_bin_add (GST_BIN (c->pipeline), bin);
+    src = gst_element_get_static_pad (bin, "src");
+    gst_pad_set_offset (src, (gint64)(now + 40 * GST_MSECOND));
+    sink = gst_element_request_pad_simple (mix, "sink_%u");
+    ok = gst_pad_link (src, sink) == GST_PAD_LINK_OK;
+    gst_element_sync_state_with_parent (bin);
+    gst_object_unref (src);
+    gst_object_unref (sink);
+  }
+  gst_clear_object (&mix);
+  gst_clear_object (&clock);
+  return ok;
 }
 
 gboolean

@@ -13,7 +13,6 @@ typedef struct
 {
   const gchar *url; /* WHIP endpoint, e.g. http://127.0.0.1:P/whip */
   const gchar *wav; /* audio to send; NULL sends silence */
-  gboolean loop_wav; /* send the file again and again */
   gboolean sendonly; /* offer sendonly (OBS-style) instead of sendrecv */
   gboolean recvonly; /* offer recvonly and send nothing (a WHEP viewer) */
   gdouble tone_hz; /* without a WAV: a sine of this frequency, 0 = silence */
@@ -28,6 +27,10 @@ void whip_caller_free (WhipCaller *caller);
 /* Offers, POSTs, applies the answer. Returns the HTTP status (201 on
  * success) and sets @error on failure. Blocks (at most ~20 s). */
 guint whip_caller_connect (WhipCaller *caller, GError **error);
+
+/* Plays @wav (any WAV) into the call from now on, mixed with what is
+ * already playing. The `wav` option plays one as soon as connected. */
+gboolean whip_caller_play (WhipCaller *caller, const gchar *wav);
 
 /* Waits until the received audio's RMS (0..1) goes above @rms, or
  * @timeout_ms passes. Returns TRUE if it did. */

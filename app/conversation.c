@@ -1,0 +1,422 @@
+/* voiceagent: a call's conversation as the elements report it on the bus.
+ * SPDX-License-Identifier: LGPL-2.1-or-later
+ *
+ * The elements post what they see (docs/elements/): silerovad the caller's
+ * speech, deepgramsrc transcripts, llmtransform its replies, elevenlabs*
+ * the agent's audio. Each message carries `wallclock` (monotonic µs), so
+ * latencies across elements are differences of wallclocks:
+ *
+ *   stt            final transcript arrival − end of the caller's speech
+ *   llm_ttft       llmtransform `first-token` since-turn-end
+ *   tts_ttfb       elevenlabssink `first-audio` ttfb
+ *   voice_to_voice first agent sample leaving elevenlabssrc − end of speech
+ *
+ * The end of speech is where silerovad says speech ended, not when it
+ * decided so: its wallclock minus (decision-running-time − running-time).
+ */
+#ifdef HAVE_CONFIG_H
+#include "config.h"
+#endif
+
+#include <json-glib/json-glib.h>
+#include "conversation.h"
+
+typedef struct
+{
+  guint turn;
+  gint64 speech_end_us; /* 0 = unknown */
+  gdouble stt_ms, llm_ttft_ms, tts_ttfb_ms, v2v_ms; /* < 0 = unknown */
+  gboolean reported;
+} Turn;
+
+struct _VaConversation
+{
+  VaConversationOutput output;
+  gpointer user_data;
+  gint64 start_us;
+  gint64 last_speech_end_us; /* the caller's latest end of speech */
+  GHashTable *turns; /* turn → Turn* */
+  JsonArray *transcript;
+  VaUsage usage;
+  gdouble stt_seconds_reported; /* deepgram-usage is cumulative */
+};
+
+VaConversation *
+va_conversation_new (const VaConversationOutput *output, gpointer user_data)
+{
+  VaConversation *c = g_new0 (VaConversation, 1);
+
+  c->output = *output;
+  c->user_data = user_data;
+  c->start_us = g_get_monotonic_time ();
+  c->turns =
+      g_hash_table_new_full (g_direct_hash, g_direct_equal, NULL, g_free);
+  c->transcript = json_array_new ();
+  return c;
+}
+
+void
+va_conversation_free (VaConversation *c)
+{
+  if (c == NULL)
+    return;
+  g_hash_table_unref (c->turns);
+  json_array_unref (c->transcript);
+  g_free (c);
+}
+
+static Turn *
+get_turn (VaConversation *c, guint n)
+{
+  Turn *t = g_hash_table_lookup (c->turns, GUINT_TO_POINTER (n));
+
+  if (t == NULL) {
+    t = g_new0 (Turn, 1);
+    t->turn = n;
+    t->stt_ms = t->llm_ttft_ms = t->tts_ttfb_ms = t->v2v_ms = -1;
+    g_hash_table_insert (c->turns, GUINT_TO_POINTER (n), t);
+  }
+  return t;
+}
+
+/* ---- Output helpers ---- */
+
+static void
+send_builder (VaConversation *c, JsonBuilder *b)
+{
+  JsonNode *root;
+  gchar *json;
+
+  json_builder_end_object (b);
+  root = json_builder_get_root (b);
+  json = json_to_string (root, FALSE);
+  c->output.send (json, c->user_data);
+  g_free (json);
+  json_node_unref (root);
+  g_object_unref (b);
+}
+
+static JsonBuilder *
+begin_event (const gchar *type)
+{
+  JsonBuilder *b = json_builder_new ();
+
+  json_builder_begin_object (b);
+  json_builder_set_member_name (b, "type");
+  json_builder_add_string_value (b, type);
+  return b;
+}
+
+static void
+add_ms (JsonBuilder *b, const gchar *name, gdouble ms)
+{
+  json_builder_set_member_name (b, name);
+  if (ms < 0)
+    json_builder_add_null_value (b);
+  else
+    json_builder_add_double_value (b, ms);
+}
+
+static void
+add_transcript (
+    VaConversation *c, const gchar *role, const gchar *text, guint turn)
+{
+  JsonObject *o = json_object_new ();
+
+  json_object_set_string_member (o, "role", role);
+  json_object_set_string_member (o, "text", text);
+  json_object_set_double_member (
+      o, "t", (g_get_monotonic_time () - c->start_us) / 1e6);
+  json_object_set_int_member (o, "turn", turn);
+  json_array_add_object_element (c->transcript, o);
+}
+
+/* Sends the turn's metrics once voice-to-voice is known (the last stage). */
+static void
+report_turn (VaConversation *c, Turn *t)
+{
+  JsonBuilder *b;
+
+  if (t->reported || t->v2v_ms < 0)
+    return;
+  t->reported = TRUE;
+  b = begin_event ("metrics");
+  json_builder_set_member_name (b, "turn");
+  json_builder_add_int_value (b, t->turn);
+  add_ms (b, "stt_ms", t->stt_ms);
+  add_ms (b, "llm_ttft_ms", t->llm_ttft_ms);
+  add_ms (b, "tts_ttfb_ms", t->tts_ttfb_ms);
+  add_ms (b, "voice_to_voice_ms", t->v2v_ms);
+  send_builder (c, b);
+}
+
+static void
+observe (VaConversation *c, const gchar *name, gdouble ms)
+{
+  if (ms >= 0 && c->output.observe)
+    c->output.observe (name, ms / 1000.0, c->user_data);
+}
+
+static guint
+get_uint (const GstStructure *s, const gchar *field)
+{
+  guint v = 0;
+
+  gst_structure_get_uint (s, field, &v);
+  return v;
+}
+
+static gint64
+get_wallclock (const GstStructure *s)
+{
+  gint64 v = g_get_monotonic_time ();
+
+  gst_structure_get_int64 (s, "wallclock", &v);
+  return v;
+}
+
+static gdouble
+ns_field_ms (const GstStructure *s, const gchar *field)
+{
+  guint64 ns = GST_CLOCK_TIME_NONE;
+
+  if (!gst_structure_get_uint64 (s, field, &ns) ||
+      !GST_CLOCK_TIME_IS_VALID (ns))
+    return -1;
+  return ns / 1e6;
+}
+
+/* ---- Per element ---- */
+
+static void
+handle_vad (VaConversation *c, const GstStructure *s)
+{
+  const gchar *event = gst_structure_get_string (s, "event");
+  guint64 rt = 0, decided = 0;
+  JsonBuilder *b;
+
+  if (g_strcmp0 (event, "speech-start") != 0 &&
+      g_strcmp0 (event, "speech-stop") != 0)
+    return;
+  if (g_str_equal (event, "speech-stop") &&
+      gst_structure_get_uint64 (s, "running-time", &rt) &&
+      gst_structure_get_uint64 (s, "decision-running-time", &decided) &&
+      decided >= rt)
+    c->last_speech_end_us = get_wallclock (s) - (gint64)((decided - rt) / 1000);
+  b = begin_event ("vad");
+  json_builder_set_member_name (b, "speaking");
+  json_builder_add_boolean_value (b, g_str_equal (event, "speech-start"));
+  send_builder (c, b);
+}
+
+static void
+handle_transcript (VaConversation *c, const GstStructure *s)
+{
+  const gchar *text = gst_structure_get_string (s, "text");
+  gboolean is_final = FALSE, speech_final = FALSE;
+  guint turn = get_uint (s, "turn");
+  JsonBuilder *b;
+
+  if (text == NULL || *text == '\0')
+    return;
+  gst_structure_get_boolean (s, "is_final", &is_final);
+  gst_structure_get_boolean (s, "speech_final", &speech_final);
+  b = begin_event ("transcript");
+  json_builder_set_member_name (b, "role");
+  json_builder_add_string_value (b, "user");
+  json_builder_set_member_name (b, "text");
+  json_builder_add_string_value (b, text);
+  json_builder_set_member_name (b, "final");
+  json_builder_add_boolean_value (b, is_final);
+  json_builder_set_member_name (b, "turn");
+  json_builder_add_int_value (b, turn);
+  send_builder (c, b);
+  if (!is_final)
+    return;
+  add_transcript (c, "user", text, turn);
+  if (c->last_speech_end_us > 0) {
+    Turn *t = get_turn (c, turn);
+    t->speech_end_us = c->last_speech_end_us;
+    t->stt_ms = (get_wallclock (s) - t->speech_end_us) / 1000.0;
+  }
+}
+
+static void
+handle_llm (VaConversation *c, const GstStructure *s)
+{
+  const gchar *event = gst_structure_get_string (s, "event");
+  guint turn = get_uint (s, "turn");
+  gint64 tokens = 0;
+  JsonBuilder *b;
+
+  if (g_strcmp0 (event, "first-token") == 0) {
+    Turn *t = get_turn (c, turn);
+    t->llm_ttft_ms = ns_field_ms (s, "since-turn-end");
+    observe (c, "llm_ttft", t->llm_ttft_ms);
+  } else if (g_strcmp0 (event, "done") == 0) {
+    const gchar *text = gst_structure_get_string (s, "text");
+    if (gst_structure_get_int64 (s, "prompt-tokens", &tokens) && tokens > 0)
+      c->usage.llm_prompt_tokens += tokens;
+    if (gst_structure_get_int64 (s, "completion-tokens", &tokens) && tokens > 0)
+      c->usage.llm_completion_tokens += tokens;
+    if (text && *text) {
+      b = begin_event ("transcript");
+      json_builder_set_member_name (b, "role");
+      json_builder_add_string_value (b, "agent");
+      json_builder_set_member_name (b, "text");
+      json_builder_add_string_value (b, text);
+      json_builder_set_member_name (b, "turn");
+      json_builder_add_int_value (b, turn);
+      send_builder (c, b);
+    }
+  }
+}
+
+static void
+handle_tts_sink (VaConversation *c, const GstStructure *s)
+{
+  const gchar *event = gst_structure_get_string (s, "event");
+
+  if (g_strcmp0 (event, "first-audio") == 0) {
+    Turn *t = get_turn (c, get_uint (s, "turn"));
+    t->tts_ttfb_ms = ns_field_ms (s, "ttfb");
+    observe (c, "tts_ttfb", t->tts_ttfb_ms);
+  } else if (g_strcmp0 (event, "turn-done") == 0 ||
+      g_strcmp0 (event, "turn-cancelled") == 0) {
+    c->usage.tts_characters += get_uint (s, "characters");
+  }
+}
+
+static void
+send_speaking (VaConversation *c, gboolean speaking)
+{
+  JsonBuilder *b = begin_event ("agent");
+
+  json_builder_set_member_name (b, "speaking");
+  json_builder_add_boolean_value (b, speaking);
+  send_builder (c, b);
+}
+
+static void
+handle_tts_src (VaConversation *c, const GstStructure *s)
+{
+  const gchar *event = gst_structure_get_string (s, "event");
+  guint turn = get_uint (s, "turn");
+  gboolean interrupted = FALSE;
+  Turn *t;
+
+  if (g_strcmp0 (event, "agent-speaking-started") == 0) {
+    send_speaking (c, TRUE);
+    t = get_turn (c, turn);
+    if (t->speech_end_us > 0 && t->v2v_ms < 0) {
+      t->v2v_ms = (get_wallclock (s) - t->speech_end_us) / 1000.0;
+      observe (c, "stt", t->stt_ms);
+      observe (c, "voice_to_voice", t->v2v_ms);
+      report_turn (c, t);
+    }
+  } else if (g_strcmp0 (event, "agent-speaking-stopped") == 0) {
+    const gchar *heard = gst_structure_get_string (s, "spoken-text");
+    send_speaking (c, FALSE);
+    gst_structure_get_boolean (s, "interrupted", &interrupted);
+    if (heard && *heard)
+      add_transcript (c, "agent", heard, turn);
+    if (interrupted) {
+      JsonBuilder *b = begin_event ("interrupted");
+      json_builder_set_member_name (b, "turn");
+      json_builder_add_int_value (b, turn);
+      send_builder (c, b);
+    }
+  }
+}
+
+static void
+handle_warning (VaConversation *c, const GstStructure *s)
+{
+  JsonBuilder *b = begin_event ("error");
+
+  json_builder_set_member_name (b, "message");
+  json_builder_add_string_value (b, gst_structure_get_string (s, "message"));
+  send_builder (c, b);
+}
+
+void
+va_conversation_handle (VaConversation *c, const GstStructure *s)
+{
+  const gchar *name = gst_structure_get_name (s);
+  gdouble seconds;
+
+  if (g_str_equal (name, "silerovad"))
+    handle_vad (c, s);
+  else if (g_str_equal (name, "deepgram-transcript"))
+    handle_transcript (c, s);
+  else if (g_str_equal (name, "llmtransform"))
+    handle_llm (c, s);
+  else if (g_str_equal (name, "elevenlabssink"))
+    handle_tts_sink (c, s);
+  else if (g_str_equal (name, "elevenlabssrc"))
+    handle_tts_src (c, s);
+  else if (g_str_equal (name, "warning"))
+    handle_warning (c, s);
+  else if (g_str_equal (name, "deepgram-usage") &&
+      gst_structure_get_double (s, "audio-seconds", &seconds) &&
+      seconds > c->stt_seconds_reported) {
+    /* Cumulative per element: count only what is new. */
+    c->usage.stt_seconds += seconds - c->stt_seconds_reported;
+    c->stt_seconds_reported = seconds;
+  }
+}
+
+gchar *
+va_conversation_transcript_json (VaConversation *c)
+{
+  JsonNode *node = json_node_new (JSON_NODE_ARRAY);
+  gchar *json;
+
+  json_node_set_array (node, c->transcript);
+  json = json_to_string (node, FALSE);
+  json_node_unref (node);
+  return json;
+}
+
+static gint
+compare_turns (gconstpointer a, gconstpointer b)
+{
+  return (gint)((const Turn *)a)->turn - (gint)((const Turn *)b)->turn;
+}
+
+gchar *
+va_conversation_turns_json (VaConversation *c)
+{
+  GList *turns =
+            g_list_sort (g_hash_table_get_values (c->turns), compare_turns),
+        *l;
+  JsonBuilder *b = json_builder_new ();
+  JsonNode *root;
+  gchar *json;
+
+  json_builder_begin_array (b);
+  for (l = turns; l; l = l->next) {
+    Turn *t = l->data;
+    json_builder_begin_object (b);
+    json_builder_set_member_name (b, "turn");
+    json_builder_add_int_value (b, t->turn);
+    add_ms (b, "stt_ms", t->stt_ms);
+    add_ms (b, "llm_ttft_ms", t->llm_ttft_ms);
+    add_ms (b, "tts_ttfb_ms", t->tts_ttfb_ms);
+    add_ms (b, "voice_to_voice_ms", t->v2v_ms);
+    json_builder_end_object (b);
+  }
+  json_builder_end_array (b);
+  root = json_builder_get_root (b);
+  json = json_to_string (root, FALSE);
+  json_node_unref (root);
+  g_object_unref (b);
+  g_list_free (turns);
+  return json;
+}
+
+const VaUsage *
+va_conversation_get_usage (VaConversation *c)
+{
+  return &c->usage;
+}
