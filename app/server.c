@@ -69,6 +69,11 @@ add_cors (VaServer *server, SoupServerMessage *msg)
 
   soup_message_headers_replace (
       h, "Access-Control-Allow-Origin", server->config->cors_origin);
+  /* FIXME: libsoup 3.2's server never notices a client closing a kept-alive
+   * connection (it stays in CLOSE-WAIT forever, one fd per request), so
+   * every response closes its connection. WHIP clients make a handful of
+   * requests per call; the cost is one TCP handshake each. */
+  soup_message_headers_replace (h, "Connection", "close");
   soup_message_headers_replace (h, "Access-Control-Expose-Headers",
       "Location, ETag, Link, Accept-Post, Accept-Patch, Retry-After");
 }

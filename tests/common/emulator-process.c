@@ -171,6 +171,14 @@ emu_process_get_port (EmuProcess *emu)
   return emu->port;
 }
 
+guint
+emu_process_get_pid (EmuProcess *emu)
+{
+  const gchar *id = g_subprocess_get_identifier (emu->proc);
+
+  return id ? (guint)g_ascii_strtoull (id, NULL, 10) : 0;
+}
+
 const gchar *
 emu_process_get_http_url (EmuProcess *emu)
 {

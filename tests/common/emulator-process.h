@@ -25,6 +25,7 @@ EmuProcess *emu_process_start_program (
 void emu_process_stop (EmuProcess *emu);
 
 guint emu_process_get_port (EmuProcess *emu);
+guint emu_process_get_pid (EmuProcess *emu);
 /* "http://127.0.0.1:PORT" and "ws://127.0.0.1:PORT": owned by @emu. */
 const gchar *emu_process_get_http_url (EmuProcess *emu);
 const gchar *emu_process_get_ws_url (EmuProcess *emu);

@@ -90,6 +90,26 @@ config_clear (EmuConfig *c)
   emu_fault_clear (&c->llm_fault);
 }
 
+static void
+close_after_response (SoupServerMessage *msg, gpointer data)
+{
+  SoupMessageHeaders *req = soup_server_message_get_request_headers (msg);
+
+  if (soup_message_headers_get_one (req, "Upgrade") == NULL)
+    soup_message_headers_replace (
+        soup_server_message_get_response_headers (msg), "Connection", "close");
+}
+
+/* FIXME: libsoup 3.2's server never notices a client closing a kept-alive
+ * connection (it stays in CLOSE-WAIT, one fd each), so plain HTTP
+ * responses close their connection; WebSocket upgrades are left alone. */
+static void
+on_request_started (SoupServer *server, SoupServerMessage *msg, gpointer data)
+{
+  g_signal_connect (
+      msg, "got-headers", G_CALLBACK (close_after_response), NULL);
+}
+
 int
 main (int argc, char **argv)
 {
@@ -232,6 +252,8 @@ main (int argc, char **argv)
 
   server =
       soup_server_new ("server-header", "voiceagent-emulator/" VERSION, NULL);
+  g_signal_connect (
+      server, "request-started", G_CALLBACK (on_request_started), NULL);
   /* No permessage-deflate: compressing base64 audio costs ~10 ms per 100 KB
    * frame on the main thread, which is what limits a load test; clients
    * that offer it fall back to plain frames, as the protocol allows. */

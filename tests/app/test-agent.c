@@ -1,0 +1,253 @@
+/* End to end: a WebRTC caller talks to the real agent pipeline
+ * (pipelines/agent.pipeline: silerovad, deepgram, llmtransform, elevenlabs)
+ * through voiceagent, with every service on the local emulator.
+ * SPDX-License-Identifier: LGPL-2.1-or-later
+ */
+#include <string.h>
+#include <gst/check/gstcheck.h>
+#include <libsoup/soup.h>
+#include "emulator-process.h"
+#include "whip-caller.h"
+
+#define ANSWER_TIMEOUT_MS 30000
+
+static gchar *question_wav;
+static gchar *interrupt_wav;
+
+static gchar *
+speak (const gchar *text, const gchar *name)
+{
+  gchar *raw = g_build_filename (g_get_tmp_dir (), name, NULL);
+  gchar *wav = g_strconcat (raw, "-48k.wav", NULL);
+  gchar *cmd = g_strdup_printf (
+      "sh -c 'espeak-ng -s 130 -v en-us+m1 -w "
+      "\"%s\" \"%s\" && sox \"%s\" -r 48000 -c 1 \"%s\" pad 0.3 2'",
+      raw, text, raw, wav);
+  gint status = -1;
+
+  /* Runs while the suite is built, outside any test: no fail_unless. */
+  if (!g_spawn_command_line_sync (cmd, NULL, NULL, &status, NULL) ||
+      status != 0)
+    g_error ("espeak-ng/sox failed: %s", cmd);
+  g_free (cmd);
+  g_free (raw);
+  return wav;
+}
+
+static EmuProcess *
+start_agent (const gchar *emulator_args)
+{
+  const gchar *args[] = { "--database", NULL, "--emulator-args", emulator_args,
+    "--drain-timeout", "1", "--ice-timeout-ms", "1000", NULL };
+  gchar *db = g_build_filename (g_get_tmp_dir (), "voiceagent-e2e.db", NULL);
+  EmuProcess *p;
+
+  /* No keys: the server starts the emulator for every service. */
+  g_unsetenv ("DEEPGRAM_API_KEY");
+  g_unsetenv ("ELEVENLABS_API_KEY");
+  g_unsetenv ("LLM_API_KEY");
+  g_unsetenv ("OPENAI_API_KEY");
+  args[1] = db;
+  p = emu_process_start_program (g_getenv ("VOICEAGENT_BIN"), args);
+  g_free (db);
+  fail_unless (p != NULL, "voiceagent did not start");
+  return p;
+}
+
+static WhipCaller *
+call (EmuProcess *server, const gchar *wav)
+{
+  gchar *url = g_strconcat (emu_process_get_http_url (server), "/whip", NULL);
+  WhipCallerOptions o = { .url = url, .wav = wav, .data_channel = TRUE };
+  WhipCaller *c = whip_caller_new (&o);
+
+  fail_unless_equals_int (whip_caller_connect (c, NULL), 201);
+  g_free (url);
+  return c;
+}
+
+static void
+expect_message (WhipCaller *c, const gchar *needle)
+{
+  gchar *m = whip_caller_wait_message (c, needle, ANSWER_TIMEOUT_MS);
+
+  fail_unless (m != NULL, "no data-channel event with %s", needle);
+  g_free (m);
+}
+
+/* The caller asks a question and gets a spoken answer: the transcript of
+ * what they said, the agent's text, its audio, and the turn's metrics. */
+GST_START_TEST (test_conversation)
+{
+  EmuProcess *server = start_agent ("--quiet");
+  WhipCaller *c = call (server, question_wav);
+  gchar *m;
+
+  expect_message (c, "\"type\":\"call\"");
+  m = whip_caller_wait_message (c, "\"final\":true", ANSWER_TIMEOUT_MS);
+  fail_unless (m != NULL, "no final user transcript");
+  fail_unless (strstr (m, "pizza") != NULL, "the caller was misheard: %s", m);
+  g_free (m);
+  expect_message (c, "\"role\":\"agent\"");
+  expect_message (c, "\"type\":\"agent\",\"speaking\":true");
+  fail_unless (whip_caller_wait_audio (c, 0.05, ANSWER_TIMEOUT_MS),
+      "no agent audio (peak %f)", whip_caller_get_peak_rms (c));
+  expect_message (c, "\"voice_to_voice_ms\"");
+  fail_unless_equals_int (whip_caller_hangup (c), 200);
+  whip_caller_free (c);
+  emu_process_stop (server);
+}
+
+GST_END_TEST;
+
+/* Barge-in from the data channel: {"event":"user_interrupted"} while the
+ * agent speaks stops it (an "interrupted" event for the turn). */
+GST_START_TEST (test_barge_in_data_channel)
+{
+  EmuProcess *server = start_agent ("--quiet");
+  WhipCaller *c = call (server, question_wav);
+
+  expect_message (c, "\"type\":\"agent\",\"speaking\":true");
+  fail_unless (whip_caller_send (c, "{\"event\":\"user_interrupted\"}"));
+  expect_message (c, "\"type\":\"interrupted\"");
+  whip_caller_hangup (c);
+  whip_caller_free (c);
+  emu_process_stop (server);
+}
+
+GST_END_TEST;
+
+/* Barge-in by voice: the caller talks over the agent; the VAD's
+ * speech-start cuts the agent off. */
+GST_START_TEST (test_barge_in_voice)
+{
+  EmuProcess *server = start_agent ("--quiet");
+  WhipCaller *c = call (server, question_wav);
+
+  expect_message (c, "\"type\":\"agent\",\"speaking\":true");
+  fail_unless (whip_caller_play (c, interrupt_wav));
+  expect_message (c, "\"type\":\"interrupted\"");
+  whip_caller_hangup (c);
+  whip_caller_free (c);
+  emu_process_stop (server);
+}
+
+GST_END_TEST;
+
+typedef struct
+{
+  guint threads;
+  guint fds;
+  guint64 rss_kb;
+} Usage;
+
+static Usage
+server_usage (EmuProcess *server)
+{
+  Usage u = { 0 };
+  gchar *path =
+      g_strdup_printf ("/proc/%u/status", emu_process_get_pid (server));
+  gchar *status = NULL, **lines, **l;
+  GDir *dir;
+
+  g_file_get_contents (path, &status, NULL, NULL);
+  lines = g_strsplit (status ? status : "", "\n", -1);
+  for (l = lines; *l; l++) {
+    if (g_str_has_prefix (*l, "Threads:"))
+      u.threads = (guint)g_ascii_strtoull (*l + 8, NULL, 10);
+    else if (g_str_has_prefix (*l, "VmRSS:"))
+      u.rss_kb = g_ascii_strtoull (*l + 6, NULL, 10);
+  }
+  g_strfreev (lines);
+  g_free (status);
+  g_free (path);
+  path = g_strdup_printf ("/proc/%u/fd", emu_process_get_pid (server));
+  dir = g_dir_open (path, 0, NULL);
+  while (dir && g_dir_read_name (dir))
+    u.fds++;
+  if (dir)
+    g_dir_close (dir);
+  g_free (path);
+  return u;
+}
+
+static void
+one_short_call (EmuProcess *server)
+{
+  WhipCaller *c = call (server, NULL);
+
+  expect_message (c, "\"type\":\"call\"");
+  fail_unless_equals_int (whip_caller_hangup (c), 200);
+  whip_caller_free (c);
+}
+
+static void
+wait_no_calls (EmuProcess *server)
+{
+  gint64 deadline = g_get_monotonic_time () + 20 * G_USEC_PER_SEC;
+  gchar *body = NULL;
+
+  while (g_get_monotonic_time () < deadline) {
+    g_free (body);
+    body = emu_process_request (server, "/calls", NULL, NULL);
+    if (body && g_str_equal (body, "[]"))
+      break;
+    g_usleep (50000);
+  }
+  fail_unless_equals_string (body, "[]");
+  g_free (body);
+}
+
+/* 50 calls one after another give back every thread and file descriptor
+ * and do not grow the server's memory call by call. */
+GST_START_TEST (test_sequential_calls_release_everything)
+{
+  EmuProcess *server = start_agent ("--quiet --stt-engine scripted "
+                                    "--tts-engine tone");
+  Usage base, after;
+  gint i;
+
+  /* Warm up: one-time allocations (plugins, the I/O thread, pools). */
+  for (i = 0; i < 3; i++)
+    one_short_call (server);
+  wait_no_calls (server);
+  base = server_usage (server);
+  for (i = 0; i < 50; i++)
+    one_short_call (server);
+  wait_no_calls (server);
+  after = server_usage (server);
+  g_print ("50 calls: threads %u -> %u, fds %u -> %u, RSS %" G_GUINT64_FORMAT
+           " -> %" G_GUINT64_FORMAT " kB\n",
+      base.threads, after.threads, base.fds, after.fds, base.rss_kb,
+      after.rss_kb);
+  fail_unless (after.threads <= base.threads, "threads grew");
+  fail_unless (after.fds <= base.fds, "file descriptors grew");
+  /* Allocator caches settle; a leak of even 100 kB a call would not. */
+  fail_unless (after.rss_kb < base.rss_kb + 5 * 1024 + base.rss_kb / 4,
+      "RSS grew from %" G_GUINT64_FORMAT " to %" G_GUINT64_FORMAT " kB",
+      base.rss_kb, after.rss_kb);
+  emu_process_stop (server);
+}
+
+GST_END_TEST;
+
+static Suite *
+agent_suite (void)
+{
+  Suite *s = suite_create ("agent");
+  TCase *tc = tcase_create ("e2e");
+
+  question_wav =
+      speak ("I want to order a large pizza with cheese", "e2e-question");
+  interrupt_wav =
+      speak ("Wait, stop, I have another question", "e2e-interrupt");
+  tcase_set_timeout (tc, 600);
+  suite_add_tcase (s, tc);
+  tcase_add_test (tc, test_conversation);
+  tcase_add_test (tc, test_barge_in_data_channel);
+  tcase_add_test (tc, test_barge_in_voice);
+  tcase_add_test (tc, test_sequential_calls_release_everything);
+  return s;
+}
+
+GST_CHECK_MAIN (agent);
