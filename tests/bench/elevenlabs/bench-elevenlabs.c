@@ -14,9 +14,10 @@
  * on the system clock, as in a call.
  *
  * - Added latency, per turn: from the first audio byte's arrival (the
- *   sink's `first-audio`, posted on the I/O thread when the frame is in) to
- *   the buffer holding the first sample leaving elevenlabssrc's pad (a pad
- *   probe). It includes the wait for the next buffer period and the
+ *   sink's `first-audio`, stamped on the I/O thread when the frame is in) to
+ *   the buffer holding the turn's first sample (the running time of
+ *   `agent-speaking-started`) leaving elevenlabssrc's pad (a pad probe).
+ *   Not the first non-zero sample: speech starts with a few ms of silence. It includes the wait for the next buffer period and the
  *   prebuffer. Target: under 25 ms. The element's own `latency` field of
  *   `agent-speaking-started` is printed beside it, and the service's TTFB
  *   (first text sent to first audio byte; the profile says 130 ms).
@@ -55,10 +56,13 @@ typedef struct
   GArray *ttfb_ms; /* gdouble */
   GArray *element_latency_ms; /* gdouble, agent-speaking-started */
   guint started_turn; /* last agent-speaking-started */
+  guint connection_trouble; /* disconnected + connect-failed messages */
   guint stopped_turn; /* last agent-speaking-stopped */
-  /* Probe: the first loud buffer after first audio of @watch_turn. */
+  /* Probe: when each buffer of @watch_turn's time left (PTS, µs pairs),
+   * and where its first sample is (agent-speaking-started). */
   guint watch_turn;
-  gint64 first_loud_us;
+  GArray *pushed; /* of gint64 pairs */
+  GstClockTime started_rt;
   /* Probe: the first silent buffer after @silence_after_us. */
   gint64 silence_after_us;
   gint64 first_silent_us;
@@ -114,11 +118,10 @@ probe (GstPad *pad, GstPadProbeInfo *info, gpointer data)
   gboolean silent = is_silent (buf);
 
   g_mutex_lock (&b.lock);
-  if (!silent && b.watch_turn &&
-      g_hash_table_contains (
-          b.first_audio_us, GUINT_TO_POINTER (b.watch_turn)) &&
-      b.first_loud_us == 0)
-    b.first_loud_us = now;
+  if (b.watch_turn) {
+    gint64 pair[2] = { (gint64)GST_BUFFER_PTS (buf), now };
+    g_array_append_vals (b.pushed, pair, 2);
+  }
   if (silent && b.silence_after_us && b.first_silent_us == 0 &&
       now > b.silence_after_us) {
     b.first_silent_us = now;
@@ -150,6 +153,9 @@ on_message (GstBus *bus, GstMessage *msg, gpointer data)
   gst_structure_get_uint (s, "turn", &turn);
   gst_structure_get_int64 (s, "wallclock", &wallclock);
   g_mutex_lock (&b.lock);
+  if (g_getenv ("BENCH_TRACE"))
+    g_printerr ("%" G_GINT64_FORMAT " %s %s %u\n", g_get_monotonic_time (),
+        gst_structure_get_name (s), event, turn);
   if (g_str_equal (event, "first-audio")) {
     gdouble ms;
     gst_structure_get_uint64 (s, "ttfb", &v);
@@ -161,15 +167,33 @@ on_message (GstBus *bus, GstMessage *msg, gpointer data)
     gdouble ms;
     gst_structure_get_uint64 (s, "latency", &v);
     ms = v / 1e6;
-    if (b.watch_turn == turn)
+    if (b.watch_turn == turn) {
       g_array_append_val (b.element_latency_ms, ms);
+      gst_structure_get_uint64 (s, "running-time", &b.started_rt);
+    }
     b.started_turn = turn;
   } else if (g_str_equal (event, "agent-speaking-stopped")) {
     b.stopped_turn = turn;
+  } else if (g_str_equal (event, "disconnected") ||
+      g_str_equal (event, "connect-failed")) {
+    b.connection_trouble++;
   }
   g_cond_broadcast (&b.cond);
   g_mutex_unlock (&b.lock);
   return GST_BUS_PASS;
+}
+
+/* When the buffer holding running time @rt left the src (the last buffer
+ * starting at or before it). Call with the lock held. */
+static gint64
+pushed_at (GstClockTime rt)
+{
+  gint64 at = 0;
+
+  for (guint i = 0; i + 1 < b.pushed->len; i += 2)
+    if ((GstClockTime)g_array_index (b.pushed, gint64, i) <= rt)
+      at = g_array_index (b.pushed, gint64, i + 1);
+  return at;
 }
 
 static GstBuffer *
@@ -232,8 +256,8 @@ main (int argc, char **argv)
   gst_voice_init ();
   /* Outside `meson test`, the emulator of this build tree. */
   if (emulator_path == NULL && g_getenv ("VOICEAGENT_EMULATOR") == NULL)
-    emulator_path = g_build_filename (VOICEAGENT_BUILD_DIR, "tests", "emulator",
-        "voiceagent-emulator", NULL);
+    emulator_path = g_build_filename (
+        VOICEAGENT_BUILD_DIR, "tests", "emulator", "voiceagent-emulator", NULL);
   emu = emulator_path ? emu_process_start_program (emulator_path, emu_args)
                       : emu_process_start (emu_args);
   if (emu == NULL)
@@ -243,6 +267,7 @@ main (int argc, char **argv)
   g_cond_init (&b.cond);
   b.first_audio_us = g_hash_table_new_full (NULL, NULL, NULL, g_free);
   b.ttfb_ms = g_array_new (FALSE, FALSE, sizeof (gdouble));
+  b.pushed = g_array_new (FALSE, FALSE, sizeof (gint64));
   b.element_latency_ms = g_array_new (FALSE, FALSE, sizeof (gdouble));
 
   desc = g_strdup_printf (
@@ -278,16 +303,18 @@ main (int argc, char **argv)
 
     g_mutex_lock (&b.lock);
     b.watch_turn = ++turn;
-    b.first_loud_us = 0;
+    g_array_set_size (b.pushed, 0);
+    b.started_rt = GST_CLOCK_TIME_NONE;
     g_mutex_unlock (&b.lock);
     gst_app_src_push_buffer (GST_APP_SRC (in), agent_text (turn, TEXT));
     g_mutex_lock (&b.lock);
     if (!wait_turn (&b.stopped_turn, turn)) {
-      g_printerr ("turn %u did not finish\n", turn);
+      g_printerr ("turn %u did not finish (%u connection problems)\n", turn,
+          b.connection_trouble);
       return 1;
     }
     arrived = g_hash_table_lookup (b.first_audio_us, GUINT_TO_POINTER (turn));
-    ms = (b.first_loud_us - *arrived) / 1000.0;
+    ms = (pushed_at (b.started_rt) - *arrived) / 1000.0;
     g_array_append_val (added, ms);
     b.watch_turn = 0;
     g_mutex_unlock (&b.lock);
@@ -303,7 +330,8 @@ main (int argc, char **argv)
     gst_app_src_push_buffer (GST_APP_SRC (in), agent_text (++turn, TEXT));
     g_mutex_lock (&b.lock);
     if (!wait_turn (&b.started_turn, turn)) {
-      g_printerr ("turn %u did not start\n", turn);
+      g_printerr ("turn %u did not start (%u connection problems)\n", turn,
+          b.connection_trouble);
       return 1;
     }
     g_mutex_unlock (&b.lock);
