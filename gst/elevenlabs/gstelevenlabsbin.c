@@ -22,9 +22,12 @@
  *
  * ## Example launch line
  * |[
+ * echo "Hello there, how can I help?" | gst-launch-1.0 fdsrc ! text/x-raw,format=utf8 ! elevenlabs ! audioconvert ! autoaudiosink
+ * ]| Speaks a line of text and ends (with ELEVENLABS_API_KEY set).
+ * |[
  * gst-launch-1.0 filesrc location=question.wav ! wavparse ! audioconvert ! audioresample ! silerovad ! deepgram ! llmtransform ! elevenlabs ! audioconvert ! autoaudiosink
  * ]| Answers a recorded question out loud (with ELEVENLABS_API_KEY,
- * DEEPGRAM_API_KEY and an LLM configured).
+ * DEEPGRAM_API_KEY and OPENAI_API_KEY set).
  */
 #ifdef HAVE_CONFIG_H
 #include "config.h"
@@ -137,9 +140,8 @@ gst_elevenlabs_bin_class_init (GstElevenLabsBinClass *klass)
       "paired in one bin",
       "gst-voiceagent contributors");
   gst_element_class_add_static_metadata (element_class, "example",
-      "gst-launch-1.0 filesrc location=question.wav ! wavparse ! "
-      "audioconvert ! audioresample ! silerovad ! deepgram ! llmtransform ! "
-      "elevenlabs ! audioconvert ! autoaudiosink");
+      "echo \"Hello there.\" | gst-launch-1.0 fdsrc ! text/x-raw,format=utf8 "
+      "! elevenlabs ! audioconvert ! autoaudiosink");
 }
 
 static void

@@ -132,6 +132,7 @@ struct _ElSynth
   guint cancelled_turn; /* text of this turn is dropped */
   gint64 last_send_us;
   guint error_frames;
+  gboolean outage_warned; /* since the last successful connect */
   HttpReq *request; /* HTTP: the request in flight */
   GSource *timer;
 };
@@ -697,6 +698,7 @@ on_opened (GstVoiceClient *client, gboolean reconnected, gpointer user_data)
   s->connected = TRUE;
   s->connecting = FALSE;
   s->settings_sent = FALSE;
+  s->outage_warned = FALSE;
   forget_contexts (s);
   /* Messages queued for the old connection name its contexts. */
   gst_voice_client_clear_queue (s->client);
@@ -755,6 +757,8 @@ on_connect_failed (GstVoiceClient *client, guint http_status,
   Deferred d = { 0 };
   gboolean fatal = !will_retry && http_status != 0;
   gchar *why = gst_voice_redact (error ? error->message : "");
+  gchar *url = gst_voice_redact (s->cfg.url);
+  gboolean warn;
 
   /* An error posted here may stop the element (a sync bus handler):
    * keep @s alive until this returns. */
@@ -763,6 +767,10 @@ on_connect_failed (GstVoiceClient *client, guint http_status,
   s->connecting = will_retry;
   if (fatal)
     s->failed = TRUE;
+  /* Once per outage: the retries that follow are element messages. */
+  warn = will_retry && !s->outage_warned;
+  if (warn)
+    s->outage_warned = TRUE;
   defer_message (s, &d,
       gst_structure_new (s->name, "event", G_TYPE_STRING, "connect-failed",
           "http-status", G_TYPE_UINT, http_status, "error", G_TYPE_STRING, why,
@@ -784,8 +792,12 @@ on_connect_failed (GstVoiceClient *client, guint http_status,
         ("WebSocket handshake refused: %s", why));
   else if (!will_retry)
     GST_ELEMENT_ERROR (s->owner, RESOURCE, OPEN_READ,
-        ("Could not connect to ElevenLabs at %s.", s->cfg.url), ("%s", why));
+        ("Could not connect to ElevenLabs at %s.", url), ("%s", why));
+  else if (warn)
+    GST_ELEMENT_WARNING (s->owner, RESOURCE, OPEN_READ,
+        ("Cannot reach ElevenLabs at %s; retrying.", url), ("%s", why));
   g_free (why);
+  g_free (url);
   synth_unref (s);
 }
 
