@@ -124,7 +124,6 @@ struct _ElSynth
   gboolean eos_pending;
   GQueue turns; /* of Turn*, oldest first, until their audio is all in */
   GList *contexts; /* of Ctx* */
-  guint open_max;
   guint next_ctx;
   guint next_segment;
   gboolean settings_sent; /* on this connection */
@@ -368,7 +367,6 @@ open_ctx (ElSynth *s, Deferred *d)
   c->activity_us = g_get_monotonic_time ();
   s->contexts = g_list_append (s->contexts, c);
   n = count_contexts (s);
-  s->open_max = MAX (s->open_max, n);
   GST_DEBUG_OBJECT (s->owner, "opening context %s (%u open)", c->id, n);
   send (s, el_msg_text (c->id, " ", take_settings (s)));
   defer_message (s, d,
@@ -1255,17 +1253,6 @@ el_synth_eos (ElSynth *s)
 }
 
 gboolean
-el_synth_is_busy (ElSynth *s)
-{
-  gboolean busy;
-
-  g_mutex_lock (&s->lock);
-  busy = !g_queue_is_empty (&s->turns);
-  g_mutex_unlock (&s->lock);
-  return busy;
-}
-
-gboolean
 el_synth_has_failed (ElSynth *s)
 {
   gboolean failed;
@@ -1274,15 +1261,4 @@ el_synth_has_failed (ElSynth *s)
   failed = s->failed;
   g_mutex_unlock (&s->lock);
   return failed;
-}
-
-guint
-el_synth_get_max_open_contexts (ElSynth *s)
-{
-  guint n;
-
-  g_mutex_lock (&s->lock);
-  n = s->open_max;
-  g_mutex_unlock (&s->lock);
-  return n;
 }

@@ -65,17 +65,14 @@ void el_synth_end_turn (ElSynth *s, guint turn);
  * queues @event (nullable, transfer full) for the src half in order.
  * Returns TRUE if a turn was cancelled. */
 gboolean el_synth_interrupt (ElSynth *s, GstEvent *event);
-/* Queues @event (transfer full) for the src half after the audio queued so
- * far. */
+/* Queues @event (transfer full) for the src half now: after the audio
+ * already handed over, before audio still to come (conversation events
+ * mark moments, not places in the speech). */
 void el_synth_forward (ElSynth *s, GstEvent *event);
 /* Ends the current turn and queues EOS once every turn's audio is in. */
 void el_synth_eos (ElSynth *s);
 
-/* TRUE while a turn's audio is still to come. */
-gboolean el_synth_is_busy (ElSynth *s);
 /* TRUE after a fatal error (rejected key, refused request). */
 gboolean el_synth_has_failed (ElSynth *s);
-/* Highest number of contexts that were open at once, for tests. */
-guint el_synth_get_max_open_contexts (ElSynth *s);
 
 G_END_DECLS
