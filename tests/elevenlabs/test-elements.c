@@ -588,6 +588,29 @@ GST_START_TEST (test_http_ulaw)
 
 GST_END_TEST;
 
+/* Guards: the `speak` action signal speaks on the src's own connection
+ * (messages say `own`), with no `spoken` report for a sink half. */
+GST_START_TEST (test_speak_signal)
+{
+  Fx *fx = fx_new (NULL, NULL, NULL);
+  const GstStructure *s;
+  gboolean ok = FALSE, own = FALSE;
+
+  g_signal_emit_by_name (fx->src->element, "speak", "Said by the source.", &ok);
+  fail_unless (ok);
+  run_until (fx, turn_stopped, GUINT_TO_POINTER (1));
+  s = find (fx, "elevenlabssrc", "agent-speaking-stopped", 1);
+  fail_unless (gst_structure_get_boolean (s, "own", &own));
+  fail_unless (own);
+  fail_unless_equals_string (
+      gst_structure_get_string (s, "spoken-text"), "Said by the source.");
+  fail_unless (find (fx, "elevenlabssrc", "first-audio", 1));
+  fail_if (find (fx, "elevenlabssrc", "spoken", 0));
+  fx_free (fx);
+}
+
+GST_END_TEST;
+
 /* ---- Pipelines ---- */
 
 static GstMessage *
@@ -735,6 +758,7 @@ elements_suite (void)
   tcase_add_test (tc, test_barge_in_reports_spoken);
   tcase_add_test (tc, test_keepalive);
   tcase_add_test (tc, test_http_ulaw);
+  tcase_add_test (tc, test_speak_signal);
   tcase_add_test (tc, test_standalone_wav);
   tcase_add_test (tc, test_bin);
   return s;
