@@ -566,7 +566,8 @@ listener_answered (VaCall *call, const gchar *listener_id, const gchar *sdp,
 
   if (msg == NULL)
     return;
-  g_hash_table_steal (e->pending_listeners, listener_id);
+  /* The table owns the key (a copy of the id); the message is ours now. */
+  g_hash_table_remove (e->pending_listeners, listener_id);
   if (error) {
     respond_error (e->server, msg, SOUP_STATUS_BAD_REQUEST,
         "the offer was not accepted: %s", error->message);

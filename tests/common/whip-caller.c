@@ -132,16 +132,14 @@ build_description (WhipCaller *c)
 
   /* WAV files are mixed into live silence once connected (whip_caller_play):
    * the stream goes on between utterances, as a microphone's does. */
-  if (c->wav)
-    src =
-        g_strdup ("audiotestsrc is-live=true wave=silence "
-                  "! audio/x-raw,rate=48000,channels=1 ! audiomixer name=mix");
-  else if (c->options.tone_hz > 0)
+  if (c->options.tone_hz > 0)
     src = g_strdup_printf ("audiotestsrc is-live=true wave=sine freq=%.0f "
                            "volume=0.3",
         c->options.tone_hz);
   else
-    src = g_strdup ("audiotestsrc is-live=true wave=silence");
+    src =
+        g_strdup ("audiotestsrc is-live=true wave=silence "
+                  "! audio/x-raw,rate=48000,channels=1 ! audiomixer name=mix");
   if (c->options.recvonly) {
     g_free (src);
     return g_strdup ("webrtcbin name=webrtc bundle-policy=max-bundle");
