@@ -650,3 +650,35 @@ emu_client_address (SoupServerMessage *msg)
   }
   return g_strdup (soup_server_message_get_remote_host (msg));
 }
+
+/* Appends @s as a JSON string literal (quoted, escaped) to @out. */
+void
+emu_append_json_string (GString *out, const gchar *s)
+{
+  g_string_append_c (out, '"');
+  for (const guchar *p = (const guchar *)s; *p; p++) {
+    switch (*p) {
+      case '"':
+        g_string_append (out, "\\\"");
+        break;
+      case '\\':
+        g_string_append (out, "\\\\");
+        break;
+      case '\n':
+        g_string_append (out, "\\n");
+        break;
+      case '\r':
+        g_string_append (out, "\\r");
+        break;
+      case '\t':
+        g_string_append (out, "\\t");
+        break;
+      default:
+        if (*p < 0x20)
+          g_string_append_printf (out, "\\u%04x", *p);
+        else
+          g_string_append_c (out, *p);
+    }
+  }
+  g_string_append_c (out, '"');
+}

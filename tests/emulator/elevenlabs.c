@@ -107,37 +107,6 @@ static void socket_close (
 
 /* ---------- small helpers ---------- */
 
-static void
-append_json_string (GString *out, const gchar *s)
-{
-  g_string_append_c (out, '"');
-  for (const guchar *p = (const guchar *)s; *p; p++) {
-    switch (*p) {
-      case '"':
-        g_string_append (out, "\\\"");
-        break;
-      case '\\':
-        g_string_append (out, "\\\\");
-        break;
-      case '\n':
-        g_string_append (out, "\\n");
-        break;
-      case '\r':
-        g_string_append (out, "\\r");
-        break;
-      case '\t':
-        g_string_append (out, "\\t");
-        break;
-      default:
-        if (*p < 0x20)
-          g_string_append_printf (out, "\\u%04x", *p);
-        else
-          g_string_append_c (out, *p);
-    }
-  }
-  g_string_append_c (out, '"');
-}
-
 /* Splits @text into sentences (ending at . ! ? or a newline, at most
  * MAX_SENTENCE_CHARS bytes), dropping empty ones. */
 static GPtrArray *
@@ -184,9 +153,9 @@ send_detail (SoupServerMessage *msg, guint status, const gchar *code,
 {
   GString *b = g_string_new ("{\"detail\":{\"status\":");
 
-  append_json_string (b, code);
+  emu_append_json_string (b, code);
   g_string_append (b, ",\"message\":");
-  append_json_string (b, message);
+  emu_append_json_string (b, message);
   g_string_append (b, "}}");
   emu_send_json_error (msg, status, b->str);
   g_string_free (b, TRUE);
@@ -375,9 +344,9 @@ socket_error (Socket *s, const gchar *error, const gchar *message)
   GString *b = g_string_new ("{\"message\":");
   g_autofree gchar *outcome = g_strdup_printf ("error %s", error);
 
-  append_json_string (b, message);
+  emu_append_json_string (b, message);
   g_string_append (b, ",\"error\":");
-  append_json_string (b, error);
+  emu_append_json_string (b, error);
   g_string_append (b, ",\"code\":1008}");
   emu_record_event ("elevenlabs", "error", error);
   socket_send (s, b->str);
@@ -392,7 +361,7 @@ append_alignment (GString *b, const EmuTtsResult *r)
   for (guint i = 0; i < r->chars->len; i++) {
     if (i)
       g_string_append_c (b, ',');
-    append_json_string (b, g_ptr_array_index (r->chars, i));
+    emu_append_json_string (b, g_ptr_array_index (r->chars, i));
   }
   g_string_append (b, "],\"charStartTimesMs\":[");
   for (guint i = 0; i < r->start_ms->len; i++)
@@ -427,7 +396,7 @@ send_audio (Context *c, const EmuTtsResult *r)
   append_alignment (b, r);
   if (c->id) {
     g_string_append (b, ",\"contextId\":");
-    append_json_string (b, c->id);
+    emu_append_json_string (b, c->id);
   }
   g_string_append_c (b, '}');
   socket_send (s, b->str);
@@ -441,7 +410,7 @@ send_final (Context *c)
 
   if (c->id) {
     g_string_append (b, ",\"contextId\":");
-    append_json_string (b, c->id);
+    emu_append_json_string (b, c->id);
   }
   g_string_append_c (b, '}');
   socket_send (c->sock, b->str);
@@ -1198,7 +1167,7 @@ handle_http_tts (SoupServerMessage *msg, GHashTable *query, gboolean chunked)
         "{\"detail\":[{\"type\":\"json_invalid\","
         "\"loc\":[\"body\",0],\"msg\":\"JSON decode error\",\"input\":{},"
         "\"ctx\":{\"error\":");
-    append_json_string (b, error ? error->message : "Expecting an object");
+    emu_append_json_string (b, error ? error->message : "Expecting an object");
     g_string_append (b, "}}]}");
     emu_send_json_error (msg, 422, b->str);
     g_string_free (b, TRUE);

@@ -135,4 +135,6 @@ gchar *emu_client_address (SoupServerMessage *msg);
  * registration. */
 void emu_at_shutdown (GDestroyNotify func, gpointer data);
 
+void emu_append_json_string (GString *out, const gchar *s);
+
 G_END_DECLS

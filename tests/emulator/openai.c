@@ -82,37 +82,6 @@ random_id (const gchar *prefix, guint n)
   return g_string_free (s, FALSE);
 }
 
-static void
-append_json_string (GString *out, const gchar *s)
-{
-  g_string_append_c (out, '"');
-  for (const guchar *p = (const guchar *)s; *p; p++) {
-    switch (*p) {
-      case '"':
-        g_string_append (out, "\\\"");
-        break;
-      case '\\':
-        g_string_append (out, "\\\\");
-        break;
-      case '\n':
-        g_string_append (out, "\\n");
-        break;
-      case '\r':
-        g_string_append (out, "\\r");
-        break;
-      case '\t':
-        g_string_append (out, "\\t");
-        break;
-      default:
-        if (*p < 0x20)
-          g_string_append_printf (out, "\\u%04x", *p);
-        else
-          g_string_append_c (out, *p);
-    }
-  }
-  g_string_append_c (out, '"');
-}
-
 /* OpenAI's error body. @param and @code may be NULL (JSON null). */
 static void
 send_error (SoupServerMessage *msg, guint status, const gchar *message,
@@ -120,17 +89,17 @@ send_error (SoupServerMessage *msg, guint status, const gchar *message,
 {
   GString *b = g_string_new ("{\"error\":{\"message\":");
 
-  append_json_string (b, message);
+  emu_append_json_string (b, message);
   g_string_append (b, ",\"type\":");
-  append_json_string (b, type);
+  emu_append_json_string (b, type);
   g_string_append (b, ",\"param\":");
   if (param)
-    append_json_string (b, param);
+    emu_append_json_string (b, param);
   else
     g_string_append (b, "null");
   g_string_append (b, ",\"code\":");
   if (code)
-    append_json_string (b, code);
+    emu_append_json_string (b, code);
   else
     g_string_append (b, "null");
   g_string_append (b, "}}");
@@ -396,11 +365,11 @@ static void
 chunk_head (GString *b, Reply *r)
 {
   g_string_append (b, "{\"id\":");
-  append_json_string (b, r->id);
+  emu_append_json_string (b, r->id);
   g_string_append (b, ",\"object\":\"chat.completion.chunk\",");
   g_string_append_printf (
       b, "\"created\":%" G_GINT64_FORMAT ",\"model\":", r->created);
-  append_json_string (b, r->model);
+  emu_append_json_string (b, r->model);
   g_string_append (b,
       ",\"service_tier\":\"default\",\"system_fingerprint\":"
       "\"" FINGERPRINT "\",\"choices\":[");
@@ -416,7 +385,7 @@ add_chunk (Reply *r, const gchar *delta_json, const gchar *finish)
   g_string_append (b, delta_json);
   g_string_append (b, ",\"logprobs\":null,\"finish_reason\":");
   if (finish)
-    append_json_string (b, finish);
+    emu_append_json_string (b, finish);
   else
     g_string_append (b, "null");
   g_string_append (b, "}]");
@@ -627,7 +596,7 @@ handle_models (SoupServerMessage *msg, const gchar *path)
   if (g_str_has_prefix (path, "/v1/models/")) {
     const gchar *id = path + strlen ("/v1/models/");
     b = g_string_new ("{\"id\":");
-    append_json_string (b, id);
+    emu_append_json_string (b, id);
     g_string_append (b,
         ",\"object\":\"model\",\"created\":1715367049,"
         "\"owned_by\":\"system\"}");
@@ -635,7 +604,7 @@ handle_models (SoupServerMessage *msg, const gchar *path)
     b = g_string_new ("{\"object\":\"list\",\"data\":[");
     for (guint i = 0; i < G_N_ELEMENTS (ids); i++) {
       g_string_append (b, i ? ",{\"id\":" : "{\"id\":");
-      append_json_string (b, ids[i]);
+      emu_append_json_string (b, ids[i]);
       g_string_append (b,
           ",\"object\":\"model\",\"created\":1715367049,"
           "\"owned_by\":\"system\"}");
@@ -672,20 +641,20 @@ build_answer (
     text = g_string_new (NULL);
     for (guint i = 0; i < n; i++)
       g_string_append (text, g_ptr_array_index (tokens, i));
-    append_json_string (b, r->id);
+    emu_append_json_string (b, r->id);
     g_string_append_printf (b,
         ",\"object\":\"chat.completion\",\"created\":"
         "%" G_GINT64_FORMAT ",\"model\":",
         r->created);
-    append_json_string (b, r->model);
+    emu_append_json_string (b, r->model);
     g_string_append (b,
         ",\"choices\":[{\"index\":0,\"message\":{\"role\":"
         "\"assistant\",\"content\":");
-    append_json_string (b, text->str);
+    emu_append_json_string (b, text->str);
     g_string_append (b,
         ",\"refusal\":null,\"annotations\":[]},"
         "\"logprobs\":null,\"finish_reason\":");
-    append_json_string (b, finish);
+    emu_append_json_string (b, finish);
     g_string_append (b, "}],\"usage\":");
     append_usage (b, prompt_tokens, n);
     g_string_append (b,
@@ -700,7 +669,7 @@ build_answer (
       r, "{\"role\":\"assistant\",\"content\":\"\",\"refusal\":null}", NULL);
   for (guint i = 0; i < n; i++) {
     GString *d = g_string_new ("{\"content\":");
-    append_json_string (d, g_ptr_array_index (tokens, i));
+    emu_append_json_string (d, g_ptr_array_index (tokens, i));
     g_string_append_c (d, '}');
     add_chunk (r, d->str, NULL);
     g_string_free (d, TRUE);
