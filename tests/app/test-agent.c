@@ -255,7 +255,9 @@ GST_START_TEST (test_sequential_calls_release_everything)
   /* Idle thread pools (the teardown pool, GLib's unused-thread cache) may
    * grow to their small caps; a thread kept per call would be 50. */
   fail_unless (after.threads <= base.threads + 2, "threads grew");
-  fail_unless (after.fds <= base.fds, "file descriptors grew");
+  /* Likewise: a socket still closing may be counted; one per call is 50. */
+  fail_unless (after.fds <= base.fds + 2, "file descriptors grew: %u -> %u",
+      base.fds, after.fds);
   /* Allocator caches settle; a leak of even 100 kB a call would not.
    * AddressSanitizer's quarantine keeps freed memory (256 MB), so there
    * memory is LeakSanitizer's job at the server's exit. */
