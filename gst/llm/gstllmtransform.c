@@ -120,6 +120,7 @@ enum {
   PROP_INTERRUPTION,
   PROP_CLAUSE_MIN_CHARS,
   PROP_CLAUSE_MAX_WAIT_MS,
+  PROP_HISTORY,
 };
 
 enum {
@@ -308,6 +309,7 @@ struct _GstLlmTransform
   gboolean need_segment; /* src task sends a segment and a gap */
   GString *user_text; /* the caller's final words of the turn so far */
   LlmHistory history;
+  gboolean history_preset; /* `history` was written: the next start keeps it */
   Reply *reply; /* being generated, or NULL */
   guint next_id; /* ids of replies and attempts */
   guint last_turn; /* highest turn number seen */
@@ -468,6 +470,25 @@ install_number_properties (GObjectClass *gobject_class)
           "Text waiting this long (in milliseconds, on the pipeline clock) "
           "for punctuation goes out up to its last word (0: never)",
           0, 60000, DEFAULT_CLAUSE_MAX_WAIT_MS, rw));
+  /**
+   * GstLlmTransform:history:
+   *
+   * The conversation so far as OpenAI chat messages: a JSON array of
+   * `{"role":"user"|"assistant","content":"..."}`, oldest first, without
+   * the system prompt; the assistant's side is what the caller heard.
+   * Writing it replaces the conversation, so a call moved to another
+   * process continues where it was: written before the element starts
+   * (NULL or READY), it survives the start, and the greeting is then not
+   * said (the conversation is not new). Other roles are skipped; a value
+   * that is not such an array is refused with a warning.
+   */
+  g_object_class_install_property (gobject_class, PROP_HISTORY,
+      g_param_spec_string ("history", "History",
+          "The conversation as a JSON array of OpenAI chat messages "
+          "({\"role\":\"user\"|\"assistant\",\"content\"}); writing it "
+          "replaces the conversation (a resumed call), and a call started "
+          "with one says no greeting",
+          NULL, rw));
 }
 
 static void
@@ -651,12 +672,47 @@ set_extra_body (GstLlmTransform *self, const GValue *value)
   replace_string (&self->extra_body, value);
 }
 
+/* Takes the conversation lock, so it runs outside OBJECT_LOCK (lock order). */
+static void
+set_history (GstLlmTransform *self, const gchar *json)
+{
+  GError *err = NULL;
+
+  g_mutex_lock (&self->lock);
+  if (llm_history_from_json (&self->history, json, &err)) {
+    GST_OBJECT_LOCK (self);
+    self->history_preset = GST_STATE (self) <= GST_STATE_READY;
+    GST_OBJECT_UNLOCK (self);
+    GST_DEBUG_OBJECT (self, "history replaced: %u exchanges",
+        self->history.exchanges.length);
+  } else {
+    GST_WARNING_OBJECT (self, "history refused: %s", err->message);
+    g_error_free (err);
+  }
+  g_mutex_unlock (&self->lock);
+}
+
+static gchar *
+get_history (GstLlmTransform *self)
+{
+  gchar *json;
+
+  g_mutex_lock (&self->lock);
+  json = llm_history_to_json (&self->history);
+  g_mutex_unlock (&self->lock);
+  return json;
+}
+
 static void
 gst_llm_transform_set_property (
     GObject *object, guint prop_id, const GValue *value, GParamSpec *pspec)
 {
   GstLlmTransform *self = GST_LLM_TRANSFORM (object);
 
+  if (prop_id == PROP_HISTORY) {
+    set_history (self, g_value_get_string (value));
+    return;
+  }
   GST_OBJECT_LOCK (self);
   switch (prop_id) {
     case PROP_URL:
@@ -714,6 +770,10 @@ gst_llm_transform_get_property (
 {
   GstLlmTransform *self = GST_LLM_TRANSFORM (object);
 
+  if (prop_id == PROP_HISTORY) {
+    g_value_take_string (value, get_history (self));
+    return;
+  }
   GST_OBJECT_LOCK (self);
   switch (prop_id) {
     case PROP_URL:
@@ -2266,12 +2326,15 @@ stop_client (GstLlmTransform *self)
   }
 }
 
-/* A new call: nothing from a previous one carries over. */
+/* A new call: nothing from a previous one carries over, except a history
+ * written for it (a resumed call). */
 static void
 reset_conversation (GstLlmTransform *self)
 {
   g_mutex_lock (&self->lock);
-  llm_history_clear (&self->history);
+  if (!self->history_preset)
+    llm_history_clear (&self->history);
+  self->history_preset = FALSE;
   g_string_truncate (self->user_text, 0);
   clear_out_locked (self);
   self->greeted = FALSE;
@@ -2293,7 +2356,9 @@ greet (GstLlmTransform *self)
   greeting = g_strdup (self->greeting);
   GST_OBJECT_UNLOCK (self);
   g_mutex_lock (&self->lock);
-  if (!self->greeted && !self->flushing && greeting && *greeting)
+  /* A resumed conversation (history written before the start) goes on. */
+  if (!self->greeted && !self->flushing && greeting && *greeting &&
+      self->history.exchanges.length == 0)
     speak_locked (self, greeting, 0, "greeting", &d);
   self->greeted = TRUE;
   g_mutex_unlock (&self->lock);

@@ -11,6 +11,8 @@
 #include "config.h"
 #endif
 
+#include <json-glib/json-glib.h>
+
 #include "llmhistory.h"
 
 static void
@@ -201,4 +203,121 @@ llm_exchange_set_heard (
 {
   g_free (exchange->heard);
   exchange->heard = complete ? NULL : g_strdup (text ? text : "");
+}
+
+/**
+ * llm_history_to_json:
+ *
+ * Returns: (transfer full): the conversation as OpenAI chat messages, a
+ * JSON array of `{"role":"user"|"assistant","content":"..."}` in order,
+ * without the system prompt; what the caller heard stands for the
+ * agent's side.
+ */
+gchar *
+llm_history_to_json (LlmHistory *history)
+{
+  GArray *msgs = llm_history_messages (history, NULL, "");
+  JsonBuilder *b = json_builder_new ();
+  JsonNode *root;
+  gchar *json;
+  guint i;
+
+  json_builder_begin_array (b);
+  /* The last message is the empty "new words" llm_history_messages adds. */
+  for (i = 0; i + 1 < msgs->len; i++) {
+    LlmChatMessage *m = &g_array_index (msgs, LlmChatMessage, i);
+    json_builder_begin_object (b);
+    json_builder_set_member_name (b, "role");
+    json_builder_add_string_value (b, m->role);
+    json_builder_set_member_name (b, "content");
+    json_builder_add_string_value (b, m->content);
+    json_builder_end_object (b);
+  }
+  json_builder_end_array (b);
+  root = json_builder_get_root (b);
+  json = json_to_string (root, FALSE);
+  json_node_unref (root);
+  g_object_unref (b);
+  g_array_unref (msgs);
+  return json;
+}
+
+static gboolean
+message_fields (JsonNode *node, const gchar **role, const gchar **content)
+{
+  JsonObject *o;
+
+  if (!JSON_NODE_HOLDS_OBJECT (node))
+    return FALSE;
+  o = json_node_get_object (node);
+  *role = json_object_get_string_member_with_default (o, "role", NULL);
+  *content = json_object_get_string_member_with_default (o, "content", NULL);
+  return *role && *content;
+}
+
+/* Appends one message: a user message opens an exchange, an assistant
+ * message answers the open one (or stands alone, like a greeting);
+ * other roles (system, tool) are skipped. */
+static void
+append_message (LlmHistory *history, const gchar *role, const gchar *content)
+{
+  LlmExchange *last = llm_history_last (history);
+
+  if (g_str_equal (role, "user")) {
+    llm_history_add (history, 0, content);
+  } else if (g_str_equal (role, "assistant")) {
+    if (last == NULL || last->user == NULL || last->answered)
+      last = llm_history_add (history, 0, NULL);
+    if (last->agent->len > 0)
+      g_string_append_c (last->agent, ' ');
+    g_string_append (last->agent, content);
+    last->answered = TRUE;
+  }
+}
+
+/**
+ * llm_history_from_json:
+ * @json: messages as llm_history_to_json() writes them (an empty string or
+ *   NULL is an empty conversation)
+ *
+ * Replaces @history with @json's messages, all in turn 0. Returns FALSE
+ * with @error, @history untouched, when @json is not an array of objects
+ * with string `role` and `content`.
+ */
+gboolean
+llm_history_from_json (LlmHistory *history, const gchar *json, GError **error)
+{
+  JsonParser *parser = json_parser_new ();
+  JsonArray *a;
+  gboolean ok = FALSE;
+  const gchar *role, *content;
+  guint i;
+
+  if (json && *json && !json_parser_load_from_data (parser, json, -1, error))
+    goto out;
+  if (json == NULL || *json == '\0') {
+    llm_history_clear (history);
+    ok = TRUE;
+    goto out;
+  }
+  if (!JSON_NODE_HOLDS_ARRAY (json_parser_get_root (parser)))
+    goto bad;
+  a = json_node_get_array (json_parser_get_root (parser));
+  for (i = 0; i < json_array_get_length (a); i++) {
+    if (!message_fields (json_array_get_element (a, i), &role, &content))
+      goto bad;
+  }
+  llm_history_clear (history);
+  for (i = 0; i < json_array_get_length (a); i++) {
+    message_fields (json_array_get_element (a, i), &role, &content);
+    append_message (history, role, content);
+  }
+  ok = TRUE;
+  goto out;
+bad:
+  g_set_error (error, G_IO_ERROR, G_IO_ERROR_INVALID_DATA,
+      "history must be a JSON array of {\"role\",\"content\"} objects");
+out:
+  g_object_unref (parser);
+  return ok;
 }

@@ -50,6 +50,10 @@ void llm_history_trim (LlmHistory *history, guint keep);
 GArray *llm_history_messages (
     LlmHistory *history, const gchar *system_prompt, const gchar *user);
 
+gchar *llm_history_to_json (LlmHistory *history);
+gboolean llm_history_from_json (
+    LlmHistory *history, const gchar *json, GError **error);
+
 const gchar *llm_exchange_heard (LlmExchange *exchange);
 gboolean llm_exchange_unanswered (LlmExchange *exchange);
 void llm_exchange_set_heard (

@@ -270,6 +270,9 @@ add_builtin_rules (void)
         "model." },
     { "\\bthank(s| you)\\b", "You're welcome! Is there anything else?" },
     { "\\b(bye|goodbye)\\b", "Goodbye! Have a nice day." },
+    /* Memory: answers from the conversation's history. */
+    { "\\bwhat did i (just )?(say|tell you)\\b",
+        "Earlier you said: {{previous}}" },
   };
 
   for (guint i = 0; i < G_N_ELEMENTS (builtin); i++)
@@ -308,9 +311,21 @@ content_text (JsonNode *content)
   return g_string_free (s, FALSE);
 }
 
-/* The reply to @user (the last user message, may be empty). */
+/* @reply with {{user}} and {{previous}} replaced. */
 static gchar *
-respond (const gchar *user)
+fill_reply (const gchar *reply, const gchar *user, const gchar *previous)
+{
+  g_auto (GStrv) parts = g_strsplit (reply, "{{previous}}", -1);
+  g_autofree gchar *with_previous = g_strjoinv (previous, parts);
+  g_auto (GStrv) user_parts = g_strsplit (with_previous, "{{user}}", -1);
+
+  return g_strjoinv (user, user_parts);
+}
+
+/* The reply to @user (the last user message, may be empty); @previous is
+ * the user message before it ("" when none). */
+static gchar *
+respond (const gchar *user, const gchar *previous)
 {
   g_autofree gchar *trimmed = g_strstrip (g_strdup (user));
 
@@ -320,15 +335,11 @@ respond (const gchar *user)
     if (g_regex_match (r->regex, trimmed, 0, &mi)) {
       g_autofree gchar *expanded =
           g_match_info_expand_references (mi, r->reply, NULL);
-      g_auto (GStrv) parts =
-          g_strsplit (expanded ? expanded : r->reply, "{{user}}", -1);
-      return g_strjoinv (trimmed, parts);
+      return fill_reply (expanded ? expanded : r->reply, trimmed, previous);
     }
   }
-  if (default_reply) {
-    g_auto (GStrv) parts = g_strsplit (default_reply, "{{user}}", -1);
-    return g_strjoinv (trimmed, parts);
-  }
+  if (default_reply)
+    return fill_reply (default_reply, trimmed, previous);
   if (!*trimmed)
     return g_strdup ("Hello! How can I help you today?");
   return g_strdup_printf ("You said: %s. What else would you like to talk "
@@ -691,7 +702,7 @@ handle_completions (SoupServerMessage *msg)
 {
   SoupMessageBody *req = soup_server_message_get_request_body (msg);
   g_autoptr (JsonParser) parser = json_parser_new ();
-  g_autofree gchar *user = NULL, *answer = NULL;
+  g_autofree gchar *user = NULL, *previous = NULL, *answer = NULL;
   EmuFault fault;
   JsonObject *o;
   JsonNode *messages, *model, *stream, *so;
@@ -768,7 +779,8 @@ handle_completions (SoupServerMessage *msg)
     if (g_strcmp0 (
             json_object_get_string_member_with_default (mo, "role", NULL),
             "user") == 0) {
-      g_free (user);
+      g_free (previous);
+      previous = user;
       user = g_steal_pointer (&t);
     }
   }
@@ -801,7 +813,7 @@ handle_completions (SoupServerMessage *msg)
       g_ptr_array_add (
           r->events, g_strdup (g_ptr_array_index (replay_events, i)));
   } else {
-    answer = respond (user ? user : "");
+    answer = respond (user ? user : "", previous ? previous : "");
     build_answer (r, answer, prompt_chars / 4, max_tokens);
   }
 

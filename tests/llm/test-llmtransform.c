@@ -1008,6 +1008,57 @@ GST_START_TEST (test_greeting_say_and_typed_text)
 
 GST_END_TEST;
 
+/* The history property: written before the start, the conversation goes
+ * on from it (no greeting, earlier turns sent with the next request); read
+ * back, it is the conversation as chat messages; a bad value is refused. */
+GST_START_TEST (test_history_property)
+{
+  static const gchar *answer[] = { "You are Zed.", NULL };
+  static const gchar *before =
+      "[{\"role\":\"user\",\"content\":\"My name is Zed.\"},"
+      "{\"role\":\"assistant\",\"content\":\"Hello Zed.\"}]";
+  FakeServer *fs = fake_server_new ();
+  Llm *l = llm_new (fake_server_url (fs), "history", before, "greeting",
+      "Welcome.", "system-prompt", "SYS", NULL);
+  gchar *reply, *m, *history = NULL;
+
+  fake_server_add_stream (fs, answer);
+  push_end_of_turn (l, 1, "What is my name?");
+  /* Turn 1 first: the greeting (turn 0) was not said. */
+  reply = pull_reply (l, 1);
+  fail_unless_equals_string (reply, "You are Zed.");
+  g_free (reply);
+  m = request_messages (fs, 0);
+  fail_unless_equals_string (m,
+      "system:SYS\nuser:My name is Zed.\nassistant:Hello Zed.\n"
+      "user:What is my name?");
+  g_free (m);
+
+  g_object_get (l->element, "history", &history, NULL);
+  fail_unless_equals_string (history,
+      "[{\"role\":\"user\",\"content\":\"My name is Zed.\"},"
+      "{\"role\":\"assistant\",\"content\":\"Hello Zed.\"},"
+      "{\"role\":\"user\",\"content\":\"What is my name?\"},"
+      "{\"role\":\"assistant\",\"content\":\"You are Zed.\"}]");
+  g_free (history);
+
+  /* Not an array of messages: refused, the conversation unchanged. */
+  g_object_set (l->element, "history", "{\"role\":\"user\"}", NULL);
+  g_object_get (l->element, "history", &history, NULL);
+  fail_unless (strstr (history, "You are Zed.") != NULL);
+  g_free (history);
+  /* Written while running, it replaces the conversation at once. */
+  g_object_set (l->element, "history", "[]", NULL);
+  g_object_get (l->element, "history", &history, NULL);
+  fail_unless_equals_string (history, "[]");
+  g_free (history);
+
+  llm_free (l);
+  fake_server_free (fs);
+}
+
+GST_END_TEST;
+
 /* Plain text without end-of-turn (a file) is answered at EOS, and EOS goes
  * out after the answer. */
 GST_START_TEST (test_eos_after_reply)
@@ -1083,6 +1134,7 @@ llmtransform_suite (void)
   tcase_add_test (tc, test_server_framings);
   tcase_add_test (tc, test_clause_max_wait);
   tcase_add_test (tc, test_greeting_say_and_typed_text);
+  tcase_add_test (tc, test_history_property);
   tcase_add_test (tc, test_eos_after_reply);
   tcase_add_test (tc, test_malformed_chunk_skipped);
   return s;
