@@ -38,6 +38,8 @@ struct _VaCall
   VaCallCallbacks callbacks;
   gpointer user_data;
   gint64 start_time;
+  gchar *resume_token; /* or NULL */
+  gchar *history; /* conversation to restore at the start, or NULL */
   GstElement *pipeline;
   GstElement *webrtc;
 
@@ -103,6 +105,8 @@ va_call_free (VaCall *call)
   g_clear_object (&call->channel);
   g_mutex_clear (&call->lock);
   g_free (call->end_detail);
+  g_free (call->resume_token);
+  g_free (call->history);
   g_free (call->id);
   g_free (call);
 }
@@ -129,6 +133,52 @@ gint64
 va_call_get_start_time (VaCall *call)
 {
   return call->start_time;
+}
+
+void
+va_call_set_resume_token (VaCall *call, const gchar *token)
+{
+  g_free (call->resume_token);
+  call->resume_token = g_strdup (token);
+}
+
+void
+va_call_set_history (VaCall *call, const gchar *history_json)
+{
+  g_free (call->history);
+  call->history = g_strdup (history_json);
+}
+
+static GstElement *find_element (VaCall *call, const gchar *name);
+
+gchar *
+va_call_get_history (VaCall *call)
+{
+  GstElement *llm = find_element (call, "llm");
+  gchar *json = NULL;
+
+  if (llm && g_object_class_find_property (G_OBJECT_GET_CLASS (llm), "history"))
+    g_object_get (llm, "history", &json, NULL);
+  gst_clear_object (&llm);
+  return json;
+}
+
+/* Before the pipeline starts, so llmtransform keeps it (and skips its
+ * greeting). */
+static void
+restore_history (VaCall *call)
+{
+  GstElement *llm;
+
+  if (call->history == NULL)
+    return;
+  llm = find_element (call, "llm");
+  if (llm && g_object_class_find_property (G_OBJECT_GET_CLASS (llm), "history"))
+    g_object_set (llm, "history", call->history, NULL);
+  else
+    GST_WARNING ("call %s: no llmtransform named \"llm\" to resume the "
+                 "conversation in", call->id);
+  gst_clear_object (&llm);
 }
 
 /* ---- Data channel ---- */
@@ -268,7 +318,12 @@ static gboolean
 greet_channel (gpointer data)
 {
   VaCall *call = data;
-  gchar *json = g_strdup_printf ("{\"type\":\"call\",\"id\":\"%s\"}", call->id);
+  /* Ids and tokens are hex: nothing to escape. */
+  gchar *json = call->resume_token
+      ? g_strdup_printf ("{\"type\":\"call\",\"id\":\"%s\","
+                         "\"resume_token\":\"%s\"}",
+            call->id, call->resume_token)
+      : g_strdup_printf ("{\"type\":\"call\",\"id\":\"%s\"}", call->id);
 
   va_call_send_json (call, json);
   g_free (json);
@@ -569,6 +624,7 @@ va_call_start (VaCall *call, const VaTemplate *tmpl, GHashTable *vars,
   va_peer_add_ice_servers (
       call->peer, call->config->stun_servers, call->config->turn_servers);
   watch_caller_audio (call);
+  restore_history (call);
 
   if (gst_element_set_state (call->pipeline, GST_STATE_PLAYING) ==
       GST_STATE_CHANGE_FAILURE) {

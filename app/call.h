@@ -41,6 +41,15 @@ VaCall *va_call_new (const gchar *id, const VaConfig *config,
     const VaCallCallbacks *callbacks, gpointer user_data);
 void va_call_free (VaCall *call);
 
+/* Before va_call_start: the resume token the data channel's "call" event
+ * tells the caller, and the conversation (llmtransform `history`) the
+ * call goes on from. */
+void va_call_set_resume_token (VaCall *call, const gchar *token);
+void va_call_set_history (VaCall *call, const gchar *history_json);
+/* The LLM's conversation so far (JSON chat messages; free it), or NULL
+ * when the template has no llmtransform named "llm". */
+gchar *va_call_get_history (VaCall *call);
+
 /* Builds the pipeline from @tmpl with @vars and answers @offer (taken). */
 gboolean va_call_start (VaCall *call, const VaTemplate *tmpl, GHashTable *vars,
     VaOffer *offer, GError **error);

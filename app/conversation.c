@@ -366,6 +366,24 @@ va_conversation_handle (VaConversation *c, const GstStructure *s)
   }
 }
 
+void
+va_conversation_restore (VaConversation *c, const gchar *transcript)
+{
+  JsonParser *p = json_parser_new ();
+  JsonArray *a;
+  guint i;
+
+  if (transcript &&
+      json_parser_load_from_data (p, transcript, -1, NULL) &&
+      JSON_NODE_HOLDS_ARRAY (json_parser_get_root (p))) {
+    a = json_node_get_array (json_parser_get_root (p));
+    for (i = 0; i < json_array_get_length (a); i++)
+      json_array_add_element (
+          c->transcript, json_node_copy (json_array_get_element (a, i)));
+  }
+  g_object_unref (p);
+}
+
 gchar *
 va_conversation_transcript_json (VaConversation *c)
 {

@@ -26,6 +26,10 @@ void va_conversation_free (VaConversation *conv);
 /* Consumes one element message of the call's pipeline. Main context. */
 void va_conversation_handle (VaConversation *conv, const GstStructure *s);
 
+/* A resumed call: the transcript so far (as
+ * va_conversation_transcript_json() wrote it) opens this one's. */
+void va_conversation_restore (VaConversation *conv, const gchar *transcript);
+
 /* [{"role","text","t","turn"}], t in seconds since the conversation began. */
 gchar *va_conversation_transcript_json (VaConversation *conv);
 /* [{"turn","stt_ms","llm_ttft_ms","tts_ttfb_ms","voice_to_voice_ms"}] */

@@ -9,6 +9,11 @@
  *   GET /, /metrics, /healthz, /readyz, /calls
  * Every response carries CORS headers; errors have a JSON body
  * {"error": "...", "status": N}. Main context only.
+ *
+ * With --redis (docs/deployment.md): a full or draining instance answers
+ * POST /whip with 307 to the least-loaded live one, every call's state
+ * goes to Redis as it changes, and POST /whip with a resume token
+ * rebuilds a call that lived on another instance.
  */
 #ifdef HAVE_CONFIG_H
 #include "config.h"
@@ -19,9 +24,11 @@
 #include <json-glib/json-glib.h>
 #include <libsoup/soup.h>
 #include "call.h"
+#include "callstate.h"
 #include "conversation.h"
 #include "metrics.h"
 #include "records.h"
+#include "scaleout.h"
 #include "sdp.h"
 #include "server.h"
 #include "template.h"
@@ -33,6 +40,10 @@ GST_DEBUG_CATEGORY_EXTERN (voiceagent_debug);
 #define SDPFRAG_TYPE "application/trickle-ice-sdpfrag"
 #define RETRY_AFTER_FULL "5"
 #define RETRY_AFTER_NO_AUDIO "1"
+#define RESUME_HEADER "Voiceagent-Resume"
+#define RESUME_TOKEN_HEADER "Voiceagent-Resume-Token"
+/* Writes of a call's state are coalesced over this long. */
+#define STATE_WRITE_DELAY_MS 50
 
 typedef struct _CallEntry CallEntry;
 
@@ -48,6 +59,9 @@ struct _VaServer
   GSourceFunc drain_done;
   gpointer drain_data;
   guint drain_timer;
+  VaScaleout *scaleout; /* NULL without --redis */
+  guint state_refresh_timer; /* keeps live calls' keys from expiring */
+  GHashTable *resumes; /* Resume* waiting for Redis (a set) */
 };
 
 struct _CallEntry
@@ -58,6 +72,12 @@ struct _CallEntry
   SoupServerMessage *pending; /* the POST waiting for its answer */
   GHashTable *pending_listeners; /* listener id → SoupServerMessage* */
   VaConversation *conversation;
+  /* Scale-out (NULL/0 without --redis) */
+  gchar *token; /* resume token: the call's key in Redis */
+  gchar *vars_json; /* the template variables, as stored */
+  guint state_write; /* a coalesced state write is due */
+  gint64 post_us; /* monotonic time the POST arrived */
+  gint64 state_us; /* time taken to load a resumed call's state, or -1 */
 };
 
 /* ---- Responses ---- */
@@ -75,7 +95,8 @@ add_cors (VaServer *server, SoupServerMessage *msg)
    * requests per call; the cost is one TCP handshake each. */
   soup_message_headers_replace (h, "Connection", "close");
   soup_message_headers_replace (h, "Access-Control-Expose-Headers",
-      "Location, ETag, Link, Accept-Post, Accept-Patch, Retry-After");
+      "Location, ETag, Link, Accept-Post, Accept-Patch, Retry-After, "
+      RESUME_TOKEN_HEADER ", Server-Timing");
 }
 
 static void
@@ -182,7 +203,7 @@ respond_options (VaServer *server, SoupServerMessage *msg, const gchar *methods)
   add_ice_links (server, msg);
   soup_message_headers_replace (h, "Access-Control-Allow-Methods", methods);
   soup_message_headers_replace (h, "Access-Control-Allow-Headers",
-      "Authorization, Content-Type, If-Match, ETag");
+      "Authorization, Content-Type, If-Match, ETag, " RESUME_HEADER);
   soup_message_headers_replace (h, "Access-Control-Max-Age", "86400");
   soup_message_headers_replace (h, "Allow", methods);
   soup_message_headers_replace (h, "Accept-Post", SDP_TYPE);
@@ -289,6 +310,8 @@ call_location (CallEntry *e)
   return g_strdup_printf ("/calls/%s", va_call_get_id (e->call));
 }
 
+static void add_call_headers (CallEntry *e);
+
 static void
 on_call_answered (
     VaCall *call, const gchar *sdp, const GError *error, gpointer data)
@@ -302,6 +325,7 @@ on_call_answered (
     respond_error (e->server, e->pending, SOUP_STATUS_BAD_REQUEST,
         "the offer was not accepted: %s", error->message);
   } else {
+    add_call_headers (e);
     location = call_location (e);
     respond_sdp (e->server, e->pending, SOUP_STATUS_CREATED, sdp, location,
         va_peer_get_etag (va_call_get_peer (call)));
@@ -329,13 +353,27 @@ call_entry_free (CallEntry *e)
     unpause (&m);
   }
   g_hash_table_unref (e->pending_listeners);
+  g_clear_handle_id (&e->state_write, g_source_remove);
   va_conversation_free (e->conversation);
   va_call_free (e->call);
   g_free (e->agent);
+  g_free (e->token);
+  g_free (e->vars_json);
   g_free (e);
 }
 
 static void check_drained (VaServer *server);
+static void state_end (CallEntry *e, VaCallEndReason reason);
+static void state_changed (CallEntry *e, const GstStructure *s);
+static void publish_load (VaServer *server);
+static void state_prepare (CallEntry *e, GHashTable *vars, const gchar *token,
+    const VaStoredCall *stored);
+static const gchar *resume_token_of (
+    SoupServerMessage *msg, GHashTable *query);
+static gboolean check_resume_token (
+    VaServer *server, SoupServerMessage *msg, const gchar *token);
+static void resume_call (VaServer *server, SoupServerMessage *msg,
+    const gchar *token, VaOffer *offer, gint64 post_us);
 
 /* The call's durable record, written off the main thread by VaRecords. */
 static void
@@ -372,7 +410,9 @@ on_call_ended (
   va_metrics_add_usage (
       server->metrics, va_conversation_get_usage (e->conversation));
   write_record (e, reason);
+  state_end (e, reason);
   g_hash_table_remove (server->calls, va_call_get_id (call));
+  publish_load (server);
   check_drained (server);
 }
 
@@ -382,6 +422,7 @@ on_call_message (VaCall *call, const GstStructure *s, gpointer data)
   CallEntry *e = data;
 
   va_conversation_handle (e->conversation, s);
+  state_changed (e, s);
 }
 
 static void
@@ -431,10 +472,34 @@ new_id (void)
   return g_strdup_printf ("%08x%08x", g_random_int (), g_random_int ());
 }
 
+/* 307 to @base's WHIP endpoint for @agent, keeping the resume token. */
+static void
+redirect (VaServer *server, SoupServerMessage *msg, const gchar *base,
+    const gchar *agent, const gchar *token)
+{
+  gboolean named = !g_str_equal (agent, server->config->default_agent);
+  gchar *location = g_strdup_printf ("%s/whip%s%s%s%s", base,
+      named ? "/" : "", named ? agent : "", token ? "?resume=" : "",
+      token ? token : "");
+  gchar *json = g_strdup_printf ("{\"redirect\":\"%s/whip\",\"status\":307}",
+      base);
+
+  soup_message_headers_replace (
+      soup_server_message_get_response_headers (msg), "Location", location);
+  respond_json (server, msg, SOUP_STATUS_TEMPORARY_REDIRECT, json);
+  GST_DEBUG ("HTTP 307 to %s/whip (%s)", base,
+      server->draining ? "draining" : "full");
+  va_metrics_call_rejected (server->metrics, "redirected");
+  g_free (json);
+  g_free (location);
+}
+
 static gboolean
-check_capacity (VaServer *server, SoupServerMessage *msg)
+check_capacity (VaServer *server, SoupServerMessage *msg, const gchar *agent,
+    const gchar *token)
 {
   const gchar *why = NULL;
+  gchar *elsewhere;
 
   if (server->draining)
     why = "the server is draining for a restart; try another instance";
@@ -442,6 +507,13 @@ check_capacity (VaServer *server, SoupServerMessage *msg)
     why = "the server is at its call limit (--max-calls)";
   if (why == NULL)
     return TRUE;
+  /* RFC 9725 §4.5 lets a WHIP endpoint redirect with 307. */
+  elsewhere = server->scaleout ? va_scaleout_pick (server->scaleout) : NULL;
+  if (elsewhere) {
+    redirect (server, msg, elsewhere, agent, token);
+    g_free (elsewhere);
+    return FALSE;
+  }
   va_metrics_call_rejected (
       server->metrics, server->draining ? "draining" : "full");
   soup_message_headers_replace (soup_server_message_get_response_headers (msg),
@@ -450,47 +522,43 @@ check_capacity (VaServer *server, SoupServerMessage *msg)
   return FALSE;
 }
 
-static void
-whip_post (VaServer *server, SoupServerMessage *msg, const gchar *agent)
+/* Creates the call and answers @offer (taken); @stored (a resumed call's
+ * state, or NULL) gives its conversation. The POST is paused (unless
+ * @paused says it already is) until the answer. Returns the call's entry,
+ * owned by server->calls. */
+static CallEntry *
+start_call (VaServer *server, SoupServerMessage *msg, gboolean paused,
+    const VaTemplate *tmpl, const gchar *agent, VaOffer *offer,
+    const gchar *token, const VaStoredCall *stored, gint64 post_us)
 {
   static const VaCallCallbacks callbacks = { on_call_answered, on_call_ended,
     on_call_message };
   static const VaConversationOutput conversation_output = { conversation_send,
     conversation_observe };
-  const VaTemplate *tmpl;
-  VaOffer *offer;
   CallEntry *e;
   GHashTable *vars;
   GError *error = NULL;
   gchar *id;
-  gint opus_pt;
-
-  if (!check_capacity (server, msg))
-    return;
-  tmpl = g_hash_table_lookup (server->templates, agent);
-  if (tmpl == NULL) {
-    respond_error (server, msg, SOUP_STATUS_NOT_FOUND,
-        "no agent template \"%s\" (pipelines/%s.pipeline)", agent, agent);
-    return;
-  }
-  offer = parse_offer (server, msg);
-  if (offer == NULL)
-    return;
 
   id = new_id ();
   e = g_new0 (CallEntry, 1);
   e->server = server;
   e->agent = g_strdup (agent);
+  e->post_us = post_us;
+  e->state_us = -1;
   e->pending_listeners =
       g_hash_table_new_full (g_str_hash, g_str_equal, g_free, NULL);
   e->call = va_call_new (id, server->config, &callbacks, e);
   e->conversation = va_conversation_new (&conversation_output, e);
   g_hash_table_insert (server->calls, id, e);
-  opus_pt = offer->opus_pt;
-  vars = call_variables (server, id, opus_pt);
+  vars = call_variables (server, id, offer->opus_pt);
+  if (server->scaleout)
+    state_prepare (e, vars, token, stored);
   e->pending = g_object_ref (msg);
-  soup_server_message_pause (msg);
+  if (!paused)
+    soup_server_message_pause (msg);
   va_metrics_call_started (server->metrics);
+  publish_load (server);
   if (!va_call_start (e->call, tmpl, vars, offer, &error)) {
     respond_error (server, msg, SOUP_STATUS_INTERNAL_SERVER_ERROR,
         "cannot start the call: %s", error->message);
@@ -499,6 +567,439 @@ whip_post (VaServer *server, SoupServerMessage *msg, const gchar *agent)
     g_error_free (error);
   }
   g_hash_table_unref (vars);
+  return e;
+}
+
+static void
+whip_post (VaServer *server, SoupServerMessage *msg, const gchar *agent,
+    GHashTable *query)
+{
+  gint64 post_us = g_get_monotonic_time ();
+  const gchar *token = resume_token_of (msg, query);
+  const VaTemplate *tmpl;
+  VaOffer *offer;
+
+  if (token && !check_resume_token (server, msg, token))
+    return;
+  if (!check_capacity (server, msg, agent, token))
+    return;
+  tmpl = g_hash_table_lookup (server->templates, agent);
+  if (tmpl == NULL && token == NULL) {
+    respond_error (server, msg, SOUP_STATUS_NOT_FOUND,
+        "no agent template \"%s\" (pipelines/%s.pipeline)", agent, agent);
+    return;
+  }
+  offer = parse_offer (server, msg);
+  if (offer == NULL)
+    return;
+  if (token)
+    resume_call (server, msg, token, offer, post_us);
+  else
+    start_call (server, msg, FALSE, tmpl, agent, offer, NULL, NULL, post_us);
+}
+
+/* ---- Scale-out: call state in Redis, resume ---- */
+
+static void
+publish_load (VaServer *server)
+{
+  if (server->scaleout)
+    va_scaleout_set_load (server->scaleout, g_hash_table_size (server->calls),
+        server->draining);
+}
+
+static const gchar *
+owner_id (VaServer *server)
+{
+  return va_scaleout_get_instance_id (server->scaleout);
+}
+
+static gchar *
+vars_to_json (GHashTable *vars)
+{
+  JsonObject *o = json_object_new ();
+  JsonNode *node = json_node_new (JSON_NODE_OBJECT);
+  GHashTableIter iter;
+  gpointer k, v;
+  gchar *json;
+
+  g_hash_table_iter_init (&iter, vars);
+  while (g_hash_table_iter_next (&iter, &k, &v))
+    json_object_set_string_member (o, k, v ? v : "");
+  json_node_take_object (node, o);
+  json = json_to_string (node, FALSE);
+  json_node_unref (node);
+  return json;
+}
+
+/* A resumed call keeps its stored variables, except what belongs to this
+ * instance or this connection (service URLs, ids, the payload type). */
+static void
+restore_vars (GHashTable *vars, const gchar *json)
+{
+  JsonParser *p = json_parser_new ();
+  JsonObjectIter iter;
+  const gchar *name;
+  JsonNode *value;
+
+  if (json && json_parser_load_from_data (p, json, -1, NULL) &&
+      JSON_NODE_HOLDS_OBJECT (json_parser_get_root (p))) {
+    json_object_iter_init (
+        &iter, json_node_get_object (json_parser_get_root (p)));
+    while (json_object_iter_next (&iter, &name, &value)) {
+      gpointer key;
+      /* Only the template's own variables (the table owns its keys). */
+      if (g_str_has_suffix (name, "_URL") || g_str_equal (name, "CALL_ID") ||
+          g_str_equal (name, "SESSION") || g_str_equal (name, "OPUS_PT") ||
+          !JSON_NODE_HOLDS_VALUE (value) ||
+          !g_hash_table_lookup_extended (vars, name, &key, NULL))
+        continue;
+      g_hash_table_insert (
+          vars, key, g_strdup (json_node_get_string (value)));
+    }
+  }
+  g_object_unref (p);
+}
+
+/* Every field of the call's hash: @full adds what never changes. Returns
+ * name/value pairs, NULL-terminated (free with g_strfreev). */
+static gchar **
+state_fields (CallEntry *e, gboolean full)
+{
+  GPtrArray *a = g_ptr_array_new ();
+  gchar *history = va_call_get_history (e->call);
+
+  if (history) {
+    g_ptr_array_add (a, g_strdup ("history"));
+    g_ptr_array_add (a, history);
+  }
+  g_ptr_array_add (a, g_strdup ("transcript"));
+  g_ptr_array_add (a, va_conversation_transcript_json (e->conversation));
+  g_ptr_array_add (a, g_strdup ("turns"));
+  g_ptr_array_add (a, va_conversation_turns_json (e->conversation));
+  if (full) {
+    g_ptr_array_add (a, g_strdup ("call"));
+    g_ptr_array_add (a, g_strdup (va_call_get_id (e->call)));
+    g_ptr_array_add (a, g_strdup ("agent"));
+    g_ptr_array_add (a, g_strdup (e->agent));
+    g_ptr_array_add (a, g_strdup ("vars"));
+    g_ptr_array_add (a, g_strdup (e->vars_json));
+    g_ptr_array_add (a, g_strdup ("state"));
+    g_ptr_array_add (a, g_strdup ("live"));
+  }
+  g_ptr_array_add (a, NULL);
+  return (gchar **)g_ptr_array_free (a, FALSE);
+}
+
+/* Before the call starts: its token (new, or the resumed one), its
+ * variables and, when resumed, its conversation. The first write claims
+ * the call for this instance. */
+static void
+state_prepare (CallEntry *e, GHashTable *vars, const gchar *token,
+    const VaStoredCall *stored)
+{
+  VaServer *server = e->server;
+  gchar **fields;
+  gchar *started, *resumes;
+  const gchar *extra[5];
+
+  if (stored) {
+    restore_vars (vars, stored->vars);
+    va_call_set_history (e->call, stored->history);
+    va_conversation_restore (e->conversation, stored->transcript);
+  }
+  e->token = token ? g_strdup (token) : va_call_state_new_token ();
+  e->vars_json = vars_to_json (vars);
+  va_call_set_resume_token (e->call, e->token);
+  fields = state_fields (e, TRUE);
+  started = g_strdup_printf ("%" G_GINT64_FORMAT,
+      stored ? stored->started_us : va_call_get_start_time (e->call));
+  resumes = g_strdup_printf ("%u", stored ? stored->resumes + 1 : 0);
+  extra[0] = "started";
+  extra[1] = started;
+  extra[2] = "resumes";
+  extra[3] = resumes;
+  extra[4] = NULL;
+  va_call_state_claim (va_scaleout_get_redis (server->scaleout), e->token,
+      owner_id (server), (const gchar *const *)fields);
+  va_call_state_update (va_scaleout_get_redis (server->scaleout), e->token,
+      owner_id (server), extra);
+  g_strfreev (fields);
+  g_free (started);
+  g_free (resumes);
+}
+
+static void
+state_write (CallEntry *e, gboolean full)
+{
+  gchar **fields;
+
+  if (va_call_is_ending (e->call))
+    return;
+  fields = state_fields (e, full);
+  va_call_state_update (va_scaleout_get_redis (e->server->scaleout), e->token,
+      owner_id (e->server), (const gchar *const *)fields);
+  g_strfreev (fields);
+}
+
+static gboolean
+state_write_due (gpointer data)
+{
+  CallEntry *e = data;
+
+  e->state_write = 0;
+  state_write (e, FALSE);
+  return G_SOURCE_REMOVE;
+}
+
+/* TRUE for the element messages after which the conversation changed:
+ * a final transcript, the LLM taking a turn or ending a reply, what the
+ * caller heard. */
+static gboolean
+changes_conversation (const GstStructure *s)
+{
+  const gchar *event = gst_structure_get_string (s, "event");
+  gboolean is_final = FALSE;
+
+  if (gst_structure_has_name (s, "deepgram-transcript"))
+    return gst_structure_get_boolean (s, "is_final", &is_final) && is_final;
+  if (gst_structure_has_name (s, "llmtransform"))
+    return g_strcmp0 (event, "request-start") == 0 ||
+        g_strcmp0 (event, "done") == 0 || g_strcmp0 (event, "say") == 0 ||
+        g_strcmp0 (event, "spoken") == 0;
+  if (gst_structure_has_name (s, "elevenlabssrc"))
+    return g_strcmp0 (event, "agent-speaking-stopped") == 0;
+  return FALSE;
+}
+
+/* Writes are coalesced: one per STATE_WRITE_DELAY_MS at most. */
+static void
+state_changed (CallEntry *e, const GstStructure *s)
+{
+  if (e->token == NULL || e->state_write || !changes_conversation (s))
+    return;
+  e->state_write =
+      g_timeout_add (STATE_WRITE_DELAY_MS, state_write_due, e);
+}
+
+static void
+state_end (CallEntry *e, VaCallEndReason reason)
+{
+  if (e->token == NULL)
+    return;
+  g_clear_handle_id (&e->state_write, g_source_remove);
+  va_call_state_end (va_scaleout_get_redis (e->server->scaleout), e->token,
+      owner_id (e->server), va_call_end_reason_name (reason));
+}
+
+/* Redis is back after writes were lost: every live call in full. */
+static void
+state_resync (gpointer data)
+{
+  VaServer *server = data;
+  GHashTableIter iter;
+  gpointer value;
+
+  GST_INFO ("redis: writing the state of %u calls again",
+      g_hash_table_size (server->calls));
+  publish_load (server);
+  g_hash_table_iter_init (&iter, server->calls);
+  while (g_hash_table_iter_next (&iter, NULL, &value)) {
+    CallEntry *e = value;
+    if (e->token)
+      state_write (e, TRUE);
+  }
+}
+
+/* Keeps live calls' keys from expiring while nothing changes. */
+static gboolean
+state_refresh (gpointer data)
+{
+  VaServer *server = data;
+  GHashTableIter iter;
+  gpointer value;
+
+  g_hash_table_iter_init (&iter, server->calls);
+  while (g_hash_table_iter_next (&iter, NULL, &value)) {
+    CallEntry *e = value;
+    if (e->token && !va_call_is_ending (e->call))
+      va_call_state_update (va_scaleout_get_redis (server->scaleout),
+          e->token, owner_id (server), NULL);
+  }
+  return G_SOURCE_CONTINUE;
+}
+
+/* Voiceagent-Resume-Token and Server-Timing on the 201. */
+static void
+add_call_headers (CallEntry *e)
+{
+  SoupMessageHeaders *h = soup_server_message_get_response_headers (e->pending);
+  gdouble answer_ms = (g_get_monotonic_time () - e->post_us) / 1000.0;
+  gchar *timing;
+
+  if (e->token)
+    soup_message_headers_replace (h, RESUME_TOKEN_HEADER, e->token);
+  if (e->state_us >= 0) {
+    timing = g_strdup_printf ("state;dur=%.1f, answer;dur=%.1f",
+        e->state_us / 1000.0, answer_ms);
+    GST_INFO ("call %s resumed: state loaded in %.1f ms, answered in %.1f ms",
+        va_call_get_id (e->call), e->state_us / 1000.0, answer_ms);
+  } else {
+    timing = g_strdup_printf ("answer;dur=%.1f", answer_ms);
+  }
+  soup_message_headers_replace (h, "Server-Timing", timing);
+  g_free (timing);
+}
+
+/* The header, else ?resume= (what a redirect carries). */
+static const gchar *
+resume_token_of (SoupServerMessage *msg, GHashTable *query)
+{
+  const gchar *token = soup_message_headers_get_one (
+      soup_server_message_get_request_headers (msg), RESUME_HEADER);
+
+  if (token == NULL && query)
+    token = g_hash_table_lookup (query, "resume");
+  return token && *token ? token : NULL;
+}
+
+static gboolean
+check_resume_token (
+    VaServer *server, SoupServerMessage *msg, const gchar *token)
+{
+  const gchar *p;
+
+  for (p = token; g_ascii_isxdigit (*p); p++)
+    ;
+  if (*p != '\0' || p - token != 32) {
+    respond_error (server, msg, SOUP_STATUS_BAD_REQUEST,
+        "%s must be the token of the first answer's %s header", RESUME_HEADER,
+        RESUME_TOKEN_HEADER);
+    return FALSE;
+  }
+  if (server->scaleout == NULL) {
+    respond_error (server, msg, SOUP_STATUS_NOT_FOUND,
+        "this server keeps no call state (no --redis): POST without %s for "
+        "a new call",
+        RESUME_HEADER);
+    return FALSE;
+  }
+  return TRUE;
+}
+
+typedef struct
+{
+  VaServer *server;
+  SoupServerMessage *msg;
+  VaOffer *offer;
+  gchar *token;
+  gint64 post_us;
+} Resume;
+
+static void
+resume_free (Resume *r)
+{
+  if (r->msg) {
+    soup_server_message_unpause (r->msg);
+    g_object_unref (r->msg);
+  }
+  va_offer_free (r->offer);
+  g_free (r->token);
+  g_free (r);
+}
+
+/* A call still here under the same token (the caller reconnected to the
+ * same instance) gives way to the new connection. */
+static void
+end_local_copy (VaServer *server, const gchar *token)
+{
+  GHashTableIter iter;
+  gpointer value;
+
+  g_hash_table_iter_init (&iter, server->calls);
+  while (g_hash_table_iter_next (&iter, NULL, &value)) {
+    CallEntry *e = value;
+    if (g_strcmp0 (e->token, token) == 0 && !va_call_is_ending (e->call)) {
+      g_free (e->token); /* the new call owns the state now */
+      e->token = NULL;
+      va_call_end (e->call, VA_CALL_END_HANGUP, "resumed on a new connection");
+    }
+  }
+}
+
+/* Why @stored cannot be resumed, or NULL. */
+static const gchar *
+unresumable (const VaStoredCall *stored)
+{
+  if (stored == NULL)
+    return "no call to resume for this token (it ended long ago or never "
+           "existed): POST without " RESUME_HEADER " for a new call";
+  if (g_strcmp0 (stored->state, "ended") == 0 &&
+      (g_strcmp0 (stored->end_reason, "hangup") == 0 ||
+          g_strcmp0 (stored->end_reason, "max-duration") == 0))
+    return "the call was hung up: POST without " RESUME_HEADER
+           " for a new call";
+  return NULL;
+}
+
+static void
+free_resume_key (gpointer key, gpointer value, gpointer unused)
+{
+  resume_free (key);
+}
+
+static void
+resume_loaded (VaStoredCall *stored, const GError *error, gpointer data)
+{
+  Resume *r = data;
+  VaServer *server = r->server;
+  const VaTemplate *tmpl = NULL;
+  const gchar *why = unresumable (stored);
+  gint64 state_us = g_get_monotonic_time () - r->post_us;
+  CallEntry *e;
+
+  g_hash_table_remove (server->resumes, r);
+  if (error) {
+    soup_message_headers_replace (
+        soup_server_message_get_response_headers (r->msg), "Retry-After",
+        RETRY_AFTER_NO_AUDIO);
+    respond_error (server, r->msg, SOUP_STATUS_SERVICE_UNAVAILABLE,
+        "cannot resume the call now: %s", error->message);
+  } else if (why) {
+    respond_error (server, r->msg, SOUP_STATUS_NOT_FOUND, "%s", why);
+  } else if (!(tmpl = g_hash_table_lookup (server->templates, stored->agent))) {
+    respond_error (server, r->msg, SOUP_STATUS_NOT_FOUND,
+        "the call's agent template \"%s\" is not on this instance",
+        stored->agent);
+  } else {
+    end_local_copy (server, r->token);
+    /* Still paused: start_call() keeps it so until the answer. */
+    e = start_call (server, r->msg, TRUE, tmpl, stored->agent,
+        g_steal_pointer (&r->offer), r->token, stored, r->post_us);
+    e->state_us = state_us;
+    g_clear_object (&r->msg);
+  }
+  va_stored_call_free (stored);
+  resume_free (r);
+}
+
+/* Loads the call's state from Redis (off the main context), then starts
+ * it here with its conversation. */
+static void
+resume_call (VaServer *server, SoupServerMessage *msg, const gchar *token,
+    VaOffer *offer, gint64 post_us)
+{
+  Resume *r = g_new0 (Resume, 1);
+
+  r->server = server;
+  r->msg = g_object_ref (msg);
+  r->offer = offer;
+  r->token = g_strdup (token);
+  r->post_us = post_us;
+  soup_server_message_pause (msg);
+  g_hash_table_add (server->resumes, r);
+  va_call_state_load (
+      va_scaleout_get_redis (server->scaleout), token, resume_loaded, r);
 }
 
 /* ---- Sessions: PATCH (trickle / ICE restart) and DELETE ---- */
@@ -672,7 +1173,7 @@ route_session (VaServer *server, SoupServerMessage *msg, const gchar *method,
 
 static void
 route_endpoint (VaServer *server, SoupServerMessage *msg, const gchar *method,
-    gchar **parts, gboolean whep)
+    gchar **parts, GHashTable *query, gboolean whep)
 {
   CallEntry *e;
 
@@ -686,8 +1187,8 @@ route_endpoint (VaServer *server, SoupServerMessage *msg, const gchar *method,
   } else if (!check_auth (server, msg)) {
     return;
   } else if (!whep) {
-    whip_post (
-        server, msg, parts[1] ? parts[1] : server->config->default_agent);
+    whip_post (server, msg,
+        parts[1] ? parts[1] : server->config->default_agent, query);
   } else if (parts[1] == NULL) {
     respond_error (server, msg, SOUP_STATUS_NOT_FOUND,
         "WHEP needs the call: POST /whep/{call id}");
@@ -752,6 +1253,35 @@ serve_resource (VaServer *server, SoupServerMessage *msg, const gchar *path,
   g_bytes_unref (bytes);
 }
 
+/* Ready, and whether Redis works: without it calls are still taken here
+ * (degraded: no redirects, no resume, no shared state). */
+static void
+serve_ready_scaleout (VaServer *server, SoupServerMessage *msg)
+{
+  JsonBuilder *b = json_builder_new ();
+  gchar *problem = va_scaleout_get_problem (server->scaleout);
+  JsonNode *root;
+
+  json_builder_begin_object (b);
+  json_builder_set_member_name (b, "status");
+  json_builder_add_string_value (b, problem ? "degraded" : "ready");
+  json_builder_set_member_name (b, "redis");
+  json_builder_add_string_value (b, problem ? problem : "up");
+  json_builder_set_member_name (b, "instance");
+  json_builder_add_string_value (
+      b, va_scaleout_get_instance_id (server->scaleout));
+  json_builder_set_member_name (b, "instances");
+  json_builder_add_int_value (
+      b, va_scaleout_count_instances (server->scaleout));
+  json_builder_end_object (b);
+  root = json_builder_get_root (b);
+  serve_text (server, msg, SOUP_STATUS_OK, "application/json",
+      json_to_string (root, FALSE));
+  json_node_unref (root);
+  g_object_unref (b);
+  g_free (problem);
+}
+
 static void
 route_ops (VaServer *server, SoupServerMessage *msg, const gchar *path)
 {
@@ -769,6 +1299,8 @@ route_ops (VaServer *server, SoupServerMessage *msg, const gchar *path)
     if (server->draining || full)
       respond_error (server, msg, SOUP_STATUS_SERVICE_UNAVAILABLE, "%s",
           server->draining ? "draining" : "at the call limit");
+    else if (server->scaleout)
+      serve_ready_scaleout (server, msg);
     else
       respond_json (server, msg, SOUP_STATUS_OK, "{\"status\":\"ready\"}");
   } else if (g_str_equal (path, "/calls")) {
@@ -792,10 +1324,10 @@ handle_request (SoupServer *soup, SoupServerMessage *msg, const gchar *path,
   GST_LOG ("%s %s", method, path);
   if (g_strcmp0 (parts[0], "whip") == 0 &&
       (parts[1] == NULL || parts[2] == NULL))
-    route_endpoint (server, msg, method, parts, FALSE);
+    route_endpoint (server, msg, method, parts, query, FALSE);
   else if (g_strcmp0 (parts[0], "whep") == 0 &&
       (parts[1] == NULL || parts[2] == NULL))
-    route_endpoint (server, msg, method, parts, TRUE);
+    route_endpoint (server, msg, method, parts, query, TRUE);
   else if (g_strcmp0 (parts[0], "calls") == 0 && parts[1] && *parts[1])
     route_session (server, msg, method, parts);
   else if (g_str_equal (method, "OPTIONS"))
@@ -828,6 +1360,25 @@ on_request_started (SoupServer *soup, SoupServerMessage *msg, gpointer data)
 
 /* ---- Life cycle ---- */
 
+static gboolean
+start_scaleout (VaServer *server, GError **error)
+{
+  gchar *url = va_scaleout_default_url (
+      server->config, va_server_get_port (server));
+
+  server->scaleout =
+      va_scaleout_new (server->config, url, state_resync, server, error);
+  if (server->scaleout)
+    g_print ("voiceagent: scale-out through Redis, announced as %s\n", url);
+  g_free (url);
+  if (server->scaleout == NULL)
+    return FALSE;
+  server->state_refresh_timer = g_timeout_add_seconds (
+      VA_CALL_STATE_REFRESH_S, state_refresh, server);
+  publish_load (server);
+  return TRUE;
+}
+
 VaServer *
 va_server_new (VaConfig *config, GError **error)
 {
@@ -850,6 +1401,7 @@ va_server_new (VaConfig *config, GError **error)
   }
   server->calls = g_hash_table_new_full (
       g_str_hash, g_str_equal, g_free, (GDestroyNotify)call_entry_free);
+  server->resumes = g_hash_table_new (NULL, NULL);
   server->metrics = va_metrics_new ();
   server->records = va_records_open (config->database, error);
   if (server->records == NULL) {
@@ -869,7 +1421,7 @@ va_server_new (VaConfig *config, GError **error)
   }
   listening = soup_server_listen (server->soup, address, 0, error);
   g_object_unref (address);
-  if (!listening) {
+  if (!listening || (config->redis && !start_scaleout (server, error))) {
     va_server_free (server);
     return NULL;
   }
@@ -925,6 +1477,7 @@ void
 va_server_drain (VaServer *server, GSourceFunc done, gpointer data)
 {
   server->draining = TRUE;
+  publish_load (server);
   server->drain_done = done;
   server->drain_data = data;
   if (server->drain_timer == 0)
@@ -949,6 +1502,13 @@ va_server_free (VaServer *server)
   g_warn_if_fail (
       server->calls == NULL || g_hash_table_size (server->calls) == 0);
   g_clear_handle_id (&server->drain_timer, g_source_remove);
+  g_clear_handle_id (&server->state_refresh_timer, g_source_remove);
+  /* The last writes (calls ended) go out before the registry entry goes. */
+  g_clear_pointer (&server->scaleout, va_scaleout_free);
+  if (server->resumes) {
+    g_hash_table_foreach (server->resumes, (GHFunc)free_resume_key, NULL);
+    g_hash_table_unref (server->resumes);
+  }
   if (server->soup) {
     soup_server_disconnect (server->soup);
     g_object_unref (server->soup);

@@ -95,6 +95,16 @@ static const Setting settings[] = {
   { "emulator-args", NULL, SETTING_STRING, OFF (emulator_args),
       "Extra arguments for the emulator, e.g. \"--latency reference\"",
       "ARGS" },
+  { "redis", "VOICEAGENT_REDIS", SETTING_STRING, OFF (redis),
+      "Share live call state and the instance registry through Redis: "
+      "redis://[[user]:password@]host[:port][/db], comma-separated to try "
+      "several (default: none, a single instance)",
+      "URL" },
+  { "advertise-url", "VOICEAGENT_ADVERTISE_URL", SETTING_STRING,
+      OFF (advertise_url),
+      "This instance's URL for callers other instances redirect here "
+      "(default http://HOST:PORT)",
+      "URL" },
   { "database", "VOICEAGENT_DATABASE", SETTING_STRING, OFF (database),
       "SQLite file for call records (default voiceagent.db)", "FILE" },
   { "price-stt-per-min", NULL, SETTING_DOUBLE, OFF (price_stt_per_min),

@@ -43,6 +43,10 @@ typedef struct
   gchar *emulator_path; /* voiceagent-emulator to start for local backends */
   gchar *emulator_args; /* extra arguments for it */
 
+  /* Scale-out (docs/deployment.md) */
+  gchar *redis; /* redis://[[user]:password@]host[:port][/db][,...] or NULL */
+  gchar *advertise_url; /* this instance's URL for redirects */
+
   /* Records and prices */
   gchar *database; /* SQLite file for call records */
   gdouble price_stt_per_min; /* USD per minute of audio sent to STT */

@@ -19,13 +19,15 @@
 struct _WhipCaller
 {
   WhipCallerOptions options; /* strings owned below */
-  gchar *url, *wav, *token, *setup;
+  gchar *url, *wav, *token, *setup, *resume;
   GstElement *pipeline;
   GstElement *webrtc;
   SoupSession *http;
   gchar *session_url;
   gchar *etag;
   gchar *answer;
+  SoupMessageHeaders *response_headers; /* of the last POST */
+  guint redirects;
 
   GMutex lock;
   GCond cond;
@@ -167,6 +169,7 @@ whip_caller_new (const WhipCallerOptions *o)
   c->wav = g_strdup (o->wav);
   c->token = g_strdup (o->token);
   c->setup = g_strdup (o->setup);
+  c->resume = g_strdup (o->resume);
   g_mutex_init (&c->lock);
   g_cond_init (&c->cond);
   g_queue_init (&c->messages);
@@ -293,6 +296,49 @@ new_request (WhipCaller *c, const gchar *method, const gchar *url,
   return msg;
 }
 
+/* POSTs @sdp, following 307/308 redirects itself (libsoup does not
+ * redirect a POST). Returns the last message; *@reply its body. */
+static SoupMessage *
+post_offer (WhipCaller *c, const gchar *sdp, GBytes **reply, GError **error)
+{
+  gchar *url = g_strdup (c->url);
+  SoupMessage *msg = NULL;
+  guint status;
+
+  c->redirects = 0;
+  while (TRUE) {
+    const gchar *location;
+    GUri *next;
+    g_clear_object (&msg);
+    msg = new_request (c, "POST", url, "application/sdp", sdp);
+    soup_message_add_flags (msg, SOUP_MESSAGE_NO_REDIRECT);
+    if (c->resume)
+      soup_message_headers_replace (soup_message_get_request_headers (msg),
+          "Voiceagent-Resume", c->resume);
+    *reply = soup_session_send_and_read (c->http, msg, NULL, error);
+    status = soup_message_get_status (msg);
+    location = soup_message_headers_get_one (
+        soup_message_get_response_headers (msg), "Location");
+    if ((status != 307 && status != 308) || location == NULL ||
+        c->redirects >= 3 || *reply == NULL)
+      break;
+    next = g_uri_parse_relative (
+        soup_message_get_uri (msg), location, G_URI_FLAGS_NONE, NULL);
+    if (next == NULL)
+      break;
+    g_free (url);
+    url = g_uri_to_string (next);
+    g_uri_unref (next);
+    g_clear_pointer (reply, g_bytes_unref);
+    c->redirects++;
+  }
+  g_free (url);
+  g_clear_pointer (&c->response_headers, soup_message_headers_unref);
+  c->response_headers =
+      soup_message_headers_ref (soup_message_get_response_headers (msg));
+  return msg;
+}
+
 static gboolean
 apply_answer (WhipCaller *c, GError **error)
 {
@@ -326,9 +372,8 @@ whip_caller_connect (WhipCaller *c, GError **error)
   offer = make_offer (c);
   gst_webrtc_session_description_free (offer);
   sdp = local_sdp_after_gathering (c);
-  msg = new_request (c, "POST", c->url, "application/sdp", sdp);
+  msg = post_offer (c, sdp, &reply, error);
   g_free (sdp);
-  reply = soup_session_send_and_read (c->http, msg, NULL, error);
   status = soup_message_get_status (msg);
   if (reply && status == 201) {
     GUri *abs;
@@ -532,8 +577,24 @@ whip_caller_free (WhipCaller *c)
   g_free (c->wav);
   g_free (c->token);
   g_free (c->setup);
+  g_free (c->resume);
+  g_clear_pointer (&c->response_headers, soup_message_headers_unref);
   g_free (c->session_url);
   g_free (c->etag);
   g_free (c->answer);
   g_free (c);
+}
+
+const gchar *
+whip_caller_get_response_header (WhipCaller *c, const gchar *name)
+{
+  return c->response_headers
+      ? soup_message_headers_get_one (c->response_headers, name)
+      : NULL;
+}
+
+guint
+whip_caller_get_redirects (WhipCaller *c)
+{
+  return c->redirects;
 }

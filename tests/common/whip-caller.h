@@ -19,13 +19,15 @@ typedef struct
   gboolean data_channel; /* open the "events" data channel */
   const gchar *token; /* Bearer token, or NULL */
   const gchar *setup; /* rewrite a=setup:actpass to "active"/"passive" */
+  const gchar *resume; /* resume token: sent as Voiceagent-Resume */
 } WhipCallerOptions;
 
 WhipCaller *whip_caller_new (const WhipCallerOptions *options);
 void whip_caller_free (WhipCaller *caller);
 
 /* Offers, POSTs, applies the answer. Returns the HTTP status (201 on
- * success) and sets @error on failure. Blocks (at most ~20 s). */
+ * success) and sets @error on failure. Follows up to 3 307/308 redirects
+ * (same body and headers: RFC 9725 §4.5). Blocks (at most ~20 s). */
 guint whip_caller_connect (WhipCaller *caller, GError **error);
 
 /* Plays @wav (any WAV) into the call from now on, mixed with what is
@@ -50,6 +52,11 @@ gboolean whip_caller_send (WhipCaller *caller, const gchar *json);
 const gchar *whip_caller_get_session_url (WhipCaller *caller);
 const gchar *whip_caller_get_etag (WhipCaller *caller);
 const gchar *whip_caller_get_answer (WhipCaller *caller);
+/* A header of the last POST's response, or NULL. */
+const gchar *whip_caller_get_response_header (
+    WhipCaller *caller, const gchar *name);
+/* Redirects followed by the last connect. */
+guint whip_caller_get_redirects (WhipCaller *caller);
 
 /* Sends an HTTP request to the session URL; returns the status. */
 guint whip_caller_request (WhipCaller *caller, const gchar *method,

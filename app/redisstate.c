@@ -1,0 +1,735 @@
+/* voiceagent: the connection to Redis, on its own thread.
+ * SPDX-License-Identifier: LGPL-2.1-or-later
+ *
+ * One thread owns a synchronous hiredis connection. The main context only
+ * queues commands (a bounded FIFO, queries ahead of writes), so neither it
+ * nor a streaming thread ever waits on Redis. Writes are idempotent (a
+ * field set to its latest value), so what is lost while Redis is down is
+ * simply written again: the thread drops writes it cannot deliver and asks
+ * the main context to resync() once a connection is back. Reconnection
+ * backs off exponentially (100 ms to 2 s, equal jitter).
+ *
+ * hiredis 0.14 has no Cluster client. A comma-separated list of addresses
+ * is tried in order and the first that answers as a primary (ROLE master)
+ * is used: a Sentinel-managed group works when given as the list of its
+ * nodes (after a failover, writes answer READONLY, the thread reconnects
+ * and finds the new primary). A Redis Cluster node is refused by name.
+ */
+#ifdef HAVE_CONFIG_H
+#include "config.h"
+#endif
+
+#include <string.h>
+#include <gio/gio.h>
+#include <gst/gst.h>
+#include "redisstate.h"
+
+GST_DEBUG_CATEGORY_EXTERN (voiceagent_debug);
+#define GST_CAT_DEFAULT voiceagent_debug
+
+#define QUEUE_MAX 10000 /* commands */
+#define BATCH_MAX 64 /* commands pipelined in one round trip */
+#define TICK_US G_USEC_PER_SEC
+#define CONNECT_TIMEOUT_MS 500
+#define COMMAND_TIMEOUT_MS 1000
+#define BACKOFF_MIN_MS 100
+#define BACKOFF_MAX_MS 2000
+#define STOP_DRAIN_US G_USEC_PER_SEC
+
+typedef struct
+{
+  gchar **argv;
+  VaRedisReplyFunc done; /* NULL for a write */
+  gpointer user_data;
+} Cmd;
+
+/* Who gets the callbacks. Shared by reference with the callbacks posted to
+ * the main context, which may run after va_redis_free(): they then do
+ * nothing. @alive is main context only; @ref is atomic. */
+typedef struct
+{
+  gint ref;
+  gboolean alive;
+  VaRedisCallbacks callbacks;
+  gpointer user_data;
+} Owner;
+
+struct _VaRedis
+{
+  /* Immutable after va_redis_new */
+  GPtrArray *addresses; /* VaRedisAddress* */
+  VaRedisCallbacks callbacks;
+  gpointer user_data;
+  Owner *owner;
+  GMainContext *main_context;
+  GThread *thread;
+
+  /* Protected by lock */
+  GMutex lock;
+  GCond cond; /* queue gained a command, or stopping */
+  GQueue queue; /* Cmd*, queries ahead of writes */
+  gboolean up;
+  gboolean stopping;
+  gint64 stop_deadline;
+  gboolean resync_needed; /* writes were dropped since the last resync */
+  gchar *error; /* why it is down */
+  guint64 dropped; /* writes dropped, for the log */
+
+  /* Redis thread only */
+  redisContext *ctx;
+  guint backoff_ms;
+  gint64 next_tick;
+};
+
+/* ---- Addresses ---- */
+
+static void
+address_free (VaRedisAddress *a)
+{
+  g_free (a->host);
+  g_free (a->user);
+  if (a->password)
+    memset (a->password, 0, strlen (a->password));
+  g_free (a->password);
+  g_free (a);
+}
+
+static VaRedisAddress *
+parse_one (const gchar *text, GError **error)
+{
+  GUri *uri;
+  VaRedisAddress *a;
+  const gchar *path;
+  GError *err = NULL;
+
+  uri = g_uri_parse (g_strstrip ((gchar *)text),
+      G_URI_FLAGS_HAS_PASSWORD | G_URI_FLAGS_ENCODED_PATH, &err);
+  if (uri == NULL || g_strcmp0 (g_uri_get_scheme (uri), "redis") != 0 ||
+      g_uri_get_host (uri) == NULL || *g_uri_get_host (uri) == '\0') {
+    /* The text may hold a password: never quoted. */
+    g_set_error (error, G_IO_ERROR, G_IO_ERROR_INVALID_ARGUMENT,
+        "--redis takes redis://[[user]:password@]host[:port][/db] "
+        "(comma-separated for several; rediss:// and Redis Cluster are not "
+        "supported)%s%s",
+        err ? ": " : "", err ? err->message : "");
+    g_clear_error (&err);
+    g_clear_pointer (&uri, g_uri_unref);
+    return NULL;
+  }
+  a = g_new0 (VaRedisAddress, 1);
+  a->host = g_strdup (g_uri_get_host (uri));
+  a->port = g_uri_get_port (uri) > 0 ? (guint)g_uri_get_port (uri) : 6379;
+  if (g_uri_get_user (uri) && *g_uri_get_user (uri))
+    a->user = g_uri_unescape_string (g_uri_get_user (uri), NULL);
+  if (g_uri_get_password (uri))
+    a->password = g_uri_unescape_string (g_uri_get_password (uri), NULL);
+  path = g_uri_get_path (uri);
+  if (path && path[0] == '/' && path[1])
+    a->db = (guint)g_ascii_strtoull (path + 1, NULL, 10);
+  g_uri_unref (uri);
+  return a;
+}
+
+GPtrArray *
+va_redis_parse_urls (const gchar *urls, GError **error)
+{
+  GPtrArray *list =
+      g_ptr_array_new_with_free_func ((GDestroyNotify)address_free);
+  gchar **parts = g_strsplit (urls ? urls : "", ",", -1);
+  guint i;
+
+  for (i = 0; parts[i]; i++) {
+    VaRedisAddress *a;
+    if (*g_strstrip (parts[i]) == '\0')
+      continue;
+    a = parse_one (parts[i], error);
+    if (a == NULL) {
+      g_ptr_array_unref (list);
+      list = NULL;
+      break;
+    }
+    g_ptr_array_add (list, a);
+  }
+  g_strfreev (parts);
+  if (list && list->len == 0) {
+    g_set_error (error, G_IO_ERROR, G_IO_ERROR_INVALID_ARGUMENT,
+        "--redis is empty");
+    g_ptr_array_unref (list);
+    list = NULL;
+  }
+  return list;
+}
+
+/* ---- Commands ---- */
+
+static Owner *
+owner_ref (Owner *o)
+{
+  g_atomic_int_inc (&o->ref);
+  return o;
+}
+
+static void
+owner_unref (Owner *o)
+{
+  if (g_atomic_int_dec_and_test (&o->ref))
+    g_free (o);
+}
+
+static void
+cmd_free (Cmd *c)
+{
+  g_strfreev (c->argv);
+  g_free (c);
+}
+
+typedef struct
+{
+  Owner *owner;
+  VaRedisReplyFunc done;
+  gpointer user_data;
+  redisReply *reply;
+  GError *error;
+} Delivery;
+
+static gboolean
+deliver (gpointer data)
+{
+  Delivery *d = data;
+
+  if (d->owner->alive)
+    d->done (d->reply, d->error, d->user_data);
+  return G_SOURCE_REMOVE;
+}
+
+static void
+delivery_free (gpointer data)
+{
+  Delivery *d = data;
+
+  owner_unref (d->owner);
+  if (d->reply)
+    freeReplyObject (d->reply);
+  g_clear_error (&d->error);
+  g_free (d);
+}
+
+/* Always through an idle source, never at once: a caller on the main
+ * context must not see its callback before the call returns. */
+static void
+post (VaRedis *r, GSourceFunc func, gpointer data, GDestroyNotify destroy)
+{
+  GSource *s = g_idle_source_new ();
+
+  g_source_set_callback (s, func, data, destroy);
+  g_source_attach (s, r->main_context);
+  g_source_unref (s);
+}
+
+/* Hands @reply (taken) or @why to the query's callback on the main context. */
+static void
+answer (VaRedis *r, Cmd *c, redisReply *reply, const gchar *why)
+{
+  Delivery *d = g_new0 (Delivery, 1);
+
+  d->owner = owner_ref (r->owner);
+  d->done = c->done;
+  d->user_data = c->user_data;
+  d->reply = reply;
+  if (reply == NULL)
+    d->error = g_error_new (G_IO_ERROR, G_IO_ERROR_NOT_CONNECTED,
+        "Redis is unavailable: %s", why ? why : "not connected");
+  post (r, deliver, d, delivery_free);
+}
+
+/* A command that will not run: a query is answered with @why. */
+static void
+drop (VaRedis *r, Cmd *c, const gchar *why)
+{
+  if (c->done)
+    answer (r, c, NULL, why);
+  cmd_free (c);
+}
+
+void
+va_redis_command (VaRedis *r, const gchar *const *argv)
+{
+  Cmd *c;
+
+  g_mutex_lock (&r->lock);
+  if (!r->up || r->stopping || r->queue.length >= QUEUE_MAX) {
+    /* Written again in full by the resync that follows reconnection. */
+    r->resync_needed = TRUE;
+    r->dropped++;
+    g_mutex_unlock (&r->lock);
+    return;
+  }
+  c = g_new0 (Cmd, 1);
+  c->argv = g_strdupv ((gchar **)argv);
+  g_queue_push_tail (&r->queue, c);
+  g_cond_signal (&r->cond);
+  g_mutex_unlock (&r->lock);
+}
+
+/* Inserts @c after the queries already queued, ahead of every write. */
+static void
+queue_query_locked (VaRedis *r, Cmd *c)
+{
+  GList *l = r->queue.head;
+
+  while (l && ((Cmd *)l->data)->done)
+    l = l->next;
+  if (l)
+    g_queue_insert_before (&r->queue, l, c);
+  else
+    g_queue_push_tail (&r->queue, c);
+}
+
+void
+va_redis_query (VaRedis *r, const gchar *const *argv, VaRedisReplyFunc done,
+    gpointer user_data)
+{
+  Cmd *c = g_new0 (Cmd, 1);
+  gchar *why = NULL;
+
+  c->argv = g_strdupv ((gchar **)argv);
+  c->done = done;
+  c->user_data = user_data;
+  g_mutex_lock (&r->lock);
+  if (r->up && !r->stopping) {
+    queue_query_locked (r, c);
+    g_cond_signal (&r->cond);
+    c = NULL;
+  } else {
+    why = g_strdup (r->error);
+  }
+  g_mutex_unlock (&r->lock);
+  if (c)
+    drop (r, c, why);
+  g_free (why);
+}
+
+gboolean
+va_redis_is_up (VaRedis *r)
+{
+  gboolean up;
+
+  g_mutex_lock (&r->lock);
+  up = r->up;
+  g_mutex_unlock (&r->lock);
+  return up;
+}
+
+gchar *
+va_redis_get_error (VaRedis *r)
+{
+  gchar *why;
+
+  g_mutex_lock (&r->lock);
+  why = r->up ? NULL : g_strdup (r->error ? r->error : "not connected yet");
+  g_mutex_unlock (&r->lock);
+  return why;
+}
+
+/* ---- Status to the main context ---- */
+
+typedef struct
+{
+  Owner *owner;
+  gboolean up;
+  gboolean resync;
+  gchar *detail;
+} Status;
+
+static gboolean
+report_status (gpointer data)
+{
+  Status *s = data;
+  Owner *o = s->owner;
+
+  if (o->alive && o->callbacks.status)
+    o->callbacks.status (s->up, s->detail, o->user_data);
+  if (o->alive && s->resync && o->callbacks.resync)
+    o->callbacks.resync (o->user_data);
+  return G_SOURCE_REMOVE;
+}
+
+static void
+status_free (gpointer data)
+{
+  Status *s = data;
+
+  owner_unref (s->owner);
+  g_free (s->detail);
+  g_free (s);
+}
+
+static void
+post_status (VaRedis *r, gboolean up, gboolean resync, const gchar *detail)
+{
+  Status *s = g_new0 (Status, 1);
+
+  s->owner = owner_ref (r->owner);
+  s->up = up;
+  s->resync = resync;
+  s->detail = g_strdup (detail);
+  post (r, report_status, s, status_free);
+}
+
+/* ---- The Redis thread ---- */
+
+/* Runs one command synchronously. Returns the reply (free it) unless the
+ * connection failed or Redis answered an error; then @why says which. */
+static redisReply *
+run (redisContext *ctx, const VaRedisAddress *a, gchar **why,
+    const gchar *const *argv)
+{
+  redisReply *reply;
+  guint argc = g_strv_length ((gchar **)argv);
+
+  reply = redisCommandArgv (ctx, (int)argc, (const char **)argv, NULL);
+  if (reply == NULL) {
+    *why = g_strdup_printf (
+        "%s:%u: %s: %s", a->host, a->port, argv[0], ctx->errstr);
+  } else if (reply->type == REDIS_REPLY_ERROR) {
+    *why = g_strdup_printf ("%s:%u: %s refused: %.*s", a->host, a->port,
+        argv[0], (int)reply->len, reply->str);
+    freeReplyObject (reply);
+    reply = NULL;
+  }
+  return reply;
+}
+
+static gboolean
+run_ok (redisContext *ctx, const VaRedisAddress *a, gchar **why,
+    const gchar *const *argv)
+{
+  redisReply *reply = run (ctx, a, why, argv);
+
+  if (reply)
+    freeReplyObject (reply);
+  return reply != NULL;
+}
+
+/* AUTH and SELECT as the URL says; then refuses a replica or a Cluster. */
+static gboolean
+prepare (redisContext *ctx, const VaRedisAddress *a, gchar **why)
+{
+  const gchar *auth_user[] = { "AUTH", a->user, a->password, NULL };
+  const gchar *auth[] = { "AUTH", a->password, NULL };
+  const gchar *role[] = { "ROLE", NULL };
+  const gchar *info[] = { "INFO", "cluster", NULL };
+  gchar *db = g_strdup_printf ("%u", a->db);
+  const gchar *select[] = { "SELECT", db, NULL };
+  redisReply *reply;
+  gboolean ok = FALSE;
+
+  if (a->password &&
+      !run_ok (ctx, a, why, a->user ? auth_user : auth)) /* redis 6 ACL */
+    goto out;
+  if (a->db && !run_ok (ctx, a, why, select))
+    goto out;
+  if ((reply = run (ctx, a, why, info)) == NULL)
+    goto out;
+  ok = !(reply->type == REDIS_REPLY_STRING &&
+      strstr (reply->str, "cluster_enabled:1"));
+  freeReplyObject (reply);
+  if (!ok) {
+    *why = g_strdup_printf ("%s:%u is a Redis Cluster node: not supported "
+                            "(hiredis 0.14 has no cluster client); use a "
+                            "standalone or Sentinel-managed Redis",
+        a->host, a->port);
+    goto out;
+  }
+  if ((reply = run (ctx, a, why, role)) == NULL)
+    goto out;
+  ok = reply->type == REDIS_REPLY_ARRAY && reply->elements > 0 &&
+      reply->element[0]->type == REDIS_REPLY_STRING &&
+      g_str_equal (reply->element[0]->str, "master");
+  if (!ok)
+    *why = g_strdup_printf ("%s:%u is a replica, not the primary", a->host,
+        a->port);
+  freeReplyObject (reply);
+out:
+  g_free (db);
+  return ok;
+}
+
+static redisContext *
+connect_one (const VaRedisAddress *a, gchar **why)
+{
+  struct timeval tv = { 0, CONNECT_TIMEOUT_MS * 1000 };
+  struct timeval cmd_tv = { COMMAND_TIMEOUT_MS / 1000,
+    (COMMAND_TIMEOUT_MS % 1000) * 1000 };
+  redisContext *ctx = redisConnectWithTimeout (a->host, (int)a->port, tv);
+
+  if (ctx == NULL || ctx->err) {
+    *why = g_strdup_printf ("%s:%u: connect: %s", a->host, a->port,
+        ctx ? ctx->errstr : "out of memory");
+    redisFree (ctx);
+    return NULL;
+  }
+  redisSetTimeout (ctx, cmd_tv);
+  if (!prepare (ctx, a, why)) {
+    redisFree (ctx);
+    return NULL;
+  }
+  return ctx;
+}
+
+/* Tries every address in order. Returns TRUE once connected. */
+static gboolean
+try_connect (VaRedis *r)
+{
+  gchar *why = NULL;
+  gboolean resync;
+  guint i;
+
+  for (i = 0; r->ctx == NULL && i < r->addresses->len; i++) {
+    VaRedisAddress *a = g_ptr_array_index (r->addresses, i);
+    g_clear_pointer (&why, g_free);
+    r->ctx = connect_one (a, &why);
+    if (r->ctx)
+      GST_INFO ("redis: connected to %s:%u (db %u)", a->host, a->port, a->db);
+  }
+  g_mutex_lock (&r->lock);
+  if (r->ctx == NULL) {
+    g_free (r->error);
+    r->error = g_steal_pointer (&why);
+    g_mutex_unlock (&r->lock);
+    return FALSE;
+  }
+  r->up = TRUE;
+  resync = r->resync_needed;
+  r->resync_needed = FALSE;
+  if (r->dropped)
+    GST_INFO ("redis: %" G_GUINT64_FORMAT " writes were dropped while it "
+              "was down; writing the state again",
+        r->dropped);
+  r->dropped = 0;
+  g_mutex_unlock (&r->lock);
+  r->backoff_ms = 0;
+  r->next_tick = 0;
+  post_status (r, TRUE, resync, NULL);
+  return TRUE;
+}
+
+/* Drops the connection: queued queries fail, queued writes are dropped
+ * (a resync follows the next connection). */
+static void
+disconnect (VaRedis *r, const gchar *why)
+{
+  GQueue lost = G_QUEUE_INIT;
+  Cmd *c;
+  gboolean was_up;
+
+  redisFree (r->ctx);
+  r->ctx = NULL;
+  g_mutex_lock (&r->lock);
+  was_up = r->up;
+  r->up = FALSE;
+  r->resync_needed = TRUE;
+  g_free (r->error);
+  r->error = g_strdup (why);
+  lost = r->queue;
+  g_queue_init (&r->queue);
+  r->dropped += lost.length;
+  g_mutex_unlock (&r->lock);
+  while ((c = g_queue_pop_head (&lost)))
+    drop (r, c, why);
+  if (was_up) {
+    GST_WARNING ("redis: lost: %s; new calls go on locally, state is "
+                 "written again when it returns",
+        why);
+    post_status (r, FALSE, FALSE, why);
+  }
+}
+
+/* Waits (interruptibly) before the next connection attempt. */
+static void
+back_off (VaRedis *r)
+{
+  gint64 until;
+  guint ms;
+
+  r->backoff_ms = r->backoff_ms ? MIN (r->backoff_ms * 2, BACKOFF_MAX_MS)
+                                : BACKOFF_MIN_MS;
+  /* Equal jitter: instances that lost the same server spread out. */
+  ms = r->backoff_ms / 2 + g_random_int_range (0, r->backoff_ms / 2 + 1);
+  until = g_get_monotonic_time () + ms * G_TIME_SPAN_MILLISECOND;
+  g_mutex_lock (&r->lock);
+  while (!r->stopping && g_cond_wait_until (&r->cond, &r->lock, until))
+    ;
+  g_mutex_unlock (&r->lock);
+}
+
+/* Takes up to BATCH_MAX commands, waiting until one is queued, the next
+ * tick is due, or the thread must stop. */
+static void
+take_batch (VaRedis *r, GPtrArray *batch)
+{
+  g_mutex_lock (&r->lock);
+  while (r->queue.length == 0 && !r->stopping &&
+      g_cond_wait_until (&r->cond, &r->lock, r->next_tick))
+    ;
+  while (batch->len < BATCH_MAX && r->queue.length > 0)
+    g_ptr_array_add (batch, g_queue_pop_head (&r->queue));
+  g_mutex_unlock (&r->lock);
+}
+
+static gboolean
+is_readonly (const redisReply *reply)
+{
+  return reply->type == REDIS_REPLY_ERROR &&
+      g_str_has_prefix (reply->str, "READONLY");
+}
+
+/* Pipelines @batch in one round trip. Returns an error text (free it) if
+ * the connection failed; the unanswered commands are then dropped. */
+static gchar *
+run_batch (VaRedis *r, GPtrArray *batch)
+{
+  gchar *why = NULL;
+  guint i;
+
+  for (i = 0; i < batch->len; i++) {
+    Cmd *c = g_ptr_array_index (batch, i);
+    redisAppendCommandArgv (r->ctx, (int)g_strv_length (c->argv),
+        (const char **)c->argv, NULL);
+  }
+  for (i = 0; i < batch->len; i++) {
+    Cmd *c = g_ptr_array_index (batch, i);
+    redisReply *reply = NULL;
+    if (why == NULL && redisGetReply (r->ctx, (void **)&reply) != REDIS_OK)
+      why = g_strdup_printf ("%s: %s", c->argv[0], r->ctx->errstr);
+    if (why == NULL && is_readonly (reply)) /* a failover happened */
+      why = g_strdup_printf ("%s: %s", c->argv[0], reply->str);
+    else if (why == NULL && reply->type == REDIS_REPLY_ERROR && !c->done)
+      GST_WARNING ("redis: %s refused: %s", c->argv[0], reply->str);
+    if (why || c->done == NULL) {
+      if (reply)
+        freeReplyObject (reply);
+      drop (r, c, why);
+    } else {
+      answer (r, c, reply, NULL);
+      cmd_free (c);
+    }
+  }
+  g_ptr_array_set_size (batch, 0);
+  return why;
+}
+
+static gboolean
+must_stop (VaRedis *r)
+{
+  gboolean stop;
+
+  g_mutex_lock (&r->lock);
+  stop = r->stopping &&
+      (r->ctx == NULL || r->queue.length == 0 ||
+          g_get_monotonic_time () > r->stop_deadline);
+  g_mutex_unlock (&r->lock);
+  return stop;
+}
+
+static void
+tick (VaRedis *r)
+{
+  gint64 now = g_get_monotonic_time ();
+
+  if (now < r->next_tick)
+    return;
+  r->next_tick = now + TICK_US;
+  if (r->callbacks.tick && !r->callbacks.tick (r->ctx, r->user_data)) {
+    gchar *why = g_strdup_printf ("heartbeat: %s",
+        r->ctx->err ? r->ctx->errstr : "refused");
+    disconnect (r, why);
+    g_free (why);
+  }
+}
+
+static gpointer
+redis_main (gpointer data)
+{
+  VaRedis *r = data;
+  GPtrArray *batch = g_ptr_array_new ();
+  gchar *why;
+  Cmd *c;
+
+  while (!must_stop (r)) {
+    if (r->ctx == NULL && !try_connect (r)) {
+      back_off (r);
+      continue;
+    }
+    tick (r);
+    if (r->ctx == NULL)
+      continue;
+    take_batch (r, batch);
+    if ((why = run_batch (r, batch))) {
+      disconnect (r, why);
+      g_free (why);
+    }
+  }
+  if (r->ctx && r->callbacks.stop)
+    r->callbacks.stop (r->ctx, r->user_data);
+  g_clear_pointer (&r->ctx, redisFree);
+  /* Whatever is left (stopped while down) is dropped. */
+  g_mutex_lock (&r->lock);
+  while ((c = g_queue_pop_head (&r->queue)))
+    drop (r, c, "shutting down");
+  g_mutex_unlock (&r->lock);
+  g_ptr_array_unref (batch);
+  return NULL;
+}
+
+/* ---- Life cycle ---- */
+
+VaRedis *
+va_redis_new (const gchar *urls, const VaRedisCallbacks *callbacks,
+    gpointer user_data, GError **error)
+{
+  GPtrArray *addresses = va_redis_parse_urls (urls, error);
+  VaRedis *r;
+
+  if (addresses == NULL)
+    return NULL;
+  r = g_new0 (VaRedis, 1);
+  r->addresses = addresses;
+  r->callbacks = *callbacks;
+  r->user_data = user_data;
+  r->owner = g_new0 (Owner, 1);
+  r->owner->ref = 1;
+  r->owner->alive = TRUE;
+  r->owner->callbacks = *callbacks;
+  r->owner->user_data = user_data;
+  r->main_context = g_main_context_ref_thread_default ();
+  r->resync_needed = TRUE; /* nothing was written yet */
+  r->error = g_strdup ("not connected yet");
+  g_mutex_init (&r->lock);
+  g_cond_init (&r->cond);
+  g_queue_init (&r->queue);
+  r->thread = g_thread_new ("va-redis", redis_main, r);
+  return r;
+}
+
+void
+va_redis_free (VaRedis *r)
+{
+  if (r == NULL)
+    return;
+  g_mutex_lock (&r->lock);
+  r->stopping = TRUE;
+  r->stop_deadline = g_get_monotonic_time () + STOP_DRAIN_US;
+  g_cond_broadcast (&r->cond);
+  g_mutex_unlock (&r->lock);
+  g_thread_join (r->thread);
+  /* Callbacks still posted find their owner gone. */
+  r->owner->alive = FALSE;
+  owner_unref (r->owner);
+  g_main_context_unref (r->main_context);
+  g_ptr_array_unref (r->addresses);
+  g_free (r->error);
+  g_mutex_clear (&r->lock);
+  g_cond_clear (&r->cond);
+  g_free (r);
+}

@@ -1,0 +1,41 @@
+/* voiceagent: the instance registry in Redis (heartbeat, TTL, least load).
+ * SPDX-License-Identifier: LGPL-2.1-or-later
+ */
+#pragma once
+
+#include <glib.h>
+#include <hiredis/hiredis.h>
+
+G_BEGIN_DECLS
+
+typedef struct _VaRegistry VaRegistry;
+
+/* This instance, reachable by callers at @url (e.g. http://10.0.0.5:8080),
+ * taking at most @capacity calls. */
+VaRegistry *va_registry_new (const gchar *url, guint capacity);
+void va_registry_free (VaRegistry *registry);
+
+/* A random id, new each run. */
+const gchar *va_registry_get_id (VaRegistry *registry);
+
+/* What the next heartbeat publishes. Any thread. */
+void va_registry_set_load (
+    VaRegistry *registry, guint active, gboolean draining);
+
+/* Redis thread: publishes this instance (its key lives 3 heartbeats) and
+ * reads every live one. Returns FALSE if the connection failed. */
+gboolean va_registry_beat (VaRegistry *registry, redisContext *ctx);
+/* Redis thread: removes this instance at a clean exit. */
+void va_registry_leave (VaRegistry *registry, redisContext *ctx);
+/* Forgets the other instances (Redis is down: they are unknown). */
+void va_registry_forget (VaRegistry *registry);
+
+/* Returns (free it) the URL of the live instance with the most free room,
+ * other than this one, not draining and not full; or NULL. The pick
+ * counts as one more call there until the next heartbeat, so a burst of
+ * redirects spreads out. Any thread. */
+gchar *va_registry_pick (VaRegistry *registry);
+/* Live instances seen at the last heartbeat, this one included. */
+guint va_registry_count (VaRegistry *registry);
+
+G_END_DECLS

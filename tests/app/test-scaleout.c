@@ -1,0 +1,514 @@
+/* Scale-out: several voiceagent instances sharing one redis-server, all on
+ * loopback, every service on one shared emulator: redirects when full,
+ * resume on another instance after kill -9, Redis restarted mid-call.
+ * SPDX-License-Identifier: LGPL-2.1-or-later
+ */
+#include <signal.h>
+#include <string.h>
+#include <sys/prctl.h>
+#include <gio/gio.h>
+#include <gst/check/gstcheck.h>
+#include <hiredis/hiredis.h>
+#include <json-glib/json-glib.h>
+#include <libsoup/soup.h>
+#include "emulator-process.h"
+#include "whip-caller.h"
+
+#define REPLY_TIMEOUT_MS 30000
+#define EMULATOR_KEY "local-emulator-key"
+
+/* ---- redis-server ---- */
+
+typedef struct
+{
+  GSubprocess *proc;
+  guint port;
+} Redis;
+
+static guint
+free_port (void)
+{
+  GSocket *s = g_socket_new (G_SOCKET_FAMILY_IPV4, G_SOCKET_TYPE_STREAM,
+      G_SOCKET_PROTOCOL_TCP, NULL);
+  GInetAddress *lo = g_inet_address_new_loopback (G_SOCKET_FAMILY_IPV4);
+  GSocketAddress *any = g_inet_socket_address_new (lo, 0), *bound;
+  guint port;
+
+  fail_unless (g_socket_bind (s, any, FALSE, NULL));
+  bound = g_socket_get_local_address (s, NULL);
+  port = g_inet_socket_address_get_port (G_INET_SOCKET_ADDRESS (bound));
+  g_object_unref (bound);
+  g_object_unref (any);
+  g_object_unref (lo);
+  g_object_unref (s);
+  return port;
+}
+
+static redisContext *
+redis_connect (guint port)
+{
+  struct timeval tv = { 1, 0 };
+  redisContext *ctx = redisConnectWithTimeout ("127.0.0.1", (int)port, tv);
+
+  if (ctx && ctx->err) {
+    redisFree (ctx);
+    return NULL;
+  }
+  return ctx;
+}
+
+static void
+die_with_parent (gpointer data)
+{
+  prctl (PR_SET_PDEATHSIG, SIGKILL);
+}
+
+/* Starts redis-server on @port (0: a free one), in memory only. */
+static void
+redis_start (Redis *r, guint port)
+{
+  GSubprocessLauncher *l =
+      g_subprocess_launcher_new (G_SUBPROCESS_FLAGS_STDOUT_SILENCE);
+  gchar *p;
+  gint64 deadline = g_get_monotonic_time () + 10 * G_USEC_PER_SEC;
+  redisContext *ctx = NULL;
+
+  r->port = port ? port : free_port ();
+  p = g_strdup_printf ("%u", r->port);
+  g_subprocess_launcher_set_child_setup (l, die_with_parent, NULL, NULL);
+  r->proc = g_subprocess_launcher_spawn (l, NULL, "redis-server", "--port", p,
+      "--bind", "127.0.0.1", "--save", "", "--appendonly", "no", NULL);
+  g_object_unref (l);
+  g_free (p);
+  fail_unless (r->proc != NULL, "cannot start redis-server");
+  while (g_get_monotonic_time () < deadline && !(ctx = redis_connect (r->port)))
+    g_usleep (20000);
+  fail_unless (ctx != NULL, "redis-server does not answer");
+  redisFree (ctx);
+}
+
+static void
+redis_stop (Redis *r)
+{
+  if (r->proc == NULL)
+    return;
+  g_subprocess_force_exit (r->proc);
+  g_subprocess_wait (r->proc, NULL, NULL);
+  g_clear_object (&r->proc);
+}
+
+/* HGET voiceagent:call:{token} @field, or NULL (free it). */
+static gchar *
+call_field (Redis *r, const gchar *token, const gchar *field)
+{
+  redisContext *ctx = redis_connect (r->port);
+  redisReply *reply;
+  gchar *value = NULL;
+
+  if (ctx == NULL)
+    return NULL;
+  reply = redisCommand (ctx, "HGET voiceagent:call:%s %s", token, field);
+  if (reply && reply->type == REDIS_REPLY_STRING)
+    value = g_strdup (reply->str);
+  if (reply)
+    freeReplyObject (reply);
+  redisFree (ctx);
+  return value;
+}
+
+/* Waits until the call's @field contains @needle; returns it (free). */
+static gchar *
+wait_call_field (
+    Redis *r, const gchar *token, const gchar *field, const gchar *needle)
+{
+  gint64 deadline = g_get_monotonic_time () + 10 * G_USEC_PER_SEC;
+  gchar *v = NULL;
+
+  while (g_get_monotonic_time () < deadline) {
+    g_free (v);
+    v = call_field (r, token, field);
+    if (v && strstr (v, needle))
+      return v;
+    g_usleep (50000);
+  }
+  fail ("call %s: %s never held \"%s\" (last: %s)", token, field, needle,
+      v ? v : "(none)");
+  return v;
+}
+
+/* ---- Services and instances ---- */
+
+static EmuProcess *
+emulator_start (void)
+{
+  const gchar *args[] = { "--quiet", "--stt-engine", "scripted",
+    "--tts-engine", "tone", NULL };
+  EmuProcess *emu = emu_process_start (args);
+
+  fail_unless (emu != NULL, "the emulator did not start");
+  return emu;
+}
+
+/* A voiceagent with --redis on @redis_port, every service on @emu. */
+static EmuProcess *
+instance_start (EmuProcess *emu, guint redis_port, guint max_calls)
+{
+  static guint n;
+  gchar *redis = g_strdup_printf ("redis://127.0.0.1:%u", redis_port);
+  gchar *dg = g_strdup_printf ("%s/v1/listen", emu_process_get_ws_url (emu));
+  gchar *llm = g_strdup_printf ("%s/v1", emu_process_get_http_url (emu));
+  gchar *max = g_strdup_printf ("%u", max_calls);
+  gchar *db = g_strdup_printf (
+      "%s/voiceagent-scaleout-%d-%u.db", g_get_tmp_dir (), getpid (), n++);
+  const gchar *args[] = { "--redis", redis, "--database", db,
+    "--deepgram-url", dg, "--deepgram-key", EMULATOR_KEY, "--elevenlabs-url",
+    emu_process_get_ws_url (emu), "--elevenlabs-key", EMULATOR_KEY,
+    "--llm-url", llm, "--llm-key", EMULATOR_KEY, "--max-calls", max,
+    "--ice-timeout-ms", "1000", "--drain-timeout", "1", NULL };
+  EmuProcess *p = emu_process_start_program (g_getenv ("VOICEAGENT_BIN"), args);
+
+  fail_unless (p != NULL, "voiceagent did not start");
+  g_free (redis);
+  g_free (dg);
+  g_free (llm);
+  g_free (max);
+  g_free (db);
+  return p;
+}
+
+/* GET /readyz, parsed. Returns a JsonObject (unref) or NULL. */
+static JsonObject *
+readyz (EmuProcess *p)
+{
+  gchar *body = emu_process_request (p, "/readyz", NULL, NULL);
+  JsonParser *parser = json_parser_new ();
+  JsonObject *o = NULL;
+
+  if (body && json_parser_load_from_data (parser, body, -1, NULL) &&
+      JSON_NODE_HOLDS_OBJECT (json_parser_get_root (parser)))
+    o = json_object_ref (json_node_get_object (json_parser_get_root (parser)));
+  g_object_unref (parser);
+  g_free (body);
+  return o;
+}
+
+/* Waits until /readyz says @status and sees @instances live ones. */
+static void
+wait_ready (EmuProcess *p, const gchar *status, gint instances)
+{
+  gint64 deadline = g_get_monotonic_time () + 15 * G_USEC_PER_SEC;
+  gchar *last = NULL;
+
+  while (g_get_monotonic_time () < deadline) {
+    JsonObject *o = readyz (p);
+    gboolean ok = o &&
+        g_strcmp0 (json_object_get_string_member_with_default (o, "status",
+                       ""),
+            status) == 0 &&
+        (instances < 0 ||
+            json_object_get_int_member_with_default (o, "instances", 0) ==
+                instances);
+    g_free (last);
+    last = o ? g_strdup (json_object_get_string_member_with_default (
+                   o, "redis", ""))
+             : NULL;
+    if (o)
+      json_object_unref (o);
+    if (ok) {
+      g_free (last);
+      return;
+    }
+    g_usleep (100000);
+  }
+  fail ("/readyz never said %s with %d instances (redis: %s)", status,
+      instances, last ? last : "?");
+}
+
+static gchar *
+instance_id (EmuProcess *p)
+{
+  JsonObject *o = readyz (p);
+  gchar *id;
+
+  fail_unless (o != NULL);
+  id = g_strdup (json_object_get_string_member_with_default (o, "instance", ""));
+  json_object_unref (o);
+  return id;
+}
+
+/* ---- Callers ---- */
+
+static WhipCaller *
+caller_new (EmuProcess *server, const gchar *resume)
+{
+  gchar *url = g_strconcat (emu_process_get_http_url (server), "/whip", NULL);
+  WhipCallerOptions o = { .url = url, .data_channel = TRUE, .resume = resume };
+  WhipCaller *c = whip_caller_new (&o);
+
+  g_free (url);
+  return c;
+}
+
+static WhipCaller *
+call (EmuProcess *server, const gchar *resume)
+{
+  WhipCaller *c = caller_new (server, resume);
+  GError *error = NULL;
+  guint status = whip_caller_connect (c, &error);
+
+  fail_unless_equals_int (status, 201);
+  g_clear_error (&error);
+  return c;
+}
+
+static gchar *
+expect_message (WhipCaller *c, const gchar *needle)
+{
+  gchar *m = whip_caller_wait_message (c, needle, REPLY_TIMEOUT_MS);
+
+  fail_unless (m != NULL, "no data-channel event with %s", needle);
+  return m;
+}
+
+/* Says @text (typed) and waits for the agent's written answer; returns
+ * the answer's event (free it). */
+static gchar *
+ask (WhipCaller *c, const gchar *text)
+{
+  gchar *json = g_strdup_printf ("{\"type\":\"text\",\"text\":\"%s\"}", text);
+
+  fail_unless (whip_caller_send (c, json));
+  g_free (json);
+  return expect_message (c, "\"role\":\"agent\"");
+}
+
+static gboolean
+port_in (const gchar *url, EmuProcess *p)
+{
+  gchar *needle = g_strdup_printf (":%u/", emu_process_get_port (p));
+  gboolean in = url && strstr (url, needle) != NULL;
+
+  g_free (needle);
+  return in;
+}
+
+/* POSTs an offer-less body to @server's /whip without following
+ * redirects: capacity is decided before the body is read. */
+static guint
+raw_post (EmuProcess *server, gchar **location)
+{
+  SoupSession *s = soup_session_new ();
+  gchar *url = g_strconcat (emu_process_get_http_url (server), "/whip", NULL);
+  SoupMessage *msg = soup_message_new ("POST", url);
+  GBytes *body = g_bytes_new_static ("v=0\r\n", 5);
+  GBytes *reply;
+  guint status;
+
+  soup_message_set_request_body_from_bytes (msg, "application/sdp", body);
+  soup_message_add_flags (msg, SOUP_MESSAGE_NO_REDIRECT);
+  reply = soup_session_send_and_read (s, msg, NULL, NULL);
+  status = soup_message_get_status (msg);
+  *location = g_strdup (soup_message_headers_get_one (
+      soup_message_get_response_headers (msg), "Location"));
+  g_clear_pointer (&reply, g_bytes_unref);
+  g_bytes_unref (body);
+  g_object_unref (msg);
+  g_free (url);
+  g_object_unref (s);
+  return status;
+}
+
+/* A full instance (max-calls 1) answers 307 to a live instance with room;
+ * a caller that follows it is answered there; with every instance full
+ * the answer is 503. */
+GST_START_TEST (test_redirect_when_full)
+{
+  Redis redis = { 0 };
+  EmuProcess *emu = emulator_start (), *in[3];
+  WhipCaller *c[3];
+  gchar *location = NULL;
+  guint i;
+
+  redis_start (&redis, 0);
+  for (i = 0; i < 3; i++)
+    in[i] = instance_start (emu, redis.port, 1);
+  for (i = 0; i < 3; i++)
+    wait_ready (in[i], "ready", 3);
+
+  c[0] = call (in[0], NULL);
+  fail_unless_equals_int (whip_caller_get_redirects (c[0]), 0);
+  fail_unless_equals_int (raw_post (in[0], &location), 307);
+  fail_unless (port_in (location, in[1]) || port_in (location, in[2]),
+      "redirected to %s", location);
+  g_free (location);
+
+  /* Both followers land on the two other instances, one each. */
+  c[1] = call (in[0], NULL);
+  c[2] = call (in[0], NULL);
+  fail_unless_equals_int (whip_caller_get_redirects (c[1]), 1);
+  fail_unless_equals_int (whip_caller_get_redirects (c[2]), 1);
+  fail_if (port_in (whip_caller_get_session_url (c[1]), in[0]));
+  fail_if (port_in (whip_caller_get_session_url (c[2]), in[0]));
+  fail_if (g_str_equal (whip_caller_get_session_url (c[1]),
+      whip_caller_get_session_url (c[2])));
+  fail_unless_equals_int (raw_post (in[0], &location), 503);
+  g_free (location);
+
+  for (i = 0; i < 3; i++) {
+    whip_caller_hangup (c[i]);
+    whip_caller_free (c[i]);
+  }
+  for (i = 0; i < 3; i++)
+    emu_process_stop (in[i]);
+  emu_process_stop (emu);
+  redis_stop (&redis);
+}
+
+GST_END_TEST;
+
+/* kill -9 of the caller's instance: the caller POSTs again with its
+ * resume token to another instance, which rebuilds the call with the
+ * stored history (the agent remembers what was said) within 100 ms of
+ * server time for the state. */
+GST_START_TEST (test_resume_after_kill)
+{
+  Redis redis = { 0 };
+  EmuProcess *emu = emulator_start (), *a, *b;
+  WhipCaller *c, *again;
+  gchar *token, *m, *history, *owner, *b_id;
+  const gchar *timing;
+
+  redis_start (&redis, 0);
+  a = instance_start (emu, redis.port, 10);
+  b = instance_start (emu, redis.port, 10);
+  wait_ready (a, "ready", 2);
+  wait_ready (b, "ready", 2);
+
+  c = call (a, NULL);
+  token = g_strdup (whip_caller_get_response_header (c, "Voiceagent-Resume-Token"));
+  fail_unless (token != NULL && strlen (token) == 32);
+  m = expect_message (c, "\"type\":\"call\"");
+  fail_unless (strstr (m, token) != NULL, "no resume token in %s", m);
+  g_free (m);
+  m = ask (c, "My favourite colour is green.");
+  g_free (m);
+  /* The answer too: a turn the caller heard no answer to would be
+   * answered again, together with the next one. */
+  history = wait_call_field (&redis, token, "history", "assistant");
+  fail_unless (strstr (history, "green") != NULL, "history: %s", history);
+  g_free (history);
+  timing = whip_caller_get_response_header (c, "Server-Timing");
+  g_print ("new call Server-Timing: %s\n", timing ? timing : "(none)");
+
+  kill ((pid_t)emu_process_get_pid (a), SIGKILL);
+  emu_process_stop (a);
+
+  again = call (b, token);
+  timing = whip_caller_get_response_header (again, "Server-Timing");
+  g_print ("resume Server-Timing: %s\n", timing ? timing : "(none)");
+  fail_unless (timing && g_str_has_prefix (timing, "state;dur="));
+  fail_unless (g_ascii_strtod (timing + strlen ("state;dur="), NULL) < 100.0,
+      "state took %s", timing);
+  fail_unless_equals_string (
+      whip_caller_get_response_header (again, "Voiceagent-Resume-Token"), token);
+  m = expect_message (again, "\"type\":\"call\"");
+  g_free (m);
+  /* The emulator answers this from the earlier user message. */
+  m = ask (again, "What did I say?");
+  fail_unless (strstr (m, "green") != NULL, "the agent forgot: %s", m);
+  g_free (m);
+  b_id = instance_id (b);
+  owner = call_field (&redis, token, "owner");
+  fail_unless_equals_string (owner, b_id);
+  g_free (owner);
+  g_free (b_id);
+
+  /* Hung up: the token resumes nothing any more. */
+  fail_unless_equals_int (whip_caller_hangup (again), 200);
+  history = wait_call_field (&redis, token, "state", "ended");
+  g_free (history);
+  whip_caller_free (again);
+  again = caller_new (b, token);
+  fail_unless_equals_int (whip_caller_connect (again, NULL), 404);
+  whip_caller_free (again);
+
+  whip_caller_free (c);
+  g_free (token);
+  emu_process_stop (b);
+  emu_process_stop (emu);
+  redis_stop (&redis);
+}
+
+GST_END_TEST;
+
+/* Redis stops mid-call: the call goes on, new calls are still taken
+ * (/readyz says degraded); when Redis is back, every live call's state is
+ * written again, including what was said during the outage. */
+GST_START_TEST (test_redis_restart)
+{
+  Redis redis = { 0 };
+  EmuProcess *emu = emulator_start (), *a;
+  WhipCaller *c, *during;
+  gchar *token, *token2, *m, *v;
+  guint port;
+
+  redis_start (&redis, 0);
+  port = redis.port;
+  a = instance_start (emu, port, 10);
+  wait_ready (a, "ready", 1);
+  c = call (a, NULL);
+  token = g_strdup (whip_caller_get_response_header (c, "Voiceagent-Resume-Token"));
+  m = ask (c, "I live in Paris.");
+  g_free (m);
+  v = wait_call_field (&redis, token, "history", "Paris");
+  g_free (v);
+
+  redis_stop (&redis);
+  wait_ready (a, "degraded", -1);
+  m = ask (c, "My dog is called Rex.");
+  g_free (m);
+  during = call (a, NULL);
+  token2 = g_strdup (
+      whip_caller_get_response_header (during, "Voiceagent-Resume-Token"));
+  fail_unless (token2 != NULL);
+
+  redis_start (&redis, port);
+  wait_ready (a, "ready", 1);
+  v = wait_call_field (&redis, token, "history", "Rex");
+  fail_unless (strstr (v, "Paris") != NULL, "history lost: %s", v);
+  g_free (v);
+  v = wait_call_field (&redis, token2, "state", "live");
+  g_free (v);
+  /* The call itself never noticed. */
+  m = ask (c, "What did I say?");
+  fail_unless (strstr (m, "Rex") != NULL, "the agent forgot: %s", m);
+  g_free (m);
+
+  whip_caller_hangup (c);
+  whip_caller_hangup (during);
+  whip_caller_free (c);
+  whip_caller_free (during);
+  g_free (token);
+  g_free (token2);
+  emu_process_stop (a);
+  emu_process_stop (emu);
+  redis_stop (&redis);
+}
+
+GST_END_TEST;
+
+static Suite *
+scaleout_suite (void)
+{
+  Suite *s = suite_create ("scaleout");
+  TCase *tc = tcase_create ("redis");
+
+  tcase_set_timeout (tc, 300);
+  suite_add_tcase (s, tc);
+  tcase_add_test (tc, test_redirect_when_full);
+  tcase_add_test (tc, test_resume_after_kill);
+  tcase_add_test (tc, test_redis_restart);
+  return s;
+}
+
+GST_CHECK_MAIN (scaleout);
