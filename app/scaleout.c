@@ -73,8 +73,14 @@ va_scaleout_default_url (const VaConfig *config, guint port)
 {
   const gchar *host = config->host;
 
-  if (config->advertise_url && *config->advertise_url)
-    return g_strdup (config->advertise_url);
+  gchar *url;
+
+  if (config->advertise_url && *config->advertise_url) {
+    url = g_strdup (config->advertise_url);
+    while (g_str_has_suffix (url, "/"))
+      url[strlen (url) - 1] = '\0';
+    return url;
+  }
   if (g_str_equal (host, "0.0.0.0") || g_str_equal (host, "::"))
     host = g_get_host_name ();
   if (strchr (host, ':'))

@@ -62,6 +62,7 @@ struct _VaServer
   VaScaleout *scaleout; /* NULL without --redis */
   guint state_refresh_timer; /* keeps live calls' keys from expiring */
   GHashTable *resumes; /* Resume* waiting for Redis (a set) */
+  gchar *base_url; /* this instance as announced (--redis only), or NULL */
 };
 
 struct _CallEntry
@@ -304,10 +305,13 @@ unpause (SoupServerMessage **pending)
   }
 }
 
+/* Absolute with --redis: behind a load balancer, PATCH and DELETE must
+ * reach the instance that runs the call. */
 static gchar *
 call_location (CallEntry *e)
 {
-  return g_strdup_printf ("/calls/%s", va_call_get_id (e->call));
+  return g_strdup_printf ("%s/calls/%s",
+      e->server->base_url ? e->server->base_url : "", va_call_get_id (e->call));
 }
 
 static void add_call_headers (CallEntry *e);
@@ -1074,8 +1078,9 @@ listener_answered (VaCall *call, const gchar *listener_id, const gchar *sdp,
         "the offer was not accepted: %s", error->message);
     va_call_remove_listener (call, listener_id);
   } else {
-    location = g_strdup_printf (
-        "/calls/%s/listeners/%s", va_call_get_id (call), listener_id);
+    location = g_strdup_printf ("%s/calls/%s/listeners/%s",
+        e->server->base_url ? e->server->base_url : "", va_call_get_id (call),
+        listener_id);
     respond_sdp (e->server, msg, SOUP_STATUS_CREATED, sdp, location,
         va_peer_get_etag (va_call_get_listener (call, listener_id)));
     g_free (location);
@@ -1368,11 +1373,12 @@ start_scaleout (VaServer *server, GError **error)
 
   server->scaleout =
       va_scaleout_new (server->config, url, state_resync, server, error);
-  if (server->scaleout)
-    g_print ("voiceagent: scale-out through Redis, announced as %s\n", url);
-  g_free (url);
-  if (server->scaleout == NULL)
+  if (server->scaleout == NULL) {
+    g_free (url);
     return FALSE;
+  }
+  g_print ("voiceagent: scale-out through Redis, announced as %s\n", url);
+  server->base_url = url;
   server->state_refresh_timer = g_timeout_add_seconds (
       VA_CALL_STATE_REFRESH_S, state_refresh, server);
   publish_load (server);
@@ -1517,5 +1523,6 @@ va_server_free (VaServer *server)
   g_clear_pointer (&server->templates, g_hash_table_unref);
   va_metrics_free (server->metrics);
   va_records_close (server->records);
+  g_free (server->base_url);
   g_free (server);
 }
