@@ -177,7 +177,8 @@ restore_history (VaCall *call)
     g_object_set (llm, "history", call->history, NULL);
   else
     GST_WARNING ("call %s: no llmtransform named \"llm\" to resume the "
-                 "conversation in", call->id);
+                 "conversation in",
+        call->id);
   gst_clear_object (&llm);
 }
 

@@ -118,8 +118,8 @@ va_call_state_update (VaRedis *redis, const gchar *token, const gchar *owner,
 }
 
 void
-va_call_state_end (VaRedis *redis, const gchar *token, const gchar *owner,
-    const gchar *reason)
+va_call_state_end (
+    VaRedis *redis, const gchar *token, const gchar *owner, const gchar *reason)
 {
   const gchar *fields[] = { "state", "ended", "end_reason", reason, NULL };
 
@@ -195,8 +195,8 @@ loaded (const redisReply *reply, const GError *error, gpointer data)
   VaStoredCall *c = NULL;
 
   if (reply && reply->type == REDIS_REPLY_ERROR)
-    err = g_error_new (G_IO_ERROR, G_IO_ERROR_FAILED, "Redis refused: %s",
-        reply->str);
+    err = g_error_new (
+        G_IO_ERROR, G_IO_ERROR_FAILED, "Redis refused: %s", reply->str);
   else if (reply)
     c = parse_hash (reply);
   l->done (c, error ? error : err, l->user_data);

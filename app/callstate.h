@@ -45,8 +45,8 @@ void va_call_state_claim (VaRedis *redis, const gchar *token,
 void va_call_state_update (VaRedis *redis, const gchar *token,
     const gchar *owner, const gchar *const *fields);
 /* The call ended: state "ended", @reason, and the ended TTL. */
-void va_call_state_end (VaRedis *redis, const gchar *token,
-    const gchar *owner, const gchar *reason);
+void va_call_state_end (VaRedis *redis, const gchar *token, const gchar *owner,
+    const gchar *reason);
 
 /* @call is NULL (and @error NULL) when the token is unknown or expired;
  * @error is set when Redis could not answer. Main context; @call is

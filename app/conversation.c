@@ -373,8 +373,7 @@ va_conversation_restore (VaConversation *c, const gchar *transcript)
   JsonArray *a;
   guint i;
 
-  if (transcript &&
-      json_parser_load_from_data (p, transcript, -1, NULL) &&
+  if (transcript && json_parser_load_from_data (p, transcript, -1, NULL) &&
       JSON_NODE_HOLDS_ARRAY (json_parser_get_root (p))) {
     a = json_node_get_array (json_parser_get_root (p));
     for (i = 0; i < json_array_get_length (a); i++)

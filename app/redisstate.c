@@ -152,8 +152,8 @@ va_redis_parse_urls (const gchar *urls, GError **error)
   }
   g_strfreev (parts);
   if (list && list->len == 0) {
-    g_set_error (error, G_IO_ERROR, G_IO_ERROR_INVALID_ARGUMENT,
-        "--redis is empty");
+    g_set_error (
+        error, G_IO_ERROR, G_IO_ERROR_INVALID_ARGUMENT, "--redis is empty");
     g_ptr_array_unref (list);
     list = NULL;
   }
@@ -447,8 +447,8 @@ prepare (redisContext *ctx, const VaRedisAddress *a, gchar **why)
       reply->element[0]->type == REDIS_REPLY_STRING &&
       g_str_equal (reply->element[0]->str, "master");
   if (!ok)
-    *why = g_strdup_printf ("%s:%u is a replica, not the primary", a->host,
-        a->port);
+    *why = g_strdup_printf (
+        "%s:%u is a replica, not the primary", a->host, a->port);
   freeReplyObject (reply);
 out:
   g_free (db);
@@ -552,8 +552,8 @@ back_off (VaRedis *r)
   gint64 until;
   guint ms;
 
-  r->backoff_ms = r->backoff_ms ? MIN (r->backoff_ms * 2, BACKOFF_MAX_MS)
-                                : BACKOFF_MIN_MS;
+  r->backoff_ms =
+      r->backoff_ms ? MIN (r->backoff_ms * 2, BACKOFF_MAX_MS) : BACKOFF_MIN_MS;
   /* Equal jitter: instances that lost the same server spread out. */
   ms = r->backoff_ms / 2 + g_random_int_range (0, r->backoff_ms / 2 + 1);
   until = g_get_monotonic_time () + ms * G_TIME_SPAN_MILLISECOND;
@@ -594,8 +594,8 @@ run_batch (VaRedis *r, GPtrArray *batch)
 
   for (i = 0; i < batch->len; i++) {
     Cmd *c = g_ptr_array_index (batch, i);
-    redisAppendCommandArgv (r->ctx, (int)g_strv_length (c->argv),
-        (const char **)c->argv, NULL);
+    redisAppendCommandArgv (
+        r->ctx, (int)g_strv_length (c->argv), (const char **)c->argv, NULL);
   }
   for (i = 0; i < batch->len; i++) {
     Cmd *c = g_ptr_array_index (batch, i);
@@ -641,8 +641,8 @@ tick (VaRedis *r)
     return;
   r->next_tick = now + TICK_US;
   if (r->callbacks.tick && !r->callbacks.tick (r->ctx, r->user_data)) {
-    gchar *why = g_strdup_printf ("heartbeat: %s",
-        r->ctx->err ? r->ctx->errstr : "refused");
+    gchar *why = g_strdup_printf (
+        "heartbeat: %s", r->ctx->err ? r->ctx->errstr : "refused");
     disconnect (r, why);
     g_free (why);
   }

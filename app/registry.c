@@ -153,8 +153,7 @@ parse_instance (const gchar *json, gsize len)
 static redisReply *
 command (redisContext *ctx, const gchar *const *argv, gint argc)
 {
-  redisReply *reply =
-      redisCommandArgv (ctx, argc, (const char **)argv, NULL);
+  redisReply *reply = redisCommandArgv (ctx, argc, (const char **)argv, NULL);
 
   if (reply && reply->type == REDIS_REPLY_ERROR) {
     freeReplyObject (reply);
@@ -197,7 +196,8 @@ read_all (VaRegistry *r, redisContext *ctx, GPtrArray *others, guint *live)
   argv = g_ptr_array_new_with_free_func (g_free);
   g_ptr_array_add (argv, g_strdup ("MGET"));
   for (i = 0; i < ids->elements; i++)
-    g_ptr_array_add (argv, g_strconcat (KEY_PREFIX, ids->element[i]->str, NULL));
+    g_ptr_array_add (
+        argv, g_strconcat (KEY_PREFIX, ids->element[i]->str, NULL));
   vals = command (ctx, (const gchar *const *)argv->pdata, argv->len);
   for (i = 0; vals && i < vals->elements && i < ids->elements; i++) {
     redisReply *v = vals->element[i];

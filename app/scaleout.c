@@ -105,8 +105,8 @@ va_scaleout_new (const VaConfig *config, const gchar *url,
     g_free (s);
     return NULL;
   }
-  GST_INFO ("scale-out: instance %s at %s", va_registry_get_id (s->registry),
-      url);
+  GST_INFO (
+      "scale-out: instance %s at %s", va_registry_get_id (s->registry), url);
   return s;
 }
 

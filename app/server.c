@@ -79,6 +79,7 @@ struct _CallEntry
   guint state_write; /* a coalesced state write is due */
   gint64 post_us; /* monotonic time the POST arrived */
   gint64 state_us; /* time taken to load a resumed call's state, or -1 */
+  gint64 pipeline_us; /* POST to the pipeline playing and the offer set */
 };
 
 /* ---- Responses ---- */
@@ -96,8 +97,8 @@ add_cors (VaServer *server, SoupServerMessage *msg)
    * requests per call; the cost is one TCP handshake each. */
   soup_message_headers_replace (h, "Connection", "close");
   soup_message_headers_replace (h, "Access-Control-Expose-Headers",
-      "Location, ETag, Link, Accept-Post, Accept-Patch, Retry-After, "
-      RESUME_TOKEN_HEADER ", Server-Timing");
+      "Location, ETag, Link, Accept-Post, Accept-Patch, Retry-After, " RESUME_TOKEN_HEADER
+      ", Server-Timing");
 }
 
 static void
@@ -372,8 +373,7 @@ static void state_changed (CallEntry *e, const GstStructure *s);
 static void publish_load (VaServer *server);
 static void state_prepare (CallEntry *e, GHashTable *vars, const gchar *token,
     const VaStoredCall *stored);
-static const gchar *resume_token_of (
-    SoupServerMessage *msg, GHashTable *query);
+static const gchar *resume_token_of (SoupServerMessage *msg, GHashTable *query);
 static gboolean check_resume_token (
     VaServer *server, SoupServerMessage *msg, const gchar *token);
 static void resume_call (VaServer *server, SoupServerMessage *msg,
@@ -482,17 +482,16 @@ redirect (VaServer *server, SoupServerMessage *msg, const gchar *base,
     const gchar *agent, const gchar *token)
 {
   gboolean named = !g_str_equal (agent, server->config->default_agent);
-  gchar *location = g_strdup_printf ("%s/whip%s%s%s%s", base,
-      named ? "/" : "", named ? agent : "", token ? "?resume=" : "",
-      token ? token : "");
-  gchar *json = g_strdup_printf ("{\"redirect\":\"%s/whip\",\"status\":307}",
-      base);
+  gchar *location = g_strdup_printf ("%s/whip%s%s%s%s", base, named ? "/" : "",
+      named ? agent : "", token ? "?resume=" : "", token ? token : "");
+  gchar *json =
+      g_strdup_printf ("{\"redirect\":\"%s/whip\",\"status\":307}", base);
 
   soup_message_headers_replace (
       soup_server_message_get_response_headers (msg), "Location", location);
   respond_json (server, msg, SOUP_STATUS_TEMPORARY_REDIRECT, json);
-  GST_DEBUG ("HTTP 307 to %s/whip (%s)", base,
-      server->draining ? "draining" : "full");
+  GST_DEBUG (
+      "HTTP 307 to %s/whip (%s)", base, server->draining ? "draining" : "full");
   va_metrics_call_rejected (server->metrics, "redirected");
   g_free (json);
   g_free (location);
@@ -570,6 +569,7 @@ start_call (VaServer *server, SoupServerMessage *msg, gboolean paused,
     va_call_end (e->call, VA_CALL_END_ERROR, error->message);
     g_error_free (error);
   }
+  e->pipeline_us = g_get_monotonic_time () - post_us;
   g_hash_table_unref (vars);
   return e;
 }
@@ -608,8 +608,8 @@ static void
 publish_load (VaServer *server)
 {
   if (server->scaleout)
-    va_scaleout_set_load (server->scaleout, g_hash_table_size (server->calls),
-        server->draining);
+    va_scaleout_set_load (
+        server->scaleout, g_hash_table_size (server->calls), server->draining);
 }
 
 static const gchar *
@@ -658,8 +658,7 @@ restore_vars (GHashTable *vars, const gchar *json)
           !JSON_NODE_HOLDS_VALUE (value) ||
           !g_hash_table_lookup_extended (vars, name, &key, NULL))
         continue;
-      g_hash_table_insert (
-          vars, key, g_strdup (json_node_get_string (value)));
+      g_hash_table_insert (vars, key, g_strdup (json_node_get_string (value)));
     }
   }
   g_object_unref (p);
@@ -782,8 +781,7 @@ state_changed (CallEntry *e, const GstStructure *s)
 {
   if (e->token == NULL || e->state_write || !changes_conversation (s))
     return;
-  e->state_write =
-      g_timeout_add (STATE_WRITE_DELAY_MS, state_write_due, e);
+  e->state_write = g_timeout_add (STATE_WRITE_DELAY_MS, state_write_due, e);
 }
 
 static void
@@ -827,8 +825,8 @@ state_refresh (gpointer data)
   while (g_hash_table_iter_next (&iter, NULL, &value)) {
     CallEntry *e = value;
     if (e->token && !va_call_is_ending (e->call))
-      va_call_state_update (va_scaleout_get_redis (server->scaleout),
-          e->token, owner_id (server), NULL);
+      va_call_state_update (va_scaleout_get_redis (server->scaleout), e->token,
+          owner_id (server), NULL);
   }
   return G_SOURCE_CONTINUE;
 }
@@ -844,12 +842,16 @@ add_call_headers (CallEntry *e)
   if (e->token)
     soup_message_headers_replace (h, RESUME_TOKEN_HEADER, e->token);
   if (e->state_us >= 0) {
-    timing = g_strdup_printf ("state;dur=%.1f, answer;dur=%.1f",
-        e->state_us / 1000.0, answer_ms);
-    GST_INFO ("call %s resumed: state loaded in %.1f ms, answered in %.1f ms",
-        va_call_get_id (e->call), e->state_us / 1000.0, answer_ms);
+    timing =
+        g_strdup_printf ("state;dur=%.1f, pipeline;dur=%.1f, answer;dur=%.1f",
+            e->state_us / 1000.0, e->pipeline_us / 1000.0, answer_ms);
+    GST_INFO ("call %s resumed: state loaded in %.1f ms, pipeline started "
+              "in %.1f ms, answered in %.1f ms",
+        va_call_get_id (e->call), e->state_us / 1000.0, e->pipeline_us / 1000.0,
+        answer_ms);
   } else {
-    timing = g_strdup_printf ("answer;dur=%.1f", answer_ms);
+    timing = g_strdup_printf ("pipeline;dur=%.1f, answer;dur=%.1f",
+        e->pipeline_us / 1000.0, answer_ms);
   }
   soup_message_headers_replace (h, "Server-Timing", timing);
   g_free (timing);
@@ -1192,8 +1194,8 @@ route_endpoint (VaServer *server, SoupServerMessage *msg, const gchar *method,
   } else if (!check_auth (server, msg)) {
     return;
   } else if (!whep) {
-    whip_post (server, msg,
-        parts[1] ? parts[1] : server->config->default_agent, query);
+    whip_post (server, msg, parts[1] ? parts[1] : server->config->default_agent,
+        query);
   } else if (parts[1] == NULL) {
     respond_error (server, msg, SOUP_STATUS_NOT_FOUND,
         "WHEP needs the call: POST /whep/{call id}");
@@ -1368,8 +1370,8 @@ on_request_started (SoupServer *soup, SoupServerMessage *msg, gpointer data)
 static gboolean
 start_scaleout (VaServer *server, GError **error)
 {
-  gchar *url = va_scaleout_default_url (
-      server->config, va_server_get_port (server));
+  gchar *url =
+      va_scaleout_default_url (server->config, va_server_get_port (server));
 
   server->scaleout =
       va_scaleout_new (server->config, url, state_resync, server, error);
@@ -1379,8 +1381,8 @@ start_scaleout (VaServer *server, GError **error)
   }
   g_print ("voiceagent: scale-out through Redis, announced as %s\n", url);
   server->base_url = url;
-  server->state_refresh_timer = g_timeout_add_seconds (
-      VA_CALL_STATE_REFRESH_S, state_refresh, server);
+  server->state_refresh_timer =
+      g_timeout_add_seconds (VA_CALL_STATE_REFRESH_S, state_refresh, server);
   publish_load (server);
   return TRUE;
 }

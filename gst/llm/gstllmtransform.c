@@ -683,8 +683,8 @@ set_history (GstLlmTransform *self, const gchar *json)
     GST_OBJECT_LOCK (self);
     self->history_preset = GST_STATE (self) <= GST_STATE_READY;
     GST_OBJECT_UNLOCK (self);
-    GST_DEBUG_OBJECT (self, "history replaced: %u exchanges",
-        self->history.exchanges.length);
+    GST_DEBUG_OBJECT (
+        self, "history replaced: %u exchanges", self->history.exchanges.length);
   } else {
     GST_WARNING_OBJECT (self, "history refused: %s", err->message);
     g_error_free (err);

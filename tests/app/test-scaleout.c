@@ -28,8 +28,8 @@ typedef struct
 static guint
 free_port (void)
 {
-  GSocket *s = g_socket_new (G_SOCKET_FAMILY_IPV4, G_SOCKET_TYPE_STREAM,
-      G_SOCKET_PROTOCOL_TCP, NULL);
+  GSocket *s = g_socket_new (
+      G_SOCKET_FAMILY_IPV4, G_SOCKET_TYPE_STREAM, G_SOCKET_PROTOCOL_TCP, NULL);
   GInetAddress *lo = g_inet_address_new_loopback (G_SOCKET_FAMILY_IPV4);
   GSocketAddress *any = g_inet_socket_address_new (lo, 0), *bound;
   guint port;
@@ -141,8 +141,8 @@ wait_call_field (
 static EmuProcess *
 emulator_start (void)
 {
-  const gchar *args[] = { "--quiet", "--stt-engine", "scripted",
-    "--tts-engine", "tone", NULL };
+  const gchar *args[] = { "--quiet", "--stt-engine", "scripted", "--tts-engine",
+    "tone", NULL };
   EmuProcess *emu = emu_process_start (args);
 
   fail_unless (emu != NULL, "the emulator did not start");
@@ -160,11 +160,11 @@ instance_start (EmuProcess *emu, guint redis_port, guint max_calls)
   gchar *max = g_strdup_printf ("%u", max_calls);
   gchar *db = g_strdup_printf (
       "%s/voiceagent-scaleout-%d-%u.db", g_get_tmp_dir (), getpid (), n++);
-  const gchar *args[] = { "--redis", redis, "--database", db,
-    "--deepgram-url", dg, "--deepgram-key", EMULATOR_KEY, "--elevenlabs-url",
-    emu_process_get_ws_url (emu), "--elevenlabs-key", EMULATOR_KEY,
-    "--llm-url", llm, "--llm-key", EMULATOR_KEY, "--max-calls", max,
-    "--ice-timeout-ms", "1000", "--drain-timeout", "1", NULL };
+  const gchar *args[] = { "--redis", redis, "--database", db, "--deepgram-url",
+    dg, "--deepgram-key", EMULATOR_KEY, "--elevenlabs-url",
+    emu_process_get_ws_url (emu), "--elevenlabs-key", EMULATOR_KEY, "--llm-url",
+    llm, "--llm-key", EMULATOR_KEY, "--max-calls", max, "--ice-timeout-ms",
+    "1000", "--drain-timeout", "1", NULL };
   EmuProcess *p = emu_process_start_program (g_getenv ("VOICEAGENT_BIN"), args);
 
   fail_unless (p != NULL, "voiceagent did not start");
@@ -202,16 +202,15 @@ wait_ready (EmuProcess *p, const gchar *status, gint instances)
   while (g_get_monotonic_time () < deadline) {
     JsonObject *o = readyz (p);
     gboolean ok = o &&
-        g_strcmp0 (json_object_get_string_member_with_default (o, "status",
-                       ""),
+        g_strcmp0 (json_object_get_string_member_with_default (o, "status", ""),
             status) == 0 &&
         (instances < 0 ||
             json_object_get_int_member_with_default (o, "instances", 0) ==
                 instances);
     g_free (last);
-    last = o ? g_strdup (json_object_get_string_member_with_default (
-                   o, "redis", ""))
-             : NULL;
+    last = o
+        ? g_strdup (json_object_get_string_member_with_default (o, "redis", ""))
+        : NULL;
     if (o)
       json_object_unref (o);
     if (ok) {
@@ -231,7 +230,8 @@ instance_id (EmuProcess *p)
   gchar *id;
 
   fail_unless (o != NULL);
-  id = g_strdup (json_object_get_string_member_with_default (o, "instance", ""));
+  id =
+      g_strdup (json_object_get_string_member_with_default (o, "instance", ""));
   json_object_unref (o);
   return id;
 }
@@ -349,8 +349,8 @@ GST_START_TEST (test_redirect_when_full)
   fail_unless_equals_int (whip_caller_get_redirects (c[2]), 1);
   fail_if (port_in (whip_caller_get_session_url (c[1]), in[0]));
   fail_if (port_in (whip_caller_get_session_url (c[2]), in[0]));
-  fail_if (g_str_equal (whip_caller_get_session_url (c[1]),
-      whip_caller_get_session_url (c[2])));
+  fail_if (g_str_equal (
+      whip_caller_get_session_url (c[1]), whip_caller_get_session_url (c[2])));
   fail_unless_equals_int (raw_post (in[0], &location), 503);
   g_free (location);
 
@@ -385,7 +385,8 @@ GST_START_TEST (test_resume_after_kill)
   wait_ready (b, "ready", 2);
 
   c = call (a, NULL);
-  token = g_strdup (whip_caller_get_response_header (c, "Voiceagent-Resume-Token"));
+  token =
+      g_strdup (whip_caller_get_response_header (c, "Voiceagent-Resume-Token"));
   fail_unless (token != NULL && strlen (token) == 32);
   m = expect_message (c, "\"type\":\"call\"");
   fail_unless (strstr (m, token) != NULL, "no resume token in %s", m);
@@ -410,7 +411,8 @@ GST_START_TEST (test_resume_after_kill)
   fail_unless (g_ascii_strtod (timing + strlen ("state;dur="), NULL) < 100.0,
       "state took %s", timing);
   fail_unless_equals_string (
-      whip_caller_get_response_header (again, "Voiceagent-Resume-Token"), token);
+      whip_caller_get_response_header (again, "Voiceagent-Resume-Token"),
+      token);
   m = expect_message (again, "\"type\":\"call\"");
   g_free (m);
   /* The emulator answers this from the earlier user message. */
@@ -457,7 +459,8 @@ GST_START_TEST (test_redis_restart)
   a = instance_start (emu, port, 10);
   wait_ready (a, "ready", 1);
   c = call (a, NULL);
-  token = g_strdup (whip_caller_get_response_header (c, "Voiceagent-Resume-Token"));
+  token =
+      g_strdup (whip_caller_get_response_header (c, "Voiceagent-Resume-Token"));
   m = ask (c, "I live in Paris.");
   g_free (m);
   v = wait_call_field (&redis, token, "history", "Paris");
