@@ -336,6 +336,7 @@ va_redis_get_error (VaRedis *r)
 typedef struct
 {
   Owner *owner;
+  gboolean changed; /* report @up and @detail */
   gboolean up;
   gboolean resync;
   gchar *detail;
@@ -347,7 +348,7 @@ report_status (gpointer data)
   Status *s = data;
   Owner *o = s->owner;
 
-  if (o->alive && o->callbacks.status)
+  if (o->alive && s->changed && o->callbacks.status)
     o->callbacks.status (s->up, s->detail, o->user_data);
   if (o->alive && s->resync && o->callbacks.resync)
     o->callbacks.resync (o->user_data);
@@ -365,11 +366,13 @@ status_free (gpointer data)
 }
 
 static void
-post_status (VaRedis *r, gboolean up, gboolean resync, const gchar *detail)
+post_status (VaRedis *r, gboolean changed, gboolean up, gboolean resync,
+    const gchar *detail)
 {
   Status *s = g_new0 (Status, 1);
 
   s->owner = owner_ref (r->owner);
+  s->changed = changed;
   s->up = up;
   s->resync = resync;
   s->detail = g_strdup (detail);
@@ -510,7 +513,7 @@ try_connect (VaRedis *r)
   g_mutex_unlock (&r->lock);
   r->backoff_ms = 0;
   r->next_tick = 0;
-  post_status (r, TRUE, resync, NULL);
+  post_status (r, TRUE, TRUE, resync, NULL);
   return TRUE;
 }
 
@@ -541,7 +544,7 @@ disconnect (VaRedis *r, const gchar *why)
     GST_WARNING ("redis: lost: %s; new calls go on locally, state is "
                  "written again when it returns",
         why);
-    post_status (r, FALSE, FALSE, why);
+    post_status (r, TRUE, FALSE, FALSE, why);
   }
 }
 
@@ -648,6 +651,27 @@ tick (VaRedis *r)
   }
 }
 
+/* Writes were dropped while connected (the queue was full): once it has
+ * drained, the state is written again. */
+static void
+resync_if_dropped (VaRedis *r)
+{
+  gboolean resync;
+
+  g_mutex_lock (&r->lock);
+  resync = r->up && r->resync_needed && r->queue.length == 0;
+  if (resync) {
+    GST_WARNING ("redis: the queue overflowed (%" G_GUINT64_FORMAT
+                 " writes dropped); writing the state again",
+        r->dropped);
+    r->resync_needed = FALSE;
+    r->dropped = 0;
+  }
+  g_mutex_unlock (&r->lock);
+  if (resync)
+    post_status (r, FALSE, TRUE, TRUE, NULL);
+}
+
 static gpointer
 redis_main (gpointer data)
 {
@@ -668,6 +692,8 @@ redis_main (gpointer data)
     if ((why = run_batch (r, batch))) {
       disconnect (r, why);
       g_free (why);
+    } else {
+      resync_if_dropped (r);
     }
   }
   if (r->ctx && r->callbacks.stop)

@@ -63,6 +63,7 @@ struct _VaServer
   guint state_refresh_timer; /* keeps live calls' keys from expiring */
   GHashTable *resumes; /* Resume* waiting for Redis (a set) */
   gchar *base_url; /* this instance as announced (--redis only), or NULL */
+  guint64 resumed; /* calls resumed here */
 };
 
 struct _CallEntry
@@ -983,6 +984,7 @@ resume_loaded (VaStoredCall *stored, const GError *error, gpointer data)
     e = start_call (server, r->msg, TRUE, tmpl, stored->agent,
         g_steal_pointer (&r->offer), r->token, stored, r->post_us);
     e->state_us = state_us;
+    server->resumed++;
     g_clear_object (&r->msg);
   }
   va_stored_call_free (stored);
@@ -1260,6 +1262,37 @@ serve_resource (VaServer *server, SoupServerMessage *msg, const gchar *path,
   g_bytes_unref (bytes);
 }
 
+/* The metrics, and with --redis the scale-out ones. */
+static gchar *
+render_metrics (VaServer *server, guint active)
+{
+  gchar *text = va_metrics_render (
+      server->metrics, server->config, active, server->draining);
+  gchar *problem, *all;
+
+  if (server->scaleout == NULL)
+    return text;
+  problem = va_scaleout_get_problem (server->scaleout);
+  all =
+      g_strdup_printf ("%s"
+                       "# HELP voiceagent_redis_up 1 while Redis answers\n"
+                       "# TYPE voiceagent_redis_up gauge\n"
+                       "voiceagent_redis_up %d\n"
+                       "# HELP voiceagent_instances Live instances seen "
+                       "in the registry\n"
+                       "# TYPE voiceagent_instances gauge\n"
+                       "voiceagent_instances %u\n"
+                       "# HELP voiceagent_calls_resumed_total Calls resumed "
+                       "here from their stored state\n"
+                       "# TYPE voiceagent_calls_resumed_total counter\n"
+                       "voiceagent_calls_resumed_total %" G_GUINT64_FORMAT "\n",
+          text, problem == NULL, va_scaleout_count_instances (server->scaleout),
+          server->resumed);
+  g_free (problem);
+  g_free (text);
+  return all;
+}
+
 /* Ready, and whether Redis works: without it calls are still taken here
  * (degraded: no redirects, no resume, no shared state). */
 static void
@@ -1298,8 +1331,7 @@ route_ops (VaServer *server, SoupServerMessage *msg, const gchar *path)
   if (g_str_equal (path, "/metrics")) {
     serve_text (server, msg, SOUP_STATUS_OK,
         "text/plain; version=0.0.4; charset=utf-8",
-        va_metrics_render (
-            server->metrics, server->config, active, server->draining));
+        render_metrics (server, active));
   } else if (g_str_equal (path, "/healthz")) {
     respond_json (server, msg, SOUP_STATUS_OK, "{\"status\":\"ok\"}");
   } else if (g_str_equal (path, "/readyz")) {

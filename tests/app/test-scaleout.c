@@ -419,6 +419,9 @@ GST_START_TEST (test_resume_after_kill)
   m = ask (again, "What did I say?");
   fail_unless (strstr (m, "green") != NULL, "the agent forgot: %s", m);
   g_free (m);
+  m = emu_process_request (b, "/metrics", NULL, NULL);
+  fail_unless (m && strstr (m, "voiceagent_calls_resumed_total 1\n"));
+  g_free (m);
   b_id = instance_id (b);
   owner = call_field (&redis, token, "owner");
   fail_unless_equals_string (owner, b_id);
