@@ -119,10 +119,11 @@ parse_one (const gchar *text, GError **error)
   a = g_new0 (VaRedisAddress, 1);
   a->host = g_strdup (g_uri_get_host (uri));
   a->port = g_uri_get_port (uri) > 0 ? (guint)g_uri_get_port (uri) : 6379;
+  /* GUri has decoded them already ("p%40ss" is "p@ss"). */
   if (g_uri_get_user (uri) && *g_uri_get_user (uri))
-    a->user = g_uri_unescape_string (g_uri_get_user (uri), NULL);
+    a->user = g_strdup (g_uri_get_user (uri));
   if (g_uri_get_password (uri))
-    a->password = g_uri_unescape_string (g_uri_get_password (uri), NULL);
+    a->password = g_strdup (g_uri_get_password (uri));
   path = g_uri_get_path (uri);
   if (path && path[0] == '/' && path[1])
     a->db = (guint)g_ascii_strtoull (path + 1, NULL, 10);

@@ -12,9 +12,13 @@
 #include <json-glib/json-glib.h>
 #include <libsoup/soup.h>
 #include "emulator-process.h"
+#include "redisstate.h"
 #include "whip-caller.h"
 
 #define REPLY_TIMEOUT_MS 30000
+
+/* redisstate.c logs here (main.c defines it in the server). */
+GST_DEBUG_CATEGORY (voiceagent_debug);
 #define EMULATOR_KEY "local-emulator-key"
 
 /* ---- redis-server ---- */
@@ -503,6 +507,40 @@ GST_START_TEST (test_redis_restart)
 
 GST_END_TEST;
 
+/* --redis URL forms: password (percent-decoded), ACL user, db, default
+ * port, lists; bad ones refused without quoting the password. */
+GST_START_TEST (test_redis_urls)
+{
+  GError *error = NULL;
+  GPtrArray *list = va_redis_parse_urls (
+      "redis://:p%40ss@10.0.0.2:6380/3, redis://app:pw@host-b", &error);
+  VaRedisAddress *a;
+
+  fail_unless (list != NULL && list->len == 2);
+  a = g_ptr_array_index (list, 0);
+  fail_unless_equals_string (a->host, "10.0.0.2");
+  fail_unless_equals_int (a->port, 6380);
+  fail_unless_equals_int (a->db, 3);
+  fail_unless (a->user == NULL);
+  fail_unless_equals_string (a->password, "p@ss");
+  a = g_ptr_array_index (list, 1);
+  fail_unless_equals_string (a->host, "host-b");
+  fail_unless_equals_int (a->port, 6379);
+  fail_unless_equals_string (a->user, "app");
+  fail_unless_equals_string (a->password, "pw");
+  g_ptr_array_unref (list);
+
+  fail_if (va_redis_parse_urls ("rediss://:secret@h:6379", &error));
+  fail_if (strstr (error->message, "secret"));
+  g_clear_error (&error);
+  fail_if (va_redis_parse_urls ("10.0.0.2:6379", &error));
+  g_clear_error (&error);
+  fail_if (va_redis_parse_urls (" , ", &error));
+  g_clear_error (&error);
+}
+
+GST_END_TEST;
+
 static Suite *
 scaleout_suite (void)
 {
@@ -511,6 +549,7 @@ scaleout_suite (void)
 
   tcase_set_timeout (tc, 300);
   suite_add_tcase (s, tc);
+  tcase_add_test (tc, test_redis_urls);
   tcase_add_test (tc, test_redirect_when_full);
   tcase_add_test (tc, test_resume_after_kill);
   tcase_add_test (tc, test_redis_restart);
