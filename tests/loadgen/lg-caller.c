@@ -246,6 +246,7 @@ start_turn (LgCaller *c, gint64 now, gboolean talking_over)
   c->state = STATE_SPEAKING;
   c->pos = 0;
   c->clip_t0 = now - LG_FRAME_MS * MS;
+  c->speech_end = c->clip_t0 + current_turn (c)->clip->speech_end_ms * MS;
   if (talking_over) {
     c->barge_active = TRUE;
     c->barge_vad_seen = FALSE;
@@ -333,7 +334,6 @@ next_packet (LgCaller *c)
     return c->script->silence;
   clip = current_turn (c)->clip;
   if (c->pos + 1 == clip->packets->len) {
-    c->speech_end = c->clip_t0 + clip->speech_end_ms * (gint64)MS;
     c->reply_deadline =
         c->speech_end + c->script->reply_timeout_ms * (gint64)MS;
     c->state = STATE_WAIT_REPLY;
@@ -375,6 +375,9 @@ take_event (LgCaller *c, const gchar *text, gint64 now)
   const gchar *type =
       o ? json_object_get_string_member_with_default (o, "type", "") : "";
 
+  if (c->script->verbose)
+    g_print ("caller %u: %+.0f ms after speech end: %.120s\n", c->index,
+        (now - c->speech_end) / (gdouble)MS, text);
   if (g_str_equal (type, "vad"))
     take_vad_event (c, o, now);
   if (g_str_equal (type, "metrics")) {

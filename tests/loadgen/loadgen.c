@@ -366,11 +366,14 @@ parse_options (int argc, char **argv, Options *o)
     { "arrival-ms", 0, 0, G_OPTION_ARG_INT, &o->arrival_ms,
         "Time between two calls starting (default 150)", "MS" },
     { "eot-silence-ms", 0, 0, G_OPTION_ARG_INT, &o->targets.eot_silence_ms,
-        "End-of-turn silence the pipeline waits for (default 500)", "MS" },
+        "End-of-turn silence the pipeline waits for (default 300: "
+        "the deepgram element's endpointing, which ends a turn before "
+        "silerovad's min-silence-ms of 500)",
+        "MS" },
     { "service-ms", 0, 0, G_OPTION_ARG_INT, &o->targets.service_ms,
         "The services' own latency (default 285: emulator reference)", "MS" },
     { "min-speech-ms", 0, 0, G_OPTION_ARG_INT, &o->targets.min_speech_ms,
-        "silerovad min-speech-ms in the pipeline (default 100)", "MS" },
+        "silerovad min-speech-ms in the pipeline (default 96)", "MS" },
     { "max-overhead-ms", 0, 0, G_OPTION_ARG_INT,
         &o->targets.max_overhead_p95_ms,
         "A step holds while overhead p95 stays within this (default 80)",
@@ -412,9 +415,9 @@ set_defaults (Options *o)
   o->reply_timeout_ms = 8000;
   o->quiet_ms = 1000;
   o->think_ms = 600;
-  o->targets = (LgTargets){ .eot_silence_ms = 500,
+  o->targets = (LgTargets){ .eot_silence_ms = 300,
     .service_ms = 285,
-    .min_speech_ms = 100,
+    .min_speech_ms = 96,
     .max_overhead_p95_ms = 80,
     .barge_slack_ms = 60 };
 }
