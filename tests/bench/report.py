@@ -43,6 +43,8 @@ set datafile missing "NaN"
 set key top left
 set grid
 set logscale x
+set xrange [0.8:{xmax}]
+set yrange [0:*]
 set xlabel "concurrent calls"
 set xtics (1, 10, 25, 50, 100, 200)
 set output "{out}/latency.svg"
@@ -68,7 +70,8 @@ plot "{out}/load.dat" using 1:8 with linespoints lw 2 lc 1 title "server CPU per
 
 def plot(out, data):
     t = data["targets"]
-    script = GNUPLOT.format(out=out, overhead_target=t["max_overhead_p95_ms"],
+    xmax = max([s["calls"] for s in data["steps"]] + [1]) * 1.25
+    script = GNUPLOT.format(out=out, xmax=xmax, overhead_target=t["max_overhead_p95_ms"],
                             barge_target=t["barge_in_p95_ms"])
     subprocess.run(["gnuplot"], input=script, text=True, check=True)
 

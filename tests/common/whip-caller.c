@@ -80,18 +80,13 @@ on_pad_added (GstElement *webrtc, GstPad *pad, gpointer data)
 
   if (GST_PAD_DIRECTION (pad) != GST_PAD_SRC)
     return;
+  /* Opus packets are 20 ms: so is each buffer, without a splitter. */
   bin = gst_parse_bin_from_description (
       "rtpopusdepay ! opusdec ! "
       "audioconvert ! audioresample ! audio/x-raw,format=S16LE,rate=16000,"
-      "channels=1 ! audiobuffersplit output-buffer-duration=1/50 "
-      "! appsink name=sink sync=false",
+      "channels=1 ! appsink name=sink sync=false",
       TRUE, NULL);
-  if (bin == NULL)
-    bin = gst_parse_bin_from_description (
-        "rtpopusdepay ! opusdec ! "
-        "audioconvert ! audioresample ! audio/x-raw,format=S16LE,rate=16000,"
-        "channels=1 ! appsink name=sink sync=false",
-        TRUE, NULL);
+  g_assert (bin);
   sink = gst_bin_get_by_name (GST_BIN (bin), "sink");
   cb.new_sample = on_sample;
   gst_app_sink_set_callbacks (GST_APP_SINK (sink), &cb, c, NULL);

@@ -425,7 +425,7 @@ lg_caller_new (
   LgCaller *c = g_new0 (LgCaller, 1);
   WhipCallerOptions o = {
     .url = url,
-    .data_channel = TRUE,
+    .data_channel = !script->no_data_channel,
     .token = token,
     .opus_source = TRUE,
     .on_audio = on_audio,

@@ -29,6 +29,7 @@ typedef struct
   guint quiet_ms; /* a reply has ended after this much silence */
   guint think_ms; /* pause before the next turn */
   gboolean verbose; /* print every measurement */
+  gboolean no_data_channel; /* callers open no "events" channel */
 } LgScript;
 
 LgScript *lg_script_load (const gchar *path, GError **error);

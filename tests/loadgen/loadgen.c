@@ -20,7 +20,7 @@ typedef struct
   gchar *url, *script_path, *steps, *json_path, *markdown_path, *token;
   gint server_pid, emulator_pid;
   gint step_seconds, arrival_ms, connect_threads;
-  gboolean ramp, verbose;
+  gboolean ramp, verbose, no_data_channel;
   gdouble loud_rms;
   gint barge_after_ms, reply_timeout_ms, quiet_ms, think_ms;
   LgTargets targets;
@@ -351,6 +351,8 @@ parse_options (int argc, char **argv, Options *o)
         "How long each step runs once its calls are up (default 45)", "S" },
     { "verbose", 'v', 0, G_OPTION_ARG_NONE, &o->verbose,
         "Print every measurement", NULL },
+    { "no-data-channel", 0, 0, G_OPTION_ARG_NONE, &o->no_data_channel,
+        "Callers open no data channel (no server-side timings then)", NULL },
     { "ramp", 0, 0, G_OPTION_ARG_NONE, &o->ramp,
         "Stop at the first step that does not hold", NULL },
     { "server-pid", 0, 0, G_OPTION_ARG_INT, &o->server_pid,
@@ -461,6 +463,7 @@ main (int argc, char **argv)
   script->quiet_ms = o.quiet_ms;
   script->think_ms = o.think_ms;
   script->verbose = o.verbose;
+  script->no_data_channel = o.no_data_channel;
   warm_up (&o, script);
   last_held = run_steps (&o, script, steps);
   write_outputs (&o, steps, last_held);
