@@ -209,6 +209,33 @@ handle_vad (VaConversation *c, const GstStructure *s)
   send_builder (c, b);
 }
 
+/* When the speech of a final result ended (monotonic µs): when the audio
+ * of its last word's end reached deepgramsink. Deepgram's endpointing
+ * often ends a turn before silerovad's min-silence-ms has passed, so the
+ * VAD's end may not have come yet. -1 if the result cannot tell. */
+static gint64
+transcript_speech_end_us (const GstStructure *s)
+{
+  const GValue *words = gst_structure_get_value (s, "words");
+  const GstStructure *last;
+  guint64 rt = 0, duration = 0, latency = 0, word_end = 0;
+  guint n;
+
+  if (words == NULL || !GST_VALUE_HOLDS_ARRAY (words) ||
+      (n = gst_value_array_get_size (words)) == 0 ||
+      !gst_structure_get_uint64 (s, "running-time", &rt) ||
+      !gst_structure_get_uint64 (s, "duration", &duration) ||
+      !gst_structure_get_uint64 (s, "latency", &latency) ||
+      !GST_CLOCK_TIME_IS_VALID (duration) || !GST_CLOCK_TIME_IS_VALID (latency))
+    return -1;
+  last = gst_value_get_structure (gst_value_array_get_value (words, n - 1));
+  if (!gst_structure_get_uint64 (last, "end", &word_end) ||
+      !GST_CLOCK_TIME_IS_VALID (word_end) || word_end > rt + duration)
+    return -1;
+  return get_wallclock (s) - (gint64)(latency / GST_USECOND) -
+      (gint64)((rt + duration - word_end) / GST_USECOND);
+}
+
 static void
 handle_transcript (VaConversation *c, const GstStructure *s)
 {
@@ -216,6 +243,7 @@ handle_transcript (VaConversation *c, const GstStructure *s)
   gboolean is_final = FALSE, speech_final = FALSE;
   guint turn = get_uint (s, "turn");
   JsonBuilder *b;
+  gint64 end_us;
 
   if (text == NULL || *text == '\0')
     return;
@@ -234,9 +262,12 @@ handle_transcript (VaConversation *c, const GstStructure *s)
   if (!is_final)
     return;
   add_transcript (c, "user", text, turn);
-  if (c->last_speech_end_us > 0) {
+  end_us = transcript_speech_end_us (s);
+  if (end_us <= 0)
+    end_us = c->last_speech_end_us;
+  if (end_us > 0) {
     Turn *t = get_turn (c, turn);
-    t->speech_end_us = c->last_speech_end_us;
+    t->speech_end_us = end_us;
     t->stt_ms = (get_wallclock (s) - t->speech_end_us) / 1000.0;
   }
 }

@@ -87,6 +87,7 @@ el_config_init (ElConfig *cfg)
   cfg->synth.settings.similarity_boost = EL_DEFAULT_SIMILARITY_BOOST;
   cfg->synth.settings.speed = EL_DEFAULT_SPEED;
   cfg->synth.auto_mode = EL_DEFAULT_AUTO_MODE;
+  cfg->synth.flush_first_clause = EL_DEFAULT_FLUSH_FIRST_CLAUSE;
   cfg->synth.protocol = EL_DEFAULT_PROTOCOL;
   cfg->synth.inactivity_timeout_s = EL_DEFAULT_INACTIVITY_TIMEOUT;
   cfg->interruption = EL_DEFAULT_INTERRUPTION;
@@ -158,6 +159,11 @@ el_config_install_properties (GObjectClass *klass)
           "of following the chunk length schedule (lowest latency for the "
           "clause-sized text an LLM streams)",
           EL_DEFAULT_AUTO_MODE, RW_READY));
+  g_object_class_install_property (klass, EL_PROP_FLUSH_FIRST_CLAUSE,
+      g_param_spec_boolean ("flush-first-clause", "Flush first clause",
+          "Have the service speak the first text of each turn (the LLM's "
+          "first clause) at once, without waiting for the sentence to end",
+          EL_DEFAULT_FLUSH_FIRST_CLAUSE, RW_READY));
   g_object_class_install_property (klass, EL_PROP_PROTOCOL,
       g_param_spec_enum ("protocol", "Protocol",
           "WebSocket streaming, or HTTP streaming (one request per sentence) "
@@ -233,6 +239,9 @@ el_config_set_property (ElConfig *cfg, GObject *object, guint prop_id,
     case EL_PROP_AUTO_MODE:
       sc->auto_mode = g_value_get_boolean (value);
       break;
+    case EL_PROP_FLUSH_FIRST_CLAUSE:
+      sc->flush_first_clause = g_value_get_boolean (value);
+      break;
     case EL_PROP_PROTOCOL:
       sc->protocol = g_value_get_enum (value);
       break;
@@ -283,6 +292,9 @@ el_config_get_property (ElConfig *cfg, guint prop_id, GValue *value)
       break;
     case EL_PROP_AUTO_MODE:
       g_value_set_boolean (value, sc->auto_mode);
+      break;
+    case EL_PROP_FLUSH_FIRST_CLAUSE:
+      g_value_set_boolean (value, sc->flush_first_clause);
       break;
     case EL_PROP_PROTOCOL:
       g_value_set_enum (value, sc->protocol);

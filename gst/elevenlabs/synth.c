@@ -447,8 +447,14 @@ send_turn (ElSynth *s, Turn *t, Deferred *d)
     send (s, el_msg_text (t->ctx->id, rest, take_settings (s)));
     t->sent = t->text->len;
     t->ctx->activity_us = g_get_monotonic_time ();
-    if (t->speakable_us == 0 && is_speakable (s, t->text->str, t->sent))
+    if (t->speakable_us == 0 && is_speakable (s, t->text->str, t->sent)) {
       t->speakable_us = t->ctx->activity_us;
+    } else if (t->speakable_us == 0 && s->cfg.flush_first_clause) {
+      /* Waiting for the sentence to end would cost the caller the time the
+       * LLM takes to stream it; later clauses follow while this plays. */
+      send (s, el_msg_flush (t->ctx->id));
+      t->speakable_us = t->ctx->activity_us;
+    }
   }
   if (t->ended && !t->flush_sent) {
     t->flush_sent = TRUE;

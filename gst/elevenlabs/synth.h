@@ -30,6 +30,7 @@ typedef struct
   ElOutputFormat format;
   ElVoiceSettings settings;
   gboolean auto_mode;
+  gboolean flush_first_clause; /* speak a turn's first text at once */
   ElProtocol protocol;
   guint inactivity_timeout_s;
   guint turn_timeout_ms; /* end a turn whose text stopped; 0: never */

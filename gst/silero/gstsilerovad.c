@@ -113,7 +113,7 @@ enum {
 #define DEFAULT_MODEL VOICEAGENT_MODEL_DIR "/silero_vad.onnx"
 #define DEFAULT_THRESHOLD 0.5
 #define DEFAULT_NEG_THRESHOLD -1.0
-#define DEFAULT_MIN_SPEECH_MS 100
+#define DEFAULT_MIN_SPEECH_MS 96
 #define DEFAULT_MIN_SILENCE_MS 500
 #define DEFAULT_SPEECH_PAD_MS 300
 #define DEFAULT_GATE FALSE
@@ -257,9 +257,10 @@ gst_silero_vad_class_init (GstSileroVadClass *klass)
   /**
    * GstSileroVad:min-speech-ms:
    *
-   * How long speech must last before speech-start is sent. 100 ms (about
-   * three chunks) ignores clicks and short noises yet keeps barge-in quick;
-   * the event is stamped at the onset anyway.
+   * How long speech must last before speech-start is sent. 96 ms (exactly
+   * three chunks at either rate; the decision falls on a chunk boundary, so
+   * 100 would wait for a fourth) ignores clicks and short noises yet keeps
+   * barge-in quick; the event is stamped at the onset anyway.
    */
   g_object_class_install_property (gobject_class, PROP_MIN_SPEECH_MS,
       g_param_spec_uint ("min-speech-ms", "Minimum speech",

@@ -8,6 +8,7 @@
 #include <math.h>
 #include <string.h>
 #include <gst/app/gstappsink.h>
+#include <gst/app/gstappsrc.h>
 #include <gst/audio/audio.h>
 #include <gst/sdp/sdp.h>
 #include <gst/webrtc/webrtc.h>
@@ -22,6 +23,7 @@ struct _WhipCaller
   gchar *url, *wav, *token, *setup, *resume;
   GstElement *pipeline;
   GstElement *webrtc;
+  GstElement *appsrc; /* opus_source only */
   SoupSession *http;
   gchar *session_url;
   gchar *etag;
@@ -49,6 +51,9 @@ on_sample (GstAppSink *sink, gpointer data)
 
   gst_buffer_map (buf, &map, GST_MAP_READ);
   n = map.size / 2;
+  if (c->options.on_audio)
+    c->options.on_audio ((const gint16 *)map.data, n, g_get_monotonic_time (),
+        c->options.user_data);
   for (i = 0; i < n; i++) {
     gdouble s = ((gint16 *)map.data)[i] / 32768.0;
     sum += s * s;
@@ -77,18 +82,13 @@ on_pad_added (GstElement *webrtc, GstPad *pad, gpointer data)
 
   if (GST_PAD_DIRECTION (pad) != GST_PAD_SRC)
     return;
+  /* Opus packets are 20 ms: so is each buffer, without a splitter. */
   bin = gst_parse_bin_from_description (
       "rtpopusdepay ! opusdec ! "
       "audioconvert ! audioresample ! audio/x-raw,format=S16LE,rate=16000,"
-      "channels=1 ! audiobuffersplit output-buffer-duration=1/50 "
-      "! appsink name=sink sync=false",
+      "channels=1 ! appsink name=sink sync=false",
       TRUE, NULL);
-  if (bin == NULL)
-    bin = gst_parse_bin_from_description (
-        "rtpopusdepay ! opusdec ! "
-        "audioconvert ! audioresample ! audio/x-raw,format=S16LE,rate=16000,"
-        "channels=1 ! appsink name=sink sync=false",
-        TRUE, NULL);
+  g_assert (bin);
   sink = gst_bin_get_by_name (GST_BIN (bin), "sink");
   cb.new_sample = on_sample;
   gst_app_sink_set_callbacks (GST_APP_SINK (sink), &cb, c, NULL);
@@ -134,7 +134,11 @@ build_description (WhipCaller *c)
 
   /* WAV files are mixed into live silence once connected (whip_caller_play):
    * the stream goes on between utterances, as a microphone's does. */
-  if (c->options.tone_hz > 0)
+  if (c->options.opus_source)
+    src = g_strdup ("appsrc name=src is-live=true format=time "
+                    "do-timestamp=true caps=audio/x-opus,channels=1,"
+                    "rate=48000,channel-mapping-family=0");
+  else if (c->options.tone_hz > 0)
     src = g_strdup_printf ("audiotestsrc is-live=true wave=sine freq=%.0f "
                            "volume=0.3",
         c->options.tone_hz);
@@ -149,11 +153,13 @@ build_description (WhipCaller *c)
 
   desc = g_strdup_printf (
       "webrtcbin name=webrtc bundle-policy=max-bundle "
-      "%s ! audio/x-raw,rate=48000,channels=1 "
-      "! opusenc frame-size=20 ! rtpopuspay pt=111 ! "
+      "%s%s ! rtpopuspay pt=111 ! "
       "application/x-rtp,media=audio,encoding-name=OPUS,payload=111,"
       "clock-rate=48000 ! webrtc.",
-      src);
+      src,
+      c->options.opus_source ? ""
+                             : " ! audio/x-raw,rate=48000,channels=1 "
+                               "! opusenc frame-size=20");
   g_free (src);
   return desc;
 }
@@ -184,6 +190,7 @@ whip_caller_new (const WhipCallerOptions *o)
     c->pipeline = outer;
   }
   c->webrtc = gst_bin_get_by_name (GST_BIN (c->pipeline), "webrtc");
+  c->appsrc = gst_bin_get_by_name (GST_BIN (c->pipeline), "src");
   g_signal_connect (c->webrtc, "pad-added", G_CALLBACK (on_pad_added), c);
   g_signal_connect (
       c->webrtc, "notify::ice-gathering-state", G_CALLBACK (on_gathering), c);
@@ -435,6 +442,65 @@ whip_caller_play (WhipCaller *c, const gchar *wav)
 }
 
 gboolean
+whip_caller_push_opus (WhipCaller *c, const guint8 *packet, gsize size)
+{
+  GstBuffer *buf;
+
+  if (c->appsrc == NULL)
+    return FALSE;
+  buf = gst_buffer_new_memdup (packet, size);
+  GST_BUFFER_DURATION (buf) = 20 * GST_MSECOND;
+  return gst_app_src_push_buffer (GST_APP_SRC (c->appsrc), buf) == GST_FLOW_OK;
+}
+
+static gboolean
+find_inbound_rtp (GQuark field, const GValue *value, gpointer data)
+{
+  WhipCallerRtpStats *stats = data;
+  const GstStructure *s;
+  GstWebRTCStatsType type;
+  guint64 received = 0;
+
+  if (!GST_VALUE_HOLDS_STRUCTURE (value))
+    return TRUE;
+  s = gst_value_get_structure (value);
+  if (!gst_structure_get (s, "type", GST_TYPE_WEBRTC_STATS_TYPE, &type, NULL) ||
+      type != GST_WEBRTC_STATS_INBOUND_RTP)
+    return TRUE;
+  gst_structure_get_uint64 (s, "packets-received", &received);
+  stats->packets_received += received;
+  if (gst_structure_has_field (s, "packets-lost")) {
+    gint64 lost = 0;
+    gst_structure_get_int64 (s, "packets-lost", &lost);
+    stats->packets_lost += lost;
+  }
+  if (gst_structure_has_field (s, "jitter")) {
+    gdouble jitter = 0;
+    gst_structure_get_double (s, "jitter", &jitter);
+    stats->jitter_ms = MAX (stats->jitter_ms, jitter * 1000.0);
+  }
+  return TRUE;
+}
+
+gboolean
+whip_caller_get_rtp_stats (WhipCaller *c, WhipCallerRtpStats *stats)
+{
+  GstPromise *p = gst_promise_new ();
+  const GstStructure *reply;
+  gboolean ok = FALSE;
+
+  memset (stats, 0, sizeof *stats);
+  g_signal_emit_by_name (c->webrtc, "get-stats", NULL, p);
+  if (gst_promise_wait (p) == GST_PROMISE_RESULT_REPLIED &&
+      (reply = gst_promise_get_reply (p)) != NULL) {
+    gst_structure_foreach (reply, find_inbound_rtp, stats);
+    ok = stats->packets_received > 0;
+  }
+  gst_promise_unref (p);
+  return ok;
+}
+
+gboolean
 whip_caller_wait_audio (WhipCaller *c, gdouble rms, guint timeout_ms)
 {
   gint64 deadline = g_get_monotonic_time () + timeout_ms * (gint64)1000;
@@ -567,6 +633,7 @@ whip_caller_free (WhipCaller *c)
     return;
   gst_element_set_state (c->pipeline, GST_STATE_NULL);
   gst_object_unref (c->webrtc);
+  gst_clear_object (&c->appsrc);
   gst_object_unref (c->pipeline);
   g_clear_object (&c->channel);
   g_object_unref (c->http);

@@ -20,7 +20,22 @@ typedef struct
   const gchar *token; /* Bearer token, or NULL */
   const gchar *setup; /* rewrite a=setup:actpass to "active"/"passive" */
   const gchar *resume; /* resume token: sent as Voiceagent-Resume */
+  /* Send Opus packets given to whip_caller_push_opus() instead of an
+   * encoded source (the load generator encodes its audio once). */
+  gboolean opus_source;
+  /* Called on a streaming thread with every buffer of received audio
+   * (16 kHz mono S16), and when it arrived (g_get_monotonic_time). */
+  void (*on_audio) (const gint16 *pcm, gsize n_samples, gint64 arrival_us,
+      gpointer user_data);
+  gpointer user_data;
 } WhipCallerOptions;
+
+typedef struct
+{
+  guint64 packets_received;
+  gint64 packets_lost;
+  gdouble jitter_ms;
+} WhipCallerRtpStats;
 
 WhipCaller *whip_caller_new (const WhipCallerOptions *options);
 void whip_caller_free (WhipCaller *caller);
@@ -33,6 +48,14 @@ guint whip_caller_connect (WhipCaller *caller, GError **error);
 /* Plays @wav (any WAV) into the call from now on, mixed with what is
  * already playing. The `wav` option plays one as soon as connected. */
 gboolean whip_caller_play (WhipCaller *caller, const gchar *wav);
+
+/* With the opus_source option: sends one 20 ms Opus packet now. */
+gboolean whip_caller_push_opus (
+    WhipCaller *caller, const guint8 *packet, gsize size);
+
+/* Received-audio RTP statistics from webrtcbin (inbound-rtp). */
+gboolean whip_caller_get_rtp_stats (
+    WhipCaller *caller, WhipCallerRtpStats *stats);
 
 /* Waits until the received audio's RMS (0..1) goes above @rms, or
  * @timeout_ms passes. Returns TRUE if it did. */

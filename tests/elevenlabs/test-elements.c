@@ -389,6 +389,31 @@ GST_START_TEST (test_speech)
 
 GST_END_TEST;
 
+/* Guards: a turn's first clause is spoken at once, before its sentence
+ * ends (flush-first-clause), and with the property off only once the
+ * sentence is complete (the service's auto mode). */
+GST_START_TEST (test_first_clause_flushed)
+{
+  const gchar *const off[] = { "flush-first-clause=false", NULL };
+  Fx *fx = fx_new (NULL, NULL, NULL);
+
+  /* Well within turn-timeout-ms (2 s), which would also flush it. */
+  fx_say (fx, 1, "It is sunny and warm today,", FALSE);
+  play_buffers (fx, 50); /* one second */
+  fail_unless (first_audio (fx, GUINT_TO_POINTER (1)));
+  fx_free (fx);
+
+  fx = fx_new (NULL, off, NULL);
+  fx_say (fx, 1, "It is sunny and warm today,", FALSE);
+  play_buffers (fx, 50); /* one second */
+  fail_if (first_audio (fx, GUINT_TO_POINTER (1)));
+  fx_say (fx, 1, " with a light breeze. ", FALSE);
+  run_until (fx, first_audio, GUINT_TO_POINTER (1));
+  fx_free (fx);
+}
+
+GST_END_TEST;
+
 /* Guards: 20 barge-ins in a row never trip ElevenLabs' limit of 5
  * contexts: one connection, no error frame, and the next turn is spoken. */
 GST_START_TEST (test_rapid_interruptions)
@@ -752,6 +777,7 @@ elements_suite (void)
   suite_add_tcase (s, tc);
   tcase_set_timeout (tc, 120);
   tcase_add_test (tc, test_speech);
+  tcase_add_test (tc, test_first_clause_flushed);
   tcase_add_test (tc, test_rapid_interruptions);
   tcase_add_test (tc, test_reconnect_after_error_frame);
   tcase_add_test (tc, test_unauthorized);

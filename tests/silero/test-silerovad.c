@@ -221,10 +221,10 @@ GST_START_TEST (test_segments)
     /* espeak's soft onsets and decays score low for a chunk or two. */
     fail_unless (rt + 100 * GST_MSECOND >= truth);
     fail_unless (rt <= truth + 100 * GST_MSECOND);
-    /* Decided min-speech (100 ms) / min-silence (500 ms) later, within
+    /* Decided min-speech (96 ms) / min-silence (500 ms) later, within
      * one chunk. */
-    fail_unless (decided >= rt + (start ? 100 : 500) * GST_MSECOND);
-    fail_unless (decided <= rt + (start ? 132 : 532) * GST_MSECOND);
+    fail_unless (decided >= rt + (start ? 96 : 500) * GST_MSECOND);
+    fail_unless (decided <= rt + (start ? 128 : 532) * GST_MSECOND);
   }
 
   /* The same running times downstream, in order, before EOS. */

@@ -1,0 +1,35 @@
+/* voiceagent-loadgen: the caller's speech, rendered and encoded once.
+ * SPDX-License-Identifier: LGPL-2.1-or-later
+ */
+#pragma once
+
+#include <glib.h>
+
+G_BEGIN_DECLS
+
+#define LG_FRAME_MS 20
+
+/* One utterance: espeak-ng speech as 20 ms Opus packets (48 kHz mono),
+ * and where the speech in it starts and ends. Immutable once rendered, so
+ * every caller shares it. */
+typedef struct
+{
+  gchar *text;
+  GPtrArray *packets; /* of GBytes */
+  guint speech_start_ms;
+  guint speech_end_ms;
+} LgClip;
+
+LgClip *lg_clip_render (const gchar *text, GError **error);
+void lg_clip_free (LgClip *clip);
+
+/* A packet of digital silence, for the gaps between utterances: callers
+ * stream all the time, as a microphone does. */
+GBytes *lg_silence_packet (void);
+
+/* Where, in milliseconds from the start of @pcm (16 kHz mono), the first
+ * and last 1 ms windows louder than @rms are; FALSE if none is. */
+gboolean lg_find_loud (const gint16 *pcm, gsize n_samples, gdouble rms,
+    guint *first_ms, guint *last_end_ms);
+
+G_END_DECLS

@@ -1,0 +1,24 @@
+/* voiceagent-loadgen: what a process costs, read from /proc.
+ * SPDX-License-Identifier: LGPL-2.1-or-later
+ */
+#pragma once
+
+#include <glib.h>
+
+G_BEGIN_DECLS
+
+typedef struct
+{
+  gint64 at_us; /* g_get_monotonic_time() of the reading */
+  gdouble cpu_s; /* user + system time so far */
+  gdouble rss_mb;
+  guint threads;
+  guint fds;
+} LgProcSample;
+
+gboolean lg_proc_sample (guint pid, LgProcSample *out);
+
+/* Percent of one core used between two samples. */
+gdouble lg_proc_cpu_percent (const LgProcSample *a, const LgProcSample *b);
+
+G_END_DECLS
