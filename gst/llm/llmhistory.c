@@ -247,6 +247,7 @@ message_fields (JsonNode *node, const gchar **role, const gchar **content)
 {
   JsonObject *o;
 
+  *role = *content = NULL;
   if (!JSON_NODE_HOLDS_OBJECT (node))
     return FALSE;
   o = json_node_get_object (node);

@@ -331,7 +331,7 @@ GST_START_TEST (test_redirect_when_full)
   EmuProcess *emu = emulator_start (), *in[3];
   WhipCaller *c[3];
   gchar *location = NULL;
-  guint i;
+  guint i, status;
 
   redis_start (&redis, 0);
   for (i = 0; i < 3; i++)
@@ -346,17 +346,27 @@ GST_START_TEST (test_redirect_when_full)
       "redirected to %s", location);
   g_free (location);
 
-  /* Both followers land on the two other instances, one each. */
+  /* Both followers land on the two other instances, one each (a stale
+   * heartbeat may send one through a second redirect first). */
   c[1] = call (in[0], NULL);
   c[2] = call (in[0], NULL);
-  fail_unless_equals_int (whip_caller_get_redirects (c[1]), 1);
-  fail_unless_equals_int (whip_caller_get_redirects (c[2]), 1);
+  fail_unless (whip_caller_get_redirects (c[1]) >= 1);
+  fail_unless (whip_caller_get_redirects (c[2]) >= 1);
   fail_if (port_in (whip_caller_get_session_url (c[1]), in[0]));
   fail_if (port_in (whip_caller_get_session_url (c[2]), in[0]));
   fail_if (g_str_equal (
       whip_caller_get_session_url (c[1]), whip_caller_get_session_url (c[2])));
-  fail_unless_equals_int (raw_post (in[0], &location), 503);
-  g_free (location);
+  /* The registry is eventually consistent: a heartbeat sent just before
+   * an instance took its call may still count it empty for up to one
+   * heartbeat (1 s) plus the time a call takes to start. */
+  status = 0;
+  for (i = 0; i < 50 && status != 503; i++) {
+    if (i > 0)
+      g_usleep (100 * 1000);
+    status = raw_post (in[0], &location);
+    g_clear_pointer (&location, g_free);
+  }
+  fail_unless_equals_int (status, 503);
 
   for (i = 0; i < 3; i++) {
     whip_caller_hangup (c[i]);
