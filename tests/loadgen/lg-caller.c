@@ -35,8 +35,12 @@ typedef enum {
 struct _LgCaller
 {
   const LgScript *script; /* not owned; read-only */
-  WhipCaller *whip; /* set in new, read-only after */
+  gchar *url, *token; /* read-only */
   guint index; /* read-only */
+  /* Replaced on resume, under lock; the old one is freed outside it (its
+   * streaming threads may be waiting for the lock). */
+  WhipCaller *whip;
+  gchar *resume_token; /* from the answer; lock */
 
   GMutex lock;
   CallerState state; /* lock */
@@ -146,6 +150,7 @@ lg_results_init (LgResults *r)
   r->server_tts_ms = g_array_new (FALSE, FALSE, sizeof (gdouble));
   r->server_v2v_ms = g_array_new (FALSE, FALSE, sizeof (gdouble));
   r->jitter_ms = g_array_new (FALSE, FALSE, sizeof (gdouble));
+  r->resume_ms = g_array_new (FALSE, FALSE, sizeof (gdouble));
 }
 
 void
@@ -159,6 +164,7 @@ lg_results_clear (LgResults *r)
   g_array_unref (r->server_tts_ms);
   g_array_unref (r->server_v2v_ms);
   g_array_unref (r->jitter_ms);
+  g_array_unref (r->resume_ms);
 }
 
 static void
@@ -178,6 +184,9 @@ lg_results_merge (LgResults *into, const LgResults *from)
   append_all (into->server_tts_ms, from->server_tts_ms);
   append_all (into->server_v2v_ms, from->server_v2v_ms);
   append_all (into->jitter_ms, from->jitter_ms);
+  append_all (into->resume_ms, from->resume_ms);
+  into->calls_lost += from->calls_lost;
+  into->calls_resumed += from->calls_resumed;
   into->turns += from->turns;
   into->turns_failed += from->turns_failed;
   into->barge_ins += from->barge_ins;
@@ -403,42 +412,50 @@ lg_caller_tick (LgCaller *c, gint64 now)
     return;
   }
   advance (c, now);
-  packet = g_bytes_ref (next_packet (c));
-  g_mutex_unlock (&c->lock);
+  packet = next_packet (c);
+  /* Under the lock: a resume may swap the caller. Neither call blocks. */
   whip_caller_push_opus (
       c->whip, g_bytes_get_data (packet, NULL), g_bytes_get_size (packet));
-  g_bytes_unref (packet);
   while ((event = whip_caller_pop_message (c->whip, 0)) != NULL) {
-    g_mutex_lock (&c->lock);
     take_event (c, event, now);
-    g_mutex_unlock (&c->lock);
     g_free (event);
   }
+  g_mutex_unlock (&c->lock);
 }
 
 /* ---------- life cycle ---------- */
+
+static WhipCaller *
+new_whip (LgCaller *c, const gchar *resume_token)
+{
+  WhipCallerOptions o = {
+    .url = c->url,
+    .data_channel = !c->script->no_data_channel,
+    .token = c->token,
+    .opus_source = TRUE,
+    .on_audio = on_audio,
+    .user_data = c,
+    .resume = resume_token,
+  };
+
+  return whip_caller_new (&o);
+}
 
 LgCaller *
 lg_caller_new (
     const gchar *url, const LgScript *script, guint index, const gchar *token)
 {
   LgCaller *c = g_new0 (LgCaller, 1);
-  WhipCallerOptions o = {
-    .url = url,
-    .data_channel = !script->no_data_channel,
-    .token = token,
-    .opus_source = TRUE,
-    .on_audio = on_audio,
-    .user_data = c,
-  };
 
   c->script = script;
+  c->url = g_strdup (url);
+  c->token = g_strdup (token);
   c->index = index;
   /* Callers start at different lines, as real ones say different things. */
   c->turn = index % script->turns->len;
   g_mutex_init (&c->lock);
   lg_results_init (&c->results);
-  c->whip = whip_caller_new (&o);
+  c->whip = new_whip (c, NULL);
   return c;
 }
 
@@ -451,6 +468,9 @@ lg_caller_connect (LgCaller *c)
 
   g_mutex_lock (&c->lock);
   c->results.calls++;
+  g_free (c->resume_token);
+  c->resume_token = g_strdup (
+      whip_caller_get_response_header (c->whip, "Voiceagent-Resume-Token"));
   if (status == 201) {
     /* Let a greeting play out before the first turn. */
     c->state = STATE_LISTEN;
@@ -463,6 +483,74 @@ lg_caller_connect (LgCaller *c)
   g_mutex_unlock (&c->lock);
   g_clear_error (&error);
   return status == 201;
+}
+
+static gboolean
+instance_reachable (LgCaller *c)
+{
+  guint status;
+
+  g_mutex_lock (&c->lock);
+  status = c->state == STATE_IDLE
+      ? 200
+      : whip_caller_request (c->whip, "GET", NULL, NULL, NULL);
+  g_mutex_unlock (&c->lock);
+  return status != 0; /* 0: no HTTP answer at all */
+}
+
+/* Swaps in a caller that resumed the call; the turn in progress starts
+ * again (what was said may not have reached the dead instance's state). */
+static void
+take_resumed (LgCaller *c, WhipCaller *fresh, gint64 lost_at)
+{
+  WhipCaller *old;
+  gint64 now = g_get_monotonic_time ();
+
+  g_mutex_lock (&c->lock);
+  old = c->whip;
+  c->whip = fresh;
+  c->results.calls_resumed++;
+  add_ms (c->results.resume_ms, (now - lost_at) / (gdouble)MS);
+  g_free (c->resume_token);
+  c->resume_token = g_strdup (
+      whip_caller_get_response_header (fresh, "Voiceagent-Resume-Token"));
+  c->barge_active = FALSE;
+  c->state = STATE_PAUSE;
+  c->next_at = now + c->script->think_ms * (gint64)MS;
+  g_mutex_unlock (&c->lock);
+  whip_caller_free (old);
+}
+
+void
+lg_caller_check (LgCaller *c)
+{
+  gint64 lost_at = g_get_monotonic_time ();
+  WhipCaller *fresh;
+  gchar *token;
+  guint status;
+
+  if (instance_reachable (c))
+    return;
+  g_mutex_lock (&c->lock);
+  c->results.calls_lost++;
+  token = g_strdup (c->resume_token);
+  c->state = STATE_IDLE; /* nothing to send to until resumed */
+  g_mutex_unlock (&c->lock);
+  if (c->script->verbose)
+    g_print ("caller %u: instance gone, resuming\n", c->index);
+  fresh = token ? new_whip (c, token) : NULL;
+  status = fresh ? whip_caller_connect (fresh, NULL) : 0;
+  if (status == 201) {
+    take_resumed (c, fresh, lost_at);
+  } else {
+    g_printerr (
+        "loadgen: caller %u could not resume (HTTP %u)\n", c->index, status);
+    g_mutex_lock (&c->lock);
+    c->results.calls_dropped++;
+    g_mutex_unlock (&c->lock);
+    whip_caller_free (fresh);
+  }
+  g_free (token);
 }
 
 void
@@ -497,6 +585,9 @@ lg_caller_free (LgCaller *c)
     return;
   whip_caller_free (c->whip);
   lg_results_clear (&c->results);
+  g_free (c->url);
+  g_free (c->token);
+  g_free (c->resume_token);
   g_mutex_clear (&c->lock);
   g_free (c);
 }

@@ -46,6 +46,8 @@ typedef struct
   guint turns, turns_failed;
   guint barge_ins, barge_failed, barge_unmeasured;
   guint calls, calls_failed, calls_dropped;
+  guint calls_lost, calls_resumed; /* the instance died; taken up again */
+  GArray *resume_ms; /* gdouble: loss noticed → answer from the new one */
   guint64 packets_received;
   gint64 packets_lost;
 } LgResults;
@@ -62,6 +64,12 @@ LgCaller *lg_caller_new (
 gboolean lg_caller_connect (LgCaller *caller);
 /* Every 20 ms, from one thread: sends the next packet, moves the script. */
 void lg_caller_tick (LgCaller *caller, gint64 now_us);
+/* With --resume: asks the call's instance whether it still holds the call
+ * (GET on the session URL); if it cannot be reached, offers again with the
+ * call's resume token and goes on with the script. Blocks; call from a
+ * thread of its own, never the tick. */
+void lg_caller_check (LgCaller *caller);
+
 /* Hangs up and folds what the call measured into @into. */
 void lg_caller_finish (LgCaller *caller, LgResults *into);
 void lg_caller_free (LgCaller *caller);

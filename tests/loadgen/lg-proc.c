@@ -74,6 +74,27 @@ lg_proc_sample (guint pid, LgProcSample *out)
   return TRUE;
 }
 
+gboolean
+lg_proc_sample_all (const GArray *pids, LgProcSample *out)
+{
+  LgProcSample one;
+  gboolean any = FALSE;
+  guint i;
+
+  memset (out, 0, sizeof *out);
+  out->at_us = g_get_monotonic_time ();
+  for (i = 0; pids && i < pids->len; i++) {
+    if (!lg_proc_sample (g_array_index (pids, guint, i), &one))
+      continue;
+    any = TRUE;
+    out->cpu_s += one.cpu_s;
+    out->rss_mb += one.rss_mb;
+    out->threads += one.threads;
+    out->fds += one.fds;
+  }
+  return any;
+}
+
 gdouble
 lg_proc_cpu_percent (const LgProcSample *a, const LgProcSample *b)
 {

@@ -17,6 +17,9 @@ typedef struct
 } LgProcSample;
 
 gboolean lg_proc_sample (guint pid, LgProcSample *out);
+/* The sum over several processes (of guint pids); FALSE if none could be
+ * read. A process that has exited counts for nothing. */
+gboolean lg_proc_sample_all (const GArray *pids, LgProcSample *out);
 
 /* Percent of one core used between two samples. */
 gdouble lg_proc_cpu_percent (const LgProcSample *a, const LgProcSample *b);

@@ -148,6 +148,8 @@ add_counts (JsonBuilder *b, const LgStep *s)
     { "calls_started", r->calls },
     { "calls_failed", r->calls_failed },
     { "calls_dropped", r->calls_dropped },
+    { "calls_lost", r->calls_lost },
+    { "calls_resumed", r->calls_resumed },
     { "turns", r->turns },
     { "turns_failed", r->turns_failed },
     { "barge_ins", r->barge_ins },
@@ -187,6 +189,7 @@ lg_step_add_json (JsonBuilder *b, const LgStep *s, const LgTargets *t)
   add_distribution (b, "server_tts_ttfb_ms", r->server_tts_ms);
   add_distribution (b, "server_voice_to_voice_ms", r->server_v2v_ms);
   add_distribution (b, "rtp_jitter_ms", r->jitter_ms);
+  add_distribution (b, "resume_ms", r->resume_ms);
   add_counts (b, s);
   add_number (b, "rtp_loss_pct",
       r->packets_received

@@ -17,8 +17,11 @@
 
 typedef struct
 {
-  gchar *url, *script_path, *steps, *json_path, *markdown_path, *token;
-  gint server_pid, emulator_pid;
+  gchar **urls; /* callers are spread over them, round robin */
+  gchar *script_path, *steps, *json_path, *markdown_path, *token;
+  gchar **server_pid_args, **emulator_pid_args;
+  GArray *server_pids, *emulator_pids; /* of guint */
+  gboolean resume;
   gint step_seconds, arrival_ms, connect_threads;
   gboolean ramp, verbose, no_data_channel;
   gdouble loud_rms;
@@ -60,6 +63,46 @@ feeder_thread (gpointer data)
   return NULL;
 }
 
+/* ---------- resume: is every call's instance still there? ---------- */
+
+typedef struct
+{
+  GPtrArray *callers; /* the feeder's */
+  gint running; /* atomic */
+  gint pending; /* checks in the pool; atomic */
+} Checker;
+
+static void
+check_one (gpointer caller, gpointer data)
+{
+  Checker *k = data;
+
+  lg_caller_check (caller);
+  g_atomic_int_dec_and_test (&k->pending);
+}
+
+/* Every second (after the last round is done), each call is checked on a
+ * small pool: a dead instance's calls resume in parallel. */
+static gpointer
+checker_thread (gpointer data)
+{
+  Checker *k = data;
+  GThreadPool *pool = g_thread_pool_new (check_one, k, 8, FALSE, NULL);
+  guint i;
+
+  while (g_atomic_int_get (&k->running)) {
+    g_usleep (G_USEC_PER_SEC);
+    if (g_atomic_int_get (&k->pending) > 0)
+      continue;
+    for (i = 0; i < k->callers->len; i++) {
+      g_atomic_int_inc (&k->pending);
+      g_thread_pool_push (pool, g_ptr_array_index (k->callers, i), NULL);
+    }
+  }
+  g_thread_pool_free (pool, FALSE, TRUE);
+  return NULL;
+}
+
 /* ---------- costs ---------- */
 
 static gdouble
@@ -73,9 +116,9 @@ own_cpu_s (void)
 }
 
 static void
-cost_begin (LgCost *c, gint pid, const LgProcSample *before)
+cost_begin (LgCost *c, const GArray *pids, const LgProcSample *before)
 {
-  if (pid <= 0 || !lg_proc_sample (pid, &c->idle))
+  if (!lg_proc_sample_all (pids, &c->idle))
     return;
   c->valid = TRUE;
   c->idle_cpu_pct = lg_proc_cpu_percent (before, &c->idle);
@@ -83,9 +126,9 @@ cost_begin (LgCost *c, gint pid, const LgProcSample *before)
 }
 
 static void
-cost_sample (LgCost *c, gint pid, LgProcSample *last)
+cost_sample (LgCost *c, const GArray *pids, LgProcSample *last)
 {
-  if (!c->valid || !lg_proc_sample (pid, last))
+  if (!c->valid || !lg_proc_sample_all (pids, last))
     return;
   c->peak.rss_mb = MAX (c->peak.rss_mb, last->rss_mb);
   c->peak.threads = MAX (c->peak.threads, last->threads);
@@ -117,6 +160,20 @@ scrape_counter (SoupSession *http, const gchar *metrics_url, const gchar *name)
   }
   g_clear_pointer (&body, g_bytes_unref);
   g_clear_object (&msg);
+  return sum;
+}
+
+/* Summed over the instances that answer; -1 if none does. */
+static gdouble
+scrape_all (SoupSession *http, gchar **metrics_urls, const gchar *name)
+{
+  gdouble sum = -1, v;
+
+  for (; *metrics_urls; metrics_urls++) {
+    v = scrape_counter (http, *metrics_urls, name);
+    if (v >= 0)
+      sum = MAX (sum, 0) + v;
+  }
   return sum;
 }
 
@@ -162,12 +219,12 @@ watch_costs (const Options *o, LgStep *s)
   gdouble cpu0 = own_cpu_s ();
   gint64 t0 = g_get_monotonic_time ();
 
-  cost_sample (&s->server, o->server_pid, &first_server);
-  cost_sample (&s->emulator, o->emulator_pid, &first_emu);
+  cost_sample (&s->server, o->server_pids, &first_server);
+  cost_sample (&s->emulator, o->emulator_pids, &first_emu);
   while (g_get_monotonic_time () < end) {
     g_usleep (G_USEC_PER_SEC);
-    cost_sample (&s->server, o->server_pid, &last_server);
-    cost_sample (&s->emulator, o->emulator_pid, &last_emu);
+    cost_sample (&s->server, o->server_pids, &last_server);
+    cost_sample (&s->emulator, o->emulator_pids, &last_emu);
   }
   s->server.cpu_pct = lg_proc_cpu_percent (&first_server, &last_server);
   s->emulator.cpu_pct = lg_proc_cpu_percent (&first_emu, &last_emu);
@@ -179,41 +236,47 @@ static void
 measure_idle (const Options *o, LgStep *s)
 {
   LgProcSample server0, emu0;
-  gboolean have_server =
-      o->server_pid > 0 && lg_proc_sample (o->server_pid, &server0);
-  gboolean have_emu =
-      o->emulator_pid > 0 && lg_proc_sample (o->emulator_pid, &emu0);
+  gboolean have_server = lg_proc_sample_all (o->server_pids, &server0);
+  gboolean have_emu = lg_proc_sample_all (o->emulator_pids, &emu0);
 
   g_usleep (2 * G_USEC_PER_SEC);
   if (have_server)
-    cost_begin (&s->server, o->server_pid, &server0);
+    cost_begin (&s->server, o->server_pids, &server0);
   if (have_emu)
-    cost_begin (&s->emulator, o->emulator_pid, &emu0);
+    cost_begin (&s->emulator, o->emulator_pids, &emu0);
 }
 
 static void
 run_step (const Options *o, const LgScript *script, SoupSession *http,
-    const gchar *metrics_url, LgStep *s)
+    gchar **metrics_urls, LgStep *s)
 {
   Feeder f = { .callers = g_ptr_array_new_with_free_func (
                    (GDestroyNotify)lg_caller_free),
     .running = 1 };
-  GThread *feeder;
+  Checker k = { .callers = f.callers, .running = 1 };
+  GThread *feeder, *checker = NULL;
   gdouble underruns0, failures0;
   guint i;
 
   lg_results_init (&s->results);
   measure_idle (o, s);
   underruns0 =
-      scrape_counter (http, metrics_url, "voiceagent_playout_underruns_total");
-  failures0 =
-      scrape_counter (http, metrics_url, "voiceagent_call_failures_total");
+      scrape_all (http, metrics_urls, "voiceagent_playout_underruns_total");
+  failures0 = scrape_all (http, metrics_urls, "voiceagent_call_failures_total");
   for (i = 0; i < s->calls; i++)
-    g_ptr_array_add (f.callers, lg_caller_new (o->url, script, i, o->token));
+    g_ptr_array_add (f.callers,
+        lg_caller_new (
+            o->urls[i % g_strv_length (o->urls)], script, i, o->token));
   feeder = g_thread_new ("loadgen-feeder", feeder_thread, &f);
+  if (o->resume)
+    checker = g_thread_new ("loadgen-checker", checker_thread, &k);
   start_calls (o, f.callers);
   g_print ("  %u calls up; measuring for %d s\n", s->calls, o->step_seconds);
   watch_costs (o, s);
+  if (checker) {
+    g_atomic_int_set (&k.running, 0);
+    g_thread_join (checker);
+  }
   for (i = 0; i < f.callers->len; i++)
     lg_caller_finish (g_ptr_array_index (f.callers, i), &s->results);
   g_atomic_int_set (&f.running, 0);
@@ -221,9 +284,9 @@ run_step (const Options *o, const LgScript *script, SoupSession *http,
   s->feeder_late = f.late;
   g_ptr_array_unref (f.callers);
   s->underruns =
-      scrape_counter (http, metrics_url, "voiceagent_playout_underruns_total");
+      scrape_all (http, metrics_urls, "voiceagent_playout_underruns_total");
   s->server_failures =
-      scrape_counter (http, metrics_url, "voiceagent_call_failures_total");
+      scrape_all (http, metrics_urls, "voiceagent_call_failures_total");
   s->underruns =
       underruns0 >= 0 && s->underruns >= 0 ? s->underruns - underruns0 : -1;
   s->server_failures = failures0 >= 0 && s->server_failures >= 0
@@ -293,7 +356,7 @@ free_step (gpointer data)
 static void
 warm_up (const Options *o, const LgScript *script)
 {
-  LgCaller *c = lg_caller_new (o->url, script, 0, o->token);
+  LgCaller *c = lg_caller_new (o->urls[0], script, 0, o->token);
   LgResults discard;
 
   lg_results_init (&discard);
@@ -308,9 +371,12 @@ static guint
 run_steps (const Options *o, const LgScript *script, GPtrArray *steps)
 {
   SoupSession *http = soup_session_new_with_options ("timeout", 10, NULL);
-  gchar *metrics_url = metrics_url_of (o->url);
+  gchar **metrics_urls = g_new0 (gchar *, g_strv_length (o->urls) + 1);
   gchar **counts = g_strsplit (o->steps, ",", -1);
   guint last_held = 0, i;
+
+  for (i = 0; o->urls[i]; i++)
+    metrics_urls[i] = metrics_url_of (o->urls[i]);
 
   for (i = 0; counts[i]; i++) {
     LgStep *s = g_new0 (LgStep, 1);
@@ -321,7 +387,7 @@ run_steps (const Options *o, const LgScript *script, GPtrArray *steps)
       continue;
     }
     g_print ("step %u: %u concurrent calls\n", i + 1, s->calls);
-    run_step (o, script, http, metrics_url, s);
+    run_step (o, script, http, metrics_urls, s);
     g_ptr_array_add (steps, s);
     g_print ("  %s%s\n", s->held ? "held" : "broke: ", s->held ? "" : s->why);
     if (s->held)
@@ -330,7 +396,7 @@ run_steps (const Options *o, const LgScript *script, GPtrArray *steps)
       break;
   }
   g_strfreev (counts);
-  g_free (metrics_url);
+  g_strfreev (metrics_urls);
   g_object_unref (http);
   return last_held;
 }
@@ -341,8 +407,14 @@ static gboolean
 parse_options (int argc, char **argv, Options *o)
 {
   GOptionEntry entries[] = {
-    { "url", 'u', 0, G_OPTION_ARG_STRING, &o->url,
-        "WHIP endpoint (default http://127.0.0.1:8080/whip)", "URL" },
+    { "url", 'u', 0, G_OPTION_ARG_STRING_ARRAY, &o->urls,
+        "WHIP endpoint (default http://127.0.0.1:8080/whip); repeat it to "
+        "spread the callers over several instances",
+        "URL" },
+    { "resume", 0, 0, G_OPTION_ARG_NONE, &o->resume,
+        "Check every second that each call's instance answers; when it does "
+        "not, offer again with the call's resume token",
+        NULL },
     { "script", 's', 0, G_OPTION_ARG_FILENAME, &o->script_path,
         "Conversation: lines \"say TEXT\" / \"interrupt TEXT\"", "FILE" },
     { "steps", 'n', 0, G_OPTION_ARG_STRING, &o->steps,
@@ -355,9 +427,11 @@ parse_options (int argc, char **argv, Options *o)
         "Callers open no data channel (no server-side timings then)", NULL },
     { "ramp", 0, 0, G_OPTION_ARG_NONE, &o->ramp,
         "Stop at the first step that does not hold", NULL },
-    { "server-pid", 0, 0, G_OPTION_ARG_INT, &o->server_pid,
-        "Sample this process's CPU, RSS, threads, files", "PID" },
-    { "emulator-pid", 0, 0, G_OPTION_ARG_INT, &o->emulator_pid,
+    { "server-pid", 0, 0, G_OPTION_ARG_STRING_ARRAY, &o->server_pid_args,
+        "Sample this process's CPU, RSS, threads, files (repeat it for "
+        "several instances: their sum)",
+        "PID" },
+    { "emulator-pid", 0, 0, G_OPTION_ARG_STRING_ARRAY, &o->emulator_pid_args,
         "And this one's (the emulator)", "PID" },
     { "json", 0, 0, G_OPTION_ARG_FILENAME, &o->json_path,
         "Write the results as JSON", "FILE" },
@@ -406,6 +480,19 @@ parse_options (int argc, char **argv, Options *o)
   return ok;
 }
 
+static GArray *
+parse_pids (gchar **args)
+{
+  GArray *pids = g_array_new (FALSE, FALSE, sizeof (guint));
+
+  for (; args && *args; args++) {
+    guint pid = (guint)g_ascii_strtoull (*args, NULL, 10);
+    if (pid > 0)
+      g_array_append_val (pids, pid);
+  }
+  return pids;
+}
+
 static void
 set_defaults (Options *o)
 {
@@ -427,7 +514,11 @@ set_defaults (Options *o)
 static void
 free_options (Options *o)
 {
-  g_free (o->url);
+  g_strfreev (o->urls);
+  g_strfreev (o->server_pid_args);
+  g_strfreev (o->emulator_pid_args);
+  g_array_unref (o->server_pids);
+  g_array_unref (o->emulator_pids);
   g_free (o->script_path);
   g_free (o->steps);
   g_free (o->json_path);
@@ -448,8 +539,10 @@ main (int argc, char **argv)
   set_defaults (&o);
   if (!parse_options (argc, argv, &o))
     goto out;
-  if (o.url == NULL)
-    o.url = g_strdup ("http://127.0.0.1:8080/whip");
+  if (o.urls == NULL)
+    o.urls = g_strsplit ("http://127.0.0.1:8080/whip", " ", -1);
+  o.server_pids = parse_pids (o.server_pid_args);
+  o.emulator_pids = parse_pids (o.emulator_pid_args);
   if (o.steps == NULL)
     o.steps = g_strdup ("1");
   script = lg_script_load (o.script_path, &error);
