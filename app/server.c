@@ -400,6 +400,14 @@ conversation_observe (const gchar *name, gdouble seconds, gpointer data)
   va_metrics_observe (e->server->metrics, name, seconds);
 }
 
+static void
+conversation_underrun (gpointer data)
+{
+  CallEntry *e = data;
+
+  va_metrics_playout_underrun (e->server->metrics);
+}
+
 static GHashTable *
 call_variables (VaServer *server, const gchar *id, gint opus_pt)
 {
@@ -456,7 +464,7 @@ whip_post (VaServer *server, SoupServerMessage *msg, const gchar *agent)
   static const VaCallCallbacks callbacks = { on_call_answered, on_call_ended,
     on_call_message };
   static const VaConversationOutput conversation_output = { conversation_send,
-    conversation_observe };
+    conversation_observe, conversation_underrun };
   const VaTemplate *tmpl;
   VaOffer *offer;
   CallEntry *e;
