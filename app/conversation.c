@@ -345,6 +345,9 @@ handle_tts_src (VaConversation *c, const GstStructure *s)
       observe (c, "voice_to_voice", t->v2v_ms);
       report_turn (c, t);
     }
+  } else if (g_strcmp0 (event, "underrun") == 0) {
+    if (c->output.underrun)
+      c->output.underrun (c->user_data);
   } else if (g_strcmp0 (event, "agent-speaking-stopped") == 0) {
     const gchar *heard = gst_structure_get_string (s, "spoken-text");
     send_speaking (c, FALSE);

@@ -17,6 +17,8 @@ typedef struct
   void (*send) (const gchar *json, gpointer user_data);
   /* A latency sample: stt, llm_ttft, tts_ttfb or voice_to_voice. */
   void (*observe) (const gchar *name, gdouble seconds, gpointer user_data);
+  /* The agent's audio ran dry mid-turn (an elevenlabssrc `underrun`). */
+  void (*underrun) (gpointer user_data);
 } VaConversationOutput;
 
 VaConversation *va_conversation_new (

@@ -46,6 +46,7 @@ struct _VaMetrics
   GHashTable *rejected; /* cause → guint64* */
   Histogram hist[4];
   VaUsage usage;
+  guint64 playout_underruns;
 };
 
 gdouble
@@ -146,6 +147,12 @@ va_metrics_add_usage (VaMetrics *m, const VaUsage *u)
   m->usage.llm_completion_tokens += u->llm_completion_tokens;
 }
 
+void
+va_metrics_playout_underrun (VaMetrics *m)
+{
+  m->playout_underruns++;
+}
+
 static void
 render_labeled (
     GString *out, const gchar *metric, const gchar *label, GHashTable *table)
@@ -222,6 +229,9 @@ va_metrics_render (
   render_labeled (out, "voiceagent_calls_rejected_total", "cause", m->rejected);
   for (i = 0; i < G_N_ELEMENTS (m->hist); i++)
     render_histogram (out, &m->hist[i]);
+  render_gauge (out, "voiceagent_playout_underruns_total", "counter",
+      "Times the agent's audio ran dry mid-turn and silence played",
+      m->playout_underruns);
   render_gauge (out, "voiceagent_stt_audio_seconds_total", "counter",
       "Audio seconds sent to speech-to-text", m->usage.stt_seconds);
   render_gauge (out, "voiceagent_tts_characters_total", "counter",

@@ -31,6 +31,8 @@ void va_metrics_call_rejected (VaMetrics *m, const gchar *cause);
 /* @name: stt, llm_ttft, tts_ttfb or voice_to_voice. */
 void va_metrics_observe (VaMetrics *m, const gchar *name, gdouble seconds);
 void va_metrics_add_usage (VaMetrics *m, const VaUsage *usage);
+/* The agent's audio ran dry mid-turn (elevenlabssrc `underrun`). */
+void va_metrics_playout_underrun (VaMetrics *m);
 
 gchar *va_metrics_render (VaMetrics *m, const VaConfig *config,
     guint active_calls, gboolean draining);

@@ -446,6 +446,14 @@ conversation_observe (const gchar *name, gdouble seconds, gpointer data)
   va_metrics_observe (e->server->metrics, name, seconds);
 }
 
+static void
+conversation_underrun (gpointer data)
+{
+  CallEntry *e = data;
+
+  va_metrics_playout_underrun (e->server->metrics);
+}
+
 static GHashTable *
 call_variables (VaServer *server, const gchar *id, gint opus_pt)
 {
@@ -538,7 +546,7 @@ start_call (VaServer *server, SoupServerMessage *msg, gboolean paused,
   static const VaCallCallbacks callbacks = { on_call_answered, on_call_ended,
     on_call_message };
   static const VaConversationOutput conversation_output = { conversation_send,
-    conversation_observe };
+    conversation_observe, conversation_underrun };
   CallEntry *e;
   GHashTable *vars;
   GError *error = NULL;

@@ -123,7 +123,6 @@ struct _GstElevenLabsSink
   ElSynth *synth;
 
   guint implicit_turn; /* streaming thread only: turn of text without meta */
-  GThread *upstream; /* start/stop only: forwards `spoken` upstream */
 };
 
 #define gst_elevenlabs_sink_parent_class parent_class
@@ -286,36 +285,27 @@ get_synth (GstElevenLabsSink *self)
   return s;
 }
 
-/* Forwards what elevenlabssrc sends back (`spoken`) upstream, on its own
- * thread: the streaming thread may be idle for minutes. */
-static gpointer
-upstream_loop (gpointer data)
+/* (elevenlabssrc's streaming thread) Forwards what the src half sends back
+ * (`spoken`) upstream. The src's thread runs while the agent speaks; this
+ * element's own streaming thread may be idle for minutes, and a thread of
+ * its own just for this cost one per call. */
+static void
+forward_upstream (GstPad *pad, GstEvent *event)
 {
-  GstElevenLabsSink *self = data;
-  GstVoiceQueue *q;
-  GstMiniObject *item;
+  GstElement *self = gst_pad_get_parent_element (pad);
+  GstStructure *s;
 
-  GST_OBJECT_LOCK (self);
-  q = gst_voice_session_get_queue (self->session, GST_VOICE_SESSION_TO_SINK);
-  GST_OBJECT_UNLOCK (self);
-
-  while ((item = gst_voice_queue_pop (q, -1))) {
-    GstEvent *event;
-    GstStructure *s;
-
-    if (!GST_IS_EVENT (item)) {
-      gst_mini_object_unref (item);
-      continue;
-    }
-    event = GST_EVENT (item);
-    s = gst_voice_event_to_message_structure (
-        event, "elevenlabssink", "forwarded");
-    if (s)
-      gst_element_post_message (
-          GST_ELEMENT (self), gst_message_new_element (GST_OBJECT (self), s));
-    gst_pad_push_event (GST_BASE_SINK_PAD (self), event);
+  if (self == NULL) {
+    gst_event_unref (event);
+    return;
   }
-  return NULL;
+  s = gst_voice_event_to_message_structure (
+      event, "elevenlabssink", "forwarded");
+  if (s)
+    gst_element_post_message (
+        self, gst_message_new_element (GST_OBJECT (self), s));
+  gst_pad_push_event (pad, event);
+  gst_object_unref (self);
 }
 
 static gboolean
@@ -350,7 +340,8 @@ gst_elevenlabs_sink_start (GstBaseSink *bsink)
   self->implicit_turn = 1;
   el_synth_start (synth);
   el_synth_unref (synth);
-  self->upstream = g_thread_new ("elevenlabs-up", upstream_loop, self);
+  gst_voice_session_set_upstream (
+      self->session, GST_BASE_SINK_PAD (self), forward_upstream);
   return TRUE;
 }
 
@@ -365,14 +356,7 @@ gst_elevenlabs_sink_stop (GstBaseSink *bsink)
   GST_OBJECT_UNLOCK (self);
   if (synth)
     el_synth_free (synth);
-  if (self->upstream) {
-    GstVoiceQueue *q =
-        gst_voice_session_get_queue (self->session, GST_VOICE_SESSION_TO_SINK);
-    gst_voice_queue_set_flushing (q, TRUE);
-    g_thread_join (self->upstream);
-    self->upstream = NULL;
-    gst_voice_queue_set_flushing (q, FALSE);
-  }
+  gst_voice_session_set_upstream (self->session, NULL, NULL);
   return TRUE;
 }
 

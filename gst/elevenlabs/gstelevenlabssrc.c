@@ -740,9 +740,7 @@ send_spoken (GstElevenLabsSrc *self, const ElNote *note, GstClockTime rt)
       rt, note->turn, note->spoken ? note->spoken : "", note->complete);
   s = gst_voice_event_to_message_structure (event, "elevenlabssrc", "sent");
   post (self, s);
-  gst_voice_queue_push_force (
-      gst_voice_session_get_queue (self->session, GST_VOICE_SESSION_TO_SINK),
-      GST_MINI_OBJECT (event));
+  gst_voice_session_push_upstream (self->session, event);
 }
 
 static void

@@ -21,6 +21,10 @@ struct _GstVoiceSession
   gchar *name; /* immutable */
   GstVoiceQueue *queues[2]; /* immutable pointers; queues lock themselves */
   guint users; /* protected by registry_lock */
+
+  GMutex lock;
+  GstPad *upstream_pad; /* protected by lock */
+  GstVoiceUpstreamFunc upstream_func; /* protected by lock */
 };
 
 G_DEFINE_FINAL_TYPE (GstVoiceSession, gst_voice_session, G_TYPE_OBJECT);
@@ -37,6 +41,8 @@ gst_voice_session_finalize (GObject *object)
 
   gst_voice_queue_free (self->queues[GST_VOICE_SESSION_TO_SRC]);
   gst_voice_queue_free (self->queues[GST_VOICE_SESSION_TO_SINK]);
+  gst_clear_object (&self->upstream_pad);
+  g_mutex_clear (&self->lock);
   g_free (self->kind);
   g_free (self->name);
   G_OBJECT_CLASS (gst_voice_session_parent_class)->finalize (object);
@@ -55,6 +61,7 @@ gst_voice_session_init (GstVoiceSession *self)
       gst_voice_queue_new (TO_SRC_MAX_BYTES);
   self->queues[GST_VOICE_SESSION_TO_SINK] =
       gst_voice_queue_new (TO_SINK_MAX_BYTES);
+  g_mutex_init (&self->lock);
 }
 
 static gchar *
@@ -150,6 +157,69 @@ gst_voice_session_get_queue (
 {
   g_return_val_if_fail (direction <= GST_VOICE_SESSION_TO_SINK, NULL);
   return session->queues[direction];
+}
+
+/**
+ * gst_voice_session_set_upstream:
+ * @pad: (nullable): the sink half's pad, kept referenced while registered
+ * @func: (nullable): what forwards an event from @pad
+ *
+ * Registers (or with %NULL, removes) the sink half's forwarder. Events
+ * already waiting in @GST_VOICE_SESSION_TO_SINK are forwarded now, on the
+ * caller's thread. After removal, an event being forwarded may still reach
+ * @pad: the pad is referenced for that, and a flushing pad refuses it.
+ */
+void
+gst_voice_session_set_upstream (
+    GstVoiceSession *session, GstPad *pad, GstVoiceUpstreamFunc func)
+{
+  GstVoiceQueue *q = session->queues[GST_VOICE_SESSION_TO_SINK];
+  GstMiniObject *item;
+  GstPad *old;
+
+  g_return_if_fail ((pad == NULL) == (func == NULL));
+
+  g_mutex_lock (&session->lock);
+  old = session->upstream_pad;
+  session->upstream_pad = pad ? gst_object_ref (pad) : NULL;
+  session->upstream_func = func;
+  g_mutex_unlock (&session->lock);
+  gst_clear_object (&old);
+  if (pad == NULL)
+    return;
+  while ((item = gst_voice_queue_try_pop (q))) {
+    if (GST_IS_EVENT (item))
+      func (pad, GST_EVENT (item));
+    else
+      gst_mini_object_unref (item);
+  }
+}
+
+/**
+ * gst_voice_session_push_upstream:
+ * @event: (transfer full): an upstream event
+ *
+ * Hands @event to the sink half: through its forwarder, on this thread, if
+ * one is registered, or else into @GST_VOICE_SESSION_TO_SINK.
+ */
+void
+gst_voice_session_push_upstream (GstVoiceSession *session, GstEvent *event)
+{
+  GstVoiceUpstreamFunc func;
+  GstPad *pad;
+
+  g_mutex_lock (&session->lock);
+  pad = session->upstream_pad ? gst_object_ref (session->upstream_pad) : NULL;
+  func = session->upstream_func;
+  /* Queued under the lock, so a forwarder being registered drains it. */
+  if (pad == NULL)
+    gst_voice_queue_push_force (
+        session->queues[GST_VOICE_SESSION_TO_SINK], GST_MINI_OBJECT (event));
+  g_mutex_unlock (&session->lock);
+  if (pad == NULL)
+    return;
+  func (pad, event);
+  gst_object_unref (pad);
 }
 
 /**

@@ -20,7 +20,11 @@ G_BEGIN_DECLS
  *
  * It carries two queues: @GST_VOICE_SESSION_TO_SRC (buffers and events from
  * the sink half to the src half) and @GST_VOICE_SESSION_TO_SINK (upstream
- * events from the src half back to the sink half).
+ * events from the src half back to the sink half). A sink half that can
+ * take upstream events at any time registers a forwarder instead
+ * (gst_voice_session_set_upstream()); the src half then hands them over
+ * with gst_voice_session_push_upstream() on its own thread, and no thread
+ * has to wait on @GST_VOICE_SESSION_TO_SINK.
  */
 #define GST_TYPE_VOICE_SESSION (gst_voice_session_get_type ())
 G_DECLARE_FINAL_TYPE (
@@ -39,6 +43,21 @@ const gchar *gst_voice_session_get_kind (GstVoiceSession *session);
 const gchar *gst_voice_session_get_name (GstVoiceSession *session);
 GstVoiceQueue *gst_voice_session_get_queue (
     GstVoiceSession *session, GstVoiceSessionDirection direction);
+
+/**
+ * GstVoiceUpstreamFunc:
+ * @pad: the pad given to gst_voice_session_set_upstream()
+ * @event: (transfer full): an upstream event from the src half
+ *
+ * Forwards @event from the sink half, on the src half's thread. It must not
+ * block.
+ */
+typedef void (*GstVoiceUpstreamFunc) (GstPad *pad, GstEvent *event);
+
+void gst_voice_session_set_upstream (
+    GstVoiceSession *session, GstPad *pad, GstVoiceUpstreamFunc func);
+void gst_voice_session_push_upstream (
+    GstVoiceSession *session, GstEvent *event);
 
 guint gst_voice_session_count (void);
 gchar *gst_voice_session_make_unique_name (const gchar *prefix);

@@ -281,8 +281,8 @@ play_buffers (Fx *fx, guint n)
   run_until (fx, (Check)count_down, &n);
 }
 
-/* The next `spoken` event that left the sink's pad upstream (it travels
- * there from the src on the sink's own thread), or NULL after a minute. */
+/* The next `spoken` event that left the sink's pad upstream (the src's
+ * thread pushes it there), or NULL after a minute. */
 static GstEvent *
 pull_spoken (Fx *fx)
 {

@@ -121,6 +121,44 @@ GST_START_TEST (test_session_threads)
 
 GST_END_TEST;
 
+static GQueue forwarded = G_QUEUE_INIT;
+
+static void
+record_upstream (GstPad *pad, GstEvent *event)
+{
+  fail_unless (GST_IS_PAD (pad));
+  g_queue_push_tail (&forwarded, event);
+}
+
+/* Upstream events reach a registered forwarder at once, those sent before
+ * it registered when it does, and after removal they wait in the queue. */
+GST_START_TEST (test_session_upstream)
+{
+  GstVoiceSession *s = gst_voice_session_acquire ("test", "up");
+  GstVoiceQueue *q = gst_voice_session_get_queue (s, GST_VOICE_SESSION_TO_SINK);
+  GstPad *pad = gst_pad_new ("sink", GST_PAD_SINK);
+
+  gst_voice_session_push_upstream (
+      s, gst_voice_event_new_spoken (0, 1, "early", TRUE));
+  fail_unless_equals_int (gst_voice_queue_get_length (q), 1);
+  gst_voice_session_set_upstream (s, pad, record_upstream);
+  fail_unless_equals_int (gst_voice_queue_get_length (q), 0);
+  fail_unless_equals_int (g_queue_get_length (&forwarded), 1);
+  gst_voice_session_push_upstream (
+      s, gst_voice_event_new_spoken (0, 2, "direct", TRUE));
+  fail_unless_equals_int (g_queue_get_length (&forwarded), 2);
+  gst_voice_session_set_upstream (s, NULL, NULL);
+  gst_voice_session_push_upstream (
+      s, gst_voice_event_new_spoken (0, 3, "late", TRUE));
+  fail_unless_equals_int (g_queue_get_length (&forwarded), 2);
+  fail_unless_equals_int (gst_voice_queue_get_length (q), 1);
+  g_queue_clear_full (&forwarded, (GDestroyNotify)gst_event_unref);
+  gst_object_unref (pad);
+  gst_voice_session_release (s);
+}
+
+GST_END_TEST;
+
 /* Unique names never repeat. */
 GST_START_TEST (test_session_unique_names)
 {
@@ -147,6 +185,7 @@ voice_session_suite (void)
   tcase_add_test (tc, test_session_lifetime);
   tcase_add_test (tc, test_session_threads);
   tcase_add_test (tc, test_session_unique_names);
+  tcase_add_test (tc, test_session_upstream);
   return s;
 }
 
