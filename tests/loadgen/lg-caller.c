@@ -35,7 +35,8 @@ typedef enum {
 struct _LgCaller
 {
   const LgScript *script; /* not owned; read-only */
-  gchar *url, *token; /* read-only */
+  gchar **urls, *token; /* read-only */
+  guint url; /* index of the instance called; lock */
   guint index; /* read-only */
   /* Replaced on resume, under lock; the old one is freed outside it (its
    * streaming threads may be waiting for the lock). */
@@ -426,10 +427,10 @@ lg_caller_tick (LgCaller *c, gint64 now)
 /* ---------- life cycle ---------- */
 
 static WhipCaller *
-new_whip (LgCaller *c, const gchar *resume_token)
+new_whip (LgCaller *c, guint url, const gchar *resume_token)
 {
   WhipCallerOptions o = {
-    .url = c->url,
+    .url = c->urls[url],
     .data_channel = !c->script->no_data_channel,
     .token = c->token,
     .opus_source = TRUE,
@@ -443,19 +444,20 @@ new_whip (LgCaller *c, const gchar *resume_token)
 
 LgCaller *
 lg_caller_new (
-    const gchar *url, const LgScript *script, guint index, const gchar *token)
+    gchar **urls, const LgScript *script, guint index, const gchar *token)
 {
   LgCaller *c = g_new0 (LgCaller, 1);
 
   c->script = script;
-  c->url = g_strdup (url);
+  c->urls = g_strdupv (urls);
+  c->url = index % g_strv_length (urls);
   c->token = g_strdup (token);
   c->index = index;
   /* Callers start at different lines, as real ones say different things. */
   c->turn = index % script->turns->len;
   g_mutex_init (&c->lock);
   lg_results_init (&c->results);
-  c->whip = new_whip (c, NULL);
+  c->whip = new_whip (c, c->url, NULL);
   return c;
 }
 
@@ -521,6 +523,26 @@ take_resumed (LgCaller *c, WhipCaller *fresh, gint64 lost_at)
   whip_caller_free (old);
 }
 
+/* Offers again with @token to each other instance until one answers:
+ * the first with room takes the call (or redirects to one that has). */
+static WhipCaller *
+resume_anywhere (LgCaller *c, const gchar *token, guint *status)
+{
+  guint n = g_strv_length (c->urls), k, url;
+  WhipCaller *fresh = NULL;
+
+  *status = 0;
+  for (k = 1; token && k <= n && *status == 0; k++) {
+    url = (c->url + k) % n;
+    whip_caller_free (fresh);
+    fresh = new_whip (c, url, token);
+    *status = whip_caller_connect (fresh, NULL);
+    if (*status == 201)
+      c->url = url; /* only this thread reads it while the call is lost */
+  }
+  return fresh;
+}
+
 void
 lg_caller_check (LgCaller *c)
 {
@@ -538,8 +560,7 @@ lg_caller_check (LgCaller *c)
   g_mutex_unlock (&c->lock);
   if (c->script->verbose)
     g_print ("caller %u: instance gone, resuming\n", c->index);
-  fresh = token ? new_whip (c, token) : NULL;
-  status = fresh ? whip_caller_connect (fresh, NULL) : 0;
+  fresh = resume_anywhere (c, token, &status);
   if (status == 201) {
     take_resumed (c, fresh, lost_at);
   } else {
@@ -585,7 +606,7 @@ lg_caller_free (LgCaller *c)
     return;
   whip_caller_free (c->whip);
   lg_results_clear (&c->results);
-  g_free (c->url);
+  g_strfreev (c->urls);
   g_free (c->token);
   g_free (c->resume_token);
   g_mutex_clear (&c->lock);

@@ -58,8 +58,10 @@ void lg_results_merge (LgResults *into, const LgResults *from);
 
 typedef struct _LgCaller LgCaller;
 
+/* Caller @index calls urls[index % n]; a resume tries the others in turn,
+ * as a load balancer or DNS round robin in front of them would. */
 LgCaller *lg_caller_new (
-    const gchar *url, const LgScript *script, guint index, const gchar *token);
+    gchar **urls, const LgScript *script, guint index, const gchar *token);
 /* Offers, POSTs and applies the answer (blocks). FALSE if the call failed. */
 gboolean lg_caller_connect (LgCaller *caller);
 /* Every 20 ms, from one thread: sends the next packet, moves the script. */

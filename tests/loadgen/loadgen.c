@@ -264,9 +264,7 @@ run_step (const Options *o, const LgScript *script, SoupSession *http,
       scrape_all (http, metrics_urls, "voiceagent_playout_underruns_total");
   failures0 = scrape_all (http, metrics_urls, "voiceagent_call_failures_total");
   for (i = 0; i < s->calls; i++)
-    g_ptr_array_add (f.callers,
-        lg_caller_new (
-            o->urls[i % g_strv_length (o->urls)], script, i, o->token));
+    g_ptr_array_add (f.callers, lg_caller_new (o->urls, script, i, o->token));
   feeder = g_thread_new ("loadgen-feeder", feeder_thread, &f);
   if (o->resume)
     checker = g_thread_new ("loadgen-checker", checker_thread, &k);
@@ -356,7 +354,7 @@ free_step (gpointer data)
 static void
 warm_up (const Options *o, const LgScript *script)
 {
-  LgCaller *c = lg_caller_new (o->urls[0], script, 0, o->token);
+  LgCaller *c = lg_caller_new (o->urls, script, 0, o->token);
   LgResults discard;
 
   lg_results_init (&discard);
