@@ -49,6 +49,8 @@ set xlabel "concurrent calls"
 set xtics (1, 10, 25, 50, 100, 200)
 set output "{out}/latency.svg"
 set title "Latency measured by the callers (p50 solid, p95 dashed)"
+set logscale y
+set yrange [20:*]
 set ylabel "milliseconds"
 plot "{out}/load.dat" using 1:4 with linespoints lw 2 lc 1 title "pipeline overhead p50", \
      "" using 1:5 with linespoints lw 2 lc 1 dt 2 title "pipeline overhead p95", \
@@ -57,6 +59,8 @@ plot "{out}/load.dat" using 1:4 with linespoints lw 2 lc 1 title "pipeline overh
      {overhead_target} with lines lc 1 dt 3 title "overhead target (p95, 50 calls)", \
      {barge_target} with lines lc 2 dt 3 title "barge-in target (p95)"
 set output "{out}/cost.svg"
+unset logscale y
+set yrange [0:*]
 set title "Server CPU per call (% of one core) and in all"
 set ylabel "% of one core per call"
 set y2label "% of one core, whole server"

@@ -679,9 +679,10 @@ static void
 reset_inactivity (Socket *s)
 {
   clear_source (&s->inactivity_id);
+  /* Not g_timeout_add_seconds(): it rounds to the process's whole-second
+   * tick and may fire up to a second early. */
   if (!s->dead)
-    s->inactivity_id =
-        g_timeout_add_seconds (s->inactivity_s, inactivity_cb, s);
+    s->inactivity_id = g_timeout_add (s->inactivity_s * 1000, inactivity_cb, s);
 }
 
 /* Authenticates the first message when the handshake had no key. */

@@ -285,8 +285,13 @@ judge_barge_in (LgCaller *c, gint64 now)
   if (now - c->barge_onset > BARGE_GIVE_UP_US) {
     c->results.barge_failed++;
     c->barge_active = FALSE;
+  } else if (now - heard_until >= BARGE_QUIET_US &&
+      c->last_loud <= c->barge_onset) {
+    /* The agent was in a pause (or done) at the onset: nothing to stop. */
+    c->results.barge_unmeasured++;
+    c->barge_active = FALSE;
   } else if (now - heard_until >= BARGE_QUIET_US) {
-    gdouble ms = MAX (0, c->last_loud - c->barge_onset) / (gdouble)MS;
+    gdouble ms = (c->last_loud - c->barge_onset) / (gdouble)MS;
     add_ms (c->results.barge_ms, ms);
     if (c->script->verbose)
       g_print ("caller %u turn %u: barge-in %.1f ms\n", c->index, c->turn, ms);
@@ -453,8 +458,9 @@ lg_caller_new (
   c->url = index % g_strv_length (urls);
   c->token = g_strdup (token);
   c->index = index;
-  /* Callers start at different lines, as real ones say different things. */
-  c->turn = index % script->turns->len;
+  /* Every caller starts at the first line: the emulator's scripted
+   * recognizer hears each new connection's lines from the top. */
+  c->turn = 0;
   g_mutex_init (&c->lock);
   lg_results_init (&c->results);
   c->whip = new_whip (c, c->url, NULL);
@@ -487,17 +493,18 @@ lg_caller_connect (LgCaller *c)
   return status == 201;
 }
 
+/* Only the checker thread replaces c->whip, so it may use it unlocked;
+ * the feeder must never wait on this GET. */
 static gboolean
 instance_reachable (LgCaller *c)
 {
-  guint status;
+  gboolean idle;
 
   g_mutex_lock (&c->lock);
-  status = c->state == STATE_IDLE
-      ? 200
-      : whip_caller_request (c->whip, "GET", NULL, NULL, NULL);
+  idle = c->state == STATE_IDLE;
   g_mutex_unlock (&c->lock);
-  return status != 0; /* 0: no HTTP answer at all */
+  /* 0: no HTTP answer at all */
+  return idle || whip_caller_request (c->whip, "GET", NULL, NULL, NULL) != 0;
 }
 
 /* Swaps in a caller that resumed the call; the turn in progress starts
@@ -517,6 +524,7 @@ take_resumed (LgCaller *c, WhipCaller *fresh, gint64 lost_at)
   c->resume_token = g_strdup (
       whip_caller_get_response_header (fresh, "Voiceagent-Resume-Token"));
   c->barge_active = FALSE;
+  c->turn = 0; /* the new recognizer connection starts from the top */
   c->state = STATE_PAUSE;
   c->next_at = now + c->script->think_ms * (gint64)MS;
   g_mutex_unlock (&c->lock);

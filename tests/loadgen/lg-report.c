@@ -73,6 +73,10 @@ lg_step_judge (LgStep *s, const LgTargets *t)
     g_string_append_printf (why, "%u barge-ins failed; ", r->barge_failed);
   if (s->underruns > 0)
     g_string_append_printf (why, "%.0f playout underruns; ", s->underruns);
+  if (s->calls == 1 &&
+      !(lg_percentile (o, 50) <= t->max_overhead_p50_one_call_ms))
+    g_string_append_printf (why, "overhead p50 %.0f ms > %u ms; ",
+        lg_percentile (o, 50), t->max_overhead_p50_one_call_ms);
   if (isnan (p95) || p95 > t->max_overhead_p95_ms)
     g_string_append_printf (
         why, "overhead p95 %.0f ms > %u ms; ", p95, t->max_overhead_p95_ms);

@@ -16,6 +16,7 @@ typedef struct
   guint service_ms; /* the emulator's STT + LLM + TTS latency */
   guint min_speech_ms; /* silerovad min-speech-ms */
   guint max_overhead_p95_ms;
+  guint max_overhead_p50_one_call_ms; /* judged on a step of 1 call */
   guint barge_slack_ms; /* barge-in p95 may be min-speech + this */
 } LgTargets;
 

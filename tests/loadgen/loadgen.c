@@ -148,13 +148,18 @@ scrape_counter (SoupSession *http, const gchar *metrics_url, const gchar *name)
   gsize len = strlen (name);
 
   if (body && soup_message_get_status (msg) == 200) {
+    gchar *type = g_strdup_printf ("# TYPE %s ", name);
     text = g_strndup (g_bytes_get_data (body, NULL), g_bytes_get_size (body));
     lines = g_strsplit (text, "\n", -1);
     for (l = lines; *l; l++) {
+      /* A labelled counter with no samples yet is 0, not unknown. */
+      if (g_str_has_prefix (*l, type))
+        sum = MAX (sum, 0);
       if (strncmp (*l, name, len) == 0 &&
           ((*l)[len] == ' ' || (*l)[len] == '{'))
         sum = MAX (sum, 0) + g_ascii_strtod (strrchr (*l, ' ') + 1, NULL);
     }
+    g_free (type);
     g_strfreev (lines);
     g_free (text);
   }
@@ -506,6 +511,7 @@ set_defaults (Options *o)
     .service_ms = 285,
     .min_speech_ms = 96,
     .max_overhead_p95_ms = 80,
+    .max_overhead_p50_one_call_ms = 40,
     .barge_slack_ms = 60 };
 }
 
