@@ -391,7 +391,7 @@ take_event (LgCaller *c, const gchar *text, gint64 now)
       o ? json_object_get_string_member_with_default (o, "type", "") : "";
 
   if (c->script->verbose)
-    g_print ("caller %u: %+.0f ms after speech end: %.120s\n", c->index,
+    g_print ("caller %u: %+.0f ms after speech end: %.300s\n", c->index,
         (now - c->speech_end) / (gdouble)MS, text);
   if (g_str_equal (type, "vad"))
     take_vad_event (c, o, now);
