@@ -515,7 +515,10 @@ check_capacity (VaServer *server, SoupServerMessage *msg, const gchar *agent,
 
   if (server->draining)
     why = "the server is draining for a restart; try another instance";
-  else if (g_hash_table_size (server->calls) >= server->config->max_calls)
+  /* Resumes still loading their state count: each becomes a call. */
+  else if (g_hash_table_size (server->calls) +
+          g_hash_table_size (server->resumes) >=
+      server->config->max_calls)
     why = "the server is at its call limit (--max-calls)";
   if (why == NULL)
     return TRUE;
