@@ -137,49 +137,74 @@ cost_sample (LgCost *c, const GArray *pids, LgProcSample *last)
 
 /* ---------- the server's own counters (/metrics) ---------- */
 
-static gdouble
-scrape_counter (SoupSession *http, const gchar *metrics_url, const gchar *name)
+/* The counters a step reads before and after; -1 when unknown. */
+typedef struct
 {
-  SoupMessage *msg = soup_message_new ("GET", metrics_url);
-  GBytes *body =
-      msg ? soup_session_send_and_read (http, msg, NULL, NULL) : NULL;
-  gchar *text, **lines, **l;
-  gdouble sum = -1;
-  gsize len = strlen (name);
+  gdouble underruns; /* voiceagent_playout_underruns_total */
+  gdouble failures; /* voiceagent_call_failures_total */
+} ServerCounters;
 
-  if (body && soup_message_get_status (msg) == 200) {
-    gchar *type = g_strdup_printf ("# TYPE %s ", name);
-    text = g_strndup (g_bytes_get_data (body, NULL), g_bytes_get_size (body));
-    lines = g_strsplit (text, "\n", -1);
-    for (l = lines; *l; l++) {
-      /* A labelled counter with no samples yet is 0, not unknown. */
-      if (g_str_has_prefix (*l, type))
-        sum = MAX (sum, 0);
-      if (strncmp (*l, name, len) == 0 &&
-          ((*l)[len] == ' ' || (*l)[len] == '{'))
-        sum = MAX (sum, 0) + g_ascii_strtod (strrchr (*l, ' ') + 1, NULL);
-    }
-    g_free (type);
-    g_strfreev (lines);
-    g_free (text);
+/* @name's samples in a Prometheus text page, summed over their labels;
+ * -1 if the page does not have the metric. */
+static gdouble
+counter_in (gchar **lines, const gchar *name)
+{
+  gchar *type = g_strdup_printf ("# TYPE %s ", name);
+  gsize len = strlen (name);
+  gdouble sum = -1;
+  gchar **l;
+
+  for (l = lines; *l; l++) {
+    /* A labelled counter with no samples yet is 0, not unknown. */
+    if (g_str_has_prefix (*l, type))
+      sum = MAX (sum, 0);
+    if (strncmp (*l, name, len) == 0 && ((*l)[len] == ' ' || (*l)[len] == '{'))
+      sum = MAX (sum, 0) + g_ascii_strtod (strrchr (*l, ' ') + 1, NULL);
   }
-  g_clear_pointer (&body, g_bytes_unref);
-  g_clear_object (&msg);
+  g_free (type);
   return sum;
 }
 
-/* Summed over the instances that answer; -1 if none does. */
-static gdouble
-scrape_all (SoupSession *http, gchar **metrics_urls, const gchar *name)
+static void
+add_known (gdouble *sum, gdouble v)
 {
-  gdouble sum = -1, v;
+  if (v >= 0)
+    *sum = MAX (*sum, 0) + v;
+}
+
+/* One GET of /metrics per instance; summed over those that answer. */
+static ServerCounters
+scrape_counters (SoupSession *http, gchar **metrics_urls)
+{
+  ServerCounters c = { -1, -1 };
 
   for (; *metrics_urls; metrics_urls++) {
-    v = scrape_counter (http, *metrics_urls, name);
-    if (v >= 0)
-      sum = MAX (sum, 0) + v;
+    SoupMessage *msg = soup_message_new ("GET", *metrics_urls);
+    GBytes *body =
+        msg ? soup_session_send_and_read (http, msg, NULL, NULL) : NULL;
+
+    if (body && soup_message_get_status (msg) == 200) {
+      gchar *text =
+          g_strndup (g_bytes_get_data (body, NULL), g_bytes_get_size (body));
+      gchar **lines = g_strsplit (text, "\n", -1);
+
+      add_known (&c.underruns,
+          counter_in (lines, "voiceagent_playout_underruns_total"));
+      add_known (
+          &c.failures, counter_in (lines, "voiceagent_call_failures_total"));
+      g_strfreev (lines);
+      g_free (text);
+    }
+    g_clear_pointer (&body, g_bytes_unref);
+    g_clear_object (&msg);
   }
-  return sum;
+  return c;
+}
+
+static gdouble
+known_difference (gdouble before, gdouble after)
+{
+  return before >= 0 && after >= 0 ? after - before : -1;
 }
 
 static gchar *
@@ -260,14 +285,12 @@ run_step (const Options *o, const LgScript *script, SoupSession *http,
     .running = 1 };
   Checker k = { .callers = f.callers, .running = 1 };
   GThread *feeder, *checker = NULL;
-  gdouble underruns0, failures0;
+  ServerCounters before, after;
   guint i;
 
   lg_results_init (&s->results);
   measure_idle (o, s);
-  underruns0 =
-      scrape_all (http, metrics_urls, "voiceagent_playout_underruns_total");
-  failures0 = scrape_all (http, metrics_urls, "voiceagent_call_failures_total");
+  before = scrape_counters (http, metrics_urls);
   for (i = 0; i < s->calls; i++)
     g_ptr_array_add (f.callers, lg_caller_new (o->urls, script, i, o->token));
   feeder = g_thread_new ("loadgen-feeder", feeder_thread, &f);
@@ -286,15 +309,9 @@ run_step (const Options *o, const LgScript *script, SoupSession *http,
   g_thread_join (feeder);
   s->feeder_late = f.late;
   g_ptr_array_unref (f.callers);
-  s->underruns =
-      scrape_all (http, metrics_urls, "voiceagent_playout_underruns_total");
-  s->server_failures =
-      scrape_all (http, metrics_urls, "voiceagent_call_failures_total");
-  s->underruns =
-      underruns0 >= 0 && s->underruns >= 0 ? s->underruns - underruns0 : -1;
-  s->server_failures = failures0 >= 0 && s->server_failures >= 0
-      ? s->server_failures - failures0
-      : -1;
+  after = scrape_counters (http, metrics_urls);
+  s->underruns = known_difference (before.underruns, after.underruns);
+  s->server_failures = known_difference (before.failures, after.failures);
   lg_step_judge (s, &o->targets);
 }
 
