@@ -106,6 +106,9 @@ spawn_emulator (VaBackends *b, const VaConfig *c, guint *port, GError **error)
   g_ptr_array_add (argv, g_strdup ("0"));
   g_ptr_array_add (argv, g_strdup ("--port-file"));
   g_ptr_array_add (argv, g_strdup (b->port_file));
+  /* A warm speech recogniser: otherwise the first call's first words wait
+   * for a decoder to load. --emulator-args may ask for more. */
+  g_ptr_array_add (argv, g_strdup ("--stt-preload=1"));
   if (c->emulator_args &&
       !g_shell_parse_argv (c->emulator_args, NULL, &extra, error)) {
     g_ptr_array_unref (argv);

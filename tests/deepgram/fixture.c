@@ -10,27 +10,12 @@
 #define TONE_HZ 440
 #define TONE_AMPLITUDE 8000
 
-/* Starts the emulator; call it before any thread exists (it swaps an
- * environment variable for the child). Under the suite's ASAN_OPTIONS
- * (full unwinding on every malloc) pocketsphinx takes seconds to load a
- * decoder: the emulator gets fast unwinding, the test keeps the full one
- * its leak suppressions need. */
+/* Starts the emulator (which picks ASan's fast unwinder itself: main.c). */
 EmuProcess *
 fx_start_emulator (const gchar *const *args)
 {
-  gchar *asan = g_strdup (g_getenv ("ASAN_OPTIONS"));
-  EmuProcess *emu;
+  EmuProcess *emu = emu_process_start (args);
 
-  if (asan && strstr (asan, "fast_unwind_on_malloc=0")) {
-    gchar *fast = g_strdup (asan);
-    strstr (fast, "fast_unwind_on_malloc=0")[22] = '1';
-    g_setenv ("ASAN_OPTIONS", fast, TRUE);
-    g_free (fast);
-  }
-  emu = emu_process_start (args);
-  if (asan)
-    g_setenv ("ASAN_OPTIONS", asan, TRUE);
-  g_free (asan);
   fail_unless (emu != NULL, "the emulator did not start");
   return emu;
 }

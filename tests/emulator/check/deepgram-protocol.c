@@ -46,7 +46,6 @@ emulator_start (Emulator *e, const gchar *const *extra)
   g_autoptr (GError) error = NULL;
   g_autofree gchar *port_file = NULL;
   g_autoptr (GSubprocessLauncher) launcher = NULL;
-  const gchar *asan;
   gint64 deadline = g_get_monotonic_time () + 20 * G_USEC_PER_SEC;
 
   e->dir = g_dir_make_tmp ("deepgram-test-XXXXXX", &error);
@@ -66,15 +65,6 @@ emulator_start (Emulator *e, const gchar *const *extra)
   /* a failed assertion must not leave the emulator holding the test's
    * stdout (meson would wait for it) */
   g_subprocess_launcher_set_child_setup (launcher, die_with_parent, NULL, NULL);
-  /* pocketsphinx allocates ~10^5 blocks per decoder: with full unwinding on
-   * every malloc (the suite's ASAN_OPTIONS) loading one takes seconds */
-  asan = g_getenv ("ASAN_OPTIONS");
-  if (asan && strstr (asan, "fast_unwind_on_malloc=0")) {
-    g_autoptr (GString) fast = g_string_new (asan);
-    g_string_replace (
-        fast, "fast_unwind_on_malloc=0", "fast_unwind_on_malloc=1", 0);
-    g_subprocess_launcher_setenv (launcher, "ASAN_OPTIONS", fast->str, TRUE);
-  }
   e->proc = g_subprocess_launcher_spawnv (
       launcher, (const gchar *const *)argv->pdata, &error);
   g_assert_no_error (error);
