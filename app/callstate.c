@@ -3,8 +3,8 @@
  *
  * One hash per call, keyed by its resume token:
  *
- *   voiceagent:call:{token}  owner, call, agent, vars, state, end_reason,
- *                            history, transcript, turns, started, resumes
+ *   {voiceagent}:call:<token>  owner, call, agent, vars, state, end_reason,
+ *                              history, transcript, turns, started, resumes
  *
  * Every field is written whole with its latest value, so a write lost
  * while Redis was down is made good by writing again (VaRedis resync).
@@ -21,7 +21,7 @@
 #include <gio/gio.h>
 #include "callstate.h"
 
-#define KEY_PREFIX "voiceagent:call:"
+#define KEY_PREFIX VA_REDIS_KEY_TAG ":call:"
 
 /* KEYS[1] the call, ARGV[1] the owner, ARGV[2] the TTL, then field/value
  * pairs. Returns 0 when another instance owns the call. */

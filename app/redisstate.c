@@ -9,11 +9,14 @@
  * the main context to resync() once a connection is back. Reconnection
  * backs off exponentially (100 ms to 2 s, equal jitter).
  *
- * hiredis 0.14 has no Cluster client. A comma-separated list of addresses
- * is tried in order and the first that answers as a primary (ROLE master)
- * is used: a Sentinel-managed group works when given as the list of its
- * nodes (after a failover, writes answer READONLY, the thread reconnects
- * and finds the new primary). A Redis Cluster node is refused by name.
+ * Finding the primary: a comma-separated list of addresses is tried in
+ * order until one gives a primary (ROLE master). An address is a node, or
+ * a Sentinel asked for its group's primary. hiredis 0.14 has no Cluster
+ * client, and none is needed: every key shares one hash tag
+ * (VA_REDIS_KEY_TAG), so a Cluster node only has to be followed to the
+ * primary of that one slot. After a failover or a slot move, commands
+ * answer READONLY, MOVED or the like; the thread then reconnects and finds
+ * the primary again.
  */
 #ifdef HAVE_CONFIG_H
 #include "config.h"
@@ -77,6 +80,8 @@ struct _VaRedis
 
   /* Redis thread only */
   redisContext *ctx;
+  const VaRedisAddress *via; /* the address @ctx was found through */
+  redisContext *sentinel; /* the Sentinel that named @ctx, or NULL */
   guint backoff_ms;
   gint64 next_tick;
 };
@@ -91,43 +96,73 @@ address_free (VaRedisAddress *a)
   if (a->password)
     memset (a->password, 0, strlen (a->password));
   g_free (a->password);
+  g_free (a->sentinel_group);
   g_free (a);
+}
+
+/* The path: "[/db]" for a node, "/GROUP[/db]" for a Sentinel. */
+static gboolean
+parse_path (VaRedisAddress *a, const gchar *path)
+{
+  g_auto (GStrv) parts = g_strsplit (path && *path ? path : "/", "/", -1);
+  guint n = g_strv_length (parts), first_db = a->sentinel_group ? 2 : 1;
+  guint64 db = 0;
+
+  /* parts[0] is the empty text before the leading '/' */
+  if (n < 2 || *parts[0] || n > first_db + 1)
+    return FALSE;
+  if (a->sentinel_group) {
+    if (!*parts[1])
+      return FALSE;
+    g_free (a->sentinel_group);
+    a->sentinel_group = g_uri_unescape_string (parts[1], NULL);
+  }
+  if (n > first_db && *parts[first_db] &&
+      !g_ascii_string_to_unsigned (parts[first_db], 10, 0, G_MAXINT, &db, NULL))
+    return FALSE;
+  a->db = (guint)db;
+  return a->sentinel_group == NULL || *a->sentinel_group;
 }
 
 static VaRedisAddress *
 parse_one (const gchar *text, GError **error)
 {
   GUri *uri;
-  VaRedisAddress *a;
-  const gchar *path;
+  VaRedisAddress *a = NULL;
+  const gchar *scheme;
+  gboolean sentinel;
   GError *err = NULL;
 
   uri = g_uri_parse (g_strstrip ((gchar *)text),
       G_URI_FLAGS_HAS_PASSWORD | G_URI_FLAGS_ENCODED_PATH, &err);
-  if (uri == NULL || g_strcmp0 (g_uri_get_scheme (uri), "redis") != 0 ||
-      g_uri_get_host (uri) == NULL || *g_uri_get_host (uri) == '\0') {
+  scheme = uri ? g_uri_get_scheme (uri) : NULL;
+  sentinel = g_strcmp0 (scheme, "redis-sentinel") == 0;
+  if (uri && (sentinel || g_strcmp0 (scheme, "redis") == 0) &&
+      g_uri_get_host (uri) && *g_uri_get_host (uri)) {
+    a = g_new0 (VaRedisAddress, 1);
+    a->host = g_strdup (g_uri_get_host (uri));
+    a->port = g_uri_get_port (uri) > 0 ? (guint)g_uri_get_port (uri)
+        : sentinel                     ? 26379
+                                       : 6379;
+    /* GUri has decoded them already ("p%40ss" is "p@ss"). */
+    if (g_uri_get_user (uri) && *g_uri_get_user (uri))
+      a->user = g_strdup (g_uri_get_user (uri));
+    if (g_uri_get_password (uri))
+      a->password = g_strdup (g_uri_get_password (uri));
+    a->sentinel_group = sentinel ? g_strdup ("") : NULL;
+    if (!parse_path (a, g_uri_get_path (uri)))
+      g_clear_pointer (&a, address_free);
+  }
+  if (a == NULL) {
     /* The text may hold a password: never quoted. */
     g_set_error (error, G_IO_ERROR, G_IO_ERROR_INVALID_ARGUMENT,
-        "--redis takes redis://[[user]:password@]host[:port][/db] "
-        "(comma-separated for several; rediss:// and Redis Cluster are not "
-        "supported)%s%s",
+        "--redis takes redis://[[user]:password@]host[:port][/db] or "
+        "redis-sentinel://[[user]:password@]host[:port]/GROUP[/db], "
+        "comma-separated for several (rediss:// is not supported)%s%s",
         err ? ": " : "", err ? err->message : "");
-    g_clear_error (&err);
-    g_clear_pointer (&uri, g_uri_unref);
-    return NULL;
   }
-  a = g_new0 (VaRedisAddress, 1);
-  a->host = g_strdup (g_uri_get_host (uri));
-  a->port = g_uri_get_port (uri) > 0 ? (guint)g_uri_get_port (uri) : 6379;
-  /* GUri has decoded them already ("p%40ss" is "p@ss"). */
-  if (g_uri_get_user (uri) && *g_uri_get_user (uri))
-    a->user = g_strdup (g_uri_get_user (uri));
-  if (g_uri_get_password (uri))
-    a->password = g_strdup (g_uri_get_password (uri));
-  path = g_uri_get_path (uri);
-  if (path && path[0] == '/' && path[1])
-    a->db = (guint)g_ascii_strtoull (path + 1, NULL, 10);
-  g_uri_unref (uri);
+  g_clear_error (&err);
+  g_clear_pointer (&uri, g_uri_unref);
   return a;
 }
 
@@ -382,11 +417,18 @@ post_status (VaRedis *r, gboolean changed, gboolean up, gboolean resync,
 
 /* ---- The Redis thread ---- */
 
+/* Where a connection goes: the address's own host and port, or the
+ * primary a Sentinel or a Cluster node pointed to. */
+typedef struct
+{
+  const gchar *host;
+  guint port;
+} Node;
+
 /* Runs one command synchronously. Returns the reply (free it) unless the
  * connection failed or Redis answered an error; then @why says which. */
 static redisReply *
-run (redisContext *ctx, const VaRedisAddress *a, gchar **why,
-    const gchar *const *argv)
+run (redisContext *ctx, const Node *n, gchar **why, const gchar *const *argv)
 {
   redisReply *reply;
   guint argc = g_strv_length ((gchar **)argv);
@@ -394,9 +436,9 @@ run (redisContext *ctx, const VaRedisAddress *a, gchar **why,
   reply = redisCommandArgv (ctx, (int)argc, (const char **)argv, NULL);
   if (reply == NULL) {
     *why = g_strdup_printf (
-        "%s:%u: %s: %s", a->host, a->port, argv[0], ctx->errstr);
+        "%s:%u: %s: %s", n->host, n->port, argv[0], ctx->errstr);
   } else if (reply->type == REDIS_REPLY_ERROR) {
-    *why = g_strdup_printf ("%s:%u: %s refused: %.*s", a->host, a->port,
+    *why = g_strdup_printf ("%s:%u: %s refused: %.*s", n->host, n->port,
         argv[0], (int)reply->len, reply->str);
     freeReplyObject (reply);
     reply = NULL;
@@ -405,80 +447,242 @@ run (redisContext *ctx, const VaRedisAddress *a, gchar **why,
 }
 
 static gboolean
-run_ok (redisContext *ctx, const VaRedisAddress *a, gchar **why,
-    const gchar *const *argv)
+run_ok (redisContext *ctx, const Node *n, gchar **why, const gchar *const *argv)
 {
-  redisReply *reply = run (ctx, a, why, argv);
+  redisReply *reply = run (ctx, n, why, argv);
 
   if (reply)
     freeReplyObject (reply);
   return reply != NULL;
 }
 
-/* AUTH and SELECT as the URL says; then refuses a replica or a Cluster. */
-static gboolean
-prepare (redisContext *ctx, const VaRedisAddress *a, gchar **why)
-{
-  const gchar *auth_user[] = { "AUTH", a->user, a->password, NULL };
-  const gchar *auth[] = { "AUTH", a->password, NULL };
-  const gchar *role[] = { "ROLE", NULL };
-  const gchar *info[] = { "INFO", "cluster", NULL };
-  gchar *db = g_strdup_printf ("%u", a->db);
-  const gchar *select[] = { "SELECT", db, NULL };
-  redisReply *reply;
-  gboolean ok = FALSE;
-
-  if (a->password &&
-      !run_ok (ctx, a, why, a->user ? auth_user : auth)) /* redis 6 ACL */
-    goto out;
-  if (a->db && !run_ok (ctx, a, why, select))
-    goto out;
-  if ((reply = run (ctx, a, why, info)) == NULL)
-    goto out;
-  ok = !(reply->type == REDIS_REPLY_STRING &&
-      strstr (reply->str, "cluster_enabled:1"));
-  freeReplyObject (reply);
-  if (!ok) {
-    *why = g_strdup_printf ("%s:%u is a Redis Cluster node: not supported "
-                            "(hiredis 0.14 has no cluster client); use a "
-                            "standalone or Sentinel-managed Redis",
-        a->host, a->port);
-    goto out;
-  }
-  if ((reply = run (ctx, a, why, role)) == NULL)
-    goto out;
-  ok = reply->type == REDIS_REPLY_ARRAY && reply->elements > 0 &&
-      reply->element[0]->type == REDIS_REPLY_STRING &&
-      g_str_equal (reply->element[0]->str, "master");
-  if (!ok)
-    *why = g_strdup_printf (
-        "%s:%u is a replica, not the primary", a->host, a->port);
-  freeReplyObject (reply);
-out:
-  g_free (db);
-  return ok;
-}
-
 static redisContext *
-connect_one (const VaRedisAddress *a, gchar **why)
+open_socket (const Node *n, gchar **why)
 {
   struct timeval tv = { 0, CONNECT_TIMEOUT_MS * 1000 };
   struct timeval cmd_tv = { COMMAND_TIMEOUT_MS / 1000,
     (COMMAND_TIMEOUT_MS % 1000) * 1000 };
-  redisContext *ctx = redisConnectWithTimeout (a->host, (int)a->port, tv);
+  redisContext *ctx = redisConnectWithTimeout (n->host, (int)n->port, tv);
 
   if (ctx == NULL || ctx->err) {
-    *why = g_strdup_printf ("%s:%u: connect: %s", a->host, a->port,
+    *why = g_strdup_printf ("%s:%u: connect: %s", n->host, n->port,
         ctx ? ctx->errstr : "out of memory");
     redisFree (ctx);
     return NULL;
   }
   redisSetTimeout (ctx, cmd_tv);
-  if (!prepare (ctx, a, why)) {
-    redisFree (ctx);
+  return ctx;
+}
+
+static gboolean
+authenticate (
+    redisContext *ctx, const VaRedisAddress *a, const Node *n, gchar **why)
+{
+  const gchar *auth_user[] = { "AUTH", a->user, a->password, NULL };
+  const gchar *auth[] = { "AUTH", a->password, NULL };
+
+  /* ACL users since redis 6 */
+  return !a->password || run_ok (ctx, n, why, a->user ? auth_user : auth);
+}
+
+static gboolean
+is_cluster_node (
+    redisContext *ctx, const Node *n, gboolean *cluster, gchar **why)
+{
+  const gchar *info[] = { "INFO", "cluster", NULL };
+  redisReply *reply = run (ctx, n, why, info);
+
+  if (reply == NULL)
+    return FALSE;
+  *cluster = reply->type == REDIS_REPLY_STRING &&
+      strstr (reply->str, "cluster_enabled:1");
+  freeReplyObject (reply);
+  return TRUE;
+}
+
+/* The primary serving the slot of VA_REDIS_KEY_TAG, from CLUSTER SLOTS:
+ * [[first, last, [host, port, id], replicas...], ...]. */
+static gboolean
+find_slot_owner (
+    redisContext *ctx, const Node *n, gchar **host, guint *port, gchar **why)
+{
+  const gchar *keyslot[] = { "CLUSTER", "KEYSLOT", VA_REDIS_KEY_TAG, NULL };
+  const gchar *slots[] = { "CLUSTER", "SLOTS", NULL };
+  redisReply *slot = run (ctx, n, why, keyslot), *map;
+  gsize i;
+
+  if (slot == NULL || (map = run (ctx, n, why, slots)) == NULL) {
+    if (slot)
+      freeReplyObject (slot);
+    return FALSE;
+  }
+  for (i = 0; *host == NULL && i < map->elements; i++) {
+    redisReply *range = map->element[i], *owner;
+    if (range->type != REDIS_REPLY_ARRAY || range->elements < 3 ||
+        slot->integer < range->element[0]->integer ||
+        slot->integer > range->element[1]->integer)
+      continue;
+    owner = range->element[2];
+    if (owner->type != REDIS_REPLY_ARRAY || owner->elements < 2)
+      continue;
+    /* An empty host means "the node you asked" */
+    *host =
+        g_strdup (owner->element[0]->len ? owner->element[0]->str : n->host);
+    *port = (guint)owner->element[1]->integer;
+  }
+  if (*host == NULL)
+    *why = g_strdup_printf ("%s:%u: no Cluster node serves slot %lld "
+                            "(is the cluster still forming?)",
+        n->host, n->port, slot->integer);
+  freeReplyObject (slot);
+  freeReplyObject (map);
+  return *host != NULL;
+}
+
+static gboolean
+is_primary (redisContext *ctx, const Node *n, gchar **why)
+{
+  const gchar *role[] = { "ROLE", NULL };
+  redisReply *reply = run (ctx, n, why, role);
+  gboolean ok;
+
+  if (reply == NULL)
+    return FALSE;
+  ok = reply->type == REDIS_REPLY_ARRAY && reply->elements > 0 &&
+      reply->element[0]->type == REDIS_REPLY_STRING &&
+      g_str_equal (reply->element[0]->str, "master");
+  if (!ok)
+    *why = g_strdup_printf (
+        "%s:%u is a replica, not the primary", n->host, n->port);
+  freeReplyObject (reply);
+  return ok;
+}
+
+/* Connects to the data node @n: AUTH, then either SELECT, or in a Cluster
+ * a hop to the slot's primary (@hops left); then checks it is a primary. */
+static redisContext *
+connect_node (const VaRedisAddress *a, const Node *n, guint hops, gchar **why)
+{
+  g_autofree gchar *db = g_strdup_printf ("%u", a->db);
+  const gchar *select[] = { "SELECT", db, NULL };
+  redisContext *ctx = open_socket (n, why);
+  gboolean cluster = FALSE, ok;
+
+  if (ctx == NULL)
+    return NULL;
+  ok = authenticate (ctx, a, n, why) && is_cluster_node (ctx, n, &cluster, why);
+  if (ok && cluster) {
+    g_autofree gchar *host = NULL;
+    guint port = 0;
+    if (a->db) {
+      *why = g_strdup_printf ("%s:%u is a Cluster node: a Cluster has only "
+                              "db 0 (drop /%u from the URL)",
+          n->host, n->port, a->db);
+      ok = FALSE;
+    } else if ((ok = find_slot_owner (ctx, n, &host, &port, why)) &&
+        (port != n->port || !g_str_equal (host, n->host))) {
+      Node owner = { host, port };
+      redisFree (ctx);
+      if (hops == 0) {
+        *why = g_strdup_printf (
+            "%s:%u: the Cluster's slot map keeps moving", n->host, n->port);
+        return NULL;
+      }
+      return connect_node (a, &owner, hops - 1, why);
+    }
+  } else if (ok && a->db) {
+    ok = run_ok (ctx, n, why, select);
+  }
+  if (ok)
+    ok = is_primary (ctx, n, why);
+  if (!ok)
+    g_clear_pointer (&ctx, redisFree);
+  return ctx;
+}
+
+/* Asks @sentinel which node is its group's primary: TRUE with @host (free
+ * it) and @port, or FALSE with @why. */
+static gboolean
+ask_sentinel (redisContext *sentinel, const VaRedisAddress *a, gchar **host,
+    guint *port, gchar **why)
+{
+  const gchar *ask[] = { "SENTINEL", "get-master-addr-by-name",
+    a->sentinel_group, NULL };
+  Node n = { a->host, a->port };
+  redisReply *reply = run (sentinel, &n, why, ask);
+  gboolean ok;
+
+  if (reply == NULL)
+    return FALSE;
+  ok = reply->type == REDIS_REPLY_ARRAY && reply->elements == 2 &&
+      reply->element[0]->type == REDIS_REPLY_STRING &&
+      reply->element[1]->type == REDIS_REPLY_STRING;
+  if (ok) {
+    *host = g_strdup (reply->element[0]->str);
+    *port = (guint)g_ascii_strtoull (reply->element[1]->str, NULL, 10);
+  } else {
+    *why = g_strdup_printf ("Sentinel %s:%u does not monitor a group named "
+                            "\"%s\" (sentinel monitor GROUP ...)",
+        a->host, a->port, a->sentinel_group);
+  }
+  freeReplyObject (reply);
+  return ok;
+}
+
+/* Connects to the primary the Sentinel at @a names; the connection to the
+ * Sentinel is kept in @sentinel, to watch for a failover. */
+static redisContext *
+connect_via_sentinel (
+    const VaRedisAddress *a, redisContext **sentinel, gchar **why)
+{
+  Node n = { a->host, a->port };
+  g_autofree gchar *host = NULL;
+  guint port = 0;
+  redisContext *ctx = NULL;
+
+  *sentinel = open_socket (&n, why);
+  if (*sentinel && ask_sentinel (*sentinel, a, &host, &port, why)) {
+    Node primary = { host, port };
+    ctx = connect_node (a, &primary, 1, why);
+  }
+  if (ctx == NULL)
+    g_clear_pointer (sentinel, redisFree);
+  return ctx;
+}
+
+static redisContext *
+connect_one (const VaRedisAddress *a, redisContext **sentinel, gchar **why)
+{
+  Node n = { a->host, a->port };
+
+  if (a->sentinel_group)
+    return connect_via_sentinel (a, sentinel, why);
+  /* A Cluster node hands us to the slot's primary: one hop, and one more
+   * if the map changed in between. */
+  return connect_node (a, &n, 2, why);
+}
+
+/* Once a tick with a Sentinel: has it made another node the primary? The
+ * old one takes writes until Sentinel demotes it, seconds later, and they
+ * would be lost then. A Sentinel that fails to answer is dropped; the
+ * next connection finds one again. Returns why to reconnect, or NULL. */
+static gchar *
+sentinel_moved_primary (VaRedis *r)
+{
+  g_autofree gchar *host = NULL, *why = NULL;
+  guint port = 0;
+
+  if (r->sentinel == NULL)
+    return NULL;
+  if (!ask_sentinel (r->sentinel, r->via, &host, &port, &why)) {
+    GST_WARNING ("redis: %s; the primary is no longer watched", why);
+    g_clear_pointer (&r->sentinel, redisFree);
     return NULL;
   }
-  return ctx;
+  if (port == (guint)r->ctx->tcp.port && g_str_equal (host, r->ctx->tcp.host))
+    return NULL;
+  return g_strdup_printf ("Sentinel %s:%u made %s:%u the primary", r->via->host,
+      r->via->port, host, port);
 }
 
 /* Tries every address in order. Returns TRUE once connected. */
@@ -492,9 +696,11 @@ try_connect (VaRedis *r)
   for (i = 0; r->ctx == NULL && i < r->addresses->len; i++) {
     VaRedisAddress *a = g_ptr_array_index (r->addresses, i);
     g_clear_pointer (&why, g_free);
-    r->ctx = connect_one (a, &why);
+    r->ctx = connect_one (a, &r->sentinel, &why);
+    r->via = a;
     if (r->ctx)
-      GST_INFO ("redis: connected to %s:%u (db %u)", a->host, a->port, a->db);
+      GST_INFO ("redis: connected to %s:%d (db %u) from %s:%u",
+          r->ctx->tcp.host, r->ctx->tcp.port, a->db, a->host, a->port);
   }
   g_mutex_lock (&r->lock);
   if (r->ctx == NULL) {
@@ -527,8 +733,8 @@ disconnect (VaRedis *r, const gchar *why)
   Cmd *c;
   gboolean was_up;
 
-  redisFree (r->ctx);
-  r->ctx = NULL;
+  g_clear_pointer (&r->ctx, redisFree);
+  g_clear_pointer (&r->sentinel, redisFree);
   g_mutex_lock (&r->lock);
   was_up = r->up;
   r->up = FALSE;
@@ -581,11 +787,19 @@ take_batch (VaRedis *r, GPtrArray *batch)
   g_mutex_unlock (&r->lock);
 }
 
+/* Errors that mean another node now serves our keys: after a failover
+ * (READONLY, MASTERDOWN) or a Cluster change (MOVED, ASK, CLUSTERDOWN).
+ * Reconnecting finds it again. */
 static gboolean
-is_readonly (const redisReply *reply)
+is_elsewhere (const redisReply *reply)
 {
-  return reply->type == REDIS_REPLY_ERROR &&
-      g_str_has_prefix (reply->str, "READONLY");
+  static const gchar *const codes[] = { "READONLY ", "MASTERDOWN ", "MOVED ",
+    "ASK ", "CLUSTERDOWN ", NULL };
+
+  for (guint i = 0; reply->type == REDIS_REPLY_ERROR && codes[i]; i++)
+    if (g_str_has_prefix (reply->str, codes[i]))
+      return TRUE;
+  return FALSE;
 }
 
 /* Pipelines @batch in one round trip. Returns an error text (free it) if
@@ -606,7 +820,7 @@ run_batch (VaRedis *r, GPtrArray *batch)
     redisReply *reply = NULL;
     if (why == NULL && redisGetReply (r->ctx, (void **)&reply) != REDIS_OK)
       why = g_strdup_printf ("%s: %s", c->argv[0], r->ctx->errstr);
-    if (why == NULL && is_readonly (reply)) /* a failover happened */
+    if (why == NULL && is_elsewhere (reply))
       why = g_strdup_printf ("%s: %s", c->argv[0], reply->str);
     else if (why == NULL && reply->type == REDIS_REPLY_ERROR && !c->done)
       GST_WARNING ("redis: %s refused: %s", c->argv[0], reply->str);
@@ -640,16 +854,19 @@ static void
 tick (VaRedis *r)
 {
   gint64 now = g_get_monotonic_time ();
+  gchar *why = NULL;
 
   if (now < r->next_tick)
     return;
   r->next_tick = now + TICK_US;
-  if (r->callbacks.tick && !r->callbacks.tick (r->ctx, r->user_data)) {
-    gchar *why = g_strdup_printf (
+  why = sentinel_moved_primary (r);
+  if (why == NULL && r->callbacks.tick &&
+      !r->callbacks.tick (r->ctx, r->user_data))
+    why = g_strdup_printf (
         "heartbeat: %s", r->ctx->err ? r->ctx->errstr : "refused");
+  if (why)
     disconnect (r, why);
-    g_free (why);
-  }
+  g_free (why);
 }
 
 /* Writes were dropped while connected (the queue was full): once it has
@@ -700,6 +917,7 @@ redis_main (gpointer data)
   if (r->ctx && r->callbacks.stop)
     r->callbacks.stop (r->ctx, r->user_data);
   g_clear_pointer (&r->ctx, redisFree);
+  g_clear_pointer (&r->sentinel, redisFree);
   /* Whatever is left (stopped while down) is dropped. */
   g_mutex_lock (&r->lock);
   while ((c = g_queue_pop_head (&r->queue)))

@@ -54,6 +54,11 @@ gboolean va_redis_is_up (VaRedis *redis);
 /* Why it is down, or NULL (free it). Any thread. */
 gchar *va_redis_get_error (VaRedis *redis);
 
+/* Every key starts with this hash tag, so that in a Redis Cluster all of
+ * them live in one slot: the registry's MGET and the per-call Lua script
+ * then work unchanged, on the one primary that serves it. */
+#define VA_REDIS_KEY_TAG "{voiceagent}"
+
 /* One address of a redis URL list. */
 typedef struct
 {
@@ -62,12 +67,19 @@ typedef struct
   gchar *user; /* ACL user, or NULL */
   gchar *password; /* or NULL; never logged */
   guint db;
+  /* redis-sentinel://: the monitored group whose primary to ask this
+   * Sentinel for; NULL for a data node */
+  gchar *sentinel_group;
 } VaRedisAddress;
 
-/* Parses "redis://[[user]:password@]host[:port][/db]", comma-separated
- * (tried in order: the first that answers as a primary is used, so a
- * Sentinel-managed group can be given as the list of its nodes). Returns
- * a GPtrArray of VaRedisAddress, or NULL with @error. */
+/* Parses a comma-separated list of
+ *   redis://[[user]:password@]host[:port][/db]        a node (6379)
+ *   redis-sentinel://[[user]:password@]host[:port]/GROUP[/db]
+ *                                     a Sentinel (26379) to ask for GROUP
+ * tried in order until one gives a primary. A Cluster node is followed to
+ * the primary of the slot VA_REDIS_KEY_TAG maps to. The credentials and db
+ * are for the data node. Returns a GPtrArray of VaRedisAddress, or NULL
+ * with @error. */
 GPtrArray *va_redis_parse_urls (const gchar *urls, GError **error);
 
 G_END_DECLS

@@ -2,11 +2,11 @@
  * SPDX-License-Identifier: LGPL-2.1-or-later
  *
  * Keys:
- *   voiceagent:instance:{id}  JSON {"id","url","capacity","load","draining"}
- *                             written every heartbeat (1 s), PX 3000: a dead
- *                             instance disappears within 3 s
- *   voiceagent:instances      SET of ids; members whose key expired are
- *                             removed by whoever sees it first
+ *   {voiceagent}:instance:<id>  JSON {"id","url","capacity","load",
+ *                               "draining"}, written every heartbeat (1 s),
+ *                               PX 3000: a dead instance disappears in 3 s
+ *   {voiceagent}:instances      SET of ids; members whose key expired are
+ *                               removed by whoever sees it first
  *
  * Every heartbeat also reads the others back, so choosing where to
  * redirect a caller is a lookup in memory, never a Redis round trip.
@@ -17,10 +17,11 @@
 
 #include <string.h>
 #include <json-glib/json-glib.h>
+#include "redisstate.h"
 #include "registry.h"
 
-#define KEY_PREFIX "voiceagent:instance:"
-#define SET_KEY "voiceagent:instances"
+#define KEY_PREFIX VA_REDIS_KEY_TAG ":instance:"
+#define SET_KEY VA_REDIS_KEY_TAG ":instances"
 #define TTL_MS "3000"
 
 typedef struct

@@ -97,8 +97,9 @@ static const Setting settings[] = {
       "ARGS" },
   { "redis", "VOICEAGENT_REDIS", SETTING_STRING, OFF (redis),
       "Share live call state and the instance registry through Redis: "
-      "redis://[[user]:password@]host[:port][/db], comma-separated to try "
-      "several (default: none, a single instance)",
+      "redis://[[user]:password@]host[:port][/db] (a node, or any node of "
+      "a Cluster) or redis-sentinel://host[:port]/GROUP[/db], "
+      "comma-separated to try several (default: none, a single instance)",
       "URL" },
   { "advertise-url", "VOICEAGENT_ADVERTISE_URL", SETTING_STRING,
       OFF (advertise_url),

@@ -1,12 +1,15 @@
 /* Scale-out: several voiceagent instances sharing one redis-server, all on
  * loopback, every service on one shared emulator: redirects when full,
- * resume on another instance after kill -9, Redis restarted mid-call.
+ * resume on another instance after kill -9, Redis restarted mid-call; one
+ * instance behind a Sentinel through a failover, and behind a three-node
+ * Cluster through a slot move.
  * SPDX-License-Identifier: LGPL-2.1-or-later
  */
 #include <signal.h>
 #include <string.h>
 #include <sys/prctl.h>
 #include <gio/gio.h>
+#include <glib/gstdio.h>
 #include <gst/check/gstcheck.h>
 #include <hiredis/hiredis.h>
 #include <json-glib/json-glib.h>
@@ -27,6 +30,9 @@ typedef struct
 {
   GSubprocess *proc;
   guint port;
+  /* Its working directory: a replica writes the primary's snapshot there,
+   * and a server started in a directory holding one would load it. */
+  gchar *dir;
 } Redis;
 
 static guint
@@ -67,41 +73,101 @@ die_with_parent (gpointer data)
   prctl (PR_SET_PDEATHSIG, SIGKILL);
 }
 
-/* Starts redis-server on @port (0: a free one), in memory only. */
+/* The process id of the redis-server on @port, or 0. */
+static gint
+redis_pid (guint port)
+{
+  redisContext *ctx = redis_connect (port);
+  redisReply *reply = ctx ? redisCommand (ctx, "INFO server") : NULL;
+  const gchar *line = reply && reply->type == REDIS_REPLY_STRING
+      ? strstr (reply->str, "process_id:")
+      : NULL;
+  gint pid = line ? atoi (line + strlen ("process_id:")) : 0;
+
+  if (reply)
+    freeReplyObject (reply);
+  if (ctx)
+    redisFree (ctx);
+  return pid;
+}
+
+/* Starts redis-server on @port (0: a free one), in memory only, with the
+ * configuration file @conf and @extra arguments (both may be NULL). */
 static void
-redis_start (Redis *r, guint port)
+redis_start_args (
+    Redis *r, guint port, const gchar *conf, const gchar *const *extra)
 {
   GSubprocessLauncher *l =
       g_subprocess_launcher_new (G_SUBPROCESS_FLAGS_STDOUT_SILENCE);
-  gchar *p;
+  GPtrArray *argv = g_ptr_array_new_with_free_func (g_free);
   gint64 deadline = g_get_monotonic_time () + 10 * G_USEC_PER_SEC;
   redisContext *ctx = NULL;
+  GError *error = NULL;
+  const gchar *base[] = { "redis-server", "--port", NULL, "--bind", "127.0.0.1",
+    "--save", "", "--appendonly", "no", "--dir", NULL, NULL };
 
   r->port = port ? port : free_port ();
-  p = g_strdup_printf ("%u", r->port);
+  r->dir = g_dir_make_tmp ("voiceagent-redis-XXXXXX", NULL);
+  fail_unless (r->dir != NULL);
+  g_ptr_array_add (argv, g_strdup (base[0]));
+  if (conf) /* redis-server takes it first */
+    g_ptr_array_add (argv, g_strdup (conf));
+  for (guint i = 1; i < G_N_ELEMENTS (base) - 1; i++)
+    g_ptr_array_add (argv,
+        base[i]      ? g_strdup (base[i])
+            : i == 2 ? g_strdup_printf ("%u", r->port)
+                     : g_strdup (r->dir));
+  for (guint i = 0; extra && extra[i]; i++)
+    g_ptr_array_add (argv, g_strdup (extra[i]));
+  g_ptr_array_add (argv, NULL);
   g_subprocess_launcher_set_child_setup (l, die_with_parent, NULL, NULL);
-  r->proc = g_subprocess_launcher_spawn (l, NULL, "redis-server", "--port", p,
-      "--bind", "127.0.0.1", "--save", "", "--appendonly", "no", NULL);
+  r->proc = g_subprocess_launcher_spawnv (
+      l, (const gchar *const *)argv->pdata, &error);
   g_object_unref (l);
-  g_free (p);
-  fail_unless (r->proc != NULL, "cannot start redis-server");
+  g_ptr_array_unref (argv);
+  fail_unless (r->proc != NULL, "cannot start redis-server: %s",
+      error ? error->message : "");
   while (g_get_monotonic_time () < deadline && !(ctx = redis_connect (r->port)))
     g_usleep (20000);
   fail_unless (ctx != NULL, "redis-server does not answer");
   redisFree (ctx);
+  fail_unless (
+      redis_pid (r->port) == atoi (g_subprocess_get_identifier (r->proc)),
+      "port %u is another process's (a free port was taken meanwhile)",
+      r->port);
 }
 
 static void
-redis_stop (Redis *r)
+redis_start (Redis *r, guint port)
 {
-  if (r->proc == NULL)
-    return;
-  g_subprocess_force_exit (r->proc);
-  g_subprocess_wait (r->proc, NULL, NULL);
-  g_clear_object (&r->proc);
+  redis_start_args (r, port, NULL, NULL);
 }
 
-/* HGET voiceagent:call:{token} @field, or NULL (free it). */
+/* Stops it and removes its directory: a restart starts empty. */
+static void
+redis_stop (Redis *r)
+{
+  GDir *d = r->dir ? g_dir_open (r->dir, 0, NULL) : NULL;
+  const gchar *name;
+
+  if (r->proc) {
+    g_subprocess_force_exit (r->proc);
+    g_subprocess_wait (r->proc, NULL, NULL);
+    g_clear_object (&r->proc);
+  }
+  while (d && (name = g_dir_read_name (d))) {
+    gchar *path = g_build_filename (r->dir, name, NULL);
+    g_unlink (path);
+    g_free (path);
+  }
+  if (d) {
+    g_dir_close (d);
+    g_rmdir (r->dir);
+  }
+  g_clear_pointer (&r->dir, g_free);
+}
+
+/* HGET {voiceagent}:call:<token> @field, or NULL (free it). */
 static gchar *
 call_field (Redis *r, const gchar *token, const gchar *field)
 {
@@ -111,7 +177,7 @@ call_field (Redis *r, const gchar *token, const gchar *field)
 
   if (ctx == NULL)
     return NULL;
-  reply = redisCommand (ctx, "HGET voiceagent:call:%s %s", token, field);
+  reply = redisCommand (ctx, "HGET {voiceagent}:call:%s %s", token, field);
   if (reply && reply->type == REDIS_REPLY_STRING)
     value = g_strdup (reply->str);
   if (reply)
@@ -153,12 +219,11 @@ emulator_start (void)
   return emu;
 }
 
-/* A voiceagent with --redis on @redis_port, every service on @emu. */
+/* A voiceagent with --redis @redis, every service on @emu. */
 static EmuProcess *
-instance_start (EmuProcess *emu, guint redis_port, guint max_calls)
+instance_start_url (EmuProcess *emu, const gchar *redis, guint max_calls)
 {
   static guint n;
-  gchar *redis = g_strdup_printf ("redis://127.0.0.1:%u", redis_port);
   gchar *dg = g_strdup_printf ("%s/v1/listen", emu_process_get_ws_url (emu));
   gchar *llm = g_strdup_printf ("%s/v1", emu_process_get_http_url (emu));
   gchar *max = g_strdup_printf ("%u", max_calls);
@@ -172,11 +237,21 @@ instance_start (EmuProcess *emu, guint redis_port, guint max_calls)
   EmuProcess *p = emu_process_start_program (g_getenv ("VOICEAGENT_BIN"), args);
 
   fail_unless (p != NULL, "voiceagent did not start");
-  g_free (redis);
   g_free (dg);
   g_free (llm);
   g_free (max);
   g_free (db);
+  return p;
+}
+
+/* A voiceagent with --redis on @redis_port. */
+static EmuProcess *
+instance_start (EmuProcess *emu, guint redis_port, guint max_calls)
+{
+  gchar *redis = g_strdup_printf ("redis://127.0.0.1:%u", redis_port);
+  EmuProcess *p = instance_start_url (emu, redis, max_calls);
+
+  g_free (redis);
   return p;
 }
 
@@ -517,8 +592,296 @@ GST_START_TEST (test_redis_restart)
 
 GST_END_TEST;
 
+/* Runs @argv on 127.0.0.1:@port; returns the reply (free it) or NULL. */
+static redisReply *
+redis_run (guint port, const gchar *const *argv)
+{
+  redisContext *ctx = redis_connect (port);
+  redisReply *reply;
+
+  if (ctx == NULL)
+    return NULL;
+  reply = redisCommandArgv (
+      ctx, (int)g_strv_length ((gchar **)argv), (const char **)argv, NULL);
+  redisFree (ctx);
+  return reply;
+}
+
+/* The key's remaining time to live on 127.0.0.1:@port, in ms: -2 when it
+ * does not exist there. */
+static long long
+key_pttl (guint port, const gchar *key)
+{
+  redisReply *reply = redis_run (port, (const gchar *[]){ "PTTL", key, NULL });
+  long long ttl =
+      reply && reply->type == REDIS_REPLY_INTEGER ? reply->integer : -2;
+
+  if (reply)
+    freeReplyObject (reply);
+  return ttl;
+}
+
+/* Waits until this instance's registry entry on @port was refreshed by a
+ * heartbeat no longer than 1.5 s ago (its TTL is 3 s). With @erase, the
+ * entry is deleted first: one copied there by replication does not count. */
+static void
+wait_heartbeat_on (guint port, EmuProcess *instance, gboolean erase)
+{
+  gchar *id = instance_id (instance);
+  gchar *key = g_strconcat (VA_REDIS_KEY_TAG ":instance:", id, NULL);
+  gint64 deadline = g_get_monotonic_time () + 15 * G_USEC_PER_SEC;
+  redisReply *reply =
+      erase ? redis_run (port, (const gchar *[]){ "DEL", key, NULL }) : NULL;
+
+  fail_if (erase && (reply == NULL || reply->type != REDIS_REPLY_INTEGER));
+  if (reply)
+    freeReplyObject (reply);
+
+  while (g_get_monotonic_time () < deadline && key_pttl (port, key) < 1500)
+    g_usleep (50000);
+  fail_unless (key_pttl (port, key) >= 1500,
+      "instance %s sends no heartbeat to 127.0.0.1:%u", id, port);
+  g_free (key);
+  g_free (id);
+}
+
+static gboolean
+is_primary (guint port)
+{
+  redisReply *reply = redis_run (port, (const gchar *[]){ "ROLE", NULL });
+  gboolean primary = reply && reply->type == REDIS_REPLY_ARRAY &&
+      reply->elements > 0 && g_strcmp0 (reply->element[0]->str, "master") == 0;
+
+  if (reply)
+    freeReplyObject (reply);
+  return primary;
+}
+
+/* Ends the test's calls and processes. */
+static void
+hang_up (WhipCaller *c)
+{
+  whip_caller_hangup (c);
+  whip_caller_free (c);
+}
+
+/* --redis redis-sentinel://: the instance asks Sentinel for the primary,
+ * keeps the call's state there, and after a failover writes to the new
+ * primary (its heartbeat refreshes its registry entry there). */
+GST_START_TEST (test_sentinel_failover)
+{
+  Redis primary = { 0 }, replica = { 0 }, sentinel = { 0 };
+  gchar *dir = g_dir_make_tmp ("voiceagent-sentinel-XXXXXX", NULL);
+  gchar *conf = g_build_filename (dir, "sentinel.conf", NULL);
+  gchar *text, *port, *url, *token, *m, *v;
+  EmuProcess *emu = emulator_start (), *a;
+  WhipCaller *c;
+  redisReply *reply;
+
+  redis_start (&primary, 0);
+  port = g_strdup_printf ("%u", primary.port);
+  redis_start_args (&replica, 0, NULL,
+      (const gchar *[]){ "--replicaof", "127.0.0.1", port, NULL });
+  text = g_strdup_printf ("sentinel monitor grp 127.0.0.1 %s 1\n"
+                          "sentinel down-after-milliseconds grp 1000\n"
+                          "sentinel failover-timeout grp 3000\n",
+      port);
+  fail_unless (g_file_set_contents (conf, text, -1, NULL));
+  redis_start_args (
+      &sentinel, 0, conf, (const gchar *[]){ "--sentinel", NULL });
+  url = g_strdup_printf ("redis-sentinel://127.0.0.1:%u/grp", sentinel.port);
+  a = instance_start_url (emu, url, 10);
+  wait_ready (a, "ready", 1);
+  wait_heartbeat_on (primary.port, a, FALSE);
+  c = call (a, NULL);
+  token =
+      g_strdup (whip_caller_get_response_header (c, "Voiceagent-Resume-Token"));
+  m = ask (c, "I live in Paris.");
+  g_free (m);
+  v = wait_call_field (&primary, token, "history", "Paris");
+  g_free (v);
+
+  reply = redis_run (
+      sentinel.port, (const gchar *[]){ "SENTINEL", "FAILOVER", "grp", NULL });
+  fail_unless (reply && reply->type == REDIS_REPLY_STATUS,
+      "SENTINEL FAILOVER: %s", reply ? reply->str : "no reply");
+  freeReplyObject (reply);
+  for (gint i = 0; i < 100 && !is_primary (replica.port); i++)
+    g_usleep (100000);
+  fail_unless (is_primary (replica.port), "Sentinel did not fail over");
+  wait_heartbeat_on (replica.port, a, TRUE);
+  m = ask (c, "My dog is called Rex.");
+  g_free (m);
+  v = wait_call_field (&replica, token, "history", "Rex");
+  fail_unless (strstr (v, "Paris") != NULL, "history lost: %s", v);
+  g_free (v);
+
+  hang_up (c);
+  emu_process_stop (a);
+  emu_process_stop (emu);
+  redis_stop (&sentinel);
+  redis_stop (&replica);
+  redis_stop (&primary);
+  g_unlink (conf);
+  g_rmdir (dir);
+  g_free (conf);
+  g_free (dir);
+  g_free (url);
+  g_free (text);
+  g_free (port);
+  g_free (token);
+}
+
+GST_END_TEST;
+
+/* The 127.0.0.1 port of the Cluster primary that serves @slot. */
+static guint
+slot_owner (guint port, long long slot)
+{
+  redisReply *map =
+      redis_run (port, (const gchar *[]){ "CLUSTER", "SLOTS", NULL });
+  guint owner = 0;
+
+  for (gsize i = 0; map && i < map->elements; i++) {
+    redisReply *range = map->element[i];
+    if (slot >= range->element[0]->integer &&
+        slot <= range->element[1]->integer)
+      owner = (guint)range->element[2]->element[1]->integer;
+  }
+  if (map)
+    freeReplyObject (map);
+  return owner;
+}
+
+static gboolean
+cluster_ok (guint port)
+{
+  redisReply *reply =
+      redis_run (port, (const gchar *[]){ "CLUSTER", "INFO", NULL });
+  gboolean ok = reply && reply->type == REDIS_REPLY_STRING &&
+      strstr (reply->str, "cluster_state:ok");
+
+  if (reply)
+    freeReplyObject (reply);
+  return ok;
+}
+
+/* Runs redis-cli --cluster with @args against the node on @port. */
+static void
+cluster_tool (guint port, const gchar *const *args)
+{
+  GPtrArray *argv = g_ptr_array_new_with_free_func (g_free);
+  GError *error = NULL;
+  gint status = -1;
+  gchar *out = NULL;
+
+  g_ptr_array_add (argv, g_strdup ("redis-cli"));
+  g_ptr_array_add (argv, g_strdup ("--cluster"));
+  g_ptr_array_add (argv, g_strdup (args[0]));
+  g_ptr_array_add (argv, g_strdup_printf ("127.0.0.1:%u", port));
+  for (guint i = 1; args[i]; i++)
+    g_ptr_array_add (argv, g_strdup (args[i]));
+  g_ptr_array_add (argv, g_strdup ("--cluster-yes"));
+  g_ptr_array_add (argv, NULL);
+  fail_unless (g_spawn_sync (NULL, (gchar **)argv->pdata, NULL,
+                   G_SPAWN_SEARCH_PATH | G_SPAWN_STDERR_TO_DEV_NULL, NULL, NULL,
+                   &out, NULL, &status, &error),
+      "redis-cli: %s", error ? error->message : "");
+  fail_unless (g_spawn_check_wait_status (status, NULL),
+      "redis-cli --cluster %s failed: %s", args[0], out);
+  g_free (out);
+  g_ptr_array_unref (argv);
+}
+
+/* --redis naming any node of a Redis Cluster: the instance follows it to
+ * the primary of the one slot all its keys hash to (VA_REDIS_KEY_TAG),
+ * keeps a call's state there, and after that slot moves to another node
+ * (MOVED) follows it again. */
+GST_START_TEST (test_cluster)
+{
+  Redis nodes[3] = { { 0 } };
+  gchar *url, *token, *m, *v, *from, *to;
+  EmuProcess *emu = emulator_start (), *a;
+  redisReply *reply;
+  guint owner, other, i;
+  long long slot;
+  WhipCaller *c;
+
+  for (i = 0; i < 3; i++) {
+    /* The bus port defaults to port + 10000, past 65535 for most free
+     * ports. The node's file goes to its --dir. */
+    gchar *bus = g_strdup_printf ("%u", free_port ());
+    redis_start_args (&nodes[i], 0, NULL,
+        (const gchar *[]){ "--cluster-enabled", "yes", "--cluster-config-file",
+            "nodes.conf", "--cluster-port", bus, "--cluster-node-timeout",
+            "2000", NULL });
+    g_free (bus);
+  }
+  from = g_strdup_printf ("127.0.0.1:%u", nodes[1].port);
+  to = g_strdup_printf ("127.0.0.1:%u", nodes[2].port);
+  cluster_tool (nodes[0].port,
+      (const gchar *[]){ "create", from, to, "--cluster-replicas", "0", NULL });
+  g_free (from);
+  g_free (to);
+  for (i = 0; i < 100 &&
+       !(cluster_ok (nodes[0].port) && cluster_ok (nodes[1].port) &&
+           cluster_ok (nodes[2].port));
+       i++)
+    g_usleep (100000);
+  reply = redis_run (nodes[0].port,
+      (const gchar *[]){ "CLUSTER", "KEYSLOT", VA_REDIS_KEY_TAG, NULL });
+  slot = reply->integer;
+  freeReplyObject (reply);
+  owner = slot_owner (nodes[0].port, slot);
+  other = owner == nodes[0].port ? nodes[1].port : nodes[0].port;
+
+  /* Named: a node that does not serve the slot. */
+  url = g_strdup_printf ("redis://127.0.0.1:%u", other);
+  a = instance_start_url (emu, url, 10);
+  wait_ready (a, "ready", 1);
+  wait_heartbeat_on (owner, a, FALSE);
+  c = call (a, NULL);
+  token =
+      g_strdup (whip_caller_get_response_header (c, "Voiceagent-Resume-Token"));
+  m = ask (c, "I live in Paris.");
+  g_free (m);
+  v = wait_call_field (&(Redis){ .port = owner }, token, "history", "Paris");
+  g_free (v);
+
+  /* Every slot of the owner moves to @other. */
+  reply = redis_run (owner, (const gchar *[]){ "CLUSTER", "MYID", NULL });
+  from = g_strdup (reply->str);
+  freeReplyObject (reply);
+  reply = redis_run (other, (const gchar *[]){ "CLUSTER", "MYID", NULL });
+  to = g_strdup (reply->str);
+  freeReplyObject (reply);
+  cluster_tool (owner,
+      (const gchar *[]){ "reshard", "--cluster-from", from, "--cluster-to", to,
+          "--cluster-slots", "16384", NULL });
+  fail_unless_equals_int (slot_owner (other, slot), other);
+  wait_heartbeat_on (other, a, TRUE);
+  m = ask (c, "My dog is called Rex.");
+  g_free (m);
+  v = wait_call_field (&(Redis){ .port = other }, token, "history", "Rex");
+  fail_unless (strstr (v, "Paris") != NULL, "history lost: %s", v);
+  g_free (v);
+
+  hang_up (c);
+  emu_process_stop (a);
+  emu_process_stop (emu);
+  for (i = 0; i < 3; i++)
+    redis_stop (&nodes[i]);
+  g_free (url);
+  g_free (from);
+  g_free (to);
+  g_free (token);
+}
+
+GST_END_TEST;
+
 /* --redis URL forms: password (percent-decoded), ACL user, db, default
- * port, lists; bad ones refused without quoting the password. */
+ * ports, Sentinel groups, lists; bad ones refused without quoting the
+ * password. */
 GST_START_TEST (test_redis_urls)
 {
   GError *error = NULL;
@@ -538,7 +901,33 @@ GST_START_TEST (test_redis_urls)
   fail_unless_equals_int (a->port, 6379);
   fail_unless_equals_string (a->user, "app");
   fail_unless_equals_string (a->password, "pw");
+  fail_unless (a->sentinel_group == NULL);
   g_ptr_array_unref (list);
+
+  list = va_redis_parse_urls ("redis-sentinel://:pw@s1/my%20group/2,"
+                              "redis-sentinel://s2:26380/g",
+      &error);
+  fail_unless (list != NULL && list->len == 2);
+  a = g_ptr_array_index (list, 0);
+  fail_unless_equals_string (a->host, "s1");
+  fail_unless_equals_int (a->port, 26379);
+  fail_unless_equals_string (a->sentinel_group, "my group");
+  fail_unless_equals_int (a->db, 2);
+  fail_unless_equals_string (a->password, "pw");
+  a = g_ptr_array_index (list, 1);
+  fail_unless_equals_int (a->port, 26380);
+  fail_unless_equals_string (a->sentinel_group, "g");
+  fail_unless_equals_int (a->db, 0);
+  g_ptr_array_unref (list);
+
+  /* A Sentinel needs its group; a node takes no more than a db. */
+  fail_if (va_redis_parse_urls ("redis-sentinel://:secret@s1", &error));
+  fail_if (strstr (error->message, "secret"));
+  g_clear_error (&error);
+  fail_if (va_redis_parse_urls ("redis://h/1/2", &error));
+  g_clear_error (&error);
+  fail_if (va_redis_parse_urls ("redis://h/x", &error));
+  g_clear_error (&error);
 
   fail_if (va_redis_parse_urls ("rediss://:secret@h:6379", &error));
   fail_if (strstr (error->message, "secret"));
@@ -563,6 +952,8 @@ scaleout_suite (void)
   tcase_add_test (tc, test_redirect_when_full);
   tcase_add_test (tc, test_resume_after_kill);
   tcase_add_test (tc, test_redis_restart);
+  tcase_add_test (tc, test_sentinel_failover);
+  tcase_add_test (tc, test_cluster);
   return s;
 }
 
