@@ -64,7 +64,17 @@ struct _VaServer
   GHashTable *resumes; /* Resume* waiting for Redis (a set) */
   gchar *base_url; /* this instance as announced (--redis only), or NULL */
   guint64 resumed; /* calls resumed here */
+  /* EndedCall*, oldest first: calls that ended within the live TTL, whose
+   * "ended" write a resync repeats (it is lost if Redis was down then) */
+  GQueue recently_ended;
 };
+
+typedef struct
+{
+  gchar *token;
+  const gchar *reason; /* static */
+  gint64 ended_us; /* monotonic */
+} EndedCall;
 
 struct _CallEntry
 {
@@ -797,16 +807,45 @@ state_changed (CallEntry *e, const GstStructure *s)
 }
 
 static void
+ended_call_free (EndedCall *c)
+{
+  g_free (c->token);
+  g_free (c);
+}
+
+/* Forgets the ended calls whose live key has expired by now anyway. */
+static void
+prune_recently_ended (VaServer *server)
+{
+  gint64 oldest =
+      g_get_monotonic_time () - VA_CALL_STATE_LIVE_TTL_S * G_USEC_PER_SEC;
+  EndedCall *c;
+
+  while (
+      (c = g_queue_peek_head (&server->recently_ended)) && c->ended_us < oldest)
+    ended_call_free (g_queue_pop_head (&server->recently_ended));
+}
+
+static void
 state_end (CallEntry *e, VaCallEndReason reason)
 {
+  EndedCall *c;
+
   if (e->token == NULL)
     return;
   g_clear_handle_id (&e->state_write, g_source_remove);
-  va_call_state_end (va_scaleout_get_redis (e->server->scaleout), e->token,
-      owner_id (e->server), va_call_end_reason_name (reason));
+  c = g_new0 (EndedCall, 1);
+  c->token = g_strdup (e->token);
+  c->reason = va_call_end_reason_name (reason);
+  c->ended_us = g_get_monotonic_time ();
+  va_call_state_end (va_scaleout_get_redis (e->server->scaleout), c->token,
+      owner_id (e->server), c->reason);
+  prune_recently_ended (e->server);
+  g_queue_push_tail (&e->server->recently_ended, c);
 }
 
-/* Redis is back after writes were lost: every live call in full. */
+/* Redis is back after writes were lost: every live call in full, and the
+ * end of those that ended meanwhile (an idempotent write). */
 static void
 state_resync (gpointer data)
 {
@@ -814,9 +853,15 @@ state_resync (gpointer data)
   GHashTableIter iter;
   gpointer value;
 
-  GST_INFO ("redis: writing the state of %u calls again",
-      g_hash_table_size (server->calls));
+  prune_recently_ended (server);
+  GST_INFO ("redis: writing the state of %u calls again, and the end of %u",
+      g_hash_table_size (server->calls), server->recently_ended.length);
   publish_load (server);
+  for (GList *l = server->recently_ended.head; l; l = l->next) {
+    EndedCall *c = l->data;
+    va_call_state_end (va_scaleout_get_redis (server->scaleout), c->token,
+        owner_id (server), c->reason);
+  }
   g_hash_table_iter_init (&iter, server->calls);
   while (g_hash_table_iter_next (&iter, NULL, &value)) {
     CallEntry *e = value;
@@ -1556,6 +1601,7 @@ va_server_free (VaServer *server)
   g_clear_handle_id (&server->state_refresh_timer, g_source_remove);
   /* The last writes (calls ended) go out before the registry entry goes. */
   g_clear_pointer (&server->scaleout, va_scaleout_free);
+  g_queue_clear_full (&server->recently_ended, (GDestroyNotify)ended_call_free);
   if (server->resumes) {
     g_hash_table_foreach (server->resumes, (GHFunc)free_resume_key, NULL);
     g_hash_table_unref (server->resumes);

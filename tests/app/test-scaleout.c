@@ -340,6 +340,34 @@ call (EmuProcess *server, const gchar *resume)
   return c;
 }
 
+static void
+hang_up (WhipCaller *c)
+{
+  whip_caller_hangup (c);
+  whip_caller_free (c);
+}
+
+/* Waits until GET /calls on @server lists @n calls. */
+static void
+wait_calls (EmuProcess *server, guint n)
+{
+  gint64 deadline = g_get_monotonic_time () + 10 * G_USEC_PER_SEC;
+  guint seen = G_MAXUINT;
+
+  while (seen != n && g_get_monotonic_time () < deadline) {
+    gchar *body = emu_process_request (server, "/calls", NULL, NULL);
+    JsonNode *root = body ? json_from_string (body, NULL) : NULL;
+    seen = root && JSON_NODE_HOLDS_ARRAY (root)
+        ? json_array_get_length (json_node_get_array (root))
+        : G_MAXUINT;
+    g_clear_pointer (&root, json_node_unref);
+    g_free (body);
+    if (seen != n)
+      g_usleep (50000);
+  }
+  fail_unless_equals_int (seen, n);
+}
+
 static gchar *
 expect_message (WhipCaller *c, const gchar *needle)
 {
@@ -537,13 +565,14 @@ GST_END_TEST;
 
 /* Redis stops mid-call: the call goes on, new calls are still taken
  * (/readyz says degraded); when Redis is back, every live call's state is
- * written again, including what was said during the outage. */
+ * written again, including what was said during the outage, and the end
+ * of a call that ended meanwhile. */
 GST_START_TEST (test_redis_restart)
 {
   Redis redis = { 0 };
   EmuProcess *emu = emulator_start (), *a;
-  WhipCaller *c, *during;
-  gchar *token, *token2, *m, *v;
+  WhipCaller *c, *during, *brief;
+  gchar *token, *token2, *token3, *m, *v;
   guint port;
 
   redis_start (&redis, 0);
@@ -566,6 +595,11 @@ GST_START_TEST (test_redis_restart)
   token2 = g_strdup (
       whip_caller_get_response_header (during, "Voiceagent-Resume-Token"));
   fail_unless (token2 != NULL);
+  brief = call (a, NULL);
+  token3 = g_strdup (
+      whip_caller_get_response_header (brief, "Voiceagent-Resume-Token"));
+  hang_up (brief);
+  wait_calls (a, 2);
 
   redis_start (&redis, port);
   wait_ready (a, "ready", 1);
@@ -573,6 +607,11 @@ GST_START_TEST (test_redis_restart)
   fail_unless (strstr (v, "Paris") != NULL, "history lost: %s", v);
   g_free (v);
   v = wait_call_field (&redis, token2, "state", "live");
+  g_free (v);
+  /* Its end was written once Redis was back. */
+  v = wait_call_field (&redis, token3, "state", "ended");
+  g_free (v);
+  v = wait_call_field (&redis, token3, "end_reason", "hangup");
   g_free (v);
   /* The call itself never noticed. */
   m = ask (c, "What did I say?");
@@ -585,6 +624,7 @@ GST_START_TEST (test_redis_restart)
   whip_caller_free (during);
   g_free (token);
   g_free (token2);
+  g_free (token3);
   emu_process_stop (a);
   emu_process_stop (emu);
   redis_stop (&redis);
@@ -655,14 +695,6 @@ is_primary (guint port)
   if (reply)
     freeReplyObject (reply);
   return primary;
-}
-
-/* Ends the test's calls and processes. */
-static void
-hang_up (WhipCaller *c)
-{
-  whip_caller_hangup (c);
-  whip_caller_free (c);
 }
 
 /* --redis redis-sentinel://: the instance asks Sentinel for the primary,
