@@ -20,6 +20,9 @@
 #endif
 
 #include <string.h>
+#ifdef __GLIBC__
+#include <malloc.h>
+#endif
 #include <gst/gst.h>
 #include <json-glib/json-glib.h>
 #include <libsoup/soup.h>
@@ -67,6 +70,7 @@ struct _VaServer
   /* EndedCall*, oldest first: calls that ended within the live TTL, whose
    * "ended" write a resync repeats (it is lost if Redis was down then) */
   GQueue recently_ended;
+  guint trim_timer; /* gives the heap back once idle */
 };
 
 typedef struct
@@ -411,6 +415,29 @@ write_record (CallEntry *e, VaCallEndReason reason)
   va_records_write (e->server->records, r);
 }
 
+/* glibc keeps what the calls' threads freed in its arenas: after 25 calls
+ * the heap held 70 MB, 10 MB of it in use. Once no call is left (and the
+ * last pipeline has been torn down), that goes back to the system. */
+static gboolean
+trim_heap (gpointer data)
+{
+  VaServer *server = data;
+
+  server->trim_timer = 0;
+#ifdef __GLIBC__
+  if (g_hash_table_size (server->calls) == 0)
+    malloc_trim (0);
+#endif
+  return G_SOURCE_REMOVE;
+}
+
+static void
+trim_heap_when_idle (VaServer *server)
+{
+  if (g_hash_table_size (server->calls) == 0 && server->trim_timer == 0)
+    server->trim_timer = g_timeout_add_seconds (2, trim_heap, server);
+}
+
 static void
 on_call_ended (
     VaCall *call, VaCallEndReason reason, const gchar *detail, gpointer data)
@@ -428,6 +455,7 @@ on_call_ended (
   state_end (e, reason);
   g_hash_table_remove (server->calls, va_call_get_id (call));
   publish_load (server);
+  trim_heap_when_idle (server);
   check_drained (server);
 }
 
@@ -1599,6 +1627,7 @@ va_server_free (VaServer *server)
       server->calls == NULL || g_hash_table_size (server->calls) == 0);
   g_clear_handle_id (&server->drain_timer, g_source_remove);
   g_clear_handle_id (&server->state_refresh_timer, g_source_remove);
+  g_clear_handle_id (&server->trim_timer, g_source_remove);
   /* The last writes (calls ended) go out before the registry entry goes. */
   g_clear_pointer (&server->scaleout, va_scaleout_free);
   g_queue_clear_full (&server->recently_ended, (GDestroyNotify)ended_call_free);
