@@ -854,16 +854,19 @@ static void
 tick (VaRedis *r)
 {
   gint64 now = g_get_monotonic_time ();
-  gchar *why = NULL;
+  gchar *why = NULL, *refused = NULL;
 
   if (now < r->next_tick)
     return;
   r->next_tick = now + TICK_US;
   why = sentinel_moved_primary (r);
   if (why == NULL && r->callbacks.tick &&
-      !r->callbacks.tick (r->ctx, r->user_data))
-    why = g_strdup_printf (
-        "heartbeat: %s", r->ctx->err ? r->ctx->errstr : "refused");
+      !r->callbacks.tick (r->ctx, &refused, r->user_data))
+    why = g_strdup_printf ("heartbeat: %s",
+        refused           ? refused
+            : r->ctx->err ? r->ctx->errstr
+                          : "failed");
+  g_free (refused);
   if (why)
     disconnect (r, why);
   g_free (why);

@@ -19,9 +19,10 @@ typedef struct
    * that failed (never the password). Main context. */
   void (*status) (gboolean up, const gchar *detail, gpointer user_data);
   /* Once a second while connected, on the Redis thread: @ctx may be used
-   * for synchronous commands (the registry heartbeat). Returns FALSE when
-   * the connection failed. */
-  gboolean (*tick) (redisContext *ctx, gpointer user_data);
+   * for synchronous commands (the registry heartbeat). Returns FALSE with
+   * @why (or NULL: see ctx->errstr) when the connection failed or Redis
+   * refused a command. */
+  gboolean (*tick) (redisContext *ctx, gchar **why, gpointer user_data);
   /* Once, on the Redis thread, before it disconnects for good. */
   void (*stop) (redisContext *ctx, gpointer user_data);
 } VaRedisCallbacks;

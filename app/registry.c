@@ -151,12 +151,16 @@ parse_instance (const gchar *json, gsize len)
   return i;
 }
 
+/* Runs @argv; NULL if the connection failed or, with @why set (unless
+ * already set, or @why is NULL), if Redis refused it. */
 static redisReply *
-command (redisContext *ctx, const gchar *const *argv, gint argc)
+command (redisContext *ctx, const gchar *const *argv, gint argc, gchar **why)
 {
   redisReply *reply = redisCommandArgv (ctx, argc, (const char **)argv, NULL);
 
   if (reply && reply->type == REDIS_REPLY_ERROR) {
+    if (why && *why == NULL)
+      *why = g_strdup_printf ("%s refused: %s", argv[0], reply->str);
     freeReplyObject (reply);
     reply = NULL;
   }
@@ -164,13 +168,13 @@ command (redisContext *ctx, const gchar *const *argv, gint argc)
 }
 
 static gboolean
-publish (VaRegistry *r, redisContext *ctx)
+publish (VaRegistry *r, redisContext *ctx, gchar **why)
 {
   gchar *json = describe (r);
   const gchar *set[] = { "SET", r->key, json, "PX", TTL_MS };
   const gchar *add[] = { "SADD", SET_KEY, r->id };
-  redisReply *a = command (ctx, set, G_N_ELEMENTS (set));
-  redisReply *b = a ? command (ctx, add, G_N_ELEMENTS (add)) : NULL;
+  redisReply *a = command (ctx, set, G_N_ELEMENTS (set), why);
+  redisReply *b = a ? command (ctx, add, G_N_ELEMENTS (add), why) : NULL;
 
   g_free (json);
   if (a)
@@ -182,10 +186,11 @@ publish (VaRegistry *r, redisContext *ctx)
 
 /* Reads every member's entry; removes the members whose key expired. */
 static gboolean
-read_all (VaRegistry *r, redisContext *ctx, GPtrArray *others, guint *live)
+read_all (VaRegistry *r, redisContext *ctx, GPtrArray *others, guint *live,
+    gchar **why)
 {
   const gchar *members[] = { "SMEMBERS", SET_KEY };
-  redisReply *ids = command (ctx, members, G_N_ELEMENTS (members)), *vals;
+  redisReply *ids = command (ctx, members, G_N_ELEMENTS (members), why), *vals;
   GPtrArray *argv;
   guint i;
 
@@ -199,13 +204,13 @@ read_all (VaRegistry *r, redisContext *ctx, GPtrArray *others, guint *live)
   for (i = 0; i < ids->elements; i++)
     g_ptr_array_add (
         argv, g_strconcat (KEY_PREFIX, ids->element[i]->str, NULL));
-  vals = command (ctx, (const gchar *const *)argv->pdata, argv->len);
+  vals = command (ctx, (const gchar *const *)argv->pdata, argv->len, why);
   for (i = 0; vals && i < vals->elements && i < ids->elements; i++) {
     redisReply *v = vals->element[i];
     Instance *inst;
     if (v->type != REDIS_REPLY_STRING) {
       const gchar *rem[] = { "SREM", SET_KEY, ids->element[i]->str };
-      redisReply *x = command (ctx, rem, G_N_ELEMENTS (rem));
+      redisReply *x = command (ctx, rem, G_N_ELEMENTS (rem), NULL);
       if (x)
         freeReplyObject (x);
       continue;
@@ -225,12 +230,12 @@ read_all (VaRegistry *r, redisContext *ctx, GPtrArray *others, guint *live)
 }
 
 gboolean
-va_registry_beat (VaRegistry *r, redisContext *ctx)
+va_registry_beat (VaRegistry *r, redisContext *ctx, gchar **why)
 {
   GPtrArray *others =
       g_ptr_array_new_with_free_func ((GDestroyNotify)instance_free);
   guint live = 0;
-  gboolean ok = publish (r, ctx) && read_all (r, ctx, others, &live);
+  gboolean ok = publish (r, ctx, why) && read_all (r, ctx, others, &live, why);
 
   g_mutex_lock (&r->lock);
   if (ok) {
@@ -248,8 +253,8 @@ va_registry_leave (VaRegistry *r, redisContext *ctx)
 {
   const gchar *del[] = { "DEL", r->key };
   const gchar *rem[] = { "SREM", SET_KEY, r->id };
-  redisReply *a = command (ctx, del, G_N_ELEMENTS (del));
-  redisReply *b = command (ctx, rem, G_N_ELEMENTS (rem));
+  redisReply *a = command (ctx, del, G_N_ELEMENTS (del), NULL);
+  redisReply *b = command (ctx, rem, G_N_ELEMENTS (rem), NULL);
 
   if (a)
     freeReplyObject (a);

@@ -23,8 +23,11 @@ void va_registry_set_load (
     VaRegistry *registry, guint active, gboolean draining);
 
 /* Redis thread: publishes this instance (its key lives 3 heartbeats) and
- * reads every live one. Returns FALSE if the connection failed. */
-gboolean va_registry_beat (VaRegistry *registry, redisContext *ctx);
+ * reads every live one. Returns FALSE if the connection failed (see
+ * ctx->errstr) or Redis refused a command (then @why says which; free
+ * it). */
+gboolean va_registry_beat (
+    VaRegistry *registry, redisContext *ctx, gchar **why);
 /* Redis thread: removes this instance at a clean exit. */
 void va_registry_leave (VaRegistry *registry, redisContext *ctx);
 /* Forgets the other instances (Redis is down: they are unknown). */

@@ -28,11 +28,11 @@ struct _VaScaleout
 
 /* (Redis thread) */
 static gboolean
-on_tick (redisContext *ctx, gpointer data)
+on_tick (redisContext *ctx, gchar **why, gpointer data)
 {
   VaScaleout *s = data;
 
-  return va_registry_beat (s->registry, ctx);
+  return va_registry_beat (s->registry, ctx, why);
 }
 
 /* (Redis thread) */
