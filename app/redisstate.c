@@ -80,8 +80,8 @@ struct _VaRedis
 
   /* Redis thread only */
   redisContext *ctx;
-  const VaRedisAddress *via; /* the address @ctx was found through */
-  redisContext *sentinel; /* the Sentinel that named @ctx, or NULL */
+  redisContext *sentinel; /* a Sentinel watching @ctx's group, or NULL */
+  const VaRedisAddress *watched; /* @sentinel's address */
   guint backoff_ms;
   gint64 next_tick;
 };
@@ -102,26 +102,25 @@ address_free (VaRedisAddress *a)
 
 /* The path: "[/db]" for a node, "/GROUP[/db]" for a Sentinel. */
 static gboolean
-parse_path (VaRedisAddress *a, const gchar *path)
+parse_path (VaRedisAddress *a, const gchar *path, gboolean sentinel)
 {
   g_auto (GStrv) parts = g_strsplit (path && *path ? path : "/", "/", -1);
-  guint n = g_strv_length (parts), first_db = a->sentinel_group ? 2 : 1;
+  guint n = g_strv_length (parts), first_db = sentinel ? 2 : 1;
   guint64 db = 0;
 
   /* parts[0] is the empty text before the leading '/' */
   if (n < 2 || *parts[0] || n > first_db + 1)
     return FALSE;
-  if (a->sentinel_group) {
-    if (!*parts[1])
-      return FALSE;
-    g_free (a->sentinel_group);
+  if (sentinel) {
     a->sentinel_group = g_uri_unescape_string (parts[1], NULL);
+    if (a->sentinel_group == NULL || !*a->sentinel_group)
+      return FALSE;
   }
   if (n > first_db && *parts[first_db] &&
       !g_ascii_string_to_unsigned (parts[first_db], 10, 0, G_MAXINT, &db, NULL))
     return FALSE;
   a->db = (guint)db;
-  return a->sentinel_group == NULL || *a->sentinel_group;
+  return TRUE;
 }
 
 static VaRedisAddress *
@@ -131,14 +130,14 @@ parse_one (const gchar *text, GError **error)
   VaRedisAddress *a = NULL;
   const gchar *scheme;
   gboolean sentinel;
-  GError *err = NULL;
 
   uri = g_uri_parse (g_strstrip ((gchar *)text),
-      G_URI_FLAGS_HAS_PASSWORD | G_URI_FLAGS_ENCODED_PATH, &err);
+      G_URI_FLAGS_HAS_PASSWORD | G_URI_FLAGS_ENCODED_PATH, NULL);
   scheme = uri ? g_uri_get_scheme (uri) : NULL;
   sentinel = g_strcmp0 (scheme, "redis-sentinel") == 0;
   if (uri && (sentinel || g_strcmp0 (scheme, "redis") == 0) &&
-      g_uri_get_host (uri) && *g_uri_get_host (uri)) {
+      g_uri_get_host (uri) && *g_uri_get_host (uri) && !g_uri_get_query (uri) &&
+      !g_uri_get_fragment (uri)) {
     a = g_new0 (VaRedisAddress, 1);
     a->host = g_strdup (g_uri_get_host (uri));
     a->port = g_uri_get_port (uri) > 0 ? (guint)g_uri_get_port (uri)
@@ -149,19 +148,17 @@ parse_one (const gchar *text, GError **error)
       a->user = g_strdup (g_uri_get_user (uri));
     if (g_uri_get_password (uri))
       a->password = g_strdup (g_uri_get_password (uri));
-    a->sentinel_group = sentinel ? g_strdup ("") : NULL;
-    if (!parse_path (a, g_uri_get_path (uri)))
+    if (!parse_path (a, g_uri_get_path (uri), sentinel))
       g_clear_pointer (&a, address_free);
   }
-  if (a == NULL) {
-    /* The text may hold a password: never quoted. */
+  /* Neither the text nor GUri's message (which quotes parts of it) is
+   * shown: it may hold a password. */
+  if (a == NULL)
     g_set_error (error, G_IO_ERROR, G_IO_ERROR_INVALID_ARGUMENT,
         "--redis takes redis://[[user]:password@]host[:port][/db] or "
         "redis-sentinel://[[user]:password@]host[:port]/GROUP[/db], "
-        "comma-separated for several (rediss:// is not supported)%s%s",
-        err ? ": " : "", err ? err->message : "");
-  }
-  g_clear_error (&err);
+        "comma-separated for several, each a whole URL; percent-encode "
+        "@ : / ? # in a password (rediss:// is not supported)");
   g_clear_pointer (&uri, g_uri_unref);
   return a;
 }
@@ -525,12 +522,21 @@ find_slot_owner (
     owner = range->element[2];
     if (owner->type != REDIS_REPLY_ARRAY || owner->elements < 2)
       continue;
-    /* An empty host means "the node you asked" */
+    /* An empty host means "the node you asked"; "?" that the node has
+     * no address of the preferred kind (cluster-preferred-endpoint-type) */
+    if (owner->element[0]->type != REDIS_REPLY_STRING ||
+        g_strcmp0 (owner->element[0]->str, "?") == 0) {
+      *why = g_strdup_printf ("%s:%u: the Cluster gives no address for the "
+                              "primary of slot %lld (set "
+                              "cluster-preferred-endpoint-type ip)",
+          n->host, n->port, slot->integer);
+      break;
+    }
     *host =
         g_strdup (owner->element[0]->len ? owner->element[0]->str : n->host);
     *port = (guint)owner->element[1]->integer;
   }
-  if (*host == NULL)
+  if (*host == NULL && *why == NULL)
     *why = g_strdup_printf ("%s:%u: no Cluster node serves slot %lld "
                             "(is the cluster still forming?)",
         n->host, n->port, slot->integer);
@@ -542,16 +548,23 @@ find_slot_owner (
 static gboolean
 is_primary (redisContext *ctx, const Node *n, gchar **why)
 {
-  const gchar *role[] = { "ROLE", NULL };
-  redisReply *reply = run (ctx, n, why, role);
+  const gchar *role_cmd[] = { "ROLE", NULL };
+  redisReply *reply = run (ctx, n, why, role_cmd);
+  const gchar *role;
   gboolean ok;
 
   if (reply == NULL)
     return FALSE;
-  ok = reply->type == REDIS_REPLY_ARRAY && reply->elements > 0 &&
-      reply->element[0]->type == REDIS_REPLY_STRING &&
-      g_str_equal (reply->element[0]->str, "master");
-  if (!ok)
+  role = reply->type == REDIS_REPLY_ARRAY && reply->elements > 0 &&
+          reply->element[0]->type == REDIS_REPLY_STRING
+      ? reply->element[0]->str
+      : "";
+  ok = g_str_equal (role, "master");
+  if (g_str_equal (role, "sentinel"))
+    *why = g_strdup_printf ("%s:%u is a Sentinel: give it as "
+                            "redis-sentinel://%s:%u/GROUP",
+        n->host, n->port, n->host, n->port);
+  else if (!ok)
     *why = g_strdup_printf (
         "%s:%u is a replica, not the primary", n->host, n->port);
   freeReplyObject (reply);
@@ -662,10 +675,32 @@ connect_one (const VaRedisAddress *a, redisContext **sentinel, gchar **why)
   return connect_node (a, &n, 2, why);
 }
 
+/* Replaces the watched Sentinel, which stopped answering, by the first
+ * other one listed that takes a connection. */
+static void
+watch_another_sentinel (VaRedis *r)
+{
+  const VaRedisAddress *dead = r->watched;
+
+  g_clear_pointer (&r->sentinel, redisFree);
+  r->watched = NULL;
+  for (guint i = 0; r->sentinel == NULL && i < r->addresses->len; i++) {
+    const VaRedisAddress *a = g_ptr_array_index (r->addresses, i);
+    Node n = { a->host, a->port };
+    g_autofree gchar *why = NULL;
+    if (a == dead || a->sentinel_group == NULL)
+      continue;
+    if ((r->sentinel = open_socket (&n, &why)))
+      r->watched = a;
+  }
+  if (r->sentinel == NULL)
+    GST_WARNING ("redis: no Sentinel answers; the primary is not watched "
+                 "until the next connection");
+}
+
 /* Once a tick with a Sentinel: has it made another node the primary? The
  * old one takes writes until Sentinel demotes it, seconds later, and they
- * would be lost then. A Sentinel that fails to answer is dropped; the
- * next connection finds one again. Returns why to reconnect, or NULL. */
+ * would be lost then. Returns why to reconnect, or NULL. */
 static gchar *
 sentinel_moved_primary (VaRedis *r)
 {
@@ -674,15 +709,15 @@ sentinel_moved_primary (VaRedis *r)
 
   if (r->sentinel == NULL)
     return NULL;
-  if (!ask_sentinel (r->sentinel, r->via, &host, &port, &why)) {
-    GST_WARNING ("redis: %s; the primary is no longer watched", why);
-    g_clear_pointer (&r->sentinel, redisFree);
+  if (!ask_sentinel (r->sentinel, r->watched, &host, &port, &why)) {
+    GST_WARNING ("redis: %s", why);
+    watch_another_sentinel (r);
     return NULL;
   }
   if (port == (guint)r->ctx->tcp.port && g_str_equal (host, r->ctx->tcp.host))
     return NULL;
-  return g_strdup_printf ("Sentinel %s:%u made %s:%u the primary", r->via->host,
-      r->via->port, host, port);
+  return g_strdup_printf ("Sentinel %s:%u made %s:%u the primary",
+      r->watched->host, r->watched->port, host, port);
 }
 
 /* Tries every address in order. Returns TRUE once connected. */
@@ -697,7 +732,7 @@ try_connect (VaRedis *r)
     VaRedisAddress *a = g_ptr_array_index (r->addresses, i);
     g_clear_pointer (&why, g_free);
     r->ctx = connect_one (a, &r->sentinel, &why);
-    r->via = a;
+    r->watched = r->sentinel ? a : NULL;
     if (r->ctx)
       GST_INFO ("redis: connected to %s:%d (db %u) from %s:%u",
           r->ctx->tcp.host, r->ctx->tcp.port, a->db, a->host, a->port);
@@ -718,7 +753,9 @@ try_connect (VaRedis *r)
         r->dropped);
   r->dropped = 0;
   g_mutex_unlock (&r->lock);
-  r->backoff_ms = 0;
+  /* backoff_ms is reset by the first heartbeat that succeeds, not here:
+   * a server that accepts connections and then refuses every command
+   * (CLUSTERDOWN, LOADING) would be retried in a tight loop. */
   r->next_tick = 0;
   post_status (r, TRUE, TRUE, resync, NULL);
   return TRUE;
@@ -735,6 +772,7 @@ disconnect (VaRedis *r, const gchar *why)
 
   g_clear_pointer (&r->ctx, redisFree);
   g_clear_pointer (&r->sentinel, redisFree);
+  r->watched = NULL;
   g_mutex_lock (&r->lock);
   was_up = r->up;
   r->up = FALSE;
@@ -787,14 +825,15 @@ take_batch (VaRedis *r, GPtrArray *batch)
   g_mutex_unlock (&r->lock);
 }
 
-/* Errors that mean another node now serves our keys: after a failover
- * (READONLY, MASTERDOWN) or a Cluster change (MOVED, ASK, CLUSTERDOWN).
- * Reconnecting finds it again. */
+/* Errors that mean another node now serves our keys, or soon will: after
+ * a failover (READONLY, MASTERDOWN), a Cluster change (MOVED, ASK,
+ * CLUSTERDOWN, TRYAGAIN) or a restart (LOADING). Reconnecting, with
+ * backoff, finds it again. */
 static gboolean
 is_elsewhere (const redisReply *reply)
 {
   static const gchar *const codes[] = { "READONLY ", "MASTERDOWN ", "MOVED ",
-    "ASK ", "CLUSTERDOWN ", NULL };
+    "ASK ", "CLUSTERDOWN ", "TRYAGAIN ", "LOADING ", NULL };
 
   for (guint i = 0; reply->type == REDIS_REPLY_ERROR && codes[i]; i++)
     if (g_str_has_prefix (reply->str, codes[i]))
@@ -869,6 +908,8 @@ tick (VaRedis *r)
   g_free (refused);
   if (why)
     disconnect (r, why);
+  else
+    r->backoff_ms = 0;
   g_free (why);
 }
 
@@ -907,12 +948,15 @@ redis_main (gpointer data)
       continue;
     }
     tick (r);
-    if (r->ctx == NULL)
+    if (r->ctx == NULL) {
+      back_off (r);
       continue;
+    }
     take_batch (r, batch);
     if ((why = run_batch (r, batch))) {
       disconnect (r, why);
       g_free (why);
+      back_off (r);
     } else {
       resync_if_dropped (r);
     }

@@ -98,7 +98,8 @@ static const Setting settings[] = {
   { "redis", "VOICEAGENT_REDIS", SETTING_STRING, OFF (redis),
       "Share live call state and the instance registry through Redis: "
       "redis://[[user]:password@]host[:port][/db] (a node, or any node of "
-      "a Cluster) or redis-sentinel://host[:port]/GROUP[/db], "
+      "a Cluster) or redis-sentinel://[[user]:password@]host[:port]/GROUP"
+      "[/db], "
       "comma-separated to try several (default: none, a single instance)",
       "URL" },
   { "advertise-url", "VOICEAGENT_ADVERTISE_URL", SETTING_STRING,

@@ -35,22 +35,36 @@ typedef struct
   gchar *dir;
 } Redis;
 
+/* @n distinct free loopback ports: all are held until all are chosen. */
+static void
+free_ports (guint n, guint *ports)
+{
+  GInetAddress *lo = g_inet_address_new_loopback (G_SOCKET_FAMILY_IPV4);
+  GSocketAddress *any = g_inet_socket_address_new (lo, 0);
+  GSocket *held[8];
+
+  g_assert (n <= G_N_ELEMENTS (held));
+  for (guint i = 0; i < n; i++) {
+    GSocketAddress *bound;
+    held[i] = g_socket_new (G_SOCKET_FAMILY_IPV4, G_SOCKET_TYPE_STREAM,
+        G_SOCKET_PROTOCOL_TCP, NULL);
+    fail_unless (g_socket_bind (held[i], any, FALSE, NULL));
+    bound = g_socket_get_local_address (held[i], NULL);
+    ports[i] = g_inet_socket_address_get_port (G_INET_SOCKET_ADDRESS (bound));
+    g_object_unref (bound);
+  }
+  for (guint i = 0; i < n; i++)
+    g_object_unref (held[i]);
+  g_object_unref (any);
+  g_object_unref (lo);
+}
+
 static guint
 free_port (void)
 {
-  GSocket *s = g_socket_new (
-      G_SOCKET_FAMILY_IPV4, G_SOCKET_TYPE_STREAM, G_SOCKET_PROTOCOL_TCP, NULL);
-  GInetAddress *lo = g_inet_address_new_loopback (G_SOCKET_FAMILY_IPV4);
-  GSocketAddress *any = g_inet_socket_address_new (lo, 0), *bound;
   guint port;
 
-  fail_unless (g_socket_bind (s, any, FALSE, NULL));
-  bound = g_socket_get_local_address (s, NULL);
-  port = g_inet_socket_address_get_port (G_INET_SOCKET_ADDRESS (bound));
-  g_object_unref (bound);
-  g_object_unref (any);
-  g_object_unref (lo);
-  g_object_unref (s);
+  free_ports (1, &port);
   return port;
 }
 
@@ -468,8 +482,8 @@ GST_START_TEST (test_redirect_when_full)
   fail_unless (port_in (location, in[1]) || port_in (location, in[2]),
       "redirected to %s", location);
   g_free (location);
-  /* in[0] counts that redirect as a call there until the target's next
-   * heartbeat (1 s) says otherwise. */
+  /* in[0] counts that redirect as a call on its target until its own
+   * next heartbeat (1 s) reads the registry again. */
   g_usleep (1500 * G_TIME_SPAN_MILLISECOND);
 
   /* Both followers land on the two other instances, one each (a stale
@@ -701,6 +715,19 @@ wait_heartbeat_on (guint port, EmuProcess *instance, gboolean erase)
   g_free (id);
 }
 
+/* Whether INFO on @port contains @text. */
+static gboolean
+info_has (guint port, const gchar *text)
+{
+  redisReply *reply = redis_run (port, (const gchar *[]){ "INFO", NULL });
+  gboolean has =
+      reply && reply->type == REDIS_REPLY_STRING && strstr (reply->str, text);
+
+  if (reply)
+    freeReplyObject (reply);
+  return has;
+}
+
 static gboolean
 is_primary (guint port)
 {
@@ -725,11 +752,16 @@ GST_START_TEST (test_sentinel_failover)
   EmuProcess *emu = emulator_start (), *a;
   WhipCaller *c;
   redisReply *reply;
+  guint i;
 
   redis_start (&primary, 0);
   port = g_strdup_printf ("%u", primary.port);
   redis_start_args (&replica, 0, NULL,
       (const gchar *[]){ "--replicaof", "127.0.0.1", port, NULL });
+  /* Sentinel learns of replicas from the primary: attached first. */
+  for (i = 0; i < 100 && !info_has (primary.port, "connected_slaves:1"); i++)
+    g_usleep (100000);
+  fail_unless (info_has (primary.port, "connected_slaves:1"));
   text = g_strdup_printf ("sentinel monitor grp 127.0.0.1 %s 1\n"
                           "sentinel down-after-milliseconds grp 1000\n"
                           "sentinel failover-timeout grp 3000\n",
@@ -745,12 +777,20 @@ GST_START_TEST (test_sentinel_failover)
   token = resume_token (c);
   tell (c, primary.port, token, "I live in Paris.");
 
-  reply = redis_run (
-      sentinel.port, (const gchar *[]){ "SENTINEL", "FAILOVER", "grp", NULL });
-  fail_unless (reply && reply->type == REDIS_REPLY_STATUS,
-      "SENTINEL FAILOVER: %s", reply ? reply->str : "no reply");
+  /* NOGOODSLAVE until Sentinel has seen the replica */
+  for (i = 0; i < 100; i++) {
+    reply = redis_run (sentinel.port,
+        (const gchar *[]){ "SENTINEL", "FAILOVER", "grp", NULL });
+    fail_unless (reply != NULL);
+    if (reply->type == REDIS_REPLY_STATUS)
+      break;
+    freeReplyObject (reply);
+    reply = NULL;
+    g_usleep (100000);
+  }
+  fail_unless (reply != NULL, "SENTINEL FAILOVER was refused for 10 s");
   freeReplyObject (reply);
-  for (gint i = 0; i < 100 && !is_primary (replica.port); i++)
+  for (i = 0; i < 100 && !is_primary (replica.port); i++)
     g_usleep (100000);
   fail_unless (is_primary (replica.port), "Sentinel did not fail over");
   wait_heartbeat_on (replica.port, a, TRUE);
@@ -809,6 +849,27 @@ cluster_ok (guint port)
   return ok;
 }
 
+/* CLUSTER MYID of the node on @port (free it). */
+static gchar *
+node_id (guint port)
+{
+  redisReply *reply =
+      redis_run (port, (const gchar *[]){ "CLUSTER", "MYID", NULL });
+  gchar *id;
+
+  fail_unless (reply && reply->type == REDIS_REPLY_STRING);
+  id = g_strdup (reply->str);
+  freeReplyObject (reply);
+  return id;
+}
+
+static gboolean
+all_cluster_ok (const Redis *nodes)
+{
+  return cluster_ok (nodes[0].port) && cluster_ok (nodes[1].port) &&
+      cluster_ok (nodes[2].port);
+}
+
 /* Runs redis-cli --cluster with @args against the node on @port. */
 static void
 cluster_tool (guint port, const gchar *const *args)
@@ -843,6 +904,7 @@ cluster_tool (guint port, const gchar *const *args)
 GST_START_TEST (test_cluster)
 {
   Redis nodes[3] = { { 0 } };
+  guint ports[6];
   gchar *url, *token, *v, *from, *to;
   EmuProcess *emu = emulator_start (), *a;
   redisReply *reply;
@@ -850,11 +912,13 @@ GST_START_TEST (test_cluster)
   long long slot;
   WhipCaller *c;
 
+  /* Data ports, then bus ports: the bus port defaults to port + 10000,
+   * past 65535 for most free ports. */
+  free_ports (6, ports);
   for (i = 0; i < 3; i++) {
-    /* The bus port defaults to port + 10000, past 65535 for most free
-     * ports. The node's file goes to its --dir. */
-    gchar *bus = g_strdup_printf ("%u", free_port ());
-    redis_start_args (&nodes[i], 0, NULL,
+    gchar *bus = g_strdup_printf ("%u", ports[3 + i]);
+    /* nodes.conf goes to the node's --dir */
+    redis_start_args (&nodes[i], ports[i], NULL,
         (const gchar *[]){ "--cluster-enabled", "yes", "--cluster-config-file",
             "nodes.conf", "--cluster-port", bus, "--cluster-node-timeout",
             "2000", NULL });
@@ -866,13 +930,12 @@ GST_START_TEST (test_cluster)
       (const gchar *[]){ "create", from, to, "--cluster-replicas", "0", NULL });
   g_free (from);
   g_free (to);
-  for (i = 0; i < 100 &&
-       !(cluster_ok (nodes[0].port) && cluster_ok (nodes[1].port) &&
-           cluster_ok (nodes[2].port));
-       i++)
+  for (i = 0; i < 100 && !all_cluster_ok (nodes); i++)
     g_usleep (100000);
+  fail_unless (all_cluster_ok (nodes), "the Cluster did not form");
   reply = redis_run (nodes[0].port,
       (const gchar *[]){ "CLUSTER", "KEYSLOT", VA_REDIS_KEY_TAG, NULL });
+  fail_unless (reply && reply->type == REDIS_REPLY_INTEGER);
   slot = reply->integer;
   freeReplyObject (reply);
   owner = slot_owner (nodes[0].port, slot);
@@ -888,12 +951,8 @@ GST_START_TEST (test_cluster)
   tell (c, owner, token, "I live in Paris.");
 
   /* Every slot of the owner moves to @other. */
-  reply = redis_run (owner, (const gchar *[]){ "CLUSTER", "MYID", NULL });
-  from = g_strdup (reply->str);
-  freeReplyObject (reply);
-  reply = redis_run (other, (const gchar *[]){ "CLUSTER", "MYID", NULL });
-  to = g_strdup (reply->str);
-  freeReplyObject (reply);
+  from = node_id (owner);
+  to = node_id (other);
   cluster_tool (owner,
       (const gchar *[]){ "reshard", "--cluster-from", from, "--cluster-to", to,
           "--cluster-slots", "16384", NULL });
@@ -922,8 +981,10 @@ GST_END_TEST;
  * password. */
 GST_START_TEST (test_redis_urls)
 {
-  const gchar *bad[] = { "redis-sentinel://:secret@s1", "redis://h/1/2",
-    "redis://h/x", "rediss://:secret@h:6379", "10.0.0.2:6379", " , " };
+  const gchar *bad[] = { "redis-sentinel://:secret@s1",
+    "redis-sentinel://h/%zz", "redis-sentinel://h//2", "redis://h/1/2",
+    "redis://h/x", "redis://h?db=1", "rediss://:secret@h:6379",
+    "redis://:secret/x@h", "10.0.0.2:6379", " , " };
   GError *error = NULL;
   GPtrArray *list = va_redis_parse_urls (
       "redis://:p%40ss@10.0.0.2:6380/3, redis://app:pw@host-b", &error);
