@@ -11,6 +11,7 @@
 #endif
 
 #include <gst/webrtc/webrtc.h>
+#include "iceagent.h"
 #include "peer.h"
 
 GST_DEBUG_CATEGORY_EXTERN (voiceagent_debug);
@@ -288,26 +289,6 @@ on_remote_set (GstPromise *promise, gpointer data)
   gst_promise_unref (promise);
 }
 
-/* libnice asks the LAN's router for a port mapping over UPnP by default:
- * useless on a server (its address is public or set by --public-ip), and
- * it costs a thread per webrtcbin (gupnp-igd's own main loop), SSDP
- * traffic and file descriptors. The agent must be told before gathering
- * starts, which is at set-local-description. */
-static void
-disable_upnp (GstElement *webrtc)
-{
-  GObject *ice = NULL, *agent = NULL;
-
-  g_object_get (webrtc, "ice-agent", &ice, NULL);
-  if (ice && g_object_class_find_property (G_OBJECT_GET_CLASS (ice), "agent"))
-    g_object_get (ice, "agent", &agent, NULL);
-  if (agent &&
-      g_object_class_find_property (G_OBJECT_GET_CLASS (agent), "upnp"))
-    g_object_set (agent, "upnp", FALSE, NULL);
-  g_clear_object (&agent);
-  g_clear_object (&ice);
-}
-
 VaPeer *
 va_peer_new (GstElement *webrtc, guint ice_timeout_ms, const gchar *public_ip,
     const VaPeerCallbacks *callbacks, gpointer user_data)
@@ -320,7 +301,7 @@ va_peer_new (GstElement *webrtc, guint ice_timeout_ms, const gchar *public_ip,
   peer->public_ip = g_strdup (public_ip);
   peer->callbacks = *callbacks;
   peer->user_data = user_data;
-  disable_upnp (webrtc);
+  va_ice_agent_disable_upnp (webrtc);
   peer->gathering_id = g_signal_connect (webrtc, "notify::ice-gathering-state",
       G_CALLBACK (on_gathering_state), peer);
   peer->ice_id = g_signal_connect (

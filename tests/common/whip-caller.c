@@ -13,6 +13,7 @@
 #include <gst/sdp/sdp.h>
 #include <gst/webrtc/webrtc.h>
 #include <libsoup/soup.h>
+#include "iceagent.h"
 #include "whip-caller.h"
 
 #define ICE_WAIT_US (5 * G_USEC_PER_SEC)
@@ -164,24 +165,6 @@ build_description (WhipCaller *c)
   return desc;
 }
 
-/* As the server does (app/peer.c): no UPnP port mapping, which costs each
- * webrtcbin a gupnp thread and SSDP traffic, and with a hundred callers in
- * one process runs out of ports for its HTTP servers. */
-static void
-disable_upnp (GstElement *webrtc)
-{
-  GObject *ice = NULL, *agent = NULL;
-
-  g_object_get (webrtc, "ice-agent", &ice, NULL);
-  if (ice && g_object_class_find_property (G_OBJECT_GET_CLASS (ice), "agent"))
-    g_object_get (ice, "agent", &agent, NULL);
-  if (agent &&
-      g_object_class_find_property (G_OBJECT_GET_CLASS (agent), "upnp"))
-    g_object_set (agent, "upnp", FALSE, NULL);
-  g_clear_object (&agent);
-  g_clear_object (&ice);
-}
-
 WhipCaller *
 whip_caller_new (const WhipCallerOptions *o)
 {
@@ -208,7 +191,8 @@ whip_caller_new (const WhipCallerOptions *o)
     c->pipeline = outer;
   }
   c->webrtc = gst_bin_get_by_name (GST_BIN (c->pipeline), "webrtc");
-  disable_upnp (c->webrtc);
+  /* as the server does */
+  va_ice_agent_disable_upnp (c->webrtc);
   c->appsrc = gst_bin_get_by_name (GST_BIN (c->pipeline), "src");
   g_signal_connect (c->webrtc, "pad-added", G_CALLBACK (on_pad_added), c);
   g_signal_connect (
