@@ -28,6 +28,7 @@ typedef struct
   VaPeer *peer;
   VaListenerAnswered answered;
   gpointer user_data;
+  guint drop_idle; /* removes a listener whose ICE failed */
 } Listener;
 
 struct _VaCall
@@ -39,6 +40,7 @@ struct _VaCall
   gpointer user_data;
   gint64 start_time;
   gchar *resume_token; /* or NULL */
+  gchar *call_token; /* the caller's capability, told over the channel */
   gchar *history; /* conversation to restore at the start, or NULL */
   GstElement *pipeline;
   GstElement *webrtc;
@@ -106,6 +108,7 @@ va_call_free (VaCall *call)
   g_mutex_clear (&call->lock);
   g_free (call->end_detail);
   g_free (call->resume_token);
+  g_free (call->call_token);
   g_free (call->history);
   g_free (call->id);
   g_free (call);
@@ -140,6 +143,13 @@ va_call_set_resume_token (VaCall *call, const gchar *token)
 {
   g_free (call->resume_token);
   call->resume_token = g_strdup (token);
+}
+
+void
+va_call_set_call_token (VaCall *call, const gchar *token)
+{
+  g_free (call->call_token);
+  call->call_token = g_strdup (token);
 }
 
 void
@@ -320,11 +330,12 @@ greet_channel (gpointer data)
 {
   VaCall *call = data;
   /* Ids and tokens are hex: nothing to escape. */
-  gchar *json = call->resume_token
-      ? g_strdup_printf ("{\"type\":\"call\",\"id\":\"%s\","
-                         "\"resume_token\":\"%s\"}",
-            call->id, call->resume_token)
-      : g_strdup_printf ("{\"type\":\"call\",\"id\":\"%s\"}", call->id);
+  gchar *json = g_strdup_printf (
+      "{\"type\":\"call\",\"id\":\"%s\",\"call_token\":\"%s\"%s%s%s}", call->id,
+      call->call_token ? call->call_token : "",
+      call->resume_token ? ",\"resume_token\":\"" : "",
+      call->resume_token ? call->resume_token : "",
+      call->resume_token ? "\"" : "");
 
   va_call_send_json (call, json);
   g_free (json);
@@ -495,6 +506,17 @@ disconnect_timeout (gpointer data)
 
 /* ---- Bus ---- */
 
+/* "llmtransform" for an element made by that factory, else "". */
+static const gchar *
+factory_name_of (GstObject *object)
+{
+  GstElementFactory *f = GST_IS_ELEMENT (object)
+      ? gst_element_get_factory (GST_ELEMENT (object))
+      : NULL;
+
+  return f ? GST_OBJECT_NAME (f) : "";
+}
+
 static gboolean
 on_bus_message (GstBus *bus, GstMessage *msg, gpointer data)
 {
@@ -516,7 +538,8 @@ on_bus_message (GstBus *bus, GstMessage *msg, gpointer data)
           GST_OBJECT_NAME (GST_MESSAGE_SRC (msg)), error->message);
       if (call->callbacks.message) {
         GstStructure *s = gst_structure_new ("warning", "element",
-            G_TYPE_STRING, GST_OBJECT_NAME (GST_MESSAGE_SRC (msg)), "message",
+            G_TYPE_STRING, GST_OBJECT_NAME (GST_MESSAGE_SRC (msg)), "factory",
+            G_TYPE_STRING, factory_name_of (GST_MESSAGE_SRC (msg)), "message",
             G_TYPE_STRING, error->message, NULL);
         call->callbacks.message (call, s, call->user_data);
         gst_structure_free (s);
@@ -671,11 +694,38 @@ release_tap_pad (GstPad *pad)
   gst_object_unref (pad);
 }
 
+static gboolean
+drop_listener (gpointer data)
+{
+  Listener *l = data;
+
+  l->drop_idle = 0;
+  GST_INFO ("call %s: listener %s left (ICE failed)", l->call->id, l->id);
+  va_call_remove_listener (l->call, l->id);
+  return G_SOURCE_REMOVE;
+}
+
+/* A listener who left without DELETE would hold its place (and an
+ * encoder) until the call ends. Dropped from an idle: the peer is in its
+ * own callback here. */
+static void
+listener_ice_state (
+    VaPeer *peer, GstWebRTCICEConnectionState state, gpointer data)
+{
+  Listener *l = data;
+
+  if ((state == GST_WEBRTC_ICE_CONNECTION_STATE_FAILED ||
+          state == GST_WEBRTC_ICE_CONNECTION_STATE_CLOSED) &&
+      l->drop_idle == 0)
+    l->drop_idle = g_idle_add (drop_listener, l);
+}
+
 static void
 listener_free (Listener *l)
 {
   GstObject *parent;
 
+  g_clear_handle_id (&l->drop_idle, g_source_remove);
   g_clear_pointer (&l->peer, va_peer_free);
   release_tap_pad (l->caller_src);
   release_tap_pad (l->agent_src);
@@ -738,7 +788,8 @@ gboolean
 va_call_add_listener (VaCall *call, const gchar *listener_id, VaOffer *offer,
     VaListenerAnswered answered, gpointer user_data, GError **error)
 {
-  static const VaPeerCallbacks peer_callbacks = { listener_answered, NULL };
+  static const VaPeerCallbacks peer_callbacks = { listener_answered,
+    listener_ice_state };
   GstElement *caller_tap = find_element (call, "caller_tap");
   GstElement *agent_tap = find_element (call, "agent_tap");
   GstElement *webrtc;

@@ -45,6 +45,9 @@ void va_call_free (VaCall *call);
  * tells the caller, and the conversation (llmtransform `history`) the
  * call goes on from. */
 void va_call_set_resume_token (VaCall *call, const gchar *token);
+/* Before va_call_start: the call's capability (docs/http-api.md,
+ * "Authorization"), told to the caller in the "call" event. */
+void va_call_set_call_token (VaCall *call, const gchar *token);
 void va_call_set_history (VaCall *call, const gchar *history_json);
 /* The LLM's conversation so far (JSON chat messages; free it), or NULL
  * when the template has no llmtransform named "llm". */

@@ -17,7 +17,6 @@
 #endif
 
 #include <string.h>
-#include <sys/random.h>
 #include <gio/gio.h>
 #include "callstate.h"
 
@@ -49,24 +48,6 @@ va_stored_call_free (VaStoredCall *c)
   g_free (c->transcript);
   g_free (c->turns);
   g_free (c);
-}
-
-gchar *
-va_call_state_new_token (void)
-{
-  guint8 bytes[16];
-  gsize got = 0;
-  GString *hex = g_string_sized_new (2 * sizeof bytes);
-  guint i;
-
-  while (got < sizeof bytes) {
-    gssize n = getrandom (bytes + got, sizeof bytes - got, 0);
-    if (n > 0)
-      got += n;
-  }
-  for (i = 0; i < sizeof bytes; i++)
-    g_string_append_printf (hex, "%02x", bytes[i]);
-  return g_string_free (hex, FALSE);
 }
 
 static gchar *

@@ -33,9 +33,6 @@ typedef struct
 
 void va_stored_call_free (VaStoredCall *call);
 
-/* Returns a new resume token: 128 random bits from the kernel, in hex. */
-gchar *va_call_state_new_token (void);
-
 /* Makes @owner the call's owner (a new or a resumed call) and writes
  * @fields (name, value, ..., NULL), state "live". */
 void va_call_state_claim (VaRedis *redis, const gchar *token,

@@ -363,13 +363,32 @@ handle_tts_src (VaConversation *c, const GstStructure *s)
   }
 }
 
+/* What the caller is told of a service's trouble: a fixed text per
+ * stage. The element's own message may quote the provider's answer (an
+ * account or organisation id, a quota name); it stays in the server's
+ * log (call.c logs it). */
+static const gchar *
+trouble_of (const gchar *factory)
+{
+  if (g_str_has_prefix (factory, "deepgram"))
+    return "speech recognition is having trouble";
+  if (g_str_has_prefix (factory, "llm"))
+    return "the language model is having trouble";
+  if (g_str_has_prefix (factory, "elevenlabs"))
+    return "speech synthesis is having trouble";
+  if (g_str_has_prefix (factory, "silero"))
+    return "voice detection is having trouble";
+  return "the agent is having trouble";
+}
+
 static void
 handle_warning (VaConversation *c, const GstStructure *s)
 {
+  const gchar *factory = gst_structure_get_string (s, "factory");
   JsonBuilder *b = begin_event ("error");
 
   json_builder_set_member_name (b, "message");
-  json_builder_add_string_value (b, gst_structure_get_string (s, "message"));
+  json_builder_add_string_value (b, trouble_of (factory ? factory : ""));
   send_builder (c, b);
 }
 

@@ -10,6 +10,7 @@
 #include "config.h"
 #endif
 
+#include <string.h>
 #include <gst/webrtc/webrtc.h>
 #include "iceagent.h"
 #include "peer.h"
@@ -363,8 +364,11 @@ va_peer_add_ice_servers (VaPeer *peer, gchar **stun, gchar **turn)
 
   if (stun && stun[0])
     g_object_set (peer->webrtc, "stun-server", stun[0], NULL);
+  /* Only servers given with their own user:password (turn://u:p@host)
+   * serve this side; the others are the callers' (--turn-secret). */
   for (; turn && *turn; turn++)
-    g_signal_emit_by_name (peer->webrtc, "add-turn-server", *turn, &ok);
+    if (strstr (*turn, "://") && strchr (*turn, '@'))
+      g_signal_emit_by_name (peer->webrtc, "add-turn-server", *turn, &ok);
 }
 
 GstElement *

@@ -26,9 +26,11 @@
 #include <gst/gst.h>
 #include <json-glib/json-glib.h>
 #include <libsoup/soup.h>
+#include "auth.h"
 #include "call.h"
 #include "callstate.h"
 #include "conversation.h"
+#include "httpguard.h"
 #include "metrics.h"
 #include "records.h"
 #include "scaleout.h"
@@ -45,6 +47,8 @@ GST_DEBUG_CATEGORY_EXTERN (voiceagent_debug);
 #define RETRY_AFTER_NO_AUDIO "1"
 #define RESUME_HEADER "Voiceagent-Resume"
 #define RESUME_TOKEN_HEADER "Voiceagent-Resume-Token"
+#define CALL_TOKEN_HEADER "Voiceagent-Call-Token"
+#define REALM "Bearer realm=\"voiceagent\""
 /* Writes of a call's state are coalesced over this long. */
 #define STATE_WRITE_DELAY_MS 50
 
@@ -54,6 +58,7 @@ struct _VaServer
 {
   VaConfig *config;
   SoupServer *soup;
+  VaHttpGuard *guard; /* accepts its connections, bounds its requests */
   GHashTable *templates; /* name → VaTemplate* */
   GHashTable *calls; /* id → CallEntry* */
   VaMetrics *metrics;
@@ -85,6 +90,8 @@ struct _CallEntry
   VaServer *server;
   VaCall *call;
   gchar *agent;
+  gchar *call_token; /* the caller's capability for this call */
+  GHashTable *listener_tokens; /* listener id → its capability */
   SoupServerMessage *pending; /* the POST waiting for its answer */
   GHashTable *pending_listeners; /* listener id → SoupServerMessage* */
   VaConversation *conversation;
@@ -112,37 +119,86 @@ add_cors (VaServer *server, SoupServerMessage *msg)
    * requests per call; the cost is one TCP handshake each. */
   soup_message_headers_replace (h, "Connection", "close");
   soup_message_headers_replace (h, "Access-Control-Expose-Headers",
-      "Location, ETag, Link, Accept-Post, Accept-Patch, Retry-After, " RESUME_TOKEN_HEADER
+      "Location, ETag, Link, Accept-Post, Accept-Patch, Retry-After, "
+      "WWW-Authenticate, " CALL_TOKEN_HEADER ", " RESUME_TOKEN_HEADER
       ", Server-Timing");
 }
 
+/* A configured STUN/TURN URL as RFC 7064/7065 write it for a client
+ * (scheme:host:port[?transport=]), without any user:password; NULL if it
+ * is not one. Both "turn:host" and GStreamer's "turn://user:pw@host"
+ * are accepted. */
+static gchar *
+ice_url_for_clients (const gchar *configured)
+{
+  GUri *uri;
+  gchar *url;
+
+  if (strstr (configured, "://") == NULL)
+    return g_str_has_prefix (configured, "stun:") ||
+            g_str_has_prefix (configured, "turn:") ||
+            g_str_has_prefix (configured, "turns:")
+        ? g_strdup (configured)
+        : NULL;
+  uri = g_uri_parse (configured, G_URI_FLAGS_HAS_PASSWORD, NULL);
+  if (uri == NULL || g_uri_get_host (uri) == NULL) {
+    g_clear_pointer (&uri, g_uri_unref);
+    return NULL;
+  }
+  url = g_strdup_printf ("%s:%s", g_uri_get_scheme (uri), g_uri_get_host (uri));
+  if (g_uri_get_port (uri) > 0) {
+    gchar *with_port = g_strdup_printf ("%s:%d", url, g_uri_get_port (uri));
+    g_free (url);
+    url = with_port;
+  }
+  if (g_uri_get_query (uri)) {
+    gchar *with_query = g_strconcat (url, "?", g_uri_get_query (uri), NULL);
+    g_free (url);
+    url = with_query;
+  }
+  g_uri_unref (uri);
+  return url;
+}
+
+/* RFC 9725 §4.6 ICE servers, for responses to authorized requests only.
+ * TURN servers are announced only with --turn-secret, each time with
+ * credentials made for @id alone that expire (coturn's REST API); a
+ * long-term TURN password is never sent. */
 static void
-add_ice_links (VaServer *server, SoupServerMessage *msg)
+add_ice_links (VaServer *server, SoupServerMessage *msg, const gchar *id)
 {
   SoupMessageHeaders *h = soup_server_message_get_response_headers (msg);
+  const VaConfig *c = server->config;
+  gchar *username = NULL, *credential = NULL;
   gchar **s;
 
-  for (s = server->config->stun_servers; s && *s; s++) {
-    gchar *link = g_strdup_printf ("<%s>; rel=\"ice-server\"", *s);
-    soup_message_headers_append (h, "Link", link);
+  for (s = c->stun_servers; s && *s; s++) {
+    gchar *url = ice_url_for_clients (*s);
+    gchar *link =
+        url ? g_strdup_printf ("<%s>; rel=\"ice-server\"", url) : NULL;
+    if (link)
+      soup_message_headers_append (h, "Link", link);
     g_free (link);
+    g_free (url);
   }
-  for (s = server->config->turn_servers; s && *s; s++) {
-    GUri *uri = g_uri_parse (*s, G_URI_FLAGS_HAS_PASSWORD, NULL);
-    gchar *link;
-    if (uri == NULL)
-      continue;
-    /* RFC 9725 §4.6: credentials go in link params, not in the URL. */
-    link = g_strdup_printf (
-        "<%s:%s:%d>; rel=\"ice-server\"; "
-        "username=\"%s\"; credential=\"%s\"; credential-type=\"password\"",
-        g_uri_get_scheme (uri), g_uri_get_host (uri), g_uri_get_port (uri),
-        g_uri_get_user (uri) ? g_uri_get_user (uri) : "",
-        g_uri_get_password (uri) ? g_uri_get_password (uri) : "");
-    soup_message_headers_append (h, "Link", link);
+  if (c->turn_secret == NULL || c->turn_servers == NULL)
+    return;
+  credential = va_auth_turn_credential (c->turn_secret, id,
+      g_get_real_time () / G_USEC_PER_SEC + c->turn_ttl_s, &username);
+  for (s = c->turn_servers; *s; s++) {
+    gchar *url = ice_url_for_clients (*s);
+    gchar *link = url
+        ? g_strdup_printf ("<%s>; rel=\"ice-server\"; username=\"%s\"; "
+                           "credential=\"%s\"; credential-type=\"password\"",
+              url, username, credential)
+        : NULL;
+    if (link)
+      soup_message_headers_append (h, "Link", link);
     g_free (link);
-    g_uri_unref (uri);
+    g_free (url);
   }
+  g_free (username);
+  g_free (credential);
 }
 
 static void
@@ -195,29 +251,33 @@ respond_empty (VaServer *server, SoupServerMessage *msg, guint status)
 }
 
 static void
-respond_sdp (VaServer *server, SoupServerMessage *msg, guint status,
+respond_sdp (VaServer *server, SoupServerMessage *msg, const gchar *ice_id,
     const gchar *sdp, const gchar *location, const gchar *etag)
 {
   SoupMessageHeaders *h = soup_server_message_get_response_headers (msg);
 
   add_cors (server, msg);
-  add_ice_links (server, msg);
+  add_ice_links (server, msg, ice_id);
   if (location)
     soup_message_headers_replace (h, "Location", location);
   if (etag)
     soup_message_headers_replace (h, "ETag", etag);
-  soup_server_message_set_status (msg, status, NULL);
+  soup_server_message_set_status (msg, SOUP_STATUS_CREATED, NULL);
   soup_server_message_set_response (
       msg, SDP_TYPE, SOUP_MEMORY_COPY, sdp, strlen (sdp));
 }
 
+/* @ice_id: the id TURN credentials are made for, when the request may
+ * have them (RFC 9725 §4.6 lets OPTIONS carry ICE servers); else NULL. */
 static void
-respond_options (VaServer *server, SoupServerMessage *msg, const gchar *methods)
+respond_options (VaServer *server, SoupServerMessage *msg, const gchar *methods,
+    const gchar *ice_id)
 {
   SoupMessageHeaders *h = soup_server_message_get_response_headers (msg);
 
   add_cors (server, msg);
-  add_ice_links (server, msg);
+  if (ice_id)
+    add_ice_links (server, msg, ice_id);
   soup_message_headers_replace (h, "Access-Control-Allow-Methods", methods);
   soup_message_headers_replace (h, "Access-Control-Allow-Headers",
       "Authorization, Content-Type, If-Match, ETag, " RESUME_HEADER);
@@ -228,26 +288,186 @@ respond_options (VaServer *server, SoupServerMessage *msg, const gchar *methods)
   soup_server_message_set_status (msg, SOUP_STATUS_NO_CONTENT, NULL);
 }
 
-/* ---- Request checks ---- */
+/* ---- Authorization (docs/http-api.md, "Authorization") ----
+ *
+ * Who may do what:
+ * - POST /whip: anyone holding the caller token (--token), or anyone at
+ *   all when none is set (a demo);
+ * - a call's own token (its capability: the 201's Location carries it as
+ *   ?access_token=, and Voiceagent-Call-Token and the data channel's
+ *   "call" event repeat it) may PATCH, DELETE and GET the call and POST
+ *   /whep/{id} to listen to it;
+ * - a listener's token (its Location's ?access_token=) may PATCH,
+ *   DELETE and GET that listener;
+ * - the admin token (--admin-token) may do all of that on any call, and
+ *   read /calls and /metrics; a request to an --ops-listen address may
+ *   read those with no token.
+ * A token travels as "Authorization: Bearer" (RFC 6750 §2.1) or, in the
+ * session URLs handed out, as ?access_token= (§2.3). Every comparison is
+ * constant-time. A credential that does not grant a call gets 404 (RFC
+ * 9110 §15.5.5) whether or not the call exists, so nothing tells a
+ * stranger which ids are live; one that is nobody's at all gets 401.
+ */
 
-/* With no token configured every request passes, including the
- * "Bearer undefined" some browser clients send when they have none. */
-static gboolean
-check_auth (VaServer *server, SoupServerMessage *msg)
+typedef struct
 {
-  const gchar *auth;
+  const gchar *bearer; /* from the Authorization header, or NULL */
+  const gchar *query; /* ?access_token=, or NULL */
+} Credentials;
 
-  if (server->config->token == NULL || *server->config->token == '\0')
-    return TRUE;
-  auth = soup_message_headers_get_one (
-      soup_server_message_get_request_headers (msg), "Authorization");
-  if (auth && g_str_has_prefix (auth, "Bearer ") &&
-      g_str_equal (auth + 7, server->config->token))
-    return TRUE;
+static Credentials
+credentials_of (SoupServerMessage *msg, GHashTable *query)
+{
+  Credentials c = {
+    va_auth_bearer_of (soup_message_headers_get_one (
+        soup_server_message_get_request_headers (msg), "Authorization")),
+    query ? g_hash_table_lookup (query, "access_token") : NULL
+  };
+
+  return c;
+}
+
+static gboolean
+presents (const Credentials *c, const gchar *token)
+{
+  /* Both are compared, whichever matches, to take the same time. */
+  gboolean by_header = va_auth_token_equal (token, c->bearer);
+  gboolean by_query = va_auth_token_equal (token, c->query);
+
+  return by_header || by_query;
+}
+
+static gboolean
+presents_nothing (const Credentials *c)
+{
+  return c->bearer == NULL && c->query == NULL;
+}
+
+static gboolean
+is_admin (VaServer *server, const Credentials *c)
+{
+  return presents (c, server->config->admin_token);
+}
+
+/* TRUE when the credentials are somebody's: they may not grant this
+ * request, but they are not a wrong guess either (403 or 404, not 401). */
+static gboolean
+is_known (VaServer *server, const Credentials *c)
+{
+  GHashTableIter calls, listeners;
+  gpointer value, token;
+  gboolean known = presents (c, server->config->token) || is_admin (server, c);
+
+  g_hash_table_iter_init (&calls, server->calls);
+  while (g_hash_table_iter_next (&calls, NULL, &value)) {
+    CallEntry *e = value;
+    known |= presents (c, e->call_token);
+    g_hash_table_iter_init (&listeners, e->listener_tokens);
+    while (g_hash_table_iter_next (&listeners, NULL, &token))
+      known |= presents (c, token);
+  }
+  return known;
+}
+
+/* 401 (RFC 6750 §3): no credentials, or @invalid ones nobody holds. */
+static void
+respond_unauthorized (VaServer *server, SoupServerMessage *msg,
+    gboolean invalid, const gchar *what)
+{
   soup_message_headers_replace (soup_server_message_get_response_headers (msg),
-      "WWW-Authenticate", "Bearer realm=\"voiceagent\"");
+      "WWW-Authenticate", invalid ? REALM ", error=\"invalid_token\"" : REALM);
   respond_error (server, msg, SOUP_STATUS_UNAUTHORIZED,
-      "missing or wrong bearer token: send \"Authorization: Bearer TOKEN\"");
+      invalid ? "the bearer token is not valid here: %s"
+              : "this needs a bearer token: %s",
+      what);
+}
+
+/* POST /whip: the caller token, or none configured. */
+static gboolean
+may_call (VaServer *server, const Credentials *c)
+{
+  const gchar *token = server->config->token;
+
+  return token == NULL || *token == '\0' || presents (c, token) ||
+      is_admin (server, c);
+}
+
+static gboolean
+authorize_caller (VaServer *server, SoupServerMessage *msg)
+{
+  Credentials c = credentials_of (msg, NULL);
+
+  if (may_call (server, &c))
+    return TRUE;
+  respond_unauthorized (server, msg, c.bearer != NULL,
+      "send \"Authorization: Bearer TOKEN\" with the server's caller token");
+  return FALSE;
+}
+
+/* The call @id, if the credentials grant it (for the listener @lid, when
+ * given, its own token grants it too). Otherwise answers 401 or 404 and
+ * returns NULL. An ending call is not found. */
+static CallEntry *
+authorize_call (VaServer *server, SoupServerMessage *msg, GHashTable *query,
+    const gchar *id, const gchar *lid)
+{
+  Credentials c = credentials_of (msg, query);
+  CallEntry *e = g_hash_table_lookup (server->calls, id);
+  gboolean granted;
+
+  if (presents_nothing (&c)) {
+    respond_unauthorized (server, msg, FALSE,
+        "use the Location the POST answered (it carries the call's token), "
+        "or send the call's token as \"Authorization: Bearer TOKEN\"");
+    return NULL;
+  }
+  granted = is_admin (server, &c) ||
+      (e &&
+          (presents (&c, e->call_token) ||
+              (lid &&
+                  presents (
+                      &c, g_hash_table_lookup (e->listener_tokens, lid)))));
+  if (granted && e && !va_call_is_ending (e->call))
+    return e;
+  if (granted || is_known (server, &c))
+    respond_error (server, msg, SOUP_STATUS_NOT_FOUND,
+        "no call %s that this token grants (it ended, or the token is "
+        "another call's)",
+        id);
+  else
+    respond_unauthorized (server, msg, TRUE,
+        "use the Location the POST answered, or the call's token");
+  return NULL;
+}
+
+static gboolean
+is_operator (VaServer *server, SoupServerMessage *msg, GHashTable *query)
+{
+  Credentials c = credentials_of (msg, query);
+
+  return va_http_guard_is_ops (server->guard, msg) || is_admin (server, &c);
+}
+
+/* /calls and /metrics: the admin token, or the --ops-listen address. */
+static gboolean
+authorize_ops (VaServer *server, SoupServerMessage *msg, GHashTable *query)
+{
+  Credentials c = credentials_of (msg, query);
+  const gchar *how = "send the operator token (--admin-token) as "
+                     "\"Authorization: Bearer TOKEN\", or ask on the "
+                     "--ops-listen address";
+
+  if (is_operator (server, msg, query))
+    return TRUE;
+  if (presents_nothing (&c) || !is_known (server, &c)) {
+    respond_unauthorized (server, msg, !presents_nothing (&c), how);
+  } else {
+    soup_message_headers_replace (
+        soup_server_message_get_response_headers (msg), "WWW-Authenticate",
+        REALM ", error=\"insufficient_scope\"");
+    respond_error (server, msg, SOUP_STATUS_FORBIDDEN,
+        "this token may not read operator endpoints: %s", how);
+  }
   return FALSE;
 }
 
@@ -265,23 +485,18 @@ check_content_type (
   return FALSE;
 }
 
-static gboolean
-get_body (
-    VaServer *server, SoupServerMessage *msg, const gchar **data, gsize *len)
+/* The body, already bounded by --max-body while it was read (httpguard.c
+ * answered 413 past it). */
+static void
+get_body (SoupServerMessage *msg, const gchar **data, gsize *len)
 {
-  SoupMessageBody *body = soup_server_message_get_request_body (msg);
-  GBytes *bytes = soup_message_body_flatten (body);
+  GBytes *bytes = va_http_guard_get_body (msg);
 
-  *data = g_bytes_get_data (bytes, len);
-  g_bytes_unref (bytes); /* the body keeps its own reference */
-  if (*len > server->config->max_body) {
-    respond_error (server, msg, SOUP_STATUS_REQUEST_ENTITY_TOO_LARGE,
-        "body of %" G_GSIZE_FORMAT " bytes is over the %" G_GSIZE_FORMAT
-        "-byte limit (--max-body)",
-        *len, server->config->max_body);
-    return FALSE;
+  *data = bytes ? g_bytes_get_data (bytes, len) : NULL;
+  if (*data == NULL) {
+    *data = "";
+    *len = 0;
   }
-  return TRUE;
 }
 
 static VaOffer *
@@ -292,9 +507,9 @@ parse_offer (VaServer *server, SoupServerMessage *msg)
   GError *error = NULL;
   VaOffer *offer;
 
-  if (!check_content_type (server, msg, SDP_TYPE) ||
-      !get_body (server, msg, &data, &len))
+  if (!check_content_type (server, msg, SDP_TYPE))
     return NULL;
+  get_body (msg, &data, &len);
   offer = va_offer_parse (data, len, &error);
   if (offer == NULL) {
     guint status = error->code == VA_SDP_ERROR_PARSE
@@ -321,13 +536,16 @@ unpause (SoupServerMessage **pending)
   }
 }
 
-/* Absolute with --redis: behind a load balancer, PATCH and DELETE must
- * reach the instance that runs the call. */
+/* The session URL, with the capability that grants it: WHIP clients use
+ * it verbatim for PATCH and DELETE (sending their own bearer token, which
+ * grants only POST). Absolute with --redis: behind a load balancer, PATCH
+ * and DELETE must reach the instance that runs the call. */
 static gchar *
-call_location (CallEntry *e)
+session_location (CallEntry *e, const gchar *lid, const gchar *token)
 {
-  return g_strdup_printf ("%s/calls/%s",
-      e->server->base_url ? e->server->base_url : "", va_call_get_id (e->call));
+  return g_strdup_printf ("%s/calls/%s%s%s?access_token=%s",
+      e->server->base_url ? e->server->base_url : "", va_call_get_id (e->call),
+      lid ? "/listeners/" : "", lid ? lid : "", token);
 }
 
 static void add_call_headers (CallEntry *e);
@@ -346,8 +564,8 @@ on_call_answered (
         "the offer was not accepted: %s", error->message);
   } else {
     add_call_headers (e);
-    location = call_location (e);
-    respond_sdp (e->server, e->pending, SOUP_STATUS_CREATED, sdp, location,
+    location = session_location (e, NULL, e->call_token);
+    respond_sdp (e->server, e->pending, va_call_get_id (call), sdp, location,
         va_peer_get_etag (va_call_get_peer (call)));
     g_free (location);
   }
@@ -373,16 +591,19 @@ call_entry_free (CallEntry *e)
     unpause (&m);
   }
   g_hash_table_unref (e->pending_listeners);
+  g_hash_table_unref (e->listener_tokens);
   g_clear_handle_id (&e->state_write, g_source_remove);
   va_conversation_free (e->conversation);
   va_call_free (e->call);
   g_free (e->agent);
+  g_free (e->call_token);
   g_free (e->token);
   g_free (e->vars_json);
   g_free (e);
 }
 
 static void check_drained (VaServer *server);
+static guint load_of (VaServer *server);
 static void state_end (CallEntry *e, VaCallEndReason reason);
 static void state_changed (CallEntry *e, const GstStructure *s);
 static void publish_load (VaServer *server);
@@ -519,10 +740,16 @@ call_variables (VaServer *server, const gchar *id, gint opus_pt)
   return vars;
 }
 
+/* Ids name calls in URLs, logs and records; they grant nothing (the
+ * tokens do), but they are random too, so one call's id says nothing of
+ * another's. */
 static gchar *
 new_id (void)
 {
-  return g_strdup_printf ("%08x%08x", g_random_int (), g_random_int ());
+  gchar *token = va_auth_new_token ();
+
+  token[16] = '\0';
+  return token;
 }
 
 /* 307 to @base's WHIP endpoint for @agent, keeping the resume token. */
@@ -556,9 +783,7 @@ check_capacity (VaServer *server, SoupServerMessage *msg, const gchar *agent,
   if (server->draining)
     why = "the server is draining for a restart; try another instance";
   /* Resumes still loading their state count: each becomes a call. */
-  else if (g_hash_table_size (server->calls) +
-          g_hash_table_size (server->resumes) >=
-      server->config->max_calls)
+  else if (load_of (server) >= server->config->max_calls)
     why = "the server is at its call limit (--max-calls)";
   if (why == NULL)
     return TRUE;
@@ -603,7 +828,11 @@ start_call (VaServer *server, SoupServerMessage *msg, gboolean paused,
   e->state_us = -1;
   e->pending_listeners =
       g_hash_table_new_full (g_str_hash, g_str_equal, g_free, NULL);
+  e->listener_tokens =
+      g_hash_table_new_full (g_str_hash, g_str_equal, g_free, g_free);
+  e->call_token = va_auth_new_token ();
   e->call = va_call_new (id, server->config, &callbacks, e);
+  va_call_set_call_token (e->call, e->call_token);
   e->conversation = va_conversation_new (&conversation_output, e);
   g_hash_table_insert (server->calls, id, e);
   vars = call_variables (server, id, offer->opus_pt);
@@ -615,8 +844,10 @@ start_call (VaServer *server, SoupServerMessage *msg, gboolean paused,
   va_metrics_call_started (server->metrics);
   publish_load (server);
   if (!va_call_start (e->call, tmpl, vars, offer, &error)) {
+    /* The detail (a template's text) is for the log, not the caller. */
+    GST_WARNING ("call %s: cannot start: %s", id, error->message);
     respond_error (server, msg, SOUP_STATUS_INTERNAL_SERVER_ERROR,
-        "cannot start the call: %s", error->message);
+        "the server cannot start a call now; its log says why");
     unpause (&e->pending);
     va_call_end (e->call, VA_CALL_END_ERROR, error->message);
     g_error_free (error);
@@ -763,7 +994,7 @@ state_prepare (CallEntry *e, GHashTable *vars, const gchar *token,
     va_call_set_history (e->call, stored->history);
     va_conversation_restore (e->conversation, stored->transcript);
   }
-  e->token = token ? g_strdup (token) : va_call_state_new_token ();
+  e->token = token ? g_strdup (token) : va_auth_new_token ();
   e->vars_json = vars_to_json (vars);
   va_call_set_resume_token (e->call, e->token);
   fields = state_fields (e, TRUE);
@@ -938,7 +1169,8 @@ state_refresh (gpointer data)
   return G_SOURCE_CONTINUE;
 }
 
-/* Voiceagent-Resume-Token and Server-Timing on the 201. */
+/* Voiceagent-Call-Token, Voiceagent-Resume-Token and Server-Timing on
+ * the 201. */
 static void
 add_call_headers (CallEntry *e)
 {
@@ -946,6 +1178,7 @@ add_call_headers (CallEntry *e)
   gdouble answer_ms = (g_get_monotonic_time () - e->post_us) / 1000.0;
   gchar *timing;
 
+  soup_message_headers_replace (h, CALL_TOKEN_HEADER, e->call_token);
   if (e->token)
     soup_message_headers_replace (h, RESUME_TOKEN_HEADER, e->token);
   if (e->state_us >= 0) {
@@ -1137,9 +1370,9 @@ session_patch (VaServer *server, SoupServerMessage *msg, VaPeer *peer)
   GError *error = NULL;
   gboolean restart;
 
-  if (!check_content_type (server, msg, SDPFRAG_TYPE) ||
-      !get_body (server, msg, &data, &len))
+  if (!check_content_type (server, msg, SDPFRAG_TYPE))
     return;
+  get_body (msg, &data, &len);
   if (if_match == NULL) {
     respond_error (server, msg, 428 /* Precondition Required, RFC 6585 */,
         "PATCH needs If-Match with the session's ETag (or \"*\" for an "
@@ -1188,26 +1421,76 @@ listener_answered (VaCall *call, const gchar *listener_id, const gchar *sdp,
         "the offer was not accepted: %s", error->message);
     va_call_remove_listener (call, listener_id);
   } else {
-    location = g_strdup_printf ("%s/calls/%s/listeners/%s",
-        e->server->base_url ? e->server->base_url : "", va_call_get_id (call),
-        listener_id);
-    respond_sdp (e->server, msg, SOUP_STATUS_CREATED, sdp, location,
+    location = session_location (
+        e, listener_id, g_hash_table_lookup (e->listener_tokens, listener_id));
+    respond_sdp (e->server, msg, va_call_get_id (call), sdp, location,
         va_peer_get_etag (va_call_get_listener (call, listener_id)));
     g_free (location);
   }
   unpause (&msg);
 }
 
+/* The call's listeners; forgets the tokens of those that are gone (their
+ * ICE failed, or the offer was refused). */
+static guint
+live_listeners (CallEntry *e)
+{
+  GHashTableIter iter;
+  gpointer lid;
+
+  g_hash_table_iter_init (&iter, e->listener_tokens);
+  while (g_hash_table_iter_next (&iter, &lid, NULL))
+    if (va_call_get_listener (e->call, lid) == NULL)
+      g_hash_table_iter_remove (&iter);
+  return g_hash_table_size (e->listener_tokens);
+}
+
+/* Calls, resumes still loading and listeners: each holds a webrtcbin and
+ * an encoder, so --max-calls counts them all. */
+static guint
+load_of (VaServer *server)
+{
+  GHashTableIter iter;
+  gpointer value;
+  guint load =
+      g_hash_table_size (server->calls) + g_hash_table_size (server->resumes);
+
+  g_hash_table_iter_init (&iter, server->calls);
+  while (g_hash_table_iter_next (&iter, NULL, &value))
+    load += live_listeners (value);
+  return load;
+}
+
+static gboolean
+check_listener_room (VaServer *server, SoupServerMessage *msg, CallEntry *e)
+{
+  const gchar *why = NULL;
+
+  if (live_listeners (e) >= server->config->max_listeners)
+    why = "the call has as many listeners as it may have (--max-listeners)";
+  else if (load_of (server) >= server->config->max_calls)
+    why = "the server is at its limit of calls and listeners (--max-calls)";
+  if (why == NULL)
+    return TRUE;
+  soup_message_headers_replace (soup_server_message_get_response_headers (msg),
+      "Retry-After", RETRY_AFTER_FULL);
+  respond_error (server, msg, SOUP_STATUS_SERVICE_UNAVAILABLE, "%s", why);
+  return FALSE;
+}
+
 static void
 whep_post (VaServer *server, SoupServerMessage *msg, CallEntry *e)
 {
-  VaOffer *offer = parse_offer (server, msg);
+  VaOffer *offer;
   GError *error = NULL;
   gchar *lid;
 
-  if (offer == NULL)
+  if (!check_listener_room (server, msg, e) ||
+      (offer = parse_offer (server, msg)) == NULL)
     return;
   lid = new_id ();
+  g_hash_table_insert (
+      e->listener_tokens, g_strdup (lid), va_auth_new_token ());
   if (!va_call_add_listener (
           e->call, lid, offer, listener_answered, e, &error)) {
     guint status =
@@ -1220,6 +1503,7 @@ whep_post (VaServer *server, SoupServerMessage *msg, CallEntry *e)
           RETRY_AFTER_NO_AUDIO);
     respond_error (server, msg, status, "%s", error->message);
     g_error_free (error);
+    g_hash_table_remove (e->listener_tokens, lid);
     g_free (lid);
     return;
   }
@@ -1229,44 +1513,30 @@ whep_post (VaServer *server, SoupServerMessage *msg, CallEntry *e)
 
 /* ---- Routing ---- */
 
-static CallEntry *
-find_call (VaServer *server, SoupServerMessage *msg, const gchar *id)
-{
-  CallEntry *e = g_hash_table_lookup (server->calls, id);
-
-  if (e == NULL || va_call_is_ending (e->call)) {
-    respond_error (server, msg, SOUP_STATUS_NOT_FOUND, "no call %s", id);
-    return NULL;
-  }
-  return e;
-}
-
 static void
 route_session (VaServer *server, SoupServerMessage *msg, const gchar *method,
-    gchar **parts)
+    gchar **parts, GHashTable *query)
 {
-  CallEntry *e;
   const gchar *lid = NULL;
+  CallEntry *e;
   VaPeer *peer;
 
   if (g_str_equal (method, "OPTIONS")) {
-    respond_options (server, msg, "OPTIONS, GET, PATCH, DELETE");
+    respond_options (server, msg, "OPTIONS, GET, PATCH, DELETE", NULL);
     return;
   }
-  if (!check_auth (server, msg) || !(e = find_call (server, msg, parts[1])))
-    return;
-  if (parts[2] && g_str_equal (parts[2], "listeners") && parts[3]) {
-    lid = parts[3];
-    peer = va_call_get_listener (e->call, lid);
-    if (peer == NULL) {
-      respond_error (server, msg, SOUP_STATUS_NOT_FOUND, "no listener %s", lid);
-      return;
-    }
-  } else if (parts[2]) {
+  if (parts[2] &&
+      (!g_str_equal (parts[2], "listeners") || !parts[3] || parts[4])) {
     respond_error (server, msg, SOUP_STATUS_NOT_FOUND, "no such resource");
     return;
-  } else {
-    peer = va_call_get_peer (e->call);
+  }
+  lid = parts[2] ? parts[3] : NULL;
+  if (!(e = authorize_call (server, msg, query, parts[1], lid)))
+    return;
+  peer = lid ? va_call_get_listener (e->call, lid) : va_call_get_peer (e->call);
+  if (peer == NULL) {
+    respond_error (server, msg, SOUP_STATUS_NOT_FOUND, "no listener %s", lid);
+    return;
   }
 
   if (g_str_equal (method, "DELETE")) {
@@ -1286,6 +1556,18 @@ route_session (VaServer *server, SoupServerMessage *msg, const gchar *method,
   }
 }
 
+/* OPTIONS on /whip: ICE servers (with TURN credentials made for this
+ * answer alone) only for a request that may call. */
+static void
+endpoint_options (VaServer *server, SoupServerMessage *msg, gboolean whep)
+{
+  Credentials c = credentials_of (msg, NULL);
+  gchar *ice_id = !whep && may_call (server, &c) ? new_id () : NULL;
+
+  respond_options (server, msg, "OPTIONS, GET, POST", ice_id);
+  g_free (ice_id);
+}
+
 static void
 route_endpoint (VaServer *server, SoupServerMessage *msg, const gchar *method,
     gchar **parts, GHashTable *query, gboolean whep)
@@ -1293,21 +1575,20 @@ route_endpoint (VaServer *server, SoupServerMessage *msg, const gchar *method,
   CallEntry *e;
 
   if (g_str_equal (method, "OPTIONS")) {
-    respond_options (server, msg, "OPTIONS, GET, POST");
+    endpoint_options (server, msg, whep);
   } else if (g_str_equal (method, "GET") || g_str_equal (method, "HEAD")) {
     respond_empty (server, msg, SOUP_STATUS_NO_CONTENT);
   } else if (!g_str_equal (method, "POST")) {
     respond_error (server, msg, SOUP_STATUS_METHOD_NOT_ALLOWED,
         "use POST with an SDP offer");
-  } else if (!check_auth (server, msg)) {
-    return;
   } else if (!whep) {
-    whip_post (server, msg, parts[1] ? parts[1] : server->config->default_agent,
-        query);
+    if (authorize_caller (server, msg))
+      whip_post (server, msg,
+          parts[1] ? parts[1] : server->config->default_agent, query);
   } else if (parts[1] == NULL) {
     respond_error (server, msg, SOUP_STATUS_NOT_FOUND,
         "WHEP needs the call: POST /whep/{call id}");
-  } else if ((e = find_call (server, msg, parts[1]))) {
+  } else if ((e = authorize_call (server, msg, query, parts[1], NULL))) {
     whep_post (server, msg, e);
   }
 }
@@ -1402,7 +1683,8 @@ render_metrics (VaServer *server, guint active)
 /* Ready, and whether Redis works: without it calls are still taken here
  * (degraded: no redirects, no resume, no shared state). */
 static void
-serve_ready_scaleout (VaServer *server, SoupServerMessage *msg)
+serve_ready_scaleout (
+    VaServer *server, SoupServerMessage *msg, gboolean operator)
 {
   JsonBuilder *b = json_builder_new ();
   gchar *problem = va_scaleout_get_problem (server->scaleout);
@@ -1412,7 +1694,8 @@ serve_ready_scaleout (VaServer *server, SoupServerMessage *msg)
   json_builder_set_member_name (b, "status");
   json_builder_add_string_value (b, problem ? "degraded" : "ready");
   json_builder_set_member_name (b, "redis");
-  json_builder_add_string_value (b, problem ? problem : "up");
+  json_builder_add_string_value (
+      b, problem ? (operator? problem : "down") : "up");
   json_builder_set_member_name (b, "instance");
   json_builder_add_string_value (
       b, va_scaleout_get_instance_id (server->scaleout));
@@ -1428,16 +1711,20 @@ serve_ready_scaleout (VaServer *server, SoupServerMessage *msg)
   g_free (problem);
 }
 
+/* /healthz and /readyz are for load balancers: anyone may ask; /readyz
+ * tells why Redis is down only to operators. */
 static void
-route_ops (VaServer *server, SoupServerMessage *msg, const gchar *path)
+route_ops (VaServer *server, SoupServerMessage *msg, const gchar *path,
+    GHashTable *query)
 {
   guint active = g_hash_table_size (server->calls);
-  gboolean full = active >= server->config->max_calls;
+  gboolean full = load_of (server) >= server->config->max_calls;
 
   if (g_str_equal (path, "/metrics")) {
-    serve_text (server, msg, SOUP_STATUS_OK,
-        "text/plain; version=0.0.4; charset=utf-8",
-        render_metrics (server, active));
+    if (authorize_ops (server, msg, query))
+      serve_text (server, msg, SOUP_STATUS_OK,
+          "text/plain; version=0.0.4; charset=utf-8",
+          render_metrics (server, active));
   } else if (g_str_equal (path, "/healthz")) {
     respond_json (server, msg, SOUP_STATUS_OK, "{\"status\":\"ok\"}");
   } else if (g_str_equal (path, "/readyz")) {
@@ -1445,11 +1732,12 @@ route_ops (VaServer *server, SoupServerMessage *msg, const gchar *path)
       respond_error (server, msg, SOUP_STATUS_SERVICE_UNAVAILABLE, "%s",
           server->draining ? "draining" : "at the call limit");
     else if (server->scaleout)
-      serve_ready_scaleout (server, msg);
+      serve_ready_scaleout (server, msg, is_operator (server, msg, query));
     else
       respond_json (server, msg, SOUP_STATUS_OK, "{\"status\":\"ready\"}");
   } else if (g_str_equal (path, "/calls")) {
-    serve_calls (server, msg);
+    if (authorize_ops (server, msg, query))
+      serve_calls (server, msg);
   } else if (g_str_equal (path, "/") || g_str_equal (path, "/index.html")) {
     serve_resource (server, msg, "/org/voiceagent/www/index.html",
         "text/html; charset=utf-8");
@@ -1474,33 +1762,12 @@ handle_request (SoupServer *soup, SoupServerMessage *msg, const gchar *path,
       (parts[1] == NULL || parts[2] == NULL))
     route_endpoint (server, msg, method, parts, query, TRUE);
   else if (g_strcmp0 (parts[0], "calls") == 0 && parts[1] && *parts[1])
-    route_session (server, msg, method, parts);
+    route_session (server, msg, method, parts, query);
   else if (g_str_equal (method, "OPTIONS"))
-    respond_options (server, msg, "OPTIONS, GET");
+    respond_options (server, msg, "OPTIONS, GET", NULL);
   else
-    route_ops (server, msg, path);
+    route_ops (server, msg, path, query);
   g_strfreev (parts);
-}
-
-/* Refuses an oversized body from its Content-Length before reading it. */
-static void
-on_request_headers (SoupServerMessage *msg, gpointer data)
-{
-  VaServer *server = data;
-  goffset len = soup_message_headers_get_content_length (
-      soup_server_message_get_request_headers (msg));
-
-  if (len > (goffset)server->config->max_body)
-    respond_error (server, msg, SOUP_STATUS_REQUEST_ENTITY_TOO_LARGE,
-        "body of %" G_GOFFSET_FORMAT " bytes is over the %" G_GSIZE_FORMAT
-        "-byte limit (--max-body)",
-        len, server->config->max_body);
-}
-
-static void
-on_request_started (SoupServer *soup, SoupServerMessage *msg, gpointer data)
-{
-  g_signal_connect (msg, "got-headers", G_CALLBACK (on_request_headers), data);
 }
 
 /* ---- Life cycle ---- */
@@ -1525,10 +1792,40 @@ start_scaleout (VaServer *server, GError **error)
   return TRUE;
 }
 
+/* --ops-listen ADDR:PORT (IPv6 as [ADDR]:PORT). */
+static gboolean
+listen_ops (VaServer *server, GError **error)
+{
+  GSocketConnectable *where =
+      g_network_address_parse (server->config->ops_listen, 0, error);
+  GSocketAddress *address = NULL;
+  guint port = 0;
+
+  if (where)
+    address = g_inet_socket_address_new_from_string (
+        g_network_address_get_hostname (G_NETWORK_ADDRESS (where)),
+        g_network_address_get_port (G_NETWORK_ADDRESS (where)));
+  if (address)
+    port = va_http_guard_listen (server->guard, address, TRUE, error);
+  else if (where)
+    g_set_error (error, G_IO_ERROR, G_IO_ERROR_INVALID_ARGUMENT,
+        "--ops-listen %s: give an IP address and a port, e.g. "
+        "127.0.0.1:9090",
+        server->config->ops_listen);
+  if (port)
+    g_print ("voiceagent: operator endpoints on http://%s/ (no token)\n",
+        server->config->ops_listen);
+  g_clear_object (&address);
+  g_clear_object (&where);
+  return port != 0;
+}
+
 VaServer *
 va_server_new (VaConfig *config, GError **error)
 {
   VaServer *server = g_new0 (VaServer, 1);
+  VaHttpGuardLimits limits = { config->max_body, config->max_connections,
+    config->request_timeout_s, config->idle_timeout_s, config->cors_origin };
   GSocketAddress *address;
   gboolean listening;
 
@@ -1556,8 +1853,7 @@ va_server_new (VaConfig *config, GError **error)
   }
   server->soup = soup_server_new ("server-header", "voiceagent/" VERSION, NULL);
   soup_server_add_handler (server->soup, NULL, handle_request, server, NULL);
-  g_signal_connect (
-      server->soup, "request-started", G_CALLBACK (on_request_started), server);
+  server->guard = va_http_guard_new (server->soup, &limits);
   address = g_inet_socket_address_new_from_string (config->host, config->port);
   if (address == NULL) {
     g_set_error (error, G_IO_ERROR, G_IO_ERROR_INVALID_ARGUMENT,
@@ -1565,7 +1861,8 @@ va_server_new (VaConfig *config, GError **error)
     va_server_free (server);
     return NULL;
   }
-  listening = soup_server_listen (server->soup, address, 0, error);
+  listening = va_http_guard_listen (server->guard, address, FALSE, error) &&
+      (config->ops_listen == NULL || listen_ops (server, error));
   g_object_unref (address);
   if (!listening || (config->redis && !start_scaleout (server, error))) {
     va_server_free (server);
@@ -1577,11 +1874,7 @@ va_server_new (VaConfig *config, GError **error)
 guint
 va_server_get_port (VaServer *server)
 {
-  GSList *uris = soup_server_get_uris (server->soup);
-  guint port = uris ? (guint)g_uri_get_port (uris->data) : 0;
-
-  g_slist_free_full (uris, (GDestroyNotify)g_uri_unref);
-  return port;
+  return va_http_guard_get_port (server->guard, FALSE);
 }
 
 guint
@@ -1657,6 +1950,7 @@ va_server_free (VaServer *server)
     g_hash_table_foreach (server->resumes, (GHFunc)free_resume_key, NULL);
     g_hash_table_unref (server->resumes);
   }
+  g_clear_pointer (&server->guard, va_http_guard_free);
   if (server->soup) {
     soup_server_disconnect (server->soup);
     g_object_unref (server->soup);

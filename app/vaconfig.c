@@ -13,6 +13,7 @@
 #include <stddef.h>
 #include <stdlib.h>
 #include <string.h>
+#include "auth.h"
 #include "vaconfig.h"
 
 typedef enum {
@@ -30,9 +31,13 @@ typedef struct
   gsize offset;
   const gchar *description;
   const gchar *arg;
+  /* A secret also reads from a file (--FLAG-file, ENV_FILE, FLAG-file in
+   * the key file), and --FLAG itself warns: argv is world-readable. */
+  gboolean secret;
 } Setting;
 
 #define OFF(field) offsetof (VaConfig, field)
+#define SECRET .secret = TRUE
 
 static const Setting settings[] = {
   { "host", "VOICEAGENT_HOST", SETTING_STRING, OFF (host),
@@ -42,18 +47,41 @@ static const Setting settings[] = {
   { "port-file", NULL, SETTING_STRING, OFF (port_file),
       "Write the port to FILE once listening", "FILE" },
   { "token", "VOICEAGENT_TOKEN", SETTING_STRING, OFF (token),
-      "Bearer token WHIP/WHEP clients must send (default: none)", "TOKEN" },
+      "Bearer token callers send to POST /whip (default: none, anyone may "
+      "call)",
+      "TOKEN", SECRET },
+  { "admin-token", "VOICEAGENT_ADMIN_TOKEN", SETTING_STRING, OFF (admin_token),
+      "Bearer token of operators: /calls, /metrics, listening to and "
+      "ending any call (default: none, ops only on --ops-listen)",
+      "TOKEN", SECRET },
+  { "ops-listen", "VOICEAGENT_OPS_LISTEN", SETTING_STRING, OFF (ops_listen),
+      "Also listen on ADDR:PORT for operators: /calls, /metrics, /healthz, "
+      "/readyz there need no token (default: none)",
+      "ADDR:PORT" },
   { "cors-origin", "VOICEAGENT_CORS_ORIGIN", SETTING_STRING, OFF (cors_origin),
       "Access-Control-Allow-Origin (default *)", "ORIGIN" },
   { "max-body", NULL, SETTING_UINT, OFF (max_body),
-      "Largest SDP body accepted, bytes (default 65536)", "BYTES" },
+      "Largest request body accepted, bytes, chunked or not (default 65536)",
+      "BYTES" },
+  { "max-connections", NULL, SETTING_UINT, OFF (max_connections),
+      "Most open HTTP connections; more get 503 (default 1024)", "N" },
+  { "request-timeout", NULL, SETTING_UINT, OFF (request_timeout_s),
+      "A request's headers and body must arrive within S seconds of its "
+      "first byte, else 408 (default 10)",
+      "S" },
+  { "idle-timeout", NULL, SETTING_UINT, OFF (idle_timeout_s),
+      "Close a connection silent for S seconds either way (default 30)", "S" },
   { "pipelines", "VOICEAGENT_PIPELINES", SETTING_STRING, OFF (pipelines_dir),
       "Folder of pipeline templates (default: the installed pipelines/)",
       "DIR" },
   { "agent", "VOICEAGENT_AGENT", SETTING_STRING, OFF (default_agent),
       "Template POST /whip uses (default agent)", "NAME" },
   { "max-calls", "VOICEAGENT_MAX_CALLS", SETTING_UINT, OFF (max_calls),
-      "Most concurrent calls; more get 503 (default 100)", "N" },
+      "Most concurrent calls and WHEP listeners together; more get 503 "
+      "(default: 12 per CPU core, what docs/benchmarks.md measured)",
+      "N" },
+  { "max-listeners", NULL, SETTING_UINT, OFF (max_listeners),
+      "Most WHEP listeners on one call (default 2)", "N" },
   { "max-call-seconds", NULL, SETTING_UINT, OFF (max_call_s),
       "A call ends after this long (default 3600)", "S" },
   { "ice-timeout-ms", NULL, SETTING_UINT, OFF (ice_timeout_ms),
@@ -65,23 +93,33 @@ static const Setting settings[] = {
   { "stun-server", "VOICEAGENT_STUN", SETTING_STRV, OFF (stun_servers),
       "STUN server stun://host:port (repeatable)", "URL" },
   { "turn-server", "VOICEAGENT_TURN", SETTING_STRV, OFF (turn_servers),
-      "TURN server turn://user:pass@host:port (repeatable)", "URL" },
+      "TURN server turn:host:port[?transport=udp|tcp] or turns:... "
+      "(repeatable); callers get credentials from --turn-secret",
+      "URL" },
+  { "turn-secret", "VOICEAGENT_TURN_SECRET", SETTING_STRING, OFF (turn_secret),
+      "coturn's static-auth-secret: each call gets its own TURN "
+      "credentials from it (REST API form)",
+      "SECRET", SECRET },
+  { "turn-ttl", NULL, SETTING_UINT, OFF (turn_ttl_s),
+      "Seconds the TURN credentials a caller gets stay valid (default: "
+      "--max-call-seconds + 60)",
+      "S" },
   { "public-ip", "VOICEAGENT_PUBLIC_IP", SETTING_STRING, OFF (public_ip),
       "Address announced in ICE candidates, for a server behind NAT", "ADDR" },
   { "deepgram-key", "DEEPGRAM_API_KEY", SETTING_STRING, OFF (deepgram_key),
-      "Deepgram API key (unset: local emulator)", "KEY" },
+      "Deepgram API key (unset: local emulator)", "KEY", SECRET },
   { "deepgram-url", "DEEPGRAM_URL", SETTING_STRING, OFF (deepgram_url),
       "Deepgram live URL (default wss://api.deepgram.com/v1/listen)", "URL" },
   { "elevenlabs-key", "ELEVENLABS_API_KEY", SETTING_STRING,
-      OFF (elevenlabs_key), "ElevenLabs API key (unset: local emulator)",
-      "KEY" },
+      OFF (elevenlabs_key), "ElevenLabs API key (unset: local emulator)", "KEY",
+      SECRET },
   { "elevenlabs-url", "ELEVENLABS_URL", SETTING_STRING, OFF (elevenlabs_url),
       "ElevenLabs base URL (default wss://api.elevenlabs.io)", "URL" },
   { "voice", "ELEVENLABS_VOICE_ID", SETTING_STRING, OFF (elevenlabs_voice),
       "ElevenLabs voice id", "ID" },
   { "llm-key", "LLM_API_KEY", SETTING_STRING, OFF (llm_key),
       "LLM API key (also OPENAI_API_KEY; unset with no --llm-url: emulator)",
-      "KEY" },
+      "KEY", SECRET },
   { "llm-url", "LLM_URL", SETTING_STRING, OFF (llm_url),
       "OpenAI-compatible base URL, e.g. http://localhost:8000/v1", "URL" },
   { "llm-model", "LLM_MODEL", SETTING_STRING, OFF (llm_model),
@@ -121,6 +159,7 @@ static const Setting settings[] = {
 };
 
 #define FIELD(config, s) ((gpointer)((guint8 *)(config) + (s)->offset))
+#define VA_CALLS_PER_CORE 12
 
 VaConfig *
 va_config_new (void)
@@ -131,8 +170,14 @@ va_config_new (void)
   c->port = 8080;
   c->cors_origin = g_strdup ("*");
   c->max_body = 65536;
+  c->max_connections = 1024;
+  c->request_timeout_s = 10;
+  c->idle_timeout_s = 30;
   c->default_agent = g_strdup ("agent");
-  c->max_calls = 100;
+  /* The load benchmark held 25 calls on 2 cores with no failure and lost
+   * turns at 50 (docs/benchmarks.md, 2026-11-25). */
+  c->max_calls = VA_CALLS_PER_CORE * g_get_num_processors ();
+  c->max_listeners = 2;
   c->max_call_s = 3600;
   c->ice_timeout_ms = 2000;
   c->disconnect_timeout_s = 10;
@@ -203,6 +248,23 @@ set_from_text (VaConfig *c, const Setting *s, const gchar *text,
   return FALSE;
 }
 
+/* A secret from a file, as container images mount them. */
+static gboolean
+set_from_file (VaConfig *c, const Setting *s, const gchar *path, GError **error)
+{
+  gchar *secret = va_auth_read_secret_file (path, error);
+  gboolean ok;
+
+  if (secret == NULL) {
+    g_prefix_error (error, "%s-file: ", s->flag);
+    return FALSE;
+  }
+  ok = set_from_text (c, s, secret, path, error);
+  memset (secret, 0, strlen (secret));
+  g_free (secret);
+  return ok;
+}
+
 static gboolean
 load_key_file (VaConfig *c, const gchar *path, GError **error)
 {
@@ -217,9 +279,17 @@ load_key_file (VaConfig *c, const gchar *path, GError **error)
   }
   for (i = 0; ok && i < G_N_ELEMENTS (settings); i++) {
     gchar *v = g_key_file_get_string (kf, "voiceagent", settings[i].flag, NULL);
+    gchar *file_key = g_strconcat (settings[i].flag, "-file", NULL);
+    gchar *file = settings[i].secret
+        ? g_key_file_get_string (kf, "voiceagent", file_key, NULL)
+        : NULL;
     if (v)
       ok = set_from_text (c, &settings[i], v, path, error);
+    if (ok && file)
+      ok = set_from_file (c, &settings[i], file, error);
     g_free (v);
+    g_free (file);
+    g_free (file_key);
   }
   g_key_file_unref (kf);
   return ok;
@@ -232,7 +302,18 @@ load_env (VaConfig *c, GError **error)
 
   for (i = 0; i < G_N_ELEMENTS (settings); i++) {
     const gchar *v = settings[i].env ? g_getenv (settings[i].env) : NULL;
-    if (v && *v && !set_from_text (c, &settings[i], v, settings[i].env, error))
+    gchar *file_env = settings[i].secret
+        ? g_strconcat (settings[i].env, "_FILE", NULL)
+        : NULL;
+    const gchar *file = file_env ? g_getenv (file_env) : NULL;
+    gboolean ok = TRUE;
+
+    if (v && *v)
+      ok = set_from_text (c, &settings[i], v, settings[i].env, error);
+    else if (file && *file)
+      ok = set_from_file (c, &settings[i], file, error);
+    g_free (file_env);
+    if (!ok)
       return FALSE;
   }
   /* OpenAI's own variable, as the official clients read it. */
@@ -241,32 +322,74 @@ load_env (VaConfig *c, GError **error)
   return TRUE;
 }
 
-/* Flags are parsed as strings into @values, then checked like any text. */
+/* Overwrites the value of every secret flag in the process's own argv
+ * strings (@args: the array as main() got it), so /proc/PID/cmdline and
+ * ps no longer show it. GOption has copied the values already. */
+static void
+scrub_secret_flags (gchar **args)
+{
+  guint i, k;
+
+  for (i = 0; args[i]; i++) {
+    for (k = 0; k < G_N_ELEMENTS (settings); k++) {
+      gsize len = strlen (settings[k].flag);
+      gchar *arg = args[i];
+      if (!settings[k].secret || !g_str_has_prefix (arg, "--") ||
+          strncmp (arg + 2, settings[k].flag, len) != 0)
+        continue;
+      if (arg[2 + len] == '=')
+        memset (arg + 3 + len, 'x', strlen (arg + 3 + len));
+      else if (arg[2 + len] == '\0' && args[i + 1])
+        memset (args[i + 1], 'x', strlen (args[i + 1]));
+    }
+  }
+}
+
+static void
+warn_secret_in_argv (const Setting *s)
+{
+  g_printerr ("voiceagent: warning: --%s puts a secret on the command line, "
+              "where every user of this machine can read it (ps); use "
+              "--%s-file FILE or %s instead\n",
+      s->flag, s->flag, s->env);
+}
+
+/* Flags are parsed as strings into @values (and secrets' file paths into
+ * @files), then checked like any text. */
 static gboolean
 load_flags (VaConfig *c, gint *argc, gchar ***argv, GError **error)
 {
-  guint n = G_N_ELEMENTS (settings), i;
-  GOptionEntry *entries = g_new0 (GOptionEntry, n + 2);
+  guint n = G_N_ELEMENTS (settings), i, e = 0;
+  GOptionEntry *entries = g_new0 (GOptionEntry, 2 * n + 2);
   gchar **values = g_new0 (gchar *, n);
+  gchar **files = g_new0 (gchar *, n);
+  gchar **file_flags = g_new0 (gchar *, n + 1);
   gchar ***lists = g_new0 (gchar **, n);
+  gchar **args = g_memdup2 (*argv, (*argc + 1) * sizeof (gchar *));
   gchar *key_file = NULL;
   GOptionContext *ctx;
   gboolean ok;
 
   for (i = 0; i < n; i++) {
-    GOptionEntry *e = &entries[i];
-    e->long_name = settings[i].flag;
-    e->description = settings[i].description;
-    e->arg_description = settings[i].arg;
-    if (settings[i].type == SETTING_STRV) {
-      e->arg = G_OPTION_ARG_STRING_ARRAY;
-      e->arg_data = &lists[i];
-    } else {
-      e->arg = G_OPTION_ARG_STRING;
-      e->arg_data = &values[i];
-    }
+    const Setting *s = &settings[i];
+    entries[e] = (GOptionEntry){ .long_name = s->flag,
+      .description = s->description,
+      .arg_description = s->arg,
+      .arg = s->type == SETTING_STRV ? G_OPTION_ARG_STRING_ARRAY
+                                     : G_OPTION_ARG_STRING,
+      .arg_data = s->type == SETTING_STRV ? (gpointer)&lists[i]
+                                          : (gpointer)&values[i] };
+    e++;
+    if (!s->secret)
+      continue;
+    file_flags[i] = g_strconcat (s->flag, "-file", NULL);
+    entries[e++] = (GOptionEntry){ .long_name = file_flags[i],
+      .description = "The same, read from the first line of FILE",
+      .arg_description = "FILE",
+      .arg = G_OPTION_ARG_FILENAME,
+      .arg_data = &files[i] };
   }
-  entries[n] =
+  entries[e] =
       (GOptionEntry){ "config", 'c', 0, G_OPTION_ARG_FILENAME, &key_file,
         "Key file ([voiceagent] group, keys named like the flags)", "FILE" };
 
@@ -280,12 +403,15 @@ load_flags (VaConfig *c, gint *argc, gchar ***argv, GError **error)
   g_option_context_set_description (ctx,
       "Every flag can also be set in the environment (named in its help, "
       "e.g. DEEPGRAM_API_KEY)\nor in the key file. Flags win over the "
-      "environment, which wins over the key file.\n\n"
+      "environment, which wins over the key file. Secrets (keys, tokens)\n"
+      "also read from a file: --FLAG-file FILE, the variable with _FILE "
+      "added (e.g.\nDEEPGRAM_API_KEY_FILE), or FLAG-file in the key file.\n\n"
       "Subcommands:\n  calls list        recent calls from the database\n"
       "  calls show ID     one call's transcript, metrics and cost\n");
   g_option_context_add_main_entries (ctx, entries, NULL);
   ok = g_option_context_parse (ctx, argc, argv, error);
   g_option_context_free (ctx);
+  scrub_secret_flags (args);
 
   if (ok && key_file) {
     g_free (c->key_file);
@@ -293,26 +419,48 @@ load_flags (VaConfig *c, gint *argc, gchar ***argv, GError **error)
     ok = load_key_file (c, key_file, error) && load_env (c, error);
   }
   for (i = 0; ok && i < n; i++) {
-    if (values[i])
+    if (values[i]) {
+      if (settings[i].secret)
+        warn_secret_in_argv (&settings[i]);
       ok = set_from_text (c, &settings[i], values[i], "--flag", error);
-    else if (lists[i]) {
+    } else if (files[i]) {
+      ok = set_from_file (c, &settings[i], files[i], error);
+    } else if (lists[i]) {
       g_strfreev (*(gchar ***)FIELD (c, &settings[i]));
       *(gchar ***)FIELD (c, &settings[i]) = g_strdupv (lists[i]);
     }
   }
   for (i = 0; i < n; i++) {
     g_free (values[i]);
+    g_free (files[i]);
+    g_free (file_flags[i]);
     g_strfreev (lists[i]);
   }
   g_free (values);
+  g_free (files);
+  g_free (file_flags);
   g_free (lists);
+  g_free (args);
   g_free (entries);
   g_free (key_file);
   return ok;
 }
 
+/* Defaults that depend on other settings. */
+static void
+derive_defaults (VaConfig *c)
+{
+  /* Credentials are checked when a relay is allocated and refreshed: they
+   * must outlast the longest call. */
+  if (c->turn_ttl_s == 0)
+    c->turn_ttl_s = c->max_call_s + 60;
+}
+
 gboolean
 va_config_load (VaConfig *c, gint *argc, gchar ***argv, GError **error)
 {
-  return load_env (c, error) && load_flags (c, argc, argv, error);
+  if (!load_env (c, error) || !load_flags (c, argc, argv, error))
+    return FALSE;
+  derive_defaults (c);
+  return TRUE;
 }

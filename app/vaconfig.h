@@ -13,20 +13,28 @@ typedef struct
   gchar *host; /* listen address, default 127.0.0.1 */
   guint port; /* default 8080; 0 picks a free one */
   gchar *port_file; /* write the port here once listening */
-  gchar *token; /* Bearer token required on WHIP/WHEP, or NULL */
+  gchar *token; /* Bearer token callers send to POST /whip, or NULL */
+  gchar *admin_token; /* operators: /calls, /metrics, any call; or NULL */
+  gchar *ops_listen; /* ADDR:PORT serving ops endpoints without a token */
   gchar *cors_origin; /* Access-Control-Allow-Origin, default "*" */
-  gsize max_body; /* largest SDP accepted, bytes */
+  gsize max_body; /* largest request body accepted, bytes */
+  guint max_connections; /* open HTTP connections */
+  guint request_timeout_s; /* a request must arrive whole within this */
+  guint idle_timeout_s; /* a silent connection closes after this */
 
   /* Calls */
   gchar *pipelines_dir; /* where the templates live */
   gchar *default_agent; /* template used by POST /whip */
-  guint max_calls; /* hard cap; 503 + Retry-After beyond */
+  guint max_calls; /* hard cap on calls + listeners; 503 beyond */
+  guint max_listeners; /* WHEP listeners per call */
   guint max_call_s; /* a call ends after this long */
   guint ice_timeout_ms; /* wait for ICE gathering before answering */
   guint disconnect_timeout_s; /* ICE disconnected this long ends the call */
   guint drain_timeout_s; /* SIGTERM waits this long for calls */
   gchar **stun_servers; /* stun://host:port */
-  gchar **turn_servers; /* turn(s)://user:pass@host:port */
+  gchar **turn_servers; /* turn:host:port[?transport=] or turns: */
+  gchar *turn_secret; /* coturn static-auth-secret, or NULL */
+  guint turn_ttl_s; /* lifetime of the TURN credentials handed out */
   gchar *public_ip; /* announced address for NAT (added to candidates) */
 
   /* Services: a key or URL switches one service to the real one. */

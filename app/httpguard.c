@@ -1,0 +1,361 @@
+/* voiceagent: the HTTP front door.
+ * SPDX-License-Identifier: LGPL-2.1-or-later
+ *
+ * libsoup 3.2's server has no limit on connections, no timeout, and reads
+ * a request body whole into memory even after a got-headers handler has
+ * answered it (its io loop goes on to the body whatever the status). So
+ * the sockets are accepted here and handed to libsoup
+ * (soup_server_accept_iostream), and each request is watched:
+ *
+ * - at max_connections open, a new connection gets a 503 and is closed;
+ * - every socket has an idle timeout (GSocket:timeout): a peer silent in
+ *   either direction that long is dropped, whether it never sent a byte
+ *   or stopped reading our answer;
+ * - a request must be read whole (headers and body) within
+ *   request_timeout_s of its first byte, or it gets 408 and is closed
+ *   (slowloris trickles one byte per idle period);
+ * - a body is collected here, not by libsoup, and at the first byte past
+ *   max_body (declared by Content-Length, or counted across chunks of a
+ *   chunked body) the connection is taken from libsoup, answered 413 and
+ *   closed: nothing more is read.
+ * libsoup itself refuses header blocks over 64 KiB (400).
+ *
+ * Errors this file writes itself carry the same JSON body and CORS
+ * header as the server's own. Main context only.
+ */
+#ifdef HAVE_CONFIG_H
+#include "config.h"
+#endif
+
+#include <string.h>
+#include <gst/gst.h>
+#include "httpguard.h"
+
+GST_DEBUG_CATEGORY_EXTERN (voiceagent_debug);
+#define GST_CAT_DEFAULT voiceagent_debug
+
+#define REQUEST_KEY "va-http-request"
+
+struct _VaHttpGuard
+{
+  SoupServer *soup;
+  VaHttpGuardLimits limits;
+  GSocketService *service;
+  guint public_port; /* first public listener, or 0 */
+  GArray *ops_ports; /* guint: listeners for operators */
+  GHashTable *connections; /* GSocketConnection* (weak) set */
+  gulong request_started_id;
+};
+
+/* One request being read; owned by its SoupServerMessage's data. */
+typedef struct
+{
+  VaHttpGuard *guard;
+  GByteArray *body;
+  GBytes *body_bytes; /* frozen once read whole */
+  guint deadline; /* source id, until the request is read */
+} Request;
+
+/* A refusal written on a connection taken from (or never given to)
+ * libsoup; frees itself once the socket is closed. */
+typedef struct
+{
+  GIOStream *stream;
+  gchar *text;
+} Refusal;
+
+/* ---- Writing a refusal ourselves ---- */
+
+static void
+refusal_closed (GObject *source, GAsyncResult *result, gpointer data)
+{
+  Refusal *r = data;
+
+  g_io_stream_close_finish (G_IO_STREAM (source), result, NULL);
+  g_object_unref (r->stream);
+  g_free (r->text);
+  g_free (r);
+}
+
+static void
+refusal_written (GObject *source, GAsyncResult *result, gpointer data)
+{
+  Refusal *r = data;
+
+  g_output_stream_write_all_finish (
+      G_OUTPUT_STREAM (source), result, NULL, NULL);
+  g_io_stream_close_async (
+      r->stream, G_PRIORITY_DEFAULT, NULL, refusal_closed, r);
+}
+
+static void
+write_refusal (VaHttpGuard *guard, GIOStream *stream, guint status,
+    const gchar *extra_header, const gchar *reason)
+{
+  Refusal *r = g_new0 (Refusal, 1);
+  gchar *json =
+      g_strdup_printf ("{\"error\":\"%s\",\"status\":%u}", reason, status);
+
+  r->stream = stream;
+  r->text = g_strdup_printf ("HTTP/1.1 %u %s\r\n"
+                             "Content-Type: application/json\r\n"
+                             "Access-Control-Allow-Origin: %s\r\n"
+                             "%s"
+                             "Connection: close\r\n"
+                             "Content-Length: %zu\r\n\r\n%s",
+      status, soup_status_get_phrase (status), guard->limits.cors_origin,
+      extra_header ? extra_header : "", strlen (json), json);
+  g_output_stream_write_all_async (g_io_stream_get_output_stream (stream),
+      r->text, strlen (r->text), G_PRIORITY_DEFAULT, NULL, refusal_written, r);
+  g_free (json);
+}
+
+/* Takes @msg's connection from libsoup (which then forgets @msg), answers
+ * @status and closes it. @reason is a fixed text: it is not escaped. */
+static void
+refuse_request (
+    VaHttpGuard *guard, SoupServerMessage *msg, guint status, const gchar *why)
+{
+  GIOStream *stream;
+
+  GST_INFO ("HTTP %u before the request was read: %s", status, why);
+  stream = soup_server_message_steal_connection (msg);
+  if (stream)
+    write_refusal (guard, stream, status, NULL, why);
+}
+
+/* ---- Requests ---- */
+
+static void
+request_free (Request *r)
+{
+  g_clear_handle_id (&r->deadline, g_source_remove);
+  if (r->body)
+    g_byte_array_unref (r->body);
+  g_clear_pointer (&r->body_bytes, g_bytes_unref);
+  g_free (r);
+}
+
+static gboolean
+request_too_slow (gpointer data)
+{
+  SoupServerMessage *msg = data;
+  Request *r = g_object_get_data (G_OBJECT (msg), REQUEST_KEY);
+
+  r->deadline = 0;
+  refuse_request (r->guard, msg, SOUP_STATUS_REQUEST_TIMEOUT,
+      "the request was not sent whole in time (--request-timeout)");
+  return G_SOURCE_REMOVE;
+}
+
+static void
+body_too_large (Request *r, SoupServerMessage *msg)
+{
+  refuse_request (r->guard, msg, SOUP_STATUS_REQUEST_ENTITY_TOO_LARGE,
+      "the body is over the size limit (--max-body)");
+}
+
+static void
+on_got_headers (SoupServerMessage *msg, gpointer data)
+{
+  Request *r = data;
+  SoupMessageHeaders *h = soup_server_message_get_request_headers (msg);
+
+  if (soup_message_headers_get_encoding (h) == SOUP_ENCODING_CONTENT_LENGTH &&
+      soup_message_headers_get_content_length (h) >
+          (goffset)r->guard->limits.max_body) {
+    body_too_large (r, msg);
+    return;
+  }
+  soup_message_body_set_accumulate (
+      soup_server_message_get_request_body (msg), FALSE);
+}
+
+static void
+on_got_chunk (SoupServerMessage *msg, GBytes *chunk, gpointer data)
+{
+  Request *r = data;
+  gsize size = g_bytes_get_size (chunk);
+
+  if (r->body->len + size > r->guard->limits.max_body) {
+    body_too_large (r, msg);
+    return;
+  }
+  g_byte_array_append (r->body, g_bytes_get_data (chunk, NULL), size);
+}
+
+/* libsoup's own got-body handler (which calls the server's handler) may
+ * run before this one or after: va_http_guard_get_body does the same. */
+static void
+request_read (Request *r)
+{
+  g_clear_handle_id (&r->deadline, g_source_remove);
+  if (r->body)
+    r->body_bytes = g_byte_array_free_to_bytes (g_steal_pointer (&r->body));
+}
+
+static void
+on_got_body (SoupServerMessage *msg, gpointer data)
+{
+  request_read (data);
+}
+
+static void
+on_request_started (SoupServer *soup, SoupServerMessage *msg, gpointer data)
+{
+  VaHttpGuard *guard = data;
+  Request *r = g_new0 (Request, 1);
+
+  r->guard = guard;
+  r->body = g_byte_array_new ();
+  r->deadline = g_timeout_add_seconds (
+      guard->limits.request_timeout_s, request_too_slow, msg);
+  g_object_set_data_full (
+      G_OBJECT (msg), REQUEST_KEY, r, (GDestroyNotify)request_free);
+  g_signal_connect (msg, "got-headers", G_CALLBACK (on_got_headers), r);
+  g_signal_connect (msg, "got-chunk", G_CALLBACK (on_got_chunk), r);
+  g_signal_connect (msg, "got-body", G_CALLBACK (on_got_body), r);
+}
+
+GBytes *
+va_http_guard_get_body (SoupServerMessage *msg)
+{
+  Request *r = g_object_get_data (G_OBJECT (msg), REQUEST_KEY);
+
+  if (r == NULL)
+    return NULL;
+  request_read (r);
+  return r->body_bytes;
+}
+
+/* ---- Connections ---- */
+
+static void
+connection_gone (gpointer data, GObject *where_it_was)
+{
+  VaHttpGuard *guard = data;
+
+  g_hash_table_remove (guard->connections, where_it_was);
+}
+
+static gboolean
+on_incoming (GSocketService *service, GSocketConnection *connection,
+    GObject *source, gpointer data)
+{
+  VaHttpGuard *guard = data;
+  GSocket *socket = g_socket_connection_get_socket (connection);
+  GSocketAddress *local, *remote;
+  GError *error = NULL;
+
+  g_socket_set_timeout (socket, guard->limits.idle_timeout_s);
+  if (g_hash_table_size (guard->connections) >= guard->limits.max_connections) {
+    GST_WARNING ("refusing a connection: %u open (--max-connections)",
+        g_hash_table_size (guard->connections));
+    write_refusal (guard, g_object_ref (G_IO_STREAM (connection)),
+        SOUP_STATUS_SERVICE_UNAVAILABLE, "Retry-After: 1\r\n",
+        "too many open connections; try again");
+    return TRUE;
+  }
+  local = g_socket_connection_get_local_address (connection, NULL);
+  remote = g_socket_connection_get_remote_address (connection, NULL);
+  if (soup_server_accept_iostream (
+          guard->soup, G_IO_STREAM (connection), local, remote, &error)) {
+    g_hash_table_add (guard->connections, connection);
+    g_object_weak_ref (G_OBJECT (connection), connection_gone, guard);
+  } else {
+    GST_WARNING ("cannot serve a connection: %s", error->message);
+    g_clear_error (&error);
+  }
+  g_clear_object (&local);
+  g_clear_object (&remote);
+  return TRUE;
+}
+
+guint
+va_http_guard_listen (
+    VaHttpGuard *guard, GSocketAddress *address, gboolean ops, GError **error)
+{
+  GSocketAddress *effective = NULL;
+  guint port;
+
+  if (!g_socket_listener_add_address (G_SOCKET_LISTENER (guard->service),
+          address, G_SOCKET_TYPE_STREAM, G_SOCKET_PROTOCOL_TCP, NULL,
+          &effective, error))
+    return 0;
+  port = g_inet_socket_address_get_port (G_INET_SOCKET_ADDRESS (effective));
+  g_object_unref (effective);
+  if (ops)
+    g_array_append_val (guard->ops_ports, port);
+  else if (guard->public_port == 0)
+    guard->public_port = port;
+  g_socket_service_start (guard->service);
+  return port;
+}
+
+guint
+va_http_guard_get_port (VaHttpGuard *guard, gboolean ops)
+{
+  if (!ops)
+    return guard->public_port;
+  return guard->ops_ports->len ? g_array_index (guard->ops_ports, guint, 0) : 0;
+}
+
+/* Listeners differ by port: an ops address is never the public one. */
+gboolean
+va_http_guard_is_ops (VaHttpGuard *guard, SoupServerMessage *msg)
+{
+  GSocketAddress *local = soup_server_message_get_local_address (msg);
+  guint port, i;
+
+  if (!G_IS_INET_SOCKET_ADDRESS (local))
+    return FALSE;
+  port = g_inet_socket_address_get_port (G_INET_SOCKET_ADDRESS (local));
+  for (i = 0; i < guard->ops_ports->len; i++)
+    if (g_array_index (guard->ops_ports, guint, i) == port)
+      return TRUE;
+  return FALSE;
+}
+
+guint
+va_http_guard_get_connections (VaHttpGuard *guard)
+{
+  return g_hash_table_size (guard->connections);
+}
+
+VaHttpGuard *
+va_http_guard_new (SoupServer *soup, const VaHttpGuardLimits *limits)
+{
+  VaHttpGuard *guard = g_new0 (VaHttpGuard, 1);
+
+  guard->soup = g_object_ref (soup);
+  guard->limits = *limits;
+  guard->service = g_socket_service_new ();
+  guard->ops_ports = g_array_new (FALSE, FALSE, sizeof (guint));
+  guard->connections = g_hash_table_new (NULL, NULL);
+  g_signal_connect (
+      guard->service, "incoming", G_CALLBACK (on_incoming), guard);
+  guard->request_started_id = g_signal_connect (
+      soup, "request-started", G_CALLBACK (on_request_started), guard);
+  return guard;
+}
+
+void
+va_http_guard_free (VaHttpGuard *guard)
+{
+  GHashTableIter iter;
+  gpointer connection;
+
+  if (guard == NULL)
+    return;
+  g_socket_service_stop (guard->service);
+  g_socket_listener_close (G_SOCKET_LISTENER (guard->service));
+  g_signal_handler_disconnect (guard->soup, guard->request_started_id);
+  g_hash_table_iter_init (&iter, guard->connections);
+  while (g_hash_table_iter_next (&iter, &connection, NULL))
+    g_object_weak_unref (connection, connection_gone, guard);
+  g_hash_table_unref (guard->connections);
+  g_array_unref (guard->ops_ports);
+  g_object_unref (guard->service);
+  g_object_unref (guard->soup);
+  g_free (guard);
+}
