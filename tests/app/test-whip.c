@@ -125,6 +125,10 @@ new_caller (EmuProcess *srv, const gchar *path, WhipCallerOptions *o)
   return c;
 }
 
+/* The operator's credentials (the test environment's admin token). */
+static const gchar *const admin[] = { "Authorization",
+  "Bearer test-admin-token", NULL };
+
 /* A valid offer for calls that need no media (the peer never connects). */
 static const gchar audio_offer[] =
     "v=0\r\no=- 1 1 IN IP4 127.0.0.1\r\ns=-\r\nt=0 0\r\n"
@@ -184,11 +188,11 @@ GST_START_TEST (test_bad_input)
       audio_offer, NULL);
   fail_unless_equals_int (r.status, 404);
   reply_clear (&r);
-  r = request (server, "DELETE", "/calls/0123456789abcdef", NULL, NULL, NULL);
+  r = request (server, "DELETE", "/calls/0123456789abcdef", NULL, NULL, admin);
   fail_unless_equals_int (r.status, 404);
   reply_clear (&r);
   r = request (server, "POST", "/whep/0123456789abcdef", "application/sdp",
-      audio_offer, NULL);
+      audio_offer, admin);
   fail_unless_equals_int (r.status, 404);
   reply_clear (&r);
   g_free (big);
@@ -236,7 +240,7 @@ GST_START_TEST (test_call_sendrecv)
   fail_unless (whip_caller_wait_audio (c, 0.05, 15000),
       "no audio came back (peak RMS %f)", whip_caller_get_peak_rms (c));
 
-  r = request (server, "GET", "/metrics", NULL, NULL, NULL);
+  r = request (server, "GET", "/metrics", NULL, NULL, admin);
   fail_unless (strstr (r.body, "voiceagent_calls_active 1"));
   reply_clear (&r);
   fail_unless_equals_int (whip_caller_hangup (c), 200);
@@ -394,6 +398,152 @@ GST_START_TEST (test_auth)
 
 GST_END_TEST;
 
+static gchar *
+path_of (Reply *r)
+{
+  const gchar *location = header (r, "Location");
+
+  fail_unless (location && g_str_has_prefix (location, "/calls/"));
+  return g_strdup (location);
+}
+
+/* "/calls/ID" without the Location's access_token. */
+static gchar *
+bare_path_of (Reply *r)
+{
+  gchar *path = path_of (r);
+
+  *strchr (path, '?') = '\0';
+  return path;
+}
+
+/* Each call's token grants that call alone: its Location works verbatim,
+ * the caller token and another call's token get 404 (the same as a call
+ * that does not exist), no token 401, and only the operator lists calls. */
+GST_START_TEST (test_capabilities)
+{
+  const gchar *args[] = { "--token", "s3cret", NULL };
+  const gchar *caller[] = { "Authorization", "Bearer s3cret", NULL };
+  const gchar *garbage[] = { "Authorization", "Bearer nobodys", NULL };
+  EmuProcess *secured = start_server (args);
+  Reply a, b, r;
+  gchar *a_path, *a_bare, *b_bare, *b_whep, *a_auth;
+  const gchar *a_as_bearer[3] = { "Authorization", NULL, NULL };
+
+  a = request (
+      secured, "POST", "/whip", "application/sdp", audio_offer, caller);
+  b = request (
+      secured, "POST", "/whip", "application/sdp", audio_offer, caller);
+  fail_unless_equals_int (a.status, 201);
+  fail_unless_equals_int (b.status, 201);
+  a_path = path_of (&a);
+  a_bare = bare_path_of (&a);
+  b_bare = bare_path_of (&b);
+  b_whep = g_strdup_printf ("/whep/%s", b_bare + strlen ("/calls/"));
+  fail_unless (strstr (a_path, header (&a, "Voiceagent-Call-Token")));
+  a_auth = g_strconcat ("Bearer ", header (&a, "Voiceagent-Call-Token"), NULL);
+  a_as_bearer[1] = a_auth;
+
+  r = request (secured, "GET", a_path, NULL, NULL, NULL);
+  fail_unless_equals_int (r.status, 204);
+  reply_clear (&r);
+  r = request (secured, "GET", a_bare, NULL, NULL, a_as_bearer);
+  fail_unless_equals_int (r.status, 204);
+  reply_clear (&r);
+  r = request (secured, "GET", a_bare, NULL, NULL, NULL);
+  fail_unless_equals_int (r.status, 401);
+  fail_unless (header (&r, "WWW-Authenticate") != NULL);
+  reply_clear (&r);
+  r = request (secured, "GET", a_bare, NULL, NULL, garbage);
+  fail_unless_equals_int (r.status, 401);
+  fail_unless (strstr (header (&r, "WWW-Authenticate"), "invalid_token"));
+  reply_clear (&r);
+  r = request (secured, "DELETE", a_bare, NULL, NULL, caller);
+  fail_unless_equals_int (r.status, 404);
+  reply_clear (&r);
+  r = request (secured, "DELETE", b_bare, NULL, NULL, a_as_bearer);
+  fail_unless_equals_int (r.status, 404);
+  reply_clear (&r);
+  r = request (
+      secured, "DELETE", "/calls/0123456789abcdef", NULL, NULL, a_as_bearer);
+  fail_unless_equals_int (r.status, 404);
+  reply_clear (&r);
+  r = request (
+      secured, "POST", b_whep, "application/sdp", audio_offer, a_as_bearer);
+  fail_unless_equals_int (r.status, 404);
+  reply_clear (&r);
+
+  r = request (secured, "GET", "/calls", NULL, NULL, NULL);
+  fail_unless_equals_int (r.status, 401);
+  reply_clear (&r);
+  r = request (secured, "GET", "/calls", NULL, NULL, caller);
+  fail_unless_equals_int (r.status, 403);
+  reply_clear (&r);
+  r = request (secured, "GET", "/metrics", NULL, NULL, a_as_bearer);
+  fail_unless_equals_int (r.status, 403);
+  reply_clear (&r);
+  r = request (secured, "GET", "/calls", NULL, NULL, admin);
+  fail_unless_equals_int (r.status, 200);
+  fail_unless (strstr (r.body, b_bare + strlen ("/calls/")));
+  reply_clear (&r);
+
+  /* B is untouched by all of the above; A ends with its own token. */
+  r = request (secured, "DELETE", b_bare, NULL, NULL, admin);
+  fail_unless_equals_int (r.status, 200);
+  reply_clear (&r);
+  r = request (secured, "DELETE", a_path, NULL, NULL, NULL);
+  fail_unless_equals_int (r.status, 200);
+  reply_clear (&r);
+  reply_clear (&a);
+  reply_clear (&b);
+  g_free (a_path);
+  g_free (a_bare);
+  g_free (b_bare);
+  g_free (b_whep);
+  g_free (a_auth);
+  emu_process_stop (secured);
+}
+
+GST_END_TEST;
+
+/* TURN servers reach callers only with per-call credentials made from
+ * --turn-secret (coturn's REST form), never a long-term password, and
+ * only in answers to requests that may call. */
+GST_START_TEST (test_turn_credentials)
+{
+  const gchar *args[] = { "--token", "s3cret", "--turn-server",
+    "turn://alice:longtermpw@127.0.0.1:3478", "--turn-secret", "tsecret",
+    NULL };
+  const gchar *caller[] = { "Authorization", "Bearer s3cret", NULL };
+  EmuProcess *secured = start_server (args);
+  Reply r;
+  const gchar *links;
+  gchar *id;
+
+  r = request (secured, "OPTIONS", "/whip", NULL, NULL, NULL);
+  fail_unless_equals_int (r.status, 204);
+  fail_if (soup_message_headers_get_list (r.headers, "Link"));
+  reply_clear (&r);
+  r = request (
+      secured, "POST", "/whip", "application/sdp", audio_offer, caller);
+  fail_unless_equals_int (r.status, 201);
+  links = soup_message_headers_get_list (r.headers, "Link");
+  id = bare_path_of (&r);
+  fail_unless (links && strstr (links, "<turn:127.0.0.1:3478>"), "%s", links);
+  fail_unless (strstr (links, id + strlen ("/calls/")), "%s", links);
+  fail_if (strstr (links, "longtermpw") || strstr (links, "alice"));
+  g_free (id);
+  reply_clear (&r);
+  r = request (secured, "OPTIONS", "/whip", NULL, NULL, caller);
+  links = soup_message_headers_get_list (r.headers, "Link");
+  fail_unless (links && strstr (links, "credential="));
+  fail_if (strstr (links, "longtermpw"));
+  reply_clear (&r);
+  emu_process_stop (secured);
+}
+
+GST_END_TEST;
+
 /* WHEP: a supervisor hears a live call; 409 + Retry-After while the call
  * has no audio; DELETE removes the listener and the call goes on. */
 GST_START_TEST (test_whep)
@@ -445,10 +595,18 @@ GST_START_TEST (test_data_channel)
 {
   WhipCallerOptions o = { .tone_hz = 440, .data_channel = TRUE };
   WhipCaller *c = new_caller (server, "/whip", &o);
-  gchar *m;
+  gchar *m, *token;
 
   fail_unless_equals_int (whip_caller_connect (c, NULL), 201);
   fail_unless (whip_caller_wait_audio (c, 0.05, 15000));
+  m = whip_caller_wait_message (c, "\"type\":\"call\"", 10000);
+  fail_unless (m && strstr (m, "\"call_token\":\""), "call event: %s", m);
+  /* The event's token is the one the session URL carries. */
+  token = g_strndup (strstr (m, "\"call_token\":\"") + 14, 32);
+  fail_unless (g_str_has_suffix (whip_caller_get_session_url (c), token),
+      "%s does not carry %s", whip_caller_get_session_url (c), token);
+  g_free (token);
+  g_free (m);
   fail_unless (whip_caller_send (c, "not json"));
   m = whip_caller_wait_message (c, "\"error\"", 10000);
   fail_unless (m != NULL, "no error event for a malformed message");
@@ -478,6 +636,8 @@ whip_suite (void)
   tcase_add_test (tc, test_patch_and_delete);
   tcase_add_test (tc, test_call_limit);
   tcase_add_test (tc, test_auth);
+  tcase_add_test (tc, test_capabilities);
+  tcase_add_test (tc, test_turn_credentials);
   tcase_add_test (tc, test_whep);
   tcase_add_test (tc, test_data_channel);
   return s;

@@ -198,6 +198,7 @@ emu_process_request (
   SoupSession *session = soup_session_new ();
   gchar *url = g_strconcat (emu->http_url, path, NULL);
   SoupMessage *msg = soup_message_new (body ? "POST" : "GET", url);
+  const gchar *admin = g_getenv ("VOICEAGENT_ADMIN_TOKEN");
   GBytes *reply;
   gchar *text = NULL;
 
@@ -205,6 +206,12 @@ emu_process_request (
     GBytes *b = g_bytes_new (body, strlen (body));
     soup_message_set_request_body_from_bytes (msg, "application/json", b);
     g_bytes_unref (b);
+  }
+  if (admin) {
+    gchar *auth = g_strconcat ("Bearer ", admin, NULL);
+    soup_message_headers_replace (
+        soup_message_get_request_headers (msg), "Authorization", auth);
+    g_free (auth);
   }
   reply = soup_session_send_and_read (session, msg, NULL, NULL);
   if (status)

@@ -31,7 +31,10 @@ const gchar *emu_process_get_http_url (EmuProcess *emu);
 const gchar *emu_process_get_ws_url (EmuProcess *emu);
 
 /* GET or POST (when @body is non-NULL, as JSON) a path on the emulator, e.g.
- * "/emulator/events"; returns the response body (free it) or NULL. */
+ * "/emulator/events"; returns the response body (free it) or NULL. With
+ * VOICEAGENT_ADMIN_TOKEN set (the test environment sets it, so every
+ * voiceagent a test starts has it) it is sent as the bearer token, which
+ * a voiceagent's /calls and /metrics need. */
 gchar *emu_process_request (
     EmuProcess *emu, const gchar *path, const gchar *body, guint *status);
 
