@@ -22,14 +22,16 @@ make_pspec (DgOption opt)
        * GstDeepgramSink:api-key:
        *
        * The Deepgram API key. Registered with the redaction list, so it never
-       * reaches a log. Without it, $DEEPGRAM_API_KEY is read when the element
-       * starts.
+       * reaches a log, and write-only, so pipeline dumps (.dot files,
+       * gst-inspect of a running element) never show it, as llmtransform's
+       * and elevenlabs' keys. Without it, $DEEPGRAM_API_KEY is read when
+       * the element starts.
        */
       return g_param_spec_string ("api-key", "API key",
-          "Deepgram API key, sent as \"Authorization: Token KEY\" and never "
-          "logged (NULL: the DEEPGRAM_API_KEY environment variable when the "
-          "element starts)",
-          NULL, OPT_FLAGS);
+          "Deepgram API key, sent as \"Authorization: Token KEY\"; "
+          "write-only and never logged (NULL: the DEEPGRAM_API_KEY "
+          "environment variable when the element starts)",
+          NULL, OPT_FLAGS & ~G_PARAM_READABLE);
     case DG_OPT_URL:
       /**
        * GstDeepgramSink:url:
@@ -318,8 +320,8 @@ void
 dg_options_get (const DgOptions *opts, DgOption opt, GValue *value)
 {
   switch (opt) {
-    case DG_OPT_API_KEY:
-      g_value_set_string (value, opts->api_key);
+    case DG_OPT_API_KEY: /* write-only: GObject never asks */
+      g_assert_not_reached ();
       break;
     case DG_OPT_URL:
       g_value_set_string (value, opts->url);
