@@ -14,6 +14,15 @@ typedef enum {
   VA_SDP_ERROR_NO_OPUS, /* audio without Opus → 422 */
 } VaSdpError;
 
+/* Limits on what a client may send, far above what real clients do (a
+ * browser's offer has 1 to 5 media sections, its longest line is a
+ * candidate or an fmtp of a few hundred bytes, and it trickles a handful
+ * of candidates at a time): anything over them is refused with a 400. */
+#define VA_SDP_MAX_MEDIA 32 /* m= lines in an offer or a fragment */
+#define VA_SDP_MAX_LINE 4096 /* bytes in one line */
+#define VA_SDPFRAG_MAX_CANDIDATES 64 /* a=candidate lines in a fragment */
+#define VA_SDPFRAG_MAX_LINES 1024
+
 #define VA_SDP_ERROR (va_sdp_error_quark ())
 GQuark va_sdp_error_quark (void);
 
@@ -26,7 +35,10 @@ typedef struct
   gboolean has_data_channel; /* an m=application webrtc-datachannel section */
 } VaOffer;
 
-/* Parses and checks an offer. Returns NULL with @error on bad input. */
+/* Parses and checks an offer, and rewrites what webrtcbin would refuse in
+ * an offer the RFCs allow (see normalize_offer in sdp.c). Returns NULL with
+ * @error on bad input: VA_SDP_ERROR_PARSE for text that is not SDP or goes
+ * over the limits above, or an Opus payload type outside 0..127. */
 VaOffer *va_offer_parse (const gchar *text, gsize len, GError **error);
 void va_offer_free (VaOffer *offer);
 
