@@ -402,18 +402,53 @@ fill_missing_transport (GstSDPMessage *sdp)
   }
 }
 
-static void
+/* Returns the index of the offerer-tagged m= line, or -1 (no BUNDLE). */
+static gint
 normalize_offer (GstSDPMessage *sdp)
 {
   gchar **mids;
+  gint tagged = -1;
 
   push_session_transport_down (sdp);
   add_missing_mids (sdp);
   mids = normalize_bundle_group (sdp);
-  if (mids)
+  if (mids) {
     unify_bundle_transport (sdp, mids);
+    tagged = find_mid (sdp, mids[0]);
+  }
   g_strfreev (mids);
   fill_missing_transport (sdp);
+  return tagged;
+}
+
+static gboolean
+is_data_channel (const GstSDPMedia *m)
+{
+  return g_strcmp0 (gst_sdp_media_get_media (m), "application") == 0 &&
+      g_strstr_len (gst_sdp_media_get_proto (m), -1, "SCTP") != NULL;
+}
+
+/* The agent answers one audio section and the data channel; every other
+ * section is rejected, as is one the offerer rejected itself (port 0 and
+ * not bundle-only). */
+static void
+plan_answer (VaOffer *offer, gint tagged)
+{
+  guint i;
+
+  offer->inactive_index = -1;
+  for (i = 0; i < gst_sdp_message_medias_len (offer->sdp); i++) {
+    const GstSDPMedia *m = gst_sdp_message_get_media (offer->sdp, i);
+    gboolean offerer_rejected = gst_sdp_media_get_port (m) == 0 &&
+        media_find_attribute (m, "bundle-only") < 0;
+
+    if (!offerer_rejected && (i == offer->audio_index || is_data_channel (m)))
+      continue;
+    if ((gint)i == tagged && !offerer_rejected)
+      offer->inactive_index = (gint)i;
+    else
+      offer->reject_mask |= 1u << i;
+  }
 }
 
 VaOffer *
@@ -446,8 +481,7 @@ va_offer_parse (const gchar *text, gsize len, GError **error)
     const gchar *kind = gst_sdp_media_get_media (m);
     GError *opus_error = NULL;
 
-    if (g_strcmp0 (kind, "application") == 0 &&
-        g_strstr_len (gst_sdp_media_get_proto (m), -1, "SCTP"))
+    if (is_data_channel (m))
       offer->has_data_channel = TRUE;
     if (g_strcmp0 (kind, "audio") != 0 || gst_sdp_media_get_port (m) == 0 ||
         offer->opus_pt >= 0)
@@ -470,7 +504,7 @@ va_offer_parse (const gchar *text, gsize len, GError **error)
         "the offer's audio section does not offer Opus, the only codec "
         "the agent speaks");
   } else {
-    normalize_offer (offer->sdp);
+    plan_answer (offer, normalize_offer (offer->sdp));
     return offer;
   }
   va_offer_free (offer);
@@ -485,6 +519,58 @@ va_offer_free (VaOffer *offer)
   if (offer->sdp)
     gst_sdp_message_free (offer->sdp);
   g_free (offer);
+}
+
+static void
+remove_from_bundle (GstSDPMessage *sdp, const gchar *mid)
+{
+  guint i, j;
+
+  for (i = 0; mid && i < gst_sdp_message_attributes_len (sdp); i++) {
+    const GstSDPAttribute *a = gst_sdp_message_get_attribute (sdp, i);
+    GString *value;
+    gchar **words;
+    GstSDPAttribute attr;
+
+    if (g_strcmp0 (a->key, "group") != 0 || a->value == NULL ||
+        !g_str_has_prefix (a->value, "BUNDLE"))
+      continue;
+    words = g_strsplit (a->value, " ", -1);
+    value = g_string_new ("BUNDLE");
+    for (j = 1; words[j]; j++) {
+      if (*words[j] && !g_str_equal (words[j], mid))
+        g_string_append_printf (value, " %s", words[j]);
+    }
+    g_strfreev (words);
+    gst_sdp_attribute_set (&attr, "group", value->str);
+    gst_sdp_message_replace_attribute (sdp, i, &attr);
+    g_string_free (value, TRUE);
+  }
+}
+
+void
+va_sdp_restrict_answer (
+    GstSDPMessage *answer, guint32 reject_mask, gint inactive_index)
+{
+  static const gchar *const directions[] = { "sendrecv", "sendonly", "recvonly",
+    "inactive" };
+  guint i, k;
+
+  for (i = 0; i < gst_sdp_message_medias_len (answer) && i < 32; i++) {
+    GstSDPMedia *m = (GstSDPMedia *)gst_sdp_message_get_media (answer, i);
+
+    if ((gint)i == inactive_index) {
+      for (k = 0; k < G_N_ELEMENTS (directions); k++)
+        media_remove_all (m, directions[k]);
+      gst_sdp_media_add_attribute (m, "inactive", "");
+    }
+    if (!(reject_mask & (1u << i)))
+      continue;
+    /* RFC 8843 §7.3.3: port 0, out of the group, no bundle-only. */
+    gst_sdp_media_set_port_info (m, 0, 0);
+    media_remove_all (m, "bundle-only");
+    remove_from_bundle (answer, gst_sdp_media_get_attribute_val (m, "mid"));
+  }
 }
 
 void

@@ -33,6 +33,13 @@ typedef struct
   gint opus_pt; /* its Opus payload type */
   GstWebRTCRTPTransceiverDirection direction; /* as the offerer sees it */
   gboolean has_data_channel; /* an m=application webrtc-datachannel section */
+  /* What the answer must say for the media sections the agent does not use
+   * (video, a second audio, one the offerer rejected): bit i set rejects
+   * m-line i (port 0, out of the BUNDLE group). */
+  guint32 reject_mask;
+  /* The offerer-tagged section when it is one of those: RFC 8843 §7.3.3
+   * forbids rejecting it, so it is answered inactive instead. -1 if none. */
+  gint inactive_index;
 } VaOffer;
 
 /* Parses and checks an offer, and rewrites what webrtcbin would refuse in
@@ -41,6 +48,12 @@ typedef struct
  * over the limits above, or an Opus payload type outside 0..127. */
 VaOffer *va_offer_parse (const gchar *text, gsize len, GError **error);
 void va_offer_free (VaOffer *offer);
+
+/* Applies @offer's reject_mask and inactive_index to webrtcbin's answer to
+ * it, before it is set as the local description: webrtcbin 1.22 accepts
+ * every media section it can receive. */
+void va_sdp_restrict_answer (
+    GstSDPMessage *answer, guint32 reject_mask, gint inactive_index);
 
 /* Adds a=end-of-candidates to every media section that lacks it. */
 void va_sdp_add_end_of_candidates (GstSDPMessage *sdp);
