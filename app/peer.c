@@ -36,6 +36,9 @@ struct _VaPeer
   GSource *gather_timeout;
   gchar *etag;
   gchar *remote_ufrag;
+  /* From the offer, for the answer (set before the negotiation starts) */
+  guint32 reject_mask;
+  gint inactive_index;
 };
 
 static VaPeer *
@@ -269,6 +272,9 @@ on_answer_created (GstPromise *promise, gpointer data)
     } else {
       GstPromise *next = gst_promise_new_with_change_func (
           on_local_set, peer_ref (peer), (GDestroyNotify)peer_unref);
+
+      va_sdp_restrict_answer (
+          answer->sdp, peer->reject_mask, peer->inactive_index);
       g_signal_emit_by_name (
           peer->webrtc, "set-local-description", answer, next);
       gst_webrtc_session_description_free (answer);
@@ -335,6 +341,8 @@ va_peer_answer (VaPeer *peer, VaOffer *offer)
 
   g_free (peer->remote_ufrag);
   peer->remote_ufrag = g_strdup (ufrag);
+  peer->reject_mask = offer->reject_mask;
+  peer->inactive_index = offer->inactive_index;
   gst_sdp_message_copy (offer->sdp, &sdp);
   desc = gst_webrtc_session_description_new (GST_WEBRTC_SDP_TYPE_OFFER, sdp);
   promise = gst_promise_new_with_change_func (

@@ -14,6 +14,15 @@ typedef enum {
   VA_SDP_ERROR_NO_OPUS, /* audio without Opus → 422 */
 } VaSdpError;
 
+/* Limits on what a client may send, far above what real clients do (a
+ * browser's offer has 1 to 5 media sections, its longest line is a
+ * candidate or an fmtp of a few hundred bytes, and it trickles a handful
+ * of candidates at a time): anything over them is refused with a 400. */
+#define VA_SDP_MAX_MEDIA 32 /* m= lines in an offer or a fragment */
+#define VA_SDP_MAX_LINE 4096 /* bytes in one line */
+#define VA_SDPFRAG_MAX_CANDIDATES 64 /* a=candidate lines in a fragment */
+#define VA_SDPFRAG_MAX_LINES 1024
+
 #define VA_SDP_ERROR (va_sdp_error_quark ())
 GQuark va_sdp_error_quark (void);
 
@@ -24,11 +33,27 @@ typedef struct
   gint opus_pt; /* its Opus payload type */
   GstWebRTCRTPTransceiverDirection direction; /* as the offerer sees it */
   gboolean has_data_channel; /* an m=application webrtc-datachannel section */
+  /* What the answer must say for the media sections the agent does not use
+   * (video, a second audio, one the offerer rejected): bit i set rejects
+   * m-line i (port 0, out of the BUNDLE group). */
+  guint32 reject_mask;
+  /* The offerer-tagged section when it is one of those: RFC 8843 §7.3.3
+   * forbids rejecting it, so it is answered inactive instead. -1 if none. */
+  gint inactive_index;
 } VaOffer;
 
-/* Parses and checks an offer. Returns NULL with @error on bad input. */
+/* Parses and checks an offer, and rewrites what webrtcbin would refuse in
+ * an offer the RFCs allow (see normalize_offer in sdp.c). Returns NULL with
+ * @error on bad input: VA_SDP_ERROR_PARSE for text that is not SDP or goes
+ * over the limits above, or an Opus payload type outside 0..127. */
 VaOffer *va_offer_parse (const gchar *text, gsize len, GError **error);
 void va_offer_free (VaOffer *offer);
+
+/* Applies @offer's reject_mask and inactive_index to webrtcbin's answer to
+ * it, before it is set as the local description: webrtcbin 1.22 accepts
+ * every media section it can receive. */
+void va_sdp_restrict_answer (
+    GstSDPMessage *answer, guint32 reject_mask, gint inactive_index);
 
 /* Adds a=end-of-candidates to every media section that lacks it. */
 void va_sdp_add_end_of_candidates (GstSDPMessage *sdp);
