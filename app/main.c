@@ -6,6 +6,7 @@
 #endif
 
 #include <stdio.h>
+#include <sys/resource.h>
 #include <glib-unix.h>
 #include <gst/gst.h>
 #include "backends.h"
@@ -78,6 +79,35 @@ write_port_file (const VaConfig *c, guint port, GError **error)
   return ok;
 }
 
+/* --max-connections and every call's sockets need descriptors; the
+ * usual soft limit (1024) is below what the defaults can use. */
+static void
+raise_fd_limit (void)
+{
+  struct rlimit r;
+
+  if (getrlimit (RLIMIT_NOFILE, &r) == 0 && r.rlim_cur < r.rlim_max) {
+    r.rlim_cur = r.rlim_max;
+    setrlimit (RLIMIT_NOFILE, &r);
+  }
+}
+
+/* Says at start what anyone who can reach the server may do. */
+static void
+warn_if_open (const VaConfig *c)
+{
+  gboolean loopback =
+      g_str_has_prefix (c->host, "127.") || g_str_equal (c->host, "::1");
+
+  if (!loopback && (c->token == NULL || *c->token == '\0'))
+    g_printerr ("voiceagent: warning: no --token: anyone who reaches %s may "
+                "place calls (and get TURN credentials)\n",
+        c->host);
+  if (c->admin_token == NULL && c->ops_listen == NULL)
+    g_print ("voiceagent: /calls and /metrics answer no one: set "
+             "--admin-token or --ops-listen to read them\n");
+}
+
 static int
 serve (VaConfig *config)
 {
@@ -88,6 +118,8 @@ serve (VaConfig *config)
 
   if (config->pipelines_dir == NULL)
     config->pipelines_dir = default_pipelines_dir ();
+  raise_fd_limit ();
+  warn_if_open (config);
   backends = va_backends_start (config, &error);
   if (backends == NULL)
     goto fail;
