@@ -1309,8 +1309,11 @@ resume_loaded (VaStoredCall *stored, const GError *error, gpointer data)
     soup_message_headers_replace (
         soup_server_message_get_response_headers (r->msg), "Retry-After",
         RETRY_AFTER_NO_AUDIO);
+    /* Redis's error may name internal hosts: the log has it. */
+    GST_WARNING ("cannot load a call's state: %s", error->message);
     respond_error (server, r->msg, SOUP_STATUS_SERVICE_UNAVAILABLE,
-        "cannot resume the call now: %s", error->message);
+        "cannot resume the call now: the call state store does not answer; "
+        "retry");
   } else if (why) {
     respond_error (server, r->msg, SOUP_STATUS_NOT_FOUND, "%s", why);
   } else if (!(tmpl = g_hash_table_lookup (server->templates, stored->agent))) {
