@@ -596,6 +596,13 @@ caller_ice_state (
   }
 }
 
+static void
+caller_impostor (VaPeer *peer, gpointer data)
+{
+  va_call_end (data, VA_CALL_END_NEGOTIATION,
+      "the caller's DTLS certificate is not the one its offer names");
+}
+
 /* (streaming thread) */
 static GstPadProbeReturn
 caller_audio_probe (GstPad *pad, GstPadProbeInfo *info, gpointer data)
@@ -626,7 +633,7 @@ va_call_start (VaCall *call, const VaTemplate *tmpl, GHashTable *vars,
     VaOffer *offer, GError **error)
 {
   static const VaPeerCallbacks peer_callbacks = { caller_answered,
-    caller_ice_state };
+    caller_ice_state, caller_impostor };
   GstBus *bus;
 
   call->pipeline = va_template_instantiate (tmpl, vars, error);
@@ -700,7 +707,9 @@ drop_listener (gpointer data)
   Listener *l = data;
 
   l->drop_idle = 0;
-  GST_INFO ("call %s: listener %s left (ICE failed)", l->call->id, l->id);
+  GST_INFO ("call %s: listener %s dropped (ICE failed, or its certificate "
+            "is not its offer's)",
+      l->call->id, l->id);
   va_call_remove_listener (l->call, l->id);
   return G_SOURCE_REMOVE;
 }
@@ -717,6 +726,15 @@ listener_ice_state (
   if ((state == GST_WEBRTC_ICE_CONNECTION_STATE_FAILED ||
           state == GST_WEBRTC_ICE_CONNECTION_STATE_CLOSED) &&
       l->drop_idle == 0)
+    l->drop_idle = g_idle_add (drop_listener, l);
+}
+
+static void
+listener_impostor (VaPeer *peer, gpointer data)
+{
+  Listener *l = data;
+
+  if (l->drop_idle == 0)
     l->drop_idle = g_idle_add (drop_listener, l);
 }
 
@@ -789,7 +807,7 @@ va_call_add_listener (VaCall *call, const gchar *listener_id, VaOffer *offer,
     VaListenerAnswered answered, gpointer user_data, GError **error)
 {
   static const VaPeerCallbacks peer_callbacks = { listener_answered,
-    listener_ice_state };
+    listener_ice_state, listener_impostor };
   GstElement *caller_tap = find_element (call, "caller_tap");
   GstElement *agent_tap = find_element (call, "agent_tap");
   GstElement *webrtc;

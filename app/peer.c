@@ -5,6 +5,13 @@
  * trickle): set-remote-description → create-answer → set-local-description
  * run on webrtcbin's own thread, then the main context waits for ICE
  * gathering to complete (or the timeout) and reads local-description.
+ *
+ * GStreamer 1.22's DTLS accepts any certificate the peer presents
+ * (dtlsdec's on-peer-certificate handler returns TRUE) and webrtcbin never
+ * compares it with the offer's a=fingerprint, which is what binds the
+ * media to the signalling (RFC 8842 §5). So the peer does: once the DTLS
+ * transport of the audio section is connected, its remote-certificate is
+ * hashed and compared, and a mismatch is reported (impostor()).
  */
 #ifdef HAVE_CONFIG_H
 #include "config.h"
@@ -36,6 +43,11 @@ struct _VaPeer
   GSource *gather_timeout;
   gchar *etag;
   gchar *remote_ufrag;
+  gchar *fingerprint; /* the offer's a=fingerprint for the audio section */
+  guint audio_index;
+  GstWebRTCDTLSTransport *dtls; /* the audio section's, once known */
+  gulong dtls_state_id;
+  gboolean certificate_checked;
   /* From the offer, for the answer (set before the negotiation starts) */
   guint32 reject_mask;
   gint inactive_index;
@@ -54,9 +66,11 @@ peer_unref (VaPeer *peer)
   if (!g_atomic_ref_count_dec (&peer->refs))
     return;
   gst_object_unref (peer->webrtc);
+  gst_clear_object (&peer->dtls);
   g_free (peer->public_ip);
   g_free (peer->etag);
   g_free (peer->remote_ufrag);
+  g_free (peer->fingerprint);
   g_free (peer);
 }
 
@@ -178,11 +192,77 @@ gather_timeout_fired (gpointer data)
 }
 
 static void
+check_certificate (VaPeer *peer, gpointer data)
+{
+  GstWebRTCDTLSTransportState state;
+  gchar *pem = NULL;
+
+  if (peer->certificate_checked || peer->dtls == NULL)
+    return;
+  g_object_get (peer->dtls, "state", &state, "remote-certificate", &pem, NULL);
+  if (state != GST_WEBRTC_DTLS_TRANSPORT_STATE_CONNECTED || pem == NULL) {
+    g_free (pem);
+    return;
+  }
+  peer->certificate_checked = TRUE;
+  if (va_sdp_certificate_matches (pem, peer->fingerprint)) {
+    GST_DEBUG ("the peer's DTLS certificate matches its a=fingerprint");
+  } else {
+    GST_WARNING ("the peer's DTLS certificate does not match its offer's "
+                 "a=fingerprint %s: ending it",
+        peer->fingerprint);
+    if (peer->callbacks.impostor)
+      peer->callbacks.impostor (peer, peer->user_data);
+  }
+  g_free (pem);
+}
+
+/* (any thread) */
+static void
+on_dtls_state (GObject *dtls, GParamSpec *pspec, gpointer data)
+{
+  on_main (data, check_certificate, NULL, NULL);
+}
+
+/* The DTLS transport of the audio section exists once both descriptions
+ * are set. */
+static void
+watch_certificate (VaPeer *peer)
+{
+  GArray *transceivers = NULL;
+  guint i;
+
+  g_signal_emit_by_name (peer->webrtc, "get-transceivers", &transceivers);
+  for (i = 0; transceivers && i < transceivers->len && !peer->dtls; i++) {
+    GstWebRTCRTPTransceiver *t =
+        g_array_index (transceivers, GstWebRTCRTPTransceiver *, i);
+    GstWebRTCRTPReceiver *receiver = NULL;
+    guint mline = G_MAXUINT;
+
+    g_object_get (t, "mlineindex", &mline, "receiver", &receiver, NULL);
+    if (receiver && mline == peer->audio_index)
+      g_object_get (receiver, "transport", &peer->dtls, NULL);
+    gst_clear_object (&receiver);
+  }
+  g_clear_pointer (&transceivers, g_array_unref);
+  if (peer->dtls == NULL) {
+    GST_WARNING ("no DTLS transport for section %u: its certificate cannot "
+                 "be checked",
+        peer->audio_index);
+    return;
+  }
+  peer->dtls_state_id = g_signal_connect (
+      peer->dtls, "notify::state", G_CALLBACK (on_dtls_state), peer);
+  check_certificate (peer, NULL);
+}
+
+static void
 local_description_set (VaPeer *peer, gpointer data)
 {
   GstWebRTCICEGatheringState state;
 
   peer->local_set = TRUE;
+  watch_certificate (peer);
   g_object_get (peer->webrtc, "ice-gathering-state", &state, NULL);
   if (state == GST_WEBRTC_ICE_GATHERING_STATE_COMPLETE) {
     deliver_answer (peer);
@@ -324,6 +404,8 @@ va_peer_free (VaPeer *peer)
   peer->freed = TRUE;
   g_signal_handler_disconnect (peer->webrtc, peer->gathering_id);
   g_signal_handler_disconnect (peer->webrtc, peer->ice_id);
+  if (peer->dtls_state_id)
+    g_signal_handler_disconnect (peer->dtls, peer->dtls_state_id);
   if (peer->gather_timeout) {
     g_source_destroy (peer->gather_timeout);
     g_clear_pointer (&peer->gather_timeout, g_source_unref);
@@ -343,6 +425,10 @@ va_peer_answer (VaPeer *peer, VaOffer *offer)
   peer->remote_ufrag = g_strdup (ufrag);
   peer->reject_mask = offer->reject_mask;
   peer->inactive_index = offer->inactive_index;
+  peer->audio_index = offer->audio_index;
+  g_free (peer->fingerprint);
+  peer->fingerprint =
+      g_strdup (va_sdp_get_fingerprint (offer->sdp, offer->audio_index));
   gst_sdp_message_copy (offer->sdp, &sdp);
   desc = gst_webrtc_session_description_new (GST_WEBRTC_SDP_TYPE_OFFER, sdp);
   promise = gst_promise_new_with_change_func (

@@ -18,6 +18,9 @@ typedef struct
   /* ICE connection state changed. */
   void (*ice_state) (
       VaPeer *peer, GstWebRTCICEConnectionState state, gpointer user_data);
+  /* The peer's DTLS certificate is not the one its offer's a=fingerprint
+   * names: someone on the media path sits between it and us. End it. */
+  void (*impostor) (VaPeer *peer, gpointer user_data);
 } VaPeerCallbacks;
 
 /* Takes a reference to @webrtc (already in a playing pipeline). Callbacks

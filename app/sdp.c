@@ -726,3 +726,81 @@ va_sdp_get_ice_ufrag (const GstSDPMessage *sdp)
         gst_sdp_message_get_media (sdp, 0), "ice-ufrag");
   return ufrag ? ufrag : gst_sdp_message_get_attribute_val (sdp, "ice-ufrag");
 }
+
+const gchar *
+va_sdp_get_fingerprint (const GstSDPMessage *sdp, guint index)
+{
+  const gchar *fingerprint = NULL;
+
+  if (index < gst_sdp_message_medias_len (sdp))
+    fingerprint = gst_sdp_media_get_attribute_val (
+        gst_sdp_message_get_media (sdp, index), "fingerprint");
+  return fingerprint ? fingerprint
+                     : gst_sdp_message_get_attribute_val (sdp, "fingerprint");
+}
+
+static gboolean
+checksum_type_of (const gchar *name, GChecksumType *type)
+{
+  static const struct
+  {
+    const gchar *name;
+    GChecksumType type;
+  } known[] = { { "sha-1", G_CHECKSUM_SHA1 }, { "sha-256", G_CHECKSUM_SHA256 },
+    { "sha-384", G_CHECKSUM_SHA384 }, { "sha-512", G_CHECKSUM_SHA512 } };
+  guint i;
+
+  for (i = 0; i < G_N_ELEMENTS (known); i++)
+    if (g_ascii_strcasecmp (name, known[i].name) == 0) {
+      *type = known[i].type;
+      return TRUE;
+    }
+  return FALSE;
+}
+
+/* "AB:CD:…" of @der hashed with @type (free it). */
+static gchar *
+hex_fingerprint (GChecksumType type, const guint8 *der, gsize len)
+{
+  GChecksum *c = g_checksum_new (type);
+  guint8 digest[64];
+  gsize size = sizeof digest, i;
+  GString *hex = g_string_new (NULL);
+
+  g_checksum_update (c, der, len);
+  g_checksum_get_digest (c, digest, &size);
+  g_checksum_free (c);
+  for (i = 0; i < size; i++)
+    g_string_append_printf (hex, i ? ":%02X" : "%02X", digest[i]);
+  return g_string_free (hex, FALSE);
+}
+
+gboolean
+va_sdp_certificate_matches (const gchar *pem, const gchar *fingerprint)
+{
+  const gchar *begin, *end;
+  gchar **words, *body, *hex;
+  guint8 *der;
+  gsize len;
+  GChecksumType type;
+  gboolean matches = FALSE;
+
+  if (pem == NULL || fingerprint == NULL ||
+      (begin = strstr (pem, "-----BEGIN CERTIFICATE-----")) == NULL ||
+      (end = strstr (begin, "-----END CERTIFICATE-----")) == NULL)
+    return FALSE;
+  begin += strlen ("-----BEGIN CERTIFICATE-----");
+  words = g_strsplit (fingerprint, " ", 2);
+  if (words[0] && words[1] && checksum_type_of (words[0], &type)) {
+    /* g_base64_decode skips the line breaks of the PEM body. */
+    body = g_strndup (begin, end - begin);
+    der = g_base64_decode (body, &len);
+    hex = hex_fingerprint (type, der, len);
+    matches = g_ascii_strcasecmp (hex, g_strstrip (words[1])) == 0;
+    g_free (hex);
+    g_free (der);
+    g_free (body);
+  }
+  g_strfreev (words);
+  return matches;
+}

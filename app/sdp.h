@@ -83,4 +83,14 @@ void va_sdpfrag_free (VaSdpFrag *frag);
 /* The ufrag of the first media section (or the session), or NULL. */
 const gchar *va_sdp_get_ice_ufrag (const GstSDPMessage *sdp);
 
+/* The a=fingerprint ("sha-256 AB:CD:…") of media section @index, else of
+ * the session, or NULL. */
+const gchar *va_sdp_get_fingerprint (const GstSDPMessage *sdp, guint index);
+
+/* TRUE when the first certificate in @pem hashes to @fingerprint, an
+ * a=fingerprint value (RFC 8122: "sha-256 AB:CD:…"; sha-1, sha-256,
+ * sha-384 and sha-512 are known, hex case ignored). */
+gboolean va_sdp_certificate_matches (
+    const gchar *pem, const gchar *fingerprint);
+
 G_END_DECLS

@@ -30,6 +30,7 @@
 #include "call.h"
 #include "callstate.h"
 #include "conversation.h"
+#include "grants.h"
 #include "httpguard.h"
 #include "metrics.h"
 #include "records.h"
@@ -59,6 +60,7 @@ struct _VaServer
   VaConfig *config;
   SoupServer *soup;
   VaHttpGuard *guard; /* accepts its connections, bounds its requests */
+  VaGrants *grants; /* the tokens of calls and listeners */
   GHashTable *templates; /* name → VaTemplate* */
   GHashTable *calls; /* id → CallEntry* */
   VaMetrics *metrics;
@@ -90,8 +92,8 @@ struct _CallEntry
   VaServer *server;
   VaCall *call;
   gchar *agent;
-  gchar *call_token; /* the caller's capability for this call */
-  GHashTable *listener_tokens; /* listener id → its capability */
+  gchar *call_token; /* the caller's capability for this call (grants) */
+  GHashTable *listener_tokens; /* listener id → its capability (grants) */
   SoupServerMessage *pending; /* the POST waiting for its answer */
   GHashTable *pending_listeners; /* listener id → SoupServerMessage* */
   VaConversation *conversation;
@@ -349,24 +351,26 @@ is_admin (VaServer *server, const Credentials *c)
   return presents (c, server->config->admin_token);
 }
 
-/* TRUE when the credentials are somebody's: they may not grant this
- * request, but they are not a wrong guess either (403 or 404, not 401). */
+/* What the credentials grant for the call @id (the listener @lid). */
+static VaGrantResult
+grant_of (
+    VaServer *server, const Credentials *c, const gchar *id, const gchar *lid)
+{
+  VaGrantResult by_header =
+      va_grants_check (server->grants, c->bearer, id, lid);
+  VaGrantResult by_query = va_grants_check (server->grants, c->query, id, lid);
+
+  return MAX (by_header, by_query);
+}
+
+/* TRUE when the credentials are somebody's, now or in the last hour: they
+ * may not grant this request, but they are no guess (403 or 404, not
+ * 401). */
 static gboolean
 is_known (VaServer *server, const Credentials *c)
 {
-  GHashTableIter calls, listeners;
-  gpointer value, token;
-  gboolean known = presents (c, server->config->token) || is_admin (server, c);
-
-  g_hash_table_iter_init (&calls, server->calls);
-  while (g_hash_table_iter_next (&calls, NULL, &value)) {
-    CallEntry *e = value;
-    known |= presents (c, e->call_token);
-    g_hash_table_iter_init (&listeners, e->listener_tokens);
-    while (g_hash_table_iter_next (&listeners, NULL, &token))
-      known |= presents (c, token);
-  }
-  return known;
+  return presents (c, server->config->token) || is_admin (server, c) ||
+      grant_of (server, c, NULL, NULL) != VA_GRANT_UNKNOWN;
 }
 
 /* 401 (RFC 6750 §3): no credentials, or @invalid ones nobody holds. */
@@ -421,12 +425,8 @@ authorize_call (VaServer *server, SoupServerMessage *msg, GHashTable *query,
         "or send the call's token as \"Authorization: Bearer TOKEN\"");
     return NULL;
   }
-  granted = is_admin (server, &c) ||
-      (e &&
-          (presents (&c, e->call_token) ||
-              (lid &&
-                  presents (
-                      &c, g_hash_table_lookup (e->listener_tokens, lid)))));
+  granted =
+      is_admin (server, &c) || grant_of (server, &c, id, lid) == VA_GRANT_YES;
   if (granted && e && !va_call_is_ending (e->call))
     return e;
   if (granted || is_known (server, &c))
@@ -676,6 +676,7 @@ on_call_ended (
       server->metrics, va_conversation_get_usage (e->conversation));
   write_record (e, reason);
   state_end (e, reason);
+  va_grants_end (server->grants, va_call_get_id (call), NULL);
   g_hash_table_remove (server->calls, va_call_get_id (call));
   publish_load (server);
   trim_heap_when_idle (server);
@@ -830,7 +831,7 @@ start_call (VaServer *server, SoupServerMessage *msg, gboolean paused,
       g_hash_table_new_full (g_str_hash, g_str_equal, g_free, NULL);
   e->listener_tokens =
       g_hash_table_new_full (g_str_hash, g_str_equal, g_free, g_free);
-  e->call_token = va_auth_new_token ();
+  e->call_token = va_grants_issue (server->grants, id, NULL);
   e->call = va_call_new (id, server->config, &callbacks, e);
   va_call_set_call_token (e->call, e->call_token);
   e->conversation = va_conversation_new (&conversation_output, e);
@@ -1433,7 +1434,7 @@ listener_answered (VaCall *call, const gchar *listener_id, const gchar *sdp,
   unpause (&msg);
 }
 
-/* The call's listeners; forgets the tokens of those that are gone (their
+/* The call's listeners; ends the tokens of those that are gone (DELETE,
  * ICE failed, or the offer was refused). */
 static guint
 live_listeners (CallEntry *e)
@@ -1443,8 +1444,10 @@ live_listeners (CallEntry *e)
 
   g_hash_table_iter_init (&iter, e->listener_tokens);
   while (g_hash_table_iter_next (&iter, &lid, NULL))
-    if (va_call_get_listener (e->call, lid) == NULL)
+    if (va_call_get_listener (e->call, lid) == NULL) {
+      va_grants_end (e->server->grants, va_call_get_id (e->call), lid);
       g_hash_table_iter_remove (&iter);
+    }
   return g_hash_table_size (e->listener_tokens);
 }
 
@@ -1492,8 +1495,8 @@ whep_post (VaServer *server, SoupServerMessage *msg, CallEntry *e)
       (offer = parse_offer (server, msg)) == NULL)
     return;
   lid = new_id ();
-  g_hash_table_insert (
-      e->listener_tokens, g_strdup (lid), va_auth_new_token ());
+  g_hash_table_insert (e->listener_tokens, g_strdup (lid),
+      va_grants_issue (server->grants, va_call_get_id (e->call), lid));
   if (!va_call_add_listener (
           e->call, lid, offer, listener_answered, e, &error)) {
     guint status =
@@ -1507,6 +1510,7 @@ whep_post (VaServer *server, SoupServerMessage *msg, CallEntry *e)
     respond_error (server, msg, status, "%s", error->message);
     g_error_free (error);
     g_hash_table_remove (e->listener_tokens, lid);
+    va_grants_end (server->grants, va_call_get_id (e->call), lid);
     g_free (lid);
     return;
   }
@@ -1544,8 +1548,10 @@ route_session (VaServer *server, SoupServerMessage *msg, const gchar *method,
 
   if (g_str_equal (method, "DELETE")) {
     /* Always 200, whatever If-Match says: a client must be able to hang up. */
-    if (lid)
+    if (lid) {
       va_call_remove_listener (e->call, lid);
+      live_listeners (e); /* ends its token */
+    }
     else
       va_call_end (e->call, VA_CALL_END_HANGUP, NULL);
     respond_empty (server, msg, SOUP_STATUS_OK);
@@ -1848,6 +1854,7 @@ va_server_new (VaConfig *config, GError **error)
   server->calls = g_hash_table_new_full (
       g_str_hash, g_str_equal, g_free, (GDestroyNotify)call_entry_free);
   server->resumes = g_hash_table_new (NULL, NULL);
+  server->grants = va_grants_new ();
   server->metrics = va_metrics_new ();
   server->records = va_records_open (config->database, error);
   if (server->records == NULL) {
@@ -1959,6 +1966,7 @@ va_server_free (VaServer *server)
     g_object_unref (server->soup);
   }
   g_clear_pointer (&server->calls, g_hash_table_unref);
+  g_clear_pointer (&server->grants, va_grants_free);
   g_clear_pointer (&server->templates, g_hash_table_unref);
   va_metrics_free (server->metrics);
   va_records_close (server->records);

@@ -494,6 +494,10 @@ GST_START_TEST (test_capabilities)
   r = request (secured, "DELETE", a_path, NULL, NULL, NULL);
   fail_unless_equals_int (r.status, 200);
   reply_clear (&r);
+  /* An ended call's token is still known: 404 "ended", not 401. */
+  r = request (secured, "DELETE", a_path, NULL, NULL, NULL);
+  fail_unless_equals_int (r.status, 404);
+  reply_clear (&r);
   reply_clear (&a);
   reply_clear (&b);
   g_free (a_path);
@@ -540,6 +544,26 @@ GST_START_TEST (test_turn_credentials)
   fail_if (strstr (links, "longtermpw"));
   reply_clear (&r);
   emu_process_stop (secured);
+}
+
+GST_END_TEST;
+
+/* A caller whose DTLS certificate is not the one its offer names (what a
+ * man in the middle of the media path presents) is cut off once DTLS is
+ * up; GStreamer itself accepts any certificate. */
+GST_START_TEST (test_forged_fingerprint)
+{
+  WhipCallerOptions o = { .tone_hz = 440, .forge_fingerprint = TRUE };
+  WhipCaller *c = new_caller (server, "/whip", &o);
+  guint status = 0, i;
+
+  fail_unless_equals_int (whip_caller_connect (c, NULL), 201);
+  for (i = 0; i < 150 && status != 404; i++) {
+    g_usleep (100 * 1000);
+    status = whip_caller_request (c, "GET", NULL, NULL, NULL);
+  }
+  fail_unless_equals_int (status, 404);
+  whip_caller_free (c);
 }
 
 GST_END_TEST;
@@ -638,6 +662,7 @@ whip_suite (void)
   tcase_add_test (tc, test_auth);
   tcase_add_test (tc, test_capabilities);
   tcase_add_test (tc, test_turn_credentials);
+  tcase_add_test (tc, test_forged_fingerprint);
   tcase_add_test (tc, test_whep);
   tcase_add_test (tc, test_data_channel);
   return s;

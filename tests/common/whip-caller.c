@@ -22,6 +22,7 @@ struct _WhipCaller
 {
   WhipCallerOptions options; /* strings owned below */
   gchar *url, *wav, *token, *setup, *resume;
+  gboolean forge_fingerprint;
   GstElement *pipeline;
   GstElement *webrtc;
   GstElement *appsrc; /* opus_source only */
@@ -176,6 +177,7 @@ whip_caller_new (const WhipCallerOptions *o)
   c->wav = g_strdup (o->wav);
   c->token = g_strdup (o->token);
   c->setup = g_strdup (o->setup);
+  c->forge_fingerprint = o->forge_fingerprint;
   c->resume = g_strdup (o->resume);
   g_mutex_init (&c->lock);
   g_cond_init (&c->cond);
@@ -282,6 +284,14 @@ local_sdp_after_gathering (WhipCaller *c)
     g_free (repl);
     g_free (text);
     text = tmp;
+  }
+  if (c->forge_fingerprint) {
+    /* The first hex digit of every fingerprint, changed. */
+    for (tmp = strstr (text, "a=fingerprint:"); tmp;
+         tmp = strstr (tmp + 1, "a=fingerprint:")) {
+      gchar *digit = strchr (tmp, ' ') + 1;
+      *digit = *digit == 'A' ? 'B' : 'A';
+    }
   }
   return text;
 }

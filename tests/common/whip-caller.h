@@ -19,6 +19,9 @@ typedef struct
   gboolean data_channel; /* open the "events" data channel */
   const gchar *token; /* Bearer token, or NULL */
   const gchar *setup; /* rewrite a=setup:actpass to "active"/"passive" */
+  /* Offer an a=fingerprint that is not our certificate's, as a man in the
+   * middle of the media path would present another certificate. */
+  gboolean forge_fingerprint;
   const gchar *resume; /* resume token: sent as Voiceagent-Resume */
   /* Send Opus packets given to whip_caller_push_opus() instead of an
    * encoded source (the load generator encodes its audio once). */
