@@ -4,8 +4,9 @@
  * A recorded question goes in; a spoken answer must come out.
  * SPDX-License-Identifier: LGPL-2.1-or-later
  *
- * Skips (exit 77) when an element is not built or the Silero model is not
- * installed, naming what is missing.
+ * Cannot run when an element is not built or the Silero model is not
+ * installed: it names what is missing and skips, or fails under strict
+ * (test-skip.h).
  */
 #ifdef HAVE_CONFIG_H
 #include "config.h"
@@ -18,9 +19,9 @@
 #include <gst/check/gstcheck.h>
 
 #include "emulator-process.h"
+#include "test-skip.h"
 
 #define QUESTION "please book a table for two people tomorrow evening"
-#define SKIP 77
 
 static GstFlowReturn
 collect_sample (GstElement *appsink, gpointer data)
@@ -181,23 +182,16 @@ main (int argc, char **argv)
 {
   const gchar *missing;
   const gchar *model_dir = g_getenv ("VOICEAGENT_MODEL_DIR");
-  gchar *model;
-  gboolean have_model;
+  g_autofree gchar *model = NULL;
 
   gst_check_init (&argc, &argv);
   missing = missing_element ();
-  if (missing) {
-    g_print ("SKIP: element %s is not available (its plugin is not built)\n",
-        missing);
-    return SKIP;
-  }
+  if (missing)
+    return test_cannot_run (
+        "element %s is not available (its plugin is not built)", missing);
   model = g_build_filename (
       model_dir ? model_dir : VOICEAGENT_MODEL_DIR, "silero_vad.onnx", NULL);
-  have_model = g_file_test (model, G_FILE_TEST_EXISTS);
-  if (!have_model)
-    g_print ("SKIP: %s is missing (run scripts/setup)\n", model);
-  g_free (model);
-  if (!have_model)
-    return SKIP;
+  if (!g_file_test (model, G_FILE_TEST_EXISTS))
+    return test_cannot_run ("%s is missing (run scripts/setup)", model);
   return gst_check_run_suite (e2e_suite (), "e2e", __FILE__);
 }

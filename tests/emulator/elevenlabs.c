@@ -92,6 +92,7 @@ typedef struct
   gint64 not_before_us;
   guint wake_id;
   gboolean finished; /* the message is gone */
+  gboolean logged; /* its "connection" event is recorded */
   gulong finished_handler;
 } HttpJob;
 
@@ -1075,7 +1076,8 @@ http_finished_cb (SoupServerMessage *msg, gpointer data)
 
   if (j->n_pending || j->done.length)
     emu_record_event ("elevenlabs", "http-aborted", j->client);
-  emu_log_connection ("elevenlabs", j->client, j->started_us, outcome);
+  if (!j->logged)
+    emu_log_connection ("elevenlabs", j->client, j->started_us, outcome);
   http_job_free (j);
 }
 
@@ -1120,8 +1122,15 @@ http_job_pump (HttpJob *j)
     soup_message_body_append_bytes (body, r->audio);
     emu_tts_result_free (r);
   }
-  if (j->n_pending == 0)
+  if (j->n_pending == 0) {
+    /* Recorded now, not at "finished", which libsoup emits only after the
+     * client may have read everything and moved on (openai.c, reply_end). */
+    if (!j->logged) {
+      j->logged = TRUE;
+      emu_log_connection ("elevenlabs", j->client, j->started_us, "ok");
+    }
     soup_message_body_complete (body);
+  }
   soup_server_message_unpause (j->msg);
 }
 

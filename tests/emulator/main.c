@@ -293,9 +293,7 @@ main (int argc, char **argv)
   emu_control_register (server, &config);
   emu_openai_register (server, &config);
   emu_elevenlabs_register (server, &config);
-#ifdef HAVE_DEEPGRAM
   emu_deepgram_register (server, &config);
-#endif
 
   {
     g_autoptr (GInetAddress) addr =

@@ -54,6 +54,7 @@ typedef struct
   GSource *hup_source; /* client went away */
   gboolean done; /* body complete */
   gboolean aborted;
+  gboolean logged; /* its "connection" event is recorded */
   gulong finished_handler;
 } Reply;
 
@@ -456,6 +457,16 @@ reply_free (Reply *r)
   g_free (r);
 }
 
+/* Records the connection's "connection" event, once. */
+static void
+reply_log (Reply *r, const gchar *outcome)
+{
+  if (r->logged)
+    return;
+  r->logged = TRUE;
+  emu_log_connection ("llm", r->client, r->started_us, outcome);
+}
+
 static void
 finished_cb (SoupServerMessage *msg, gpointer data)
 {
@@ -469,12 +480,20 @@ finished_cb (SoupServerMessage *msg, gpointer data)
         "%s after %u of %u chunks", r->id, r->next, r->events->len);
     emu_record_event ("llm", "llm-aborted", d);
   }
-  emu_log_connection ("llm", r->client, r->started_us, outcome);
+  reply_log (r, outcome);
   reply_free (r);
 }
 
 /* Ends the response now: the body is completed so libsoup finishes the
- * message (the client sees whatever was written before). */
+ * message (the client sees whatever was written before).
+ *
+ * A complete answer is recorded here, before its last bytes go out, not at
+ * "finished": libsoup closes a chunked body (the final 0-length chunk) with
+ * g_output_stream_close_async(), which writes from a worker thread and
+ * emits "finished" only main-loop turns later. By then the client can have
+ * read the whole answer and sent its next request; a POST /emulator/reset
+ * served in between left this connection's event to land after the reset,
+ * counted as the next test's (control-faults' connection-events saw 2). */
 static void
 reply_end (Reply *r)
 {
@@ -482,6 +501,8 @@ reply_end (Reply *r)
   clear_source (&r->close_timer_id);
   reply_stop_watch (r);
   r->done = TRUE;
+  if (!r->aborted)
+    reply_log (r, "ok");
   soup_message_body_complete (soup_server_message_get_response_body (r->msg));
   soup_server_message_unpause (r->msg);
 }

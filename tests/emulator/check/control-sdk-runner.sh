@@ -5,8 +5,11 @@
 # source folder and `npm ci` when its node_modules is missing or stale (CI
 # reaches the npm registry). The emulator runs with --port 0 and fixed keys;
 # the script gets EMULATOR_URL, EMULATOR_OPENAI_KEY, EMULATOR_ELEVENLABS_KEY,
-# EMULATOR_DEEPGRAM_KEY. Exit 77 (skip) when node or npm is missing.
+# EMULATOR_DEEPGRAM_KEY. Without node or npm it skips (exit 77), or fails
+# under strict (tests/common/skip.sh).
 set -euo pipefail
+# shellcheck source=../../common/skip.sh
+. "$(dirname "$0")/../../common/skip.sh"
 
 work="$1"
 test_js="$2"
@@ -14,8 +17,7 @@ shift 2
 src="$(cd "$(dirname "$test_js")" && pwd)"
 
 if ! command -v node >/dev/null 2>&1 || ! command -v npm >/dev/null 2>&1; then
-  echo "SKIP: node/npm not found; install Node.js >= 20 (scripts/setup does) to run the SDK conformance tests"
-  exit 77
+  cannot_run "node/npm not found; install Node.js >= 20 (scripts/setup does) to run the SDK conformance tests"
 fi
 if [ -z "${VOICEAGENT_EMULATOR:-}" ]; then
   echo "VOICEAGENT_EMULATOR is not set (run through meson test)" >&2
