@@ -1551,8 +1551,7 @@ route_session (VaServer *server, SoupServerMessage *msg, const gchar *method,
     if (lid) {
       va_call_remove_listener (e->call, lid);
       live_listeners (e); /* ends its token */
-    }
-    else
+    } else
       va_call_end (e->call, VA_CALL_END_HANGUP, NULL);
     respond_empty (server, msg, SOUP_STATUS_OK);
   } else if (g_str_equal (method, "PATCH")) {

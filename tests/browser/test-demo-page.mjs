@@ -113,8 +113,12 @@ async function startServer(token) {
     env.ELEVENLABS_API_KEY = 'unused';
     env.LLM_API_KEY = 'unused';
   }
+  // Secrets through the environment, as docs/http-api.md advises (a flag
+  // would be in argv); the operator token lets the test list calls.
+  env.VOICEAGENT_TOKEN = token;
+  env.VOICEAGENT_ADMIN_TOKEN = adminToken;
   const args = ['--host', '127.0.0.1', '--port', '0', '--port-file', portFile, '--pipelines', pipelines,
-    '--database', path.join(tmp, 'calls.db'), '--token', token, '--drain-timeout', '2'];
+    '--database', path.join(tmp, 'calls.db'), '--drain-timeout', '2'];
   if (mode === 'full' && process.env.VOICEAGENT_EMULATOR) args.push('--emulator', process.env.VOICEAGENT_EMULATOR);
   log(`starting ${bin} ${args.join(' ')}`);
   const out = fs.openSync(path.join(tmp, 'voiceagent.log'), 'w');
@@ -158,8 +162,10 @@ async function stopServer() {
   log(`voiceagent exited: ${how}`);
 }
 
+const adminToken = process.env.VOICEAGENT_ADMIN_TOKEN || 'browser-test-admin';
+
 async function listCalls(base) {
-  const resp = await fetch(`${base}/calls`);
+  const resp = await fetch(`${base}/calls`, { headers: { Authorization: `Bearer ${adminToken}` } });
   if (!resp.ok) throw new Error(`GET /calls: HTTP ${resp.status}`);
   return resp.json();
 }
