@@ -6,6 +6,7 @@
 #endif
 
 #include <stdio.h>
+#include <sys/resource.h>
 #include <glib-unix.h>
 #include <gst/gst.h>
 #include "backends.h"
@@ -78,6 +79,22 @@ write_port_file (const VaConfig *c, guint port, GError **error)
   return ok;
 }
 
+/* Every connection and every call holds open files, and the usual soft
+ * limit (1024) is below --max-connections' default: at the limit,
+ * accept() fails and GSocketService retries it at once, a core spinning
+ * while nothing is served. (GLib, GStreamer and libnice poll(); nothing
+ * here uses select(), which fails past 1024.) */
+static void
+raise_file_limit (void)
+{
+  struct rlimit l;
+
+  if (getrlimit (RLIMIT_NOFILE, &l) == 0 && l.rlim_cur < l.rlim_max) {
+    l.rlim_cur = l.rlim_max;
+    setrlimit (RLIMIT_NOFILE, &l);
+  }
+}
+
 static int
 serve (VaConfig *config)
 {
@@ -86,6 +103,7 @@ serve (VaConfig *config)
   GError *error = NULL;
   guint port, sigterm, sigint;
 
+  raise_file_limit ();
   if (config->pipelines_dir == NULL)
     config->pipelines_dir = default_pipelines_dir ();
   backends = va_backends_start (config, &error);
