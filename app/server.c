@@ -221,12 +221,15 @@ respond_error (VaServer *server, SoupServerMessage *msg, guint status,
 {
   JsonBuilder *b = json_builder_new ();
   JsonNode *root;
-  gchar *reason, *json;
+  gchar *text, *reason, *json;
   va_list args;
 
   va_start (args, format);
-  reason = g_strdup_vprintf (format, args);
+  text = g_strdup_vprintf (format, args);
   va_end (args);
+  /* JSON is UTF-8; a path or header echoed in the text may not be. */
+  reason = g_utf8_make_valid (text, -1);
+  g_free (text);
   json_builder_begin_object (b);
   json_builder_set_member_name (b, "error");
   json_builder_add_string_value (b, reason);
