@@ -407,9 +407,9 @@ authorize_caller (VaServer *server, SoupServerMessage *msg)
   return FALSE;
 }
 
-/* The call @id, if the credentials grant it (for the listener @lid, when
- * given, its own token grants it too). Otherwise answers 401 or 404 and
- * returns NULL. An ending call is not found. */
+/* The call @id, if the credentials grant it (the listener @lid, when
+ * given, is granted by its own token, not the call's). Otherwise answers
+ * 401 or 404 and returns NULL. An ending call is not found. */
 static CallEntry *
 authorize_call (VaServer *server, SoupServerMessage *msg, GHashTable *query,
     const gchar *id, const gchar *lid)
@@ -426,10 +426,9 @@ authorize_call (VaServer *server, SoupServerMessage *msg, GHashTable *query,
   }
   granted = is_admin (server, &c) ||
       (e &&
-          (presents (&c, e->call_token) ||
-              (lid &&
-                  presents (
-                      &c, g_hash_table_lookup (e->listener_tokens, lid)))));
+          presents (&c,
+              lid ? g_hash_table_lookup (e->listener_tokens, lid)
+                  : e->call_token));
   if (granted && e && !va_call_is_ending (e->call))
     return e;
   if (granted || is_known (server, &c))
