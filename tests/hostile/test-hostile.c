@@ -1314,10 +1314,7 @@ GST_START_TEST (test_malformed_sdp)
       g_string_append_printf (group, " %u", i);
     g_string_replace (s, "a=group:BUNDLE 0", group->str, 1);
     for (guint i = 1; i < 1000; i++)
-      g_string_append_printf (s,
-          "m=audio 9 UDP/TLS/RTP/SAVPF 111\r\na=mid:%u\r\n"
-          "a=rtpmap:111 opus/48000/2\r\n",
-          i);
+      g_string_append_printf (s, "m=audio 9 RTP/AVP 111\r\na=mid:%u\r\n", i);
     g_string_free (group, TRUE);
   }
   add_case (cases, "1,000 bundled m-lines", s);
@@ -1340,16 +1337,17 @@ GST_START_TEST (test_malformed_sdp)
   s = offer_with ("opus/", "op\x01us/");
   s->str[strstr (s->str, "op\x01us") - s->str + 2] = '\0';
   add_case (cases, "a NUL byte in the rtpmap", s);
-  s = g_string_new (offer);
-  while (s->len <= 65536)
-    g_string_append (s, "a=x-padding:0123456789012345678901234567890123\r\n");
-  add_case (cases, "an offer over --max-body", s);
 
   n_cases = cases->len;
+  /* (Bodies over --max-body are test_bodies': libsoup's client cannot
+   * read a 413 sent while it is still writing.) */
   for (guint i = 0; i < cases->len; i += 2) {
     const gchar *what = g_ptr_array_index (cases, i);
     GString *body = g_ptr_array_index (cases, i + 1);
-    Reply r = request_len (srv, "POST", "/whip", SDP_TYPE, body->str, body->len,
+    Reply r;
+    fail_unless (
+        body->len < 65536, "%s: %" G_GSIZE_FORMAT " bytes", what, body->len);
+    r = request_len (srv, "POST", "/whip", SDP_TYPE, body->str, body->len,
         CALLER_TOKEN, NULL);
     if (r.status < 400 || r.status >= 500) {
       g_string_append_printf (wrong, "\n  %s: %u", what, r.status);
@@ -1745,11 +1743,15 @@ GST_START_TEST (test_connection_cap)
   gint idle[64];
   gint64 deadline;
   Raw *r;
-  guint status = 0;
+  guint status = 0, fds = proc_fds (srv);
 
   for (guint i = 0; i < G_N_ELEMENTS (idle); i++)
     idle[i] = raw_connect (srv);
-  g_usleep (300000); /* the server accepts them */
+  /* The server has accepted them all. */
+  deadline = g_get_monotonic_time () + 3 * G_USEC_PER_SEC;
+  while (proc_fds (srv) < fds + G_N_ELEMENTS (idle) &&
+      g_get_monotonic_time () < deadline)
+    g_usleep (20000);
   for (guint i = 0; i < 8; i++) {
     gchar *retry;
     r = raw_request (srv, "a connection past the cap",
