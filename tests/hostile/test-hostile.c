@@ -787,10 +787,11 @@ static const gchar *const as_names[N_AS] = { "no token", "a wrong token",
 /* The server of the authorization tests: A, a live call (a WebRTC caller
  * sending a tone, which the echo template sends back); L, A's listener
  * (WHEP); B and C, calls whose peers never connect. Four of --max-calls 5
- * are taken, A's one listener of --max-listeners 1. */
+ * are taken, A's one listener of --max-listeners 1. It also listens for
+ * operators (--ops-listen, a free port filled in). */
 static const gchar *const live_args[] = { "--max-body", "4096",
   "--request-timeout", "2", "--idle-timeout", "3", "--max-connections", "64",
-  "--max-calls", "5", "--max-listeners", "1", NULL };
+  "--max-calls", "5", "--max-listeners", "1", "--ops-listen", NULL, NULL };
 
 static Server *srv;
 
@@ -798,7 +799,24 @@ static struct
 {
   WhipCaller *a_caller, *listener;
   gchar *a, *a_cap, *b, *b_cap, *c, *c_cap, *l, *l_token;
+  Server ops; /* the server, as seen on its --ops-listen address */
 } live;
+
+/* A loopback port nobody listens on now. */
+static guint
+free_port (void)
+{
+  struct sockaddr_in a = { 0 };
+  socklen_t len = sizeof a;
+  gint fd = socket (AF_INET, SOCK_STREAM, 0);
+
+  a.sin_family = AF_INET;
+  a.sin_addr.s_addr = htonl (INADDR_LOOPBACK);
+  fail_unless (bind (fd, (struct sockaddr *)&a, sizeof a) == 0 &&
+      getsockname (fd, (struct sockaddr *)&a, &len) == 0);
+  close (fd);
+  return ntohs (a.sin_port);
+}
 
 static WhipCaller *
 new_caller (Server *s, const gchar *path, WhipCallerOptions *o)
@@ -837,11 +855,18 @@ static void
 live_start (void)
 {
   WhipCallerOptions o = { .tone_hz = 440, .token = CALLER_TOKEN };
+  const gchar *args[G_N_ELEMENTS (live_args)];
   gint64 deadline;
-  gchar *path;
+  gchar *path, *ops;
   guint status = 0;
 
-  srv = server_start (live_args);
+  memcpy (args, live_args, sizeof live_args);
+  ops = g_strdup_printf ("127.0.0.1:%u", free_port ());
+  args[G_N_ELEMENTS (args) - 2] = ops;
+  srv = server_start (args);
+  live.ops = *srv;
+  live.ops.url = g_strconcat ("http://", ops, NULL);
+  g_free (ops);
   live.a_caller = new_caller (srv, "/whip", &o);
   fail_unless_equals_int (whip_caller_connect (live.a_caller, NULL), 201);
   record_caller (live.a_caller, "POST /whip (A)");
@@ -883,6 +908,7 @@ live_stop (void)
   g_clear_pointer (&live.a_caller, whip_caller_free);
   g_clear_object (&http);
   server_stop (g_steal_pointer (&srv));
+  g_free (live.ops.url);
   g_free (live.a);
   g_free (live.a_cap);
   g_free (live.b);
@@ -1074,6 +1100,20 @@ GST_START_TEST (test_authorization_matrix)
       "v=0", NULL);
   fail_unless_equals_int (r.status, 401);
   reply_clear (&r);
+
+  /* The --ops-listen address reads /calls and /metrics with no token; a
+   * call still takes its capability there. */
+  fail_unless_equals_int (status_of (&live.ops, "GET", "/calls", NULL), 200);
+  fail_unless_equals_int (status_of (&live.ops, "GET", "/metrics", NULL), 200);
+  fail_unless_equals_int (status_of (&live.ops, "GET", "/readyz", NULL), 200);
+  path = expand ("/calls/{B}");
+  fail_unless_equals_int (status_of (&live.ops, "GET", path, NULL), 401);
+  fail_unless_equals_int (status_of (&live.ops, "DELETE", path, NULL), 401);
+  g_free (path);
+  r = request (&live.ops, "POST", "/whip", "text/plain", "v=0", NULL);
+  fail_unless_equals_int (r.status, 401);
+  reply_clear (&r);
+  check_alive (&alive, "requests on the ops address");
 
   for (guint i = 0; i < G_N_ELEMENTS (matrix); i++) {
     const Row *row = &matrix[i];
