@@ -75,6 +75,7 @@ static const gchar frag[] =
  * Each test runs in its own process (check forks): every response goes
  * to a file the last test (test_summary) reads back. */
 
+static gchar *work_dir; /* the suite's: the record, the servers' files */
 static gchar *record_path;
 
 static gchar *
@@ -265,8 +266,9 @@ server_start_full (const gchar *const *extra, guint nofile)
   gint64 deadline = g_get_monotonic_time () + 20 * G_USEC_PER_SEC;
 
   fail_unless (exe != NULL, "VOICEAGENT_BIN is not set (run meson test)");
-  s->dir = g_dir_make_tmp ("va-hostile-XXXXXX", &error);
-  fail_unless (s->dir != NULL, "%s", error ? error->message : "");
+  s->dir = g_build_filename (work_dir, "server-XXXXXX", NULL);
+  fail_unless (
+      g_mkdtemp (s->dir) != NULL, "%s: %s", s->dir, g_strerror (errno));
   port_file = g_build_filename (s->dir, "port", NULL);
   g_ptr_array_add (argv, g_strdup (exe));
   for (const gchar *const *a = base; *a; a++)
@@ -315,6 +317,7 @@ server_start (const gchar *const *extra)
   return server_start_full (extra, 0);
 }
 
+/* @dir and what it holds (what a server left, if it was not stopped). */
 static void
 remove_dir (const gchar *dir)
 {
@@ -323,7 +326,10 @@ remove_dir (const gchar *dir)
 
   while (d && (name = g_dir_read_name (d))) {
     gchar *path = g_build_filename (dir, name, NULL);
-    g_unlink (path);
+    if (g_file_test (path, G_FILE_TEST_IS_DIR))
+      remove_dir (path);
+    else
+      g_unlink (path);
     g_free (path);
   }
   if (d)
@@ -2199,10 +2205,12 @@ main (int argc, char **argv)
   gint failed;
 
   gst_check_init (&argc, &argv);
-  record_path = g_strdup_printf (
-      "%s/va-hostile-%d.responses", g_get_tmp_dir (), (gint)getpid ());
+  work_dir = g_dir_make_tmp ("va-hostile-XXXXXX", NULL);
+  g_assert (work_dir != NULL);
+  record_path = g_build_filename (work_dir, "responses", NULL);
   failed = gst_check_run_suite (hostile_suite (), "hostile", __FILE__);
-  g_unlink (record_path);
+  remove_dir (work_dir);
   g_free (record_path);
+  g_free (work_dir);
   return failed;
 }
