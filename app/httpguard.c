@@ -28,6 +28,7 @@
 #endif
 
 #include <string.h>
+#include <sys/socket.h>
 #include <gst/gst.h>
 #include "httpguard.h"
 
@@ -330,6 +331,9 @@ va_http_guard_new (SoupServer *soup, const VaHttpGuardLimits *limits)
   guard->soup = g_object_ref (soup);
   guard->limits = *limits;
   guard->service = g_socket_service_new ();
+  /* GLib's default backlog (10) stalls a burst of connects for seconds
+   * (SYN-ACK retries) before on_incoming can even refuse them. */
+  g_socket_listener_set_backlog (G_SOCKET_LISTENER (guard->service), SOMAXCONN);
   guard->ops_ports = g_array_new (FALSE, FALSE, sizeof (guint));
   guard->connections = g_hash_table_new (NULL, NULL);
   g_signal_connect (

@@ -223,12 +223,15 @@ respond_error (VaServer *server, SoupServerMessage *msg, guint status,
 {
   JsonBuilder *b = json_builder_new ();
   JsonNode *root;
-  gchar *reason, *json;
+  gchar *text, *reason, *json;
   va_list args;
 
   va_start (args, format);
-  reason = g_strdup_vprintf (format, args);
+  text = g_strdup_vprintf (format, args);
   va_end (args);
+  /* JSON is UTF-8; a path or header echoed in the text may not be. */
+  reason = g_utf8_make_valid (text, -1);
+  g_free (text);
   json_builder_begin_object (b);
   json_builder_set_member_name (b, "error");
   json_builder_add_string_value (b, reason);
@@ -396,21 +399,34 @@ may_call (VaServer *server, const Credentials *c)
       is_admin (server, c);
 }
 
+static gboolean is_known (VaServer *server, const Credentials *c);
+
+/* A token that is somebody's but not the caller's (a call's own) is valid
+ * for something else: 403, RFC 6750 §3.1 insufficient_scope. */
 static gboolean
 authorize_caller (VaServer *server, SoupServerMessage *msg)
 {
   Credentials c = credentials_of (msg, NULL);
+  const gchar *how =
+      "send \"Authorization: Bearer TOKEN\" with the server's caller token";
 
   if (may_call (server, &c))
     return TRUE;
-  respond_unauthorized (server, msg, c.bearer != NULL,
-      "send \"Authorization: Bearer TOKEN\" with the server's caller token");
+  if (c.bearer && is_known (server, &c)) {
+    soup_message_headers_replace (
+        soup_server_message_get_response_headers (msg), "WWW-Authenticate",
+        REALM ", error=\"insufficient_scope\"");
+    respond_error (server, msg, SOUP_STATUS_FORBIDDEN,
+        "this token may not place calls: %s", how);
+  } else {
+    respond_unauthorized (server, msg, c.bearer != NULL, how);
+  }
   return FALSE;
 }
 
-/* The call @id, if the credentials grant it (for the listener @lid, when
- * given, its own token grants it too). Otherwise answers 401 or 404 and
- * returns NULL. An ending call is not found. */
+/* The call @id, if the credentials grant it (the listener @lid, when
+ * given, is granted by its own token, not the call's). Otherwise answers
+ * 401 or 404 and returns NULL. An ending call is not found. */
 static CallEntry *
 authorize_call (VaServer *server, SoupServerMessage *msg, GHashTable *query,
     const gchar *id, const gchar *lid)
