@@ -29,6 +29,7 @@ typedef struct
   VaListenerAnswered answered;
   gpointer user_data;
   guint drop_idle; /* removes a listener whose ICE failed */
+  guint connect_timer; /* until its ICE first connects */
 } Listener;
 
 struct _VaCall
@@ -50,6 +51,7 @@ struct _VaCall
   guint bus_watch;
   guint max_duration_timer;
   guint disconnect_timer;
+  guint connect_timer; /* until ICE first connects */
   gboolean ending;
   VaCallEndReason end_reason;
   gchar *end_detail;
@@ -458,6 +460,7 @@ va_call_end (VaCall *call, VaCallEndReason reason, const gchar *detail)
 
   g_clear_handle_id (&call->max_duration_timer, g_source_remove);
   g_clear_handle_id (&call->disconnect_timer, g_source_remove);
+  g_clear_handle_id (&call->connect_timer, g_source_remove);
   g_clear_handle_id (&call->bus_watch, g_source_remove);
   g_hash_table_iter_init (&iter, call->listeners);
   while (g_hash_table_iter_next (&iter, NULL, &value))
@@ -501,6 +504,19 @@ disconnect_timeout (gpointer data)
   call->disconnect_timer = 0;
   va_call_end (call, VA_CALL_END_DISCONNECTED,
       "ICE stayed disconnected past --disconnect-timeout");
+  return G_SOURCE_REMOVE;
+}
+
+/* A call whose caller never connects (a POST and nothing after, by mistake
+ * or to fill --max-calls) gives its place back. */
+static gboolean
+connect_timeout (gpointer data)
+{
+  VaCall *call = data;
+
+  call->connect_timer = 0;
+  va_call_end (call, VA_CALL_END_ICE_FAILED,
+      "ICE did not connect within --connect-timeout");
   return G_SOURCE_REMOVE;
 }
 
@@ -590,6 +606,7 @@ caller_ice_state (
     case GST_WEBRTC_ICE_CONNECTION_STATE_CONNECTED:
     case GST_WEBRTC_ICE_CONNECTION_STATE_COMPLETED:
       g_clear_handle_id (&call->disconnect_timer, g_source_remove);
+      g_clear_handle_id (&call->connect_timer, g_source_remove);
       break;
     default:
       break;
@@ -668,6 +685,9 @@ va_call_start (VaCall *call, const VaTemplate *tmpl, GHashTable *vars,
   if (call->config->max_call_s > 0)
     call->max_duration_timer = g_timeout_add_seconds (
         call->config->max_call_s, max_duration_reached, call);
+  if (call->config->connect_timeout_s > 0)
+    call->connect_timer = g_timeout_add_seconds (
+        call->config->connect_timeout_s, connect_timeout, call);
   va_peer_answer (call->peer, offer);
   va_offer_free (offer);
   return TRUE;
@@ -714,6 +734,19 @@ drop_listener (gpointer data)
   return G_SOURCE_REMOVE;
 }
 
+static gboolean
+listener_connect_timeout (gpointer data)
+{
+  Listener *l = data;
+
+  l->connect_timer = 0;
+  GST_INFO ("call %s: listener %s dropped (no ICE connection within "
+            "--connect-timeout)",
+      l->call->id, l->id);
+  va_call_remove_listener (l->call, l->id);
+  return G_SOURCE_REMOVE;
+}
+
 /* A listener who left without DELETE would hold its place (and an
  * encoder) until the call ends. Dropped from an idle: the peer is in its
  * own callback here. */
@@ -723,6 +756,9 @@ listener_ice_state (
 {
   Listener *l = data;
 
+  if (state == GST_WEBRTC_ICE_CONNECTION_STATE_CONNECTED ||
+      state == GST_WEBRTC_ICE_CONNECTION_STATE_COMPLETED)
+    g_clear_handle_id (&l->connect_timer, g_source_remove);
   if ((state == GST_WEBRTC_ICE_CONNECTION_STATE_FAILED ||
           state == GST_WEBRTC_ICE_CONNECTION_STATE_CLOSED) &&
       l->drop_idle == 0)
@@ -744,6 +780,7 @@ listener_free (Listener *l)
   GstObject *parent;
 
   g_clear_handle_id (&l->drop_idle, g_source_remove);
+  g_clear_handle_id (&l->connect_timer, g_source_remove);
   g_clear_pointer (&l->peer, va_peer_free);
   release_tap_pad (l->caller_src);
   release_tap_pad (l->agent_src);
@@ -849,6 +886,9 @@ va_call_add_listener (VaCall *call, const gchar *listener_id, VaOffer *offer,
   va_peer_add_ice_servers (
       l->peer, call->config->stun_servers, call->config->turn_servers);
   g_hash_table_insert (call->listeners, l->id, l);
+  if (call->config->connect_timeout_s > 0)
+    l->connect_timer = g_timeout_add_seconds (
+        call->config->connect_timeout_s, listener_connect_timeout, l);
   va_peer_answer (l->peer, offer);
   l = NULL;
   ok = TRUE;

@@ -88,6 +88,10 @@ static const Setting settings[] = {
       "Longest wait for ICE gathering before answering (default 2000)", "MS" },
   { "disconnect-timeout", NULL, SETTING_UINT, OFF (disconnect_timeout_s),
       "End a call whose ICE stays disconnected this long (default 10)", "S" },
+  { "connect-timeout", NULL, SETTING_UINT, OFF (connect_timeout_s),
+      "End a call (drop a listener) whose ICE has not connected S seconds "
+      "after its POST (default 30; 0: never)",
+      "S" },
   { "drain-timeout", NULL, SETTING_UINT, OFF (drain_timeout_s),
       "On SIGTERM, wait this long for calls to end (default 300)", "S" },
   { "stun-server", "VOICEAGENT_STUN", SETTING_STRV, OFF (stun_servers),
@@ -181,6 +185,7 @@ va_config_new (void)
   c->max_call_s = 3600;
   c->ice_timeout_ms = 2000;
   c->disconnect_timeout_s = 10;
+  c->connect_timeout_s = 30;
   c->drain_timeout_s = 300;
   c->database = g_strdup ("voiceagent.db");
   c->price_stt_per_min = 0.0048;

@@ -30,6 +30,7 @@ typedef struct
   guint max_call_s; /* a call ends after this long */
   guint ice_timeout_ms; /* wait for ICE gathering before answering */
   guint disconnect_timeout_s; /* ICE disconnected this long ends the call */
+  guint connect_timeout_s; /* ICE not connected this long after the answer */
   guint drain_timeout_s; /* SIGTERM waits this long for calls */
   gchar **stun_servers; /* stun://host:port */
   gchar **turn_servers; /* turn:host:port[?transport=] or turns: */

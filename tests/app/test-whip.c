@@ -568,6 +568,39 @@ GST_START_TEST (test_forged_fingerprint)
 
 GST_END_TEST;
 
+/* A call whose caller never connects gives its place back after
+ * --connect-timeout: one POST per slot cannot hold --max-calls. */
+GST_START_TEST (test_connect_timeout)
+{
+  const gchar *args[] = { "--connect-timeout", "2", "--max-calls", "1", NULL };
+  EmuProcess *quick = start_server (args);
+  Reply r, again = { 0 };
+  gchar *path;
+  guint i, status = 0;
+
+  r = request (quick, "POST", "/whip", "application/sdp", audio_offer, NULL);
+  fail_unless_equals_int (r.status, 201);
+  path = path_of (&r);
+  for (i = 0; i < 80 && status != 404; i++) {
+    g_usleep (100 * 1000);
+    reply_clear (&again);
+    again = request (quick, "GET", path, NULL, NULL, NULL);
+    status = again.status;
+  }
+  fail_unless_equals_int (status, 404);
+  fail_unless (i > 10, "ended after %u ms, before the timeout", i * 100);
+  reply_clear (&again);
+  again =
+      request (quick, "POST", "/whip", "application/sdp", audio_offer, NULL);
+  fail_unless_equals_int (again.status, 201);
+  reply_clear (&again);
+  reply_clear (&r);
+  g_free (path);
+  emu_process_stop (quick);
+}
+
+GST_END_TEST;
+
 /* WHEP: a supervisor hears a live call; 409 + Retry-After while the call
  * has no audio; DELETE removes the listener and the call goes on. */
 GST_START_TEST (test_whep)
@@ -663,6 +696,7 @@ whip_suite (void)
   tcase_add_test (tc, test_capabilities);
   tcase_add_test (tc, test_turn_credentials);
   tcase_add_test (tc, test_forged_fingerprint);
+  tcase_add_test (tc, test_connect_timeout);
   tcase_add_test (tc, test_whep);
   tcase_add_test (tc, test_data_channel);
   return s;
