@@ -77,6 +77,7 @@ va_call_end_reason_name (VaCallEndReason reason)
     "error",
     "max-duration",
     "shutdown",
+    "never-connected",
   };
   return reason < G_N_ELEMENTS (names) ? names[reason] : "unknown";
 }
@@ -515,7 +516,7 @@ connect_timeout (gpointer data)
   VaCall *call = data;
 
   call->connect_timer = 0;
-  va_call_end (call, VA_CALL_END_ICE_FAILED,
+  va_call_end (call, VA_CALL_END_NEVER_CONNECTED,
       "ICE did not connect within --connect-timeout");
   return G_SOURCE_REMOVE;
 }
@@ -585,6 +586,9 @@ caller_answered (
   call->callbacks.answered (call, sdp, error, call->user_data);
   if (error)
     va_call_end (call, VA_CALL_END_NEGOTIATION, error->message);
+  else if (call->config->connect_timeout_s > 0)
+    call->connect_timer = g_timeout_add_seconds (
+        call->config->connect_timeout_s, connect_timeout, call);
 }
 
 static void
@@ -685,9 +689,6 @@ va_call_start (VaCall *call, const VaTemplate *tmpl, GHashTable *vars,
   if (call->config->max_call_s > 0)
     call->max_duration_timer = g_timeout_add_seconds (
         call->config->max_call_s, max_duration_reached, call);
-  if (call->config->connect_timeout_s > 0)
-    call->connect_timer = g_timeout_add_seconds (
-        call->config->connect_timeout_s, connect_timeout, call);
   va_peer_answer (call->peer, offer);
   va_offer_free (offer);
   return TRUE;
@@ -695,12 +696,18 @@ va_call_start (VaCall *call, const VaTemplate *tmpl, GHashTable *vars,
 
 /* ---- WHEP listeners ---- */
 
+static gboolean listener_connect_timeout (gpointer data);
+
 static void
 listener_answered (
     VaPeer *peer, const gchar *sdp, const GError *error, gpointer data)
 {
   Listener *l = data;
 
+  /* Before answered(): on an error that removes (frees) the listener. */
+  if (error == NULL && l->call->config->connect_timeout_s > 0)
+    l->connect_timer = g_timeout_add_seconds (
+        l->call->config->connect_timeout_s, listener_connect_timeout, l);
   l->answered (l->call, l->id, sdp, error, l->user_data);
 }
 
@@ -886,9 +893,6 @@ va_call_add_listener (VaCall *call, const gchar *listener_id, VaOffer *offer,
   va_peer_add_ice_servers (
       l->peer, call->config->stun_servers, call->config->turn_servers);
   g_hash_table_insert (call->listeners, l->id, l);
-  if (call->config->connect_timeout_s > 0)
-    l->connect_timer = g_timeout_add_seconds (
-        call->config->connect_timeout_s, listener_connect_timeout, l);
   va_peer_answer (l->peer, offer);
   l = NULL;
   ok = TRUE;

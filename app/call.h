@@ -20,6 +20,7 @@ typedef enum {
   VA_CALL_END_ERROR, /* pipeline error */
   VA_CALL_END_MAX_DURATION,
   VA_CALL_END_SHUTDOWN,
+  VA_CALL_END_NEVER_CONNECTED, /* no ICE connection within --connect-timeout */
 } VaCallEndReason;
 
 const gchar *va_call_end_reason_name (VaCallEndReason reason);

@@ -34,10 +34,14 @@ typedef struct
   /* A secret also reads from a file (--FLAG-file, ENV_FILE, FLAG-file in
    * the key file), and --FLAG itself warns: argv is world-readable. */
   gboolean secret;
+  /* A URL that may carry a password (scheme://user:password@host): that
+   * part is scrubbed from argv, with a warning. */
+  gboolean url_password;
 } Setting;
 
 #define OFF(field) offsetof (VaConfig, field)
 #define SECRET .secret = TRUE
+#define URL_PASSWORD .url_password = TRUE
 
 static const Setting settings[] = {
   { "host", "VOICEAGENT_HOST", SETTING_STRING, OFF (host),
@@ -90,7 +94,7 @@ static const Setting settings[] = {
       "End a call whose ICE stays disconnected this long (default 10)", "S" },
   { "connect-timeout", NULL, SETTING_UINT, OFF (connect_timeout_s),
       "End a call (drop a listener) whose ICE has not connected S seconds "
-      "after its POST (default 30; 0: never)",
+      "after its answer (default 30; 0: never)",
       "S" },
   { "drain-timeout", NULL, SETTING_UINT, OFF (drain_timeout_s),
       "On SIGTERM, wait this long for calls to end (default 300)", "S" },
@@ -99,7 +103,7 @@ static const Setting settings[] = {
   { "turn-server", "VOICEAGENT_TURN", SETTING_STRV, OFF (turn_servers),
       "TURN server turn:host:port[?transport=udp|tcp] or turns:... "
       "(repeatable); callers get credentials from --turn-secret",
-      "URL" },
+      "URL", URL_PASSWORD },
   { "turn-secret", "VOICEAGENT_TURN_SECRET", SETTING_STRING, OFF (turn_secret),
       "coturn's static-auth-secret: each call gets its own TURN "
       "credentials from it (REST API form)",
@@ -143,7 +147,7 @@ static const Setting settings[] = {
       "a Cluster) or redis-sentinel://[[user]:password@]host[:port]/GROUP"
       "[/db], "
       "comma-separated to try several (default: none, a single instance)",
-      "URL" },
+      "URL", URL_PASSWORD },
   { "advertise-url", "VOICEAGENT_ADVERTISE_URL", SETTING_STRING,
       OFF (advertise_url),
       "This instance's URL for callers other instances redirect here "
@@ -327,6 +331,36 @@ load_env (VaConfig *c, GError **error)
   return TRUE;
 }
 
+/* The password of a URL's user:password@ (pointers into @url), or FALSE. */
+static gboolean
+find_url_password (const gchar *url, const gchar **start, const gchar **end)
+{
+  const gchar *authority = strstr (url, "://");
+  const gchar *at, *colon;
+
+  if (authority == NULL)
+    return FALSE;
+  authority += 3;
+  at = strchr (authority, '@');
+  colon = at ? memchr (authority, ':', at - authority) : NULL;
+  if (colon == NULL || colon + 1 == at)
+    return FALSE;
+  *start = colon + 1;
+  *end = at;
+  return TRUE;
+}
+
+static void
+scrub_url_password (gchar *url)
+{
+  const gchar *start, *end;
+
+  /* A comma-separated list may hold several. */
+  for (gchar *one = url; one; one = strchr (one + 1, ','))
+    if (find_url_password (one, &start, &end))
+      memset ((gchar *)start, 'x', end - start);
+}
+
 /* Overwrites the value of every secret flag in the process's own argv
  * strings (@args: the array as main() got it), so /proc/PID/cmdline and
  * ps no longer show it. GOption has copied the values already. */
@@ -337,26 +371,45 @@ scrub_secret_flags (gchar **args)
 
   for (i = 0; args[i]; i++) {
     for (k = 0; k < G_N_ELEMENTS (settings); k++) {
-      gsize len = strlen (settings[k].flag);
-      gchar *arg = args[i];
-      if (!settings[k].secret || !g_str_has_prefix (arg, "--") ||
-          strncmp (arg + 2, settings[k].flag, len) != 0)
+      const Setting *s = &settings[k];
+      gsize len = strlen (s->flag);
+      gchar *arg = args[i], *value = NULL;
+      if ((!s->secret && !s->url_password) || !g_str_has_prefix (arg, "--") ||
+          strncmp (arg + 2, s->flag, len) != 0)
         continue;
       if (arg[2 + len] == '=')
-        memset (arg + 3 + len, 'x', strlen (arg + 3 + len));
-      else if (arg[2 + len] == '\0' && args[i + 1])
-        memset (args[i + 1], 'x', strlen (args[i + 1]));
+        value = arg + 3 + len;
+      else if (arg[2 + len] == '\0')
+        value = args[i + 1];
+      if (value && s->secret)
+        memset (value, 'x', strlen (value));
+      else if (value)
+        scrub_url_password (value);
     }
   }
+}
+
+static gboolean
+has_url_password (const gchar *value)
+{
+  const gchar *start, *end;
+
+  return value && find_url_password (value, &start, &end);
 }
 
 static void
 warn_secret_in_argv (const Setting *s)
 {
-  g_printerr ("voiceagent: warning: --%s puts a secret on the command line, "
-              "where every user of this machine can read it (ps); use "
-              "--%s-file FILE or %s instead\n",
-      s->flag, s->flag, s->env);
+  if (s->secret)
+    g_printerr ("voiceagent: warning: --%s puts a secret on the command "
+                "line, where every user of this machine can read it (ps); "
+                "use --%s-file FILE or %s instead\n",
+        s->flag, s->flag, s->env);
+  else
+    g_printerr ("voiceagent: warning: --%s has a password in its URL, on the "
+                "command line, where every user of this machine can read it "
+                "(ps); set %s or the key file (--config) instead\n",
+        s->flag, s->env);
 }
 
 /* Flags are parsed as strings into @values (and secrets' file paths into
@@ -425,12 +478,18 @@ load_flags (VaConfig *c, gint *argc, gchar ***argv, GError **error)
   }
   for (i = 0; ok && i < n; i++) {
     if (values[i]) {
-      if (settings[i].secret)
+      if (settings[i].secret ||
+          (settings[i].url_password && has_url_password (values[i])))
         warn_secret_in_argv (&settings[i]);
       ok = set_from_text (c, &settings[i], values[i], "--flag", error);
     } else if (files[i]) {
       ok = set_from_file (c, &settings[i], files[i], error);
     } else if (lists[i]) {
+      for (gchar **v = lists[i]; settings[i].url_password && *v; v++)
+        if (has_url_password (*v)) {
+          warn_secret_in_argv (&settings[i]);
+          break;
+        }
       g_strfreev (*(gchar ***)FIELD (c, &settings[i]));
       *(gchar ***)FIELD (c, &settings[i]) = g_strdupv (lists[i]);
     }
