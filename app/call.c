@@ -728,16 +728,22 @@ release_tap_pad (GstPad *pad)
   gst_object_unref (pad);
 }
 
+/* Removes (frees) @l from the source whose id is @source. */
+static void
+drop_listener_from (Listener *l, guint *source, const gchar *why)
+{
+  *source = 0;
+  GST_INFO ("call %s: listener %s dropped (%s)", l->call->id, l->id, why);
+  va_call_remove_listener (l->call, l->id);
+}
+
 static gboolean
 drop_listener (gpointer data)
 {
   Listener *l = data;
 
-  l->drop_idle = 0;
-  GST_INFO ("call %s: listener %s dropped (ICE failed, or its certificate "
-            "is not its offer's)",
-      l->call->id, l->id);
-  va_call_remove_listener (l->call, l->id);
+  drop_listener_from (
+      l, &l->drop_idle, "ICE failed, or its certificate is not its offer's");
   return G_SOURCE_REMOVE;
 }
 
@@ -746,11 +752,8 @@ listener_connect_timeout (gpointer data)
 {
   Listener *l = data;
 
-  l->connect_timer = 0;
-  GST_INFO ("call %s: listener %s dropped (no ICE connection within "
-            "--connect-timeout)",
-      l->call->id, l->id);
-  va_call_remove_listener (l->call, l->id);
+  drop_listener_from (
+      l, &l->connect_timer, "no ICE connection within --connect-timeout");
   return G_SOURCE_REMOVE;
 }
 
