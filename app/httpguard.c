@@ -13,16 +13,20 @@
  *   would leak memory on, or refuse with an empty answer, is refused here
  *   with a JSON error; the head must arrive whole within
  *   request_timeout_s of the connection, and be at most 64 KiB (431);
- * - every socket has an idle timeout (GSocket:timeout): a peer silent in
- *   either direction that long is dropped, whether it never sent a byte
- *   or stopped reading our answer;
+ * - every socket has an idle timeout (before libsoup has it, here;
+ *   then GSocket:timeout): a peer silent in either direction that long is
+ *   dropped, whether it never sent a byte or stopped reading our answer;
  * - a request must then be read whole within request_timeout_s of the
  *   point libsoup starts on it, or it gets 408 and is closed (slowloris
  *   trickles one byte per idle period);
  * - a body is collected here, not by libsoup, and at the first byte past
  *   max_body (declared by Content-Length, or counted across chunks of a
  *   chunked body) the connection is taken from libsoup, answered 413 and
- *   closed: nothing more is read.
+ *   closed;
+ * - a refusal written here closes lingering: our side is shut down and
+ *   what the client still sends is read and dropped (2 s, 64 KiB at most),
+ *   because closing with unread bytes sends a reset that can destroy the
+ *   answer before the client reads it.
  *
  * Errors this file writes itself carry the same JSON body and CORS
  * header as the server's own. Main context only.
