@@ -201,9 +201,20 @@ render_gauge (GString *out, const gchar *name, const gchar *type,
       g_ascii_formatd (num, sizeof (num), "%.9g", value));
 }
 
+static void
+render_scaleout (GString *out, const VaScaleoutMetrics *s)
+{
+  render_gauge (out, "voiceagent_redis_up", "gauge", "1 while Redis answers",
+      s->redis_up);
+  render_gauge (out, "voiceagent_instances", "gauge",
+      "Live instances seen in the registry", s->instances);
+  render_gauge (out, "voiceagent_calls_resumed_total", "counter",
+      "Calls resumed here from their stored state", s->resumed);
+}
+
 gchar *
-va_metrics_render (
-    VaMetrics *m, const VaConfig *c, guint active, gboolean draining)
+va_metrics_render (VaMetrics *m, const VaConfig *c, guint active,
+    gboolean draining, const VaScaleoutMetrics *scaleout)
 {
   GString *out = g_string_new (NULL);
   guint i;
@@ -243,5 +254,7 @@ va_metrics_render (
   render_gauge (out, "voiceagent_cost_usd_total", "counter",
       "Estimated service cost from the configured price table",
       va_usage_cost (&m->usage, c));
+  if (scaleout)
+    render_scaleout (out, scaleout);
   return g_string_free (out, FALSE);
 }

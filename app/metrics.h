@@ -34,7 +34,16 @@ void va_metrics_add_usage (VaMetrics *m, const VaUsage *usage);
 /* The agent's audio ran dry mid-turn (elevenlabssrc `underrun`). */
 void va_metrics_playout_underrun (VaMetrics *m);
 
+/* With --redis: what the scale-out adds to /metrics. */
+typedef struct
+{
+  gboolean redis_up; /* Redis answers */
+  guint instances; /* live instances in the registry */
+  guint64 resumed; /* calls resumed here */
+} VaScaleoutMetrics;
+
+/* The Prometheus text (free it); @scaleout NULL without --redis. */
 gchar *va_metrics_render (VaMetrics *m, const VaConfig *config,
-    guint active_calls, gboolean draining);
+    guint active_calls, gboolean draining, const VaScaleoutMetrics *scaleout);
 
 G_END_DECLS

@@ -465,12 +465,6 @@ va_peer_add_ice_servers (VaPeer *peer, gchar **stun, gchar **turn)
       g_signal_emit_by_name (peer->webrtc, "add-turn-server", *turn, &ok);
 }
 
-GstElement *
-va_peer_get_webrtcbin (VaPeer *peer)
-{
-  return peer->webrtc;
-}
-
 const gchar *
 va_peer_get_etag (VaPeer *peer)
 {

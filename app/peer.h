@@ -37,7 +37,6 @@ void va_peer_answer (VaPeer *peer, VaOffer *offer);
 /* Hands trickled candidates to ICE. Returns how many were added. */
 guint va_peer_add_candidates (VaPeer *peer, const VaSdpFrag *frag);
 
-GstElement *va_peer_get_webrtcbin (VaPeer *peer);
 const gchar *va_peer_get_etag (VaPeer *peer);
 const gchar *va_peer_get_remote_ufrag (VaPeer *peer);
 

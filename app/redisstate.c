@@ -342,17 +342,6 @@ va_redis_query (VaRedis *r, const gchar *const *argv, VaRedisReplyFunc done,
   g_free (why);
 }
 
-gboolean
-va_redis_is_up (VaRedis *r)
-{
-  gboolean up;
-
-  g_mutex_lock (&r->lock);
-  up = r->up;
-  g_mutex_unlock (&r->lock);
-  return up;
-}
-
 gchar *
 va_redis_get_error (VaRedis *r)
 {

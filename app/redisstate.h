@@ -50,8 +50,6 @@ void va_redis_command (VaRedis *redis, const gchar *const *argv);
 void va_redis_query (VaRedis *redis, const gchar *const *argv,
     VaRedisReplyFunc done, gpointer user_data);
 
-/* TRUE while connected. Any thread. */
-gboolean va_redis_is_up (VaRedis *redis);
 /* Why it is down, or NULL (free it). Any thread. */
 gchar *va_redis_get_error (VaRedis *redis);
 

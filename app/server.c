@@ -27,17 +27,7 @@
 #include <json-glib/json-glib.h>
 #include <libsoup/soup.h>
 #include "auth.h"
-#include "call.h"
-#include "callstate.h"
-#include "conversation.h"
-#include "grants.h"
-#include "httpguard.h"
-#include "metrics.h"
-#include "records.h"
-#include "scaleout.h"
-#include "sdp.h"
-#include "server.h"
-#include "template.h"
+#include "server-private.h"
 
 GST_DEBUG_CATEGORY_EXTERN (voiceagent_debug);
 #define GST_CAT_DEFAULT voiceagent_debug
@@ -45,66 +35,8 @@ GST_DEBUG_CATEGORY_EXTERN (voiceagent_debug);
 #define SDP_TYPE "application/sdp"
 #define SDPFRAG_TYPE "application/trickle-ice-sdpfrag"
 #define RETRY_AFTER_FULL "5"
-#define RETRY_AFTER_NO_AUDIO "1"
-#define RESUME_HEADER "Voiceagent-Resume"
-#define RESUME_TOKEN_HEADER "Voiceagent-Resume-Token"
 #define CALL_TOKEN_HEADER "Voiceagent-Call-Token"
 #define REALM "Bearer realm=\"voiceagent\""
-/* Writes of a call's state are coalesced over this long. */
-#define STATE_WRITE_DELAY_MS 50
-
-typedef struct _CallEntry CallEntry;
-
-struct _VaServer
-{
-  VaConfig *config;
-  SoupServer *soup;
-  VaHttpGuard *guard; /* accepts its connections, bounds its requests */
-  VaGrants *grants; /* the tokens of calls and listeners */
-  GHashTable *templates; /* name → VaTemplate* */
-  GHashTable *calls; /* id → CallEntry* */
-  VaMetrics *metrics;
-  VaRecords *records;
-  gboolean draining;
-  GSourceFunc drain_done;
-  gpointer drain_data;
-  guint drain_timer;
-  VaScaleout *scaleout; /* NULL without --redis */
-  guint state_refresh_timer; /* keeps live calls' keys from expiring */
-  GHashTable *resumes; /* Resume* waiting for Redis (a set) */
-  gchar *base_url; /* this instance as announced (--redis only), or NULL */
-  guint64 resumed; /* calls resumed here */
-  /* EndedCall*, oldest first: calls that ended within the live TTL, whose
-   * "ended" write a resync repeats (it is lost if Redis was down then) */
-  GQueue recently_ended;
-  guint trim_timer; /* gives the heap back once idle */
-};
-
-typedef struct
-{
-  gchar *token;
-  const gchar *reason; /* static */
-  gint64 ended_us; /* monotonic */
-} EndedCall;
-
-struct _CallEntry
-{
-  VaServer *server;
-  VaCall *call;
-  gchar *agent;
-  gchar *call_token; /* the caller's capability for this call (grants) */
-  GHashTable *listener_tokens; /* listener id → its capability (grants) */
-  SoupServerMessage *pending; /* the POST waiting for its answer */
-  GHashTable *pending_listeners; /* listener id → SoupServerMessage* */
-  VaConversation *conversation;
-  /* Scale-out (NULL/0 without --redis) */
-  gchar *token; /* resume token: the call's key in Redis */
-  gchar *vars_json; /* the template variables, as stored */
-  guint state_write; /* a coalesced state write is due */
-  gint64 post_us; /* monotonic time the POST arrived */
-  gint64 state_us; /* time taken to load a resumed call's state, or -1 */
-  gint64 pipeline_us; /* POST to the pipeline playing and the offer set */
-};
 
 /* ---- Responses ---- */
 
@@ -214,11 +146,8 @@ respond_json (
 }
 
 /* Error with a JSON body that names the cause and, where one exists, the fix. */
-static void respond_error (VaServer *server, SoupServerMessage *msg,
-    guint status, const gchar *format, ...) G_GNUC_PRINTF (4, 5);
-
-static void
-respond_error (VaServer *server, SoupServerMessage *msg, guint status,
+void
+va_respond_error (VaServer *server, SoupServerMessage *msg, guint status,
     const gchar *format, ...)
 {
   JsonBuilder *b = json_builder_new ();
@@ -383,7 +312,7 @@ respond_unauthorized (VaServer *server, SoupServerMessage *msg,
 {
   soup_message_headers_replace (soup_server_message_get_response_headers (msg),
       "WWW-Authenticate", invalid ? REALM ", error=\"invalid_token\"" : REALM);
-  respond_error (server, msg, SOUP_STATUS_UNAUTHORIZED,
+  va_respond_error (server, msg, SOUP_STATUS_UNAUTHORIZED,
       invalid ? "the bearer token is not valid here: %s"
               : "this needs a bearer token: %s",
       what);
@@ -416,7 +345,7 @@ authorize_caller (VaServer *server, SoupServerMessage *msg)
     soup_message_headers_replace (
         soup_server_message_get_response_headers (msg), "WWW-Authenticate",
         REALM ", error=\"insufficient_scope\"");
-    respond_error (server, msg, SOUP_STATUS_FORBIDDEN,
+    va_respond_error (server, msg, SOUP_STATUS_FORBIDDEN,
         "this token may not place calls: %s", how);
   } else {
     respond_unauthorized (server, msg, c.bearer != NULL, how);
@@ -446,7 +375,7 @@ authorize_call (VaServer *server, SoupServerMessage *msg, GHashTable *query,
   if (granted && e && !va_call_is_ending (e->call))
     return e;
   if (granted || is_known (server, &c))
-    respond_error (server, msg, SOUP_STATUS_NOT_FOUND,
+    va_respond_error (server, msg, SOUP_STATUS_NOT_FOUND,
         "no call %s that this token grants (it ended, or the token is "
         "another call's)",
         id);
@@ -481,7 +410,7 @@ authorize_ops (VaServer *server, SoupServerMessage *msg, GHashTable *query)
     soup_message_headers_replace (
         soup_server_message_get_response_headers (msg), "WWW-Authenticate",
         REALM ", error=\"insufficient_scope\"");
-    respond_error (server, msg, SOUP_STATUS_FORBIDDEN,
+    va_respond_error (server, msg, SOUP_STATUS_FORBIDDEN,
         "this token may not read operator endpoints: %s", how);
   }
   return FALSE;
@@ -496,7 +425,7 @@ check_content_type (
 
   if (type && g_ascii_strcasecmp (type, expected) == 0)
     return TRUE;
-  respond_error (server, msg, SOUP_STATUS_UNSUPPORTED_MEDIA_TYPE,
+  va_respond_error (server, msg, SOUP_STATUS_UNSUPPORTED_MEDIA_TYPE,
       "Content-Type must be %s (got %s)", expected, type ? type : "none");
   return FALSE;
 }
@@ -533,7 +462,7 @@ parse_offer (VaServer *server, SoupServerMessage *msg)
         : SOUP_STATUS_UNPROCESSABLE_ENTITY;
     va_metrics_call_rejected (
         server->metrics, status == 400 ? "bad-sdp" : "no-audio");
-    respond_error (server, msg, status, "%s", error->message);
+    va_respond_error (server, msg, status, "%s", error->message);
     g_error_free (error);
   }
   return offer;
@@ -576,7 +505,7 @@ on_call_answered (
   if (e->pending == NULL)
     return;
   if (error) {
-    respond_error (e->server, e->pending, SOUP_STATUS_BAD_REQUEST,
+    va_respond_error (e->server, e->pending, SOUP_STATUS_BAD_REQUEST,
         "the offer was not accepted: %s", error->message);
   } else {
     add_call_headers (e);
@@ -595,14 +524,14 @@ call_entry_free (CallEntry *e)
   gpointer value;
 
   if (e->pending) {
-    respond_error (e->server, e->pending, SOUP_STATUS_SERVICE_UNAVAILABLE,
+    va_respond_error (e->server, e->pending, SOUP_STATUS_SERVICE_UNAVAILABLE,
         "the call ended before it was answered");
     unpause (&e->pending);
   }
   g_hash_table_iter_init (&iter, e->pending_listeners);
   while (g_hash_table_iter_next (&iter, NULL, &value)) {
     SoupServerMessage *m = value;
-    respond_error (
+    va_respond_error (
         e->server, m, SOUP_STATUS_SERVICE_UNAVAILABLE, "the call ended");
     unpause (&m);
   }
@@ -620,16 +549,6 @@ call_entry_free (CallEntry *e)
 
 static void check_drained (VaServer *server);
 static guint load_of (VaServer *server);
-static void state_end (CallEntry *e, VaCallEndReason reason);
-static void state_changed (CallEntry *e, const GstStructure *s);
-static void publish_load (VaServer *server);
-static void state_prepare (CallEntry *e, GHashTable *vars, const gchar *token,
-    const VaStoredCall *stored);
-static const gchar *resume_token_of (SoupServerMessage *msg, GHashTable *query);
-static gboolean check_resume_token (
-    VaServer *server, SoupServerMessage *msg, const gchar *token);
-static void resume_call (VaServer *server, SoupServerMessage *msg,
-    const gchar *token, VaOffer *offer, gint64 post_us);
 
 /* The call's durable record, written off the main thread by VaRecords. */
 static void
@@ -691,10 +610,10 @@ on_call_ended (
   va_metrics_add_usage (
       server->metrics, va_conversation_get_usage (e->conversation));
   write_record (e, reason);
-  state_end (e, reason);
+  va_state_end (e, reason);
   va_grants_end (server->grants, va_call_get_id (call), NULL);
   g_hash_table_remove (server->calls, va_call_get_id (call));
-  publish_load (server);
+  va_server_publish_load (server);
   trim_heap_when_idle (server);
   check_drained (server);
 }
@@ -705,7 +624,7 @@ on_call_message (VaCall *call, const GstStructure *s, gpointer data)
   CallEntry *e = data;
 
   va_conversation_handle (e->conversation, s);
-  state_changed (e, s);
+  va_state_changed (e, s);
 }
 
 static void
@@ -815,7 +734,7 @@ check_capacity (VaServer *server, SoupServerMessage *msg, const gchar *agent,
       server->metrics, server->draining ? "draining" : "full");
   soup_message_headers_replace (soup_server_message_get_response_headers (msg),
       "Retry-After", RETRY_AFTER_FULL);
-  respond_error (server, msg, SOUP_STATUS_SERVICE_UNAVAILABLE, "%s", why);
+  va_respond_error (server, msg, SOUP_STATUS_SERVICE_UNAVAILABLE, "%s", why);
   return FALSE;
 }
 
@@ -823,8 +742,8 @@ check_capacity (VaServer *server, SoupServerMessage *msg, const gchar *agent,
  * state, or NULL) gives its conversation. The POST is paused (unless
  * @paused says it already is) until the answer. Returns the call's entry,
  * owned by server->calls. */
-static CallEntry *
-start_call (VaServer *server, SoupServerMessage *msg, gboolean paused,
+CallEntry *
+va_server_start_call (VaServer *server, SoupServerMessage *msg, gboolean paused,
     const VaTemplate *tmpl, const gchar *agent, VaOffer *offer,
     const gchar *token, const VaStoredCall *stored, gint64 post_us)
 {
@@ -854,16 +773,16 @@ start_call (VaServer *server, SoupServerMessage *msg, gboolean paused,
   g_hash_table_insert (server->calls, id, e);
   vars = call_variables (server, id, offer->opus_pt);
   if (server->scaleout)
-    state_prepare (e, vars, token, stored);
+    va_state_prepare (e, vars, token, stored);
   e->pending = g_object_ref (msg);
   if (!paused)
     soup_server_message_pause (msg);
   va_metrics_call_started (server->metrics);
-  publish_load (server);
+  va_server_publish_load (server);
   if (!va_call_start (e->call, tmpl, vars, offer, &error)) {
     /* The detail (a template's text) is for the log, not the caller. */
     GST_WARNING ("call %s: cannot start: %s", id, error->message);
-    respond_error (server, msg, SOUP_STATUS_INTERNAL_SERVER_ERROR,
+    va_respond_error (server, msg, SOUP_STATUS_INTERNAL_SERVER_ERROR,
         "the server cannot start a call now; its log says why");
     unpause (&e->pending);
     va_call_end (e->call, VA_CALL_END_ERROR, error->message);
@@ -879,17 +798,17 @@ whip_post (VaServer *server, SoupServerMessage *msg, const gchar *agent,
     GHashTable *query)
 {
   gint64 post_us = g_get_monotonic_time ();
-  const gchar *token = resume_token_of (msg, query);
+  const gchar *token = va_resume_token_of (msg, query);
   const VaTemplate *tmpl;
   VaOffer *offer;
 
-  if (token && !check_resume_token (server, msg, token))
+  if (token && !va_resume_check_token (server, msg, token))
     return;
   if (!check_capacity (server, msg, agent, token))
     return;
   tmpl = g_hash_table_lookup (server->templates, agent);
   if (tmpl == NULL && token == NULL) {
-    respond_error (server, msg, SOUP_STATUS_NOT_FOUND,
+    va_respond_error (server, msg, SOUP_STATUS_NOT_FOUND,
         "no agent template \"%s\" (pipelines/%s.pipeline)", agent, agent);
     return;
   }
@@ -897,293 +816,10 @@ whip_post (VaServer *server, SoupServerMessage *msg, const gchar *agent,
   if (offer == NULL)
     return;
   if (token)
-    resume_call (server, msg, token, offer, post_us);
+    va_resume_call (server, msg, token, offer, post_us);
   else
-    start_call (server, msg, FALSE, tmpl, agent, offer, NULL, NULL, post_us);
-}
-
-/* ---- Scale-out: call state in Redis, resume ---- */
-
-static void
-publish_load (VaServer *server)
-{
-  if (server->scaleout)
-    va_scaleout_set_load (
-        server->scaleout, g_hash_table_size (server->calls), server->draining);
-}
-
-static const gchar *
-owner_id (VaServer *server)
-{
-  return va_scaleout_get_instance_id (server->scaleout);
-}
-
-static gchar *
-vars_to_json (GHashTable *vars)
-{
-  JsonObject *o = json_object_new ();
-  JsonNode *node = json_node_new (JSON_NODE_OBJECT);
-  GHashTableIter iter;
-  gpointer k, v;
-  gchar *json;
-
-  g_hash_table_iter_init (&iter, vars);
-  while (g_hash_table_iter_next (&iter, &k, &v))
-    json_object_set_string_member (o, k, v ? v : "");
-  json_node_take_object (node, o);
-  json = json_to_string (node, FALSE);
-  json_node_unref (node);
-  return json;
-}
-
-/* A resumed call keeps its stored variables, except what belongs to this
- * instance or this connection (service URLs, ids, the payload type). */
-static void
-restore_vars (GHashTable *vars, const gchar *json)
-{
-  JsonParser *p = json_parser_new ();
-  JsonObjectIter iter;
-  const gchar *name;
-  JsonNode *value;
-
-  if (json && json_parser_load_from_data (p, json, -1, NULL) &&
-      JSON_NODE_HOLDS_OBJECT (json_parser_get_root (p))) {
-    json_object_iter_init (
-        &iter, json_node_get_object (json_parser_get_root (p)));
-    while (json_object_iter_next (&iter, &name, &value)) {
-      gpointer key;
-      /* Only the template's own variables (the table owns its keys). */
-      if (g_str_has_suffix (name, "_URL") || g_str_equal (name, "CALL_ID") ||
-          g_str_equal (name, "SESSION") || g_str_equal (name, "OPUS_PT") ||
-          !JSON_NODE_HOLDS_VALUE (value) ||
-          !g_hash_table_lookup_extended (vars, name, &key, NULL))
-        continue;
-      g_hash_table_insert (vars, key, g_strdup (json_node_get_string (value)));
-    }
-  }
-  g_object_unref (p);
-}
-
-/* Every field of the call's hash: @full adds what never changes. Returns
- * name/value pairs, NULL-terminated (free with g_strfreev). */
-static gchar **
-state_fields (CallEntry *e, gboolean full)
-{
-  GPtrArray *a = g_ptr_array_new ();
-  gchar *history = va_call_get_history (e->call);
-
-  if (history) {
-    g_ptr_array_add (a, g_strdup ("history"));
-    g_ptr_array_add (a, history);
-  }
-  g_ptr_array_add (a, g_strdup ("transcript"));
-  g_ptr_array_add (a, va_conversation_transcript_json (e->conversation));
-  g_ptr_array_add (a, g_strdup ("turns"));
-  g_ptr_array_add (a, va_conversation_turns_json (e->conversation));
-  if (full) {
-    g_ptr_array_add (a, g_strdup ("call"));
-    g_ptr_array_add (a, g_strdup (va_call_get_id (e->call)));
-    g_ptr_array_add (a, g_strdup ("agent"));
-    g_ptr_array_add (a, g_strdup (e->agent));
-    g_ptr_array_add (a, g_strdup ("vars"));
-    g_ptr_array_add (a, g_strdup (e->vars_json));
-    g_ptr_array_add (a, g_strdup ("state"));
-    g_ptr_array_add (a, g_strdup ("live"));
-  }
-  g_ptr_array_add (a, NULL);
-  return (gchar **)g_ptr_array_free (a, FALSE);
-}
-
-/* Before the call starts: its token (new, or the resumed one), its
- * variables and, when resumed, its conversation. The first write claims
- * the call for this instance. */
-static void
-state_prepare (CallEntry *e, GHashTable *vars, const gchar *token,
-    const VaStoredCall *stored)
-{
-  VaServer *server = e->server;
-  gchar **fields;
-  gchar *started, *resumes;
-  const gchar *extra[5];
-
-  if (stored) {
-    restore_vars (vars, stored->vars);
-    va_call_set_history (e->call, stored->history);
-    va_conversation_restore (e->conversation, stored->transcript);
-  }
-  e->token = token ? g_strdup (token) : va_auth_new_token ();
-  e->vars_json = vars_to_json (vars);
-  va_call_set_resume_token (e->call, e->token);
-  fields = state_fields (e, TRUE);
-  started = g_strdup_printf ("%" G_GINT64_FORMAT,
-      stored ? stored->started_us : va_call_get_start_time (e->call));
-  resumes = g_strdup_printf ("%u", stored ? stored->resumes + 1 : 0);
-  extra[0] = "started";
-  extra[1] = started;
-  extra[2] = "resumes";
-  extra[3] = resumes;
-  extra[4] = NULL;
-  va_call_state_claim (va_scaleout_get_redis (server->scaleout), e->token,
-      owner_id (server), (const gchar *const *)fields);
-  va_call_state_update (va_scaleout_get_redis (server->scaleout), e->token,
-      owner_id (server), extra);
-  g_strfreev (fields);
-  g_free (started);
-  g_free (resumes);
-}
-
-static void
-state_write (CallEntry *e, gboolean full)
-{
-  gchar **fields;
-
-  if (va_call_is_ending (e->call))
-    return;
-  fields = state_fields (e, full);
-  va_call_state_update (va_scaleout_get_redis (e->server->scaleout), e->token,
-      owner_id (e->server), (const gchar *const *)fields);
-  g_strfreev (fields);
-}
-
-static gboolean
-state_write_due (gpointer data)
-{
-  CallEntry *e = data;
-
-  e->state_write = 0;
-  state_write (e, FALSE);
-  return G_SOURCE_REMOVE;
-}
-
-/* TRUE for the element messages after which the conversation changed:
- * a final transcript, the LLM taking a turn or ending a reply, what the
- * caller heard. */
-static gboolean
-changes_conversation (const GstStructure *s)
-{
-  const gchar *event = gst_structure_get_string (s, "event");
-  gboolean is_final = FALSE;
-
-  if (gst_structure_has_name (s, "deepgram-transcript"))
-    return gst_structure_get_boolean (s, "is_final", &is_final) && is_final;
-  if (gst_structure_has_name (s, "llmtransform"))
-    return g_strcmp0 (event, "request-start") == 0 ||
-        g_strcmp0 (event, "done") == 0 || g_strcmp0 (event, "say") == 0 ||
-        g_strcmp0 (event, "spoken") == 0;
-  if (gst_structure_has_name (s, "elevenlabssrc"))
-    return g_strcmp0 (event, "agent-speaking-stopped") == 0;
-  return FALSE;
-}
-
-/* Writes are coalesced: one per STATE_WRITE_DELAY_MS at most. */
-static void
-state_changed (CallEntry *e, const GstStructure *s)
-{
-  if (e->token == NULL || e->state_write || !changes_conversation (s))
-    return;
-  e->state_write = g_timeout_add (STATE_WRITE_DELAY_MS, state_write_due, e);
-}
-
-static void
-ended_call_free (EndedCall *c)
-{
-  g_free (c->token);
-  g_free (c);
-}
-
-/* Forgets the ended calls whose live key has expired by now anyway. */
-static void
-prune_recently_ended (VaServer *server)
-{
-  gint64 oldest =
-      g_get_monotonic_time () - VA_CALL_STATE_LIVE_TTL_S * G_USEC_PER_SEC;
-  EndedCall *c;
-
-  while (
-      (c = g_queue_peek_head (&server->recently_ended)) && c->ended_us < oldest)
-    ended_call_free (g_queue_pop_head (&server->recently_ended));
-}
-
-static void
-state_end (CallEntry *e, VaCallEndReason reason)
-{
-  EndedCall *c;
-
-  if (e->token == NULL)
-    return;
-  g_clear_handle_id (&e->state_write, g_source_remove);
-  c = g_new0 (EndedCall, 1);
-  c->token = g_strdup (e->token);
-  c->reason = va_call_end_reason_name (reason);
-  c->ended_us = g_get_monotonic_time ();
-  va_call_state_end (va_scaleout_get_redis (e->server->scaleout), c->token,
-      owner_id (e->server), c->reason);
-  prune_recently_ended (e->server);
-  g_queue_push_tail (&e->server->recently_ended, c);
-}
-
-/* The resume tokens of the live calls (a set; free it). */
-static GHashTable *
-live_tokens (VaServer *server)
-{
-  GHashTable *set = g_hash_table_new (g_str_hash, g_str_equal);
-  GHashTableIter iter;
-  gpointer value;
-
-  g_hash_table_iter_init (&iter, server->calls);
-  while (g_hash_table_iter_next (&iter, NULL, &value))
-    if (((CallEntry *)value)->token)
-      g_hash_table_add (set, ((CallEntry *)value)->token);
-  return set;
-}
-
-/* Redis is back after writes were lost: every live call in full, and the
- * end of those that ended meanwhile (an idempotent write). */
-static void
-state_resync (gpointer data)
-{
-  VaServer *server = data;
-  GHashTableIter iter;
-  GHashTable *live;
-  gpointer value;
-
-  prune_recently_ended (server);
-  GST_INFO ("redis: writing the state of %u calls again, and the end of %u",
-      g_hash_table_size (server->calls), server->recently_ended.length);
-  publish_load (server);
-  live = live_tokens (server);
-  for (GList *l = server->recently_ended.head; l; l = l->next) {
-    EndedCall *c = l->data;
-    /* A call resumed here since is live again */
-    if (!g_hash_table_contains (live, c->token))
-      va_call_state_end (va_scaleout_get_redis (server->scaleout), c->token,
-          owner_id (server), c->reason);
-  }
-  g_hash_table_unref (live);
-  g_hash_table_iter_init (&iter, server->calls);
-  while (g_hash_table_iter_next (&iter, NULL, &value)) {
-    CallEntry *e = value;
-    if (e->token)
-      state_write (e, TRUE);
-  }
-}
-
-/* Keeps live calls' keys from expiring while nothing changes. */
-static gboolean
-state_refresh (gpointer data)
-{
-  VaServer *server = data;
-  GHashTableIter iter;
-  gpointer value;
-
-  g_hash_table_iter_init (&iter, server->calls);
-  while (g_hash_table_iter_next (&iter, NULL, &value)) {
-    CallEntry *e = value;
-    if (e->token && !va_call_is_ending (e->call))
-      va_call_state_update (va_scaleout_get_redis (server->scaleout), e->token,
-          owner_id (server), NULL);
-  }
-  return G_SOURCE_CONTINUE;
+    va_server_start_call (
+        server, msg, FALSE, tmpl, agent, offer, NULL, NULL, post_us);
 }
 
 /* Voiceagent-Call-Token, Voiceagent-Resume-Token and Server-Timing on
@@ -1214,161 +850,6 @@ add_call_headers (CallEntry *e)
   g_free (timing);
 }
 
-/* The header, else ?resume= (what a redirect carries). */
-static const gchar *
-resume_token_of (SoupServerMessage *msg, GHashTable *query)
-{
-  const gchar *token = soup_message_headers_get_one (
-      soup_server_message_get_request_headers (msg), RESUME_HEADER);
-
-  if (token == NULL && query)
-    token = g_hash_table_lookup (query, "resume");
-  return token && *token ? token : NULL;
-}
-
-static gboolean
-check_resume_token (
-    VaServer *server, SoupServerMessage *msg, const gchar *token)
-{
-  const gchar *p;
-
-  for (p = token; g_ascii_isxdigit (*p); p++)
-    ;
-  if (*p != '\0' || p - token != 32) {
-    respond_error (server, msg, SOUP_STATUS_BAD_REQUEST,
-        "%s must be the token of the first answer's %s header", RESUME_HEADER,
-        RESUME_TOKEN_HEADER);
-    return FALSE;
-  }
-  if (server->scaleout == NULL) {
-    respond_error (server, msg, SOUP_STATUS_NOT_FOUND,
-        "this server keeps no call state (no --redis): POST without %s for "
-        "a new call",
-        RESUME_HEADER);
-    return FALSE;
-  }
-  return TRUE;
-}
-
-typedef struct
-{
-  VaServer *server;
-  SoupServerMessage *msg;
-  VaOffer *offer;
-  gchar *token;
-  gint64 post_us;
-} Resume;
-
-static void
-resume_free (Resume *r)
-{
-  if (r->msg) {
-    soup_server_message_unpause (r->msg);
-    g_object_unref (r->msg);
-  }
-  va_offer_free (r->offer);
-  g_free (r->token);
-  g_free (r);
-}
-
-/* A call still here under the same token (the caller reconnected to the
- * same instance) gives way to the new connection. */
-static void
-end_local_copy (VaServer *server, const gchar *token)
-{
-  GHashTableIter iter;
-  gpointer value;
-
-  g_hash_table_iter_init (&iter, server->calls);
-  while (g_hash_table_iter_next (&iter, NULL, &value)) {
-    CallEntry *e = value;
-    if (g_strcmp0 (e->token, token) == 0 && !va_call_is_ending (e->call)) {
-      g_free (e->token); /* the new call owns the state now */
-      e->token = NULL;
-      va_call_end (e->call, VA_CALL_END_HANGUP, "resumed on a new connection");
-    }
-  }
-}
-
-/* Why @stored cannot be resumed, or NULL. */
-static const gchar *
-unresumable (const VaStoredCall *stored)
-{
-  if (stored == NULL)
-    return "no call to resume for this token (it ended long ago or never "
-           "existed): POST without " RESUME_HEADER " for a new call";
-  if (g_strcmp0 (stored->state, "ended") == 0 &&
-      (g_strcmp0 (stored->end_reason, "hangup") == 0 ||
-          g_strcmp0 (stored->end_reason, "max-duration") == 0))
-    return "the call was hung up: POST without " RESUME_HEADER
-           " for a new call";
-  return NULL;
-}
-
-static void
-free_resume_key (gpointer key, gpointer value, gpointer unused)
-{
-  resume_free (key);
-}
-
-static void
-resume_loaded (VaStoredCall *stored, const GError *error, gpointer data)
-{
-  Resume *r = data;
-  VaServer *server = r->server;
-  const VaTemplate *tmpl = NULL;
-  const gchar *why = unresumable (stored);
-  gint64 state_us = g_get_monotonic_time () - r->post_us;
-  CallEntry *e;
-
-  g_hash_table_remove (server->resumes, r);
-  if (error) {
-    soup_message_headers_replace (
-        soup_server_message_get_response_headers (r->msg), "Retry-After",
-        RETRY_AFTER_NO_AUDIO);
-    /* Redis's error may name internal hosts: the log has it. */
-    GST_WARNING ("cannot load a call's state: %s", error->message);
-    respond_error (server, r->msg, SOUP_STATUS_SERVICE_UNAVAILABLE,
-        "cannot resume the call now: the call state store does not answer; "
-        "retry");
-  } else if (why) {
-    respond_error (server, r->msg, SOUP_STATUS_NOT_FOUND, "%s", why);
-  } else if (!(tmpl = g_hash_table_lookup (server->templates, stored->agent))) {
-    respond_error (server, r->msg, SOUP_STATUS_NOT_FOUND,
-        "the call's agent template \"%s\" is not on this instance",
-        stored->agent);
-  } else {
-    end_local_copy (server, r->token);
-    /* Still paused: start_call() keeps it so until the answer. */
-    e = start_call (server, r->msg, TRUE, tmpl, stored->agent,
-        g_steal_pointer (&r->offer), r->token, stored, r->post_us);
-    e->state_us = state_us;
-    server->resumed++;
-    g_clear_object (&r->msg);
-  }
-  va_stored_call_free (stored);
-  resume_free (r);
-}
-
-/* Loads the call's state from Redis (off the main context), then starts
- * it here with its conversation. */
-static void
-resume_call (VaServer *server, SoupServerMessage *msg, const gchar *token,
-    VaOffer *offer, gint64 post_us)
-{
-  Resume *r = g_new0 (Resume, 1);
-
-  r->server = server;
-  r->msg = g_object_ref (msg);
-  r->offer = offer;
-  r->token = g_strdup (token);
-  r->post_us = post_us;
-  soup_server_message_pause (msg);
-  g_hash_table_add (server->resumes, r);
-  va_call_state_load (
-      va_scaleout_get_redis (server->scaleout), token, resume_loaded, r);
-}
-
 /* ---- Sessions: PATCH (trickle / ICE restart) and DELETE ---- */
 
 /* Lenient: some clients send their ETag in an "ETag" request header. */
@@ -1394,14 +875,15 @@ session_patch (VaServer *server, SoupServerMessage *msg, VaPeer *peer)
     return;
   get_body (msg, &data, &len);
   if (if_match == NULL) {
-    respond_error (server, msg, 428 /* Precondition Required, RFC 6585 */,
+    va_respond_error (server, msg, 428 /* Precondition Required, RFC 6585 */,
         "PATCH needs If-Match with the session's ETag (or \"*\" for an "
         "ICE restart)");
     return;
   }
   frag = va_sdpfrag_parse (data, len, &error);
   if (frag == NULL) {
-    respond_error (server, msg, SOUP_STATUS_BAD_REQUEST, "%s", error->message);
+    va_respond_error (
+        server, msg, SOUP_STATUS_BAD_REQUEST, "%s", error->message);
     g_error_free (error);
     return;
   }
@@ -1410,11 +892,11 @@ session_patch (VaServer *server, SoupServerMessage *msg, VaPeer *peer)
           g_strcmp0 (frag->ufrag, va_peer_get_remote_ufrag (peer)) != 0);
   if (restart) {
     /* The session stays as it is; RFC 9725 §4.4.2 lets a server refuse. */
-    respond_error (server, msg, SOUP_STATUS_UNPROCESSABLE_ENTITY,
+    va_respond_error (server, msg, SOUP_STATUS_UNPROCESSABLE_ENTITY,
         "ICE restart is not supported: the session goes on with its current "
         "ICE credentials; to reconnect, DELETE it and POST a new offer");
   } else if (g_strcmp0 (if_match, va_peer_get_etag (peer)) != 0) {
-    respond_error (server, msg, SOUP_STATUS_PRECONDITION_FAILED,
+    va_respond_error (server, msg, SOUP_STATUS_PRECONDITION_FAILED,
         "If-Match %s does not match the session's ETag", if_match);
   } else {
     va_peer_add_candidates (peer, frag);
@@ -1437,7 +919,7 @@ listener_answered (VaCall *call, const gchar *listener_id, const gchar *sdp,
   /* The table owns the key (a copy of the id); the message is ours now. */
   g_hash_table_remove (e->pending_listeners, listener_id);
   if (error) {
-    respond_error (e->server, msg, SOUP_STATUS_BAD_REQUEST,
+    va_respond_error (e->server, msg, SOUP_STATUS_BAD_REQUEST,
         "the offer was not accepted: %s", error->message);
     va_call_remove_listener (call, listener_id);
   } else {
@@ -1496,7 +978,7 @@ check_listener_room (VaServer *server, SoupServerMessage *msg, CallEntry *e)
     return TRUE;
   soup_message_headers_replace (soup_server_message_get_response_headers (msg),
       "Retry-After", RETRY_AFTER_FULL);
-  respond_error (server, msg, SOUP_STATUS_SERVICE_UNAVAILABLE, "%s", why);
+  va_respond_error (server, msg, SOUP_STATUS_SERVICE_UNAVAILABLE, "%s", why);
   return FALSE;
 }
 
@@ -1523,7 +1005,7 @@ whep_post (VaServer *server, SoupServerMessage *msg, CallEntry *e)
       soup_message_headers_replace (
           soup_server_message_get_response_headers (msg), "Retry-After",
           RETRY_AFTER_NO_AUDIO);
-    respond_error (server, msg, status, "%s", error->message);
+    va_respond_error (server, msg, status, "%s", error->message);
     g_error_free (error);
     g_hash_table_remove (e->listener_tokens, lid);
     va_grants_end (server->grants, va_call_get_id (e->call), lid);
@@ -1550,7 +1032,7 @@ route_session (VaServer *server, SoupServerMessage *msg, const gchar *method,
   }
   if (parts[2] &&
       (!g_str_equal (parts[2], "listeners") || !parts[3] || parts[4])) {
-    respond_error (server, msg, SOUP_STATUS_NOT_FOUND, "no such resource");
+    va_respond_error (server, msg, SOUP_STATUS_NOT_FOUND, "no such resource");
     return;
   }
   lid = parts[2] ? parts[3] : NULL;
@@ -1558,7 +1040,8 @@ route_session (VaServer *server, SoupServerMessage *msg, const gchar *method,
     return;
   peer = lid ? va_call_get_listener (e->call, lid) : va_call_get_peer (e->call);
   if (peer == NULL) {
-    respond_error (server, msg, SOUP_STATUS_NOT_FOUND, "no listener %s", lid);
+    va_respond_error (
+        server, msg, SOUP_STATUS_NOT_FOUND, "no listener %s", lid);
     return;
   }
 
@@ -1575,7 +1058,7 @@ route_session (VaServer *server, SoupServerMessage *msg, const gchar *method,
   } else if (g_str_equal (method, "GET") || g_str_equal (method, "HEAD")) {
     respond_empty (server, msg, SOUP_STATUS_NO_CONTENT);
   } else {
-    respond_error (server, msg, SOUP_STATUS_METHOD_NOT_ALLOWED,
+    va_respond_error (server, msg, SOUP_STATUS_METHOD_NOT_ALLOWED,
         "%s is not allowed on a session", method);
   }
 }
@@ -1603,14 +1086,14 @@ route_endpoint (VaServer *server, SoupServerMessage *msg, const gchar *method,
   } else if (g_str_equal (method, "GET") || g_str_equal (method, "HEAD")) {
     respond_empty (server, msg, SOUP_STATUS_NO_CONTENT);
   } else if (!g_str_equal (method, "POST")) {
-    respond_error (server, msg, SOUP_STATUS_METHOD_NOT_ALLOWED,
+    va_respond_error (server, msg, SOUP_STATUS_METHOD_NOT_ALLOWED,
         "use POST with an SDP offer");
   } else if (!whep) {
     if (authorize_caller (server, msg))
       whip_post (server, msg,
           parts[1] ? parts[1] : server->config->default_agent, query);
   } else if (parts[1] == NULL) {
-    respond_error (server, msg, SOUP_STATUS_NOT_FOUND,
+    va_respond_error (server, msg, SOUP_STATUS_NOT_FOUND,
         "WHEP needs the call: POST /whep/{call id}");
   } else if ((e = authorize_call (server, msg, query, parts[1], NULL))) {
     whep_post (server, msg, e);
@@ -1639,6 +1122,9 @@ serve_calls (VaServer *server, SoupServerMessage *msg)
   g_hash_table_iter_init (&iter, server->calls);
   while (g_hash_table_iter_next (&iter, NULL, &value)) {
     CallEntry *e = value;
+    /* Hung up, its pipeline still going down: not a live call. */
+    if (va_call_is_ending (e->call))
+      continue;
     json_builder_begin_object (b);
     json_builder_set_member_name (b, "id");
     json_builder_add_string_value (b, va_call_get_id (e->call));
@@ -1663,7 +1149,7 @@ serve_resource (VaServer *server, SoupServerMessage *msg, const gchar *path,
   GBytes *bytes = g_resources_lookup_data (path, 0, NULL);
 
   if (bytes == NULL) {
-    respond_error (server, msg, SOUP_STATUS_NOT_FOUND, "no page here");
+    va_respond_error (server, msg, SOUP_STATUS_NOT_FOUND, "no page here");
     return;
   }
   add_cors (server, msg);
@@ -1677,31 +1163,19 @@ serve_resource (VaServer *server, SoupServerMessage *msg, const gchar *path,
 static gchar *
 render_metrics (VaServer *server, guint active)
 {
-  gchar *text = va_metrics_render (
-      server->metrics, server->config, active, server->draining);
-  gchar *problem, *all;
+  VaScaleoutMetrics scaleout = { 0 };
+  gchar *problem;
 
   if (server->scaleout == NULL)
-    return text;
+    return va_metrics_render (
+        server->metrics, server->config, active, server->draining, NULL);
   problem = va_scaleout_get_problem (server->scaleout);
-  all =
-      g_strdup_printf ("%s"
-                       "# HELP voiceagent_redis_up 1 while Redis answers\n"
-                       "# TYPE voiceagent_redis_up gauge\n"
-                       "voiceagent_redis_up %d\n"
-                       "# HELP voiceagent_instances Live instances seen "
-                       "in the registry\n"
-                       "# TYPE voiceagent_instances gauge\n"
-                       "voiceagent_instances %u\n"
-                       "# HELP voiceagent_calls_resumed_total Calls resumed "
-                       "here from their stored state\n"
-                       "# TYPE voiceagent_calls_resumed_total counter\n"
-                       "voiceagent_calls_resumed_total %" G_GUINT64_FORMAT "\n",
-          text, problem == NULL, va_scaleout_count_instances (server->scaleout),
-          server->resumed);
+  scaleout.redis_up = problem == NULL;
+  scaleout.instances = va_scaleout_count_instances (server->scaleout);
+  scaleout.resumed = server->resumed;
   g_free (problem);
-  g_free (text);
-  return all;
+  return va_metrics_render (
+      server->metrics, server->config, active, server->draining, &scaleout);
 }
 
 /* Ready, and whether Redis works: without it calls are still taken here
@@ -1753,7 +1227,7 @@ route_ops (VaServer *server, SoupServerMessage *msg, const gchar *path,
     respond_json (server, msg, SOUP_STATUS_OK, "{\"status\":\"ok\"}");
   } else if (g_str_equal (path, "/readyz")) {
     if (server->draining || full)
-      respond_error (server, msg, SOUP_STATUS_SERVICE_UNAVAILABLE, "%s",
+      va_respond_error (server, msg, SOUP_STATUS_SERVICE_UNAVAILABLE, "%s",
           server->draining ? "draining" : "at the call limit");
     else if (server->scaleout)
       serve_ready_scaleout (server, msg, is_operator (server, msg, query));
@@ -1766,7 +1240,8 @@ route_ops (VaServer *server, SoupServerMessage *msg, const gchar *path,
     serve_resource (server, msg, "/org/voiceagent/www/index.html",
         "text/html; charset=utf-8");
   } else {
-    respond_error (server, msg, SOUP_STATUS_NOT_FOUND, "no resource %s", path);
+    va_respond_error (
+        server, msg, SOUP_STATUS_NOT_FOUND, "no resource %s", path);
   }
 }
 
@@ -1803,7 +1278,7 @@ start_scaleout (VaServer *server, GError **error)
       va_scaleout_default_url (server->config, va_server_get_port (server));
 
   server->scaleout =
-      va_scaleout_new (server->config, url, state_resync, server, error);
+      va_scaleout_new (server->config, url, va_state_resync, server, error);
   if (server->scaleout == NULL) {
     g_free (url);
     return FALSE;
@@ -1811,8 +1286,8 @@ start_scaleout (VaServer *server, GError **error)
   g_print ("voiceagent: scale-out through Redis, announced as %s\n", url);
   server->base_url = url;
   server->state_refresh_timer =
-      g_timeout_add_seconds (VA_CALL_STATE_REFRESH_S, state_refresh, server);
-  publish_load (server);
+      g_timeout_add_seconds (VA_CALL_STATE_REFRESH_S, va_state_refresh, server);
+  va_server_publish_load (server);
   return TRUE;
 }
 
@@ -1941,7 +1416,7 @@ void
 va_server_drain (VaServer *server, GSourceFunc done, gpointer data)
 {
   server->draining = TRUE;
-  publish_load (server);
+  va_server_publish_load (server);
   server->drain_done = done;
   server->drain_data = data;
   if (server->drain_timer == 0)
@@ -1970,9 +1445,10 @@ va_server_free (VaServer *server)
   g_clear_handle_id (&server->trim_timer, g_source_remove);
   /* The last writes (calls ended) go out before the registry entry goes. */
   g_clear_pointer (&server->scaleout, va_scaleout_free);
-  g_queue_clear_full (&server->recently_ended, (GDestroyNotify)ended_call_free);
+  g_queue_clear_full (
+      &server->recently_ended, (GDestroyNotify)va_ended_call_free);
   if (server->resumes) {
-    g_hash_table_foreach (server->resumes, (GHFunc)free_resume_key, NULL);
+    g_hash_table_foreach (server->resumes, (GHFunc)va_resume_free_key, NULL);
     g_hash_table_unref (server->resumes);
   }
   g_clear_pointer (&server->guard, va_http_guard_free);

@@ -41,12 +41,6 @@ va_template_get_name (const VaTemplate *t)
   return t->name;
 }
 
-const gchar *
-va_template_get_path (const VaTemplate *t)
-{
-  return t->path;
-}
-
 static gboolean
 is_known_variable (const gchar *name)
 {

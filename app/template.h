@@ -18,7 +18,6 @@ extern const gchar *const va_template_variables[];
 GHashTable *va_templates_load (const gchar *dir, GError **error);
 
 const gchar *va_template_get_name (const VaTemplate *tmpl);
-const gchar *va_template_get_path (const VaTemplate *tmpl);
 
 /* Fills in @vars (name → value; values are escaped for gst-launch quoting)
  * and builds the pipeline. Returns NULL with @error on failure. */

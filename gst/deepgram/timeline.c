@@ -452,12 +452,6 @@ dg_timeline_get_sent_total (DgTimeline *tl)
   return tl->sent_total;
 }
 
-GstClockTime
-dg_timeline_get_end_running_time (DgTimeline *tl)
-{
-  return tl->end_running_time;
-}
-
 guint
 dg_timeline_get_rate (DgTimeline *tl)
 {

@@ -50,7 +50,6 @@ guint64 dg_timeline_get_fresh (DgTimeline *tl);
 guint64 dg_timeline_get_pending (DgTimeline *tl);
 guint64 dg_timeline_get_retained (DgTimeline *tl);
 guint64 dg_timeline_get_sent_total (DgTimeline *tl);
-GstClockTime dg_timeline_get_end_running_time (DgTimeline *tl);
 guint dg_timeline_get_rate (DgTimeline *tl);
 
 G_END_DECLS

@@ -760,9 +760,12 @@ static const gchar *const as_names[N_AS] = { "no token", "a wrong token",
  * (WHEP); B and C, calls whose peers never connect. Four of --max-calls 5
  * are taken, A's one listener of --max-listeners 1. It also listens for
  * operators (--ops-listen, a free port filled in). */
+/* B and C never connect: --connect-timeout must outlast the tests that
+ * use them, whatever the machine's load. */
 static const gchar *const live_args[] = { "--max-body", "4096",
   "--request-timeout", "2", "--idle-timeout", "3", "--max-connections", "64",
-  "--max-calls", "5", "--max-listeners", "1", "--ops-listen", NULL, NULL };
+  "--max-calls", "5", "--max-listeners", "1", "--connect-timeout", "600",
+  "--ops-listen", NULL, NULL };
 
 static Server *srv;
 

@@ -1,0 +1,113 @@
+/* voiceagent: what server.c and resume.c share: the server and its calls.
+ * SPDX-License-Identifier: LGPL-2.1-or-later
+ *
+ * Private to app/: VaServer's fields and one CallEntry per live call.
+ * Everything here is main-context only.
+ */
+#pragma once
+
+#include <libsoup/soup.h>
+#include "call.h"
+#include "callstate.h"
+#include "conversation.h"
+#include "grants.h"
+#include "httpguard.h"
+#include "metrics.h"
+#include "records.h"
+#include "scaleout.h"
+#include "sdp.h"
+#include "server.h"
+#include "template.h"
+
+G_BEGIN_DECLS
+
+#define RETRY_AFTER_NO_AUDIO "1"
+#define RESUME_HEADER "Voiceagent-Resume"
+#define RESUME_TOKEN_HEADER "Voiceagent-Resume-Token"
+/* Writes of a call's state are coalesced over this long. */
+#define STATE_WRITE_DELAY_MS 50
+
+typedef struct _CallEntry CallEntry;
+
+struct _VaServer
+{
+  VaConfig *config;
+  SoupServer *soup;
+  VaHttpGuard *guard; /* accepts its connections, bounds its requests */
+  VaGrants *grants; /* the tokens of calls and listeners */
+  GHashTable *templates; /* name → VaTemplate* */
+  GHashTable *calls; /* id → CallEntry* */
+  VaMetrics *metrics;
+  VaRecords *records;
+  gboolean draining;
+  GSourceFunc drain_done;
+  gpointer drain_data;
+  guint drain_timer;
+  VaScaleout *scaleout; /* NULL without --redis */
+  guint state_refresh_timer; /* keeps live calls' keys from expiring */
+  GHashTable *resumes; /* Resume* waiting for Redis (a set) */
+  gchar *base_url; /* this instance as announced (--redis only), or NULL */
+  guint64 resumed; /* calls resumed here */
+  /* EndedCall*, oldest first: calls that ended within the live TTL, whose
+   * "ended" write a resync repeats (it is lost if Redis was down then) */
+  GQueue recently_ended;
+  guint trim_timer; /* gives the heap back once idle */
+};
+
+typedef struct
+{
+  gchar *token;
+  const gchar *reason; /* static */
+  gint64 ended_us; /* monotonic */
+} EndedCall;
+
+struct _CallEntry
+{
+  VaServer *server;
+  VaCall *call;
+  gchar *agent;
+  gchar *call_token; /* the caller's capability for this call (grants) */
+  GHashTable *listener_tokens; /* listener id → its capability (grants) */
+  SoupServerMessage *pending; /* the POST waiting for its answer */
+  GHashTable *pending_listeners; /* listener id → SoupServerMessage* */
+  VaConversation *conversation;
+  /* Scale-out (NULL/0 without --redis) */
+  gchar *token; /* resume token: the call's key in Redis */
+  gchar *vars_json; /* the template variables, as stored */
+  guint state_write; /* a coalesced state write is due */
+  gint64 post_us; /* monotonic time the POST arrived */
+  gint64 state_us; /* time taken to load a resumed call's state, or -1 */
+  gint64 pipeline_us; /* POST to the pipeline playing and the offer set */
+};
+
+/* server.c */
+/* Error with a JSON body that names the cause and, where one exists, the
+ * fix. */
+void va_respond_error (VaServer *server, SoupServerMessage *msg, guint status,
+    const gchar *format, ...) G_GNUC_PRINTF (4, 5);
+/* Creates the call and answers @offer (taken); @stored (a resumed call's
+ * state, or NULL) gives its conversation. The POST is paused (unless
+ * @paused says it already is) until the answer. Returns the call's entry,
+ * owned by server->calls. */
+CallEntry *va_server_start_call (VaServer *server, SoupServerMessage *msg,
+    gboolean paused, const VaTemplate *tmpl, const gchar *agent, VaOffer *offer,
+    const gchar *token, const VaStoredCall *stored, gint64 post_us);
+
+/* resume.c: with --redis, each call's state in Redis, and resuming a call
+ * that lived on another instance. Without --redis they do nothing. */
+void va_server_publish_load (VaServer *server);
+void va_state_prepare (CallEntry *e, GHashTable *vars, const gchar *token,
+    const VaStoredCall *stored);
+void va_state_changed (CallEntry *e, const GstStructure *s);
+void va_state_end (CallEntry *e, VaCallEndReason reason);
+void va_state_resync (gpointer server);
+gboolean va_state_refresh (gpointer server);
+void va_ended_call_free (EndedCall *c);
+const gchar *va_resume_token_of (SoupServerMessage *msg, GHashTable *query);
+gboolean va_resume_check_token (
+    VaServer *server, SoupServerMessage *msg, const gchar *token);
+void va_resume_call (VaServer *server, SoupServerMessage *msg,
+    const gchar *token, VaOffer *offer, gint64 post_us);
+void va_resume_free_key (gpointer key, gpointer value, gpointer unused);
+
+G_END_DECLS
