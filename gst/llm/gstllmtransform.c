@@ -91,6 +91,7 @@
 #include "llmchat.h"
 #include "llmchunker.h"
 #include "llmhistory.h"
+#include "llmoptions.h"
 #include "llmsse.h"
 
 GST_DEBUG_CATEGORY_STATIC (gst_llm_transform_debug);
@@ -104,23 +105,12 @@ static GstStaticPadTemplate src_template =
     GST_STATIC_PAD_TEMPLATE ("src", GST_PAD_SRC, GST_PAD_ALWAYS,
         GST_STATIC_CAPS ("text/x-raw, format = (string) utf8"));
 
+/* The options (llmoptions.h) take the ids from PROP_OPTIONS_FIRST on, in
+ * LlmOption order; `history` is the element's own. */
 enum {
   PROP_0,
-  PROP_URL,
-  PROP_API_KEY,
-  PROP_MODEL,
-  PROP_SYSTEM_PROMPT,
-  PROP_GREETING,
-  PROP_TEMPERATURE,
-  PROP_MAX_TOKENS,
-  PROP_HISTORY_TURNS,
-  PROP_EXTRA_BODY,
-  PROP_FIRST_TOKEN_TIMEOUT,
-  PROP_FALLBACK_TEXT,
-  PROP_INTERRUPTION,
-  PROP_CLAUSE_MIN_CHARS,
-  PROP_CLAUSE_MAX_WAIT_MS,
-  PROP_HISTORY,
+  PROP_OPTIONS_FIRST,
+  PROP_HISTORY = PROP_OPTIONS_FIRST + LLM_OPT_COUNT,
 };
 
 enum {
@@ -128,24 +118,6 @@ enum {
   SIGNAL_SAY,
   N_SIGNALS,
 };
-
-#define DEFAULT_URL "https://api.openai.com/v1"
-#define DEFAULT_MODEL "gpt-4o-mini"
-#define DEFAULT_SYSTEM_PROMPT                                                  \
-  "You are a helpful voice assistant on a call. Answer in one to three "       \
-  "short spoken sentences, in plain words: no lists, markdown, emoji or "      \
-  "links."
-#define DEFAULT_GREETING NULL
-#define DEFAULT_TEMPERATURE (-1.0)
-#define DEFAULT_MAX_TOKENS 0
-#define DEFAULT_HISTORY_TURNS 20
-#define DEFAULT_EXTRA_BODY NULL
-#define DEFAULT_FIRST_TOKEN_TIMEOUT 3000
-#define DEFAULT_FALLBACK_TEXT                                                  \
-  "Sorry, I'm having trouble answering right now. Could you say that again?"
-#define DEFAULT_INTERRUPTION GST_LLM_INTERRUPTION_VAD
-#define DEFAULT_CLAUSE_MIN_CHARS 10
-#define DEFAULT_CLAUSE_MAX_WAIT_MS 250
 
 /* Retry after this long when the server gives no Retry-After. */
 #define RETRY_DELAY_MS 250
@@ -256,23 +228,6 @@ typedef struct
   TimerKind kind;
 } TimerCtx;
 
-/* Copy of the properties a request needs; local to one call. */
-typedef struct
-{
-  gchar *url;
-  gchar *api_key;
-  gchar *model;
-  gchar *system_prompt;
-  gchar *extra_body;
-  gchar *fallback_text;
-  gdouble temperature;
-  gint max_tokens;
-  guint history_turns;
-  guint first_token_timeout;
-  guint min_chars;
-  guint max_wait_ms;
-} Settings;
-
 struct _GstLlmTransform
 {
   GstElement parent;
@@ -280,21 +235,9 @@ struct _GstLlmTransform
   GstPad *sinkpad; /* set in init, read-only after */
   GstPad *srcpad; /* set in init, read-only after */
 
-  /* Properties: protected by OBJECT_LOCK */
-  gchar *url;
-  gchar *api_key;
-  gchar *model;
-  gchar *system_prompt;
-  gchar *greeting;
-  gdouble temperature;
-  gint max_tokens;
-  guint history_turns;
-  gchar *extra_body;
-  guint first_token_timeout;
-  gchar *fallback_text;
-  GstLlmInterruption interruption;
-  guint clause_min_chars;
-  guint clause_max_wait_ms;
+  /* Properties except `history`: protected by OBJECT_LOCK. A reply copies
+   * them under it (llm_options_copy) and uses the copy. */
+  LlmOptions opts;
 
   /* Conversation state: protected by lock. Lock order: lock, then
    * OBJECT_LOCK (never the reverse). */
@@ -369,107 +312,9 @@ gst_llm_interruption_get_type (void)
 /* ---- Class ---- */
 
 static void
-install_string_properties (GObjectClass *gobject_class)
+install_properties (GObjectClass *gobject_class)
 {
-  GParamFlags rw =
-      G_PARAM_READWRITE | G_PARAM_STATIC_STRINGS | GST_PARAM_MUTABLE_PLAYING;
-
-  /**
-   * GstLlmTransform:url:
-   *
-   * Base URL of the API, up to and including the version (`/v1`); requests
-   * go to `{url}/chat/completions`. A URL that already ends in
-   * `/chat/completions` is used as is.
-   */
-  g_object_class_install_property (gobject_class, PROP_URL,
-      g_param_spec_string ("url", "URL",
-          "Base URL of the OpenAI-compatible API, e.g. "
-          "http://127.0.0.1:8000/v1 (vLLM), http://127.0.0.1:11434/v1 "
-          "(Ollama); requests go to {url}/chat/completions",
-          DEFAULT_URL, rw));
-  /**
-   * GstLlmTransform:api-key:
-   *
-   * Sent as `Authorization: Bearer KEY`; none is sent when empty (local
-   * servers need none). Write-only, so pipeline dumps never show it.
-   */
-  g_object_class_install_property (gobject_class, PROP_API_KEY,
-      g_param_spec_string ("api-key", "API key",
-          "API key (default: $LLM_API_KEY, else $OPENAI_API_KEY; empty: no "
-          "Authorization header)",
-          NULL,
-          G_PARAM_WRITABLE | G_PARAM_STATIC_STRINGS |
-              GST_PARAM_MUTABLE_PLAYING));
-  g_object_class_install_property (gobject_class, PROP_MODEL,
-      g_param_spec_string ("model", "Model",
-          "Model name as the server knows it", DEFAULT_MODEL, rw));
-  g_object_class_install_property (gobject_class, PROP_SYSTEM_PROMPT,
-      g_param_spec_string ("system-prompt", "System prompt",
-          "First message of every request (empty: none)", DEFAULT_SYSTEM_PROMPT,
-          rw));
-  g_object_class_install_property (gobject_class, PROP_GREETING,
-      g_param_spec_string ("greeting", "Greeting",
-          "Said when the call starts (first PAUSED to PLAYING), if set",
-          DEFAULT_GREETING, rw));
-  /**
-   * GstLlmTransform:extra-body:
-   *
-   * Server-specific options, e.g. `{"chat_template_kwargs":
-   * {"enable_thinking": false}}` for Qwen3 on vLLM or SGLang,
-   * `{"keep_alive": "30m"}` for Ollama, `{"max_completion_tokens": 200}`
-   * for OpenAI's reasoning models. Members replace the element's own.
-   */
-  g_object_class_install_property (gobject_class, PROP_EXTRA_BODY,
-      g_param_spec_string ("extra-body", "Extra body",
-          "JSON object merged at the top level of every request body, for "
-          "server-specific options",
-          DEFAULT_EXTRA_BODY, rw));
-  g_object_class_install_property (gobject_class, PROP_FALLBACK_TEXT,
-      g_param_spec_string ("fallback-text", "Fallback text",
-          "Said when the server fails twice (or once, if a retry cannot "
-          "help), so the caller never waits in silence (empty: nothing)",
-          DEFAULT_FALLBACK_TEXT, rw));
-}
-
-static void
-install_number_properties (GObjectClass *gobject_class)
-{
-  GParamFlags rw =
-      G_PARAM_READWRITE | G_PARAM_STATIC_STRINGS | GST_PARAM_MUTABLE_PLAYING;
-
-  g_object_class_install_property (gobject_class, PROP_TEMPERATURE,
-      g_param_spec_double ("temperature", "Temperature",
-          "Sampling temperature (-1: not sent, the server's default; "
-          "reasoning models accept only their default)",
-          -1.0, 2.0, DEFAULT_TEMPERATURE, rw));
-  g_object_class_install_property (gobject_class, PROP_MAX_TOKENS,
-      g_param_spec_int ("max-tokens", "Max tokens",
-          "Upper bound of tokens per reply, sent as max_tokens (0: not sent)",
-          0, G_MAXINT, DEFAULT_MAX_TOKENS, rw));
-  g_object_class_install_property (gobject_class, PROP_HISTORY_TURNS,
-      g_param_spec_uint ("history-turns", "History turns",
-          "Past exchanges (caller's words and what the caller heard of the "
-          "answer) sent with each request (0: none)",
-          0, 100000, DEFAULT_HISTORY_TURNS, rw));
-  g_object_class_install_property (gobject_class, PROP_FIRST_TOKEN_TIMEOUT,
-      g_param_spec_uint ("first-token-timeout", "First token timeout",
-          "A first token later than this (in milliseconds) counts as a "
-          "failed request (0: wait for ever)",
-          0, 600000, DEFAULT_FIRST_TOKEN_TIMEOUT, rw));
-  g_object_class_install_property (gobject_class, PROP_INTERRUPTION,
-      g_param_spec_enum ("interruption", "Interruption",
-          "What cancels a reply in flight (barge-in)",
-          GST_TYPE_LLM_INTERRUPTION, DEFAULT_INTERRUPTION, rw));
-  g_object_class_install_property (gobject_class, PROP_CLAUSE_MIN_CHARS,
-      g_param_spec_uint ("clause-min-chars", "Clause minimum characters",
-          "A piece is cut at punctuation only once it holds this many "
-          "characters (shorter pieces make choppy speech)",
-          1, 10000, DEFAULT_CLAUSE_MIN_CHARS, rw));
-  g_object_class_install_property (gobject_class, PROP_CLAUSE_MAX_WAIT_MS,
-      g_param_spec_uint ("clause-max-wait-ms", "Clause maximum wait",
-          "Text waiting this long (in milliseconds, on the pipeline clock) "
-          "for punctuation goes out up to its last word (0: never)",
-          0, 60000, DEFAULT_CLAUSE_MAX_WAIT_MS, rw));
+  llm_options_install (gobject_class, PROP_OPTIONS_FIRST);
   /**
    * GstLlmTransform:history:
    *
@@ -488,7 +333,9 @@ install_number_properties (GObjectClass *gobject_class)
           "({\"role\":\"user\"|\"assistant\",\"content\"}); writing it "
           "replaces the conversation (a resumed call), and a call started "
           "with one says no greeting",
-          NULL, rw));
+          NULL,
+          G_PARAM_READWRITE | G_PARAM_STATIC_STRINGS |
+              GST_PARAM_MUTABLE_PLAYING));
 }
 
 static void
@@ -536,8 +383,7 @@ gst_llm_transform_class_init (GstLlmTransformClass *klass)
   gobject_class->finalize = gst_llm_transform_finalize;
   gobject_class->set_property = gst_llm_transform_set_property;
   gobject_class->get_property = gst_llm_transform_get_property;
-  install_string_properties (gobject_class);
-  install_number_properties (gobject_class);
+  install_properties (gobject_class);
   install_signals (gobject_class);
 
   element_class->change_state =
@@ -554,19 +400,6 @@ gst_llm_transform_class_init (GstLlmTransformClass *klass)
       "gst-launch-1.0 -q fdsrc ! text/x-raw,format=utf8 ! llmtransform "
       "url=http://127.0.0.1:8790/v1 api-key=local ! fdsink");
   gst_type_mark_as_plugin_api (GST_TYPE_LLM_INTERRUPTION, 0);
-}
-
-static gchar *
-api_key_from_env (void)
-{
-  const gchar *key = g_getenv ("LLM_API_KEY");
-
-  if (key == NULL || *key == '\0')
-    key = g_getenv ("OPENAI_API_KEY");
-  if (key == NULL || *key == '\0')
-    return NULL;
-  gst_voice_redact_add_secret (key);
-  return g_strdup (key);
 }
 
 static void
@@ -587,20 +420,7 @@ gst_llm_transform_init (GstLlmTransform *self)
   gst_pad_use_fixed_caps (self->srcpad);
   gst_element_add_pad (GST_ELEMENT (self), self->srcpad);
 
-  self->url = g_strdup (DEFAULT_URL);
-  self->api_key = api_key_from_env ();
-  self->model = g_strdup (DEFAULT_MODEL);
-  self->system_prompt = g_strdup (DEFAULT_SYSTEM_PROMPT);
-  self->greeting = g_strdup (DEFAULT_GREETING);
-  self->temperature = DEFAULT_TEMPERATURE;
-  self->max_tokens = DEFAULT_MAX_TOKENS;
-  self->history_turns = DEFAULT_HISTORY_TURNS;
-  self->extra_body = g_strdup (DEFAULT_EXTRA_BODY);
-  self->first_token_timeout = DEFAULT_FIRST_TOKEN_TIMEOUT;
-  self->fallback_text = g_strdup (DEFAULT_FALLBACK_TEXT);
-  self->interruption = DEFAULT_INTERRUPTION;
-  self->clause_min_chars = DEFAULT_CLAUSE_MIN_CHARS;
-  self->clause_max_wait_ms = DEFAULT_CLAUSE_MAX_WAIT_MS;
+  llm_options_init (&self->opts);
 
   g_mutex_init (&self->lock);
   g_cond_init (&self->cond);
@@ -625,13 +445,7 @@ gst_llm_transform_finalize (GObject *object)
 {
   GstLlmTransform *self = GST_LLM_TRANSFORM (object);
 
-  g_free (self->url);
-  g_free (self->api_key);
-  g_free (self->model);
-  g_free (self->system_prompt);
-  g_free (self->greeting);
-  g_free (self->extra_body);
-  g_free (self->fallback_text);
+  llm_options_clear (&self->opts);
   g_queue_clear_full (&self->out, (GDestroyNotify)out_item_free);
   llm_history_clear (&self->history);
   g_string_free (self->user_text, TRUE);
@@ -641,35 +455,18 @@ gst_llm_transform_finalize (GObject *object)
   G_OBJECT_CLASS (parent_class)->finalize (object);
 }
 
+/* Warns about an extra-body that is not a JSON object. It is stored
+ * anyway: the request says so again, and NULL→READY fails. */
 static void
-replace_string (gchar **field, const GValue *value)
-{
-  g_free (*field);
-  *field = g_value_dup_string (value);
-}
-
-static void
-set_api_key (GstLlmTransform *self, const GValue *value)
-{
-  const gchar *key = g_value_get_string (value);
-
-  if (key && *key)
-    gst_voice_redact_add_secret (key);
-  replace_string (&self->api_key, value);
-}
-
-static void
-set_extra_body (GstLlmTransform *self, const GValue *value)
+check_extra_body (GstLlmTransform *self, const GValue *value)
 {
   GError *err = NULL;
 
   if (!llm_chat_check_extra_body (g_value_get_string (value), &err)) {
-    /* Kept anyway: the request says so again, and NULL→READY fails. */
     GST_WARNING_OBJECT (
         self, "extra-body is not a JSON object: %s", err->message);
     g_error_free (err);
   }
-  replace_string (&self->extra_body, value);
 }
 
 /* Takes the conversation lock, so it runs outside OBJECT_LOCK (lock order). */
@@ -713,54 +510,14 @@ gst_llm_transform_set_property (
     set_history (self, g_value_get_string (value));
     return;
   }
+  if (prop_id == PROP_OPTIONS_FIRST + LLM_OPT_EXTRA_BODY)
+    check_extra_body (self, value);
   GST_OBJECT_LOCK (self);
-  switch (prop_id) {
-    case PROP_URL:
-      replace_string (&self->url, value);
-      break;
-    case PROP_API_KEY:
-      set_api_key (self, value);
-      break;
-    case PROP_MODEL:
-      replace_string (&self->model, value);
-      break;
-    case PROP_SYSTEM_PROMPT:
-      replace_string (&self->system_prompt, value);
-      break;
-    case PROP_GREETING:
-      replace_string (&self->greeting, value);
-      break;
-    case PROP_TEMPERATURE:
-      self->temperature = g_value_get_double (value);
-      break;
-    case PROP_MAX_TOKENS:
-      self->max_tokens = g_value_get_int (value);
-      break;
-    case PROP_HISTORY_TURNS:
-      self->history_turns = g_value_get_uint (value);
-      break;
-    case PROP_EXTRA_BODY:
-      set_extra_body (self, value);
-      break;
-    case PROP_FIRST_TOKEN_TIMEOUT:
-      self->first_token_timeout = g_value_get_uint (value);
-      break;
-    case PROP_FALLBACK_TEXT:
-      replace_string (&self->fallback_text, value);
-      break;
-    case PROP_INTERRUPTION:
-      self->interruption = g_value_get_enum (value);
-      break;
-    case PROP_CLAUSE_MIN_CHARS:
-      self->clause_min_chars = g_value_get_uint (value);
-      break;
-    case PROP_CLAUSE_MAX_WAIT_MS:
-      self->clause_max_wait_ms = g_value_get_uint (value);
-      break;
-    default:
-      G_OBJECT_WARN_INVALID_PROPERTY_ID (object, prop_id, pspec);
-      break;
-  }
+  if (prop_id >= PROP_OPTIONS_FIRST &&
+      prop_id < PROP_OPTIONS_FIRST + LLM_OPT_COUNT)
+    llm_options_set (&self->opts, prop_id - PROP_OPTIONS_FIRST, value);
+  else
+    G_OBJECT_WARN_INVALID_PROPERTY_ID (object, prop_id, pspec);
   GST_OBJECT_UNLOCK (self);
 }
 
@@ -775,81 +532,12 @@ gst_llm_transform_get_property (
     return;
   }
   GST_OBJECT_LOCK (self);
-  switch (prop_id) {
-    case PROP_URL:
-      g_value_set_string (value, self->url);
-      break;
-    case PROP_MODEL:
-      g_value_set_string (value, self->model);
-      break;
-    case PROP_SYSTEM_PROMPT:
-      g_value_set_string (value, self->system_prompt);
-      break;
-    case PROP_GREETING:
-      g_value_set_string (value, self->greeting);
-      break;
-    case PROP_TEMPERATURE:
-      g_value_set_double (value, self->temperature);
-      break;
-    case PROP_MAX_TOKENS:
-      g_value_set_int (value, self->max_tokens);
-      break;
-    case PROP_HISTORY_TURNS:
-      g_value_set_uint (value, self->history_turns);
-      break;
-    case PROP_EXTRA_BODY:
-      g_value_set_string (value, self->extra_body);
-      break;
-    case PROP_FIRST_TOKEN_TIMEOUT:
-      g_value_set_uint (value, self->first_token_timeout);
-      break;
-    case PROP_FALLBACK_TEXT:
-      g_value_set_string (value, self->fallback_text);
-      break;
-    case PROP_INTERRUPTION:
-      g_value_set_enum (value, self->interruption);
-      break;
-    case PROP_CLAUSE_MIN_CHARS:
-      g_value_set_uint (value, self->clause_min_chars);
-      break;
-    case PROP_CLAUSE_MAX_WAIT_MS:
-      g_value_set_uint (value, self->clause_max_wait_ms);
-      break;
-    default:
-      G_OBJECT_WARN_INVALID_PROPERTY_ID (object, prop_id, pspec);
-      break;
-  }
+  if (prop_id >= PROP_OPTIONS_FIRST &&
+      prop_id < PROP_OPTIONS_FIRST + LLM_OPT_COUNT)
+    llm_options_get (&self->opts, prop_id - PROP_OPTIONS_FIRST, value);
+  else
+    G_OBJECT_WARN_INVALID_PROPERTY_ID (object, prop_id, pspec);
   GST_OBJECT_UNLOCK (self);
-}
-
-static void
-settings_copy (GstLlmTransform *self, Settings *s)
-{
-  GST_OBJECT_LOCK (self);
-  s->url = g_strdup (self->url);
-  s->api_key = g_strdup (self->api_key);
-  s->model = g_strdup (self->model);
-  s->system_prompt = g_strdup (self->system_prompt);
-  s->extra_body = g_strdup (self->extra_body);
-  s->fallback_text = g_strdup (self->fallback_text);
-  s->temperature = self->temperature;
-  s->max_tokens = self->max_tokens;
-  s->history_turns = self->history_turns;
-  s->first_token_timeout = self->first_token_timeout;
-  s->min_chars = self->clause_min_chars;
-  s->max_wait_ms = self->clause_max_wait_ms;
-  GST_OBJECT_UNLOCK (self);
-}
-
-static void
-settings_clear (Settings *s)
-{
-  g_free (s->url);
-  g_free (s->api_key);
-  g_free (s->model);
-  g_free (s->system_prompt);
-  g_free (s->extra_body);
-  g_free (s->fallback_text);
 }
 
 /* ---- Clock, bus messages and deferred work ---- */
@@ -1103,7 +791,7 @@ speak_locked (GstLlmTransform *self, const gchar *text, guint turn,
   /* An application that only ever says things must not grow the history
    * without bound. */
   GST_OBJECT_LOCK (self);
-  keep = self->history_turns;
+  keep = self->opts.history_turns;
   GST_OBJECT_UNLOCK (self);
   llm_history_trim (&self->history, keep);
   e = llm_history_add (&self->history, turn, NULL);
@@ -1295,8 +983,8 @@ url_is_http (const gchar *url)
 /* Returns: (transfer full): the request body answering @user after the
  * history, or NULL (error posted) when it cannot be built. */
 static GBytes *
-build_body_locked (GstLlmTransform *self, const Settings *s, const gchar *user,
-    guint *n_messages, Deferred *d)
+build_body_locked (GstLlmTransform *self, const LlmOptions *s,
+    const gchar *user, guint *n_messages, Deferred *d)
 {
   GArray *msgs = llm_history_messages (&self->history, s->system_prompt, user);
   LlmChatRequest req = { 0 };
@@ -1326,7 +1014,7 @@ build_body_locked (GstLlmTransform *self, const Settings *s, const gchar *user,
 }
 
 static Reply *
-reply_new_locked (GstLlmTransform *self, const Settings *s, guint turn,
+reply_new_locked (GstLlmTransform *self, const LlmOptions *s, guint turn,
     const gchar *user, gboolean combined, Deferred *d)
 {
   Reply *r;
@@ -1355,8 +1043,8 @@ reply_new_locked (GstLlmTransform *self, const Settings *s, guint turn,
   r->model = g_strdup (s->model ? s->model : "");
   r->body = build_body_locked (self, s, user, &r->n_messages, d);
   r->fallback_text = g_strdup (s->fallback_text ? s->fallback_text : "");
-  r->min_chars = MAX (s->min_chars, 1);
-  r->max_wait_ms = s->max_wait_ms;
+  r->min_chars = MAX (s->clause_min_chars, 1);
+  r->max_wait_ms = s->clause_max_wait_ms;
   r->token_timeout_ms = s->first_token_timeout;
   r->after = g_ptr_array_new_with_free_func (g_free);
   r->start_us = g_get_monotonic_time ();
@@ -1381,7 +1069,7 @@ start_reply_locked (
   LlmExchange *last;
   gchar *user;
   gboolean combined = FALSE;
-  Settings s = { 0 };
+  LlmOptions s;
 
   if (self->client == NULL || self->flushing)
     return;
@@ -1398,11 +1086,13 @@ start_reply_locked (
   GST_DEBUG_OBJECT (self, "turn %u: answering \"%s\"%s", turn, user,
       combined ? " (combined)" : "");
 
-  settings_copy (self, &s);
+  GST_OBJECT_LOCK (self);
+  llm_options_copy (&self->opts, &s);
+  GST_OBJECT_UNLOCK (self);
   self->reply = reply_new_locked (self, &s, turn, user, combined, d);
   if (self->reply)
     start_attempt_locked (self, self->reply, d);
-  settings_clear (&s);
+  llm_options_clear (&s);
   g_free (user);
 }
 
@@ -1943,7 +1633,7 @@ handle_barge_in (GstLlmTransform *self, GstEvent *event, gboolean is_vad)
   OutItem *item;
 
   GST_OBJECT_LOCK (self);
-  mode = self->interruption;
+  mode = self->opts.interruption;
   GST_OBJECT_UNLOCK (self);
 
   g_mutex_lock (&self->lock);
@@ -2296,7 +1986,7 @@ start_client (GstLlmTransform *self)
   gboolean ok;
 
   GST_OBJECT_LOCK (self);
-  ok = llm_chat_check_extra_body (self->extra_body, &err);
+  ok = llm_chat_check_extra_body (self->opts.extra_body, &err);
   GST_OBJECT_UNLOCK (self);
   if (!ok) {
     GST_ELEMENT_ERROR (self, RESOURCE, SETTINGS,
@@ -2353,7 +2043,7 @@ greet (GstLlmTransform *self)
   gchar *greeting;
 
   GST_OBJECT_LOCK (self);
-  greeting = g_strdup (self->greeting);
+  greeting = g_strdup (self->opts.greeting);
   GST_OBJECT_UNLOCK (self);
   g_mutex_lock (&self->lock);
   /* A resumed conversation (history written before the start) goes on. */
