@@ -1,0 +1,83 @@
+/* gst-voiceagent
+ * Copyright (C) 2026 gst-voiceagent contributors
+ * SPDX-License-Identifier: LGPL-2.1-or-later
+ */
+#pragma once
+
+#include <gst/gst.h>
+
+#include "gstllmtransform.h"
+
+G_BEGIN_DECLS
+
+/* The request options of llmtransform: its properties, except `history`
+ * (that is conversation state, not an option). Defined once here as a
+ * table, so the element keeps one struct of values and copies it for a
+ * request instead of mirroring every field. */
+
+#define LLM_DEFAULT_URL "https://api.openai.com/v1"
+#define LLM_DEFAULT_MODEL "gpt-4o-mini"
+#define LLM_DEFAULT_SYSTEM_PROMPT                                              \
+  "You are a helpful voice assistant on a call. Answer in one to three "       \
+  "short spoken sentences, in plain words: no lists, markdown, emoji or "      \
+  "links."
+#define LLM_DEFAULT_GREETING NULL
+#define LLM_DEFAULT_TEMPERATURE (-1.0)
+#define LLM_DEFAULT_MAX_TOKENS 0
+#define LLM_DEFAULT_HISTORY_TURNS 20
+#define LLM_DEFAULT_EXTRA_BODY NULL
+#define LLM_DEFAULT_FIRST_TOKEN_TIMEOUT 3000
+#define LLM_DEFAULT_FALLBACK_TEXT                                              \
+  "Sorry, I'm having trouble answering right now. Could you say that again?"
+#define LLM_DEFAULT_INTERRUPTION GST_LLM_INTERRUPTION_VAD
+#define LLM_DEFAULT_CLAUSE_MIN_CHARS 10
+#define LLM_DEFAULT_CLAUSE_MAX_WAIT_MS 250
+
+/* Option ids, relative to the first id the class gives llm_options_install;
+ * in the order the properties always had. */
+typedef enum {
+  LLM_OPT_URL = 0,
+  LLM_OPT_API_KEY,
+  LLM_OPT_MODEL,
+  LLM_OPT_SYSTEM_PROMPT,
+  LLM_OPT_GREETING,
+  LLM_OPT_TEMPERATURE,
+  LLM_OPT_MAX_TOKENS,
+  LLM_OPT_HISTORY_TURNS,
+  LLM_OPT_EXTRA_BODY,
+  LLM_OPT_FIRST_TOKEN_TIMEOUT,
+  LLM_OPT_FALLBACK_TEXT,
+  LLM_OPT_INTERRUPTION,
+  LLM_OPT_CLAUSE_MIN_CHARS,
+  LLM_OPT_CLAUSE_MAX_WAIT_MS,
+  LLM_OPT_COUNT
+} LlmOption;
+
+/* One set of option values. The element's copy is protected by its
+ * OBJECT_LOCK; a copy made with llm_options_copy belongs to its maker. */
+typedef struct
+{
+  gchar *url; /* base URL of the API; NULL when set to NULL */
+  gchar *api_key; /* write-only; NULL or empty: no Authorization header */
+  gchar *model;
+  gchar *system_prompt;
+  gchar *greeting;
+  gdouble temperature; /* -1: not sent */
+  gint max_tokens; /* 0: not sent */
+  guint history_turns;
+  gchar *extra_body; /* JSON object text, checked when set and at start */
+  guint first_token_timeout; /* in milliseconds, 0: none */
+  gchar *fallback_text;
+  GstLlmInterruption interruption;
+  guint clause_min_chars;
+  guint clause_max_wait_ms;
+} LlmOptions;
+
+void llm_options_install (GObjectClass *klass, guint first_prop_id);
+void llm_options_init (LlmOptions *opts);
+void llm_options_clear (LlmOptions *opts);
+void llm_options_copy (const LlmOptions *src, LlmOptions *dest);
+void llm_options_set (LlmOptions *opts, LlmOption opt, const GValue *value);
+void llm_options_get (const LlmOptions *opts, LlmOption opt, GValue *value);
+
+G_END_DECLS

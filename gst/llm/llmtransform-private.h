@@ -1,0 +1,182 @@
+/* gst-voiceagent
+ * Copyright (C) 2026 gst-voiceagent contributors
+ * SPDX-License-Identifier: LGPL-2.1-or-later
+ */
+
+/* What gstllmtransform.c (pads, src task, events, state changes, property
+ * glue) and llmreply.c (the reply, its attempts and retry, the HTTP
+ * callbacks and timers, the output queue) both see: the element's struct,
+ * the reply's state, and the functions one file calls in the other. Not
+ * installed; nothing outside gst/llm/ includes it.
+ *
+ * Threads: the sink pad's streaming thread, the src pad's task, the
+ * application (properties, action signals, state changes), the I/O thread
+ * of the GstVoiceClient (HTTP callbacks) and the clock thread (timers).
+ *
+ * Lock order: GstLlmTransform.lock, then OBJECT_LOCK (never the reverse).
+ * Neither is held while calling the client, the clock or the bus: a
+ * handler records that work in a Deferred and runs it after unlocking.
+ * Functions named *_locked expect GstLlmTransform.lock held. */
+#pragma once
+
+#include <gst/gst.h>
+
+#include "voice.h"
+#include "gstllmtransform.h"
+#include "llmchat.h"
+#include "llmchunker.h"
+#include "llmhistory.h"
+#include "llmoptions.h"
+#include "llmsse.h"
+
+G_BEGIN_DECLS
+
+GST_DEBUG_CATEGORY_EXTERN (gst_llm_transform_debug);
+#define GST_CAT_DEFAULT gst_llm_transform_debug
+
+/* The timers a reply may have running, one of each at most. */
+typedef enum {
+  TIMER_TOKEN, /* first-token-timeout */
+  TIMER_CHUNK, /* clause-max-wait-ms */
+  TIMER_RETRY, /* the wait before the retry */
+  N_TIMERS,
+} TimerKind;
+
+/* The reply being generated: at most one at a time. Every field is
+ * protected by the element's lock. */
+typedef struct
+{
+  guint id;
+  guint turn;
+  guint exchange_id;
+  gboolean combined;
+  gchar *url; /* the endpoint */
+  gchar *auth; /* Authorization header value, or NULL */
+  gchar *model;
+  GBytes *body; /* the request, kept for the retry */
+  guint n_messages;
+  gchar *fallback_text;
+  guint min_chars;
+  guint max_wait_ms;
+  guint token_timeout_ms;
+  GPtrArray *after; /* texts of `say` to speak when the reply ends */
+  gint64 start_us; /* when the reply was asked for */
+  GString *queued; /* text queued for downstream */
+  guint pieces; /* buffers queued */
+  guint deltas; /* content and reasoning deltas received */
+  gboolean usage_reported;
+  gint64 prompt_tokens;
+  gint64 completion_tokens;
+  gint64 total_tokens;
+  GstClockID timers[N_TIMERS];
+
+  /* The current attempt */
+  guint attempt; /* 1, or 2 for the retry */
+  guint attempt_id; /* ties HTTP callbacks to it; 0 between attempts */
+  guint request_id; /* the client's id, 0 until known or when over */
+  gint64 request_us;
+  guint http_status;
+  GByteArray *error_body; /* body of a non-2xx answer */
+  gint64 retry_after_ms;
+  LlmSseParser sse;
+  JsonParser *json;
+  LlmChunker chunker;
+  gboolean got_token;
+  gboolean got_done; /* data: [DONE] */
+  gboolean got_finish; /* a finish_reason */
+  gchar *stream_error;
+  gchar *finish_reason;
+} Reply;
+
+/* What the src task pushes: a buffer or a serialized event. Protected by
+ * the element's lock while queued; the src task owns it once popped. */
+typedef struct
+{
+  GstMiniObject *obj;
+  guint exchange_id; /* buffers: the exchange their text belongs to */
+} OutItem;
+
+/* A request to send, prepared under the lock and sent outside it; owned by
+ * the one thread that does so. */
+typedef struct
+{
+  guint attempt_id;
+  gchar *url;
+  gchar *auth;
+  GBytes *body;
+} Attempt;
+
+/* What a handler decided under the lock and does after releasing it:
+ * client calls can complete synchronously on the I/O thread and re-enter
+ * our callbacks, clock calls take the clock's lock, and bus sync handlers
+ * may call our action signals. A local of that one handler. */
+typedef struct
+{
+  GstVoiceClient *client; /* ref, for the two calls below */
+  guint cancel_request;
+  Attempt *send;
+  GPtrArray *clock_ids; /* GstClockID to unschedule and unref */
+  GPtrArray *messages; /* GstMessage to post, in order */
+} Deferred;
+
+struct _GstLlmTransform
+{
+  GstElement parent;
+
+  GstPad *sinkpad; /* set in init, read-only after */
+  GstPad *srcpad; /* set in init, read-only after */
+
+  /* Properties except `history`: protected by OBJECT_LOCK. A reply copies
+   * them under it (llm_options_copy) and uses the copy. */
+  LlmOptions opts;
+
+  /* Conversation state: protected by lock. Lock order: lock, then
+   * OBJECT_LOCK (never the reverse). */
+  GMutex lock;
+  GCond cond; /* @out gained an item or @flushing changed */
+  GCond requests_cond; /* @requests_alive dropped */
+  GstVoiceClient *client; /* from NULL→READY to READY→NULL */
+  GQueue out; /* OutItem*, pushed by the src task in order */
+  gboolean flushing; /* the src task is not running: accept nothing */
+  GstFlowReturn src_result; /* last flow return downstream */
+  gboolean need_stream_start; /* src task sends stream-start and caps */
+  gboolean need_segment; /* src task sends a segment and a gap */
+  GString *user_text; /* the caller's final words of the turn so far */
+  LlmHistory history;
+  gboolean history_preset; /* `history` was written: the next start keeps it */
+  Reply *reply; /* being generated, or NULL */
+  guint next_id; /* ids of replies and attempts */
+  guint last_turn; /* highest turn number seen */
+  gboolean greeted;
+  gboolean eos_pending; /* EOS goes out once the reply is over */
+  guint32 eos_seqnum;
+  guint requests_alive; /* HTTP requests whose callbacks may still run */
+};
+
+/* Defined in llmreply.c, called from gstllmtransform.c too. Hidden
+ * (G_GNUC_INTERNAL): short names that must not clash in the process. */
+
+/* Returns: the running time now, or GST_CLOCK_TIME_NONE without a clock. */
+G_GNUC_INTERNAL GstClockTime running_time_now (GstLlmTransform *self);
+
+/* Deferred work: recorded under the lock, run after releasing it. */
+G_GNUC_INTERNAL void defer_structure (
+    GstLlmTransform *self, Deferred *d, GstStructure *s);
+G_GNUC_INTERNAL void deferred_run (GstLlmTransform *self, Deferred *d);
+
+/* The output queue the src task pushes from. */
+G_GNUC_INTERNAL void out_item_free (OutItem *item);
+G_GNUC_INTERNAL void queue_object_locked (
+    GstLlmTransform *self, GstMiniObject *obj, guint exchange_id);
+G_GNUC_INTERNAL gboolean reply_active_locked (GstLlmTransform *self);
+G_GNUC_INTERNAL void speak_locked (GstLlmTransform *self, const gchar *text,
+    guint turn, const gchar *origin, Deferred *d);
+G_GNUC_INTERNAL void maybe_queue_eos_locked (GstLlmTransform *self);
+
+/* The reply: started on a turn, cancelled on barge-in, flush and stop. */
+G_GNUC_INTERNAL void cancel_reply_locked (
+    GstLlmTransform *self, const gchar *why, Deferred *d);
+G_GNUC_INTERNAL void start_reply_locked (
+    GstLlmTransform *self, guint turn, const gchar *text, Deferred *d);
+
+G_END_DECLS
