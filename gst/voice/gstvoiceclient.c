@@ -24,6 +24,7 @@
 #include <linux/sockios.h>
 
 #include "gstvoiceclient.h"
+#include "gstvoiceredact.h"
 
 GST_DEBUG_CATEGORY_STATIC (voice_client_debug);
 #define GST_CAT_DEFAULT voice_client_debug
@@ -107,11 +108,6 @@ struct _GstVoiceClient
 };
 
 G_DEFINE_FINAL_TYPE (GstVoiceClient, gst_voice_client, GST_TYPE_OBJECT);
-
-/* gstvoiceredact.c: registers the credentials found in @text as secrets,
- * so they are masked wherever they show up later (e.g. echoed in a
- * server's close reason). */
-G_GNUC_INTERNAL void gst_voice_redact_learn (const gchar *text);
 
 /* Copies @from into @to and learns the credentials among them. */
 static void
