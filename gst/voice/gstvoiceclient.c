@@ -96,6 +96,7 @@ on_io_thread (void)
   return g_main_context_is_owner (gst_voice_client_get_io_context ());
 }
 
+/* Built by the caller, then read only on the I/O thread. */
 typedef struct
 {
   GstVoiceClient *self;
@@ -362,6 +363,7 @@ ensure_session (GstVoiceClient *self)
 
 /* ---- Shutdown ---- */
 
+/* On the stack of the thread that waits; @done is protected by @lock. */
 typedef struct
 {
   GMutex lock;

@@ -12,6 +12,9 @@
 
 #define READ_CHUNK 16384
 
+/* One request under way. Filled in by the caller's thread, then handed to
+ * the I/O thread, which alone touches it (it is in `requests` there) until
+ * http_finish() frees it. */
 typedef struct
 {
   GstVoiceClient *client; /* strong ref */

@@ -20,6 +20,8 @@
 #define SOCKET_BACKLOG_LIMIT (64 * 1024)
 #define WATCH_INTERVAL_MS 50
 
+/* A message waiting to be sent. While in out_queue it is protected by
+ * OBJECT_LOCK with the queue; once drain() popped it, drain() alone owns it. */
 struct _OutMessage
 {
   SoupWebsocketDataType type;

@@ -175,6 +175,7 @@ connect_opened (GstVoiceClient *self, SoupWebsocketConnection *ws)
   drain (self);
 }
 
+/* I/O thread only. */
 typedef struct
 {
   GstVoiceClient *client; /* strong ref */
@@ -306,6 +307,7 @@ start_connect (GstVoiceClient *self)
       websocket_connect_done, attempt);
 }
 
+/* Built by the caller, then read only on the I/O thread. */
 typedef struct
 {
   gchar *url;
@@ -382,6 +384,7 @@ gst_voice_client_open_websocket (GstVoiceClient *self, const gchar *url,
   run_on_io (self, open_on_io, args, open_args_free);
 }
 
+/* Built by the caller, then read only on the I/O thread. */
 typedef struct
 {
   gushort code;
