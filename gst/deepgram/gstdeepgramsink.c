@@ -79,6 +79,7 @@
 #include <string.h>
 
 #include "voice.h"
+#include "gstvoiceredact.h"
 #include "gstdeepgramsink.h"
 #include "options.h"
 #include "protocol.h"

@@ -11,6 +11,7 @@
 #endif
 
 #include "options.h"
+#include "gstvoiceredact.h"
 
 #include <string.h>
 

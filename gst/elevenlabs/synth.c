@@ -38,6 +38,7 @@
 
 #include "synth.h"
 #include "pair.h"
+#include "gstvoiceredact.h"
 
 #include <string.h>
 

@@ -7,6 +7,9 @@
 #include <gst/gst.h>
 #include <libsoup/soup.h>
 
+/* Callers of gst_voice_redact() that include only this header. */
+#include "gstvoiceredact.h"
+
 G_BEGIN_DECLS
 
 /**
@@ -112,8 +115,5 @@ void gst_voice_client_cancel_request (GstVoiceClient *client, guint request_id);
 void gst_voice_client_shutdown (GstVoiceClient *client);
 
 GMainContext *gst_voice_client_get_io_context (void);
-
-gchar *gst_voice_redact (const gchar *text);
-void gst_voice_redact_add_secret (const gchar *secret);
 
 G_END_DECLS

@@ -1,4 +1,5 @@
-/* gst-voiceagent
+/* gst-voiceagent: gst_voice_redact(), masking credentials in text before
+ * it is logged (see gstvoiceredact.h).
  * Copyright (C) 2026 gst-voiceagent contributors
  * SPDX-License-Identifier: LGPL-2.1-or-later
  */
@@ -7,7 +8,7 @@
 #endif
 
 #include <string.h>
-#include "gstvoiceclient.h"
+#include "gstvoiceredact.h"
 
 #define MASK "***"
 /* Shorter strings are too likely to occur in ordinary text to mask. */
@@ -40,8 +41,6 @@ get_regex (void)
   }
   return regex;
 }
-
-G_GNUC_INTERNAL void gst_voice_redact_learn (const gchar *text);
 
 /**
  * gst_voice_redact_add_secret:

@@ -8,6 +8,7 @@
 #include "gstvoicequeue.h"
 #include "gstvoicesession.h"
 #include "gstvoiceclient.h"
+#include "gstvoiceredact.h"
 
 G_BEGIN_DECLS
 

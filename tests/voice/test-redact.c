@@ -7,6 +7,7 @@
 #include <gst/check/gstcheck.h>
 #include <string.h>
 #include "voice.h"
+#include "gstvoiceredact.h"
 
 /* See test-client.c: GLib's by-design leaks are matched on full stacks. */
 const char *__asan_default_options (void);
