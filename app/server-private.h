@@ -21,6 +21,10 @@
 
 G_BEGIN_DECLS
 
+#define SDP_TYPE "application/sdp"
+#define SDPFRAG_TYPE "application/trickle-ice-sdpfrag"
+#define RETRY_AFTER_FULL "5"
+#define CALL_TOKEN_HEADER "Voiceagent-Call-Token"
 #define RETRY_AFTER_NO_AUDIO "1"
 #define RESUME_HEADER "Voiceagent-Resume"
 #define RESUME_TOKEN_HEADER "Voiceagent-Resume-Token"
@@ -80,11 +84,37 @@ struct _CallEntry
   gint64 pipeline_us; /* POST to the pipeline playing and the offer set */
 };
 
-/* server.c */
+/* respond.c */
+void va_respond_cors (VaServer *server, SoupServerMessage *msg);
+/* RFC 9725 §4.6 ICE servers, with TURN credentials made for @id. */
+void va_respond_ice_links (
+    VaServer *server, SoupServerMessage *msg, const gchar *id);
+void va_respond_json (
+    VaServer *server, SoupServerMessage *msg, guint status, const gchar *json);
 /* Error with a JSON body that names the cause and, where one exists, the
  * fix. */
 void va_respond_error (VaServer *server, SoupServerMessage *msg, guint status,
     const gchar *format, ...) G_GNUC_PRINTF (4, 5);
+void va_respond_empty (VaServer *server, SoupServerMessage *msg, guint status);
+/* 201 with the SDP answer; ICE servers with credentials for @ice_id. */
+void va_respond_sdp (VaServer *server, SoupServerMessage *msg,
+    const gchar *ice_id, const gchar *sdp, const gchar *location,
+    const gchar *etag);
+/* @ice_id: the id TURN credentials are made for, when the request may
+ * have them; else NULL. */
+void va_respond_options (VaServer *server, SoupServerMessage *msg,
+    const gchar *methods, const gchar *ice_id);
+/* Takes @text. */
+void va_respond_text (VaServer *server, SoupServerMessage *msg, guint status,
+    const gchar *type, gchar *text);
+
+/* ops.c: /calls, /metrics, /healthz, /readyz, the demo page. */
+void va_ops_route (VaServer *server, SoupServerMessage *msg, const gchar *path,
+    GHashTable *query);
+
+/* server.c */
+/* Calls, resumes loading and listeners: what --max-calls counts. */
+guint va_server_load (VaServer *server);
 /* Creates the call and answers @offer (taken); @stored (a resumed call's
  * state, or NULL) gives its conversation. The POST is paused (unless
  * @paused says it already is) until the answer. Returns the call's entry,
@@ -92,6 +122,19 @@ void va_respond_error (VaServer *server, SoupServerMessage *msg, guint status,
 CallEntry *va_server_start_call (VaServer *server, SoupServerMessage *msg,
     gboolean paused, const VaTemplate *tmpl, const gchar *agent, VaOffer *offer,
     const gchar *token, const VaStoredCall *stored, gint64 post_us);
+
+/* access.c: the model is in its opening comment. Each returns FALSE (or
+ * NULL), having answered, when the request may not go on. */
+gboolean va_access_caller (VaServer *server, SoupServerMessage *msg);
+CallEntry *va_access_call (VaServer *server, SoupServerMessage *msg,
+    GHashTable *query, const gchar *id, const gchar *lid);
+gboolean va_access_ops (
+    VaServer *server, SoupServerMessage *msg, GHashTable *query);
+/* Operators: the admin token, or the --ops-listen address. No answer. */
+gboolean va_access_is_operator (
+    VaServer *server, SoupServerMessage *msg, GHashTable *query);
+/* The request may place calls (and so be told ICE servers). No answer. */
+gboolean va_access_may_call (VaServer *server, SoupServerMessage *msg);
 
 /* resume.c: with --redis, each call's state in Redis, and resuming a call
  * that lived on another instance. Without --redis they do nothing. */

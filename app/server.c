@@ -14,6 +14,12 @@
  * POST /whip with 307 to the least-loaded live one, every call's state
  * goes to Redis as it changes, and POST /whip with a resume token
  * rebuilds a call that lived on another instance.
+ *
+ * This file holds the calls (their registry, WHIP and WHEP, sessions),
+ * the routing and the life cycle; beside it, sharing server-private.h:
+ * access.c (who may do what), respond.c (responses), ops.c (operator
+ * endpoints), resume.c (state in Redis, resume), and httpguard.c in front
+ * (connections and request limits).
  */
 #ifdef HAVE_CONFIG_H
 #include "config.h"
@@ -32,389 +38,6 @@
 GST_DEBUG_CATEGORY_EXTERN (voiceagent_debug);
 #define GST_CAT_DEFAULT voiceagent_debug
 
-#define SDP_TYPE "application/sdp"
-#define SDPFRAG_TYPE "application/trickle-ice-sdpfrag"
-#define RETRY_AFTER_FULL "5"
-#define CALL_TOKEN_HEADER "Voiceagent-Call-Token"
-#define REALM "Bearer realm=\"voiceagent\""
-
-/* ---- Responses ---- */
-
-static void
-add_cors (VaServer *server, SoupServerMessage *msg)
-{
-  SoupMessageHeaders *h = soup_server_message_get_response_headers (msg);
-
-  soup_message_headers_replace (
-      h, "Access-Control-Allow-Origin", server->config->cors_origin);
-  /* FIXME: libsoup 3.2's server never notices a client closing a kept-alive
-   * connection (it stays in CLOSE-WAIT forever, one fd per request), so
-   * every response closes its connection. WHIP clients make a handful of
-   * requests per call; the cost is one TCP handshake each. */
-  soup_message_headers_replace (h, "Connection", "close");
-  soup_message_headers_replace (h, "Access-Control-Expose-Headers",
-      "Location, ETag, Link, Accept-Post, Accept-Patch, Retry-After, "
-      "WWW-Authenticate, " CALL_TOKEN_HEADER ", " RESUME_TOKEN_HEADER
-      ", Server-Timing");
-}
-
-/* A configured STUN/TURN URL as RFC 7064/7065 write it for a client
- * (scheme:host:port[?transport=]), without any user:password; NULL if it
- * is not one. Both "turn:host" and GStreamer's "turn://user:pw@host"
- * are accepted. */
-static gchar *
-ice_url_for_clients (const gchar *configured)
-{
-  GUri *uri;
-  gchar *url;
-
-  if (strstr (configured, "://") == NULL)
-    return g_str_has_prefix (configured, "stun:") ||
-            g_str_has_prefix (configured, "turn:") ||
-            g_str_has_prefix (configured, "turns:")
-        ? g_strdup (configured)
-        : NULL;
-  uri = g_uri_parse (configured, G_URI_FLAGS_HAS_PASSWORD, NULL);
-  if (uri == NULL || g_uri_get_host (uri) == NULL) {
-    g_clear_pointer (&uri, g_uri_unref);
-    return NULL;
-  }
-  url = g_strdup_printf ("%s:%s", g_uri_get_scheme (uri), g_uri_get_host (uri));
-  if (g_uri_get_port (uri) > 0) {
-    gchar *with_port = g_strdup_printf ("%s:%d", url, g_uri_get_port (uri));
-    g_free (url);
-    url = with_port;
-  }
-  if (g_uri_get_query (uri)) {
-    gchar *with_query = g_strconcat (url, "?", g_uri_get_query (uri), NULL);
-    g_free (url);
-    url = with_query;
-  }
-  g_uri_unref (uri);
-  return url;
-}
-
-/* RFC 9725 §4.6 ICE servers, for responses to authorized requests only.
- * TURN servers are announced only with --turn-secret, each time with
- * credentials made for @id alone that expire (coturn's REST API); a
- * long-term TURN password is never sent. */
-static void
-add_ice_links (VaServer *server, SoupServerMessage *msg, const gchar *id)
-{
-  SoupMessageHeaders *h = soup_server_message_get_response_headers (msg);
-  const VaConfig *c = server->config;
-  gchar *username = NULL, *credential = NULL;
-  gchar **s;
-
-  for (s = c->stun_servers; s && *s; s++) {
-    gchar *url = ice_url_for_clients (*s);
-    gchar *link =
-        url ? g_strdup_printf ("<%s>; rel=\"ice-server\"", url) : NULL;
-    if (link)
-      soup_message_headers_append (h, "Link", link);
-    g_free (link);
-    g_free (url);
-  }
-  if (c->turn_secret == NULL || c->turn_servers == NULL)
-    return;
-  credential = va_auth_turn_credential (c->turn_secret, id,
-      g_get_real_time () / G_USEC_PER_SEC + c->turn_ttl_s, &username);
-  for (s = c->turn_servers; *s; s++) {
-    gchar *url = ice_url_for_clients (*s);
-    gchar *link = url
-        ? g_strdup_printf ("<%s>; rel=\"ice-server\"; username=\"%s\"; "
-                           "credential=\"%s\"; credential-type=\"password\"",
-              url, username, credential)
-        : NULL;
-    if (link)
-      soup_message_headers_append (h, "Link", link);
-    g_free (link);
-    g_free (url);
-  }
-  g_free (username);
-  g_free (credential);
-}
-
-static void
-respond_json (
-    VaServer *server, SoupServerMessage *msg, guint status, const gchar *json)
-{
-  add_cors (server, msg);
-  soup_server_message_set_status (msg, status, NULL);
-  soup_server_message_set_response (
-      msg, "application/json", SOUP_MEMORY_COPY, json, strlen (json));
-}
-
-/* Error with a JSON body that names the cause and, where one exists, the fix. */
-void
-va_respond_error (VaServer *server, SoupServerMessage *msg, guint status,
-    const gchar *format, ...)
-{
-  JsonBuilder *b = json_builder_new ();
-  JsonNode *root;
-  gchar *text, *reason, *json;
-  va_list args;
-
-  va_start (args, format);
-  text = g_strdup_vprintf (format, args);
-  va_end (args);
-  /* JSON is UTF-8; a path or header echoed in the text may not be. */
-  reason = g_utf8_make_valid (text, -1);
-  g_free (text);
-  json_builder_begin_object (b);
-  json_builder_set_member_name (b, "error");
-  json_builder_add_string_value (b, reason);
-  json_builder_set_member_name (b, "status");
-  json_builder_add_int_value (b, status);
-  json_builder_end_object (b);
-  root = json_builder_get_root (b);
-  json = json_to_string (root, FALSE);
-  respond_json (server, msg, status, json);
-  GST_DEBUG ("HTTP %u: %s", status, reason);
-  g_free (json);
-  g_free (reason);
-  json_node_unref (root);
-  g_object_unref (b);
-}
-
-static void
-respond_empty (VaServer *server, SoupServerMessage *msg, guint status)
-{
-  add_cors (server, msg);
-  soup_server_message_set_status (msg, status, NULL);
-}
-
-static void
-respond_sdp (VaServer *server, SoupServerMessage *msg, const gchar *ice_id,
-    const gchar *sdp, const gchar *location, const gchar *etag)
-{
-  SoupMessageHeaders *h = soup_server_message_get_response_headers (msg);
-
-  add_cors (server, msg);
-  add_ice_links (server, msg, ice_id);
-  if (location)
-    soup_message_headers_replace (h, "Location", location);
-  if (etag)
-    soup_message_headers_replace (h, "ETag", etag);
-  soup_server_message_set_status (msg, SOUP_STATUS_CREATED, NULL);
-  soup_server_message_set_response (
-      msg, SDP_TYPE, SOUP_MEMORY_COPY, sdp, strlen (sdp));
-}
-
-/* @ice_id: the id TURN credentials are made for, when the request may
- * have them (RFC 9725 §4.6 lets OPTIONS carry ICE servers); else NULL. */
-static void
-respond_options (VaServer *server, SoupServerMessage *msg, const gchar *methods,
-    const gchar *ice_id)
-{
-  SoupMessageHeaders *h = soup_server_message_get_response_headers (msg);
-
-  add_cors (server, msg);
-  if (ice_id)
-    add_ice_links (server, msg, ice_id);
-  soup_message_headers_replace (h, "Access-Control-Allow-Methods", methods);
-  soup_message_headers_replace (h, "Access-Control-Allow-Headers",
-      "Authorization, Content-Type, If-Match, ETag, " RESUME_HEADER);
-  soup_message_headers_replace (h, "Access-Control-Max-Age", "86400");
-  soup_message_headers_replace (h, "Allow", methods);
-  soup_message_headers_replace (h, "Accept-Post", SDP_TYPE);
-  soup_message_headers_replace (h, "Accept-Patch", SDPFRAG_TYPE);
-  soup_server_message_set_status (msg, SOUP_STATUS_NO_CONTENT, NULL);
-}
-
-/* ---- Authorization (docs/http-api.md, "Authorization") ----
- *
- * Who may do what:
- * - POST /whip: anyone holding the caller token (--token), or anyone at
- *   all when none is set (a demo);
- * - a call's own token (its capability: the 201's Location carries it as
- *   ?access_token=, and Voiceagent-Call-Token and the data channel's
- *   "call" event repeat it) may PATCH, DELETE and GET the call and POST
- *   /whep/{id} to listen to it;
- * - a listener's token (its Location's ?access_token=) may PATCH,
- *   DELETE and GET that listener;
- * - the admin token (--admin-token) may do all of that on any call, and
- *   read /calls and /metrics; a request to an --ops-listen address may
- *   read those with no token.
- * A token travels as "Authorization: Bearer" (RFC 6750 §2.1) or, in the
- * session URLs handed out, as ?access_token= (§2.3). Every comparison is
- * constant-time. A credential that does not grant a call gets 404 (RFC
- * 9110 §15.5.5) whether or not the call exists, so nothing tells a
- * stranger which ids are live; one that is nobody's at all gets 401.
- */
-
-typedef struct
-{
-  const gchar *bearer; /* from the Authorization header, or NULL */
-  const gchar *query; /* ?access_token=, or NULL */
-} Credentials;
-
-static Credentials
-credentials_of (SoupServerMessage *msg, GHashTable *query)
-{
-  Credentials c = {
-    va_auth_bearer_of (soup_message_headers_get_one (
-        soup_server_message_get_request_headers (msg), "Authorization")),
-    query ? g_hash_table_lookup (query, "access_token") : NULL
-  };
-
-  return c;
-}
-
-static gboolean
-presents (const Credentials *c, const gchar *token)
-{
-  /* Both are compared, whichever matches, to take the same time. */
-  gboolean by_header = va_auth_token_equal (token, c->bearer);
-  gboolean by_query = va_auth_token_equal (token, c->query);
-
-  return by_header || by_query;
-}
-
-static gboolean
-presents_nothing (const Credentials *c)
-{
-  return c->bearer == NULL && c->query == NULL;
-}
-
-static gboolean
-is_admin (VaServer *server, const Credentials *c)
-{
-  return presents (c, server->config->admin_token);
-}
-
-/* What the credentials grant for the call @id (the listener @lid). */
-static VaGrantResult
-grant_of (
-    VaServer *server, const Credentials *c, const gchar *id, const gchar *lid)
-{
-  VaGrantResult by_header =
-      va_grants_check (server->grants, c->bearer, id, lid);
-  VaGrantResult by_query = va_grants_check (server->grants, c->query, id, lid);
-
-  return MAX (by_header, by_query);
-}
-
-/* TRUE when the credentials are somebody's, now or in the last hour: they
- * may not grant this request, but they are no guess (403 or 404, not
- * 401). */
-static gboolean
-is_known (VaServer *server, const Credentials *c)
-{
-  return presents (c, server->config->token) || is_admin (server, c) ||
-      grant_of (server, c, NULL, NULL) != VA_GRANT_UNKNOWN;
-}
-
-/* 401 (RFC 6750 §3): no credentials, or @invalid ones nobody holds. */
-static void
-respond_unauthorized (VaServer *server, SoupServerMessage *msg,
-    gboolean invalid, const gchar *what)
-{
-  soup_message_headers_replace (soup_server_message_get_response_headers (msg),
-      "WWW-Authenticate", invalid ? REALM ", error=\"invalid_token\"" : REALM);
-  va_respond_error (server, msg, SOUP_STATUS_UNAUTHORIZED,
-      invalid ? "the bearer token is not valid here: %s"
-              : "this needs a bearer token: %s",
-      what);
-}
-
-/* POST /whip: the caller token, or none configured. */
-static gboolean
-may_call (VaServer *server, const Credentials *c)
-{
-  const gchar *token = server->config->token;
-
-  return token == NULL || *token == '\0' || presents (c, token) ||
-      is_admin (server, c);
-}
-
-static gboolean is_known (VaServer *server, const Credentials *c);
-
-/* A token that is somebody's but not the caller's (a call's own) is valid
- * for something else: 403, RFC 6750 §3.1 insufficient_scope. */
-static gboolean
-authorize_caller (VaServer *server, SoupServerMessage *msg)
-{
-  Credentials c = credentials_of (msg, NULL);
-  const gchar *how =
-      "send \"Authorization: Bearer TOKEN\" with the server's caller token";
-
-  if (may_call (server, &c))
-    return TRUE;
-  if (c.bearer && is_known (server, &c)) {
-    soup_message_headers_replace (
-        soup_server_message_get_response_headers (msg), "WWW-Authenticate",
-        REALM ", error=\"insufficient_scope\"");
-    va_respond_error (server, msg, SOUP_STATUS_FORBIDDEN,
-        "this token may not place calls: %s", how);
-  } else {
-    respond_unauthorized (server, msg, c.bearer != NULL, how);
-  }
-  return FALSE;
-}
-
-/* The call @id, if the credentials grant it (the listener @lid, when
- * given, is granted by its own token, not the call's). Otherwise answers
- * 401 or 404 and returns NULL. An ending call is not found. */
-static CallEntry *
-authorize_call (VaServer *server, SoupServerMessage *msg, GHashTable *query,
-    const gchar *id, const gchar *lid)
-{
-  Credentials c = credentials_of (msg, query);
-  CallEntry *e = g_hash_table_lookup (server->calls, id);
-  gboolean granted;
-
-  if (presents_nothing (&c)) {
-    respond_unauthorized (server, msg, FALSE,
-        "use the Location the POST answered (it carries the call's token), "
-        "or send the call's token as \"Authorization: Bearer TOKEN\"");
-    return NULL;
-  }
-  granted =
-      is_admin (server, &c) || grant_of (server, &c, id, lid) == VA_GRANT_YES;
-  if (granted && e && !va_call_is_ending (e->call))
-    return e;
-  if (granted || is_known (server, &c))
-    va_respond_error (server, msg, SOUP_STATUS_NOT_FOUND,
-        "no call %s that this token grants (it ended, or the token is "
-        "another call's)",
-        id);
-  else
-    respond_unauthorized (server, msg, TRUE,
-        "use the Location the POST answered, or the call's token");
-  return NULL;
-}
-
-static gboolean
-is_operator (VaServer *server, SoupServerMessage *msg, GHashTable *query)
-{
-  Credentials c = credentials_of (msg, query);
-
-  return va_http_guard_is_ops (server->guard, msg) || is_admin (server, &c);
-}
-
-/* /calls and /metrics: the admin token, or the --ops-listen address. */
-static gboolean
-authorize_ops (VaServer *server, SoupServerMessage *msg, GHashTable *query)
-{
-  Credentials c = credentials_of (msg, query);
-  const gchar *how = "send the operator token (--admin-token) as "
-                     "\"Authorization: Bearer TOKEN\", or ask on the "
-                     "--ops-listen address";
-
-  if (is_operator (server, msg, query))
-    return TRUE;
-  if (presents_nothing (&c) || !is_known (server, &c)) {
-    respond_unauthorized (server, msg, !presents_nothing (&c), how);
-  } else {
-    soup_message_headers_replace (
-        soup_server_message_get_response_headers (msg), "WWW-Authenticate",
-        REALM ", error=\"insufficient_scope\"");
-    va_respond_error (server, msg, SOUP_STATUS_FORBIDDEN,
-        "this token may not read operator endpoints: %s", how);
-  }
-  return FALSE;
-}
 
 static gboolean
 check_content_type (
@@ -510,7 +133,7 @@ on_call_answered (
   } else {
     add_call_headers (e);
     location = session_location (e, NULL, e->call_token);
-    respond_sdp (e->server, e->pending, va_call_get_id (call), sdp, location,
+    va_respond_sdp (e->server, e->pending, va_call_get_id (call), sdp, location,
         va_peer_get_etag (va_call_get_peer (call)));
     g_free (location);
   }
@@ -548,7 +171,6 @@ call_entry_free (CallEntry *e)
 }
 
 static void check_drained (VaServer *server);
-static guint load_of (VaServer *server);
 
 /* The call's durable record, written off the main thread by VaRecords. */
 static void
@@ -701,7 +323,7 @@ redirect (VaServer *server, SoupServerMessage *msg, const gchar *base,
 
   soup_message_headers_replace (
       soup_server_message_get_response_headers (msg), "Location", location);
-  respond_json (server, msg, SOUP_STATUS_TEMPORARY_REDIRECT, json);
+  va_respond_json (server, msg, SOUP_STATUS_TEMPORARY_REDIRECT, json);
   GST_DEBUG (
       "HTTP 307 to %s/whip (%s)", base, server->draining ? "draining" : "full");
   va_metrics_call_rejected (server->metrics, "redirected");
@@ -719,7 +341,7 @@ check_capacity (VaServer *server, SoupServerMessage *msg, const gchar *agent,
   if (server->draining)
     why = "the server is draining for a restart; try another instance";
   /* Resumes still loading their state count: each becomes a call. */
-  else if (load_of (server) >= server->config->max_calls)
+  else if (va_server_load (server) >= server->config->max_calls)
     why = "the server is at its call limit (--max-calls)";
   if (why == NULL)
     return TRUE;
@@ -900,7 +522,7 @@ session_patch (VaServer *server, SoupServerMessage *msg, VaPeer *peer)
         "If-Match %s does not match the session's ETag", if_match);
   } else {
     va_peer_add_candidates (peer, frag);
-    respond_empty (server, msg, SOUP_STATUS_NO_CONTENT);
+    va_respond_empty (server, msg, SOUP_STATUS_NO_CONTENT);
   }
   va_sdpfrag_free (frag);
 }
@@ -925,7 +547,7 @@ listener_answered (VaCall *call, const gchar *listener_id, const gchar *sdp,
   } else {
     location = session_location (
         e, listener_id, g_hash_table_lookup (e->listener_tokens, listener_id));
-    respond_sdp (e->server, msg, va_call_get_id (call), sdp, location,
+    va_respond_sdp (e->server, msg, va_call_get_id (call), sdp, location,
         va_peer_get_etag (va_call_get_listener (call, listener_id)));
     g_free (location);
   }
@@ -951,8 +573,8 @@ live_listeners (CallEntry *e)
 
 /* Calls, resumes still loading and listeners: each holds a webrtcbin and
  * an encoder, so --max-calls counts them all. */
-static guint
-load_of (VaServer *server)
+guint
+va_server_load (VaServer *server)
 {
   GHashTableIter iter;
   gpointer value;
@@ -972,7 +594,7 @@ check_listener_room (VaServer *server, SoupServerMessage *msg, CallEntry *e)
 
   if (live_listeners (e) >= server->config->max_listeners)
     why = "the call has as many listeners as it may have (--max-listeners)";
-  else if (load_of (server) >= server->config->max_calls)
+  else if (va_server_load (server) >= server->config->max_calls)
     why = "the server is at its limit of calls and listeners (--max-calls)";
   if (why == NULL)
     return TRUE;
@@ -1027,7 +649,7 @@ route_session (VaServer *server, SoupServerMessage *msg, const gchar *method,
   VaPeer *peer;
 
   if (g_str_equal (method, "OPTIONS")) {
-    respond_options (server, msg, "OPTIONS, GET, PATCH, DELETE", NULL);
+    va_respond_options (server, msg, "OPTIONS, GET, PATCH, DELETE", NULL);
     return;
   }
   if (parts[2] &&
@@ -1036,7 +658,7 @@ route_session (VaServer *server, SoupServerMessage *msg, const gchar *method,
     return;
   }
   lid = parts[2] ? parts[3] : NULL;
-  if (!(e = authorize_call (server, msg, query, parts[1], lid)))
+  if (!(e = va_access_call (server, msg, query, parts[1], lid)))
     return;
   peer = lid ? va_call_get_listener (e->call, lid) : va_call_get_peer (e->call);
   if (peer == NULL) {
@@ -1052,11 +674,11 @@ route_session (VaServer *server, SoupServerMessage *msg, const gchar *method,
       live_listeners (e); /* ends its token */
     } else
       va_call_end (e->call, VA_CALL_END_HANGUP, NULL);
-    respond_empty (server, msg, SOUP_STATUS_OK);
+    va_respond_empty (server, msg, SOUP_STATUS_OK);
   } else if (g_str_equal (method, "PATCH")) {
     session_patch (server, msg, peer);
   } else if (g_str_equal (method, "GET") || g_str_equal (method, "HEAD")) {
-    respond_empty (server, msg, SOUP_STATUS_NO_CONTENT);
+    va_respond_empty (server, msg, SOUP_STATUS_NO_CONTENT);
   } else {
     va_respond_error (server, msg, SOUP_STATUS_METHOD_NOT_ALLOWED,
         "%s is not allowed on a session", method);
@@ -1068,10 +690,9 @@ route_session (VaServer *server, SoupServerMessage *msg, const gchar *method,
 static void
 endpoint_options (VaServer *server, SoupServerMessage *msg, gboolean whep)
 {
-  Credentials c = credentials_of (msg, NULL);
-  gchar *ice_id = !whep && may_call (server, &c) ? new_id () : NULL;
+  gchar *ice_id = !whep && va_access_may_call (server, msg) ? new_id () : NULL;
 
-  respond_options (server, msg, "OPTIONS, GET, POST", ice_id);
+  va_respond_options (server, msg, "OPTIONS, GET, POST", ice_id);
   g_free (ice_id);
 }
 
@@ -1084,164 +705,19 @@ route_endpoint (VaServer *server, SoupServerMessage *msg, const gchar *method,
   if (g_str_equal (method, "OPTIONS")) {
     endpoint_options (server, msg, whep);
   } else if (g_str_equal (method, "GET") || g_str_equal (method, "HEAD")) {
-    respond_empty (server, msg, SOUP_STATUS_NO_CONTENT);
+    va_respond_empty (server, msg, SOUP_STATUS_NO_CONTENT);
   } else if (!g_str_equal (method, "POST")) {
     va_respond_error (server, msg, SOUP_STATUS_METHOD_NOT_ALLOWED,
         "use POST with an SDP offer");
   } else if (!whep) {
-    if (authorize_caller (server, msg))
+    if (va_access_caller (server, msg))
       whip_post (server, msg,
           parts[1] ? parts[1] : server->config->default_agent, query);
   } else if (parts[1] == NULL) {
     va_respond_error (server, msg, SOUP_STATUS_NOT_FOUND,
         "WHEP needs the call: POST /whep/{call id}");
-  } else if ((e = authorize_call (server, msg, query, parts[1], NULL))) {
+  } else if ((e = va_access_call (server, msg, query, parts[1], NULL))) {
     whep_post (server, msg, e);
-  }
-}
-
-static void
-serve_text (VaServer *server, SoupServerMessage *msg, guint status,
-    const gchar *type, gchar *text)
-{
-  add_cors (server, msg);
-  soup_server_message_set_status (msg, status, NULL);
-  soup_server_message_set_response (
-      msg, type, SOUP_MEMORY_TAKE, text, strlen (text));
-}
-
-static void
-serve_calls (VaServer *server, SoupServerMessage *msg)
-{
-  JsonBuilder *b = json_builder_new ();
-  GHashTableIter iter;
-  gpointer value;
-  JsonNode *root;
-
-  json_builder_begin_array (b);
-  g_hash_table_iter_init (&iter, server->calls);
-  while (g_hash_table_iter_next (&iter, NULL, &value)) {
-    CallEntry *e = value;
-    /* Hung up, its pipeline still going down: not a live call. */
-    if (va_call_is_ending (e->call))
-      continue;
-    json_builder_begin_object (b);
-    json_builder_set_member_name (b, "id");
-    json_builder_add_string_value (b, va_call_get_id (e->call));
-    json_builder_set_member_name (b, "agent");
-    json_builder_add_string_value (b, e->agent);
-    json_builder_set_member_name (b, "started");
-    json_builder_add_int_value (b, va_call_get_start_time (e->call) / 1000000);
-    json_builder_end_object (b);
-  }
-  json_builder_end_array (b);
-  root = json_builder_get_root (b);
-  serve_text (server, msg, SOUP_STATUS_OK, "application/json",
-      json_to_string (root, FALSE));
-  json_node_unref (root);
-  g_object_unref (b);
-}
-
-static void
-serve_resource (VaServer *server, SoupServerMessage *msg, const gchar *path,
-    const gchar *type)
-{
-  GBytes *bytes = g_resources_lookup_data (path, 0, NULL);
-
-  if (bytes == NULL) {
-    va_respond_error (server, msg, SOUP_STATUS_NOT_FOUND, "no page here");
-    return;
-  }
-  add_cors (server, msg);
-  soup_server_message_set_status (msg, SOUP_STATUS_OK, NULL);
-  soup_server_message_set_response (msg, type, SOUP_MEMORY_COPY,
-      g_bytes_get_data (bytes, NULL), g_bytes_get_size (bytes));
-  g_bytes_unref (bytes);
-}
-
-/* The metrics, and with --redis the scale-out ones. */
-static gchar *
-render_metrics (VaServer *server, guint active)
-{
-  VaScaleoutMetrics scaleout = { 0 };
-  gchar *problem;
-
-  if (server->scaleout == NULL)
-    return va_metrics_render (
-        server->metrics, server->config, active, server->draining, NULL);
-  problem = va_scaleout_get_problem (server->scaleout);
-  scaleout.redis_up = problem == NULL;
-  scaleout.instances = va_scaleout_count_instances (server->scaleout);
-  scaleout.resumed = server->resumed;
-  g_free (problem);
-  return va_metrics_render (
-      server->metrics, server->config, active, server->draining, &scaleout);
-}
-
-/* Ready, and whether Redis works: without it calls are still taken here
- * (degraded: no redirects, no resume, no shared state). */
-static void
-serve_ready_scaleout (
-    VaServer *server, SoupServerMessage *msg, gboolean operator)
-{
-  JsonBuilder *b = json_builder_new ();
-  gchar *problem = va_scaleout_get_problem (server->scaleout);
-  JsonNode *root;
-
-  json_builder_begin_object (b);
-  json_builder_set_member_name (b, "status");
-  json_builder_add_string_value (b, problem ? "degraded" : "ready");
-  json_builder_set_member_name (b, "redis");
-  json_builder_add_string_value (
-      b, problem ? (operator? problem : "down") : "up");
-  json_builder_set_member_name (b, "instance");
-  json_builder_add_string_value (
-      b, va_scaleout_get_instance_id (server->scaleout));
-  json_builder_set_member_name (b, "instances");
-  json_builder_add_int_value (
-      b, va_scaleout_count_instances (server->scaleout));
-  json_builder_end_object (b);
-  root = json_builder_get_root (b);
-  serve_text (server, msg, SOUP_STATUS_OK, "application/json",
-      json_to_string (root, FALSE));
-  json_node_unref (root);
-  g_object_unref (b);
-  g_free (problem);
-}
-
-/* /healthz and /readyz are for load balancers: anyone may ask; /readyz
- * tells why Redis is down only to operators. */
-static void
-route_ops (VaServer *server, SoupServerMessage *msg, const gchar *path,
-    GHashTable *query)
-{
-  guint active = g_hash_table_size (server->calls);
-  gboolean full = load_of (server) >= server->config->max_calls;
-
-  if (g_str_equal (path, "/metrics")) {
-    if (authorize_ops (server, msg, query))
-      serve_text (server, msg, SOUP_STATUS_OK,
-          "text/plain; version=0.0.4; charset=utf-8",
-          render_metrics (server, active));
-  } else if (g_str_equal (path, "/healthz")) {
-    respond_json (server, msg, SOUP_STATUS_OK, "{\"status\":\"ok\"}");
-  } else if (g_str_equal (path, "/readyz")) {
-    if (server->draining || full)
-      va_respond_error (server, msg, SOUP_STATUS_SERVICE_UNAVAILABLE, "%s",
-          server->draining ? "draining" : "at the call limit");
-    else if (server->scaleout)
-      serve_ready_scaleout (server, msg, is_operator (server, msg, query));
-    else
-      respond_json (server, msg, SOUP_STATUS_OK, "{\"status\":\"ready\"}");
-  } else if (g_str_equal (path, "/calls")) {
-    if (authorize_ops (server, msg, query))
-      serve_calls (server, msg);
-  } else if (g_str_equal (path, "/") || g_str_equal (path, "/index.html")) {
-    serve_resource (server, msg, "/org/voiceagent/www/index.html",
-        "text/html; charset=utf-8");
-  } else {
-    va_respond_error (
-        server, msg, SOUP_STATUS_NOT_FOUND, "no resource %s", path);
   }
 }
 
@@ -1263,9 +739,9 @@ handle_request (SoupServer *soup, SoupServerMessage *msg, const gchar *path,
   else if (g_strcmp0 (parts[0], "calls") == 0 && parts[1] && *parts[1])
     route_session (server, msg, method, parts, query);
   else if (g_str_equal (method, "OPTIONS"))
-    respond_options (server, msg, "OPTIONS, GET", NULL);
+    va_respond_options (server, msg, "OPTIONS, GET", NULL);
   else
-    route_ops (server, msg, path, query);
+    va_ops_route (server, msg, path, query);
   g_strfreev (parts);
 }
 

@@ -1,0 +1,148 @@
+/* voiceagent: what operators and load balancers read: /calls, /metrics,
+ * /healthz, /readyz, and the demo page at /.
+ * SPDX-License-Identifier: LGPL-2.1-or-later
+ *
+ * /calls and /metrics need the operator's credentials (access.c);
+ * /healthz, /readyz and the page are open. Main context only.
+ */
+#ifdef HAVE_CONFIG_H
+#include "config.h"
+#endif
+
+#include <gst/gst.h>
+#include <json-glib/json-glib.h>
+#include "server-private.h"
+
+
+static void
+serve_calls (VaServer *server, SoupServerMessage *msg)
+{
+  JsonBuilder *b = json_builder_new ();
+  GHashTableIter iter;
+  gpointer value;
+  JsonNode *root;
+
+  json_builder_begin_array (b);
+  g_hash_table_iter_init (&iter, server->calls);
+  while (g_hash_table_iter_next (&iter, NULL, &value)) {
+    CallEntry *e = value;
+    json_builder_begin_object (b);
+    json_builder_set_member_name (b, "id");
+    json_builder_add_string_value (b, va_call_get_id (e->call));
+    json_builder_set_member_name (b, "agent");
+    json_builder_add_string_value (b, e->agent);
+    json_builder_set_member_name (b, "started");
+    json_builder_add_int_value (b, va_call_get_start_time (e->call) / 1000000);
+    json_builder_end_object (b);
+  }
+  json_builder_end_array (b);
+  root = json_builder_get_root (b);
+  va_respond_text (server, msg, SOUP_STATUS_OK, "application/json",
+      json_to_string (root, FALSE));
+  json_node_unref (root);
+  g_object_unref (b);
+}
+
+static void
+serve_resource (VaServer *server, SoupServerMessage *msg, const gchar *path,
+    const gchar *type)
+{
+  GBytes *bytes = g_resources_lookup_data (path, 0, NULL);
+
+  if (bytes == NULL) {
+    va_respond_error (server, msg, SOUP_STATUS_NOT_FOUND, "no page here");
+    return;
+  }
+  va_respond_cors (server, msg);
+  soup_server_message_set_status (msg, SOUP_STATUS_OK, NULL);
+  soup_server_message_set_response (msg, type, SOUP_MEMORY_COPY,
+      g_bytes_get_data (bytes, NULL), g_bytes_get_size (bytes));
+  g_bytes_unref (bytes);
+}
+
+/* The metrics, and with --redis the scale-out ones. */
+static gchar *
+render_metrics (VaServer *server, guint active)
+{
+  VaScaleoutMetrics scaleout = { 0 };
+  gchar *problem;
+
+  if (server->scaleout == NULL)
+    return va_metrics_render (
+        server->metrics, server->config, active, server->draining, NULL);
+  problem = va_scaleout_get_problem (server->scaleout);
+  scaleout.redis_up = problem == NULL;
+  scaleout.instances = va_scaleout_count_instances (server->scaleout);
+  scaleout.resumed = server->resumed;
+  g_free (problem);
+  return va_metrics_render (
+      server->metrics, server->config, active, server->draining, &scaleout);
+}
+
+/* Ready, and whether Redis works: without it calls are still taken here
+ * (degraded: no redirects, no resume, no shared state). */
+static void
+serve_ready_scaleout (
+    VaServer *server, SoupServerMessage *msg, gboolean operator)
+{
+  JsonBuilder *b = json_builder_new ();
+  gchar *problem = va_scaleout_get_problem (server->scaleout);
+  JsonNode *root;
+
+  json_builder_begin_object (b);
+  json_builder_set_member_name (b, "status");
+  json_builder_add_string_value (b, problem ? "degraded" : "ready");
+  json_builder_set_member_name (b, "redis");
+  json_builder_add_string_value (
+      b, problem ? (operator? problem : "down") : "up");
+  json_builder_set_member_name (b, "instance");
+  json_builder_add_string_value (
+      b, va_scaleout_get_instance_id (server->scaleout));
+  json_builder_set_member_name (b, "instances");
+  json_builder_add_int_value (
+      b, va_scaleout_count_instances (server->scaleout));
+  json_builder_end_object (b);
+  root = json_builder_get_root (b);
+  va_respond_text (server, msg, SOUP_STATUS_OK, "application/json",
+      json_to_string (root, FALSE));
+  json_node_unref (root);
+  g_object_unref (b);
+  g_free (problem);
+}
+
+/* /healthz and /readyz are for load balancers: anyone may ask; /readyz
+ * tells why Redis is down only to operators. */
+void
+va_ops_route (VaServer *server, SoupServerMessage *msg, const gchar *path,
+    GHashTable *query)
+{
+  guint active = g_hash_table_size (server->calls);
+  gboolean full = va_server_load (server) >= server->config->max_calls;
+
+  if (g_str_equal (path, "/metrics")) {
+    if (va_access_ops (server, msg, query))
+      va_respond_text (server, msg, SOUP_STATUS_OK,
+          "text/plain; version=0.0.4; charset=utf-8",
+          render_metrics (server, active));
+  } else if (g_str_equal (path, "/healthz")) {
+    va_respond_json (server, msg, SOUP_STATUS_OK, "{\"status\":\"ok\"}");
+  } else if (g_str_equal (path, "/readyz")) {
+    if (server->draining || full)
+      va_respond_error (server, msg, SOUP_STATUS_SERVICE_UNAVAILABLE, "%s",
+          server->draining ? "draining" : "at the call limit");
+    else if (server->scaleout)
+      serve_ready_scaleout (
+          server, msg, va_access_is_operator (server, msg, query));
+    else
+      va_respond_json (server, msg, SOUP_STATUS_OK, "{\"status\":\"ready\"}");
+  } else if (g_str_equal (path, "/calls")) {
+    if (va_access_ops (server, msg, query))
+      serve_calls (server, msg);
+  } else if (g_str_equal (path, "/") || g_str_equal (path, "/index.html")) {
+    serve_resource (server, msg, "/org/voiceagent/www/index.html",
+        "text/html; charset=utf-8");
+  } else {
+    va_respond_error (
+        server, msg, SOUP_STATUS_NOT_FOUND, "no resource %s", path);
+  }
+}
