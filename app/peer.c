@@ -105,6 +105,24 @@ peer_call_free (gpointer user_data)
   g_free (c);
 }
 
+/* These notifications come on webrtcbin's threads, and disconnecting a
+ * handler does not wait for a call of it already under way: each handler
+ * holds a reference of its own, so the peer outlives a call that races
+ * va_peer_free (ASan caught one in peer_call_dispatch). */
+static void
+peer_unref_notify (gpointer peer, GClosure *closure)
+{
+  peer_unref (peer);
+}
+
+static gulong
+connect_held (
+    VaPeer *peer, GObject *object, const gchar *signal, GCallback callback)
+{
+  return g_signal_connect_data (
+      object, signal, callback, peer_ref (peer), peer_unref_notify, 0);
+}
+
 /* Runs @func on the main context, where all peer state lives. */
 static void
 on_main (VaPeer *peer, PeerFunc func, gpointer data, GDestroyNotify free_data)
@@ -251,8 +269,8 @@ watch_certificate (VaPeer *peer)
         peer->audio_index);
     return;
   }
-  peer->dtls_state_id = g_signal_connect (
-      peer->dtls, "notify::state", G_CALLBACK (on_dtls_state), peer);
+  peer->dtls_state_id = connect_held (
+      peer, G_OBJECT (peer->dtls), "notify::state", G_CALLBACK (on_dtls_state));
   check_certificate (peer, NULL);
 }
 
@@ -389,10 +407,10 @@ va_peer_new (GstElement *webrtc, guint ice_timeout_ms, const gchar *public_ip,
   peer->callbacks = *callbacks;
   peer->user_data = user_data;
   va_ice_agent_disable_upnp (webrtc);
-  peer->gathering_id = g_signal_connect (webrtc, "notify::ice-gathering-state",
-      G_CALLBACK (on_gathering_state), peer);
-  peer->ice_id = g_signal_connect (
-      webrtc, "notify::ice-connection-state", G_CALLBACK (on_ice_state), peer);
+  peer->gathering_id = connect_held (peer, G_OBJECT (webrtc),
+      "notify::ice-gathering-state", G_CALLBACK (on_gathering_state));
+  peer->ice_id = connect_held (peer, G_OBJECT (webrtc),
+      "notify::ice-connection-state", G_CALLBACK (on_ice_state));
   return peer;
 }
 

@@ -14,9 +14,12 @@
  * of the GstVoiceClient (HTTP callbacks) and the clock thread (timers).
  *
  * Lock order: GstLlmTransform.lock, then OBJECT_LOCK (never the reverse).
- * Neither is held while calling the client, the clock or the bus: a
- * handler records that work in a Deferred and runs it after unlocking.
- * Functions named *_locked expect GstLlmTransform.lock held. */
+ * Neither is held while calling the client or the bus: a handler records
+ * that work in a Deferred and runs it after unlocking. The clock is read
+ * and armed under GstLlmTransform.lock (arm_timer_locked, the running time
+ * of turn messages): clocks call on_timer back without a lock of their
+ * own, so that cannot deadlock. Functions named *_locked expect
+ * GstLlmTransform.lock held. */
 #pragma once
 
 #include <gst/gst.h>

@@ -16,9 +16,10 @@ G_BEGIN_DECLS
 G_GNUC_INTERNAL GST_DEBUG_CATEGORY_EXTERN (voice_client_debug);
 #define GST_CAT_DEFAULT voice_client_debug
 
-/* The only lock is the object lock; no function here takes another. Fields
- * marked "I/O thread only" are touched by the I/O thread's callbacks alone
- * and need no lock. */
+/* The object lock guards the client's fields and is a leaf: nothing else
+ * is taken under it (ShutdownWait.lock and the redaction list's lock are
+ * taken, but never while it is held). Fields marked "I/O thread only" are
+ * touched by the I/O thread's callbacks alone and need no lock. */
 struct _GstVoiceClient
 {
   GstObject parent;
