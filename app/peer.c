@@ -66,7 +66,6 @@ peer_unref (VaPeer *peer)
   if (!g_atomic_ref_count_dec (&peer->refs))
     return;
   gst_object_unref (peer->webrtc);
-  gst_clear_object (&peer->dtls);
   g_free (peer->public_ip);
   g_free (peer->etag);
   g_free (peer->remote_ufrag);
@@ -424,6 +423,10 @@ va_peer_free (VaPeer *peer)
   g_signal_handler_disconnect (peer->webrtc, peer->ice_id);
   if (peer->dtls_state_id)
     g_signal_handler_disconnect (peer->dtls, peer->dtls_state_id);
+  /* Now, not with the last reference: a DTLS transport kept past the
+   * pipeline's teardown outlived OpenSSL's cleanup at exit (SSL_free
+   * crashed on a clock thread). */
+  gst_clear_object (&peer->dtls);
   if (peer->gather_timeout) {
     g_source_destroy (peer->gather_timeout);
     g_clear_pointer (&peer->gather_timeout, g_source_unref);
