@@ -68,6 +68,11 @@ enum {
 #define EL_DEFAULT_INACTIVITY_TIMEOUT 20
 #define EL_DEFAULT_INTERRUPTION GST_ELEVENLABS_INTERRUPTION_VAD
 #define EL_DEFAULT_SESSION "default"
+/* Defaults of the properties only one half has; the bin forwards them and
+ * advertises the same defaults, so they live here once. */
+#define EL_DEFAULT_TURN_TIMEOUT_MS 2000 /* elevenlabssink */
+#define EL_DEFAULT_BUFFER_MS 20 /* elevenlabssrc */
+#define EL_DEFAULT_PREBUFFER_MS 40 /* elevenlabssrc */
 
 typedef struct
 {
