@@ -86,6 +86,12 @@
  * echo "Hello there." | gst-launch-1.0 fdsrc ! text/x-raw,format=utf8 ! elevenlabssink url=ws://127.0.0.1:8790 api-key=any elevenlabssrc ! audioconvert ! autoaudiosink
  * ]| The same against the local emulator, with no account.
  */
+
+/* Locking order: OBJECT_LOCK is this element's only lock. Under it only
+ * gst/voice's redaction lock is taken (el_synth_new() registers the key).
+ * The session registry and a session's own lock (gst_voice_session_*) and
+ * the synth's lock (el_synth_*) are always taken without it, so
+ * none of them nests with OBJECT_LOCK in either direction. */
 #ifdef HAVE_CONFIG_H
 #include "config.h"
 #endif
@@ -254,9 +260,18 @@ gst_elevenlabs_sink_change_state (
   GstStateChangeReturn ret;
 
   if (transition == GST_STATE_CHANGE_NULL_TO_READY) {
+    GstVoiceSession *session;
+    gchar *name;
+
+    /* The registry lock is taken outside OBJECT_LOCK (see the locking
+     * order at the top): copy the name, acquire, then publish. */
     GST_OBJECT_LOCK (self);
-    self->session =
-        gst_voice_session_acquire (EL_SESSION_KIND, self->config.session);
+    name = g_strdup (self->config.session);
+    GST_OBJECT_UNLOCK (self);
+    session = gst_voice_session_acquire (EL_SESSION_KIND, name);
+    g_free (name);
+    GST_OBJECT_LOCK (self);
+    self->session = session;
     GST_OBJECT_UNLOCK (self);
   }
   ret = GST_ELEMENT_CLASS (parent_class)->change_state (element, transition);

@@ -67,6 +67,10 @@
  * gst-launch-1.0 elevenlabssrc text="Hello" eos-after-text=true ! wavenc ! filesink location=hello.wav
  * ]| Renders it to a WAV file.
  */
+
+/* Locking order: OBJECT_LOCK, then lock (the playout's). The session
+ * registry and a session's own lock (gst_voice_session_*) and the synth's
+ * lock (el_synth_*) are always taken with neither held. */
 #ifdef HAVE_CONFIG_H
 #include "config.h"
 #endif
@@ -366,9 +370,18 @@ gst_elevenlabs_src_change_state (GstElement *element, GstStateChange transition)
   GstStateChangeReturn ret;
 
   if (transition == GST_STATE_CHANGE_NULL_TO_READY) {
+    GstVoiceSession *session;
+    gchar *name;
+
+    /* The registry lock is taken outside OBJECT_LOCK (see the locking
+     * order at the top): copy the name, acquire, then publish. */
     GST_OBJECT_LOCK (self);
-    self->session =
-        gst_voice_session_acquire (EL_SESSION_KIND, self->config.session);
+    name = g_strdup (self->config.session);
+    GST_OBJECT_UNLOCK (self);
+    session = gst_voice_session_acquire (EL_SESSION_KIND, name);
+    g_free (name);
+    GST_OBJECT_LOCK (self);
+    self->session = session;
     GST_OBJECT_UNLOCK (self);
   }
   ret = GST_ELEMENT_CLASS (parent_class)->change_state (element, transition);
