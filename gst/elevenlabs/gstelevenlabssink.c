@@ -123,9 +123,11 @@ struct _GstElevenLabsSink
   ElConfig config; /* protected by OBJECT_LOCK */
   guint turn_timeout_ms; /* protected by OBJECT_LOCK */
 
-  /* protected by OBJECT_LOCK; set by start/stop and the NULL<->READY
-   * transitions, used by any thread between them */
+  /* Written under OBJECT_LOCK by the NULL<->READY transitions; between
+   * start and stop it cannot change and is read without a lock. */
   GstVoiceSession *session;
+  /* protected by OBJECT_LOCK; set by start, stolen by stop; other threads
+   * take a reference under the lock (get_synth) and use it outside. */
   ElSynth *synth;
 
   guint implicit_turn; /* streaming thread only: turn of text without meta */

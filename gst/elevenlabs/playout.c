@@ -51,7 +51,7 @@ typedef enum {
   STATE_REBUFFERING, /* the turn ran dry; waiting for the prebuffer */
 } State;
 
-/* No lock of its own: elevenlabssrc calls it under its playout lock. */
+/* No lock of its own: elevenlabssrc calls it under its PLAYOUT_LOCK. */
 struct _ElPlayout
 {
   guint rate;
