@@ -29,6 +29,10 @@
  * ]| Answers a recorded question out loud (with ELEVENLABS_API_KEY,
  * DEEPGRAM_API_KEY and OPENAI_API_KEY set).
  */
+
+/* Locking order: no lock of its own. Properties and `speak` are forwarded
+ * to the children with no lock held; their locks are theirs (see
+ * gstelevenlabssink.c and gstelevenlabssrc.c). */
 #ifdef HAVE_CONFIG_H
 #include "config.h"
 #endif

@@ -88,10 +88,11 @@
  */
 
 /* Locking order: OBJECT_LOCK is this element's only lock. Under it only
- * gst/voice's redaction lock is taken (el_synth_new() registers the key).
- * The session registry and a session's own lock (gst_voice_session_*) and
- * the synth's lock (el_synth_*) are always taken without it, so
- * none of them nests with OBJECT_LOCK in either direction. */
+ * gst/voice's redaction lock is taken (the api-key property and
+ * el_synth_new() register the key). The session registry and a session's
+ * own lock (gst_voice_session_*) and the synth's lock (el_synth_*) are
+ * always taken without it, so none of them nests with OBJECT_LOCK in
+ * either direction. */
 #ifdef HAVE_CONFIG_H
 #include "config.h"
 #endif
@@ -232,7 +233,7 @@ gst_elevenlabs_sink_set_property (
   }
   if (prop_id == PROP_TURN_TIMEOUT_MS)
     self->turn_timeout_ms = g_value_get_uint (value);
-  else if (!el_config_set_property (
+  else if (!el_config_set_property_locked (
                &self->config, object, prop_id, value, pspec))
     G_OBJECT_WARN_INVALID_PROPERTY_ID (object, prop_id, pspec);
   GST_OBJECT_UNLOCK (self);
@@ -247,7 +248,7 @@ gst_elevenlabs_sink_get_property (
   GST_OBJECT_LOCK (self);
   if (prop_id == PROP_TURN_TIMEOUT_MS)
     g_value_set_uint (value, self->turn_timeout_ms);
-  else if (!el_config_get_property (&self->config, prop_id, value))
+  else if (!el_config_get_property_locked (&self->config, prop_id, value))
     G_OBJECT_WARN_INVALID_PROPERTY_ID (object, prop_id, pspec);
   GST_OBJECT_UNLOCK (self);
 }
@@ -337,7 +338,7 @@ gst_elevenlabs_sink_start (GstBaseSink *bsink)
   GST_OBJECT_LOCK (self);
   to_src =
       gst_voice_session_get_queue (self->session, GST_VOICE_SESSION_TO_SRC);
-  if (el_config_validate (&self->config, &error)) {
+  if (el_config_validate_locked (&self->config, &error)) {
     self->config.synth.turn_timeout_ms = self->turn_timeout_ms;
     synth = el_synth_new (GST_ELEMENT (self), "elevenlabssink",
         &self->config.synth, to_src, FALSE);

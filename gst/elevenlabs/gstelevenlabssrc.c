@@ -70,11 +70,11 @@
 
 /* Locking order: OBJECT_LOCK and PLAYOUT_LOCK never nest; each is taken
  * alone. Under OBJECT_LOCK only the clock's lock (unlock() unschedules the
- * wait) and gst/voice's redaction lock (el_synth_new() registers the key)
- * are taken; under PLAYOUT_LOCK only the session's TO_SRC queue lock
- * (draining it). The session registry and a session's own lock
- * (gst_voice_session_*) and the synth's lock (el_synth_*) are always taken
- * with neither held. */
+ * wait) and gst/voice's redaction lock (the api-key property and
+ * el_synth_new() register the key) are taken; under PLAYOUT_LOCK only the
+ * session's TO_SRC queue lock (draining it). The session registry and a
+ * session's own lock (gst_voice_session_*) and the synth's lock
+ * (el_synth_*) are always taken with neither held. */
 #ifdef HAVE_CONFIG_H
 #include "config.h"
 #endif
@@ -337,7 +337,7 @@ gst_elevenlabs_src_set_property (
       }
       /* fall through */
     default:
-      if (!el_config_set_property (
+      if (!el_config_set_property_locked (
               &self->config, object, prop_id, value, pspec))
         G_OBJECT_WARN_INVALID_PROPERTY_ID (object, prop_id, pspec);
       break;
@@ -366,7 +366,7 @@ gst_elevenlabs_src_get_property (
       g_value_set_boolean (value, self->eos_after_text);
       break;
     default:
-      if (!el_config_get_property (&self->config, prop_id, value))
+      if (!el_config_get_property_locked (&self->config, prop_id, value))
         G_OBJECT_WARN_INVALID_PROPERTY_ID (object, prop_id, pspec);
       break;
   }
@@ -429,7 +429,7 @@ own_synth (GstElevenLabsSrc *self)
   GST_OBJECT_LOCK (self);
   if (self->synth) {
     synth = el_synth_ref (self->synth);
-  } else if (el_config_validate (&self->config, &error)) {
+  } else if (el_config_validate_locked (&self->config, &error)) {
     self->synth = el_synth_new (GST_ELEMENT (self), "elevenlabssrc",
         &self->config.synth, queue_to_src (self), TRUE);
     synth = el_synth_ref (self->synth);

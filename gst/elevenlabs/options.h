@@ -87,14 +87,15 @@ void el_config_clear (ElConfig *cfg);
 void el_config_install_properties (GObjectClass *klass);
 /* Both return FALSE for a property id that is not a shared one. Call with
  * the object lock held. */
-gboolean el_config_set_property (ElConfig *cfg, GObject *object, guint prop_id,
-    const GValue *value, GParamSpec *pspec);
-gboolean el_config_get_property (ElConfig *cfg, guint prop_id, GValue *value);
+gboolean el_config_set_property_locked (ElConfig *cfg, GObject *object,
+    guint prop_id, const GValue *value, GParamSpec *pspec);
+gboolean el_config_get_property_locked (
+    ElConfig *cfg, guint prop_id, GValue *value);
 
 /* Checks what the service needs (and parses the chunk schedule). Call
  * with the object lock held; post @error with el_config_post_error()
  * without it. */
-gboolean el_config_validate (ElConfig *cfg, GError **error);
+gboolean el_config_validate_locked (ElConfig *cfg, GError **error);
 void el_config_post_error (GstElement *element, const GError *error);
 
 /* Whether @event (a conversation event) stops the agent under @mode. */
