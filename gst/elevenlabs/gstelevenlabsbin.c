@@ -29,6 +29,10 @@
  * ]| Answers a recorded question out loud (with ELEVENLABS_API_KEY,
  * DEEPGRAM_API_KEY and OPENAI_API_KEY set).
  */
+
+/* Locking order: no lock of its own. Properties and `speak` are forwarded
+ * to the children with no lock held; their locks are theirs (see
+ * gstelevenlabssink.c and gstelevenlabssrc.c). */
 #ifdef HAVE_CONFIG_H
 #include "config.h"
 #endif
@@ -102,21 +106,21 @@ gst_elevenlabs_bin_class_init (GstElevenLabsBinClass *klass)
       g_param_spec_uint ("turn-timeout-ms", "Turn timeout",
           "End a turn (flush its tail) when its text stopped for this long, "
           "in milliseconds (0: only at a new turn, speech_final or EOS)",
-          0, 60000, 2000,
+          0, 60000, EL_DEFAULT_TURN_TIMEOUT_MS,
           G_PARAM_READWRITE | GST_PARAM_MUTABLE_READY |
               G_PARAM_STATIC_STRINGS));
   g_object_class_install_property (gobject_class, PROP_BUFFER_MS,
       g_param_spec_uint ("buffer-ms", "Buffer duration",
           "Duration of each output buffer, in milliseconds (the longest "
           "speech goes on after a barge-in)",
-          5, 200, 20,
+          5, 200, EL_DEFAULT_BUFFER_MS,
           G_PARAM_READWRITE | GST_PARAM_MUTABLE_READY |
               G_PARAM_STATIC_STRINGS));
   g_object_class_install_property (gobject_class, PROP_PREBUFFER_MS,
       g_param_spec_uint ("prebuffer-ms", "Prebuffer",
           "Audio queued before a turn starts or resumes after an underrun, "
           "in milliseconds (absorbs network jitter)",
-          0, 1000, 40,
+          0, 1000, EL_DEFAULT_PREBUFFER_MS,
           G_PARAM_READWRITE | GST_PARAM_MUTABLE_PLAYING |
               G_PARAM_STATIC_STRINGS));
 

@@ -86,6 +86,13 @@
  * echo "Hello there." | gst-launch-1.0 fdsrc ! text/x-raw,format=utf8 ! elevenlabssink url=ws://127.0.0.1:8790 api-key=any elevenlabssrc ! audioconvert ! autoaudiosink
  * ]| The same against the local emulator, with no account.
  */
+
+/* Locking order: OBJECT_LOCK is this element's only lock. Under it only
+ * gst/voice's redaction lock is taken (the api-key property and
+ * el_synth_new() register the key). The session registry and a session's
+ * own lock (gst_voice_session_*) and the synth's lock (el_synth_*) are
+ * always taken without it, so none of them nests with OBJECT_LOCK in
+ * either direction. */
 #ifdef HAVE_CONFIG_H
 #include "config.h"
 #endif
@@ -108,7 +115,7 @@ enum {
   PROP_TURN_TIMEOUT_MS = EL_PROP_LAST,
 };
 
-#define DEFAULT_TURN_TIMEOUT_MS 2000
+#define DEFAULT_TURN_TIMEOUT_MS EL_DEFAULT_TURN_TIMEOUT_MS
 
 struct _GstElevenLabsSink
 {
@@ -117,9 +124,11 @@ struct _GstElevenLabsSink
   ElConfig config; /* protected by OBJECT_LOCK */
   guint turn_timeout_ms; /* protected by OBJECT_LOCK */
 
-  /* protected by OBJECT_LOCK; set by start/stop and the NULL<->READY
-   * transitions, used by any thread between them */
+  /* Written under OBJECT_LOCK by the NULL<->READY transitions; between
+   * start and stop it cannot change and is read without a lock. */
   GstVoiceSession *session;
+  /* protected by OBJECT_LOCK; set by start, stolen by stop; other threads
+   * take a reference under the lock (get_synth) and use it outside. */
   ElSynth *synth;
 
   guint implicit_turn; /* streaming thread only: turn of text without meta */
@@ -224,7 +233,7 @@ gst_elevenlabs_sink_set_property (
   }
   if (prop_id == PROP_TURN_TIMEOUT_MS)
     self->turn_timeout_ms = g_value_get_uint (value);
-  else if (!el_config_set_property (
+  else if (!el_config_set_property_locked (
                &self->config, object, prop_id, value, pspec))
     G_OBJECT_WARN_INVALID_PROPERTY_ID (object, prop_id, pspec);
   GST_OBJECT_UNLOCK (self);
@@ -239,7 +248,7 @@ gst_elevenlabs_sink_get_property (
   GST_OBJECT_LOCK (self);
   if (prop_id == PROP_TURN_TIMEOUT_MS)
     g_value_set_uint (value, self->turn_timeout_ms);
-  else if (!el_config_get_property (&self->config, prop_id, value))
+  else if (!el_config_get_property_locked (&self->config, prop_id, value))
     G_OBJECT_WARN_INVALID_PROPERTY_ID (object, prop_id, pspec);
   GST_OBJECT_UNLOCK (self);
 }
@@ -254,9 +263,18 @@ gst_elevenlabs_sink_change_state (
   GstStateChangeReturn ret;
 
   if (transition == GST_STATE_CHANGE_NULL_TO_READY) {
+    GstVoiceSession *session;
+    gchar *name;
+
+    /* The registry lock is taken outside OBJECT_LOCK (see the locking
+     * order at the top): copy the name, acquire, then publish. */
     GST_OBJECT_LOCK (self);
-    self->session =
-        gst_voice_session_acquire (EL_SESSION_KIND, self->config.session);
+    name = g_strdup (self->config.session);
+    GST_OBJECT_UNLOCK (self);
+    session = gst_voice_session_acquire (EL_SESSION_KIND, name);
+    g_free (name);
+    GST_OBJECT_LOCK (self);
+    self->session = session;
     GST_OBJECT_UNLOCK (self);
   }
   ret = GST_ELEMENT_CLASS (parent_class)->change_state (element, transition);
@@ -320,7 +338,7 @@ gst_elevenlabs_sink_start (GstBaseSink *bsink)
   GST_OBJECT_LOCK (self);
   to_src =
       gst_voice_session_get_queue (self->session, GST_VOICE_SESSION_TO_SRC);
-  if (el_config_validate (&self->config, &error)) {
+  if (el_config_validate_locked (&self->config, &error)) {
     self->config.synth.turn_timeout_ms = self->turn_timeout_ms;
     synth = el_synth_new (GST_ELEMENT (self), "elevenlabssink",
         &self->config.synth, to_src, FALSE);

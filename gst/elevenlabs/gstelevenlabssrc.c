@@ -67,6 +67,14 @@
  * gst-launch-1.0 elevenlabssrc text="Hello" eos-after-text=true ! wavenc ! filesink location=hello.wav
  * ]| Renders it to a WAV file.
  */
+
+/* Locking order: OBJECT_LOCK and PLAYOUT_LOCK never nest; each is taken
+ * alone. Under OBJECT_LOCK only the clock's lock (unlock() unschedules the
+ * wait) and gst/voice's redaction lock (the api-key property and
+ * el_synth_new() register the key) are taken; under PLAYOUT_LOCK only the
+ * session's TO_SRC queue lock (draining it). The session registry and a
+ * session's own lock (gst_voice_session_*) and the synth's lock
+ * (el_synth_*) are always taken with neither held. */
 #ifdef HAVE_CONFIG_H
 #include "config.h"
 #endif
@@ -101,8 +109,8 @@ enum {
   LAST_SIGNAL,
 };
 
-#define DEFAULT_BUFFER_MS 20
-#define DEFAULT_PREBUFFER_MS 40
+#define DEFAULT_BUFFER_MS EL_DEFAULT_BUFFER_MS
+#define DEFAULT_PREBUFFER_MS EL_DEFAULT_PREBUFFER_MS
 #define DEFAULT_EOS_AFTER_TEXT FALSE
 
 static guint signals[LAST_SIGNAL];
@@ -117,7 +125,9 @@ struct _GstElevenLabsSrc
   guint prebuffer_ms;
   gchar *text;
   gboolean eos_after_text;
-  GstVoiceSession *session; /* held from NULL->READY to READY->NULL */
+  /* Written under OBJECT_LOCK by the NULL<->READY transitions; between
+   * start and stop it cannot change and is read without a lock. */
+  GstVoiceSession *session;
   ElSynth *synth; /* own connection, for `text` and `speak` */
   gboolean running; /* between start and stop */
   GQueue pending_speak; /* of gchar*, spoken before start */
@@ -127,8 +137,11 @@ struct _GstElevenLabsSrc
   GstClockID clock_id; /* the wait in progress */
   gboolean unlocked; /* unlock() until unlock_stop() */
 
-  GMutex lock; /* protects playout; taken after OBJECT_LOCK if both */
-  ElPlayout *playout;
+  /* PLAYOUT_LOCK: the streaming thread reads the playout while an
+   * application thread may interrupt it (send_event); never nested with
+   * OBJECT_LOCK. */
+  GMutex playout_lock;
+  ElPlayout *playout; /* protected by PLAYOUT_LOCK; NULL outside start..stop */
 
   /* streaming thread only */
   guint rate; /* of the negotiated caps, 0 before */
@@ -138,6 +151,9 @@ struct _GstElevenLabsSrc
   guint64 offset; /* samples since start */
   gboolean eos_next; /* the next create() returns EOS */
 };
+
+#define PLAYOUT_LOCK(self) g_mutex_lock (&(self)->playout_lock)
+#define PLAYOUT_UNLOCK(self) g_mutex_unlock (&(self)->playout_lock)
 
 #define gst_elevenlabs_src_parent_class parent_class
 G_DEFINE_TYPE (GstElevenLabsSrc, gst_elevenlabs_src, GST_TYPE_PUSH_SRC);
@@ -276,7 +292,7 @@ gst_elevenlabs_src_init (GstElevenLabsSrc *self)
   self->prebuffer_ms = DEFAULT_PREBUFFER_MS;
   self->eos_after_text = DEFAULT_EOS_AFTER_TEXT;
   g_queue_init (&self->pending_speak);
-  g_mutex_init (&self->lock);
+  g_mutex_init (&self->playout_lock);
   gst_base_src_set_live (GST_BASE_SRC (self), TRUE);
   gst_base_src_set_format (GST_BASE_SRC (self), GST_FORMAT_TIME);
 }
@@ -289,7 +305,7 @@ gst_elevenlabs_src_finalize (GObject *object)
   el_config_clear (&self->config);
   g_free (self->text);
   g_queue_clear_full (&self->pending_speak, g_free);
-  g_mutex_clear (&self->lock);
+  g_mutex_clear (&self->playout_lock);
   G_OBJECT_CLASS (parent_class)->finalize (object);
 }
 
@@ -321,7 +337,7 @@ gst_elevenlabs_src_set_property (
       }
       /* fall through */
     default:
-      if (!el_config_set_property (
+      if (!el_config_set_property_locked (
               &self->config, object, prop_id, value, pspec))
         G_OBJECT_WARN_INVALID_PROPERTY_ID (object, prop_id, pspec);
       break;
@@ -350,7 +366,7 @@ gst_elevenlabs_src_get_property (
       g_value_set_boolean (value, self->eos_after_text);
       break;
     default:
-      if (!el_config_get_property (&self->config, prop_id, value))
+      if (!el_config_get_property_locked (&self->config, prop_id, value))
         G_OBJECT_WARN_INVALID_PROPERTY_ID (object, prop_id, pspec);
       break;
   }
@@ -366,9 +382,18 @@ gst_elevenlabs_src_change_state (GstElement *element, GstStateChange transition)
   GstStateChangeReturn ret;
 
   if (transition == GST_STATE_CHANGE_NULL_TO_READY) {
+    GstVoiceSession *session;
+    gchar *name;
+
+    /* The registry lock is taken outside OBJECT_LOCK (see the locking
+     * order at the top): copy the name, acquire, then publish. */
     GST_OBJECT_LOCK (self);
-    self->session =
-        gst_voice_session_acquire (EL_SESSION_KIND, self->config.session);
+    name = g_strdup (self->config.session);
+    GST_OBJECT_UNLOCK (self);
+    session = gst_voice_session_acquire (EL_SESSION_KIND, name);
+    g_free (name);
+    GST_OBJECT_LOCK (self);
+    self->session = session;
     GST_OBJECT_UNLOCK (self);
   }
   ret = GST_ELEMENT_CLASS (parent_class)->change_state (element, transition);
@@ -404,7 +429,7 @@ own_synth (GstElevenLabsSrc *self)
   GST_OBJECT_LOCK (self);
   if (self->synth) {
     synth = el_synth_ref (self->synth);
-  } else if (el_config_validate (&self->config, &error)) {
+  } else if (el_config_validate_locked (&self->config, &error)) {
     self->synth = el_synth_new (GST_ELEMENT (self), "elevenlabssrc",
         &self->config.synth, queue_to_src (self), TRUE);
     synth = el_synth_ref (self->synth);
@@ -445,9 +470,9 @@ gst_elevenlabs_src_start (GstBaseSrc *bsrc)
 {
   GstElevenLabsSrc *self = GST_ELEVENLABS_SRC (bsrc);
   GQueue texts = G_QUEUE_INIT;
+  ElPlayout *playout;
   gchar *text;
   gboolean ok = TRUE;
-  guint rate;
 
   GST_OBJECT_LOCK (self);
   self->running = TRUE;
@@ -458,13 +483,15 @@ gst_elevenlabs_src_start (GstBaseSrc *bsrc)
     g_queue_push_tail (&texts, g_strdup (self->text));
   while ((text = g_queue_pop_head (&self->pending_speak)))
     g_queue_push_tail (&texts, text);
-  rate = el_output_format_rate (self->config.synth.format);
-  g_mutex_lock (&self->lock);
-  self->playout = el_playout_new (rate);
+  playout = el_playout_new (el_output_format_rate (self->config.synth.format));
   el_playout_set_prebuffer (
-      self->playout, (GstClockTime)self->prebuffer_ms * GST_MSECOND);
-  g_mutex_unlock (&self->lock);
+      playout, (GstClockTime)self->prebuffer_ms * GST_MSECOND);
   GST_OBJECT_UNLOCK (self);
+  /* Published outside OBJECT_LOCK: the two locks never nest. Until then a
+   * barge-in finds no playout, as it would find an empty one. */
+  PLAYOUT_LOCK (self);
+  self->playout = playout;
+  PLAYOUT_UNLOCK (self);
 
   while ((text = g_queue_pop_head (&texts))) {
     ok = ok && speak_now (self, text);
@@ -490,9 +517,9 @@ gst_elevenlabs_src_stop (GstBaseSrc *bsrc)
   if (synth)
     el_synth_free (synth);
 
-  g_mutex_lock (&self->lock);
+  PLAYOUT_LOCK (self);
   g_clear_pointer (&self->playout, el_playout_free);
-  g_mutex_unlock (&self->lock);
+  PLAYOUT_UNLOCK (self);
   /* What the sink queued for this run is stale now. */
   gst_voice_queue_clear (queue_to_src (self));
   return TRUE;
@@ -528,9 +555,9 @@ current_rate (GstElevenLabsSrc *self)
 {
   guint rate;
 
-  g_mutex_lock (&self->lock);
+  PLAYOUT_LOCK (self);
   rate = self->playout ? el_playout_get_rate (self->playout) : 0;
-  g_mutex_unlock (&self->lock);
+  PLAYOUT_UNLOCK (self);
   if (rate == 0) {
     GST_OBJECT_LOCK (self);
     rate = el_output_format_rate (self->config.synth.format);
@@ -664,9 +691,9 @@ typedef struct
 } Drained;
 
 /* Moves what the network side queued into the playout buffer. Call with
- * self->lock held. */
+ * PLAYOUT_LOCK held. */
 static void
-drain_queue (
+drain_queue_locked (
     GstElevenLabsSrc *self, GstElevenLabsInterruption mode, Drained *out)
 {
   GstVoiceQueue *q = queue_to_src (self);
@@ -851,10 +878,10 @@ gst_elevenlabs_src_send_event (GstElement *element, GstEvent *event)
     return GST_ELEMENT_CLASS (parent_class)->send_event (element, event);
 
   notes = el_notes_new ();
-  g_mutex_lock (&self->lock);
+  PLAYOUT_LOCK (self);
   if (self->playout)
     el_playout_interrupt (self->playout, notes);
-  g_mutex_unlock (&self->lock);
+  PLAYOUT_UNLOCK (self);
   interrupt_own (self);
   post_acted (self, event);
   rt = running_time_now (self);
@@ -889,8 +916,10 @@ next_timestamp (GstElevenLabsSrc *self)
       gst_util_uint64_scale (self->samples_out, GST_SECOND, self->rate);
 }
 
+/* A buffer of @n samples read from the playout. Call with PLAYOUT_LOCK
+ * held. */
 static GstBuffer *
-fill_buffer (GstElevenLabsSrc *self, guint n, GArray *notes)
+fill_buffer_locked (GstElevenLabsSrc *self, guint n, GArray *notes)
 {
   GstBuffer *buf = gst_buffer_new_allocate (NULL, (gsize)n * 2, NULL);
   GstMapInfo map;
@@ -941,16 +970,16 @@ gst_elevenlabs_src_create (GstPushSrc *psrc, GstBuffer **outbuf)
   d.notes = el_notes_new ();
   g_queue_init (&d.forward);
   g_queue_init (&d.acted);
-  g_mutex_lock (&self->lock);
-  drain_queue (self, mode, &d);
-  g_mutex_unlock (&self->lock);
+  PLAYOUT_LOCK (self);
+  drain_queue_locked (self, mode, &d);
+  PLAYOUT_UNLOCK (self);
   if (d.rate && d.rate != self->rate)
     set_rate (self, d.rate, pts);
 
   n = self->rate * buffer_ms / 1000;
-  g_mutex_lock (&self->lock);
-  buf = fill_buffer (self, n, d.notes);
-  g_mutex_unlock (&self->lock);
+  PLAYOUT_LOCK (self);
+  buf = fill_buffer_locked (self, n, d.notes);
+  PLAYOUT_UNLOCK (self);
   dur = gst_util_uint64_scale (n, GST_SECOND, self->rate);
 
   if (!g_queue_is_empty (&d.acted))

@@ -6,6 +6,10 @@
 /* The properties the two halves and the bin share. Installed by one helper
  * so all three elements document and validate them the same way; the bin
  * forwards each to both of its children. */
+
+/* Locking order: no lock of its own. The _locked functions work on the
+ * caller's ElConfig, which the element guards with OBJECT_LOCK; under it
+ * only gst/voice's redaction lock is taken (the api-key property). */
 #ifdef HAVE_CONFIG_H
 #include "config.h"
 #endif
@@ -202,7 +206,7 @@ replace_string (gchar **dst, const GValue *value, const gchar *fallback)
 }
 
 gboolean
-el_config_set_property (ElConfig *cfg, GObject *object, guint prop_id,
+el_config_set_property_locked (ElConfig *cfg, GObject *object, guint prop_id,
     const GValue *value, GParamSpec *pspec)
 {
   ElSynthConfig *sc = &cfg->synth;
@@ -262,7 +266,7 @@ el_config_set_property (ElConfig *cfg, GObject *object, guint prop_id,
 }
 
 gboolean
-el_config_get_property (ElConfig *cfg, guint prop_id, GValue *value)
+el_config_get_property_locked (ElConfig *cfg, guint prop_id, GValue *value)
 {
   ElSynthConfig *sc = &cfg->synth;
 
@@ -316,7 +320,7 @@ el_config_get_property (ElConfig *cfg, guint prop_id, GValue *value)
 }
 
 gboolean
-el_config_validate (ElConfig *cfg, GError **error)
+el_config_validate_locked (ElConfig *cfg, GError **error)
 {
   GArray *schedule = NULL;
 

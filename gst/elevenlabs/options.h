@@ -68,6 +68,11 @@ enum {
 #define EL_DEFAULT_INACTIVITY_TIMEOUT 20
 #define EL_DEFAULT_INTERRUPTION GST_ELEVENLABS_INTERRUPTION_VAD
 #define EL_DEFAULT_SESSION "default"
+/* Defaults of the properties only one half has; the bin forwards them and
+ * advertises the same defaults, so they live here once. */
+#define EL_DEFAULT_TURN_TIMEOUT_MS 2000 /* elevenlabssink */
+#define EL_DEFAULT_BUFFER_MS 20 /* elevenlabssrc */
+#define EL_DEFAULT_PREBUFFER_MS 40 /* elevenlabssrc */
 
 typedef struct
 {
@@ -82,14 +87,15 @@ void el_config_clear (ElConfig *cfg);
 void el_config_install_properties (GObjectClass *klass);
 /* Both return FALSE for a property id that is not a shared one. Call with
  * the object lock held. */
-gboolean el_config_set_property (ElConfig *cfg, GObject *object, guint prop_id,
-    const GValue *value, GParamSpec *pspec);
-gboolean el_config_get_property (ElConfig *cfg, guint prop_id, GValue *value);
+gboolean el_config_set_property_locked (ElConfig *cfg, GObject *object,
+    guint prop_id, const GValue *value, GParamSpec *pspec);
+gboolean el_config_get_property_locked (
+    ElConfig *cfg, guint prop_id, GValue *value);
 
 /* Checks what the service needs (and parses the chunk schedule). Call
  * with the object lock held; post @error with el_config_post_error()
  * without it. */
-gboolean el_config_validate (ElConfig *cfg, GError **error);
+gboolean el_config_validate_locked (ElConfig *cfg, GError **error);
 void el_config_post_error (GstElement *element, const GError *error);
 
 /* Whether @event (a conversation event) stops the agent under @mode. */

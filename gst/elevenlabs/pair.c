@@ -2,6 +2,9 @@
  * Copyright (C) 2026 gst-voiceagent contributors
  * SPDX-License-Identifier: LGPL-2.1-or-later
  */
+
+/* Locking order: no locks; the items it builds cross between the halves
+ * through the session's queue, which locks itself. */
 #ifdef HAVE_CONFIG_H
 #include "config.h"
 #endif

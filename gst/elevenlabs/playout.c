@@ -2,6 +2,9 @@
  * Copyright (C) 2026 gst-voiceagent contributors
  * SPDX-License-Identifier: LGPL-2.1-or-later
  */
+
+/* Locking order: no lock of its own; elevenlabssrc calls it under
+ * PLAYOUT_LOCK (see gstelevenlabssrc.c) and takes no lock in between. */
 #ifdef HAVE_CONFIG_H
 #include "config.h"
 #endif
@@ -51,7 +54,7 @@ typedef enum {
   STATE_REBUFFERING, /* the turn ran dry; waiting for the prebuffer */
 } State;
 
-/* No lock of its own: elevenlabssrc calls it under its playout lock. */
+/* No lock of its own: elevenlabssrc calls it under its PLAYOUT_LOCK. */
 struct _ElPlayout
 {
   guint rate;

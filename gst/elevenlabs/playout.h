@@ -14,7 +14,7 @@ G_BEGIN_DECLS
  * plus the prebuffer), counts underruns, and keeps track of which characters
  * of a turn have been played, so an interrupted turn can report what the
  * caller heard. No threads and no clock here: the element calls it under
- * its lock, the unit tests call it directly. */
+ * its PLAYOUT_LOCK, the unit tests call it directly. */
 
 typedef enum {
   EL_NOTE_STARTED, /* a turn's first sample is at @offset */

@@ -2,6 +2,8 @@
  * Copyright (C) 2026 gst-voiceagent contributors
  * SPDX-License-Identifier: LGPL-2.1-or-later
  */
+
+/* Locking order: no locks. */
 #ifdef HAVE_CONFIG_H
 #include "config.h"
 #endif

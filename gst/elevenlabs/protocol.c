@@ -6,6 +6,8 @@
 /* The ElevenLabs wire format, as documented in the API reference of
  * /v1/text-to-speech/{voice_id}/multi-stream-input (AsyncAPI schema) and
  * /v1/text-to-speech/{voice_id}/stream. */
+
+/* Locking order: no locks; pure functions over bytes and strings. */
 #ifdef HAVE_CONFIG_H
 #include "config.h"
 #endif

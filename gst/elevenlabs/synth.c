@@ -29,9 +29,19 @@
  * that change between messages of one connection.
  *
  * Threads: the streaming thread calls the public functions; the client's
- * callbacks and the keep-alive timer run on the voice I/O thread. One mutex
- * guards everything. Client calls that can call back synchronously
- * (reconnect, cancel) and message posting happen outside it. */
+ * callbacks and the keep-alive timer run on the voice I/O thread. One mutex,
+ * SYNTH_LOCK, guards everything that changes; a static helper that expects
+ * it held ends in _locked. Client calls that can call back synchronously
+ * (reconnect, close, cancel) and message posting happen outside it: they
+ * are collected in a Deferred and run by run_deferred() after unlocking.
+ *
+ * Locking order: SYNTH_LOCK is taken with no lock of the elements held
+ * (they call el_synth_* outside OBJECT_LOCK and PLAYOUT_LOCK), and under it
+ * only gst/voice's own locks are taken: the client's (sending, clearing its
+ * queue, starting an HTTP request), the TO_SRC queue's (out_push_locked)
+ * and the redaction lock, plus GLib's lock of the I/O GMainContext when the
+ * timer is attached. Never an element's OBJECT_LOCK, a session's lock or
+ * the session registry. */
 #ifdef HAVE_CONFIG_H
 #include "config.h"
 #endif
@@ -62,8 +72,8 @@ typedef enum {
 
 typedef struct _Turn Turn;
 
-/* Contexts, turns and requests belong to their ElSynth: every field is
- * protected by its lock. */
+/* Contexts and turns belong to their ElSynth: every field is protected by
+ * its SYNTH_LOCK. */
 typedef struct
 {
   gchar *id;
@@ -91,22 +101,25 @@ struct _Turn
   GQueue held; /* audio waiting for an earlier turn to complete */
 };
 
+/* An HTTP request in flight; freed by the client (http_req_free). */
 typedef struct
 {
-  ElSynth *synth; /* strong ref */
-  Turn *turn; /* NULL once the turn is gone */
-  guint id;
+  ElSynth *synth; /* strong ref; immutable */
+  Turn *turn; /* protected by SYNTH_LOCK; NULL once the turn is gone */
+  guint id; /* protected by SYNTH_LOCK */
+  /* immutable after http_pump_locked() */
   guint segment;
   gchar *text; /* the piece of the turn it speaks */
-  guint status;
   gint64 sent_us;
+  /* I/O thread only (the request's callbacks) */
+  guint status;
   gint leftover; /* odd byte of a split sample, or -1 */
 } HttpReq;
 
 struct _ElSynth
 {
   gint ref; /* atomic */
-  GMutex lock;
+  GMutex lock; /* SYNTH_LOCK */
 
   /* Immutable after el_synth_new(). */
   GstElement *owner;
@@ -117,7 +130,7 @@ struct _ElSynth
   GstVoiceClient *client;
   gint64 keepalive_us;
 
-  /* Protected by lock. */
+  /* Protected by SYNTH_LOCK. */
   gboolean connected;
   gboolean connecting;
   gboolean stopped;
@@ -137,7 +150,10 @@ struct _ElSynth
   GSource *timer;
 };
 
-/* Messages to post and client calls to make once the lock is released;
+#define SYNTH_LOCK(s) g_mutex_lock (&(s)->lock)
+#define SYNTH_UNLOCK(s) g_mutex_unlock (&(s)->lock)
+
+/* Messages to post and client calls to make once SYNTH_LOCK is released;
  * a local of the calling thread. */
 typedef struct
 {
@@ -147,8 +163,8 @@ typedef struct
   guint cancel_request;
 } Deferred;
 
-static void pump (ElSynth *s, Deferred *d);
-static void http_pump (ElSynth *s, Deferred *d);
+static void pump_locked (ElSynth *s, Deferred *d);
+static void http_pump_locked (ElSynth *s, Deferred *d);
 
 /* ---- Config ---- */
 
@@ -238,7 +254,7 @@ defer_message (ElSynth *s, Deferred *d, GstStructure *st)
       d->messages, gst_message_new_element (GST_OBJECT (s->owner), st));
 }
 
-/* Posts and does what was deferred; call without the lock. */
+/* Posts and does what was deferred; call without SYNTH_LOCK. */
 static void
 run_deferred (ElSynth *s, Deferred *d)
 {
@@ -258,13 +274,13 @@ run_deferred (ElSynth *s, Deferred *d)
 /* ---- Output ---- */
 
 static Turn *
-head_turn (ElSynth *s)
+head_turn_locked (ElSynth *s)
 {
   return g_queue_peek_head (&s->turns);
 }
 
 static void
-out_push (ElSynth *s, GstMiniObject *item)
+out_push_locked (ElSynth *s, GstMiniObject *item)
 {
   gst_voice_queue_push_force (s->out, item);
 }
@@ -272,10 +288,10 @@ out_push (ElSynth *s, GstMiniObject *item)
 /* Queues @item of @t for the src, or holds it while an earlier turn is
  * still arriving. */
 static void
-deliver (ElSynth *s, Turn *t, GstMiniObject *item)
+deliver_locked (ElSynth *s, Turn *t, GstMiniObject *item)
 {
-  if (t == head_turn (s))
-    out_push (s, item);
+  if (t == head_turn_locked (s))
+    out_push_locked (s, item);
   else
     g_queue_push_tail (&t->held, item);
 }
@@ -283,15 +299,15 @@ deliver (ElSynth *s, Turn *t, GstMiniObject *item)
 /* Completes the turns at the head whose audio is all in; their turn ends
  * go out, and the next turn's held audio follows. */
 static void
-advance (ElSynth *s, Deferred *d)
+advance_locked (ElSynth *s, Deferred *d)
 {
   Turn *t;
 
-  while ((t = head_turn (s)) && t->complete) {
+  while ((t = head_turn_locked (s)) && t->complete) {
     GstMiniObject *item;
     Turn *next;
 
-    out_push (s,
+    out_push_locked (s,
         GST_MINI_OBJECT (el_turn_end_event_new (
             t->number, s->own, t->characters, t->ttfb, t->text->str)));
     defer_message (s, d,
@@ -300,26 +316,26 @@ advance (ElSynth *s, Deferred *d)
             NULL));
     g_queue_pop_head (&s->turns);
     turn_free (t);
-    next = head_turn (s);
+    next = head_turn_locked (s);
     while (next && (item = g_queue_pop_head (&next->held)))
-      out_push (s, item);
+      out_push_locked (s, item);
   }
   if (s->eos_pending && g_queue_is_empty (&s->turns)) {
     s->eos_pending = FALSE;
-    out_push (s, GST_MINI_OBJECT (gst_event_new_eos ()));
+    out_push_locked (s, GST_MINI_OBJECT (gst_event_new_eos ()));
   }
 }
 
 /* ---- Contexts ---- */
 
 static guint
-count_contexts (ElSynth *s)
+count_contexts_locked (ElSynth *s)
 {
   return g_list_length (s->contexts);
 }
 
 static Ctx *
-find_ctx (ElSynth *s, const gchar *id)
+find_ctx_locked (ElSynth *s, const gchar *id)
 {
   for (GList *l = s->contexts; l && id; l = l->next)
     if (g_str_equal (((Ctx *)l->data)->id, id))
@@ -328,7 +344,7 @@ find_ctx (ElSynth *s, const gchar *id)
 }
 
 static Ctx *
-find_ready (ElSynth *s)
+find_ready_locked (ElSynth *s)
 {
   for (GList *l = s->contexts; l; l = l->next)
     if (((Ctx *)l->data)->state == CTX_READY)
@@ -337,7 +353,7 @@ find_ready (ElSynth *s)
 }
 
 static void
-send (ElSynth *s, gchar *msg)
+send_locked (ElSynth *s, gchar *msg)
 {
   GST_LOG_OBJECT (s->owner, "sending %s", msg);
   if (!gst_voice_client_send_text (s->client, msg))
@@ -348,7 +364,7 @@ send (ElSynth *s, gchar *msg)
 
 /* Settings go with the first context of a connection only. */
 static const ElVoiceSettings *
-take_settings (ElSynth *s)
+take_settings_locked (ElSynth *s)
 {
   if (s->settings_sent)
     return NULL;
@@ -358,7 +374,7 @@ take_settings (ElSynth *s)
 
 /* Opens a context with a single space, as the protocol wants. */
 static Ctx *
-open_ctx (ElSynth *s, Deferred *d)
+open_ctx_locked (ElSynth *s, Deferred *d)
 {
   Ctx *c = g_new0 (Ctx, 1);
   guint n;
@@ -367,9 +383,9 @@ open_ctx (ElSynth *s, Deferred *d)
   c->state = CTX_READY;
   c->activity_us = g_get_monotonic_time ();
   s->contexts = g_list_append (s->contexts, c);
-  n = count_contexts (s);
+  n = count_contexts_locked (s);
   GST_DEBUG_OBJECT (s->owner, "opening context %s (%u open)", c->id, n);
-  send (s, el_msg_text (c->id, " ", take_settings (s)));
+  send_locked (s, el_msg_text (c->id, " ", take_settings_locked (s)));
   defer_message (s, d,
       gst_structure_new (s->name, "event", G_TYPE_STRING, "context-opened",
           "context-id", G_TYPE_STRING, c->id, "open", G_TYPE_UINT, n, NULL));
@@ -377,7 +393,7 @@ open_ctx (ElSynth *s, Deferred *d)
 }
 
 static void
-remove_ctx (ElSynth *s, Ctx *c)
+remove_ctx_locked (ElSynth *s, Ctx *c)
 {
   s->contexts = g_list_remove (s->contexts, c);
   if (c->turn)
@@ -386,19 +402,19 @@ remove_ctx (ElSynth *s, Ctx *c)
 }
 
 static void
-close_ctx (ElSynth *s, Ctx *c)
+close_ctx_locked (ElSynth *s, Ctx *c)
 {
   c->state = CTX_CLOSING;
   c->activity_us = g_get_monotonic_time ();
-  send (s, el_msg_close_context (c->id));
+  send_locked (s, el_msg_close_context (c->id));
 }
 
 /* Forgets every context: the connection they lived on is gone. */
 static void
-forget_contexts (ElSynth *s)
+forget_contexts_locked (ElSynth *s)
 {
   while (s->contexts)
-    remove_ctx (s, s->contexts->data);
+    remove_ctx_locked (s, s->contexts->data);
 }
 
 /* ---- Sending turns (WebSocket) ---- */
@@ -428,14 +444,14 @@ is_speakable (ElSynth *s, const gchar *text, gsize len)
 
 /* Sends what @t has not sent yet; FALSE if it has to wait for a context. */
 static gboolean
-send_turn (ElSynth *s, Turn *t, Deferred *d)
+send_turn_locked (ElSynth *s, Turn *t, Deferred *d)
 {
   if (t->ctx == NULL) {
-    Ctx *c = find_ready (s);
-    if (c == NULL && count_contexts (s) >= EL_MAX_CONTEXTS)
+    Ctx *c = find_ready_locked (s);
+    if (c == NULL && count_contexts_locked (s) >= EL_MAX_CONTEXTS)
       return FALSE;
     if (c == NULL)
-      c = open_ctx (s, d);
+      c = open_ctx_locked (s, d);
     c->state = CTX_ACTIVE;
     c->turn = t;
     t->ctx = c;
@@ -445,7 +461,7 @@ send_turn (ElSynth *s, Turn *t, Deferred *d)
     if (t->first_sent_us == 0)
       t->first_sent_us = g_get_monotonic_time ();
     t->characters += (guint)g_utf8_strlen (rest, -1);
-    send (s, el_msg_text (t->ctx->id, rest, take_settings (s)));
+    send_locked (s, el_msg_text (t->ctx->id, rest, take_settings_locked (s)));
     t->sent = t->text->len;
     t->ctx->activity_us = g_get_monotonic_time ();
     if (t->speakable_us == 0 && is_speakable (s, t->text->str, t->sent)) {
@@ -453,7 +469,7 @@ send_turn (ElSynth *s, Turn *t, Deferred *d)
     } else if (t->speakable_us == 0 && s->cfg.flush_first_clause) {
       /* Waiting for the sentence to end would cost the caller the time the
        * LLM takes to stream it; later clauses follow while this plays. */
-      send (s, el_msg_flush (t->ctx->id));
+      send_locked (s, el_msg_flush (t->ctx->id));
       t->speakable_us = t->ctx->activity_us;
     }
   }
@@ -463,20 +479,20 @@ send_turn (ElSynth *s, Turn *t, Deferred *d)
       t->first_sent_us = g_get_monotonic_time ();
     if (t->speakable_us == 0)
       t->speakable_us = g_get_monotonic_time ();
-    send (s, el_msg_flush (t->ctx->id));
-    close_ctx (s, t->ctx);
+    send_locked (s, el_msg_flush (t->ctx->id));
+    close_ctx_locked (s, t->ctx);
   }
   return TRUE;
 }
 
 /* Sends what can be sent, in turn order, and keeps a context ready. */
 static void
-pump (ElSynth *s, Deferred *d)
+pump_locked (ElSynth *s, Deferred *d)
 {
   gboolean waiting = FALSE;
 
   if (s->cfg.protocol == EL_PROTOCOL_HTTP) {
-    http_pump (s, d);
+    http_pump_locked (s, d);
     return;
   }
   if (s->failed || s->stopped)
@@ -491,17 +507,17 @@ pump (ElSynth *s, Deferred *d)
   for (GList *l = s->turns.head; l && !waiting; l = l->next) {
     Turn *t = l->data;
     if (!t->complete)
-      waiting = !send_turn (s, t, d);
+      waiting = !send_turn_locked (s, t, d);
   }
-  if (!waiting && find_ready (s) == NULL &&
-      count_contexts (s) < EL_MAX_CONTEXTS)
-    open_ctx (s, d);
+  if (!waiting && find_ready_locked (s) == NULL &&
+      count_contexts_locked (s) < EL_MAX_CONTEXTS)
+    open_ctx_locked (s, d);
 }
 
 /* ---- Server messages (I/O thread) ---- */
 
 static void
-post_first_audio (ElSynth *s, Turn *t, gint64 now, Deferred *d)
+post_first_audio_locked (ElSynth *s, Turn *t, gint64 now, Deferred *d)
 {
   t->got_audio = TRUE;
   /* From when the text became speakable: the service's own latency, not
@@ -532,9 +548,9 @@ to_s16 (ElSynth *s, GBytes *audio)
 }
 
 static void
-on_audio (ElSynth *s, ElServerMsg *m, gint64 received_us, Deferred *d)
+on_audio_locked (ElSynth *s, ElServerMsg *m, gint64 received_us, Deferred *d)
 {
-  Ctx *c = find_ctx (s, m->context_id);
+  Ctx *c = find_ctx_locked (s, m->context_id);
   Turn *t = c ? c->turn : NULL;
   GBytes *pcm;
 
@@ -546,42 +562,42 @@ on_audio (ElSynth *s, ElServerMsg *m, gint64 received_us, Deferred *d)
   s->error_frames = 0;
   c->activity_us = received_us;
   if (!t->got_audio)
-    post_first_audio (s, t, received_us, d);
+    post_first_audio_locked (s, t, received_us, d);
   if (m->text)
     t->confirmed += el_count_nonspace (m->text, -1);
   pcm = to_s16 (s, m->audio);
-  deliver (s, t,
+  deliver_locked (s, t,
       GST_MINI_OBJECT (el_chunk_new (pcm, t->number, s->own, ++s->next_segment,
           received_us, m->text, m->char_end_ms ? m->char_end_ms : NULL)));
   g_bytes_unref (pcm);
 }
 
 static void
-on_final (ElSynth *s, ElServerMsg *m, Deferred *d)
+on_final_locked (ElSynth *s, ElServerMsg *m, Deferred *d)
 {
-  Ctx *c = find_ctx (s, m->context_id);
+  Ctx *c = find_ctx_locked (s, m->context_id);
   Turn *t;
 
   if (c == NULL)
     return;
   t = c->turn;
-  GST_DEBUG_OBJECT (
-      s->owner, "context %s final (%u open)", c->id, count_contexts (s) - 1);
-  remove_ctx (s, c);
+  GST_DEBUG_OBJECT (s->owner, "context %s final (%u open)", c->id,
+      count_contexts_locked (s) - 1);
+  remove_ctx_locked (s, c);
   if (t && t->flush_sent) {
     t->complete = TRUE;
   } else if (t) {
     /* The server ended a context we still use: start it over elsewhere. */
     t->sent = el_offset_after_nonspace (t->text->str, t->confirmed);
   }
-  advance (s, d);
-  pump (s, d);
+  advance_locked (s, d);
+  pump_locked (s, d);
 }
 
 static void
-on_error_frame (ElSynth *s, ElServerMsg *m, Deferred *d)
+on_error_frame_locked (ElSynth *s, ElServerMsg *m, Deferred *d)
 {
-  Turn *t = head_turn (s);
+  Turn *t = head_turn_locked (s);
 
   GST_WARNING_OBJECT (
       s->owner, "error frame %s: %s", m->error, GST_STR_NULL (m->message));
@@ -599,7 +615,7 @@ on_error_frame (ElSynth *s, ElServerMsg *m, Deferred *d)
    * and unspoken text are re-sent on the new connection. */
   s->connected = FALSE;
   s->connecting = TRUE;
-  forget_contexts (s);
+  forget_contexts_locked (s);
   d->reconnect = TRUE;
 }
 
@@ -634,18 +650,18 @@ on_message (GstVoiceClient *client, SoupWebsocketDataType type, GBytes *message,
    * keep @s alive until this returns. */
   synth_ref (s);
   el_server_msg_parse (data, len, &m);
-  g_mutex_lock (&s->lock);
+  SYNTH_LOCK (s);
   was_failed = s->failed;
   if (s->stopped || was_failed) {
     /* nothing */
   } else if (m.type == EL_MSG_AUDIO) {
-    on_audio (s, &m, received_us, &d);
+    on_audio_locked (s, &m, received_us, &d);
     if (m.is_final)
-      on_final (s, &m, &d);
+      on_final_locked (s, &m, &d);
   } else if (m.type == EL_MSG_FINAL) {
-    on_final (s, &m, &d);
+    on_final_locked (s, &m, &d);
   } else if (m.type == EL_MSG_ERROR) {
-    on_error_frame (s, &m, &d);
+    on_error_frame_locked (s, &m, &d);
   } else if (m.type == EL_MSG_INVALID) {
     GST_WARNING_OBJECT (s->owner,
         "ignoring a malformed message (%" G_GSIZE_FORMAT " bytes)", len);
@@ -656,7 +672,7 @@ on_message (GstVoiceClient *client, SoupWebsocketDataType type, GBytes *message,
   now_failed = !was_failed && s->failed;
   if (now_failed)
     d.close = TRUE;
-  g_mutex_unlock (&s->lock);
+  SYNTH_UNLOCK (s);
   if (now_failed)
     fail_error_frame (s, &m);
   else if (m.type == EL_MSG_ERROR && !was_failed)
@@ -673,7 +689,7 @@ on_message (GstVoiceClient *client, SoupWebsocketDataType type, GBytes *message,
 /* Makes every unfinished turn start over from its first character without
  * audio, on a connection with no contexts. Returns the characters resent. */
 static guint
-rewind_turns (ElSynth *s)
+rewind_turns_locked (ElSynth *s)
 {
   guint resent = 0;
 
@@ -699,15 +715,15 @@ on_opened (GstVoiceClient *client, gboolean reconnected, gpointer user_data)
   /* An error posted here may stop the element (a sync bus handler):
    * keep @s alive until this returns. */
   synth_ref (s);
-  g_mutex_lock (&s->lock);
+  SYNTH_LOCK (s);
   s->connected = TRUE;
   s->connecting = FALSE;
   s->settings_sent = FALSE;
   s->outage_warned = FALSE;
-  forget_contexts (s);
+  forget_contexts_locked (s);
   /* Messages queued for the old connection name its contexts. */
   gst_voice_client_clear_queue (s->client);
-  resent = rewind_turns (s);
+  resent = rewind_turns_locked (s);
   if (!reconnected)
     resent = 0; /* sent for the first time, not re-sent */
   GST_INFO_OBJECT (s->owner, "connected%s, resending %u characters",
@@ -716,8 +732,8 @@ on_opened (GstVoiceClient *client, gboolean reconnected, gpointer user_data)
       gst_structure_new (s->name, "event", G_TYPE_STRING,
           reconnected ? "reconnected" : "connected", "resent-characters",
           G_TYPE_UINT, resent, NULL));
-  pump (s, &d);
-  g_mutex_unlock (&s->lock);
+  pump_locked (s, &d);
+  SYNTH_UNLOCK (s);
   run_deferred (s, &d);
   synth_unref (s);
 }
@@ -732,9 +748,9 @@ on_closed (GstVoiceClient *client, gushort code, const gchar *reason,
   /* An error posted here may stop the element (a sync bus handler):
    * keep @s alive until this returns. */
   synth_ref (s);
-  g_mutex_lock (&s->lock);
+  SYNTH_LOCK (s);
   s->connected = FALSE;
-  forget_contexts (s);
+  forget_contexts_locked (s);
   s->connecting = will_retry;
   if (!s->stopped) {
     GST_INFO_OBJECT (s->owner, "connection closed (%u %s)%s", code,
@@ -746,9 +762,9 @@ on_closed (GstVoiceClient *client, gushort code, const gchar *reason,
             NULL));
     /* Idle: reconnect when the next turn comes (pump does). */
     if (!will_retry)
-      pump (s, &d);
+      pump_locked (s, &d);
   }
-  g_mutex_unlock (&s->lock);
+  SYNTH_UNLOCK (s);
   run_deferred (s, &d);
   synth_unref (s);
 }
@@ -768,7 +784,7 @@ on_connect_failed (GstVoiceClient *client, guint http_status,
   /* An error posted here may stop the element (a sync bus handler):
    * keep @s alive until this returns. */
   synth_ref (s);
-  g_mutex_lock (&s->lock);
+  SYNTH_LOCK (s);
   s->connecting = will_retry;
   if (fatal)
     s->failed = TRUE;
@@ -780,7 +796,7 @@ on_connect_failed (GstVoiceClient *client, guint http_status,
       gst_structure_new (s->name, "event", G_TYPE_STRING, "connect-failed",
           "http-status", G_TYPE_UINT, http_status, "error", G_TYPE_STRING, why,
           "will-retry", G_TYPE_BOOLEAN, will_retry, NULL));
-  g_mutex_unlock (&s->lock);
+  SYNTH_UNLOCK (s);
   run_deferred (s, &d);
 
   if (http_status == 401 || http_status == 403)
@@ -816,23 +832,23 @@ on_stalled (GstVoiceClient *client, gsize queued, gpointer user_data)
       ("%" G_GSIZE_FORMAT " bytes queued without progress", queued));
 }
 
-static void end_turn (ElSynth *s, Turn *t, Deferred *d);
-static Turn *open_turn (ElSynth *s);
+static void end_turn_locked (ElSynth *s, Turn *t, Deferred *d);
+static Turn *open_turn_locked (ElSynth *s);
 
 /* Ends the open turn once its text stopped for turn-timeout-ms, so the
  * tail is spoken even when upstream never says the turn is over. */
 static void
-end_stale_turn (ElSynth *s, gint64 now, Deferred *d)
+end_stale_turn_locked (ElSynth *s, gint64 now, Deferred *d)
 {
-  Turn *t = open_turn (s);
+  Turn *t = open_turn_locked (s);
 
   if (t == NULL || s->cfg.turn_timeout_ms == 0 || s->stopped ||
       now - t->last_text_us < (gint64)s->cfg.turn_timeout_ms * 1000)
     return;
   GST_DEBUG_OBJECT (s->owner, "turn %u: no text for %u ms, ending it",
       t->number, s->cfg.turn_timeout_ms);
-  end_turn (s, t, d);
-  pump (s, d);
+  end_turn_locked (s, t, d);
+  pump_locked (s, d);
 }
 
 /* Keep-alives while idle, a watchdog on closing contexts, stale turns. */
@@ -843,9 +859,9 @@ on_timer (gpointer user_data)
   Deferred d = { 0 };
   gint64 now = g_get_monotonic_time ();
 
-  g_mutex_lock (&s->lock);
+  SYNTH_LOCK (s);
   if (s->connected && !s->stopped && !s->failed) {
-    Ctx *ready = find_ready (s);
+    Ctx *ready = find_ready_locked (s);
     for (GList *l = s->contexts; l; l = l->next) {
       Ctx *c = l->data;
       if (c->state == CTX_CLOSING && now - c->activity_us > CLOSE_TIMEOUT_US) {
@@ -853,17 +869,17 @@ on_timer (gpointer user_data)
             s->owner, "context %s never closed, reopening", c->id);
         s->connected = FALSE;
         s->connecting = TRUE;
-        forget_contexts (s);
+        forget_contexts_locked (s);
         d.reconnect = TRUE;
         break;
       }
     }
     if (s->connected && g_queue_is_empty (&s->turns) && ready &&
         now - s->last_send_us >= s->keepalive_us)
-      send (s, el_msg_keepalive (ready->id));
+      send_locked (s, el_msg_keepalive (ready->id));
   }
-  end_stale_turn (s, now, &d);
-  g_mutex_unlock (&s->lock);
+  end_stale_turn_locked (s, now, &d);
+  SYNTH_UNLOCK (s);
   run_deferred (s, &d);
   return G_SOURCE_CONTINUE;
 }
@@ -914,18 +930,18 @@ http_chunk (GstVoiceClient *client, guint id, GBytes *data, gpointer user_data)
   }
   audio = g_byte_array_free_to_bytes (bytes);
 
-  g_mutex_lock (&s->lock);
+  SYNTH_LOCK (s);
   if (r->turn && !s->stopped && g_bytes_get_size (audio) > 0) {
     Turn *t = r->turn;
     if (!t->got_audio)
-      post_first_audio (s, t, now, &d);
+      post_first_audio_locked (s, t, now, &d);
     pcm = to_s16 (s, audio);
-    deliver (s, t,
+    deliver_locked (s, t,
         GST_MINI_OBJECT (el_chunk_new (
             pcm, t->number, s->own, r->segment, now, r->text, NULL)));
     g_bytes_unref (pcm);
   }
-  g_mutex_unlock (&s->lock);
+  SYNTH_UNLOCK (s);
   g_bytes_unref (audio);
   run_deferred (s, &d);
 }
@@ -939,7 +955,7 @@ http_done (
   Deferred d = { 0 };
   gboolean unauthorized = r->status == 401 || r->status == 403;
 
-  g_mutex_lock (&s->lock);
+  SYNTH_LOCK (s);
   if (s->request == r)
     s->request = NULL;
   if (r->turn && !s->stopped) {
@@ -954,10 +970,10 @@ http_done (
       s->failed = TRUE;
     if (t->ended && t->sent == t->text->len)
       t->complete = TRUE;
-    advance (s, &d);
-    http_pump (s, &d);
+    advance_locked (s, &d);
+    http_pump_locked (s, &d);
   }
-  g_mutex_unlock (&s->lock);
+  SYNTH_UNLOCK (s);
   run_deferred (s, &d);
   if (unauthorized)
     GST_ELEMENT_ERROR (s->owner, RESOURCE, NOT_AUTHORIZED,
@@ -976,7 +992,7 @@ http_done (
  * rest when the turn ends. One request at a time keeps the audio in
  * order; each streams back faster than it plays. */
 static void
-http_pump (ElSynth *s, Deferred *d)
+http_pump_locked (ElSynth *s, Deferred *d)
 {
   const GstVoiceHttpCallbacks callbacks = { http_response, http_chunk,
     http_done };
@@ -1004,7 +1020,7 @@ http_pump (ElSynth *s, Deferred *d)
     if (!t->ended)
       return; /* wait for a whole sentence or the end of the turn */
     t->complete = TRUE; /* all of it was requested and is in */
-    advance (s, d);
+    advance_locked (s, d);
   }
 
   piece = g_strndup (t->text->str + t->sent, len);
@@ -1078,13 +1094,13 @@ el_synth_start (ElSynth *s)
   SoupMessageHeaders *headers;
   gchar *url;
 
-  g_mutex_lock (&s->lock);
+  SYNTH_LOCK (s);
   s->timer = g_timeout_source_new (
       MIN (TIMER_INTERVAL_MS, (guint)(s->keepalive_us / 1000 / 4)));
   g_source_set_callback (s->timer, on_timer, synth_ref (s), synth_unref);
   g_source_attach (s->timer, gst_voice_client_get_io_context ());
   s->connecting = s->cfg.protocol == EL_PROTOCOL_WEBSOCKET;
-  g_mutex_unlock (&s->lock);
+  SYNTH_UNLOCK (s);
   if (s->cfg.protocol == EL_PROTOCOL_HTTP)
     return;
 
@@ -1104,12 +1120,12 @@ el_synth_free (ElSynth *s)
 {
   GSource *timer;
 
-  g_mutex_lock (&s->lock);
+  SYNTH_LOCK (s);
   s->stopped = TRUE;
   timer = g_steal_pointer (&s->timer);
   if (s->connected && s->cfg.protocol == EL_PROTOCOL_WEBSOCKET)
-    send (s, el_msg_close_socket ());
-  g_mutex_unlock (&s->lock);
+    send_locked (s, el_msg_close_socket ());
+  SYNTH_UNLOCK (s);
   if (timer) {
     g_source_destroy (timer);
     g_source_unref (timer);
@@ -1123,7 +1139,7 @@ el_synth_free (ElSynth *s)
 
 /* The turn still taking text (the last one, not ended), or NULL. */
 static Turn *
-open_turn (ElSynth *s)
+open_turn_locked (ElSynth *s)
 {
   Turn *t = g_queue_peek_tail (&s->turns);
 
@@ -1131,7 +1147,7 @@ open_turn (ElSynth *s)
 }
 
 static void
-end_turn (ElSynth *s, Turn *t, Deferred *d)
+end_turn_locked (ElSynth *s, Turn *t, Deferred *d)
 {
   t->ended = TRUE;
   defer_message (s, d,
@@ -1149,14 +1165,14 @@ el_synth_push_text (ElSynth *s, guint turn, const gchar *text)
 
   if (text == NULL || el_count_nonspace (text, -1) == 0)
     return;
-  g_mutex_lock (&s->lock);
+  SYNTH_LOCK (s);
   if (s->have_cancelled && turn == s->cancelled_turn) {
     GST_DEBUG_OBJECT (s->owner, "dropping text of interrupted turn %u", turn);
     goto out;
   }
-  t = open_turn (s);
+  t = open_turn_locked (s);
   if (t && t->number != turn) {
-    end_turn (s, t, &d);
+    end_turn_locked (s, t, &d);
     t = NULL;
   }
   if (t == NULL) {
@@ -1173,9 +1189,9 @@ el_synth_push_text (ElSynth *s, guint turn, const gchar *text)
   len = t->text->len;
   if (len && !g_ascii_isspace (t->text->str[len - 1]))
     g_string_append_c (t->text, ' ');
-  pump (s, &d);
+  pump_locked (s, &d);
 out:
-  g_mutex_unlock (&s->lock);
+  SYNTH_UNLOCK (s);
   run_deferred (s, &d);
 }
 
@@ -1185,13 +1201,13 @@ el_synth_end_turn (ElSynth *s, guint turn)
   Deferred d = { 0 };
   Turn *t;
 
-  g_mutex_lock (&s->lock);
-  t = open_turn (s);
+  SYNTH_LOCK (s);
+  t = open_turn_locked (s);
   if (t && t->number == turn) {
-    end_turn (s, t, &d);
-    pump (s, &d);
+    end_turn_locked (s, t, &d);
+    pump_locked (s, &d);
   }
-  g_mutex_unlock (&s->lock);
+  SYNTH_UNLOCK (s);
   run_deferred (s, &d);
 }
 
@@ -1202,12 +1218,12 @@ el_synth_interrupt (ElSynth *s, GstEvent *event)
   gboolean any;
   Turn *t;
 
-  g_mutex_lock (&s->lock);
+  SYNTH_LOCK (s);
   any = !g_queue_is_empty (&s->turns);
   while ((t = g_queue_pop_head (&s->turns))) {
     if (t->ctx) {
       if (!t->flush_sent)
-        close_ctx (s, t->ctx);
+        close_ctx_locked (s, t->ctx);
       t->ctx->turn = NULL; /* its audio is dropped from now on */
     }
     if (s->request && s->request->turn == t) {
@@ -1224,10 +1240,10 @@ el_synth_interrupt (ElSynth *s, GstEvent *event)
     turn_free (t);
   }
   if (event)
-    out_push (s, GST_MINI_OBJECT (event));
-  advance (s, &d);
-  pump (s, &d);
-  g_mutex_unlock (&s->lock);
+    out_push_locked (s, GST_MINI_OBJECT (event));
+  advance_locked (s, &d);
+  pump_locked (s, &d);
+  SYNTH_UNLOCK (s);
   run_deferred (s, &d);
   return any;
 }
@@ -1235,9 +1251,9 @@ el_synth_interrupt (ElSynth *s, GstEvent *event)
 void
 el_synth_forward (ElSynth *s, GstEvent *event)
 {
-  g_mutex_lock (&s->lock);
-  out_push (s, GST_MINI_OBJECT (event));
-  g_mutex_unlock (&s->lock);
+  SYNTH_LOCK (s);
+  out_push_locked (s, GST_MINI_OBJECT (event));
+  SYNTH_UNLOCK (s);
 }
 
 void
@@ -1246,16 +1262,16 @@ el_synth_eos (ElSynth *s)
   Deferred d = { 0 };
   Turn *t;
 
-  g_mutex_lock (&s->lock);
-  t = open_turn (s);
+  SYNTH_LOCK (s);
+  t = open_turn_locked (s);
   if (t)
-    end_turn (s, t, &d);
+    end_turn_locked (s, t, &d);
   s->eos_pending = TRUE;
   if (s->failed)
     g_queue_clear_full (&s->turns, (GDestroyNotify)turn_free);
-  advance (s, &d);
-  pump (s, &d);
-  g_mutex_unlock (&s->lock);
+  advance_locked (s, &d);
+  pump_locked (s, &d);
+  SYNTH_UNLOCK (s);
   run_deferred (s, &d);
 }
 
@@ -1264,8 +1280,8 @@ el_synth_has_failed (ElSynth *s)
 {
   gboolean failed;
 
-  g_mutex_lock (&s->lock);
+  SYNTH_LOCK (s);
   failed = s->failed;
-  g_mutex_unlock (&s->lock);
+  SYNTH_UNLOCK (s);
   return failed;
 }

@@ -44,7 +44,10 @@ void el_synth_config_clear (ElSynthConfig *cfg);
  * multi-context WebSocket per turn, closed when the turn ends or is
  * interrupted; the socket kept alive between turns and re-opened (with the
  * unspoken text re-sent) after errors. All functions are thread-safe; none
- * blocks on the network. Messages and errors are posted on @owner. */
+ * blocks on the network. Messages and errors are posted on @owner, so only
+ * el_synth_new() and el_synth_ref() may be called with a lock of the
+ * element held; the others take the synth's own lock (SYNTH_LOCK, a leaf
+ * among the elevenlabs locks: see synth.c). */
 typedef struct _ElSynth ElSynth;
 
 ElSynth *el_synth_new (GstElement *owner, const gchar *message_name,
