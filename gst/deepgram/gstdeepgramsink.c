@@ -141,10 +141,10 @@ struct _GstDeepgramSink
   DgOptions opts;
   gchar *session_name;
 
-  /* Set in NULL→READY and READY→NULL, read-only in between */
+  /* Written under OBJECT_LOCK by gst_voice_pair_join/leave (NULL→READY,
+   * READY→NULL); read without a lock in between. Its queues are asked for
+   * at each use rather than cached, so nothing else changes with it. */
   GstVoiceSession *session;
-  GstVoiceQueue *to_src;
-  GstVoiceQueue *to_sink;
 
   /* Set in start() and stop(), read-only in between */
   DgOptions conf; /* the options, copied at start */
@@ -311,48 +311,17 @@ gst_deepgram_sink_get_property (
 
 /* ---- Pairing ---- */
 
-static void
-acquire_session (GstDeepgramSink *self)
-{
-  gchar *name;
-
-  GST_OBJECT_LOCK (self);
-  name = g_strdup (self->session_name);
-  GST_OBJECT_UNLOCK (self);
-  self->session = gst_voice_session_acquire ("deepgram", name);
-  self->to_src =
-      gst_voice_session_get_queue (self->session, GST_VOICE_SESSION_TO_SRC);
-  self->to_sink =
-      gst_voice_session_get_queue (self->session, GST_VOICE_SESSION_TO_SINK);
-  GST_DEBUG_OBJECT (self, "joined session %s", name);
-  g_free (name);
-}
-
-static void
-release_session (GstDeepgramSink *self)
-{
-  if (self->session == NULL)
-    return;
-  self->to_src = NULL;
-  self->to_sink = NULL;
-  gst_voice_session_release (self->session);
-  self->session = NULL;
-}
+static const GstVoicePairInfo pair_info = {
+  .kind = DG_SESSION_KIND,
+  .name_offset = G_STRUCT_OFFSET (GstDeepgramSink, session_name),
+  .session_offset = G_STRUCT_OFFSET (GstDeepgramSink, session),
+};
 
 static GstStateChangeReturn
 gst_deepgram_sink_change_state (GstElement *element, GstStateChange transition)
 {
-  GstDeepgramSink *self = GST_DEEPGRAM_SINK (element);
-  GstStateChangeReturn ret;
-
-  if (transition == GST_STATE_CHANGE_NULL_TO_READY)
-    acquire_session (self);
-  ret = GST_ELEMENT_CLASS (parent_class)->change_state (element, transition);
-  if (transition == GST_STATE_CHANGE_READY_TO_NULL ||
-      (transition == GST_STATE_CHANGE_NULL_TO_READY &&
-          ret == GST_STATE_CHANGE_FAILURE))
-    release_session (self);
-  return ret;
+  return gst_voice_pair_change_state (
+      element, transition, &pair_info, GST_ELEMENT_CLASS (parent_class));
 }
 
 /* Hands @obj (transfer full) to the partner src; dropped if it is flushing
@@ -360,7 +329,9 @@ gst_deepgram_sink_change_state (GstElement *element, GstStateChange transition)
 static void
 to_partner (GstDeepgramSink *self, GstMiniObject *obj)
 {
-  if (!gst_voice_queue_push_force (self->to_src, obj))
+  if (!gst_voice_queue_push_force (
+          gst_voice_session_get_queue (self->session, GST_VOICE_SESSION_TO_SRC),
+          obj))
     GST_DEBUG_OBJECT (
         self, "partner not running, dropped %" GST_PTR_FORMAT, obj);
 }
@@ -372,7 +343,8 @@ forward_upstream_events (GstDeepgramSink *self)
 {
   GstMiniObject *obj;
 
-  while ((obj = gst_voice_queue_try_pop (self->to_sink))) {
+  while ((obj = gst_voice_queue_try_pop (gst_voice_session_get_queue (
+              self->session, GST_VOICE_SESSION_TO_SINK)))) {
     if (GST_IS_EVENT (obj))
       gst_pad_push_event (GST_BASE_SINK_PAD (self), GST_EVENT (obj));
     else

@@ -67,6 +67,7 @@
 
 #include "voice.h"
 #include "gstdeepgramsrc.h"
+#include "options.h"
 
 GST_DEBUG_CATEGORY_STATIC (deepgram_src_debug);
 #define GST_CAT_DEFAULT deepgram_src_debug
@@ -93,10 +94,10 @@ struct _GstDeepgramSrc
   gchar *session_name;
   gboolean interim;
 
-  /* Set in NULL→READY and READY→NULL, read-only in between */
+  /* Written under OBJECT_LOCK by gst_voice_pair_join/leave (NULL→READY,
+   * READY→NULL); read without a lock in between. Its queues are asked for
+   * at each use rather than cached, so nothing else changes with it. */
   GstVoiceSession *session;
-  GstVoiceQueue *to_src;
-  GstVoiceQueue *to_sink;
 
   /* Streaming thread only (and start/stop) */
   GQueue out; /* of GstMiniObject: buffers and events to output, in order */
@@ -259,37 +260,30 @@ gst_deepgram_src_get_property (
 
 /* ---- Pairing ---- */
 
+static const GstVoicePairInfo pair_info = {
+  .kind = DG_SESSION_KIND,
+  .name_offset = G_STRUCT_OFFSET (GstDeepgramSrc, session_name),
+  .session_offset = G_STRUCT_OFFSET (GstDeepgramSrc, session),
+};
+
 static GstStateChangeReturn
 gst_deepgram_src_change_state (GstElement *element, GstStateChange transition)
 {
-  GstDeepgramSrc *self = GST_DEEPGRAM_SRC (element);
-  GstStateChangeReturn ret;
+  return gst_voice_pair_change_state (
+      element, transition, &pair_info, GST_ELEMENT_CLASS (parent_class));
+}
 
-  if (transition == GST_STATE_CHANGE_NULL_TO_READY) {
-    gchar *name;
+/* The session's queues; only between NULL→READY and READY→NULL. */
+static GstVoiceQueue *
+to_src (GstDeepgramSrc *self)
+{
+  return gst_voice_session_get_queue (self->session, GST_VOICE_SESSION_TO_SRC);
+}
 
-    GST_OBJECT_LOCK (self);
-    name = g_strdup (self->session_name);
-    GST_OBJECT_UNLOCK (self);
-    self->session = gst_voice_session_acquire ("deepgram", name);
-    self->to_src =
-        gst_voice_session_get_queue (self->session, GST_VOICE_SESSION_TO_SRC);
-    self->to_sink =
-        gst_voice_session_get_queue (self->session, GST_VOICE_SESSION_TO_SINK);
-    GST_DEBUG_OBJECT (self, "joined session %s", name);
-    g_free (name);
-  }
-  ret = GST_ELEMENT_CLASS (parent_class)->change_state (element, transition);
-  if (self->session &&
-      (transition == GST_STATE_CHANGE_READY_TO_NULL ||
-          (transition == GST_STATE_CHANGE_NULL_TO_READY &&
-              ret == GST_STATE_CHANGE_FAILURE))) {
-    self->to_src = NULL;
-    self->to_sink = NULL;
-    gst_voice_session_release (self->session);
-    self->session = NULL;
-  }
-  return ret;
+static GstVoiceQueue *
+to_sink (GstDeepgramSrc *self)
+{
+  return gst_voice_session_get_queue (self->session, GST_VOICE_SESSION_TO_SINK);
 }
 
 static void
@@ -304,7 +298,7 @@ gst_deepgram_src_start (GstBaseSrc *bsrc)
 {
   GstDeepgramSrc *self = GST_DEEPGRAM_SRC (bsrc);
 
-  gst_voice_queue_set_flushing (self->to_src, FALSE);
+  gst_voice_queue_set_flushing (to_src (self), FALSE);
   self->segment_sent = FALSE;
   self->turn = FIRST_TURN;
   reset_turn (self);
@@ -328,7 +322,7 @@ gst_deepgram_src_unlock (GstBaseSrc *bsrc)
 {
   GstDeepgramSrc *self = GST_DEEPGRAM_SRC (bsrc);
 
-  gst_voice_queue_set_flushing (self->to_src, TRUE);
+  gst_voice_queue_set_flushing (to_src (self), TRUE);
   return TRUE;
 }
 
@@ -337,7 +331,7 @@ gst_deepgram_src_unlock_stop (GstBaseSrc *bsrc)
 {
   GstDeepgramSrc *self = GST_DEEPGRAM_SRC (bsrc);
 
-  gst_voice_queue_set_flushing (self->to_src, FALSE);
+  gst_voice_queue_set_flushing (to_src (self), FALSE);
   return TRUE;
 }
 
@@ -351,7 +345,7 @@ gst_deepgram_src_event (GstBaseSrc *bsrc, GstEvent *event)
   if (GST_EVENT_TYPE (event) == GST_EVENT_CUSTOM_UPSTREAM) {
     GST_DEBUG_OBJECT (self, "to partner: %" GST_PTR_FORMAT, event);
     return gst_voice_queue_push (
-        self->to_sink, GST_MINI_OBJECT (gst_event_ref (event)));
+        to_sink (self), GST_MINI_OBJECT (gst_event_ref (event)));
   }
   return GST_BASE_SRC_CLASS (parent_class)->event (bsrc, event);
 }
@@ -497,7 +491,7 @@ gst_deepgram_src_create (GstPushSrc *psrc, GstBuffer **outbuf)
     GstMiniObject *obj = g_queue_pop_head (&self->out);
 
     if (obj == NULL) {
-      obj = gst_voice_queue_pop (self->to_src, -1);
+      obj = gst_voice_queue_pop (to_src (self), -1);
       if (obj == NULL)
         return GST_FLOW_FLUSHING;
       if (GST_IS_EVENT (obj))

@@ -12,6 +12,9 @@ G_BEGIN_DECLS
  * deepgram bin, which forwards them to its deepgramsink. Defined once here
  * so both show the same names, blurbs, ranges and defaults. */
 
+/* The session kind deepgramsink and deepgramsrc both acquire. */
+#define DG_SESSION_KIND "deepgram"
+
 #define DG_DEFAULT_URL "wss://api.deepgram.com/v1/listen"
 #define DG_DEFAULT_MODEL "nova-3"
 #define DG_DEFAULT_LANGUAGE "en"

@@ -125,8 +125,9 @@ struct _GstElevenLabsSrc
   guint prebuffer_ms;
   gchar *text;
   gboolean eos_after_text;
-  /* Written under OBJECT_LOCK by the NULL<->READY transitions; between
-   * start and stop it cannot change and is read without a lock. */
+  /* Written under OBJECT_LOCK by gst_voice_pair_join/leave (NULL→READY,
+   * READY→NULL); between start and stop it cannot change and is read
+   * without a lock. */
   GstVoiceSession *session;
   ElSynth *synth; /* own connection, for `text` and `speak` */
   gboolean running; /* between start and stop */
@@ -375,39 +376,17 @@ gst_elevenlabs_src_get_property (
 
 /* ---- Session and state ---- */
 
+static const GstVoicePairInfo pair_info = {
+  .kind = EL_SESSION_KIND,
+  .name_offset = G_STRUCT_OFFSET (GstElevenLabsSrc, config.session),
+  .session_offset = G_STRUCT_OFFSET (GstElevenLabsSrc, session),
+};
+
 static GstStateChangeReturn
 gst_elevenlabs_src_change_state (GstElement *element, GstStateChange transition)
 {
-  GstElevenLabsSrc *self = GST_ELEVENLABS_SRC (element);
-  GstStateChangeReturn ret;
-
-  if (transition == GST_STATE_CHANGE_NULL_TO_READY) {
-    GstVoiceSession *session;
-    gchar *name;
-
-    /* The registry lock is taken outside OBJECT_LOCK (see the locking
-     * order at the top): copy the name, acquire, then publish. */
-    GST_OBJECT_LOCK (self);
-    name = g_strdup (self->config.session);
-    GST_OBJECT_UNLOCK (self);
-    session = gst_voice_session_acquire (EL_SESSION_KIND, name);
-    g_free (name);
-    GST_OBJECT_LOCK (self);
-    self->session = session;
-    GST_OBJECT_UNLOCK (self);
-  }
-  ret = GST_ELEMENT_CLASS (parent_class)->change_state (element, transition);
-  if (transition == GST_STATE_CHANGE_READY_TO_NULL ||
-      (transition == GST_STATE_CHANGE_NULL_TO_READY &&
-          ret == GST_STATE_CHANGE_FAILURE)) {
-    GstVoiceSession *session;
-    GST_OBJECT_LOCK (self);
-    session = g_steal_pointer (&self->session);
-    GST_OBJECT_UNLOCK (self);
-    if (session)
-      gst_voice_session_release (session);
-  }
-  return ret;
+  return gst_voice_pair_change_state (
+      element, transition, &pair_info, GST_ELEMENT_CLASS (parent_class));
 }
 
 static GstVoiceQueue *

@@ -7,6 +7,7 @@
 #include "gstvoicemeta.h"
 #include "gstvoicequeue.h"
 #include "gstvoicesession.h"
+#include "gstvoicepair.h"
 #include "gstvoiceclient.h"
 #include "gstvoiceredact.h"
 
