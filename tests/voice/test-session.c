@@ -173,6 +173,109 @@ GST_START_TEST (test_session_unique_names)
 
 GST_END_TEST;
 
+/* A minimal pair element: what gst_voice_pair_* needs and nothing else. */
+#define TEST_TYPE_PAIR (test_pair_get_type ())
+G_DECLARE_FINAL_TYPE (TestPair, test_pair, TEST, PAIR, GstElement)
+
+struct _TestPair
+{
+  GstElement parent;
+  gchar *session_name; /* protected by OBJECT_LOCK */
+  GstVoiceSession *session; /* written by gst_voice_pair_* */
+};
+
+G_DEFINE_FINAL_TYPE (TestPair, test_pair, GST_TYPE_ELEMENT);
+
+static const GstVoicePairInfo test_pair_info = {
+  .kind = "test-pair",
+  .name_offset = G_STRUCT_OFFSET (TestPair, session_name),
+  .session_offset = G_STRUCT_OFFSET (TestPair, session),
+};
+
+static GstStateChangeReturn
+test_pair_change_state (GstElement *element, GstStateChange transition)
+{
+  return gst_voice_pair_change_state (element, transition, &test_pair_info,
+      GST_ELEMENT_CLASS (test_pair_parent_class));
+}
+
+static void
+test_pair_finalize (GObject *object)
+{
+  g_free (TEST_PAIR (object)->session_name);
+  G_OBJECT_CLASS (test_pair_parent_class)->finalize (object);
+}
+
+static void
+test_pair_class_init (TestPairClass *klass)
+{
+  G_OBJECT_CLASS (klass)->finalize = test_pair_finalize;
+  GST_ELEMENT_CLASS (klass)->change_state = test_pair_change_state;
+}
+
+static void
+test_pair_init (TestPair *self)
+{
+  self->session_name = g_strdup ("pair");
+}
+
+/* Both halves join the same session at NULL→READY and leave at
+ * READY→NULL. */
+GST_START_TEST (test_pair_change_state_join_leave)
+{
+  TestPair *a = g_object_new (TEST_TYPE_PAIR, NULL);
+  TestPair *b = g_object_new (TEST_TYPE_PAIR, NULL);
+
+  gst_object_ref_sink (a);
+  gst_object_ref_sink (b);
+  fail_unless_equals_int (
+      gst_element_set_state (GST_ELEMENT (a), GST_STATE_READY),
+      GST_STATE_CHANGE_SUCCESS);
+  fail_unless_equals_int (
+      gst_element_set_state (GST_ELEMENT (b), GST_STATE_PAUSED),
+      GST_STATE_CHANGE_SUCCESS);
+  fail_unless (a->session != NULL && a->session == b->session);
+  fail_unless_equals_string (
+      gst_voice_session_get_kind (a->session), "test-pair");
+  fail_unless_equals_int (gst_voice_session_count (), 1);
+
+  gst_element_set_state (GST_ELEMENT (a), GST_STATE_NULL);
+  fail_unless (a->session == NULL && b->session != NULL);
+  fail_unless_equals_int (gst_voice_session_count (), 1);
+  gst_element_set_state (GST_ELEMENT (b), GST_STATE_NULL);
+  fail_unless (b->session == NULL);
+  fail_unless_equals_int (gst_voice_session_count (), 0);
+  gst_object_unref (a);
+  gst_object_unref (b);
+}
+
+GST_END_TEST;
+
+static GstStateChangeReturn
+failing_change_state (GstElement *element, GstStateChange transition)
+{
+  return GST_STATE_CHANGE_FAILURE;
+}
+
+/* A failed NULL→READY gives the session back. */
+GST_START_TEST (test_pair_change_state_failure)
+{
+  TestPair *a = g_object_new (TEST_TYPE_PAIR, NULL);
+  GstElementClass failing = { 0 };
+
+  gst_object_ref_sink (a);
+  failing.change_state = failing_change_state;
+  fail_unless_equals_int (
+      gst_voice_pair_change_state (GST_ELEMENT (a),
+          GST_STATE_CHANGE_NULL_TO_READY, &test_pair_info, &failing),
+      GST_STATE_CHANGE_FAILURE);
+  fail_unless (a->session == NULL);
+  fail_unless_equals_int (gst_voice_session_count (), 0);
+  gst_object_unref (a);
+}
+
+GST_END_TEST;
+
 static Suite *
 voice_session_suite (void)
 {
@@ -186,6 +289,8 @@ voice_session_suite (void)
   tcase_add_test (tc, test_session_threads);
   tcase_add_test (tc, test_session_unique_names);
   tcase_add_test (tc, test_session_upstream);
+  tcase_add_test (tc, test_pair_change_state_join_leave);
+  tcase_add_test (tc, test_pair_change_state_failure);
   return s;
 }
 
