@@ -9,6 +9,8 @@
 #include "gstvoicesession.h"
 #include "gstvoiceclient.h"
 #include "gstvoiceredact.h"
+#include "gstvoicehttp.h"
+#include "gstvoicedeferred.h"
 
 G_BEGIN_DECLS
 
