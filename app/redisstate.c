@@ -25,6 +25,7 @@
 #include <string.h>
 #include <gio/gio.h>
 #include <gst/gst.h>
+#include "gstvoicehttp.h"
 #include "redisstate.h"
 
 GST_DEBUG_CATEGORY_EXTERN (voiceagent_debug);
@@ -82,7 +83,7 @@ struct _VaRedis
   redisContext *ctx;
   redisContext *sentinel; /* a Sentinel watching @ctx's group, or NULL */
   const VaRedisAddress *watched; /* @sentinel's address */
-  guint backoff_ms;
+  GstVoiceBackoff backoff; /* BACKOFF_MIN_MS to BACKOFF_MAX_MS */
   gint64 next_tick;
 };
 
@@ -742,7 +743,7 @@ try_connect (VaRedis *r)
         r->dropped);
   r->dropped = 0;
   g_mutex_unlock (&r->lock);
-  /* backoff_ms is reset by the first heartbeat that succeeds, not here:
+  /* The backoff is reset by the first heartbeat that succeeds, not here:
    * a server that accepts connections and then refuses every command
    * (CLUSTERDOWN, LOADING) would be retried in a tight loop. */
   r->next_tick = 0;
@@ -789,10 +790,8 @@ back_off (VaRedis *r)
   gint64 until;
   guint ms;
 
-  r->backoff_ms =
-      r->backoff_ms ? MIN (r->backoff_ms * 2, BACKOFF_MAX_MS) : BACKOFF_MIN_MS;
   /* Equal jitter: instances that lost the same server spread out. */
-  ms = r->backoff_ms / 2 + g_random_int_range (0, r->backoff_ms / 2 + 1);
+  ms = gst_voice_backoff_next (&r->backoff);
   until = g_get_monotonic_time () + ms * G_TIME_SPAN_MILLISECOND;
   g_mutex_lock (&r->lock);
   while (!r->stopping && g_cond_wait_until (&r->cond, &r->lock, until))
@@ -898,7 +897,7 @@ tick (VaRedis *r)
   if (why)
     disconnect (r, why);
   else
-    r->backoff_ms = 0;
+    gst_voice_backoff_reset (&r->backoff);
   g_free (why);
 }
 
@@ -976,6 +975,8 @@ va_redis_new (const gchar *urls, const VaRedisCallbacks *callbacks,
     return NULL;
   r = g_new0 (VaRedis, 1);
   r->addresses = addresses;
+  r->backoff.initial_ms = BACKOFF_MIN_MS;
+  r->backoff.max_ms = BACKOFF_MAX_MS;
   r->callbacks = *callbacks;
   r->user_data = user_data;
   r->owner = g_new0 (Owner, 1);

@@ -823,26 +823,25 @@ report_connect_error (GstDeepgramSink *self, guint status,
   gchar *detail = connect_error_detail (self, status, headers);
   gchar *dg_text = dg_error_text (
       headers ? soup_message_headers_get_one (headers, "dg-error") : NULL);
+  const gchar *fix;
 
-  if (status == 401 || status == 403) {
-    GST_ELEMENT_ERROR (self, RESOURCE, NOT_AUTHORIZED,
-        ("Deepgram rejected the API key: set DEEPGRAM_API_KEY or api-key"),
-        ("%s", detail));
-  } else if (status == 400) {
-    GST_ELEMENT_ERROR (self, RESOURCE, SETTINGS,
-        ("%s", dg_text ? dg_text : "Deepgram refused the request options"),
-        ("%s", detail));
-  } else if (status == 404) {
-    GST_ELEMENT_ERROR (self, RESOURCE, NOT_FOUND,
-        ("Deepgram has no live transcription at this URL: check the url "
-         "property"),
-        ("%s", detail));
-  } else {
-    GST_ELEMENT_ERROR (self, RESOURCE, OPEN_READ_WRITE,
+  /* The code follows the status (gstvoicehttp.c); the text names the fix. */
+  if (status == 401 || status == 403)
+    fix = "Deepgram rejected the API key: set DEEPGRAM_API_KEY or api-key";
+  else if (status == 400)
+    fix = dg_text ? dg_text : "Deepgram refused the request options";
+  else if (status == 404)
+    fix = "Deepgram has no live transcription at this URL: check the url "
+          "property";
+  else
+    fix = NULL;
+  if (fix)
+    GST_VOICE_HTTP_ERROR (self, status, ("%s", fix), ("%s", detail));
+  else
+    GST_VOICE_HTTP_ERROR (self, status,
         ("Cannot connect to Deepgram: %s",
             status ? (dg_text ? dg_text : "request refused") : error->message),
         ("%s", detail));
-  }
   g_free (dg_text);
   g_free (detail);
 }

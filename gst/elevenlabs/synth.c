@@ -155,16 +155,15 @@ struct _ElSynth
 
 /* Messages to post and client calls to make once SYNTH_LOCK is released;
  * a local of the calling thread. */
-typedef struct
-{
-  GSList *messages; /* of GstMessage*, newest first */
-  gboolean reconnect;
-  gboolean close; /* stop reconnecting: a fatal error */
-  guint cancel_request;
-} Deferred;
+typedef GstVoiceDeferred Deferred;
 
 static void pump_locked (ElSynth *s, Deferred *d);
 static void http_pump_locked (ElSynth *s, Deferred *d);
+
+/* The user-facing text of a 401 / 403, WebSocket or HTTP. */
+#define EL_KEY_REJECTED                                                        \
+  "ElevenLabs rejected the API key (HTTP %u): set ELEVENLABS_API_KEY (or "     \
+  "the api-key property) to a valid key."
 
 /* ---- Config ---- */
 
@@ -245,30 +244,93 @@ el_synth_unref (ElSynth *s)
 
 /* ---- Deferred work ---- */
 
+/* The stages of a Deferred: messages are posted before the client is
+ * told to reconnect, close or cancel. */
+enum {
+  STAGE_POST,
+  STAGE_CONNECTION,
+  STAGE_CANCEL,
+};
+
 static void
 defer_message (ElSynth *s, Deferred *d, GstStructure *st)
 {
   gst_structure_set (
       st, "wallclock", G_TYPE_INT64, g_get_monotonic_time (), NULL);
-  d->messages = g_slist_prepend (
-      d->messages, gst_message_new_element (GST_OBJECT (s->owner), st));
+  gst_voice_deferred_add_message (d, STAGE_POST, s->owner,
+      gst_message_new_element (GST_OBJECT (s->owner), st));
+}
+
+static void
+reconnect_run (gpointer data)
+{
+  gst_voice_client_reconnect (((ElSynth *)data)->client);
+}
+
+/* Each caller sets s->connecting with it, and pump_locked records nothing
+ * while that is set, so a handler defers one reconnect at most. */
+static void
+defer_reconnect (ElSynth *s, Deferred *d)
+{
+  gst_voice_deferred_add (
+      d, STAGE_CONNECTION, reconnect_run, synth_ref (s), synth_unref);
+}
+
+static void
+close_run (gpointer data)
+{
+  gst_voice_client_close (
+      ((ElSynth *)data)->client, SOUP_WEBSOCKET_CLOSE_NORMAL, NULL);
+}
+
+/* Stops reconnecting: a fatal error. Only once s->failed turned TRUE, and
+ * a failed synth defers no reconnect, so the two never meet. */
+static void
+defer_close (ElSynth *s, Deferred *d)
+{
+  gst_voice_deferred_add (
+      d, STAGE_CONNECTION, close_run, synth_ref (s), synth_unref);
+}
+
+/* Read-only after creation. */
+typedef struct
+{
+  ElSynth *synth; /* ref */
+  guint request_id;
+} CancelCall;
+
+static void
+cancel_run (gpointer data)
+{
+  CancelCall *c = data;
+
+  gst_voice_client_cancel_request (c->synth->client, c->request_id);
+}
+
+static void
+cancel_free (gpointer data)
+{
+  CancelCall *c = data;
+
+  synth_unref (c->synth);
+  g_free (c);
+}
+
+static void
+defer_cancel (ElSynth *s, Deferred *d, guint request_id)
+{
+  CancelCall *c = g_new (CancelCall, 1);
+
+  c->synth = synth_ref (s);
+  c->request_id = request_id;
+  gst_voice_deferred_add (d, STAGE_CANCEL, cancel_run, c, cancel_free);
 }
 
 /* Posts and does what was deferred; call without SYNTH_LOCK. */
 static void
 run_deferred (ElSynth *s, Deferred *d)
 {
-  d->messages = g_slist_reverse (d->messages);
-  for (GSList *l = d->messages; l; l = l->next)
-    gst_element_post_message (s->owner, l->data);
-  g_slist_free (d->messages);
-  d->messages = NULL;
-  if (d->close)
-    gst_voice_client_close (s->client, SOUP_WEBSOCKET_CLOSE_NORMAL, NULL);
-  else if (d->reconnect)
-    gst_voice_client_reconnect (s->client);
-  if (d->cancel_request)
-    gst_voice_client_cancel_request (s->client, d->cancel_request);
+  gst_voice_deferred_run (d);
 }
 
 /* ---- Output ---- */
@@ -500,7 +562,7 @@ pump_locked (ElSynth *s, Deferred *d)
   if (!s->connected) {
     if (!s->connecting && !g_queue_is_empty (&s->turns)) {
       s->connecting = TRUE;
-      d->reconnect = TRUE;
+      defer_reconnect (s, d);
     }
     return;
   }
@@ -616,7 +678,7 @@ on_error_frame_locked (ElSynth *s, ElServerMsg *m, Deferred *d)
   s->connected = FALSE;
   s->connecting = TRUE;
   forget_contexts_locked (s);
-  d->reconnect = TRUE;
+  defer_reconnect (s, d);
 }
 
 static void
@@ -671,7 +733,7 @@ on_message (GstVoiceClient *client, SoupWebsocketDataType type, GBytes *message,
   }
   now_failed = !was_failed && s->failed;
   if (now_failed)
-    d.close = TRUE;
+    defer_close (s, &d);
   SYNTH_UNLOCK (s);
   if (now_failed)
     fail_error_frame (s, &m);
@@ -799,20 +861,18 @@ on_connect_failed (GstVoiceClient *client, guint http_status,
   SYNTH_UNLOCK (s);
   run_deferred (s, &d);
 
+  /* The code follows the status (gstvoicehttp.c); the text names the fix. */
   if (http_status == 401 || http_status == 403)
-    GST_ELEMENT_ERROR (s->owner, RESOURCE, NOT_AUTHORIZED,
-        ("ElevenLabs rejected the API key (HTTP %u): set ELEVENLABS_API_KEY "
-         "(or the api-key property) to a valid key.",
-            http_status),
+    GST_VOICE_HTTP_ERROR (s->owner, http_status, (EL_KEY_REJECTED, http_status),
         ("WebSocket handshake refused: %s", why));
   else if (fatal)
-    GST_ELEMENT_ERROR (s->owner, RESOURCE, OPEN_READ,
+    GST_VOICE_HTTP_ERROR (s->owner, http_status,
         ("ElevenLabs refused the connection (HTTP %u): check voice-id, "
          "model-id and output-format.",
             http_status),
         ("WebSocket handshake refused: %s", why));
   else if (!will_retry)
-    GST_ELEMENT_ERROR (s->owner, RESOURCE, OPEN_READ,
+    GST_VOICE_HTTP_ERROR (s->owner, http_status,
         ("Could not connect to ElevenLabs at %s.", url), ("%s", why));
   else if (warn)
     GST_ELEMENT_WARNING (s->owner, RESOURCE, OPEN_READ,
@@ -870,7 +930,7 @@ on_timer (gpointer user_data)
         s->connected = FALSE;
         s->connecting = TRUE;
         forget_contexts_locked (s);
-        d.reconnect = TRUE;
+        defer_reconnect (s, &d);
         break;
       }
     }
@@ -976,10 +1036,7 @@ http_done (
   SYNTH_UNLOCK (s);
   run_deferred (s, &d);
   if (unauthorized)
-    GST_ELEMENT_ERROR (s->owner, RESOURCE, NOT_AUTHORIZED,
-        ("ElevenLabs rejected the API key (HTTP %u): set ELEVENLABS_API_KEY "
-         "(or the api-key property) to a valid key.",
-            r->status),
+    GST_VOICE_HTTP_ERROR (s->owner, r->status, (EL_KEY_REJECTED, r->status),
         ("text-to-speech request refused"));
   else if (r->status != 0 && r->status != SOUP_STATUS_OK)
     GST_ELEMENT_WARNING (s->owner, RESOURCE, READ,
@@ -1227,7 +1284,7 @@ el_synth_interrupt (ElSynth *s, GstEvent *event)
       t->ctx->turn = NULL; /* its audio is dropped from now on */
     }
     if (s->request && s->request->turn == t) {
-      d.cancel_request = s->request->id;
+      defer_cancel (s, &d, s->request->id);
       s->request->turn = NULL;
       s->request = NULL;
     }

@@ -52,6 +52,5 @@ gboolean llm_chat_parse_chunk (JsonParser *parser, const gchar *data, gsize len,
     LlmChatChunk *chunk, GError **error);
 
 gchar *llm_chat_error_message (const gchar *body, gsize len);
-gint64 llm_chat_retry_after_ms (SoupMessageHeaders *headers);
 
 G_END_DECLS

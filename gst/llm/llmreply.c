@@ -7,11 +7,11 @@
  * sent as one HTTP attempt or two (one retry), streamed back through the
  * SSE parser and the clause chunker into the output queue the src task
  * pushes from, and ended as completed, failed (fallback text), error
- * (401/403) or cancelled (barge-in, flush, stop). Also the work a handler
- * defers until it has released the lock (Deferred), the HTTP callbacks (I/O
- * thread) and the timers (clock thread). GStreamer pads, events and state
- * changes stay in gstllmtransform.c; the lock order is written in
- * llmtransform-private.h. */
+ * (401/403) or cancelled (barge-in, flush, stop). Also the HTTP callbacks
+ * (I/O thread) and the timers (clock thread); the work a handler defers
+ * until it has released the lock is recorded by llmdeferred.c. GStreamer
+ * pads, events and state changes stay in gstllmtransform.c; the lock order
+ * is written in llmtransform-private.h. */
 #ifdef HAVE_CONFIG_H
 #include "config.h"
 #endif
@@ -43,134 +43,7 @@ typedef struct
   TimerKind kind;
 } TimerCtx;
 
-/* ---- Clock, bus messages and deferred work ---- */
-
-/* Returns: the running time now, or GST_CLOCK_TIME_NONE without a clock. */
-GstClockTime
-running_time_now (GstLlmTransform *self)
-{
-  GstClock *clock = gst_element_get_clock (GST_ELEMENT (self));
-  GstClockTime now, base;
-
-  if (clock == NULL)
-    return GST_CLOCK_TIME_NONE;
-  base = gst_element_get_base_time (GST_ELEMENT (self));
-  now = gst_clock_get_time (clock);
-  gst_object_unref (clock);
-  return now >= base ? now - base : 0;
-}
-
-/* Returns: (transfer full): the structure of a per-turn message. */
-static GstStructure *
-turn_message_new (GstLlmTransform *self, const gchar *event, guint turn)
-{
-  return gst_structure_new ("llmtransform", "event", G_TYPE_STRING, event,
-      "turn", G_TYPE_UINT, turn, "wallclock", G_TYPE_INT64,
-      g_get_monotonic_time (), "running-time", G_TYPE_UINT64,
-      (guint64)running_time_now (self), NULL);
-}
-
-void
-defer_structure (GstLlmTransform *self, Deferred *d, GstStructure *s)
-{
-  if (s == NULL)
-    return;
-  if (d->messages == NULL)
-    d->messages = g_ptr_array_new ();
-  g_ptr_array_add (d->messages, gst_message_new_element (GST_OBJECT (self), s));
-}
-
-/* A bus warning: @text says what failed in the server's words. */
-static void
-defer_warning (
-    GstLlmTransform *self, Deferred *d, const gchar *text, const gchar *debug)
-{
-  GError *err =
-      g_error_new_literal (GST_RESOURCE_ERROR, GST_RESOURCE_ERROR_READ, text);
-
-  GST_WARNING_OBJECT (self, "%s (%s)", text, debug);
-  if (d->messages == NULL)
-    d->messages = g_ptr_array_new ();
-  g_ptr_array_add (
-      d->messages, gst_message_new_warning (GST_OBJECT (self), err, debug));
-  g_error_free (err);
-}
-
-static void
-defer_error (GstLlmTransform *self, Deferred *d, GstResourceError code,
-    const gchar *text, const gchar *debug)
-{
-  GError *err = g_error_new_literal (GST_RESOURCE_ERROR, code, text);
-
-  GST_ERROR_OBJECT (self, "%s (%s)", text, debug);
-  if (d->messages == NULL)
-    d->messages = g_ptr_array_new ();
-  g_ptr_array_add (
-      d->messages, gst_message_new_error (GST_OBJECT (self), err, debug));
-  g_error_free (err);
-}
-
-/* Takes *@id for unscheduling once the lock is released. */
-static void
-defer_unschedule (Deferred *d, GstClockID *id)
-{
-  if (*id == NULL)
-    return;
-  if (d->clock_ids == NULL)
-    d->clock_ids = g_ptr_array_new ();
-  g_ptr_array_add (d->clock_ids, *id);
-  *id = NULL;
-}
-
-static void
-defer_cancel (GstLlmTransform *self, Deferred *d, guint request_id)
-{
-  if (request_id == 0 || self->client == NULL)
-    return;
-  if (d->client == NULL)
-    d->client = gst_object_ref (self->client);
-  d->cancel_request = request_id;
-}
-
-static void
-attempt_free (Attempt *a)
-{
-  g_free (a->url);
-  g_free (a->auth);
-  g_bytes_unref (a->body);
-  g_free (a);
-}
-
-static void send_attempt (
-    GstLlmTransform *self, GstVoiceClient *client, Attempt *a);
-
-/* Does what a handler decided under the lock, in this order: stop the
- * request (the first thing barge-in must do), stop timers, send, post. */
-void
-deferred_run (GstLlmTransform *self, Deferred *d)
-{
-  guint i;
-
-  if (d->cancel_request)
-    gst_voice_client_cancel_request (d->client, d->cancel_request);
-  for (i = 0; d->clock_ids && i < d->clock_ids->len; i++) {
-    gst_clock_id_unschedule (g_ptr_array_index (d->clock_ids, i));
-    gst_clock_id_unref (g_ptr_array_index (d->clock_ids, i));
-  }
-  if (d->send) {
-    if (d->client)
-      send_attempt (self, d->client, d->send);
-    attempt_free (d->send);
-  }
-  for (i = 0; d->messages && i < d->messages->len; i++)
-    gst_element_post_message (
-        GST_ELEMENT (self), g_ptr_array_index (d->messages, i));
-  if (d->clock_ids)
-    g_ptr_array_unref (d->clock_ids);
-  if (d->messages)
-    g_ptr_array_unref (d->messages);
-  gst_clear_object (&d->client);
-}
+/* ---- Timers ---- */
 
 static void
 timer_ctx_free (gpointer data)
@@ -445,9 +318,7 @@ start_attempt_locked (GstLlmTransform *self, Reply *r, Deferred *d)
   a->url = g_strdup (r->url);
   a->auth = g_strdup (r->auth);
   a->body = g_bytes_ref (r->body);
-  d->send = a;
-  if (d->client == NULL)
-    d->client = gst_object_ref (self->client);
+  defer_send (self, d, a);
 
   gst_structure_set (s, "attempt", G_TYPE_UINT, r->attempt, "model",
       G_TYPE_STRING, r->model, "url", G_TYPE_STRING, safe_url, "messages",
@@ -810,18 +681,12 @@ fail_auth_locked (
             "api-key, LLM_API_KEY or OPENAI_API_KEY may use this model",
       message);
 
-  defer_error (self, d, GST_RESOURCE_ERROR_NOT_AUTHORIZED, text, debug);
+  defer_http_error (self, d, r->http_status, text, debug);
   g_free (text);
   g_free (debug);
   g_free (safe_url);
   r->attempt_id = 0;
   end_reply_locked (self, "error", message, d);
-}
-
-static gboolean
-status_is_retryable (guint status)
-{
-  return status == 408 || status == 429 || status >= 500;
 }
 
 /* The HTTP request of the current attempt is over. */
@@ -841,7 +706,7 @@ finish_attempt_locked (
     fail_auth_locked (self, r, message, d);
   } else if (message) {
     gchar *m = g_strdup_printf ("HTTP %u: %s", status, message);
-    fail_locked (self, r, m, status_is_retryable (status), d);
+    fail_locked (self, r, m, gst_voice_http_status_is_retryable (status), d);
     g_free (m);
   } else {
     SseCtx c = { self, r, d };
@@ -883,7 +748,7 @@ on_http_response (GstVoiceClient *client, guint request_id, guint status,
     r->http_status = status;
     if (!SOUP_STATUS_IS_SUCCESSFUL (status)) {
       r->error_body = g_byte_array_new ();
-      r->retry_after_ms = llm_chat_retry_after_ms (headers);
+      r->retry_after_ms = gst_voice_http_retry_after_ms (headers);
     }
   }
   g_mutex_unlock (&self->lock);
@@ -954,7 +819,7 @@ static const GstVoiceHttpCallbacks http_callbacks = {
 };
 
 /* Sends attempt @a unless it went stale while the lock was released. */
-static void
+void
 send_attempt (GstLlmTransform *self, GstVoiceClient *client, Attempt *a)
 {
   SoupMessage *msg = soup_message_new (SOUP_METHOD_POST, a->url);

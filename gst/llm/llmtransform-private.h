@@ -113,14 +113,7 @@ typedef struct
  * client calls can complete synchronously on the I/O thread and re-enter
  * our callbacks, clock calls take the clock's lock, and bus sync handlers
  * may call our action signals. A local of that one handler. */
-typedef struct
-{
-  GstVoiceClient *client; /* ref, for the two calls below */
-  guint cancel_request;
-  Attempt *send;
-  GPtrArray *clock_ids; /* GstClockID to unschedule and unref */
-  GPtrArray *messages; /* GstMessage to post, in order */
-} Deferred;
+typedef GstVoiceDeferred Deferred;
 
 struct _GstLlmTransform
 {
@@ -156,16 +149,36 @@ struct _GstLlmTransform
   guint requests_alive; /* HTTP requests whose callbacks may still run */
 };
 
-/* Defined in llmreply.c, called from gstllmtransform.c too. Hidden
+/* Defined in llmreply.c and llmdeferred.c, called from gstllmtransform.c
+ * too. Hidden
  * (G_GNUC_INTERNAL): short names that must not clash in the process. */
 
 /* Returns: the running time now, or GST_CLOCK_TIME_NONE without a clock. */
 G_GNUC_INTERNAL GstClockTime running_time_now (GstLlmTransform *self);
 
-/* Deferred work: recorded under the lock, run after releasing it. */
+/* llmdeferred.c: work recorded under the lock, run by deferred_run()
+ * after releasing it: first cancels, then unschedules (taking *@id), then
+ * sends (taking @a), then posts, each kind in the order recorded. */
+G_GNUC_INTERNAL GstStructure *turn_message_new (
+    GstLlmTransform *self, const gchar *event, guint turn);
 G_GNUC_INTERNAL void defer_structure (
     GstLlmTransform *self, Deferred *d, GstStructure *s);
+G_GNUC_INTERNAL void defer_warning (
+    GstLlmTransform *self, Deferred *d, const gchar *text, const gchar *debug);
+G_GNUC_INTERNAL void defer_error (GstLlmTransform *self, Deferred *d,
+    GstResourceError code, const gchar *text, const gchar *debug);
+G_GNUC_INTERNAL void defer_http_error (GstLlmTransform *self, Deferred *d,
+    guint status, const gchar *text, const gchar *debug);
+G_GNUC_INTERNAL void defer_unschedule (Deferred *d, GstClockID *id);
+G_GNUC_INTERNAL void defer_cancel (
+    GstLlmTransform *self, Deferred *d, guint request_id);
+G_GNUC_INTERNAL void defer_send (
+    GstLlmTransform *self, Deferred *d, Attempt *a);
 G_GNUC_INTERNAL void deferred_run (GstLlmTransform *self, Deferred *d);
+
+/* llmreply.c: sends @a on @client; call without the lock. */
+G_GNUC_INTERNAL void send_attempt (
+    GstLlmTransform *self, GstVoiceClient *client, Attempt *a);
 
 /* The output queue the src task pushes from. */
 G_GNUC_INTERNAL void out_item_free (OutItem *item);

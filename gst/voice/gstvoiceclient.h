@@ -26,8 +26,10 @@ G_BEGIN_DECLS
  *   makes no progress for #stall-timeout the client reports a stall and, if
  *   reconnecting is on, drops the connection and reconnects.
  * - Connecting has a timeout; a failed or dropped connection is retried with
- *   exponential backoff and equal jitter (half fixed, half random), except for errors that retrying
- *   cannot fix (HTTP 400, 401, 403, 404, 422), which are reported and final.
+ *   exponential backoff and equal jitter (half fixed, half random), waiting
+ *   at least the server's Retry-After (up to the longest backoff), except
+ *   for errors that retrying cannot fix (HTTP 400, 401, 403, 404, 422),
+ *   which are reported and final (see gstvoicehttp.h).
  * - Everything it logs goes through gst_voice_redact(), so API keys never
  *   reach the debug log.
  *

@@ -10,6 +10,8 @@
 #include "gstvoicepair.h"
 #include "gstvoiceclient.h"
 #include "gstvoiceredact.h"
+#include "gstvoicehttp.h"
+#include "gstvoicedeferred.h"
 
 G_BEGIN_DECLS
 

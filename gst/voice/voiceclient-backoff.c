@@ -1,6 +1,6 @@
 /* gst-voiceagent: GstVoiceClient's reconnect policy: exponential
- * backoff with equal jitter, a cap on attempts in a row, and which HTTP
- * statuses are worth retrying.
+ * backoff (gstvoicehttp.c) honouring Retry-After, and a cap on attempts
+ * in a row.
  * Copyright (C) 2026 gst-voiceagent contributors
  * SPDX-License-Identifier: LGPL-2.1-or-later
  */
@@ -10,26 +10,18 @@
 
 #include "voiceclient-private.h"
 
-/* Exponential backoff with "equal jitter": half the delay is fixed, half is
- * random, so a fleet of clients that lost the same server spreads out
- * without any of them retrying at once in a tight loop. */
+/* The policy itself (doubling, jitter, which statuses) is gstvoicehttp.c's,
+ * shared with the elements; this file applies it to the client. */
 static guint
-backoff_delay_ms (GstVoiceClient *self)
+backoff_delay_ms (GstVoiceClient *self, guint *max_ms)
 {
-  guint64 base;
-  guint shift = MIN (self->attempt, 16);
+  guint initial;
 
   GST_OBJECT_LOCK (self);
-  base = MIN ((guint64)self->backoff_initial_ms << shift,
-      (guint64)self->backoff_max_ms);
+  initial = self->backoff_initial_ms;
+  *max_ms = self->backoff_max_ms;
   GST_OBJECT_UNLOCK (self);
-  return (guint)(base / 2 + g_random_int_range (0, (gint32)(base / 2) + 1));
-}
-
-gboolean
-http_status_is_retryable (guint status)
-{
-  return status == 0 || status == 408 || status == 429 || status >= 500;
+  return gst_voice_backoff_delay_ms (initial, *max_ms, self->attempt);
 }
 
 static gboolean
@@ -43,11 +35,15 @@ retry_timer_fired (gpointer data)
 }
 
 /* Returns TRUE if a retry was scheduled. @forced: the caller asked for a
- * reconnect, so it happens even with reconnecting off. */
+ * reconnect, so it happens even with reconnecting off. @retry_after_ms:
+ * what the server's Retry-After asked for (-1: nothing); the delay is at
+ * least that, but no more than the longest backoff, so a server asking
+ * for an hour cannot park the client beyond what its owner configured. */
 gboolean
-schedule_retry_full (GstVoiceClient *self, gboolean forced)
+schedule_retry_full (
+    GstVoiceClient *self, gboolean forced, gint64 retry_after_ms)
 {
-  guint delay, max_attempts;
+  guint delay, max_attempts, max_ms;
   gboolean shut_down;
 
   GST_OBJECT_LOCK (self);
@@ -61,7 +57,9 @@ schedule_retry_full (GstVoiceClient *self, gboolean forced)
     GST_WARNING_OBJECT (self, "giving up after %u attempts", self->attempt);
     return FALSE;
   }
-  delay = backoff_delay_ms (self);
+  delay = backoff_delay_ms (self, &max_ms);
+  if (retry_after_ms > delay)
+    delay = (guint)MIN (retry_after_ms, (gint64)max_ms);
   self->attempt++;
   GST_INFO_OBJECT (
       self, "reconnecting in %u ms (attempt %u)", delay, self->attempt);
@@ -73,7 +71,7 @@ schedule_retry_full (GstVoiceClient *self, gboolean forced)
 gboolean
 schedule_retry (GstVoiceClient *self)
 {
-  return schedule_retry_full (self, FALSE);
+  return schedule_retry_full (self, FALSE, -1);
 }
 
 /* A connection ended. Only one that lasted (as long as the longest backoff)

@@ -8,6 +8,7 @@
 
 #include "gstvoiceclient.h"
 #include "gstvoiceredact.h"
+#include "gstvoicehttp.h"
 
 G_BEGIN_DECLS
 
@@ -89,9 +90,8 @@ G_GNUC_INTERNAL void copy_headers (
 G_GNUC_INTERNAL void ensure_session (GstVoiceClient *self);
 
 /* voiceclient-backoff.c */
-G_GNUC_INTERNAL gboolean http_status_is_retryable (guint status);
 G_GNUC_INTERNAL gboolean schedule_retry_full (
-    GstVoiceClient *self, gboolean forced);
+    GstVoiceClient *self, gboolean forced, gint64 retry_after_ms);
 G_GNUC_INTERNAL gboolean schedule_retry (GstVoiceClient *self);
 G_GNUC_INTERNAL void connection_ended (GstVoiceClient *self);
 

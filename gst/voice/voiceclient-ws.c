@@ -106,7 +106,7 @@ drop_connection_full (GstVoiceClient *self, gboolean retry, gboolean forced)
     return;
   forget_ws (self);
   connection_ended (self);
-  will_retry = retry && schedule_retry_full (self, forced);
+  will_retry = retry && schedule_retry_full (self, forced, -1);
   cb = get_callbacks (self, &user_data);
   if (cb.closed)
     cb.closed (self, SOUP_WEBSOCKET_CLOSE_ABNORMAL, "connection dropped",
@@ -130,8 +130,11 @@ connect_failed (GstVoiceClient *self, SoupMessage *msg, GError *error)
 
   GST_WARNING_OBJECT (self, "connecting failed: HTTP %u: %s", status, text);
   g_free (text);
-  if (http_status_is_retryable (status))
-    will_retry = schedule_retry (self);
+  if (gst_voice_http_status_is_retryable (status))
+    will_retry = schedule_retry_full (self, FALSE,
+        status ? gst_voice_http_retry_after_ms (
+                     soup_message_get_response_headers (msg))
+               : -1);
   cb = get_callbacks (self, &user_data);
   if (cb.connect_failed)
     cb.connect_failed (self, status,

@@ -468,18 +468,27 @@ GST_START_TEST (test_stalled_connection)
 
 GST_END_TEST;
 
+/* @status: the HTTP status the error's details must carry as
+ * "http-status-code", 0 for an error that is not about a response. */
 static void
-check_error (Fx *fx, GQuark domain, gint code, const gchar *text)
+check_error (Fx *fx, GQuark domain, gint code, const gchar *text, guint status)
 {
   GstMessage *m;
   GError *error = NULL;
   gchar *debug = NULL;
+  const GstStructure *details = NULL;
+  guint got = 0;
 
   FX_WAIT (fx, fx_find_error (fx, GST_MESSAGE_ERROR) != NULL);
   g_mutex_lock (&fx->lock);
   m = fx_find_error (fx, GST_MESSAGE_ERROR);
   gst_message_parse_error (m, &error, &debug);
+  gst_message_parse_error_details (m, &details);
+  if (status)
+    fail_unless (
+        details && gst_structure_get_uint (details, "http-status-code", &got));
   g_mutex_unlock (&fx->lock);
+  fail_unless_equals_int (got, status);
   fail_unless (g_error_matches (error, domain, code), "%s", error->message);
   fail_unless (strstr (error->message, text) != NULL, "%s", error->message);
   /* The key never shows, not even in the debug details. */
@@ -498,7 +507,7 @@ GST_START_TEST (test_unauthorized)
 
   fx_push_tone (fx, 100);
   check_error (fx, GST_RESOURCE_ERROR, GST_RESOURCE_ERROR_NOT_AUTHORIZED,
-      "Deepgram rejected the API key: set DEEPGRAM_API_KEY or api-key");
+      "Deepgram rejected the API key: set DEEPGRAM_API_KEY or api-key", 401);
   fail_unless_equals_int (fx_emu_count_events (emu, "unauthorized"), 1);
   fx_free (fx);
   emu_process_stop (emu);
@@ -515,7 +524,7 @@ GST_START_TEST (test_bad_request)
 
   fx_push_tone (fx, 100);
   check_error (fx, GST_RESOURCE_ERROR, GST_RESOURCE_ERROR_SETTINGS,
-      "Unknown emu_engine `bogus`.");
+      "Unknown emu_engine `bogus`.", 400);
   fx_free (fx);
   emu_process_stop (emu);
 }
@@ -533,7 +542,7 @@ GST_START_TEST (test_undecodable_audio)
 
   fx_push_tone (fx, 200);
   check_error (fx, GST_STREAM_ERROR, GST_STREAM_ERROR_FORMAT,
-      "encoding=linear16 sample_rate=16000");
+      "encoding=linear16 sample_rate=16000", 0);
   fail_unless_equals_int (fx_emu_count_events (emu, "open"), 1);
   fx_free (fx);
   emu_process_stop (emu);

@@ -513,12 +513,18 @@ GST_START_TEST (test_unauthorized)
   const gchar *emu_args[] = { "--elevenlabs-key", "the-right-key", NULL };
   Fx *fx = fx_new (emu_args, NULL, NULL);
   GError *err = NULL;
+  const GstStructure *details = NULL;
+  guint status = 0;
 
   run_until (fx, has_error, NULL);
   gst_message_parse_error (find_error (fx), &err, NULL);
   fail_unless (g_error_matches (
       err, GST_RESOURCE_ERROR, GST_RESOURCE_ERROR_NOT_AUTHORIZED));
   fail_unless (strstr (err->message, "ELEVENLABS_API_KEY"), err->message);
+  gst_message_parse_error_details (find_error (fx), &details);
+  fail_unless (
+      details && gst_structure_get_uint (details, "http-status-code", &status));
+  fail_unless (status == 401 || status == 403, "%u", status);
   g_error_free (err);
   fail_unless_equals_int (
       gst_harness_push (fx->sink, agent_text (1, "Hi.", TRUE)), GST_FLOW_ERROR);

@@ -666,6 +666,14 @@ GST_START_TEST (test_error_401)
   fail_unless (strstr (err->message, "Incorrect API key provided") != NULL);
   fail_unless (strstr (debug, "HTTP 401") != NULL, "%s", debug);
   fail_if (strstr (debug, "sk-wrong-key-654321") != NULL);
+  {
+    const GstStructure *details = NULL;
+    guint status = 0;
+    gst_message_parse_error_details (m, &details);
+    fail_unless (details &&
+        gst_structure_get_uint (details, "http-status-code", &status));
+    fail_unless_equals_int (status, 401);
+  }
   fail_unless_equals_string (
       gst_structure_get_string (wait_event_message (l, "done", 0), "outcome"),
       "error");

@@ -342,36 +342,6 @@ GST_START_TEST (test_chat_request_body)
 
 GST_END_TEST;
 
-/* Retry-After in seconds or as a date, and OpenAI's retry-after-ms. */
-GST_START_TEST (test_chat_retry_after)
-{
-  SoupMessageHeaders *h =
-      soup_message_headers_new (SOUP_MESSAGE_HEADERS_RESPONSE);
-  GDateTime *now = g_date_time_new_now_utc ();
-  GDateTime *later = g_date_time_add_seconds (now, 30);
-  gchar *date;
-  gint64 ms;
-
-  fail_unless_equals_int64 (llm_chat_retry_after_ms (h), -1);
-  soup_message_headers_replace (h, "Retry-After", "2");
-  fail_unless_equals_int64 (llm_chat_retry_after_ms (h), 2000);
-  soup_message_headers_replace (h, "retry-after-ms", "150.5");
-  fail_unless_equals_int64 (llm_chat_retry_after_ms (h), 150);
-  soup_message_headers_remove (h, "retry-after-ms");
-  date = soup_date_time_to_string (later, SOUP_DATE_HTTP);
-  soup_message_headers_replace (h, "Retry-After", date);
-  ms = llm_chat_retry_after_ms (h);
-  fail_unless (ms > 25000 && ms <= 30000, "%" G_GINT64_FORMAT, ms);
-  soup_message_headers_replace (h, "Retry-After", "soon");
-  fail_unless_equals_int64 (llm_chat_retry_after_ms (h), -1);
-  g_free (date);
-  g_date_time_unref (later);
-  g_date_time_unref (now);
-  soup_message_headers_unref (h);
-}
-
-GST_END_TEST;
-
 static Suite *
 protocol_suite (void)
 {
@@ -387,7 +357,6 @@ protocol_suite (void)
   tcase_add_test (tc, test_chat_bad_chunks);
   tcase_add_test (tc, test_chat_error_messages);
   tcase_add_test (tc, test_chat_request_body);
-  tcase_add_test (tc, test_chat_retry_after);
   return s;
 }
 

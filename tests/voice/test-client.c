@@ -157,6 +157,7 @@ typedef struct
 {
   /* Behaviour, set before the server starts */
   guint reject_status; /* answer every handshake with this HTTP status */
+  const gchar *retry_after; /* ... and this Retry-After, unless NULL */
   gushort close_with; /* close connections 1..close_count with this code */
   guint close_count; /* ... on their first message */
   gboolean greet; /* send "hello" and 4 binary bytes on open */
@@ -279,6 +280,10 @@ ws_early_handler (SoupServer *server, SoupServerMessage *msg, const char *path,
     soup_message_headers_replace (
         soup_server_message_get_response_headers (msg), "dg-error",
         "rejected by test server");
+    if (ws->retry_after)
+      soup_message_headers_replace (
+          soup_server_message_get_response_headers (msg), "Retry-After",
+          ws->retry_after);
     soup_server_message_set_status (msg, ws->reject_status, NULL);
     soup_server_message_set_response (
         msg, "text/plain", SOUP_MEMORY_STATIC, "no", 2);
@@ -1092,6 +1097,52 @@ GST_START_TEST (test_ws_rejected_503_retries)
   g_free (url);
   ws_server_free (ws);
   recorder_free (r);
+}
+
+GST_END_TEST;
+
+/* A 429 with Retry-After delays the retry at least that long, though the
+ * backoff alone would retry at once; a Retry-After beyond the longest
+ * backoff waits only that long. */
+static gint64
+retry_gap_ms (const gchar *retry_after, guint backoff_max_ms)
+{
+  WsServer *ws = ws_server_new ();
+  ServerThread *st;
+  Recorder *r = recorder_new ();
+  GstVoiceClient *c = client_new (r);
+  gchar *url;
+  gint64 failed_at, gap_ms;
+
+  ws->reject_status = 429;
+  ws->retry_after = retry_after;
+  st = server_thread_new (ws_server_start, ws_server_stop, ws);
+  url = ws_url (st, "/ws");
+  gst_voice_client_set_backoff (c, 10, backoff_max_ms, 1);
+  gst_voice_client_open_websocket (c, url, NULL, NULL, TRUE);
+  WAIT_UNTIL (r->failed == 1);
+  failed_at = g_get_monotonic_time ();
+  WAIT_UNTIL (r->failed == 2);
+  gap_ms = (g_get_monotonic_time () - failed_at) / 1000;
+  fail_unless_equals_int (r->fail_status, 429);
+  fail_unless_equals_int (ws->handshakes, 2);
+
+  client_free (c, r);
+  server_thread_free (st);
+  g_free (url);
+  ws_server_free (ws);
+  recorder_free (r);
+  return gap_ms;
+}
+
+GST_START_TEST (test_ws_retry_after)
+{
+  gint64 gap = retry_gap_ms ("1", 5000);
+
+  fail_unless (gap >= 950, "retried after %" G_GINT64_FORMAT " ms", gap);
+  gap = retry_gap_ms ("3600", 300);
+  fail_unless (
+      gap >= 250 && gap < 3000, "retried after %" G_GINT64_FORMAT " ms", gap);
 }
 
 GST_END_TEST;
@@ -2058,6 +2109,7 @@ voice_client_suite (void)
   tcase_add_test (ws, test_ws_invalid_url);
   tcase_add_test (ws, test_ws_rejected_401);
   tcase_add_test (ws, test_ws_rejected_503_retries);
+  tcase_add_test (ws, test_ws_retry_after);
   tcase_add_test (ws, test_ws_connect_timeout);
   tcase_add_test (ws, test_ws_reconnect_after_1011);
   tcase_add_test (ws, test_ws_server_close_1000_final);
