@@ -24,6 +24,9 @@ G_BEGIN_DECLS
 #define DG_DEFAULT_PUNCTUATE TRUE
 #define DG_DEFAULT_VAD_EVENTS FALSE
 #define DG_DEFAULT_MAX_BACKLOG_MS 5000
+/* deepgramsrc's interim, which the bin forwards: the bin's blurb differs
+ * (there interim-results is a property of the same element). */
+#define DG_DEFAULT_INTERIM FALSE
 
 /* Option ids, relative to the first id the class gives dg_options_install. */
 typedef enum {
