@@ -98,7 +98,7 @@ gst_deepgram_bin_class_init (GstDeepgramBinClass *klass)
   g_object_class_install_property (gobject_class, PROP_INTERIM,
       g_param_spec_boolean ("interim", "Interim",
           "Also push a buffer per interim result (needs interim-results=true)",
-          FALSE,
+          DG_DEFAULT_INTERIM,
           G_PARAM_READWRITE | G_PARAM_STATIC_STRINGS |
               GST_PARAM_MUTABLE_PLAYING));
   dg_options_install (gobject_class, PROP_OPTIONS_FIRST);

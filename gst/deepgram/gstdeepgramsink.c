@@ -953,22 +953,22 @@ gst_deepgram_sink_start (GstBaseSink *bsink)
     .connect_failed = on_connect_failed,
     .stalled = on_stalled,
   };
+  static const gchar *const env_key[] = { "DEEPGRAM_API_KEY", NULL };
+  gchar *key;
 
   GST_OBJECT_LOCK (self);
   dg_options_clear (&self->conf);
   dg_options_copy (&self->opts, &self->conf);
   GST_OBJECT_UNLOCK (self);
 
-  if (self->conf.api_key == NULL || *self->conf.api_key == '\0') {
-    g_free (self->conf.api_key);
-    self->conf.api_key = g_strdup (g_getenv ("DEEPGRAM_API_KEY"));
-  }
-  if (self->conf.api_key == NULL || *self->conf.api_key == '\0') {
+  key = gst_voice_api_key_resolve (self->conf.api_key, env_key);
+  g_free (self->conf.api_key);
+  self->conf.api_key = key;
+  if (key == NULL) {
     GST_ELEMENT_ERROR (self, RESOURCE, NOT_AUTHORIZED,
         ("No Deepgram API key: set DEEPGRAM_API_KEY or api-key"), (NULL));
     return FALSE;
   }
-  gst_voice_redact_add_secret (self->conf.api_key);
 
   self->client = gst_voice_client_new (GST_OBJECT_NAME (self));
   gst_voice_client_set_callbacks (self->client, &callbacks, self, NULL);

@@ -73,7 +73,7 @@ GST_DEBUG_CATEGORY_STATIC (deepgram_src_debug);
 #define GST_CAT_DEFAULT deepgram_src_debug
 
 #define DEFAULT_SESSION "default"
-#define DEFAULT_INTERIM FALSE
+#define DEFAULT_INTERIM DG_DEFAULT_INTERIM
 #define FIRST_TURN 1
 
 enum {

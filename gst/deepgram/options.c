@@ -7,6 +7,7 @@
 #endif
 
 #include "options.h"
+#include "gstvoiceoptions.h"
 
 /* Every option is read when the element connects (on its first caps), so
  * changes take effect in NULL and READY only. */
@@ -14,9 +15,9 @@
   (G_PARAM_READWRITE | G_PARAM_STATIC_STRINGS | GST_PARAM_MUTABLE_READY)
 
 static GParamSpec *
-make_pspec (DgOption opt)
+make_pspec (guint opt)
 {
-  switch (opt) {
+  switch ((DgOption)opt) {
     case DG_OPT_API_KEY:
       /**
        * GstDeepgramSink:api-key:
@@ -171,6 +172,29 @@ make_pspec (DgOption opt)
   return NULL;
 }
 
+static const GstVoiceOption options[DG_OPT_COUNT] = {
+  [DG_OPT_API_KEY] = { G_STRUCT_OFFSET (DgOptions, api_key),
+      GST_VOICE_OPTION_SECRET },
+  [DG_OPT_URL] = { G_STRUCT_OFFSET (DgOptions, url),
+      GST_VOICE_OPTION_NULL_IS_DEFAULT },
+  [DG_OPT_MODEL] = { G_STRUCT_OFFSET (DgOptions, model),
+      GST_VOICE_OPTION_NULL_IS_DEFAULT },
+  /* NULL is the model's default language, as "" is. */
+  [DG_OPT_LANGUAGE] = { G_STRUCT_OFFSET (DgOptions, language), 0, "" },
+  [DG_OPT_INTERIM_RESULTS] = { G_STRUCT_OFFSET (DgOptions, interim_results) },
+  [DG_OPT_ENDPOINTING] = { G_STRUCT_OFFSET (DgOptions, endpointing_ms) },
+  [DG_OPT_UTTERANCE_END_MS] = { G_STRUCT_OFFSET (DgOptions, utterance_end_ms) },
+  [DG_OPT_SMART_FORMAT] = { G_STRUCT_OFFSET (DgOptions, smart_format) },
+  [DG_OPT_PUNCTUATE] = { G_STRUCT_OFFSET (DgOptions, punctuate) },
+  [DG_OPT_KEYTERMS] = { G_STRUCT_OFFSET (DgOptions, keyterms) },
+  [DG_OPT_VAD_EVENTS] = { G_STRUCT_OFFSET (DgOptions, vad_events) },
+  [DG_OPT_EXTRA_PARAMS] = { G_STRUCT_OFFSET (DgOptions, extra_params) },
+  [DG_OPT_MAX_BACKLOG_MS] = { G_STRUCT_OFFSET (DgOptions, max_backlog_ms) },
+};
+
+GstVoiceOptionTable dg_options_table =
+    GST_VOICE_OPTION_TABLE_INIT (options, make_pspec);
+
 /**
  * dg_options_install:
  * @first_prop_id: the property id of %DG_OPT_API_KEY; the others follow in
@@ -181,185 +205,5 @@ make_pspec (DgOption opt)
 void
 dg_options_install (GObjectClass *klass, guint first_prop_id)
 {
-  for (guint i = 0; i < DG_OPT_COUNT; i++)
-    g_object_class_install_property (
-        klass, first_prop_id + i, make_pspec ((DgOption)i));
-}
-
-void
-dg_options_init (DgOptions *opts)
-{
-  opts->api_key = NULL;
-  opts->url = g_strdup (DG_DEFAULT_URL);
-  opts->model = g_strdup (DG_DEFAULT_MODEL);
-  opts->language = g_strdup (DG_DEFAULT_LANGUAGE);
-  opts->interim_results = DG_DEFAULT_INTERIM_RESULTS;
-  opts->endpointing_ms = DG_DEFAULT_ENDPOINTING_MS;
-  opts->utterance_end_ms = DG_DEFAULT_UTTERANCE_END_MS;
-  opts->smart_format = DG_DEFAULT_SMART_FORMAT;
-  opts->punctuate = DG_DEFAULT_PUNCTUATE;
-  opts->keyterms = g_new0 (gchar *, 1);
-  opts->vad_events = DG_DEFAULT_VAD_EVENTS;
-  opts->extra_params = NULL;
-  opts->max_backlog_ms = DG_DEFAULT_MAX_BACKLOG_MS;
-}
-
-void
-dg_options_clear (DgOptions *opts)
-{
-  g_clear_pointer (&opts->api_key, g_free);
-  g_clear_pointer (&opts->url, g_free);
-  g_clear_pointer (&opts->model, g_free);
-  g_clear_pointer (&opts->language, g_free);
-  g_clear_pointer (&opts->keyterms, g_strfreev);
-  g_clear_pointer (&opts->extra_params, g_free);
-}
-
-/* Deep copy: the streaming thread copies the options under the object lock
- * and uses the copy without it. */
-void
-dg_options_copy (const DgOptions *src, DgOptions *dest)
-{
-  *dest = *src;
-  dest->api_key = g_strdup (src->api_key);
-  dest->url = g_strdup (src->url);
-  dest->model = g_strdup (src->model);
-  dest->language = g_strdup (src->language);
-  dest->keyterms = g_strdupv (src->keyterms);
-  dest->extra_params = g_strdup (src->extra_params);
-}
-
-static void
-set_keyterms (DgOptions *opts, const GValue *value)
-{
-  guint n = gst_value_array_get_size (value);
-  GPtrArray *terms = g_ptr_array_new ();
-
-  for (guint i = 0; i < n; i++) {
-    const GValue *v = gst_value_array_get_value (value, i);
-    if (G_VALUE_HOLDS_STRING (v) && g_value_get_string (v))
-      g_ptr_array_add (terms, g_value_dup_string (v));
-  }
-  g_ptr_array_add (terms, NULL);
-  g_strfreev (opts->keyterms);
-  opts->keyterms = (gchar **)g_ptr_array_free (terms, FALSE);
-}
-
-static void
-get_keyterms (const DgOptions *opts, GValue *value)
-{
-  for (guint i = 0; opts->keyterms[i]; i++) {
-    GValue v = G_VALUE_INIT;
-
-    g_value_init (&v, G_TYPE_STRING);
-    g_value_set_string (&v, opts->keyterms[i]);
-    gst_value_array_append_and_take_value (value, &v);
-  }
-}
-
-static void
-set_string (gchar **field, const GValue *value, const gchar *fallback)
-{
-  const gchar *s = g_value_get_string (value);
-
-  g_free (*field);
-  *field = g_strdup (s ? s : fallback);
-}
-
-/* Caller holds the object lock. */
-void
-dg_options_set (DgOptions *opts, DgOption opt, const GValue *value)
-{
-  switch (opt) {
-    case DG_OPT_API_KEY:
-      set_string (&opts->api_key, value, NULL);
-      break;
-    case DG_OPT_URL:
-      set_string (&opts->url, value, DG_DEFAULT_URL);
-      break;
-    case DG_OPT_MODEL:
-      set_string (&opts->model, value, DG_DEFAULT_MODEL);
-      break;
-    case DG_OPT_LANGUAGE:
-      set_string (&opts->language, value, "");
-      break;
-    case DG_OPT_INTERIM_RESULTS:
-      opts->interim_results = g_value_get_boolean (value);
-      break;
-    case DG_OPT_ENDPOINTING:
-      opts->endpointing_ms = g_value_get_uint (value);
-      break;
-    case DG_OPT_UTTERANCE_END_MS:
-      opts->utterance_end_ms = g_value_get_uint (value);
-      break;
-    case DG_OPT_SMART_FORMAT:
-      opts->smart_format = g_value_get_boolean (value);
-      break;
-    case DG_OPT_PUNCTUATE:
-      opts->punctuate = g_value_get_boolean (value);
-      break;
-    case DG_OPT_KEYTERMS:
-      set_keyterms (opts, value);
-      break;
-    case DG_OPT_VAD_EVENTS:
-      opts->vad_events = g_value_get_boolean (value);
-      break;
-    case DG_OPT_EXTRA_PARAMS:
-      set_string (&opts->extra_params, value, NULL);
-      break;
-    case DG_OPT_MAX_BACKLOG_MS:
-      opts->max_backlog_ms = g_value_get_uint (value);
-      break;
-    case DG_OPT_COUNT:
-      g_assert_not_reached ();
-  }
-}
-
-/* Caller holds the object lock. */
-void
-dg_options_get (const DgOptions *opts, DgOption opt, GValue *value)
-{
-  switch (opt) {
-    case DG_OPT_API_KEY: /* write-only: GObject never asks */
-      g_assert_not_reached ();
-      break;
-    case DG_OPT_URL:
-      g_value_set_string (value, opts->url);
-      break;
-    case DG_OPT_MODEL:
-      g_value_set_string (value, opts->model);
-      break;
-    case DG_OPT_LANGUAGE:
-      g_value_set_string (value, opts->language);
-      break;
-    case DG_OPT_INTERIM_RESULTS:
-      g_value_set_boolean (value, opts->interim_results);
-      break;
-    case DG_OPT_ENDPOINTING:
-      g_value_set_uint (value, opts->endpointing_ms);
-      break;
-    case DG_OPT_UTTERANCE_END_MS:
-      g_value_set_uint (value, opts->utterance_end_ms);
-      break;
-    case DG_OPT_SMART_FORMAT:
-      g_value_set_boolean (value, opts->smart_format);
-      break;
-    case DG_OPT_PUNCTUATE:
-      g_value_set_boolean (value, opts->punctuate);
-      break;
-    case DG_OPT_KEYTERMS:
-      get_keyterms (opts, value);
-      break;
-    case DG_OPT_VAD_EVENTS:
-      g_value_set_boolean (value, opts->vad_events);
-      break;
-    case DG_OPT_EXTRA_PARAMS:
-      g_value_set_string (value, opts->extra_params);
-      break;
-    case DG_OPT_MAX_BACKLOG_MS:
-      g_value_set_uint (value, opts->max_backlog_ms);
-      break;
-    case DG_OPT_COUNT:
-      g_assert_not_reached ();
-  }
+  gst_voice_options_install (&dg_options_table, klass, first_prop_id);
 }

@@ -6,6 +6,8 @@
 
 #include <gst/gst.h>
 
+#include "gstvoiceoptions.h"
+
 G_BEGIN_DECLS
 
 /* The Deepgram request options: properties of deepgramsink, and of the
@@ -25,6 +27,9 @@ G_BEGIN_DECLS
 #define DG_DEFAULT_PUNCTUATE TRUE
 #define DG_DEFAULT_VAD_EVENTS FALSE
 #define DG_DEFAULT_MAX_BACKLOG_MS 5000
+/* deepgramsrc's interim, which the bin forwards: the bin's blurb differs
+ * (there interim-results is a property of the same element). */
+#define DG_DEFAULT_INTERIM FALSE
 
 /* Option ids, relative to the first id the class gives dg_options_install. */
 typedef enum {
@@ -62,10 +67,9 @@ typedef struct
 } DgOptions;
 
 void dg_options_install (GObjectClass *klass, guint first_prop_id);
-void dg_options_init (DgOptions *opts);
-void dg_options_clear (DgOptions *opts);
-void dg_options_copy (const DgOptions *src, DgOptions *dest);
-void dg_options_set (DgOptions *opts, DgOption opt, const GValue *value);
-void dg_options_get (const DgOptions *opts, DgOption opt, GValue *value);
+/* The struct's init (defaults from the pspecs), clear, deep copy, and set
+ * and get (under the element's OBJECT_LOCK), all from the one table. */
+extern GstVoiceOptionTable dg_options_table;
+GST_VOICE_OPTIONS_DEFINE_ACCESSORS (dg, DgOptions, DgOption, dg_options_table)
 
 G_END_DECLS

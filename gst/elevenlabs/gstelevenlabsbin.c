@@ -102,27 +102,12 @@ gst_elevenlabs_bin_class_init (GstElevenLabsBinClass *klass)
   gobject_class->get_property = gst_elevenlabs_bin_get_property;
 
   el_config_install_properties (gobject_class);
-  g_object_class_install_property (gobject_class, PROP_TURN_TIMEOUT_MS,
-      g_param_spec_uint ("turn-timeout-ms", "Turn timeout",
-          "End a turn (flush its tail) when its text stopped for this long, "
-          "in milliseconds (0: only at a new turn, speech_final or EOS)",
-          0, 60000, EL_DEFAULT_TURN_TIMEOUT_MS,
-          G_PARAM_READWRITE | GST_PARAM_MUTABLE_READY |
-              G_PARAM_STATIC_STRINGS));
-  g_object_class_install_property (gobject_class, PROP_BUFFER_MS,
-      g_param_spec_uint ("buffer-ms", "Buffer duration",
-          "Duration of each output buffer, in milliseconds (the longest "
-          "speech goes on after a barge-in)",
-          5, 200, EL_DEFAULT_BUFFER_MS,
-          G_PARAM_READWRITE | GST_PARAM_MUTABLE_READY |
-              G_PARAM_STATIC_STRINGS));
-  g_object_class_install_property (gobject_class, PROP_PREBUFFER_MS,
-      g_param_spec_uint ("prebuffer-ms", "Prebuffer",
-          "Audio queued before a turn starts or resumes after an underrun, "
-          "in milliseconds (absorbs network jitter)",
-          0, 1000, EL_DEFAULT_PREBUFFER_MS,
-          G_PARAM_READWRITE | GST_PARAM_MUTABLE_PLAYING |
-              G_PARAM_STATIC_STRINGS));
+  g_object_class_install_property (
+      gobject_class, PROP_TURN_TIMEOUT_MS, el_pspec_turn_timeout_ms ());
+  g_object_class_install_property (
+      gobject_class, PROP_BUFFER_MS, el_pspec_buffer_ms ());
+  g_object_class_install_property (
+      gobject_class, PROP_PREBUFFER_MS, el_pspec_prebuffer_ms ());
 
   /**
    * GstElevenLabsBin::speak:

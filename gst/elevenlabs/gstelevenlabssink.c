@@ -168,19 +168,8 @@ gst_elevenlabs_sink_class_init (GstElevenLabsSinkClass *klass)
   gobject_class->get_property = gst_elevenlabs_sink_get_property;
 
   el_config_install_properties (gobject_class);
-  /**
-   * GstElevenLabsSink:turn-timeout-ms:
-   *
-   * Ends the current turn when no text came for it for this long, so its
-   * tail is spoken even if nothing upstream marks the end of the reply.
-   */
-  g_object_class_install_property (gobject_class, PROP_TURN_TIMEOUT_MS,
-      g_param_spec_uint ("turn-timeout-ms", "Turn timeout",
-          "End a turn (flush its tail) when its text stopped for this long, "
-          "in milliseconds (0: only at a new turn, speech_final or EOS)",
-          0, 60000, DEFAULT_TURN_TIMEOUT_MS,
-          G_PARAM_READWRITE | GST_PARAM_MUTABLE_READY |
-              G_PARAM_STATIC_STRINGS));
+  g_object_class_install_property (
+      gobject_class, PROP_TURN_TIMEOUT_MS, el_pspec_turn_timeout_ms ());
 
   gst_element_class_add_static_pad_template (element_class, &sink_template);
   gst_element_class_set_static_metadata (element_class,

@@ -197,32 +197,10 @@ gst_elevenlabs_src_class_init (GstElevenLabsSrcClass *klass)
   gobject_class->get_property = gst_elevenlabs_src_get_property;
 
   el_config_install_properties (gobject_class);
-  /**
-   * GstElevenLabsSrc:buffer-ms:
-   *
-   * Duration of each buffer; also the longest the agent goes on speaking
-   * after a barge-in.
-   */
-  g_object_class_install_property (gobject_class, PROP_BUFFER_MS,
-      g_param_spec_uint ("buffer-ms", "Buffer duration",
-          "Duration of each output buffer, in milliseconds (the longest "
-          "speech goes on after a barge-in)",
-          5, 200, DEFAULT_BUFFER_MS,
-          G_PARAM_READWRITE | GST_PARAM_MUTABLE_READY |
-              G_PARAM_STATIC_STRINGS));
-  /**
-   * GstElevenLabsSrc:prebuffer-ms:
-   *
-   * Audio a turn must have queued before it starts (or resumes after an
-   * underrun): absorbs network jitter.
-   */
-  g_object_class_install_property (gobject_class, PROP_PREBUFFER_MS,
-      g_param_spec_uint ("prebuffer-ms", "Prebuffer",
-          "Audio queued before a turn starts or resumes after an underrun, "
-          "in milliseconds (absorbs network jitter)",
-          0, 1000, DEFAULT_PREBUFFER_MS,
-          G_PARAM_READWRITE | GST_PARAM_MUTABLE_PLAYING |
-              G_PARAM_STATIC_STRINGS));
+  g_object_class_install_property (
+      gobject_class, PROP_BUFFER_MS, el_pspec_buffer_ms ());
+  g_object_class_install_property (
+      gobject_class, PROP_PREBUFFER_MS, el_pspec_prebuffer_ms ());
   /**
    * GstElevenLabsSrc:text:
    *

@@ -76,6 +76,9 @@ enum {
 
 typedef struct
 {
+  /* The api-key property; synth.api_key is the key resolved from it (or
+   * the environment) when the element starts. */
+  gchar *api_key;
   ElSynthConfig synth;
   gchar *chunk_length_schedule;
   GstElevenLabsInterruption interruption;
@@ -85,6 +88,11 @@ typedef struct
 void el_config_init (ElConfig *cfg);
 void el_config_clear (ElConfig *cfg);
 void el_config_install_properties (GObjectClass *klass);
+/* The pspecs of the properties only one half has, for that half and the
+ * bin. */
+GParamSpec *el_pspec_turn_timeout_ms (void);
+GParamSpec *el_pspec_buffer_ms (void);
+GParamSpec *el_pspec_prebuffer_ms (void);
 /* Both return FALSE for a property id that is not a shared one. Call with
  * the object lock held. */
 gboolean el_config_set_property_locked (ElConfig *cfg, GObject *object,
@@ -92,7 +100,9 @@ gboolean el_config_set_property_locked (ElConfig *cfg, GObject *object,
 gboolean el_config_get_property_locked (
     ElConfig *cfg, guint prop_id, GValue *value);
 
-/* Checks what the service needs (and parses the chunk schedule). Call
+/* Resolves the API key (property, else $ELEVENLABS_API_KEY) into
+ * cfg->synth.api_key and checks what the service needs (and parses the
+ * chunk schedule), so it runs when the element starts. Call
  * with the object lock held; post @error with el_config_post_error()
  * without it. */
 gboolean el_config_validate_locked (ElConfig *cfg, GError **error);

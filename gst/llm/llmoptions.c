@@ -21,9 +21,9 @@
   (G_PARAM_READWRITE | G_PARAM_STATIC_STRINGS | GST_PARAM_MUTABLE_PLAYING)
 
 static GParamSpec *
-make_pspec (LlmOption opt)
+make_pspec (guint opt)
 {
-  switch (opt) {
+  switch ((LlmOption)opt) {
     case LLM_OPT_URL:
       /**
        * GstLlmTransform:url:
@@ -42,7 +42,9 @@ make_pspec (LlmOption opt)
        * GstLlmTransform:api-key:
        *
        * Sent as `Authorization: Bearer KEY`; none is sent when empty (local
-       * servers need none). Write-only, so pipeline dumps never show it.
+       * servers need none). Unset, $LLM_API_KEY or else $OPENAI_API_KEY is
+       * read for each request, so a key set after the element was made is
+       * used. Write-only, so pipeline dumps never show it.
        */
       return g_param_spec_string ("api-key", "API key",
           "API key (default: $LLM_API_KEY, else $OPENAI_API_KEY; empty: no "
@@ -117,6 +119,33 @@ make_pspec (LlmOption opt)
   return NULL;
 }
 
+/* NULL stays NULL for every string: the users of each say what it means. */
+static const GstVoiceOption options[LLM_OPT_COUNT] = {
+  [LLM_OPT_URL] = { G_STRUCT_OFFSET (LlmOptions, url) },
+  [LLM_OPT_API_KEY] = { G_STRUCT_OFFSET (LlmOptions, api_key),
+      GST_VOICE_OPTION_SECRET },
+  [LLM_OPT_MODEL] = { G_STRUCT_OFFSET (LlmOptions, model) },
+  [LLM_OPT_SYSTEM_PROMPT] = { G_STRUCT_OFFSET (LlmOptions, system_prompt) },
+  [LLM_OPT_GREETING] = { G_STRUCT_OFFSET (LlmOptions, greeting) },
+  [LLM_OPT_TEMPERATURE] = { G_STRUCT_OFFSET (LlmOptions, temperature) },
+  [LLM_OPT_MAX_TOKENS] = { G_STRUCT_OFFSET (LlmOptions, max_tokens) },
+  [LLM_OPT_HISTORY_TURNS] = { G_STRUCT_OFFSET (LlmOptions, history_turns) },
+  /* Stored as given: set_property checks it (and warns) first, because the
+   * check logs for the element. */
+  [LLM_OPT_EXTRA_BODY] = { G_STRUCT_OFFSET (LlmOptions, extra_body) },
+  [LLM_OPT_FIRST_TOKEN_TIMEOUT] = { G_STRUCT_OFFSET (
+      LlmOptions, first_token_timeout) },
+  [LLM_OPT_FALLBACK_TEXT] = { G_STRUCT_OFFSET (LlmOptions, fallback_text) },
+  [LLM_OPT_INTERRUPTION] = { G_STRUCT_OFFSET (LlmOptions, interruption) },
+  [LLM_OPT_CLAUSE_MIN_CHARS] = { G_STRUCT_OFFSET (
+      LlmOptions, clause_min_chars) },
+  [LLM_OPT_CLAUSE_MAX_WAIT_MS] = { G_STRUCT_OFFSET (
+      LlmOptions, clause_max_wait_ms) },
+};
+
+GstVoiceOptionTable llm_options_table =
+    GST_VOICE_OPTION_TABLE_INIT (options, make_pspec);
+
 /**
  * llm_options_install:
  * @first_prop_id: the property id of %LLM_OPT_URL; the others follow in
@@ -127,192 +156,25 @@ make_pspec (LlmOption opt)
 void
 llm_options_install (GObjectClass *klass, guint first_prop_id)
 {
-  for (guint i = 0; i < LLM_OPT_COUNT; i++)
-    g_object_class_install_property (
-        klass, first_prop_id + i, make_pspec ((LlmOption)i));
+  gst_voice_options_install (&llm_options_table, klass, first_prop_id);
 }
 
-/* Returns: (transfer full): the key from the environment, or NULL. Read
- * when the element is made, so a key set later in the process is not seen;
- * registered with the redaction list so it never reaches a log. */
-static gchar *
-api_key_from_env (void)
+/**
+ * llm_options_resolve_api_key:
+ * @opts: a copy of the options, for one request
+ *
+ * The key a request sends: the api-key property if set, else $LLM_API_KEY,
+ * else $OPENAI_API_KEY, read now (when the request connects), so a key put
+ * in the environment after the element was made is used. Registered with
+ * the redaction list.
+ *
+ * Returns: (transfer full) (nullable): the key; NULL (an empty property,
+ *   or none anywhere) means no Authorization header, for local servers
+ */
+gchar *
+llm_options_resolve_api_key (const LlmOptions *opts)
 {
-  const gchar *key = g_getenv ("LLM_API_KEY");
+  static const gchar *const env[] = { "LLM_API_KEY", "OPENAI_API_KEY", NULL };
 
-  if (key == NULL || *key == '\0')
-    key = g_getenv ("OPENAI_API_KEY");
-  if (key == NULL || *key == '\0')
-    return NULL;
-  gst_voice_redact_add_secret (key);
-  return g_strdup (key);
-}
-
-void
-llm_options_init (LlmOptions *opts)
-{
-  opts->url = g_strdup (LLM_DEFAULT_URL);
-  opts->api_key = api_key_from_env ();
-  opts->model = g_strdup (LLM_DEFAULT_MODEL);
-  opts->system_prompt = g_strdup (LLM_DEFAULT_SYSTEM_PROMPT);
-  opts->greeting = g_strdup (LLM_DEFAULT_GREETING);
-  opts->temperature = LLM_DEFAULT_TEMPERATURE;
-  opts->max_tokens = LLM_DEFAULT_MAX_TOKENS;
-  opts->history_turns = LLM_DEFAULT_HISTORY_TURNS;
-  opts->extra_body = g_strdup (LLM_DEFAULT_EXTRA_BODY);
-  opts->first_token_timeout = LLM_DEFAULT_FIRST_TOKEN_TIMEOUT;
-  opts->fallback_text = g_strdup (LLM_DEFAULT_FALLBACK_TEXT);
-  opts->interruption = LLM_DEFAULT_INTERRUPTION;
-  opts->clause_min_chars = LLM_DEFAULT_CLAUSE_MIN_CHARS;
-  opts->clause_max_wait_ms = LLM_DEFAULT_CLAUSE_MAX_WAIT_MS;
-}
-
-void
-llm_options_clear (LlmOptions *opts)
-{
-  g_clear_pointer (&opts->url, g_free);
-  g_clear_pointer (&opts->api_key, g_free);
-  g_clear_pointer (&opts->model, g_free);
-  g_clear_pointer (&opts->system_prompt, g_free);
-  g_clear_pointer (&opts->greeting, g_free);
-  g_clear_pointer (&opts->extra_body, g_free);
-  g_clear_pointer (&opts->fallback_text, g_free);
-}
-
-/* Deep copy: a reply is built from a copy taken under the object lock, and
- * uses it without that lock. */
-void
-llm_options_copy (const LlmOptions *src, LlmOptions *dest)
-{
-  *dest = *src;
-  dest->url = g_strdup (src->url);
-  dest->api_key = g_strdup (src->api_key);
-  dest->model = g_strdup (src->model);
-  dest->system_prompt = g_strdup (src->system_prompt);
-  dest->greeting = g_strdup (src->greeting);
-  dest->extra_body = g_strdup (src->extra_body);
-  dest->fallback_text = g_strdup (src->fallback_text);
-}
-
-/* NULL stays NULL: the users of each string say what NULL means. */
-static void
-replace_string (gchar **field, const GValue *value)
-{
-  g_free (*field);
-  *field = g_value_dup_string (value);
-}
-
-static void
-set_api_key (LlmOptions *opts, const GValue *value)
-{
-  const gchar *key = g_value_get_string (value);
-
-  if (key && *key)
-    gst_voice_redact_add_secret (key);
-  replace_string (&opts->api_key, value);
-}
-
-/* Caller holds the object lock. extra-body is stored as given: the caller
- * checks it (and warns) first, because the check logs for the element. */
-void
-llm_options_set (LlmOptions *opts, LlmOption opt, const GValue *value)
-{
-  switch (opt) {
-    case LLM_OPT_URL:
-      replace_string (&opts->url, value);
-      break;
-    case LLM_OPT_API_KEY:
-      set_api_key (opts, value);
-      break;
-    case LLM_OPT_MODEL:
-      replace_string (&opts->model, value);
-      break;
-    case LLM_OPT_SYSTEM_PROMPT:
-      replace_string (&opts->system_prompt, value);
-      break;
-    case LLM_OPT_GREETING:
-      replace_string (&opts->greeting, value);
-      break;
-    case LLM_OPT_TEMPERATURE:
-      opts->temperature = g_value_get_double (value);
-      break;
-    case LLM_OPT_MAX_TOKENS:
-      opts->max_tokens = g_value_get_int (value);
-      break;
-    case LLM_OPT_HISTORY_TURNS:
-      opts->history_turns = g_value_get_uint (value);
-      break;
-    case LLM_OPT_EXTRA_BODY:
-      replace_string (&opts->extra_body, value);
-      break;
-    case LLM_OPT_FIRST_TOKEN_TIMEOUT:
-      opts->first_token_timeout = g_value_get_uint (value);
-      break;
-    case LLM_OPT_FALLBACK_TEXT:
-      replace_string (&opts->fallback_text, value);
-      break;
-    case LLM_OPT_INTERRUPTION:
-      opts->interruption = g_value_get_enum (value);
-      break;
-    case LLM_OPT_CLAUSE_MIN_CHARS:
-      opts->clause_min_chars = g_value_get_uint (value);
-      break;
-    case LLM_OPT_CLAUSE_MAX_WAIT_MS:
-      opts->clause_max_wait_ms = g_value_get_uint (value);
-      break;
-    case LLM_OPT_COUNT:
-      g_assert_not_reached ();
-  }
-}
-
-/* Caller holds the object lock. */
-void
-llm_options_get (const LlmOptions *opts, LlmOption opt, GValue *value)
-{
-  switch (opt) {
-    case LLM_OPT_URL:
-      g_value_set_string (value, opts->url);
-      break;
-    case LLM_OPT_API_KEY: /* write-only: GObject never asks */
-      g_assert_not_reached ();
-      break;
-    case LLM_OPT_MODEL:
-      g_value_set_string (value, opts->model);
-      break;
-    case LLM_OPT_SYSTEM_PROMPT:
-      g_value_set_string (value, opts->system_prompt);
-      break;
-    case LLM_OPT_GREETING:
-      g_value_set_string (value, opts->greeting);
-      break;
-    case LLM_OPT_TEMPERATURE:
-      g_value_set_double (value, opts->temperature);
-      break;
-    case LLM_OPT_MAX_TOKENS:
-      g_value_set_int (value, opts->max_tokens);
-      break;
-    case LLM_OPT_HISTORY_TURNS:
-      g_value_set_uint (value, opts->history_turns);
-      break;
-    case LLM_OPT_EXTRA_BODY:
-      g_value_set_string (value, opts->extra_body);
-      break;
-    case LLM_OPT_FIRST_TOKEN_TIMEOUT:
-      g_value_set_uint (value, opts->first_token_timeout);
-      break;
-    case LLM_OPT_FALLBACK_TEXT:
-      g_value_set_string (value, opts->fallback_text);
-      break;
-    case LLM_OPT_INTERRUPTION:
-      g_value_set_enum (value, opts->interruption);
-      break;
-    case LLM_OPT_CLAUSE_MIN_CHARS:
-      g_value_set_uint (value, opts->clause_min_chars);
-      break;
-    case LLM_OPT_CLAUSE_MAX_WAIT_MS:
-      g_value_set_uint (value, opts->clause_max_wait_ms);
-      break;
-    case LLM_OPT_COUNT:
-      g_assert_not_reached ();
-  }
+  return gst_voice_api_key_resolve (opts->api_key, env);
 }

@@ -6,6 +6,8 @@
 
 #include <gst/gst.h>
 
+#include "gstvoiceoptions.h"
+
 #include "gstllmtransform.h"
 
 G_BEGIN_DECLS
@@ -58,7 +60,7 @@ typedef enum {
 typedef struct
 {
   gchar *url; /* base URL of the API; NULL when set to NULL */
-  gchar *api_key; /* write-only; NULL or empty: no Authorization header */
+  gchar *api_key; /* the property; llm_options_resolve_api_key reads it */
   gchar *model;
   gchar *system_prompt;
   gchar *greeting;
@@ -74,10 +76,11 @@ typedef struct
 } LlmOptions;
 
 void llm_options_install (GObjectClass *klass, guint first_prop_id);
-void llm_options_init (LlmOptions *opts);
-void llm_options_clear (LlmOptions *opts);
-void llm_options_copy (const LlmOptions *src, LlmOptions *dest);
-void llm_options_set (LlmOptions *opts, LlmOption opt, const GValue *value);
-void llm_options_get (const LlmOptions *opts, LlmOption opt, GValue *value);
+/* The struct's init (defaults from the pspecs), clear, deep copy, and set
+ * and get (under the element's OBJECT_LOCK), all from the one table. */
+extern GstVoiceOptionTable llm_options_table;
+GST_VOICE_OPTIONS_DEFINE_ACCESSORS (
+    llm, LlmOptions, LlmOption, llm_options_table)
+gchar *llm_options_resolve_api_key (const LlmOptions *opts);
 
 G_END_DECLS

@@ -402,6 +402,7 @@ reply_new_locked (GstLlmTransform *self, const LlmOptions *s, guint turn,
   Reply *r;
   LlmExchange *e;
   gchar *url = endpoint_url (s->url);
+  gchar *key;
 
   if (!url_is_http (url)) {
     gchar *debug = g_strdup_printf ("url=\"%s\"", s->url ? s->url : "");
@@ -420,8 +421,10 @@ reply_new_locked (GstLlmTransform *self, const LlmOptions *s, guint turn,
   r->turn = turn;
   r->combined = combined;
   r->url = url;
-  if (s->api_key && *s->api_key)
-    r->auth = g_strconcat ("Bearer ", s->api_key, NULL);
+  key = llm_options_resolve_api_key (s);
+  if (key)
+    r->auth = g_strconcat ("Bearer ", key, NULL);
+  g_free (key);
   r->model = g_strdup (s->model ? s->model : "");
   r->body = build_body_locked (self, s, user, &r->n_messages, d);
   r->fallback_text = g_strdup (s->fallback_text ? s->fallback_text : "");

@@ -5,6 +5,7 @@
 
 #include "gstvoiceevents.h"
 #include "gstvoicemeta.h"
+#include "gstvoiceoptions.h"
 #include "gstvoicequeue.h"
 #include "gstvoicesession.h"
 #include "gstvoicepair.h"

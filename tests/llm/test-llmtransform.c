@@ -687,6 +687,33 @@ GST_START_TEST (test_error_401)
 
 GST_END_TEST;
 
+/* Without the api-key property the key comes from the environment when a
+ * request connects, so one exported after the element was made is sent. */
+GST_START_TEST (test_env_key_after_creation)
+{
+  const gchar *args[] = { "--openai-key", "sk-late-env-key-24680", NULL };
+  EmuProcess *emu = start_emulator (args);
+  gchar *url = emu_url (emu);
+  Llm *l;
+
+  g_unsetenv ("LLM_API_KEY");
+  g_unsetenv ("OPENAI_API_KEY");
+  l = llm_new (url, "api-key", NULL, NULL);
+  g_setenv ("LLM_API_KEY", "sk-late-env-key-24680", TRUE);
+
+  push_end_of_turn (l, 1, "Hello");
+  fail_unless_equals_string (
+      gst_structure_get_string (wait_event_message (l, "done", 0), "outcome"),
+      "completed");
+  g_unsetenv ("LLM_API_KEY");
+
+  llm_free (l);
+  g_free (url);
+  emu_process_stop (emu);
+}
+
+GST_END_TEST;
+
 /* 429: a warning with the server's message, one retry after Retry-After
  * (on the pipeline clock), then the answer. */
 GST_START_TEST (test_error_429_retry_after)
@@ -1134,6 +1161,7 @@ llmtransform_suite (void)
   tcase_add_test (tc, test_interruption_event_mode);
   tcase_add_test (tc, test_combined_turns);
   tcase_add_test (tc, test_error_401);
+  tcase_add_test (tc, test_env_key_after_creation);
   tcase_add_test (tc, test_error_429_retry_after);
   tcase_add_test (tc, test_error_5xx_fallback);
   tcase_add_test (tc, test_first_token_timeout);
