@@ -42,6 +42,8 @@
 /* A timed word is recognised this long after its audio ended: Deepgram's
  * interim results trail the speech by about this much. */
 #define SCRIPTED_LAG_MS 80
+/* Speech this much longer than a noise entry is not that noise. */
+#define NOISE_SLACK_S 0.15
 
 #define POCKETSPHINX_MODEL_DIR "/usr/share/pocketsphinx/model/en-us"
 #define POCKETSPHINX_POOL_MAX 8
@@ -878,6 +880,25 @@ timed_words (SttSession *s, gboolean final, guint64 now)
   return words;
 }
 
+/* A noise burst may never reach the recognizer (a voice activity gate in
+ * front of it drops it), so a noise entry is optional: speech that goes on
+ * well past the burst's length is the next entry, from the same onset. */
+static void
+timed_skip_noise (SttSession *s)
+{
+  gchar **lines = s->opt.script->lines;
+  guint i;
+
+  if (s->timed->n_words > 0 ||
+      secs (s, s->last_speech_end - s->speech_start) <=
+          s->timed->duration + NOISE_SLACK_S)
+    return;
+  i = s->script_next++ % g_strv_length (lines);
+  s->script_text = lines[i];
+  s->timed = s->opt.script->timed[i];
+  s->word_cursor = s->seg_word = 0;
+}
+
 /* Engine: open an utterance whose first sample is s->utt_start, feeding the
  * pre-roll ring (which ends at the current frame). */
 static void
@@ -1076,6 +1097,17 @@ frame_db (const gint16 *x, guint n)
   return acc < 1 ? -100 : 10 * log10 (acc / (32768.0 * 32768.0));
 }
 
+/* A frame inside a timed entry: an interim result for each word as its
+ * audio arrives. */
+static void
+timed_frame (SttSession *s, guint64 fe, GPtrArray *events)
+{
+  timed_skip_noise (s);
+  if (s->timed && timed_hear (s, fe, s->opt.script->lag_ms) &&
+      s->opt.interim_results)
+    emit_interim (s, fe, events);
+}
+
 static void
 process_frame (SttSession *s, const gint16 *frame, GPtrArray *events)
 {
@@ -1145,9 +1177,7 @@ process_frame (SttSession *s, const gint16 *frame, GPtrArray *events)
       s->ring_count = 0;
       engine_begin (s);
     } else if (s->timed) {
-      /* an interim result for each word as its audio arrives */
-      if (timed_hear (s, fe, s->opt.script->lag_ms) && s->opt.interim_results)
-        emit_interim (s, fe, events);
+      timed_frame (s, fe, events);
     } else if (s->opt.interim_results &&
         (fe - s->last_interim) * 1000 / s->rate >= INTERIM_MS) {
       s->last_interim = fe;
