@@ -11,7 +11,7 @@
 #include <opus.h>
 #include "lg-audio.h"
 
-#define RATE 48000
+#define RATE LG_RATE
 #define FRAME_SAMPLES (RATE / 1000 * LG_FRAME_MS)
 /* -40 dBFS over 10 ms: espeak-ng's silence is digital, its speech far
  * above this. */
@@ -109,6 +109,26 @@ encode (LgClip *clip, const gint16 *pcm, gsize n, GError **error)
 }
 
 LgClip *
+lg_clip_new_from_pcm (
+    const gchar *text, const gint16 *pcm, gsize n, GError **error)
+{
+  LgClip *clip = g_new0 (LgClip, 1);
+
+  clip->text = g_strdup (text);
+  clip->packets =
+      g_ptr_array_new_with_free_func ((GDestroyNotify)g_bytes_unref);
+  find_speech (clip, pcm, n);
+  encode (clip, pcm, n, NULL);
+  if (clip->speech_end_ms == 0) {
+    g_set_error (error, G_IO_ERROR, G_IO_ERROR_FAILED,
+        "no audible audio for \"%s\"", text);
+    lg_clip_free (clip);
+    return NULL;
+  }
+  return clip;
+}
+
+LgClip *
 lg_clip_render (const gchar *text, GError **error)
 {
   LgClip *clip;
@@ -123,20 +143,9 @@ lg_clip_render (const gchar *text, GError **error)
   }
   if (!render_pcm (text, &pcm, error))
     return NULL;
-  clip = g_new0 (LgClip, 1);
-  clip->text = g_strdup (text);
-  clip->packets =
-      g_ptr_array_new_with_free_func ((GDestroyNotify)g_bytes_unref);
   samples = g_bytes_get_data (pcm, &size);
-  find_speech (clip, samples, size / 2);
-  encode (clip, samples, size / 2, NULL);
+  clip = lg_clip_new_from_pcm (text, samples, size / 2, error);
   g_bytes_unref (pcm);
-  if (clip->speech_end_ms == 0) {
-    g_set_error (error, G_IO_ERROR, G_IO_ERROR_FAILED,
-        "espeak-ng rendered no audible speech for \"%s\"", text);
-    lg_clip_free (clip);
-    return NULL;
-  }
   return clip;
 }
 

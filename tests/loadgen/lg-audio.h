@@ -8,6 +8,7 @@
 G_BEGIN_DECLS
 
 #define LG_FRAME_MS 20
+#define LG_RATE 48000
 
 /* One utterance: espeak-ng speech as 20 ms Opus packets (48 kHz mono),
  * and where the speech in it starts and ends. Immutable once rendered, so
@@ -21,6 +22,10 @@ typedef struct
 } LgClip;
 
 LgClip *lg_clip_render (const gchar *text, GError **error);
+/* A clip of @n samples of @pcm (LG_RATE Hz mono), e.g. rendered by other
+ * means; NULL with @error set when none of it is audible. */
+LgClip *lg_clip_new_from_pcm (
+    const gchar *text, const gint16 *pcm, gsize n, GError **error);
 void lg_clip_free (LgClip *clip);
 
 /* A packet of digital silence, for the gaps between utterances: callers

@@ -144,27 +144,6 @@ typedef struct
   gdouble failures; /* voiceagent_call_failures_total */
 } ServerCounters;
 
-/* @name's samples in a Prometheus text page, summed over their labels;
- * -1 if the page does not have the metric. */
-static gdouble
-counter_in (gchar **lines, const gchar *name)
-{
-  gchar *type = g_strdup_printf ("# TYPE %s ", name);
-  gsize len = strlen (name);
-  gdouble sum = -1;
-  gchar **l;
-
-  for (l = lines; *l; l++) {
-    /* A labelled counter with no samples yet is 0, not unknown. */
-    if (g_str_has_prefix (*l, type))
-      sum = MAX (sum, 0);
-    if (strncmp (*l, name, len) == 0 && ((*l)[len] == ' ' || (*l)[len] == '{'))
-      sum = MAX (sum, 0) + g_ascii_strtod (strrchr (*l, ' ') + 1, NULL);
-  }
-  g_free (type);
-  return sum;
-}
-
 static void
 add_known (gdouble *sum, gdouble v)
 {
@@ -201,9 +180,9 @@ scrape_counters (SoupSession *http, gchar **metrics_urls)
       gchar **lines = g_strsplit (text, "\n", -1);
 
       add_known (&c.underruns,
-          counter_in (lines, "voiceagent_playout_underruns_total"));
+          lg_counter_in (lines, "voiceagent_playout_underruns_total"));
       add_known (
-          &c.failures, counter_in (lines, "voiceagent_call_failures_total"));
+          &c.failures, lg_counter_in (lines, "voiceagent_call_failures_total"));
       g_strfreev (lines);
       g_free (text);
     }
