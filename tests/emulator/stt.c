@@ -871,8 +871,8 @@ timed_words (SttSession *s, gboolean final, guint64 now)
     timed_hear (s, now, 0);
   for (guint i = s->seg_word; i < s->word_cursor; i++) {
     const SttTimedWord *w = &s->timed->words[i];
-    words_add (words, w->word, onset + w->start, onset + w->end,
-        SCRIPTED_CONFIDENCE);
+    words_add (
+        words, w->word, onset + w->start, onset + w->end, SCRIPTED_CONFIDENCE);
     g_array_index (words, SttWord, words->len - 1).punctuated_word =
         g_strdup (w->text);
   }
@@ -1016,8 +1016,8 @@ finish_result (SttSession *s, SttEvent *ev, GArray *words)
     if (s->opt.punctuate) {
       /* a timed word is spelled as the corpus wrote it; a sentence ends
        * only where the caller's does */
-      GString *p = g_string_new (w->punctuated_word ? w->punctuated_word
-                                                    : w->word);
+      GString *p =
+          g_string_new (w->punctuated_word ? w->punctuated_word : w->word);
       gboolean ends = s->timed ? s->seg_complete : TRUE;
       if (i == 0 || g_str_equal (w->word, "i") ||
           g_str_has_prefix (w->word, "i'"))

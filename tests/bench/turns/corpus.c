@@ -21,28 +21,28 @@
 /* Last words after which a phrase is not finished. Lower case. */
 static const gchar *const incomplete_words[] = {
   /* articles and determiners */
-  "a", "an", "the", "my", "your", "our", "their", "his", "her", "its",
-  "this", "that", "these", "those", "some", "any", "every", "each", "no",
+  "a", "an", "the", "my", "your", "our", "their", "his", "her", "its", "this",
+  "that", "these", "those", "some", "any", "every", "each", "no",
   /* prepositions */
-  "to", "for", "of", "in", "on", "at", "with", "from", "by", "about",
-  "into", "onto", "under", "over", "after", "before", "between", "through",
-  "during", "without", "until", "than", "via", "per",
+  "to", "for", "of", "in", "on", "at", "with", "from", "by", "about", "into",
+  "onto", "under", "over", "after", "before", "between", "through", "during",
+  "without", "until", "than", "via", "per",
   /* conjunctions */
   "and", "but", "or", "so", "because", "if", "when", "while", "although",
   "though", "unless", "whether", "where", "which", "who", "nor",
   /* fillers */
   "um", "uh", "er", "erm", "hmm", "like",
   /* auxiliaries and copulas: the predicate is still to come */
-  "is", "are", "was", "were", "be", "am", "have", "has", "had", "will",
-  "would", "can", "could", "should", "do", "does", "did", "want", "need",
+  "is", "are", "was", "were", "be", "am", "have", "has", "had", "will", "would",
+  "can", "could", "should", "do", "does", "did", "want", "need",
   /* subject pronouns */
   "i", "we", "you", "he", "she", "it", "they",
   /* number words: a number may go on */
-  "zero", "oh", "one", "two", "three", "four", "five", "six", "seven",
-  "eight", "nine", "ten", "eleven", "twelve", "thirteen", "fourteen",
-  "fifteen", "sixteen", "seventeen", "eighteen", "nineteen", "twenty",
-  "thirty", "forty", "fifty", "sixty", "seventy", "eighty", "ninety",
-  "hundred", "thousand", "million", "point", "dot", "dash", NULL
+  "zero", "oh", "one", "two", "three", "four", "five", "six", "seven", "eight",
+  "nine", "ten", "eleven", "twelve", "thirteen", "fourteen", "fifteen",
+  "sixteen", "seventeen", "eighteen", "nineteen", "twenty", "thirty", "forty",
+  "fifty", "sixty", "seventy", "eighty", "ninety", "hundred", "thousand",
+  "million", "point", "dot", "dash", NULL
 };
 
 const gchar *
@@ -96,8 +96,7 @@ synth_cb (short *wav, int n, espeak_EVENT *events)
 
   if (!s)
     return 0;
-  for (espeak_EVENT *e = events; e->type != espeakEVENT_LIST_TERMINATED;
-      e++) {
+  for (espeak_EVENT *e = events; e->type != espeakEVENT_LIST_TERMINATED; e++) {
     /* a word event may point nowhere (text_position 0): skip it */
     if (e->type == espeakEVENT_WORD && e->text_position > 0 &&
         e->text_position <= s->text_chars) {
@@ -186,8 +185,8 @@ samples_ms (guint samples, guint rate)
  * unstressed words ("I am", "for an") no event of their own, so the
  * words of one event share its time by their length. */
 static void
-add_words (GArray *words, const gchar *p, const gchar *q, guint start_ms,
-    guint end_ms)
+add_words (
+    GArray *words, const gchar *p, const gchar *q, guint start_ms, guint end_ms)
 {
   g_autofree gchar *span = g_strndup (p, q - p);
   g_auto (GStrv) toks = g_strsplit_set (g_strstrip (span), " \t", -1);
@@ -210,8 +209,8 @@ add_words (GArray *words, const gchar *p, const gchar *q, guint start_ms,
 /* Renders @text, trimmed to its audible part, onto @out (LG_RATE) and its
  * words onto @words, their times offset by @at_ms. */
 static gboolean
-render_segment (const gchar *text, guint at_ms, GArray *out, GArray *words,
-    GError **error)
+render_segment (
+    const gchar *text, guint at_ms, GArray *out, GArray *words, GError **error)
 {
   Synth s = { g_array_new (FALSE, FALSE, sizeof (gint16)),
     g_array_new (FALSE, FALSE, sizeof (guint)),
@@ -274,9 +273,9 @@ render_noise (guint ms, GArray *out, GError **error)
   g_autofree gchar *secs = g_strdup_printf ("%.3f", ms / 1000.0);
   g_autofree gchar *rate = g_strdup_printf ("%d", LG_RATE);
   g_autofree gchar *path = NULL, *data = NULL;
-  const gchar *argv[] = { "sox", "-n", "-r", rate, "-c", "1", "-b", "16",
-    "-e", "signed-integer", "-t", "raw", NULL, "synth", secs, "pinknoise",
-    "vol", NOISE_VOLUME, NULL };
+  const gchar *argv[] = { "sox", "-n", "-r", rate, "-c", "1", "-b", "16", "-e",
+    "signed-integer", "-t", "raw", NULL, "synth", secs, "pinknoise", "vol",
+    NOISE_VOLUME, NULL };
   gsize size = 0;
   gint status = 0, fd = g_file_open_tmp ("turnbench-XXXXXX.raw", &path, error);
   gboolean ok;
@@ -286,8 +285,8 @@ render_noise (guint ms, GArray *out, GError **error)
   close (fd);
   argv[12] = path;
   ok = g_spawn_sync (NULL, (gchar **)argv, NULL,
-           G_SPAWN_SEARCH_PATH | G_SPAWN_STDOUT_TO_DEV_NULL, NULL, NULL,
-           NULL, NULL, &status, error) &&
+           G_SPAWN_SEARCH_PATH | G_SPAWN_STDOUT_TO_DEV_NULL, NULL, NULL, NULL,
+           NULL, &status, error) &&
       g_spawn_check_wait_status (status, error) &&
       g_file_get_contents (path, &data, &size, error);
   g_unlink (path);
@@ -409,14 +408,14 @@ parse_line (const gchar *line, guint lineno, GError **error)
       ok = render_noise (ms, pcm, error);
     it->duration_ms = ms;
   } else if (it->kind != TB_TURN && strstr (it->text, "<pause")) {
-    g_set_error (error, G_IO_ERROR, G_IO_ERROR_INVALID_DATA,
-        "only a turn has pauses");
+    g_set_error (
+        error, G_IO_ERROR, G_IO_ERROR_INVALID_DATA, "only a turn has pauses");
   } else {
     ok = render_speech (it, pcm, error);
   }
   if (ok)
-    it->clip = lg_clip_new_from_pcm (
-        it->text, (gint16 *)pcm->data, pcm->len, error);
+    it->clip =
+        lg_clip_new_from_pcm (it->text, (gint16 *)pcm->data, pcm->len, error);
   if (!it->clip) {
     g_prefix_error (error, "line %u: ", lineno);
     item_free (it);
@@ -432,8 +431,7 @@ tb_corpus_load (const gchar *path, GError **error)
   g_auto (GStrv) lines = NULL;
   TbCorpus *c;
 
-  if (!espeak_ready (error) ||
-      !g_file_get_contents (path, &text, NULL, error))
+  if (!espeak_ready (error) || !g_file_get_contents (path, &text, NULL, error))
     return NULL;
   c = g_new0 (TbCorpus, 1);
   c->items = g_ptr_array_new_with_free_func ((GDestroyNotify)item_free);
@@ -460,8 +458,8 @@ tb_corpus_load (const gchar *path, GError **error)
     g_ptr_array_add (c->items, it);
   }
   if (c->turns == 0) {
-    g_set_error (error, G_IO_ERROR, G_IO_ERROR_INVALID_DATA,
-        "%s: no turn", path);
+    g_set_error (
+        error, G_IO_ERROR, G_IO_ERROR_INVALID_DATA, "%s: no turn", path);
     tb_corpus_free (c);
     return NULL;
   }
@@ -482,12 +480,12 @@ tb_corpus_stt_script (const TbCorpus *c, guint lag_ms)
 {
   GString *s = g_string_new (NULL);
 
-  g_string_append_printf (s, "# written by voiceagent-turnbench\n@lag %u\n",
-      lag_ms);
+  g_string_append_printf (
+      s, "# written by voiceagent-turnbench\n@lag %u\n", lag_ms);
   for (guint i = 0; i < c->items->len; i++) {
     const TbItem *it = c->items->pdata[i];
-    g_string_append_printf (s, "@%s %.3f", tb_kind_name (it->kind),
-        it->duration_ms / 1000.0);
+    g_string_append_printf (
+        s, "@%s %.3f", tb_kind_name (it->kind), it->duration_ms / 1000.0);
     for (guint j = 0; j < it->words->len; j++) {
       const TbWord *w = &g_array_index (it->words, TbWord, j);
       g_string_append_printf (s, " %.3f-%.3f:%s", w->start_ms / 1000.0,

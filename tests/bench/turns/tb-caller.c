@@ -246,8 +246,8 @@ item_said (TbCaller *c, gint64 now)
     c->wait_since = c->clip_t0 + it->clip->speech_end_ms * (gint64)MS;
   } else {
     c->state = STATE_LISTEN;
-    c->next_at = now + ACTION_EVERY_MS * MS - it->clip->packets->len *
-        (gint64)LG_FRAME_MS * MS;
+    c->next_at = now + ACTION_EVERY_MS * MS -
+        it->clip->packets->len * (gint64)LG_FRAME_MS * MS;
   }
 }
 

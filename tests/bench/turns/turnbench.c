@@ -244,8 +244,8 @@ add_action_json (JsonBuilder *b, const TbAction *a, gint64 reply_at)
   json_builder_add_string_value (b, tb_kind_name (a->item->kind));
   json_builder_set_member_name (b, "text");
   json_builder_add_string_value (b, a->item->text);
-  set_num (b, "onset_after_reply_ms", since_ms (reply_at ? a->onset : 0,
-                                          reply_at));
+  set_num (
+      b, "onset_after_reply_ms", since_ms (reply_at ? a->onset : 0, reply_at));
   json_builder_set_member_name (b, "agent_was_talking");
   json_builder_add_boolean_value (b, a->agent_was_talking);
   json_builder_set_member_name (b, "interrupted_event");
@@ -289,9 +289,10 @@ add_turn_json (JsonBuilder *b, const TbTurn *t)
   else
     json_builder_add_null_value (b);
   json_builder_set_member_name (b, "commit_source");
-  json_builder_add_string_value (b, t->committed_at ? "turn-event"
-          : t->last_final_at                        ? "final-transcript"
-                                                    : "none");
+  json_builder_add_string_value (b,
+      t->committed_at        ? "turn-event"
+          : t->last_final_at ? "final-transcript"
+                             : "none");
   /* may be negative: committed before the caller finished */
   json_builder_set_member_name (b, "eot_delay_ms");
   if (commit_time (t))
@@ -299,8 +300,8 @@ add_turn_json (JsonBuilder *b, const TbTurn *t)
         b, (commit_time (t) - t->speech_end) / (gdouble)MS);
   else
     json_builder_add_null_value (b);
-  set_num (b, "v2v_ms", t->cut_in_at ? NAN : since_ms (t->reply_at,
-                                                 t->speech_end));
+  set_num (
+      b, "v2v_ms", t->cut_in_at ? NAN : since_ms (t->reply_at, t->speech_end));
   json_builder_set_member_name (b, "actions");
   json_builder_begin_array (b);
   for (guint i = 0; i < t->actions->len; i++)
@@ -317,8 +318,7 @@ typedef struct
 } Row;
 
 static guint
-summary_rows (
-    const Summary *s, const ServiceCounts *n, guint calls, Row *rows)
+summary_rows (const Summary *s, const ServiceCounts *n, guint calls, Row *rows)
 {
   guint turns_all = s->turns;
   gdouble unheard = n->tts_unheard;
@@ -344,8 +344,7 @@ summary_rows (
     { "resume_p50_ms", "false barge-in → agent audible again, p50",
         lg_percentile (s->resume_ms, 50), "ms" },
     { "llm_requests_per_turn", "LLM requests per turn",
-        n->llm_requests >= 0 && turns_all ? n->llm_requests / turns_all
-                                          : NAN,
+        n->llm_requests >= 0 && turns_all ? n->llm_requests / turns_all : NAN,
         "" },
     { "tts_chars_unheard", "TTS characters synthesised, never played",
         unheard >= 0 ? unheard : NAN, "" },
@@ -394,9 +393,9 @@ write_json (const Options *o, const Summary *s, const ServiceCounts *n,
   set_num (b, "llm_requests_cancelled", n->llm_cancelled);
   set_num (b, "tts_chars_synthesized", n->tts_chars);
   json_builder_set_member_name (b, "tts_chars_unheard_source");
-  json_builder_add_string_value (b, n->tts_unheard >= 0
-          ? "voiceagent_tts_characters_unheard_total"
-          : "none: the server does not export it");
+  json_builder_add_string_value (b,
+      n->tts_unheard >= 0 ? "voiceagent_tts_characters_unheard_total"
+                          : "none: the server does not export it");
   json_builder_set_member_name (b, "per_turn");
   json_builder_begin_array (b);
   for (guint i = 0; i < turns->len; i++)
@@ -496,13 +495,11 @@ static gboolean
 parse_options (int *argc, char ***argv, Options *o)
 {
   GOptionEntry entries[] = {
-    { "corpus", 0, 0, G_OPTION_ARG_FILENAME, &o->corpus, "The corpus",
-        "FILE" },
+    { "corpus", 0, 0, G_OPTION_ARG_FILENAME, &o->corpus, "The corpus", "FILE" },
     { "write-stt-script", 0, 0, G_OPTION_ARG_FILENAME, &o->stt_script,
         "Write the emulator's recognizer script and exit", "FILE" },
     { "lag-ms", 0, 0, G_OPTION_ARG_INT, &o->lag_ms,
-        "In that script: a word is heard this long after it ends (80)",
-        "MS" },
+        "In that script: a word is heard this long after it ends (80)", "MS" },
     { "url", 0, 0, G_OPTION_ARG_STRING, &o->url, "WHIP endpoint", "URL" },
     { "emulator", 0, 0, G_OPTION_ARG_STRING, &o->emulator,
         "The emulator's base URL (its event log)", "URL" },

@@ -282,11 +282,12 @@ test_session_timed (void)
   o.interim_results = TRUE;
   o.vad_events = TRUE;
   o.punctuate = TRUE;
-  o.script = stt_script_new_from_string ("@lag 50|"
-                                         "@turn 1.6 0.0-0.3:my 0.35-0.7:account "
-                                         "1.3-1.6:number?|@noise 0.2|plain words|"
-                                         "@noise 0.2|@backchannel 0.5 "
-                                         "0.0-0.45:mhm");
+  o.script =
+      stt_script_new_from_string ("@lag 50|"
+                                  "@turn 1.6 0.0-0.3:my 0.35-0.7:account "
+                                  "1.3-1.6:number?|@noise 0.2|plain words|"
+                                  "@noise 0.2|@backchannel 0.5 "
+                                  "0.0-0.45:mhm");
   r.s = stt_session_new (STT_ENGINE_SCRIPTED, r.rate, &o, NULL);
   stt_script_unref (o.script);
 
