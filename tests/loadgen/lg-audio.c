@@ -6,6 +6,7 @@
  */
 #include <math.h>
 #include <string.h>
+#include <time.h>
 #include <gio/gio.h>
 #include <glib/gstdio.h>
 #include <opus.h>
@@ -197,4 +198,43 @@ lg_find_loud (const gint16 *pcm, gsize n, gdouble rms, guint *first_ms,
     *last_end_ms = (i + window) / 16;
   }
   return found;
+}
+
+gboolean
+lg_find_loud_times (const gint16 *pcm, gsize n, gint64 arrival, gdouble rms,
+    gint64 *start, gint64 *end)
+{
+  guint first_ms, last_end_ms;
+  gint64 buffer_start = arrival - (gint64)n * 1000 / 16;
+
+  if (!lg_find_loud (pcm, n, rms, &first_ms, &last_end_ms))
+    return FALSE;
+  *start = buffer_start + first_ms * (gint64)1000;
+  *end = buffer_start + last_end_ms * (gint64)1000;
+  return TRUE;
+}
+
+gpointer
+lg_feeder_thread (gpointer data)
+{
+  LgFeeder *f = data;
+  struct timespec next;
+  gint64 now;
+  guint i;
+
+  clock_gettime (CLOCK_MONOTONIC, &next);
+  while (g_atomic_int_get (&f->running)) {
+    next.tv_nsec += LG_FRAME_MS * 1000000L;
+    if (next.tv_nsec >= 1000000000L) {
+      next.tv_nsec -= 1000000000L;
+      next.tv_sec++;
+    }
+    clock_nanosleep (CLOCK_MONOTONIC, TIMER_ABSTIME, &next, NULL);
+    now = g_get_monotonic_time ();
+    if (now - (next.tv_sec * G_USEC_PER_SEC + next.tv_nsec / 1000) > 100000)
+      f->late++;
+    for (i = 0; i < f->callers->len; i++)
+      f->tick (g_ptr_array_index (f->callers, i), now);
+  }
+  return NULL;
 }

@@ -37,4 +37,22 @@ GBytes *lg_silence_packet (void);
 gboolean lg_find_loud (const gint16 *pcm, gsize n_samples, gdouble rms,
     guint *first_ms, guint *last_end_ms);
 
+/* The loud part of a buffer of received audio (16 kHz mono) that arrived
+ * at @arrival_us (it ends then), as monotonic times; FALSE if none. */
+gboolean lg_find_loud_times (const gint16 *pcm, gsize n_samples,
+    gint64 arrival_us, gdouble rms, gint64 *start_us, gint64 *end_us);
+
+/* The 20 ms clock callers speak by: lg_feeder_thread() calls @tick on each
+ * of @callers every LG_FRAME_MS until @running (atomic) is 0. */
+typedef void (*LgTickFunc) (gpointer caller, gint64 now_us);
+typedef struct
+{
+  GPtrArray *callers; /* fixed while the feeder runs */
+  LgTickFunc tick;
+  gint running; /* atomic */
+  guint late; /* ticks sent over 100 ms late; feeder thread only */
+} LgFeeder;
+
+gpointer lg_feeder_thread (gpointer feeder);
+
 G_END_DECLS

@@ -29,39 +29,8 @@ typedef struct
   LgTargets targets;
 } Options;
 
-typedef struct
-{
-  GPtrArray *callers; /* of LgCaller*, fixed while the feeder runs */
-  gint running; /* atomic */
-  guint late; /* ticks sent over 100 ms late; feeder thread only */
-} Feeder;
-
-/* ---------- the 20 ms clock every caller speaks by ---------- */
-
-static gpointer
-feeder_thread (gpointer data)
-{
-  Feeder *f = data;
-  struct timespec next;
-  gint64 now;
-  guint i;
-
-  clock_gettime (CLOCK_MONOTONIC, &next);
-  while (g_atomic_int_get (&f->running)) {
-    next.tv_nsec += LG_FRAME_MS * 1000000L;
-    if (next.tv_nsec >= 1000000000L) {
-      next.tv_nsec -= 1000000000L;
-      next.tv_sec++;
-    }
-    clock_nanosleep (CLOCK_MONOTONIC, TIMER_ABSTIME, &next, NULL);
-    now = g_get_monotonic_time ();
-    if (now - (next.tv_sec * G_USEC_PER_SEC + next.tv_nsec / 1000) > 100000)
-      f->late++;
-    for (i = 0; i < f->callers->len; i++)
-      lg_caller_tick (g_ptr_array_index (f->callers, i), now);
-  }
-  return NULL;
-}
+/* The 20 ms clock every caller speaks by is LgFeeder (lg-audio.h). */
+typedef LgFeeder Feeder;
 
 /* ---------- resume: is every call's instance still there? ---------- */
 
@@ -273,6 +242,7 @@ run_step (const Options *o, const LgScript *script, SoupSession *http,
 {
   Feeder f = { .callers = g_ptr_array_new_with_free_func (
                    (GDestroyNotify)lg_caller_free),
+    .tick = (LgTickFunc)lg_caller_tick,
     .running = 1 };
   Checker k = { .callers = f.callers, .running = 1 };
   GThread *feeder, *checker = NULL;
@@ -284,7 +254,7 @@ run_step (const Options *o, const LgScript *script, SoupSession *http,
   before = scrape_counters (http, metrics_urls);
   for (i = 0; i < s->calls; i++)
     g_ptr_array_add (f.callers, lg_caller_new (o->urls, script, i, o->token));
-  feeder = g_thread_new ("loadgen-feeder", feeder_thread, &f);
+  feeder = g_thread_new ("loadgen-feeder", lg_feeder_thread, &f);
   if (o->resume)
     checker = g_thread_new ("loadgen-checker", checker_thread, &k);
   start_calls (o, f.callers);

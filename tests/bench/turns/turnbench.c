@@ -11,7 +11,6 @@
  */
 #include <math.h>
 #include <string.h>
-#include <time.h>
 #include <gst/gst.h>
 #include <json-glib/json-glib.h>
 #include <libsoup/soup.h>
@@ -29,36 +28,6 @@ typedef struct
   gdouble loud_rms;
   gboolean verbose;
 } Options;
-
-/* ---------- the callers' clock ---------- */
-
-typedef struct
-{
-  GPtrArray *callers;
-  gint running;
-} Feeder;
-
-static gpointer
-feeder_thread (gpointer data)
-{
-  Feeder *f = data;
-  struct timespec next;
-
-  clock_gettime (CLOCK_MONOTONIC, &next);
-  while (g_atomic_int_get (&f->running)) {
-    gint64 now;
-    next.tv_nsec += LG_FRAME_MS * 1000000L;
-    if (next.tv_nsec >= 1000000000L) {
-      next.tv_nsec -= 1000000000L;
-      next.tv_sec++;
-    }
-    clock_nanosleep (CLOCK_MONOTONIC, TIMER_ABSTIME, &next, NULL);
-    now = g_get_monotonic_time ();
-    for (guint i = 0; i < f->callers->len; i++)
-      tb_caller_tick (g_ptr_array_index (f->callers, i), now);
-  }
-  return NULL;
-}
 
 /* ---------- what the services counted ---------- */
 
@@ -444,7 +413,7 @@ static gboolean
 play (const Options *o, const TbScript *script, GPtrArray *callers,
     GPtrArray *turns)
 {
-  Feeder f = { callers, 1 };
+  LgFeeder f = { callers, (LgTickFunc)tb_caller_tick, 1, 0 };
   GThread *feeder;
   gint64 deadline;
   gboolean ok = TRUE;
@@ -455,7 +424,7 @@ play (const Options *o, const TbScript *script, GPtrArray *callers,
     ok = tb_caller_connect (c) && ok;
   }
   deadline = g_get_monotonic_time () + o->seconds_limit * G_USEC_PER_SEC;
-  feeder = g_thread_new ("turnbench-feeder", feeder_thread, &f);
+  feeder = g_thread_new ("turnbench-feeder", lg_feeder_thread, &f);
   for (;;) {
     gboolean all = TRUE;
     for (guint i = 0; i < callers->len; i++)
