@@ -268,21 +268,24 @@ judge_barge (TbCaller *c, gint64 now)
 }
 
 /* Backchannels and noise: the agent fell silent after one (a gap of
- * GAP_MS starting between its onset and ACTION_WINDOW_MS after its end). */
+ * GAP_MS starting between its onset and ACTION_WINDOW_MS after its end).
+ * A gap belongs to the latest action said before it. */
 static void
 watch_gaps (TbCaller *c, gint64 now)
 {
   TbTurn *t = cur_turn (c);
+  TbAction *a = NULL;
 
-  for (guint i = 0; t && i < t->actions->len; i++) {
-    TbAction *a = &g_array_index (t->actions, TbAction, i);
-    if (a->item->kind == TB_INTERRUPT || a->gap_start || !a->end ||
-        !a->agent_was_talking)
-      continue;
-    if (now - c->last_loud >= GAP_MS * MS && c->last_loud > a->onset &&
-        c->last_loud <= a->end + ACTION_WINDOW_MS * MS)
-      a->gap_start = c->last_loud;
+  if (!t || now - c->last_loud < GAP_MS * MS)
+    return;
+  for (guint i = t->actions->len; i > 0 && !a; i--) {
+    TbAction *x = &g_array_index (t->actions, TbAction, i - 1);
+    if (x->onset < c->last_loud)
+      a = x;
   }
+  if (a && a->item->kind != TB_INTERRUPT && !a->gap_start &&
+      a->agent_was_talking && c->last_loud <= a->end + ACTION_WINDOW_MS * MS)
+    a->gap_start = c->last_loud;
 }
 
 static void
