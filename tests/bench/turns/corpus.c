@@ -19,24 +19,27 @@
 #define NOISE_VOLUME "0.3" /* pink noise about as loud as the speech */
 
 /* Last words after which a phrase is not finished. Lower case. */
+/* Last words after which a phrase is not finished. Lower case. Words that
+ * often end a finished phrase as well ("thanks for that", "thank you",
+ * "I'll take it", "it's over", "that's all I need") are left out. */
 static const gchar *const incomplete_words[] = {
   /* articles and determiners */
-  "a", "an", "the", "my", "your", "our", "their", "his", "her", "its", "this",
-  "that", "these", "those", "some", "any", "every", "each", "no",
+  "a", "an", "the", "my", "your", "our", "their", "his", "its", "some", "every",
+  "each",
   /* prepositions */
   "to", "for", "of", "in", "on", "at", "with", "from", "by", "about", "into",
-  "onto", "under", "over", "after", "before", "between", "through", "during",
-  "without", "until", "than", "via", "per",
+  "onto", "under", "between", "during", "without", "until", "than", "via",
+  "per",
   /* conjunctions */
   "and", "but", "or", "so", "because", "if", "when", "while", "although",
   "though", "unless", "whether", "where", "which", "who", "nor",
   /* fillers */
   "um", "uh", "er", "erm", "hmm", "like",
   /* auxiliaries and copulas: the predicate is still to come */
-  "is", "are", "was", "were", "be", "am", "have", "has", "had", "will", "would",
-  "can", "could", "should", "do", "does", "did", "want", "need",
+  "is", "are", "was", "were", "be", "am", "will", "would", "can", "could",
+  "should",
   /* subject pronouns */
-  "i", "we", "you", "he", "she", "it", "they",
+  "i", "we", "he", "she", "they",
   /* number words: a number may go on */
   "zero", "oh", "one", "two", "three", "four", "five", "six", "seven", "eight",
   "nine", "ten", "eleven", "twelve", "thirteen", "fourteen", "fifteen",
