@@ -899,6 +899,21 @@ timed_skip_noise (SttSession *s)
   s->word_cursor = s->seg_word = 0;
 }
 
+/* Counts the entry's times from this onset: the next word starts where
+ * the speech does. A voice activity gate in front of the recognizer (as
+ * silerovad gate=true is) drops most of a pause, so the audio after it
+ * comes earlier than the entry's own times say; a real recognizer just
+ * hears the words when they come. */
+static void
+anchor_entry (SttSession *s)
+{
+  guint64 lead = 0;
+
+  if (s->timed && s->word_cursor < s->timed->n_words)
+    lead = (guint64)(s->timed->words[s->word_cursor].start * s->rate);
+  s->entry_onset = s->speech_start > lead ? s->speech_start - lead : 0;
+}
+
 /* Engine: open an utterance whose first sample is s->utt_start, feeding the
  * pre-roll ring (which ends at the current frame). */
 static void
@@ -910,13 +925,14 @@ engine_begin (SttSession *s)
     guint i;
     if (s->timed && !timed_exhausted (s, s->speech_start)) {
       s->seg_word = s->word_cursor; /* a pause inside the entry */
+      anchor_entry (s);
       return;
     }
     i = n ? s->script_next++ % n : 0;
     s->script_text = n ? lines[i] : "";
     s->timed = n ? s->opt.script->timed[i] : NULL;
-    s->entry_onset = s->speech_start;
     s->word_cursor = s->seg_word = 0;
+    anchor_entry (s);
     return;
   }
   ps_start_utt (s->ps);
