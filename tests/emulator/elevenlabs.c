@@ -502,6 +502,16 @@ synth_done_cb (EmuTtsResult *result, const GError *error, gpointer data)
   socket_pump (s);
 }
 
+/* Characters synthesised, one event per sentence, so a benchmark can weigh
+ * them against what the caller heard (tests/bench/turns). */
+static void
+record_synthesis (const gchar *sentence)
+{
+  g_autofree gchar *n = g_strdup_printf ("%ld", g_utf8_strlen (sentence, -1));
+
+  emu_record_event ("elevenlabs", "synthesize", n);
+}
+
 /* Turns the first @len bytes of the buffer of @c into one generation. */
 static void
 generate (Context *c, gsize len)
@@ -517,6 +527,7 @@ generate (Context *c, gsize len)
     seg->ctx = c;
     seg->not_before_us = i == 0 ? not_before : 0;
     g_queue_push_tail (&c->segments, seg);
+    record_synthesis (g_ptr_array_index (sentences, i));
     seg->job = emu_tts_synthesize (tts, g_ptr_array_index (sentences, i),
         &c->sock->format, c->speed, synth_done_cb, seg);
   }
@@ -1239,6 +1250,7 @@ handle_http_tts (SoupServerMessage *msg, GHashTable *query, gboolean chunked)
 
   sentences = split_sentences (json_node_get_string (tn));
   for (guint i = 0; i < sentences->len; i++) {
+    record_synthesis (g_ptr_array_index (sentences, i));
     g_queue_push_tail (&j->jobs,
         emu_tts_synthesize (tts, g_ptr_array_index (sentences, i), &format,
             speed, http_synth_cb, j));

@@ -39,6 +39,11 @@
 #define SPEECH_ABOVE_NOISE_DB 12.0
 #define SCRIPTED_WORDS_PER_S 2.5
 #define SCRIPTED_CONFIDENCE 0.99
+/* A timed word is recognised this long after its audio ended: Deepgram's
+ * interim results trail the speech by about this much. */
+#define SCRIPTED_LAG_MS 80
+/* Speech this much longer than a noise entry is not that noise. */
+#define NOISE_SLACK_S 0.15
 
 #define POCKETSPHINX_MODEL_DIR "/usr/share/pocketsphinx/model/en-us"
 #define POCKETSPHINX_POOL_MAX 8
@@ -356,14 +361,112 @@ stt_resampler_push (SttResampler *rs, const gint16 *in, gsize n, GArray *out)
 
 /* ---------- scripts ---------- */
 
+void
+stt_timed_entry_free (SttTimedEntry *e)
+{
+  if (!e)
+    return;
+  for (guint i = 0; i < e->n_words; i++) {
+    g_free (e->words[i].word);
+    g_free (e->words[i].text);
+  }
+  g_free (e->words);
+  g_free (e->kind);
+  g_free (e);
+}
+
+/* "0.35-0.72:account?" into @w; the terminal punctuation is dropped from
+ * both spellings, '?' reported in @question. */
+static gboolean
+timed_word_parse (const gchar *tok, SttTimedWord *w, gboolean *question)
+{
+  const gchar *colon = strchr (tok, ':');
+  gchar *end = NULL;
+  GString *plain;
+  gsize n;
+
+  if (!colon || colon[1] == '\0')
+    return FALSE;
+  w->start = g_ascii_strtod (tok, &end);
+  if (end == tok || *end != '-')
+    return FALSE;
+  w->end = g_ascii_strtod (end + 1, &end);
+  if (end != colon || w->end < w->start)
+    return FALSE;
+  n = strlen (colon + 1);
+  *question = colon[n] == '?';
+  while (n > 0 && strchr (".,?!;:", colon[n]))
+    n--;
+  w->text = g_strndup (colon + 1, n);
+  plain = g_string_new (NULL);
+  for (const gchar *p = w->text; *p; p++)
+    if (g_ascii_isalnum (*p) || *p == '\'' || (guchar)*p >= 0x80)
+      g_string_append_c (plain, g_ascii_tolower (*p));
+  w->word = g_string_free (plain, FALSE);
+  return TRUE;
+}
+
+SttTimedEntry *
+stt_timed_entry_parse (const gchar *line)
+{
+  g_auto (GStrv) toks = NULL;
+  SttTimedEntry *e;
+  gchar *end = NULL;
+  guint n;
+
+  if (line[0] != '@')
+    return NULL;
+  toks = g_strsplit_set (line + 1, " \t", -1);
+  n = g_strv_length (toks);
+  if (n < 2 || !toks[0][0])
+    return NULL;
+  e = g_new0 (SttTimedEntry, 1);
+  e->kind = g_strdup (toks[0]);
+  e->duration = g_ascii_strtod (toks[1], &end);
+  e->words = g_new0 (SttTimedWord, n);
+  for (guint i = 2; i < n; i++) {
+    gboolean q = FALSE;
+    if (!toks[i][0])
+      continue;
+    if (!timed_word_parse (toks[i], &e->words[e->n_words], &q)) {
+      stt_timed_entry_free (e);
+      return NULL;
+    }
+    e->question = q;
+    e->n_words++;
+  }
+  if (end == toks[1] || *end) {
+    stt_timed_entry_free (e);
+    return NULL;
+  }
+  return e;
+}
+
+/* Takes @lines; timed entries are parsed once here, "@lag MS" is a
+ * setting rather than an utterance. */
 static SttScript *
 script_new (GPtrArray *lines)
 {
   SttScript *script = g_new0 (SttScript, 1);
+  GPtrArray *kept = g_ptr_array_new ();
+  GPtrArray *timed = g_ptr_array_new ();
 
   script->ref = 1;
-  g_ptr_array_add (lines, NULL);
-  script->lines = (gchar **)g_ptr_array_free (lines, FALSE);
+  script->lag_ms = SCRIPTED_LAG_MS;
+  for (guint i = 0; i < lines->len; i++) {
+    gchar *line = lines->pdata[i];
+    if (g_str_has_prefix (line, "@lag ")) {
+      script->lag_ms = (guint)g_ascii_strtoull (line + 5, NULL, 10);
+      g_free (line);
+      continue;
+    }
+    g_ptr_array_add (kept, line);
+    g_ptr_array_add (timed, stt_timed_entry_parse (line));
+  }
+  g_ptr_array_free (lines, TRUE);
+  g_ptr_array_add (kept, NULL);
+  script->lines = (gchar **)g_ptr_array_free (kept, FALSE);
+  script->timed = (SttTimedEntry **)g_ptr_array_free (timed, FALSE);
   return script;
 }
 
@@ -414,6 +517,9 @@ void
 stt_script_unref (SttScript *script)
 {
   if (script && g_atomic_int_dec_and_test (&script->ref)) {
+    for (guint i = 0; script->lines[i]; i++)
+      stt_timed_entry_free (script->timed[i]);
+    g_free (script->timed);
     g_strfreev (script->lines);
     g_free (script);
   }
@@ -626,6 +732,13 @@ struct _SttSession
   ps_decoder_t *ps;
   guint script_next;
   const gchar *script_text; /* scripted: the utterance being spoken */
+  /* scripted, a timed entry: it spans the pauses inside it, so an onset
+   * continues it until its words are all heard or its time has passed */
+  const SttTimedEntry *timed; /* NULL for a plain transcript */
+  guint64 entry_onset; /* the sample its times count from */
+  guint word_cursor; /* words heard so far */
+  guint seg_word; /* first word of the open segment */
+  gboolean seg_complete; /* the result being made ends the entry */
 };
 
 gboolean
@@ -721,6 +834,86 @@ event_new (SttEventType type)
   return ev;
 }
 
+/* The timed entry has been said: all its words heard, or its audio (with a
+ * little slack for the endpointer) is over at sample @now. */
+static gboolean
+timed_exhausted (SttSession *s, guint64 now)
+{
+  const SttTimedEntry *e = s->timed;
+
+  return s->word_cursor >= e->n_words ||
+      secs (s, now - s->entry_onset) > e->duration + 0.5;
+}
+
+/* Moves the word cursor over the words whose audio ended @lag_ms before
+ * sample @now; TRUE if it moved. */
+static gboolean
+timed_hear (SttSession *s, guint64 now, guint lag_ms)
+{
+  gdouble t = secs (s, now - s->entry_onset) - lag_ms / 1000.0;
+  guint before = s->word_cursor;
+
+  while (s->word_cursor < s->timed->n_words &&
+      s->timed->words[s->word_cursor].end <= t)
+    s->word_cursor++;
+  return s->word_cursor > before;
+}
+
+/* The words of the open segment of a timed entry; a final one takes every
+ * word whose audio has ended, lag or not. */
+static GArray *
+timed_words (SttSession *s, gboolean final, guint64 now)
+{
+  GArray *words = words_new ();
+  gdouble onset = secs (s, s->entry_onset);
+
+  if (final)
+    timed_hear (s, now, 0);
+  for (guint i = s->seg_word; i < s->word_cursor; i++) {
+    const SttTimedWord *w = &s->timed->words[i];
+    words_add (
+        words, w->word, onset + w->start, onset + w->end, SCRIPTED_CONFIDENCE);
+    g_array_index (words, SttWord, words->len - 1).punctuated_word =
+        g_strdup (w->text);
+  }
+  s->seg_complete = final && s->word_cursor == s->timed->n_words;
+  return words;
+}
+
+/* A noise burst may never reach the recognizer (a voice activity gate in
+ * front of it drops it), so a noise entry is optional: speech that goes on
+ * well past the burst's length is the next entry, from the same onset. */
+static void
+timed_skip_noise (SttSession *s)
+{
+  gchar **lines = s->opt.script->lines;
+  guint i;
+
+  if (s->timed->n_words > 0 ||
+      secs (s, s->last_speech_end - s->speech_start) <=
+          s->timed->duration + NOISE_SLACK_S)
+    return;
+  i = s->script_next++ % g_strv_length (lines);
+  s->script_text = lines[i];
+  s->timed = s->opt.script->timed[i];
+  s->word_cursor = s->seg_word = 0;
+}
+
+/* Counts the entry's times from this onset: the next word starts where
+ * the speech does. A voice activity gate in front of the recognizer (as
+ * silerovad gate=true is) drops most of a pause, so the audio after it
+ * comes earlier than the entry's own times say; a real recognizer just
+ * hears the words when they come. */
+static void
+anchor_entry (SttSession *s)
+{
+  guint64 lead = 0;
+
+  if (s->timed && s->word_cursor < s->timed->n_words)
+    lead = (guint64)(s->timed->words[s->word_cursor].start * s->rate);
+  s->entry_onset = s->speech_start > lead ? s->speech_start - lead : 0;
+}
+
 /* Engine: open an utterance whose first sample is s->utt_start, feeding the
  * pre-roll ring (which ends at the current frame). */
 static void
@@ -729,7 +922,17 @@ engine_begin (SttSession *s)
   if (s->kind == STT_ENGINE_SCRIPTED) {
     gchar **lines = s->opt.script ? s->opt.script->lines : NULL;
     guint n = lines ? g_strv_length (lines) : 0;
-    s->script_text = n ? lines[s->script_next++ % n] : "";
+    guint i;
+    if (s->timed && !timed_exhausted (s, s->speech_start)) {
+      s->seg_word = s->word_cursor; /* a pause inside the entry */
+      anchor_entry (s);
+      return;
+    }
+    i = n ? s->script_next++ % n : 0;
+    s->script_text = n ? lines[i] : "";
+    s->timed = n ? s->opt.script->timed[i] : NULL;
+    s->word_cursor = s->seg_word = 0;
+    anchor_entry (s);
     return;
   }
   ps_start_utt (s->ps);
@@ -769,6 +972,8 @@ engine_words (SttSession *s, gboolean final, guint64 now)
   GArray *words = words_new ();
   int base = -1;
 
+  if (s->kind == STT_ENGINE_SCRIPTED && s->timed)
+    return timed_words (s, final, now);
   if (s->kind == STT_ENGINE_SCRIPTED) {
     g_auto (GStrv) toks = g_strsplit_set (s->script_text, " \t", -1);
     guint n = 0, shown;
@@ -825,13 +1030,20 @@ finish_result (SttSession *s, SttEvent *ev, GArray *words)
   for (guint i = 0; i < words->len; i++) {
     SttWord *w = &g_array_index (words, SttWord, i);
     if (s->opt.punctuate) {
-      GString *p = g_string_new (w->word);
+      /* a timed word is spelled as the corpus wrote it; a sentence ends
+       * only where the caller's does */
+      GString *p =
+          g_string_new (w->punctuated_word ? w->punctuated_word : w->word);
+      gboolean ends = s->timed ? s->seg_complete : TRUE;
       if (i == 0 || g_str_equal (w->word, "i") ||
           g_str_has_prefix (w->word, "i'"))
         p->str[0] = g_ascii_toupper (p->str[0]);
-      if (ev->is_final && i + 1 == words->len)
-        g_string_append_c (p, '.');
+      if (ev->is_final && ends && i + 1 == words->len)
+        g_string_append_c (p, s->timed && s->timed->question ? '?' : '.');
+      g_free (w->punctuated_word);
       w->punctuated_word = g_string_free (p, FALSE);
+    } else {
+      g_clear_pointer (&w->punctuated_word, g_free);
     }
     if (i)
       g_string_append_c (t, ' ');
@@ -850,8 +1062,11 @@ emit_final (SttSession *s, guint64 end, gboolean speech_final,
     gboolean from_finalize, GPtrArray *events)
 {
   SttEvent *ev = event_new (STT_EVENT_RESULT);
-  GArray *words = s->in_utt ? engine_words (s, TRUE, end) : words_new ();
+  GArray *words;
 
+  s->seg_complete = FALSE;
+  words = s->in_utt ? engine_words (s, TRUE, end) : words_new ();
+  s->seg_word = s->word_cursor;
   ev->is_final = TRUE;
   ev->speech_final = speech_final;
   ev->from_finalize = from_finalize;
@@ -896,6 +1111,17 @@ frame_db (const gint16 *x, guint n)
     acc += (gdouble)x[i] * x[i];
   acc /= n;
   return acc < 1 ? -100 : 10 * log10 (acc / (32768.0 * 32768.0));
+}
+
+/* A frame inside a timed entry: an interim result for each word as its
+ * audio arrives. */
+static void
+timed_frame (SttSession *s, guint64 fe, GPtrArray *events)
+{
+  timed_skip_noise (s);
+  if (s->timed && timed_hear (s, fe, s->opt.script->lag_ms) &&
+      s->opt.interim_results)
+    emit_interim (s, fe, events);
 }
 
 static void
@@ -966,6 +1192,8 @@ process_frame (SttSession *s, const gint16 *frame, GPtrArray *events)
       s->last_interim = fe;
       s->ring_count = 0;
       engine_begin (s);
+    } else if (s->timed) {
+      timed_frame (s, fe, events);
     } else if (s->opt.interim_results &&
         (fe - s->last_interim) * 1000 / s->rate >= INTERIM_MS) {
       s->last_interim = fe;

@@ -88,6 +88,31 @@ void stt_pocketsphinx_shutdown (void);
 /* The sample rate an engine wants its input at; 0 = any (scripted). */
 guint stt_engine_rate (SttEngineKind kind);
 
+/* A timed script entry (a line starting with '@'): what the caller says,
+ * with each word's place in its audio, so the recognizer can hear it word by
+ * word as Deepgram does. Written by tests/bench/turns (voiceagent-turnbench):
+ *   @KIND DURATION START-END:WORD START-END:WORD ...
+ * KIND is turn, backchannel, interrupt or noise; times are seconds from the
+ * entry's first audible sample; DURATION is the whole entry's (pauses
+ * included). A WORD keeps the corpus' punctuation; a final '?' on the last
+ * one makes the entry a question. A line "@lag MS" sets how long after a
+ * word's end it is heard (default 80 ms). */
+typedef struct
+{
+  gdouble start, end;
+  gchar *word; /* lower case, no punctuation */
+  gchar *text; /* as in the corpus, without terminal punctuation */
+} SttTimedWord;
+
+typedef struct
+{
+  gchar *kind;
+  gdouble duration;
+  gboolean question;
+  guint n_words;
+  SttTimedWord *words;
+} SttTimedEntry;
+
 /* The scripted engine's transcripts: one utterance per element, used in
  * order and from the start again when exhausted. Immutable once made, so
  * several sessions on different threads may share one. */
@@ -95,7 +120,14 @@ typedef struct
 {
   gint ref;
   gchar **lines; /* (array zero-terminated=1) */
+  SttTimedEntry **timed; /* one per line; NULL for a plain transcript */
+  guint lag_ms; /* a timed word is heard this long after its end */
 } SttScript;
+
+/* Parses one timed entry line ("@turn 1.2 0.0-0.3:my ..."); NULL when it is
+ * not one. Exposed for the unit test. */
+SttTimedEntry *stt_timed_entry_parse (const gchar *line);
+void stt_timed_entry_free (SttTimedEntry *entry);
 
 /* Reads a file with one transcript per line (blank lines and lines starting
  * with '#' skipped); NULL with @error set when it cannot be read or holds no

@@ -6,12 +6,13 @@
  */
 #include <math.h>
 #include <string.h>
+#include <time.h>
 #include <gio/gio.h>
 #include <glib/gstdio.h>
 #include <opus.h>
 #include "lg-audio.h"
 
-#define RATE 48000
+#define RATE LG_RATE
 #define FRAME_SAMPLES (RATE / 1000 * LG_FRAME_MS)
 /* -40 dBFS over 10 ms: espeak-ng's silence is digital, its speech far
  * above this. */
@@ -109,6 +110,26 @@ encode (LgClip *clip, const gint16 *pcm, gsize n, GError **error)
 }
 
 LgClip *
+lg_clip_new_from_pcm (
+    const gchar *text, const gint16 *pcm, gsize n, GError **error)
+{
+  LgClip *clip = g_new0 (LgClip, 1);
+
+  clip->text = g_strdup (text);
+  clip->packets =
+      g_ptr_array_new_with_free_func ((GDestroyNotify)g_bytes_unref);
+  find_speech (clip, pcm, n);
+  encode (clip, pcm, n, NULL);
+  if (clip->speech_end_ms == 0) {
+    g_set_error (error, G_IO_ERROR, G_IO_ERROR_FAILED,
+        "no audible audio for \"%s\"", text);
+    lg_clip_free (clip);
+    return NULL;
+  }
+  return clip;
+}
+
+LgClip *
 lg_clip_render (const gchar *text, GError **error)
 {
   LgClip *clip;
@@ -123,20 +144,9 @@ lg_clip_render (const gchar *text, GError **error)
   }
   if (!render_pcm (text, &pcm, error))
     return NULL;
-  clip = g_new0 (LgClip, 1);
-  clip->text = g_strdup (text);
-  clip->packets =
-      g_ptr_array_new_with_free_func ((GDestroyNotify)g_bytes_unref);
   samples = g_bytes_get_data (pcm, &size);
-  find_speech (clip, samples, size / 2);
-  encode (clip, samples, size / 2, NULL);
+  clip = lg_clip_new_from_pcm (text, samples, size / 2, error);
   g_bytes_unref (pcm);
-  if (clip->speech_end_ms == 0) {
-    g_set_error (error, G_IO_ERROR, G_IO_ERROR_FAILED,
-        "espeak-ng rendered no audible speech for \"%s\"", text);
-    lg_clip_free (clip);
-    return NULL;
-  }
   return clip;
 }
 
@@ -188,4 +198,43 @@ lg_find_loud (const gint16 *pcm, gsize n, gdouble rms, guint *first_ms,
     *last_end_ms = (i + window) / 16;
   }
   return found;
+}
+
+gboolean
+lg_find_loud_times (const gint16 *pcm, gsize n, gint64 arrival, gdouble rms,
+    gint64 *start, gint64 *end)
+{
+  guint first_ms, last_end_ms;
+  gint64 buffer_start = arrival - (gint64)n * 1000 / 16;
+
+  if (!lg_find_loud (pcm, n, rms, &first_ms, &last_end_ms))
+    return FALSE;
+  *start = buffer_start + first_ms * (gint64)1000;
+  *end = buffer_start + last_end_ms * (gint64)1000;
+  return TRUE;
+}
+
+gpointer
+lg_feeder_thread (gpointer data)
+{
+  LgFeeder *f = data;
+  struct timespec next;
+  gint64 now;
+  guint i;
+
+  clock_gettime (CLOCK_MONOTONIC, &next);
+  while (g_atomic_int_get (&f->running)) {
+    next.tv_nsec += LG_FRAME_MS * 1000000L;
+    if (next.tv_nsec >= 1000000000L) {
+      next.tv_nsec -= 1000000000L;
+      next.tv_sec++;
+    }
+    clock_nanosleep (CLOCK_MONOTONIC, TIMER_ABSTIME, &next, NULL);
+    now = g_get_monotonic_time ();
+    if (now - (next.tv_sec * G_USEC_PER_SEC + next.tv_nsec / 1000) > 100000)
+      f->late++;
+    for (i = 0; i < f->callers->len; i++)
+      f->tick (g_ptr_array_index (f->callers, i), now);
+  }
+  return NULL;
 }

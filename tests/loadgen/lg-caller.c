@@ -237,14 +237,12 @@ static void
 on_audio (const gint16 *pcm, gsize n, gint64 arrival, gpointer data)
 {
   LgCaller *c = data;
-  guint first_ms, last_end_ms;
-  gint64 buffer_start = arrival - (gint64)n * MS / 16;
+  gint64 start, end;
 
-  if (!lg_find_loud (pcm, n, c->script->loud_rms, &first_ms, &last_end_ms))
+  if (!lg_find_loud_times (pcm, n, arrival, c->script->loud_rms, &start, &end))
     return;
   g_mutex_lock (&c->lock);
-  on_loud_audio (c, buffer_start + first_ms * (gint64)MS,
-      buffer_start + last_end_ms * (gint64)MS);
+  on_loud_audio (c, start, end);
   g_mutex_unlock (&c->lock);
 }
 

@@ -102,3 +102,24 @@ lg_proc_cpu_percent (const LgProcSample *a, const LgProcSample *b)
 
   return wall > 0 ? 100.0 * (b->cpu_s - a->cpu_s) / wall : 0;
 }
+
+/* @name's samples in a Prometheus text page, summed over their labels;
+ * -1 if the page does not have the metric. */
+gdouble
+lg_counter_in (gchar **lines, const gchar *name)
+{
+  gchar *type = g_strdup_printf ("# TYPE %s ", name);
+  gsize len = strlen (name);
+  gdouble sum = -1;
+  gchar **l;
+
+  for (l = lines; *l; l++) {
+    /* A labelled counter with no samples yet is 0, not unknown. */
+    if (g_str_has_prefix (*l, type))
+      sum = MAX (sum, 0);
+    if (strncmp (*l, name, len) == 0 && ((*l)[len] == ' ' || (*l)[len] == '{'))
+      sum = MAX (sum, 0) + g_ascii_strtod (strrchr (*l, ' ') + 1, NULL);
+  }
+  g_free (type);
+  return sum;
+}

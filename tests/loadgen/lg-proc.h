@@ -24,4 +24,8 @@ gboolean lg_proc_sample_all (const GArray *pids, LgProcSample *out);
 /* Percent of one core used between two samples. */
 gdouble lg_proc_cpu_percent (const LgProcSample *a, const LgProcSample *b);
 
+/* @name's samples in the lines of a Prometheus text page (a server's
+ * /metrics), summed over their labels; -1 if the page does not have it. */
+gdouble lg_counter_in (gchar **lines, const gchar *name);
+
 G_END_DECLS

@@ -29,39 +29,8 @@ typedef struct
   LgTargets targets;
 } Options;
 
-typedef struct
-{
-  GPtrArray *callers; /* of LgCaller*, fixed while the feeder runs */
-  gint running; /* atomic */
-  guint late; /* ticks sent over 100 ms late; feeder thread only */
-} Feeder;
-
-/* ---------- the 20 ms clock every caller speaks by ---------- */
-
-static gpointer
-feeder_thread (gpointer data)
-{
-  Feeder *f = data;
-  struct timespec next;
-  gint64 now;
-  guint i;
-
-  clock_gettime (CLOCK_MONOTONIC, &next);
-  while (g_atomic_int_get (&f->running)) {
-    next.tv_nsec += LG_FRAME_MS * 1000000L;
-    if (next.tv_nsec >= 1000000000L) {
-      next.tv_nsec -= 1000000000L;
-      next.tv_sec++;
-    }
-    clock_nanosleep (CLOCK_MONOTONIC, TIMER_ABSTIME, &next, NULL);
-    now = g_get_monotonic_time ();
-    if (now - (next.tv_sec * G_USEC_PER_SEC + next.tv_nsec / 1000) > 100000)
-      f->late++;
-    for (i = 0; i < f->callers->len; i++)
-      lg_caller_tick (g_ptr_array_index (f->callers, i), now);
-  }
-  return NULL;
-}
+/* The 20 ms clock every caller speaks by is LgFeeder (lg-audio.h). */
+typedef LgFeeder Feeder;
 
 /* ---------- resume: is every call's instance still there? ---------- */
 
@@ -144,27 +113,6 @@ typedef struct
   gdouble failures; /* voiceagent_call_failures_total */
 } ServerCounters;
 
-/* @name's samples in a Prometheus text page, summed over their labels;
- * -1 if the page does not have the metric. */
-static gdouble
-counter_in (gchar **lines, const gchar *name)
-{
-  gchar *type = g_strdup_printf ("# TYPE %s ", name);
-  gsize len = strlen (name);
-  gdouble sum = -1;
-  gchar **l;
-
-  for (l = lines; *l; l++) {
-    /* A labelled counter with no samples yet is 0, not unknown. */
-    if (g_str_has_prefix (*l, type))
-      sum = MAX (sum, 0);
-    if (strncmp (*l, name, len) == 0 && ((*l)[len] == ' ' || (*l)[len] == '{'))
-      sum = MAX (sum, 0) + g_ascii_strtod (strrchr (*l, ' ') + 1, NULL);
-  }
-  g_free (type);
-  return sum;
-}
-
 static void
 add_known (gdouble *sum, gdouble v)
 {
@@ -201,9 +149,9 @@ scrape_counters (SoupSession *http, gchar **metrics_urls)
       gchar **lines = g_strsplit (text, "\n", -1);
 
       add_known (&c.underruns,
-          counter_in (lines, "voiceagent_playout_underruns_total"));
+          lg_counter_in (lines, "voiceagent_playout_underruns_total"));
       add_known (
-          &c.failures, counter_in (lines, "voiceagent_call_failures_total"));
+          &c.failures, lg_counter_in (lines, "voiceagent_call_failures_total"));
       g_strfreev (lines);
       g_free (text);
     }
@@ -294,6 +242,7 @@ run_step (const Options *o, const LgScript *script, SoupSession *http,
 {
   Feeder f = { .callers = g_ptr_array_new_with_free_func (
                    (GDestroyNotify)lg_caller_free),
+    .tick = (LgTickFunc)lg_caller_tick,
     .running = 1 };
   Checker k = { .callers = f.callers, .running = 1 };
   GThread *feeder, *checker = NULL;
@@ -305,7 +254,7 @@ run_step (const Options *o, const LgScript *script, SoupSession *http,
   before = scrape_counters (http, metrics_urls);
   for (i = 0; i < s->calls; i++)
     g_ptr_array_add (f.callers, lg_caller_new (o->urls, script, i, o->token));
-  feeder = g_thread_new ("loadgen-feeder", feeder_thread, &f);
+  feeder = g_thread_new ("loadgen-feeder", lg_feeder_thread, &f);
   if (o->resume)
     checker = g_thread_new ("loadgen-checker", checker_thread, &k);
   start_calls (o, f.callers);

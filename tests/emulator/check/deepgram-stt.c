@@ -267,6 +267,89 @@ test_session_plain (void)
   g_ptr_array_unref (r.events);
 }
 
+/* Timed entries (tests/bench/turns): one interim result per word once its
+ * audio (plus the lag) has arrived; a pause inside the entry ends a segment
+ * without a full stop and the next onset continues the same entry; the
+ * sentence's '?' comes with its last word; a noise entry is an empty final. */
+static void
+test_session_timed (void)
+{
+  SttOptions o = { 0 };
+  Run r = { stt_events_new (), NULL, 8000 };
+  SttEvent *e;
+
+  o.endpointing_ms = 300;
+  o.interim_results = TRUE;
+  o.vad_events = TRUE;
+  o.punctuate = TRUE;
+  o.script =
+      stt_script_new_from_string ("@lag 50|"
+                                  "@turn 1.6 0.0-0.3:my 0.35-0.7:account "
+                                  "1.3-1.6:number?|@noise 0.2|plain words|"
+                                  "@noise 0.2|@backchannel 0.5 "
+                                  "0.0-0.45:mhm");
+  r.s = stt_session_new (STT_ENGINE_SCRIPTED, r.rate, &o, NULL);
+  stt_script_unref (o.script);
+
+  feed (&r, 200, FALSE);
+  feed (&r, 340, TRUE); /* "my" is heard at 0.35 s */
+  g_assert_cmpuint (r.events->len, ==, 1);
+  g_assert_cmpint (ev (&r, 0)->type, ==, STT_EVENT_SPEECH_STARTED);
+  feed (&r, 20, TRUE);
+  g_assert_cmpuint (r.events->len, ==, 2);
+  e = ev (&r, 1);
+  g_assert_false (e->is_final);
+  g_assert_cmpstr (e->transcript, ==, "My");
+  feed (&r, 340, TRUE);
+  feed (&r, 100, FALSE);
+  g_assert_cmpuint (r.events->len, ==, 3);
+  g_assert_cmpstr (ev (&r, 2)->transcript, ==, "My account");
+
+  /* the pause: a final without a full stop, then the rest of the entry */
+  feed (&r, 500, FALSE);
+  g_assert_cmpuint (r.events->len, ==, 4);
+  e = ev (&r, 3);
+  g_assert_true (e->is_final && e->speech_final);
+  g_assert_cmpstr (e->transcript, ==, "My account");
+  g_assert_cmpfloat_with_epsilon (
+      g_array_index (e->words, SttWord, 1).end, 0.9, 1e-9);
+  feed (&r, 300, TRUE);
+  feed (&r, 400, FALSE);
+  g_assert_cmpuint (r.events->len, ==, 7);
+  g_assert_cmpint (ev (&r, 4)->type, ==, STT_EVENT_SPEECH_STARTED);
+  g_assert_cmpstr (ev (&r, 5)->transcript, ==, "Number");
+  e = ev (&r, 6);
+  g_assert_true (e->is_final);
+  g_assert_cmpstr (e->transcript, ==, "Number?");
+  g_assert_cmpfloat_with_epsilon (
+      g_array_index (e->words, SttWord, 0).start, 1.5, 1e-9);
+
+  /* noise: speech started, an empty final, no interim */
+  feed (&r, 200, TRUE);
+  feed (&r, 400, FALSE);
+  g_assert_cmpuint (r.events->len, ==, 9);
+  g_assert_cmpint (ev (&r, 7)->type, ==, STT_EVENT_SPEECH_STARTED);
+  e = ev (&r, 8);
+  g_assert_true (e->is_final);
+  g_assert_cmpstr (e->transcript, ==, "");
+
+  /* a plain line after timed ones behaves as before */
+  feed (&r, 1000, TRUE);
+  feed (&r, 400, FALSE);
+  e = ev (&r, r.events->len - 1);
+  g_assert_true (e->is_final);
+  g_assert_cmpstr (e->transcript, ==, "Plain words.");
+
+  /* a noise burst the recognizer never got: the speech is the next entry */
+  feed (&r, 600, TRUE);
+  feed (&r, 400, FALSE);
+  e = ev (&r, r.events->len - 1);
+  g_assert_true (e->is_final);
+  g_assert_cmpstr (e->transcript, ==, "Mhm.");
+  stt_session_free (r.s);
+  g_ptr_array_unref (r.events);
+}
+
 int
 main (int argc, char **argv)
 {
@@ -276,5 +359,6 @@ main (int argc, char **argv)
   g_test_add_func ("/deepgram-stt/resampler", test_resampler);
   g_test_add_func ("/deepgram-stt/session/scripted", test_session_scripted);
   g_test_add_func ("/deepgram-stt/session/plain", test_session_plain);
+  g_test_add_func ("/deepgram-stt/session/timed", test_session_timed);
   return g_test_run ();
 }
