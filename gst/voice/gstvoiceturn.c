@@ -1,0 +1,575 @@
+/* gst-voiceagent: the end-of-turn decision and backchannel detection.
+ * Copyright (C) 2026 gst-voiceagent contributors
+ * SPDX-License-Identifier: LGPL-2.1-or-later
+ *
+ * No GStreamer here (gstvoiceturn.h says why): transcripts, VAD decisions
+ * and times in, actions out.
+ */
+#ifdef HAVE_CONFIG_H
+#include "config.h"
+#endif
+
+#include <string.h>
+#include "gstvoiceturn.h"
+
+/* ---------- word lists ---------- */
+
+struct _GstVoiceTurnWords
+{
+  gint ref; /* atomic */
+  GHashTable *open; /* normalized words: the phrase is not finished */
+  GHashTable *number; /* normalized words that count as numbers */
+  GHashTable *backchannel; /* normalized phrases of up to MAX_PHRASE words */
+};
+
+/* Backchannel phrases are matched word by word up to this length. */
+#define MAX_PHRASE 3
+/* A longer utterance is never a backchannel, whatever its words: "yeah
+ * okay right sure yeah" is someone taking the floor. */
+#define MAX_BACKCHANNEL_WORDS 4
+
+/* English. Open: what a speaker says before the rest of a phrase (Vapi's
+ * and Pipecat's rule sets end the same way). Auxiliaries and subject
+ * pronouns are open too: "my number is …", "and then I …". */
+static const gchar *const en_open[] = { "a", "an", "the", "of", "to", "in",
+  "on", "at", "for", "with", "from", "by", "about", "into", "onto", "over",
+  "under", "between", "through", "during", "before", "after", "than", "as",
+  "per", "via", "without", "within", "and", "or", "but", "so", "because", "if",
+  "that", "when", "while", "although", "though", "unless", "until", "whether",
+  "then", "plus", "nor", "um", "uh", "er", "erm", "umm", "uhh", "like", "my",
+  "your", "his", "her", "its", "our", "their", "this", "these", "those", "some",
+  "any", "each", "every", "is", "are", "was", "were", "am", "be", "been",
+  "being", "have", "has", "had", "do", "does", "did", "will", "would", "can",
+  "could", "should", "may", "might", "must", "shall", "i", "we", "they", "he",
+  "she", "i'm", "it's", "there's", "that's", "what's", "let's", "i'd", "i'll",
+  "we're", "you're", "which", "who", "whose", "where", "what", "how", "very",
+  "really", "just", "also", "maybe", "actually", "basically", "mean", NULL };
+static const gchar *const en_number[] = { "zero", "oh", "one", "two", "three",
+  "four", "five", "six", "seven", "eight", "nine", "ten", "eleven", "twelve",
+  "thirteen", "fourteen", "fifteen", "sixteen", "seventeen", "eighteen",
+  "nineteen", "twenty", "thirty", "forty", "fifty", "sixty", "seventy",
+  "eighty", "ninety", "hundred", "thousand", "million", "double", "triple",
+  "dash", "hyphen", "point", "dot", NULL };
+static const gchar *const en_backchannel[] = { "mhm", "mm", "mmm", "hmm",
+  "mm-hmm", "mm hmm", "mmhmm", "uh-huh", "uh huh", "uhhuh", "yeah", "yep",
+  "yup", "yes", "ok", "okay", "right", "sure", "alright", "all right", "got it",
+  "i see", "oh", "ah", "aha", "cool", "great", "nice", "wow", "exactly", "true",
+  "indeed", "uh", "um", NULL };
+
+static GHashTable *
+set_new (void)
+{
+  return g_hash_table_new_full (g_str_hash, g_str_equal, g_free, NULL);
+}
+
+static void
+set_add_all (GHashTable *set, const gchar *const *items)
+{
+  for (guint i = 0; items && items[i]; i++) {
+    gchar *n = gst_voice_turn_normalize (items[i]);
+    if (*n)
+      g_hash_table_add (set, n);
+    else
+      g_free (n);
+  }
+}
+
+static GstVoiceTurnWords *
+words_new (void)
+{
+  GstVoiceTurnWords *w = g_new0 (GstVoiceTurnWords, 1);
+
+  w->ref = 1;
+  w->open = set_new ();
+  w->number = set_new ();
+  w->backchannel = set_new ();
+  return w;
+}
+
+/**
+ * gst_voice_turn_words_get_default:
+ * @language: (nullable): a BCP-47 tag; only its primary subtag is read
+ *
+ * Returns: (transfer full): the built-in lists. English is the only
+ * built-in language; any other gets the English lists (numbers and
+ * punctuation still count), so load a file for it
+ * (gst_voice_turn_words_new_from_file()).
+ */
+GstVoiceTurnWords *
+gst_voice_turn_words_get_default (const gchar *language)
+{
+  static GstVoiceTurnWords *en;
+
+  (void)language;
+  if (g_once_init_enter (&en)) {
+    GstVoiceTurnWords *w = words_new ();
+    set_add_all (w->open, en_open);
+    set_add_all (w->number, en_number);
+    set_add_all (w->backchannel, en_backchannel);
+    g_once_init_leave (&en, w);
+  }
+  return gst_voice_turn_words_ref (en);
+}
+
+/* Size limits of a word file: it is configuration, but read from disk. */
+#define MAX_FILE_BYTES (256 * 1024)
+
+/**
+ * gst_voice_turn_words_new_from_file:
+ * @path: a key file with one group per language (`[en]`, `[de]`) holding
+ *   the lists `open`, `number` and `backchannel` (`;`-separated)
+ * @language: the group to read; its primary subtag is tried when the full
+ *   tag has no group ("en-GB" falls back to "en")
+ * @error: where a file that cannot be read or has no such group is told
+ *
+ * A list the group leaves out is empty, not the built-in one: a file says
+ * everything about its language.
+ *
+ * Returns: (transfer full) (nullable): the lists, or NULL with @error set.
+ */
+GstVoiceTurnWords *
+gst_voice_turn_words_new_from_file (
+    const gchar *path, const gchar *language, GError **error)
+{
+  g_autoptr (GKeyFile) kf = g_key_file_new ();
+  g_autofree gchar *contents = NULL, *primary = NULL;
+  const gchar *group = language && *language ? language : "en";
+  const gchar *lists[] = { "open", "number", "backchannel" };
+  GstVoiceTurnWords *w;
+  gsize len = 0;
+
+  if (!g_file_get_contents (path, &contents, &len, error))
+    return NULL;
+  if (len > MAX_FILE_BYTES) {
+    g_set_error (error, G_FILE_ERROR, G_FILE_ERROR_FAILED,
+        "%s: %" G_GSIZE_FORMAT " bytes; a word list file holds at most %d",
+        path, len, MAX_FILE_BYTES);
+    return NULL;
+  }
+  if (!g_key_file_load_from_data (kf, contents, len, G_KEY_FILE_NONE, error)) {
+    g_prefix_error (error, "%s: ", path);
+    return NULL;
+  }
+  if (!g_key_file_has_group (kf, group)) {
+    primary = g_strndup (group, strcspn (group, "-_"));
+    group = primary;
+  }
+  if (!g_key_file_has_group (kf, group)) {
+    g_set_error (error, G_KEY_FILE_ERROR, G_KEY_FILE_ERROR_GROUP_NOT_FOUND,
+        "%s has no [%s] group: add one with open=, number= and "
+        "backchannel= lists",
+        path, group);
+    return NULL;
+  }
+  w = words_new ();
+  for (guint i = 0; i < G_N_ELEMENTS (lists); i++) {
+    g_auto (GStrv) items =
+        g_key_file_get_string_list (kf, group, lists[i], NULL, NULL);
+    GHashTable *set = i == 0 ? w->open : i == 1 ? w->number : w->backchannel;
+    set_add_all (set, (const gchar *const *)items);
+  }
+  return w;
+}
+
+GstVoiceTurnWords *
+gst_voice_turn_words_ref (GstVoiceTurnWords *words)
+{
+  g_atomic_int_inc (&words->ref);
+  return words;
+}
+
+void
+gst_voice_turn_words_unref (GstVoiceTurnWords *words)
+{
+  if (words == NULL || !g_atomic_int_dec_and_test (&words->ref))
+    return;
+  g_hash_table_unref (words->open);
+  g_hash_table_unref (words->number);
+  g_hash_table_unref (words->backchannel);
+  g_free (words);
+}
+
+/* ---------- text ---------- */
+
+/* A character that belongs to a word: letters, digits, and an apostrophe
+ * or hyphen between two of them ("it's", "mm-hmm"). */
+static gboolean
+is_word_char (const gchar *s, const gchar *p)
+{
+  gunichar c = g_utf8_get_char (p), next;
+
+  if (g_unichar_isalnum (c))
+    return TRUE;
+  if (c != '\'' && c != '-' && c != 0x2019)
+    return FALSE;
+  next = g_utf8_get_char (g_utf8_next_char (p));
+  return p > s && g_unichar_isalnum (g_utf8_get_char (g_utf8_prev_char (p))) &&
+      g_unichar_isalnum (next);
+}
+
+/**
+ * gst_voice_turn_normalize:
+ * @text: a transcript
+ *
+ * Lower case, punctuation dropped, words separated by one space: two
+ * transcripts of the same words compare equal whatever the speech service
+ * did with capitals and commas ("Hello, world." and "hello world").
+ *
+ * Returns: (transfer full): the normalized text.
+ */
+gchar *
+gst_voice_turn_normalize (const gchar *text)
+{
+  g_autofree gchar *lower = g_utf8_strdown (text ? text : "", -1);
+  GString *out = g_string_new (NULL);
+  gboolean space = FALSE;
+
+  for (const gchar *p = lower; *p; p = g_utf8_next_char (p)) {
+    if (!is_word_char (lower, p)) {
+      space = out->len > 0;
+      continue;
+    }
+    if (space)
+      g_string_append_c (out, ' ');
+    space = FALSE;
+    /* Typographic apostrophes read as plain ones ("it’s" = "it's"). */
+    if (g_utf8_get_char (p) == 0x2019)
+      g_string_append_c (out, '\'');
+    else
+      g_string_append_len (out, p, g_utf8_next_char (p) - p);
+  }
+  return g_string_free (out, FALSE);
+}
+
+static gboolean
+has_digit (const gchar *word)
+{
+  for (; *word; word++)
+    if (g_ascii_isdigit (*word))
+      return TRUE;
+  return FALSE;
+}
+
+/* The last character that is not space or a closing quote. */
+static gunichar
+last_mark (const gchar *text)
+{
+  const gchar *end = text + strlen (text);
+
+  while (end > text) {
+    const gchar *p = g_utf8_prev_char (end);
+    gunichar c = g_utf8_get_char (p);
+    if (!g_unichar_isspace (c) && c != '"' && c != '\'' && c != 0x201D)
+      return c;
+    end = p;
+  }
+  return 0;
+}
+
+/**
+ * gst_voice_turn_classify:
+ * @words: the language's lists
+ * @text: (nullable): what the caller said so far in this turn
+ *
+ * The last word decides before the punctuation does: speech services put a
+ * full stop at the end of any segment, so "My number is." is open. A
+ * question mark ends a turn even after a number ("Is it 42?").
+ *
+ * Returns: how @text ends.
+ */
+GstVoiceTurnEnding
+gst_voice_turn_classify (const GstVoiceTurnWords *words, const gchar *text)
+{
+  g_autofree gchar *norm = gst_voice_turn_normalize (text);
+  const gchar *last = strrchr (norm, ' ');
+  gunichar mark = last_mark (text ? text : "");
+  gboolean terminal = mark == '.' || mark == '?' || mark == '!';
+
+  last = last ? last + 1 : norm;
+  if (*last == '\0')
+    return GST_VOICE_TURN_ENDING_UNSURE;
+  if (g_hash_table_contains (words->open, last))
+    return GST_VOICE_TURN_ENDING_OPEN;
+  if (mark == '?')
+    return GST_VOICE_TURN_ENDING_COMPLETE;
+  if (has_digit (last) || g_hash_table_contains (words->number, last) ||
+      (g_utf8_strlen (last, -1) == 1 &&
+          g_unichar_isalpha (g_utf8_get_char (last))))
+    return GST_VOICE_TURN_ENDING_NUMBER;
+  return terminal ? GST_VOICE_TURN_ENDING_COMPLETE
+                  : GST_VOICE_TURN_ENDING_UNSURE;
+}
+
+/* TRUE if the @len words at @tok form one backchannel phrase. */
+static gboolean
+phrase_is_backchannel (
+    const GstVoiceTurnWords *words, gchar *const *tok, guint len)
+{
+  GString *p = g_string_new (tok[0]);
+  gboolean found;
+
+  for (guint k = 1; k < len; k++)
+    g_string_append_printf (p, " %s", tok[k]);
+  found = g_hash_table_contains (words->backchannel, p->str);
+  g_string_free (p, TRUE);
+  return found;
+}
+
+/**
+ * gst_voice_turn_is_backchannel:
+ * @words: the language's lists
+ * @text: (nullable): what the caller said while the agent talked
+ *
+ * Returns: TRUE if @text is made only of backchannel phrases ("mhm",
+ * "uh huh, yeah") and is short; FALSE for anything else, and for no words
+ * at all (silence or noise is not a backchannel: it has no words to judge).
+ */
+gboolean
+gst_voice_turn_is_backchannel (
+    const GstVoiceTurnWords *words, const gchar *text)
+{
+  g_autofree gchar *norm = gst_voice_turn_normalize (text);
+  g_auto (GStrv) tok = g_strsplit (norm, " ", -1);
+  guint n = *norm ? g_strv_length (tok) : 0, i = 0;
+
+  if (n == 0 || n > MAX_BACKCHANNEL_WORDS)
+    return FALSE;
+  while (i < n) {
+    guint len = MIN (MAX_PHRASE, n - i);
+    while (len > 0 && !phrase_is_backchannel (words, tok + i, len))
+      len--;
+    if (len == 0)
+      return FALSE;
+    i += len;
+  }
+  return TRUE;
+}
+
+const gchar *
+gst_voice_turn_ending_get_name (GstVoiceTurnEnding ending)
+{
+  static const gchar *const names[] = { "complete", "unsure", "number",
+    "open" };
+
+  return (guint)ending < G_N_ELEMENTS (names) ? names[ending] : "unknown";
+}
+
+/* ---------- the tracker ---------- */
+
+struct _GstVoiceTurnTracker
+{
+  GstVoiceTurnConfig config; /* config.words holds a reference */
+  GString *final_text; /* final results of the turn, joined by spaces */
+  gchar *interim; /* the latest interim result after them, or NULL */
+  GstVoiceTurnEnding ending; /* of final_text */
+  gint64 last_word_end; /* -1: no word yet */
+  gboolean speaking; /* the VAD hears speech */
+  gboolean endpoint; /* the service ended an utterance since the last word */
+  gboolean likely_sent; /* a LIKELY is out and no word came since */
+};
+
+/**
+ * gst_voice_turn_tracker_new:
+ * @config: the delays and word lists (copied; the words are referenced)
+ *
+ * Returns: (transfer full): a tracker with no turn in progress. Free with
+ * gst_voice_turn_tracker_free().
+ */
+GstVoiceTurnTracker *
+gst_voice_turn_tracker_new (const GstVoiceTurnConfig *config)
+{
+  GstVoiceTurnTracker *t = g_new0 (GstVoiceTurnTracker, 1);
+
+  t->config = *config;
+  t->config.words = config->words ? gst_voice_turn_words_ref (config->words)
+                                  : gst_voice_turn_words_get_default (NULL);
+  t->final_text = g_string_new (NULL);
+  gst_voice_turn_tracker_reset (t);
+  return t;
+}
+
+void
+gst_voice_turn_tracker_free (GstVoiceTurnTracker *tracker)
+{
+  if (tracker == NULL)
+    return;
+  gst_voice_turn_words_unref (tracker->config.words);
+  g_string_free (tracker->final_text, TRUE);
+  g_free (tracker->interim);
+  g_free (tracker);
+}
+
+/**
+ * gst_voice_turn_tracker_reset:
+ *
+ * Forgets the turn (after a commit, a flush or a stop). The VAD state is
+ * kept: the caller may still be talking.
+ */
+void
+gst_voice_turn_tracker_reset (GstVoiceTurnTracker *tracker)
+{
+  g_string_truncate (tracker->final_text, 0);
+  g_clear_pointer (&tracker->interim, g_free);
+  tracker->ending = GST_VOICE_TURN_ENDING_UNSURE;
+  tracker->last_word_end = -1;
+  tracker->endpoint = FALSE;
+  tracker->likely_sent = FALSE;
+}
+
+/* A pause is likely once every word is final and the VAD hears nothing. */
+static GstVoiceTurnAction
+check_likely (GstVoiceTurnTracker *t)
+{
+  if (t->likely_sent || t->final_text->len == 0 || t->interim || t->speaking)
+    return GST_VOICE_TURN_ACTION_NONE;
+  t->likely_sent = TRUE;
+  return GST_VOICE_TURN_ACTION_LIKELY;
+}
+
+/* New words: whatever a LIKELY promised is void. */
+static GstVoiceTurnAction
+words_arrived (GstVoiceTurnTracker *t, gint64 last_word_end, gint64 now)
+{
+  gboolean was_likely = t->likely_sent;
+
+  t->last_word_end = last_word_end >= 0 ? last_word_end : now;
+  t->endpoint = FALSE;
+  t->likely_sent = FALSE;
+  return was_likely ? GST_VOICE_TURN_ACTION_RESUMED
+                    : GST_VOICE_TURN_ACTION_NONE;
+}
+
+/**
+ * gst_voice_turn_tracker_push_result:
+ * @text: (nullable): the result's transcript (empty or NULL: no words)
+ * @is_final: the words will not change
+ * @endpoint: the service ended an utterance with this result (Deepgram's
+ *   speech_final, or the answer to a Finalize)
+ * @last_word_end: when the audio of the result's last word ended (-1:
+ *   unknown, @now_us is used)
+ * @now_us: the current time
+ *
+ * Returns: the actions due now.
+ */
+GstVoiceTurnAction
+gst_voice_turn_tracker_push_result (GstVoiceTurnTracker *tracker,
+    const gchar *text, gboolean is_final, gboolean endpoint,
+    gint64 last_word_end, gint64 now_us)
+{
+  GstVoiceTurnAction act = GST_VOICE_TURN_ACTION_NONE;
+  gboolean has_words = text && *text;
+
+  if (!is_final) {
+    if (!has_words)
+      return act;
+    g_free (tracker->interim);
+    tracker->interim = g_strdup (text);
+    return words_arrived (tracker, last_word_end, now_us);
+  }
+  g_clear_pointer (&tracker->interim, g_free);
+  if (has_words) {
+    if (tracker->final_text->len)
+      g_string_append_c (tracker->final_text, ' ');
+    g_string_append (tracker->final_text, text);
+    tracker->ending = gst_voice_turn_classify (
+        tracker->config.words, tracker->final_text->str);
+    act |= words_arrived (tracker, last_word_end, now_us);
+  }
+  tracker->endpoint |= endpoint;
+  return act | check_likely (tracker);
+}
+
+/**
+ * gst_voice_turn_tracker_push_endpoint:
+ *
+ * The service says the utterance ended without new words (Deepgram's
+ * UtteranceEnd).
+ *
+ * Returns: the actions due now.
+ */
+GstVoiceTurnAction
+gst_voice_turn_tracker_push_endpoint (
+    GstVoiceTurnTracker *tracker, gint64 now_us)
+{
+  (void)now_us;
+  tracker->endpoint = TRUE;
+  return check_likely (tracker);
+}
+
+/**
+ * gst_voice_turn_tracker_push_speech:
+ * @speaking: the VAD's speech-start (TRUE) or speech-stop (FALSE)
+ *
+ * Speech alone voids nothing (a cough, a breath): only words do. It holds
+ * the commit back while it lasts.
+ *
+ * Returns: the actions due now.
+ */
+GstVoiceTurnAction
+gst_voice_turn_tracker_push_speech (
+    GstVoiceTurnTracker *tracker, gboolean speaking, gint64 now_us)
+{
+  (void)now_us;
+  tracker->speaking = speaking;
+  return speaking ? GST_VOICE_TURN_ACTION_NONE : check_likely (tracker);
+}
+
+/**
+ * gst_voice_turn_tracker_poll:
+ * @now_us: the current time
+ * @next_us: (out) (optional): when to poll again (-1: only after new input)
+ *
+ * Returns: %GST_VOICE_TURN_ACTION_COMMIT when the turn is over, else
+ * %GST_VOICE_TURN_ACTION_NONE.
+ */
+GstVoiceTurnAction
+gst_voice_turn_tracker_poll (
+    GstVoiceTurnTracker *tracker, gint64 now_us, gint64 *next_us)
+{
+  gint64 hard, due;
+
+  if (next_us)
+    *next_us = -1;
+  if (tracker->final_text->len == 0 && tracker->interim == NULL)
+    return GST_VOICE_TURN_ACTION_NONE;
+  hard = tracker->last_word_end + (gint64)tracker->config.max_ms * 1000;
+  if (now_us >= hard) {
+    /* Words the service never finalized still belong to the turn. */
+    if (tracker->interim) {
+      if (tracker->final_text->len)
+        g_string_append_c (tracker->final_text, ' ');
+      g_string_append (tracker->final_text, tracker->interim);
+      g_clear_pointer (&tracker->interim, g_free);
+    }
+    return GST_VOICE_TURN_ACTION_COMMIT;
+  }
+  due = tracker->last_word_end +
+      (gint64)tracker->config.delay_ms[tracker->ending] * 1000;
+  if (tracker->final_text->len == 0 || tracker->interim || tracker->speaking ||
+      !tracker->endpoint || now_us < due) {
+    if (next_us)
+      *next_us = (tracker->interim || tracker->speaking || !tracker->endpoint)
+          ? hard
+          : MIN (due, hard);
+    return GST_VOICE_TURN_ACTION_NONE;
+  }
+  return GST_VOICE_TURN_ACTION_COMMIT;
+}
+
+const gchar *
+gst_voice_turn_tracker_get_text (GstVoiceTurnTracker *tracker)
+{
+  return tracker->final_text->str;
+}
+
+GstVoiceTurnEnding
+gst_voice_turn_tracker_get_ending (GstVoiceTurnTracker *tracker)
+{
+  return tracker->ending;
+}
+
+gint64
+gst_voice_turn_tracker_get_last_word_end (GstVoiceTurnTracker *tracker)
+{
+  return tracker->last_word_end;
+}
