@@ -530,27 +530,18 @@ gst_voice_turn_tracker_poll (
 
   if (next_us)
     *next_us = -1;
-  if (tracker->final_text->len == 0 && tracker->interim == NULL)
+  /* An interim word holds everything: the service will finalize it (on
+   * its own endpointing, or on the Finalize a VAD's speech-stop sends). */
+  if (tracker->final_text->len == 0 || tracker->interim)
     return GST_VOICE_TURN_ACTION_NONE;
   hard = tracker->last_word_end + (gint64)tracker->config.max_ms * 1000;
-  if (now_us >= hard) {
-    /* Words the service never finalized still belong to the turn. */
-    if (tracker->interim) {
-      if (tracker->final_text->len)
-        g_string_append_c (tracker->final_text, ' ');
-      g_string_append (tracker->final_text, tracker->interim);
-      g_clear_pointer (&tracker->interim, g_free);
-    }
-    return GST_VOICE_TURN_ACTION_COMMIT;
-  }
   due = tracker->last_word_end +
       (gint64)tracker->config.delay_ms[tracker->ending] * 1000;
-  if (tracker->final_text->len == 0 || tracker->interim || tracker->speaking ||
-      !tracker->endpoint || now_us < due) {
+  if (now_us >= hard)
+    return GST_VOICE_TURN_ACTION_COMMIT;
+  if (tracker->speaking || !tracker->endpoint || now_us < due) {
     if (next_us)
-      *next_us = (tracker->interim || tracker->speaking || !tracker->endpoint)
-          ? hard
-          : MIN (due, hard);
+      *next_us = tracker->speaking || !tracker->endpoint ? hard : due;
     return GST_VOICE_TURN_ACTION_NONE;
   }
   return GST_VOICE_TURN_ACTION_COMMIT;

@@ -77,8 +77,9 @@ const gchar *gst_voice_turn_ending_get_name (GstVoiceTurnEnding ending);
  * GstVoiceTurnConfig:
  * @delay_ms: silence after the last word before a commit, per
  *   #GstVoiceTurnEnding
- * @max_ms: a commit happens this long after the last word whatever else
- *   holds it (a VAD that hears noise, a service that never finalizes)
+ * @max_ms: a commit happens this long after the last word even while the
+ *   VAD hears speech (noise) or the service has not ended the utterance;
+ *   an interim word still holds it
  * @words: (transfer none): the language's word lists
  *
  * What a #GstVoiceTurnTracker decides with. Copied by the tracker.

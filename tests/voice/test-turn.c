@@ -145,8 +145,8 @@ GST_START_TEST (test_tracker_complete)
                               t, "I want", FALSE, FALSE, 500 * MS, 600 * MS),
       0);
   fail_unless_equals_int (gst_voice_turn_tracker_poll (t, 700 * MS, &next), 0);
-  /* Interim words and speech hold it back until the hard limit. */
-  fail_unless_equals_int (next, 3000 * MS);
+  /* Interim words hold it back until they are final. */
+  fail_unless_equals_int (next, -1);
   fail_unless_equals_int (
       gst_voice_turn_tracker_push_speech (t, FALSE, 1100 * MS), 0);
   fail_unless_equals_int (
@@ -228,17 +228,25 @@ GST_START_TEST (test_tracker_floor_and_cough)
 }
 GST_END_TEST;
 
-/* Words that never became final are committed with the turn at the hard
- * limit. */
+/* An interim word holds the commit even past the hard limit (the service
+ * finalizes it, perhaps after a reconnect); speech without an endpoint
+ * does not. */
 GST_START_TEST (test_tracker_hard_limit)
 {
   GstVoiceTurnTracker *t = tracker_new ();
+  gint64 next;
 
   gst_voice_turn_tracker_push_result (
       t, "book a table", TRUE, FALSE, 1000 * MS, 1100 * MS);
   gst_voice_turn_tracker_push_result (
       t, "for two", FALSE, FALSE, 1500 * MS, 1600 * MS);
-  fail_unless_equals_int (gst_voice_turn_tracker_poll (t, 3900 * MS, NULL), 0);
+  fail_unless_equals_int (gst_voice_turn_tracker_poll (t, 9000 * MS, &next), 0);
+  fail_unless_equals_int (next, -1);
+  gst_voice_turn_tracker_push_speech (t, TRUE, 1600 * MS);
+  gst_voice_turn_tracker_push_result (
+      t, "for two", TRUE, FALSE, 1500 * MS, 9100 * MS);
+  fail_unless_equals_int (gst_voice_turn_tracker_poll (t, 3900 * MS, &next), 0);
+  fail_unless_equals_int (next, 4000 * MS);
   fail_unless_equals_int (gst_voice_turn_tracker_poll (t, 4000 * MS, NULL),
       GST_VOICE_TURN_ACTION_COMMIT);
   fail_unless_equals_string (
