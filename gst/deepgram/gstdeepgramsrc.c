@@ -336,7 +336,7 @@ make_tracker (GstDeepgramSrc *self)
   GError *error = NULL;
 
   GST_OBJECT_LOCK (self);
-  dg_turn_options_copy (&opts, &self->turn_opts);
+  dg_turn_options_copy (&self->turn_opts, &opts);
   GST_OBJECT_UNLOCK (self);
   if (opts.detection == GST_DEEPGRAM_TURN_DETECTION_TRANSCRIPT)
     self->tracker = dg_turn_options_make_tracker (&opts, &error);

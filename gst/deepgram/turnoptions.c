@@ -10,6 +10,7 @@
 #endif
 
 #include <string.h>
+#include "voice.h"
 #include "turnoptions.h"
 
 /* Read when the element starts: changes take effect in NULL and READY. */
@@ -109,6 +110,34 @@ make_pspec (DgTurnOption opt)
   return NULL;
 }
 
+/* Each option's field; delay_ms[] is indexed by GstVoiceTurnEnding. */
+#define DELAY(ending)                                                          \
+  {                                                                            \
+    G_STRUCT_OFFSET (DgTurnOptions, delay_ms) + (ending) * sizeof (guint),     \
+        GST_VOICE_OPTION_NONE, NULL                                            \
+  }
+
+static const GstVoiceOption options[DG_TURN_OPT_COUNT] = {
+  [DG_TURN_OPT_DETECTION] = { G_STRUCT_OFFSET (DgTurnOptions, detection) },
+  [DG_TURN_OPT_COMPLETE_MS] = DELAY (GST_VOICE_TURN_ENDING_COMPLETE),
+  [DG_TURN_OPT_UNSURE_MS] = DELAY (GST_VOICE_TURN_ENDING_UNSURE),
+  [DG_TURN_OPT_NUMBER_MS] = DELAY (GST_VOICE_TURN_ENDING_NUMBER),
+  [DG_TURN_OPT_OPEN_MS] = DELAY (GST_VOICE_TURN_ENDING_OPEN),
+  [DG_TURN_OPT_MAX_MS] = { G_STRUCT_OFFSET (DgTurnOptions, max_ms) },
+  [DG_TURN_OPT_WORDS] = { G_STRUCT_OFFSET (DgTurnOptions, words_file) },
+  [DG_TURN_OPT_LANGUAGE] = { G_STRUCT_OFFSET (DgTurnOptions, language),
+      GST_VOICE_OPTION_NULL_IS_DEFAULT },
+};
+
+static GParamSpec *
+make_option_pspec (guint i)
+{
+  return make_pspec ((DgTurnOption)i);
+}
+
+GstVoiceOptionTable dg_turn_options_table =
+    GST_VOICE_OPTION_TABLE_INIT (options, make_option_pspec);
+
 /**
  * dg_turn_options_install:
  * @first_prop_id: the property id of %DG_TURN_OPT_DETECTION; the others
@@ -117,109 +146,8 @@ make_pspec (DgTurnOption opt)
 void
 dg_turn_options_install (GObjectClass *klass, guint first_prop_id)
 {
-  for (guint i = 0; i < DG_TURN_OPT_COUNT; i++)
-    g_object_class_install_property (
-        klass, first_prop_id + i, make_pspec ((DgTurnOption)i));
+  gst_voice_options_install (&dg_turn_options_table, klass, first_prop_id);
   gst_type_mark_as_plugin_api (GST_TYPE_DEEPGRAM_TURN_DETECTION, 0);
-}
-
-void
-dg_turn_options_init (DgTurnOptions *opts)
-{
-  opts->detection = DG_TURN_DEFAULT_DETECTION;
-  opts->delay_ms[GST_VOICE_TURN_ENDING_COMPLETE] =
-      GST_VOICE_TURN_DEFAULT_COMPLETE_MS;
-  opts->delay_ms[GST_VOICE_TURN_ENDING_UNSURE] =
-      GST_VOICE_TURN_DEFAULT_UNSURE_MS;
-  opts->delay_ms[GST_VOICE_TURN_ENDING_NUMBER] =
-      GST_VOICE_TURN_DEFAULT_NUMBER_MS;
-  opts->delay_ms[GST_VOICE_TURN_ENDING_OPEN] = GST_VOICE_TURN_DEFAULT_OPEN_MS;
-  opts->max_ms = GST_VOICE_TURN_DEFAULT_MAX_MS;
-  opts->words_file = NULL;
-  opts->language = g_strdup (DG_TURN_DEFAULT_LANGUAGE);
-}
-
-void
-dg_turn_options_clear (DgTurnOptions *opts)
-{
-  g_clear_pointer (&opts->words_file, g_free);
-  g_clear_pointer (&opts->language, g_free);
-}
-
-void
-dg_turn_options_copy (DgTurnOptions *dest, const DgTurnOptions *src)
-{
-  *dest = *src;
-  dest->words_file = g_strdup (src->words_file);
-  dest->language = g_strdup (src->language);
-}
-
-/* The delay options in #DgTurnOption order, as GstVoiceTurnEnding. */
-static const GstVoiceTurnEnding delay_ending[] = {
-  [DG_TURN_OPT_COMPLETE_MS] = GST_VOICE_TURN_ENDING_COMPLETE,
-  [DG_TURN_OPT_UNSURE_MS] = GST_VOICE_TURN_ENDING_UNSURE,
-  [DG_TURN_OPT_NUMBER_MS] = GST_VOICE_TURN_ENDING_NUMBER,
-  [DG_TURN_OPT_OPEN_MS] = GST_VOICE_TURN_ENDING_OPEN,
-};
-
-void
-dg_turn_options_set (DgTurnOptions *opts, DgTurnOption opt, const GValue *value)
-{
-  const gchar *s;
-
-  switch (opt) {
-    case DG_TURN_OPT_DETECTION:
-      opts->detection = g_value_get_enum (value);
-      break;
-    case DG_TURN_OPT_COMPLETE_MS:
-    case DG_TURN_OPT_UNSURE_MS:
-    case DG_TURN_OPT_NUMBER_MS:
-    case DG_TURN_OPT_OPEN_MS:
-      opts->delay_ms[delay_ending[opt]] = g_value_get_uint (value);
-      break;
-    case DG_TURN_OPT_MAX_MS:
-      opts->max_ms = g_value_get_uint (value);
-      break;
-    case DG_TURN_OPT_WORDS:
-      s = g_value_get_string (value);
-      g_free (opts->words_file);
-      opts->words_file = g_strdup (s && *s ? s : NULL);
-      break;
-    case DG_TURN_OPT_LANGUAGE:
-      s = g_value_get_string (value);
-      g_free (opts->language);
-      opts->language = g_strdup (s && *s ? s : DG_TURN_DEFAULT_LANGUAGE);
-      break;
-    case DG_TURN_OPT_COUNT:
-      break;
-  }
-}
-
-void
-dg_turn_options_get (const DgTurnOptions *opts, DgTurnOption opt, GValue *value)
-{
-  switch (opt) {
-    case DG_TURN_OPT_DETECTION:
-      g_value_set_enum (value, opts->detection);
-      break;
-    case DG_TURN_OPT_COMPLETE_MS:
-    case DG_TURN_OPT_UNSURE_MS:
-    case DG_TURN_OPT_NUMBER_MS:
-    case DG_TURN_OPT_OPEN_MS:
-      g_value_set_uint (value, opts->delay_ms[delay_ending[opt]]);
-      break;
-    case DG_TURN_OPT_MAX_MS:
-      g_value_set_uint (value, opts->max_ms);
-      break;
-    case DG_TURN_OPT_WORDS:
-      g_value_set_string (value, opts->words_file);
-      break;
-    case DG_TURN_OPT_LANGUAGE:
-      g_value_set_string (value, opts->language);
-      break;
-    case DG_TURN_OPT_COUNT:
-      break;
-  }
 }
 
 /**
@@ -235,7 +163,7 @@ dg_turn_options_make_tracker (const DgTurnOptions *opts, GError **error)
   GstVoiceTurnTracker *tracker;
 
   memcpy (config.delay_ms, opts->delay_ms, sizeof (config.delay_ms));
-  config.words = opts->words_file
+  config.words = opts->words_file && *opts->words_file
       ? gst_voice_turn_words_new_from_file (
             opts->words_file, opts->language, error)
       : gst_voice_turn_words_get_default (opts->language);

@@ -5,6 +5,7 @@
 #pragma once
 
 #include <gst/gst.h>
+#include "gstvoiceoptions.h"
 #include "gstvoiceturn.h"
 
 G_BEGIN_DECLS
@@ -53,14 +54,10 @@ typedef struct
   gchar *language;
 } DgTurnOptions;
 
+extern GstVoiceOptionTable dg_turn_options_table;
 void dg_turn_options_install (GObjectClass *klass, guint first_prop_id);
-void dg_turn_options_init (DgTurnOptions *opts);
-void dg_turn_options_clear (DgTurnOptions *opts);
-void dg_turn_options_set (
-    DgTurnOptions *opts, DgTurnOption opt, const GValue *value);
-void dg_turn_options_get (
-    const DgTurnOptions *opts, DgTurnOption opt, GValue *value);
-void dg_turn_options_copy (DgTurnOptions *dest, const DgTurnOptions *src);
+GST_VOICE_OPTIONS_DEFINE_ACCESSORS (
+    dg_turn, DgTurnOptions, DgTurnOption, dg_turn_options_table)
 GstVoiceTurnTracker *dg_turn_options_make_tracker (
     const DgTurnOptions *opts, GError **error);
 

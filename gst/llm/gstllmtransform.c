@@ -156,6 +156,10 @@ gst_llm_interruption_get_type (void)
         "speech-start (VAD) or an interrupt event cancels a reply", "vad" },
     { GST_LLM_INTERRUPTION_EVENT, "Only an interrupt event cancels a reply",
         "event" },
+    { GST_LLM_INTERRUPTION_CONFIRMED,
+        "speech-start pauses the agent; words that are not a backchannel "
+        "(or long speech) cancel the reply, else the agent resumes",
+        "confirmed" },
     { 0, NULL, NULL },
   };
 
@@ -285,6 +289,7 @@ gst_llm_transform_init (GstLlmTransform *self)
   g_queue_init (&self->out);
   llm_history_init (&self->history);
   self->user_text = g_string_new (NULL);
+  self->pause_words = g_string_new (NULL);
   self->flushing = TRUE;
   self->src_result = GST_FLOW_OK;
 }
@@ -298,6 +303,9 @@ gst_llm_transform_finalize (GObject *object)
   g_queue_clear_full (&self->out, (GDestroyNotify)out_item_free);
   llm_history_clear (&self->history);
   g_string_free (self->user_text, TRUE);
+  g_string_free (self->pause_words, TRUE);
+  g_free (self->pause_interim);
+  gst_voice_turn_words_unref (self->turn_words);
   g_mutex_clear (&self->lock);
   g_cond_clear (&self->cond);
   g_cond_clear (&self->requests_cond);
@@ -396,12 +404,15 @@ gst_llm_transform_sink_chain (GstPad *pad, GstObject *parent, GstBuffer *buf)
 {
   GstLlmTransform *self = GST_LLM_TRANSFORM (parent);
   GstVoiceTranscriptMeta *meta = gst_buffer_get_voice_transcript_meta (buf);
+  gboolean is_final = meta == NULL || meta->is_final;
+  Deferred d = { 0 };
   gchar *text = NULL;
   GstFlowReturn ret;
   GstMapInfo map;
 
-  /* Only the caller's final words count; no meta means plain user text. */
-  if ((meta == NULL || (meta->role == GST_VOICE_ROLE_USER && meta->is_final)) &&
+  /* The caller's words; no meta means plain user text. Interim words only
+   * judge a barge-in: a turn is made of final ones. */
+  if ((meta == NULL || meta->role == GST_VOICE_ROLE_USER) &&
       gst_buffer_map (buf, &map, GST_MAP_READ)) {
     text = g_utf8_make_valid ((const gchar *)map.data, map.size);
     g_strstrip (text);
@@ -409,12 +420,15 @@ gst_llm_transform_sink_chain (GstPad *pad, GstObject *parent, GstBuffer *buf)
   }
   g_mutex_lock (&self->lock);
   if (text && *text) {
-    if (self->user_text->len)
+    if (is_final && self->user_text->len)
       g_string_append_c (self->user_text, ' ');
-    g_string_append (self->user_text, text);
+    if (is_final)
+      g_string_append (self->user_text, text);
+    barge_transcript_locked (self, text, is_final, &d);
   }
   ret = self->src_result;
   g_mutex_unlock (&self->lock);
+  deferred_run (self, &d);
   g_free (text);
   gst_buffer_unref (buf);
   return ret;
@@ -455,12 +469,17 @@ handle_end_of_turn (GstLlmTransform *self, GstEvent *event)
   }
   text = take_user_text_locked (self, transcript);
   self->last_turn = MAX (self->last_turn, turn);
+  /* A backchannel ("mhm") over the agent is not a turn to answer. */
+  if (*text && barge_backchannel_turn_locked (self, text, &d))
+    *text = '\0';
+  else if (*text)
+    barge_turn_locked (self, &d);
   s = gst_voice_event_to_message_structure (
       event, "llmtransform", *text ? "acted" : "forwarded");
   defer_structure (self, &d, s);
   /* Forwarded in order, before the reply it starts. */
   queue_object_locked (self, GST_MINI_OBJECT (event), 0);
-  if (*text)
+  if (*text && !adopt_speculation_locked (self, turn, text, &d))
     start_reply_locked (self, turn, text, &d);
   g_mutex_unlock (&self->lock);
   deferred_run (self, &d);
@@ -485,6 +504,8 @@ handle_barge_in (GstLlmTransform *self, GstEvent *event, gboolean is_vad)
   GST_OBJECT_UNLOCK (self);
 
   g_mutex_lock (&self->lock);
+  if (!is_vad)
+    barge_reset_locked (self);
   if ((!is_vad || mode == GST_LLM_INTERRUPTION_VAD) &&
       reply_active_locked (self)) {
     cancel_reply_locked (self, is_vad ? "speech-start" : "interrupt", &d);
@@ -505,6 +526,46 @@ handle_barge_in (GstLlmTransform *self, GstEvent *event, gboolean is_vad)
   /* Cancelling the request comes first: the server must stop generating. */
   deferred_run (self, &d);
   return TRUE;
+}
+
+static gboolean
+queue_serialized_event (GstLlmTransform *self, GstEvent *event)
+{
+  gboolean ok;
+
+  g_mutex_lock (&self->lock);
+  ok = !self->flushing;
+  if (ok)
+    queue_object_locked (self, GST_MINI_OBJECT (event), 0);
+  g_mutex_unlock (&self->lock);
+  if (!ok)
+    gst_event_unref (event);
+  return ok;
+}
+
+/* turn-likely starts a speculative reply (unless the caller is only
+ * backchanneling over the agent); turn-resumed drops it. Both are
+ * forwarded in order. */
+static gboolean
+handle_turn_hint (GstLlmTransform *self, GstEvent *event)
+{
+  const gchar *transcript = NULL;
+  Deferred d = { 0 };
+  guint turn = 0;
+
+  g_mutex_lock (&self->lock);
+  if (gst_voice_event_parse_turn_likely (event, NULL, &turn, &transcript)) {
+    if (transcript && *transcript &&
+        !barge_backchannel_turn_locked (self, transcript, &d)) {
+      barge_turn_locked (self, &d);
+      start_speculation_locked (self, turn, transcript, &d);
+    }
+  } else {
+    drop_speculation_locked (self, "resumed", &d);
+  }
+  g_mutex_unlock (&self->lock);
+  deferred_run (self, &d);
+  return queue_serialized_event (self, event);
 }
 
 static gboolean
@@ -547,6 +608,7 @@ handle_flush_start (GstLlmTransform *self, GstEvent *event)
   g_mutex_lock (&self->lock);
   self->flushing = TRUE;
   cancel_reply_locked (self, "flush", &d);
+  barge_reset_locked (self);
   clear_out_locked (self);
   g_cond_broadcast (&self->cond);
   g_mutex_unlock (&self->lock);
@@ -574,20 +636,6 @@ handle_flush_stop (GstLlmTransform *self, GstEvent *event)
   return ret;
 }
 
-static gboolean
-queue_serialized_event (GstLlmTransform *self, GstEvent *event)
-{
-  gboolean ok;
-
-  g_mutex_lock (&self->lock);
-  ok = !self->flushing;
-  if (ok)
-    queue_object_locked (self, GST_MINI_OBJECT (event), 0);
-  g_mutex_unlock (&self->lock);
-  if (!ok)
-    gst_event_unref (event);
-  return ok;
-}
 
 static gboolean
 gst_llm_transform_sink_event (GstPad *pad, GstObject *parent, GstEvent *event)
@@ -598,7 +646,17 @@ gst_llm_transform_sink_event (GstPad *pad, GstObject *parent, GstEvent *event)
     case GST_VOICE_EVENT_END_OF_TURN:
       return handle_end_of_turn (self, event);
     case GST_VOICE_EVENT_SPEECH_START:
+      if (barge_speech_start (self, event))
+        return TRUE;
       return handle_barge_in (self, event, TRUE);
+    case GST_VOICE_EVENT_SPEECH_STOP:
+      g_mutex_lock (&self->lock);
+      barge_speech_stop_locked (self);
+      g_mutex_unlock (&self->lock);
+      return queue_serialized_event (self, event);
+    case GST_VOICE_EVENT_TURN_LIKELY:
+    case GST_VOICE_EVENT_TURN_RESUMED:
+      return handle_turn_hint (self, event);
     case GST_VOICE_EVENT_INTERRUPT:
       return handle_barge_in (self, event, FALSE);
     default:
@@ -638,6 +696,7 @@ handle_spoken (GstLlmTransform *self, GstEvent *event)
 
   gst_voice_event_parse_spoken (event, NULL, &turn, &text, &complete);
   g_mutex_lock (&self->lock);
+  barge_spoken_locked (self, turn);
   e = llm_history_find_turn (&self->history, turn);
   if (e) {
     llm_exchange_set_heard (e, text, complete);
@@ -704,8 +763,12 @@ static void
 credit_text_locked (GstLlmTransform *self, OutItem *item)
 {
   LlmExchange *e = llm_history_find (&self->history, item->exchange_id);
+  GstVoiceTranscriptMeta *meta =
+      gst_buffer_get_voice_transcript_meta (GST_BUFFER (item->obj));
   GstMapInfo map;
 
+  if (meta && gst_buffer_get_size (GST_BUFFER (item->obj)) > 0)
+    self->speaking_turn = meta->turn;
   if (e && gst_buffer_map (GST_BUFFER (item->obj), &map, GST_MAP_READ)) {
     g_string_append_len (e->agent, (const gchar *)map.data, map.size);
     gst_buffer_unmap (GST_BUFFER (item->obj), &map);
@@ -734,15 +797,23 @@ static void
 src_loop (gpointer data)
 {
   GstLlmTransform *self = data;
+  Deferred d = { 0 };
   GstFlowReturn ret;
   OutItem *item;
 
   push_stream_header (self);
   g_mutex_lock (&self->lock);
-  while (!self->flushing && g_queue_is_empty (&self->out))
-    g_cond_wait (&self->cond, &self->lock);
+  while (!self->flushing && g_queue_is_empty (&self->out)) {
+    /* A barge-in pause is decided on this thread when nothing else is. */
+    gint64 due = barge_due_locked (self);
+    if (due < 0)
+      g_cond_wait (&self->cond, &self->lock);
+    else if (!g_cond_wait_until (&self->cond, &self->lock, due))
+      barge_tick_locked (self, &d);
+  }
   if (self->flushing) {
     g_mutex_unlock (&self->lock);
+    deferred_run (self, &d);
     gst_pad_pause_task (self->srcpad);
     return;
   }
@@ -750,6 +821,7 @@ src_loop (gpointer data)
   if (GST_IS_BUFFER (item->obj))
     credit_text_locked (self, item);
   g_mutex_unlock (&self->lock);
+  deferred_run (self, &d);
 
   ret = push_item (self, item);
   out_item_free (item);
@@ -815,7 +887,7 @@ gst_llm_transform_say (GstLlmTransform *self, const gchar *text)
 
   g_mutex_lock (&self->lock);
   ok = !self->flushing && *t;
-  if (ok && self->reply)
+  if (ok && self->reply && !self->reply->speculative)
     g_ptr_array_add (self->reply->after, g_strdup (t));
   else if (ok)
     speak_locked (self, t, self->last_turn + 1, "say", &d);
@@ -878,6 +950,11 @@ reset_conversation (GstLlmTransform *self)
   self->greeted = FALSE;
   self->eos_pending = FALSE;
   self->last_turn = 0;
+  self->speaking_turn = 0;
+  self->spec_turn = self->spec_attempts = 0;
+  barge_reset_locked (self);
+  /* turn-words may have changed since the last call. */
+  g_clear_pointer (&self->turn_words, gst_voice_turn_words_unref);
   self->need_stream_start = TRUE;
   self->need_segment = TRUE;
   self->src_result = GST_FLOW_OK;
