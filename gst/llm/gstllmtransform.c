@@ -25,13 +25,36 @@
  * Reasoning (`reasoning`, `reasoning_content`, a leading `<think>` block)
  * is never spoken.
  *
- * Barge-in: `interrupt`, and `speech-start` while a reply is in flight with
- * `interruption=vad`, abort the HTTP request at once (the connection is
- * closed, so the server stops generating), drop text not pushed yet and are
- * forwarded. The history then keeps only what the caller heard: the text
- * pushed downstream, refined by the `spoken` event the TTS source sends
- * upstream. Another `end-of-turn` while a reply is generated cancels it;
- * when the caller heard none of it, the two turns are answered together.
+ * Barge-in: `interrupt` aborts the reply in flight at once (the HTTP
+ * request is closed, so the server stops generating), drops text not
+ * pushed yet and is forwarded. With `interruption=confirmed` (the
+ * default) a `speech-start` while the agent is heard (a reply generated,
+ * queued, or pushed and not yet reported `spoken`) first sends
+ * `agent-pause`: the TTS holds its audio. Words of the caller that are not
+ * a backchannel (interim or final transcripts; "mhm", "uh huh", "okay"
+ * are backchannels, turn-words can change the list), or speech lasting
+ * `min-interruption-ms`, confirm it: the reply is cancelled and
+ * `interrupt` (reason `words`, `long speech` or `turn`) sent. Otherwise,
+ * 300 ms after the caller's `speech-stop` with no such words, or after
+ * `false-interruption-timeout-ms`, `agent-resume` plays the agent on from
+ * where it paused. A backchannel's `end-of-turn` while the agent is heard
+ * is forwarded but not answered. `speech-start` goes on marked
+ * `barge-in=deferred`, so the TTS leaves the decision to llmtransform.
+ * With `interruption=vad` every `speech-start` during a reply cancels it,
+ * as `interrupt` does. The history then keeps only what the caller heard:
+ * the text pushed downstream, refined by the `spoken` event the TTS source
+ * sends upstream. Another `end-of-turn` while a reply is generated cancels
+ * it; when the caller heard none of it, the two turns are answered
+ * together.
+ *
+ * Speculative replies (`speculative`, on by default): `turn-likely`
+ * (deepgramsrc's likely pause, with the words so far) starts the request
+ * and its text is held; the `end-of-turn` that follows with the same words
+ * (compared without case and punctuation) releases it, so the first
+ * clause is ready when the turn is committed. `turn-resumed`, or an
+ * `end-of-turn` with other words, cancels it (the server stops
+ * generating) and it never enters the history. At most `speculative-max`
+ * requests a turn, none for a turn over `speculative-max-words` words.
  *
  * Failures: HTTP 401/403 is an element error naming the key variables;
  * 408, 429, 5xx, network errors, a mid-stream error and a first token later
@@ -40,8 +63,10 @@
  * Every failure is a bus warning quoting the server's message.
  *
  * Events: `end-of-turn` starts a reply and is forwarded before it;
- * `speech-start`, `interrupt` (out-of-band) and other custom events are
- * forwarded; the upstream `spoken` event is consumed. Stream-start, caps
+ * `turn-likely`, `turn-resumed`, `speech-start`, `interrupt` (out-of-band)
+ * and other custom events are forwarded; it sends `agent-pause`,
+ * `agent-resume` and `interrupt` (barge-in) itself; the upstream `spoken`
+ * event is consumed. Stream-start, caps
  * and segment are llmtransform's own (text/x-raw,format=utf8, TIME; a GAP
  * right after, so sparse text never blocks a prerolling sink). EOS goes out
  * after the reply in flight.
@@ -53,12 +78,17 @@
  * - `first-token`: `attempt`, `ttft` (ns from this attempt's request),
  *   `since-turn-end` (ns from the end-of-turn or typed text, retries
  *   included).
- * - `done`: `outcome` (completed, failed, cancelled, error), `reason`
+ * - `done`: `speculative` (the reply was dropped while speculative),
+ *   `outcome` (completed, failed, cancelled, error), `reason`
  *   (finish reason, failure or cancel cause), `attempts`, `text` (what was
  *   said), `prompt-tokens`, `completion-tokens`, `total-tokens`,
  *   `usage-reported` (FALSE: the server sent no usage; completion-tokens is
  *   then the number of deltas), `duration` (ns).
  * - `say`: `text`, `origin` (greeting or say).
+ * - `speculation`: `outcome` (started, used, dropped), `reason` (why it
+ *   was dropped: resumed, different words, failed, superseded, ...).
+ * - `barge-in`: `outcome` (paused, resumed, confirmed, backchannel),
+ *   `reason`, `paused` (ns the agent was paused so far).
  * - conversation events (`end-of-turn`, `speech-start`, `interrupt`,
  *   `spoken`) as gst_voice_event_to_message_structure() builds them, with
  *   `action` "acted" or "forwarded".
@@ -432,140 +462,6 @@ gst_llm_transform_sink_chain (GstPad *pad, GstObject *parent, GstBuffer *buf)
   g_free (text);
   gst_buffer_unref (buf);
   return ret;
-}
-
-/* Returns: (transfer full): the words of the turn that just ended: the
- * event's transcript (deepgramsrc puts the whole turn there), else the
- * final transcripts received. */
-static gchar *
-take_user_text_locked (GstLlmTransform *self, const gchar *transcript)
-{
-  gchar *text = g_utf8_make_valid (transcript ? transcript : "", -1);
-
-  g_strstrip (text);
-  if (*text == '\0') {
-    g_free (text);
-    text = g_strdup (self->user_text->str);
-  }
-  g_string_truncate (self->user_text, 0);
-  return text;
-}
-
-static gboolean
-handle_end_of_turn (GstLlmTransform *self, GstEvent *event)
-{
-  const gchar *transcript = NULL;
-  GstStructure *s;
-  Deferred d = { 0 };
-  gchar *text;
-  guint turn = 0;
-
-  gst_voice_event_parse_end_of_turn (event, NULL, &turn, &transcript);
-  g_mutex_lock (&self->lock);
-  if (self->flushing) {
-    g_mutex_unlock (&self->lock);
-    gst_event_unref (event);
-    return FALSE;
-  }
-  text = take_user_text_locked (self, transcript);
-  self->last_turn = MAX (self->last_turn, turn);
-  /* A backchannel ("mhm") over the agent is not a turn to answer. */
-  if (*text && barge_backchannel_turn_locked (self, text, &d))
-    *text = '\0';
-  else if (*text)
-    barge_turn_locked (self, &d);
-  s = gst_voice_event_to_message_structure (
-      event, "llmtransform", *text ? "acted" : "forwarded");
-  defer_structure (self, &d, s);
-  /* Forwarded in order, before the reply it starts. */
-  queue_object_locked (self, GST_MINI_OBJECT (event), 0);
-  if (*text && !adopt_speculation_locked (self, turn, text, &d))
-    start_reply_locked (self, turn, text, &d);
-  g_mutex_unlock (&self->lock);
-  deferred_run (self, &d);
-  g_free (text);
-  return TRUE;
-}
-
-/* speech-start and interrupt: out-of-band, acted on at once. The event goes
- * out through the src task at the head of its queue, ahead of everything
- * queued but never ahead of a buffer being pushed: no stale text reaches
- * the TTS after it. */
-static gboolean
-handle_barge_in (GstLlmTransform *self, GstEvent *event, gboolean is_vad)
-{
-  GstLlmInterruption mode;
-  gboolean acted = FALSE;
-  Deferred d = { 0 };
-  OutItem *item;
-
-  GST_OBJECT_LOCK (self);
-  mode = self->opts.interruption;
-  GST_OBJECT_UNLOCK (self);
-
-  g_mutex_lock (&self->lock);
-  if (!is_vad)
-    barge_reset_locked (self);
-  if ((!is_vad || mode == GST_LLM_INTERRUPTION_VAD) &&
-      reply_active_locked (self)) {
-    cancel_reply_locked (self, is_vad ? "speech-start" : "interrupt", &d);
-    acted = TRUE;
-  }
-  defer_structure (self, &d,
-      gst_voice_event_to_message_structure (
-          event, "llmtransform", acted ? "acted" : "forwarded"));
-  if (self->flushing) {
-    gst_event_unref (event);
-  } else {
-    item = g_new0 (OutItem, 1);
-    item->obj = GST_MINI_OBJECT (event);
-    g_queue_push_head (&self->out, item);
-    g_cond_signal (&self->cond);
-  }
-  g_mutex_unlock (&self->lock);
-  /* Cancelling the request comes first: the server must stop generating. */
-  deferred_run (self, &d);
-  return TRUE;
-}
-
-static gboolean
-queue_serialized_event (GstLlmTransform *self, GstEvent *event)
-{
-  gboolean ok;
-
-  g_mutex_lock (&self->lock);
-  ok = !self->flushing;
-  if (ok)
-    queue_object_locked (self, GST_MINI_OBJECT (event), 0);
-  g_mutex_unlock (&self->lock);
-  if (!ok)
-    gst_event_unref (event);
-  return ok;
-}
-
-/* turn-likely starts a speculative reply (unless the caller is only
- * backchanneling over the agent); turn-resumed drops it. Both are
- * forwarded in order. */
-static gboolean
-handle_turn_hint (GstLlmTransform *self, GstEvent *event)
-{
-  const gchar *transcript = NULL;
-  Deferred d = { 0 };
-  guint turn = 0;
-
-  g_mutex_lock (&self->lock);
-  if (gst_voice_event_parse_turn_likely (event, NULL, &turn, &transcript)) {
-    if (transcript && *transcript &&
-        !barge_backchannel_turn_locked (self, transcript, &d)) {
-      barge_turn_locked (self, &d);
-      start_speculation_locked (self, turn, transcript, &d);
-    }
-  } else {
-    drop_speculation_locked (self, "resumed", &d);
-  }
-  g_mutex_unlock (&self->lock);
-  deferred_run (self, &d);
-  return queue_serialized_event (self, event);
 }
 
 static gboolean

@@ -227,6 +227,19 @@ G_GNUC_INTERNAL gboolean adopt_speculation_locked (
 G_GNUC_INTERNAL void drop_speculation_locked (
     GstLlmTransform *self, const gchar *why, Deferred *d);
 
+/* The caller's turn events (llmturn.c), from the sink pad's event
+ * function; each takes @event. */
+G_GNUC_INTERNAL gchar *take_user_text_locked (
+    GstLlmTransform *self, const gchar *transcript);
+G_GNUC_INTERNAL gboolean queue_serialized_event (
+    GstLlmTransform *self, GstEvent *event);
+G_GNUC_INTERNAL gboolean handle_end_of_turn (
+    GstLlmTransform *self, GstEvent *event);
+G_GNUC_INTERNAL gboolean handle_barge_in (
+    GstLlmTransform *self, GstEvent *event, gboolean is_vad);
+G_GNUC_INTERNAL gboolean handle_turn_hint (
+    GstLlmTransform *self, GstEvent *event);
+
 /* The confirmed barge-in (llmturn.c). */
 G_GNUC_INTERNAL gboolean agent_active_locked (GstLlmTransform *self);
 G_GNUC_INTERNAL void queue_head_locked (GstLlmTransform *self, GstEvent *event);

@@ -16,6 +16,143 @@
 
 #include "llmtransform-private.h"
 
+/* ---- The caller's turn events (sink pad) ---- */
+
+/* Returns: (transfer full): the words of the turn that just ended: the
+ * event's transcript (deepgramsrc puts the whole turn there), else the
+ * final transcripts received. */
+gchar *
+take_user_text_locked (GstLlmTransform *self, const gchar *transcript)
+{
+  gchar *text = g_utf8_make_valid (transcript ? transcript : "", -1);
+
+  g_strstrip (text);
+  if (*text == '\0') {
+    g_free (text);
+    text = g_strdup (self->user_text->str);
+  }
+  g_string_truncate (self->user_text, 0);
+  return text;
+}
+
+gboolean
+handle_end_of_turn (GstLlmTransform *self, GstEvent *event)
+{
+  const gchar *transcript = NULL;
+  GstStructure *s;
+  Deferred d = { 0 };
+  gchar *text;
+  guint turn = 0;
+
+  gst_voice_event_parse_end_of_turn (event, NULL, &turn, &transcript);
+  g_mutex_lock (&self->lock);
+  if (self->flushing) {
+    g_mutex_unlock (&self->lock);
+    gst_event_unref (event);
+    return FALSE;
+  }
+  text = take_user_text_locked (self, transcript);
+  self->last_turn = MAX (self->last_turn, turn);
+  /* A backchannel ("mhm") over the agent is not a turn to answer. */
+  if (*text && barge_backchannel_turn_locked (self, text, &d))
+    *text = '\0';
+  else if (*text)
+    barge_turn_locked (self, &d);
+  s = gst_voice_event_to_message_structure (
+      event, "llmtransform", *text ? "acted" : "forwarded");
+  defer_structure (self, &d, s);
+  /* Forwarded in order, before the reply it starts. */
+  queue_object_locked (self, GST_MINI_OBJECT (event), 0);
+  if (*text && !adopt_speculation_locked (self, turn, text, &d))
+    start_reply_locked (self, turn, text, &d);
+  g_mutex_unlock (&self->lock);
+  deferred_run (self, &d);
+  g_free (text);
+  return TRUE;
+}
+
+/* speech-start and interrupt: out-of-band, acted on at once. The event goes
+ * out through the src task at the head of its queue, ahead of everything
+ * queued but never ahead of a buffer being pushed: no stale text reaches
+ * the TTS after it. */
+gboolean
+handle_barge_in (GstLlmTransform *self, GstEvent *event, gboolean is_vad)
+{
+  GstLlmInterruption mode;
+  gboolean acted = FALSE;
+  Deferred d = { 0 };
+  OutItem *item;
+
+  GST_OBJECT_LOCK (self);
+  mode = self->opts.interruption;
+  GST_OBJECT_UNLOCK (self);
+
+  g_mutex_lock (&self->lock);
+  if (!is_vad)
+    barge_reset_locked (self);
+  if ((!is_vad || mode == GST_LLM_INTERRUPTION_VAD) &&
+      reply_active_locked (self)) {
+    cancel_reply_locked (self, is_vad ? "speech-start" : "interrupt", &d);
+    acted = TRUE;
+  }
+  defer_structure (self, &d,
+      gst_voice_event_to_message_structure (
+          event, "llmtransform", acted ? "acted" : "forwarded"));
+  if (self->flushing) {
+    gst_event_unref (event);
+  } else {
+    item = g_new0 (OutItem, 1);
+    item->obj = GST_MINI_OBJECT (event);
+    g_queue_push_head (&self->out, item);
+    g_cond_signal (&self->cond);
+  }
+  g_mutex_unlock (&self->lock);
+  /* Cancelling the request comes first: the server must stop generating. */
+  deferred_run (self, &d);
+  return TRUE;
+}
+
+gboolean
+queue_serialized_event (GstLlmTransform *self, GstEvent *event)
+{
+  gboolean ok;
+
+  g_mutex_lock (&self->lock);
+  ok = !self->flushing;
+  if (ok)
+    queue_object_locked (self, GST_MINI_OBJECT (event), 0);
+  g_mutex_unlock (&self->lock);
+  if (!ok)
+    gst_event_unref (event);
+  return ok;
+}
+
+/* turn-likely starts a speculative reply (unless the caller is only
+ * backchanneling over the agent); turn-resumed drops it. Both are
+ * forwarded in order. */
+gboolean
+handle_turn_hint (GstLlmTransform *self, GstEvent *event)
+{
+  const gchar *transcript = NULL;
+  Deferred d = { 0 };
+  guint turn = 0;
+
+  g_mutex_lock (&self->lock);
+  if (gst_voice_event_parse_turn_likely (event, NULL, &turn, &transcript)) {
+    if (transcript && *transcript &&
+        !barge_backchannel_turn_locked (self, transcript, &d)) {
+      barge_turn_locked (self, &d);
+      start_speculation_locked (self, turn, transcript, &d);
+    }
+  } else {
+    drop_speculation_locked (self, "resumed", &d);
+  }
+  g_mutex_unlock (&self->lock);
+  deferred_run (self, &d);
+  return queue_serialized_event (self, event);
+}
+
+
 /* ---- Speculative replies ---- */
 
 static void
