@@ -36,7 +36,10 @@
  * words so far, once all are final and the VAD is quiet: a reply may start
  * speculatively) and `turn-resumed` (new words came after a `turn-likely`).
  * `end-of-turn` then carries `ending` (complete, unsure, number, open) and
- * `eot-delay` (uint64 ns from the end of the last word).
+ * `eot-delay` (uint64 ns from the end of the last word). The silence is
+ * timed on the monotonic clock, as a caller keeps it: audio decoded from a
+ * file faster than real time needs `sync=true` on deepgramsink, or
+ * `turn-detection=endpointing`.
  *
  * The partner's `speech-start`, `speech-stop` and `interrupt` events are
  * pushed downstream in order with the transcripts. Upstream custom events

@@ -356,16 +356,27 @@ gst_voice_turn_ending_get_name (GstVoiceTurnEnding ending)
 
 /* ---------- the tracker ---------- */
 
+/* Without a VAD, an interim result whose words have not changed for this
+ * long is as good as final for a speculative start: Deepgram finalizes it
+ * only at its endpointing. With a VAD, its speech-stop (and the Finalize
+ * that follows) marks the pause instead: an interim that lags behind the
+ * audio would start a request for half the words. */
+#define STABLE_INTERIM_US (250 * 1000)
+
 struct _GstVoiceTurnTracker
 {
   GstVoiceTurnConfig config; /* config.words holds a reference */
   GString *final_text; /* final results of the turn, joined by spaces */
   gchar *interim; /* the latest interim result after them, or NULL */
+  GString *text; /* final_text and interim: what get_text() returns */
+  gchar *words; /* normalized @text: what "new words" compares */
+  gchar *likely_words; /* normalized text a LIKELY was sent for, or NULL */
   GstVoiceTurnEnding ending; /* of final_text */
   gint64 last_word_end; /* -1: no word yet */
+  gint64 interim_since; /* when the interim's words last changed */
   gboolean speaking; /* the VAD hears speech */
+  gboolean has_vad; /* a VAD decision came (never reset) */
   gboolean endpoint; /* the service ended an utterance since the last word */
-  gboolean likely_sent; /* a LIKELY is out and no word came since */
 };
 
 /**
@@ -384,6 +395,8 @@ gst_voice_turn_tracker_new (const GstVoiceTurnConfig *config)
   t->config.words = config->words ? gst_voice_turn_words_ref (config->words)
                                   : gst_voice_turn_words_get_default (NULL);
   t->final_text = g_string_new (NULL);
+  t->text = g_string_new (NULL);
+  t->words = g_strdup ("");
   gst_voice_turn_tracker_reset (t);
   return t;
 }
@@ -395,7 +408,10 @@ gst_voice_turn_tracker_free (GstVoiceTurnTracker *tracker)
     return;
   gst_voice_turn_words_unref (tracker->config.words);
   g_string_free (tracker->final_text, TRUE);
+  g_string_free (tracker->text, TRUE);
   g_free (tracker->interim);
+  g_free (tracker->words);
+  g_free (tracker->likely_words);
   g_free (tracker);
 }
 
@@ -409,34 +425,61 @@ void
 gst_voice_turn_tracker_reset (GstVoiceTurnTracker *tracker)
 {
   g_string_truncate (tracker->final_text, 0);
+  g_string_truncate (tracker->text, 0);
   g_clear_pointer (&tracker->interim, g_free);
+  g_free (tracker->words);
+  tracker->words = g_strdup ("");
+  g_clear_pointer (&tracker->likely_words, g_free);
   tracker->ending = GST_VOICE_TURN_ENDING_UNSURE;
   tracker->last_word_end = -1;
+  tracker->interim_since = -1;
   tracker->endpoint = FALSE;
-  tracker->likely_sent = FALSE;
 }
 
-/* A pause is likely once every word is final and the VAD hears nothing. */
+/* A pause is likely once the VAD hears nothing and every word is final, or
+ * the interim ones have stood still for STABLE_INTERIM_US. */
 static GstVoiceTurnAction
-check_likely (GstVoiceTurnTracker *t)
+check_likely (GstVoiceTurnTracker *t, gint64 now)
 {
-  if (t->likely_sent || t->final_text->len == 0 || t->interim || t->speaking)
+  if (t->likely_words || *t->words == '\0' || t->speaking)
     return GST_VOICE_TURN_ACTION_NONE;
-  t->likely_sent = TRUE;
+  if (t->interim && (t->has_vad || now - t->interim_since < STABLE_INTERIM_US))
+    return GST_VOICE_TURN_ACTION_NONE;
+  t->likely_words = g_strdup (t->words);
   return GST_VOICE_TURN_ACTION_LIKELY;
 }
 
-/* New words: whatever a LIKELY promised is void. */
+/* Recomputes the text after a result. Other words than before move the
+ * last word's end and void an endpoint; other words than a LIKELY was sent
+ * for void it (RESUMED). The same words again (Deepgram repeats interim
+ * results, and the final one restates them) change nothing. */
 static GstVoiceTurnAction
-words_arrived (GstVoiceTurnTracker *t, gint64 last_word_end, gint64 now)
+update_words (GstVoiceTurnTracker *t, gint64 last_word_end, gint64 now)
 {
-  gboolean was_likely = t->likely_sent;
+  GstVoiceTurnAction act = GST_VOICE_TURN_ACTION_NONE;
+  gchar *words;
 
+  g_string_assign (t->text, t->final_text->str);
+  if (t->interim) {
+    if (t->text->len)
+      g_string_append_c (t->text, ' ');
+    g_string_append (t->text, t->interim);
+  }
+  words = gst_voice_turn_normalize (t->text->str);
+  if (g_str_equal (words, t->words)) {
+    g_free (words);
+    return act;
+  }
+  g_free (t->words);
+  t->words = words;
   t->last_word_end = last_word_end >= 0 ? last_word_end : now;
   t->endpoint = FALSE;
-  t->likely_sent = FALSE;
-  return was_likely ? GST_VOICE_TURN_ACTION_RESUMED
-                    : GST_VOICE_TURN_ACTION_NONE;
+  t->interim_since = now;
+  if (t->likely_words && !g_str_equal (t->likely_words, words)) {
+    g_clear_pointer (&t->likely_words, g_free);
+    act |= GST_VOICE_TURN_ACTION_RESUMED;
+  }
+  return act;
 }
 
 /**
@@ -456,27 +499,28 @@ gst_voice_turn_tracker_push_result (GstVoiceTurnTracker *tracker,
     const gchar *text, gboolean is_final, gboolean endpoint,
     gint64 last_word_end, gint64 now_us)
 {
-  GstVoiceTurnAction act = GST_VOICE_TURN_ACTION_NONE;
+  GstVoiceTurnAction act;
   gboolean has_words = text && *text;
 
+  if (!is_final && !has_words)
+    return GST_VOICE_TURN_ACTION_NONE;
   if (!is_final) {
-    if (!has_words)
-      return act;
     g_free (tracker->interim);
     tracker->interim = g_strdup (text);
-    return words_arrived (tracker, last_word_end, now_us);
+  } else {
+    g_clear_pointer (&tracker->interim, g_free);
+    if (has_words) {
+      if (tracker->final_text->len)
+        g_string_append_c (tracker->final_text, ' ');
+      g_string_append (tracker->final_text, text);
+      tracker->ending = gst_voice_turn_classify (
+          tracker->config.words, tracker->final_text->str);
+    }
   }
-  g_clear_pointer (&tracker->interim, g_free);
-  if (has_words) {
-    if (tracker->final_text->len)
-      g_string_append_c (tracker->final_text, ' ');
-    g_string_append (tracker->final_text, text);
-    tracker->ending = gst_voice_turn_classify (
-        tracker->config.words, tracker->final_text->str);
-    act |= words_arrived (tracker, last_word_end, now_us);
-  }
-  tracker->endpoint |= endpoint;
-  return act | check_likely (tracker);
+  act = update_words (tracker, last_word_end, now_us);
+  if (is_final)
+    tracker->endpoint |= endpoint;
+  return act | check_likely (tracker, now_us);
 }
 
 /**
@@ -491,9 +535,8 @@ GstVoiceTurnAction
 gst_voice_turn_tracker_push_endpoint (
     GstVoiceTurnTracker *tracker, gint64 now_us)
 {
-  (void)now_us;
   tracker->endpoint = TRUE;
-  return check_likely (tracker);
+  return check_likely (tracker, now_us);
 }
 
 /**
@@ -509,9 +552,9 @@ GstVoiceTurnAction
 gst_voice_turn_tracker_push_speech (
     GstVoiceTurnTracker *tracker, gboolean speaking, gint64 now_us)
 {
-  (void)now_us;
   tracker->speaking = speaking;
-  return speaking ? GST_VOICE_TURN_ACTION_NONE : check_likely (tracker);
+  tracker->has_vad = TRUE;
+  return speaking ? GST_VOICE_TURN_ACTION_NONE : check_likely (tracker, now_us);
 }
 
 /**
@@ -519,7 +562,8 @@ gst_voice_turn_tracker_push_speech (
  * @now_us: the current time
  * @next_us: (out) (optional): when to poll again (-1: only after new input)
  *
- * Returns: %GST_VOICE_TURN_ACTION_COMMIT when the turn is over, else
+ * Returns: %GST_VOICE_TURN_ACTION_COMMIT when the turn is over,
+ * %GST_VOICE_TURN_ACTION_LIKELY when interim words have stood still, else
  * %GST_VOICE_TURN_ACTION_NONE.
  */
 GstVoiceTurnAction
@@ -530,9 +574,15 @@ gst_voice_turn_tracker_poll (
 
   if (next_us)
     *next_us = -1;
-  /* An interim word holds everything: the service will finalize it (on
+  /* An interim word holds the commit: the service will finalize it (on
    * its own endpointing, or on the Finalize a VAD's speech-stop sends). */
-  if (tracker->final_text->len == 0 || tracker->interim)
+  if (tracker->interim) {
+    GstVoiceTurnAction act = check_likely (tracker, now_us);
+    if (next_us && !tracker->likely_words && !tracker->has_vad)
+      *next_us = tracker->interim_since + STABLE_INTERIM_US;
+    return act;
+  }
+  if (tracker->final_text->len == 0)
     return GST_VOICE_TURN_ACTION_NONE;
   hard = tracker->last_word_end + (gint64)tracker->config.max_ms * 1000;
   due = tracker->last_word_end +
@@ -547,10 +597,16 @@ gst_voice_turn_tracker_poll (
   return GST_VOICE_TURN_ACTION_COMMIT;
 }
 
+/**
+ * gst_voice_turn_tracker_get_text:
+ *
+ * Returns: (transfer none): the turn's words so far: the final results,
+ * then the interim one (at a commit, only final words remain).
+ */
 const gchar *
 gst_voice_turn_tracker_get_text (GstVoiceTurnTracker *tracker)
 {
-  return tracker->final_text->str;
+  return tracker->text->str;
 }
 
 GstVoiceTurnEnding

@@ -236,6 +236,7 @@ GST_START_TEST (test_tracker_hard_limit)
   GstVoiceTurnTracker *t = tracker_new ();
   gint64 next;
 
+  gst_voice_turn_tracker_push_speech (t, FALSE, 0);
   gst_voice_turn_tracker_push_result (
       t, "book a table", TRUE, FALSE, 1000 * MS, 1100 * MS);
   gst_voice_turn_tracker_push_result (
@@ -255,7 +256,36 @@ GST_START_TEST (test_tracker_hard_limit)
 }
 GST_END_TEST;
 
-static Suite *
+/* Without a VAD, interim words that stand still for 250 ms make a likely
+ * pause; the same words again change nothing, and the final result that
+ * restates them keeps the likely pause. */
+GST_START_TEST (test_tracker_stable_interim)
+{
+  GstVoiceTurnTracker *t = tracker_new ();
+  gint64 next;
+
+  fail_unless_equals_int (gst_voice_turn_tracker_push_result (t, "Hello there",
+                              FALSE, FALSE, 900 * MS, 1000 * MS),
+      0);
+  fail_unless_equals_int (gst_voice_turn_tracker_poll (t, 1100 * MS, &next), 0);
+  fail_unless_equals_int (next, 1250 * MS);
+  fail_unless_equals_int (gst_voice_turn_tracker_push_result (t, "Hello there",
+                              FALSE, FALSE, 900 * MS, 1200 * MS),
+      0);
+  fail_unless_equals_int (gst_voice_turn_tracker_poll (t, 1250 * MS, &next),
+      GST_VOICE_TURN_ACTION_LIKELY);
+  fail_unless_equals_string (
+      gst_voice_turn_tracker_get_text (t), "Hello there");
+  fail_unless_equals_int (gst_voice_turn_tracker_push_result (t, "Hello there.",
+                              TRUE, TRUE, 900 * MS, 1300 * MS),
+      0);
+  fail_unless_equals_int (gst_voice_turn_tracker_poll (t, 1300 * MS, NULL),
+      GST_VOICE_TURN_ACTION_COMMIT);
+  gst_voice_turn_tracker_free (t);
+}
+GST_END_TEST;
+
+
 turn_suite (void)
 {
   Suite *s = suite_create ("voiceturn");
@@ -270,6 +300,7 @@ turn_suite (void)
   tcase_add_test (tc, test_tracker_open_then_resumed);
   tcase_add_test (tc, test_tracker_floor_and_cough);
   tcase_add_test (tc, test_tracker_hard_limit);
+  tcase_add_test (tc, test_tracker_stable_interim);
   return s;
 }
 
