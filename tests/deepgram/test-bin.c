@@ -221,7 +221,7 @@ GST_END_TEST;
   "concat name=c ! audioconvert ! audioresample "                              \
   "! audio/x-raw,format=S16LE,rate=16000,channels=1 ! silerovad gate=true "    \
   "! deepgram name=dg url=%s/v1/listen api-key=k max-backlog-ms=30000 "        \
-  "extra-params=emu_transcript=first%%20turn|second%%20turn "                 \
+  "extra-params=emu_transcript=first%%20turn|second%%20turn "                  \
   "turn-detection=endpointing ! fakesink "                                     \
   "filesrc location=%s ! wavparse ! c. "                                       \
   "audiotestsrc wave=silence samplesperbuffer=441 num-buffers=150 "            \

@@ -631,13 +631,18 @@ live_turn (EmuProcess *emu, const gchar *transcript, const gchar *ending)
   const gchar *likely = NULL, *eot_text = NULL;
   const GstStructure *s;
   guint64 delay = 0;
-  gint li, ei;
+  gint li = -1, ei;
 
   push_live (fx, 800, TRUE);
   push_live (fx, 2600, FALSE);
   g_mutex_lock (&fx->lock);
-  li = find_event (fx, GST_VOICE_EVENT_TURN_LIKELY, 0);
   ei = find_event (fx, GST_VOICE_EVENT_END_OF_TURN, 0);
+  /* The last likely pause before the end: earlier ones (interim words
+   * that stood still, without a VAD) were resumed. */
+  for (gint i = find_event (fx, GST_VOICE_EVENT_TURN_LIKELY, 0);
+       i >= 0 && i < ei;
+       i = find_event (fx, GST_VOICE_EVENT_TURN_LIKELY, (guint)i + 1))
+    li = i;
   fail_unless (li >= 0 && ei > li, "likely %d, end of turn %d", li, ei);
   gst_voice_event_parse_turn_likely (
       GST_EVENT (out_at (fx, (guint)li)), NULL, NULL, &likely);

@@ -285,7 +285,7 @@ GST_START_TEST (test_tracker_stable_interim)
 }
 GST_END_TEST;
 
-
+static Suite *
 turn_suite (void)
 {
   Suite *s = suite_create ("voiceturn");
