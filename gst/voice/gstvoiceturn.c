@@ -437,13 +437,18 @@ gst_voice_turn_tracker_reset (GstVoiceTurnTracker *tracker)
 }
 
 /* A pause is likely once the VAD hears nothing and every word is final, or
- * the interim ones have stood still for STABLE_INTERIM_US. */
+ * the interim ones have stood still for STABLE_INTERIM_US, unless the
+ * words leave the phrase open. */
 static GstVoiceTurnAction
 check_likely (GstVoiceTurnTracker *t, gint64 now)
 {
   if (t->likely_words || *t->words == '\0' || t->speaking)
     return GST_VOICE_TURN_ACTION_NONE;
   if (t->interim && (t->has_vad || now - t->interim_since < STABLE_INTERIM_US))
+    return GST_VOICE_TURN_ACTION_NONE;
+  /* "My number is" will go on: a reply to it would be thrown away. */
+  if (gst_voice_turn_classify (t->config.words, t->text->str) ==
+      GST_VOICE_TURN_ENDING_OPEN)
     return GST_VOICE_TURN_ACTION_NONE;
   t->likely_words = g_strdup (t->words);
   return GST_VOICE_TURN_ACTION_LIKELY;

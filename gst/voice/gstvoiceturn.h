@@ -101,7 +101,8 @@ typedef struct
 /**
  * GstVoiceTurnAction:
  * @GST_VOICE_TURN_ACTION_NONE: nothing to send
- * @GST_VOICE_TURN_ACTION_LIKELY: the caller paused where a turn may end:
+ * @GST_VOICE_TURN_ACTION_LIKELY: the caller paused where a turn may end
+ *   (not after an open phrase, see #GST_VOICE_TURN_ENDING_OPEN):
  *   send `turn-likely` with gst_voice_turn_tracker_get_text() (a reply may
  *   start speculatively)
  * @GST_VOICE_TURN_ACTION_RESUMED: the caller went on after a LIKELY: send

@@ -167,17 +167,18 @@ GST_START_TEST (test_tracker_complete)
 GST_END_TEST;
 
 /* "My account number is … four seven two": the pause after "is" is
- * waited out, the caller's next words void the likely pause, and the
- * commit comes after the number's longer delay. */
+ * waited out with no likely pause (a reply to it would be thrown away),
+ * and the commit comes after the number's longer delay. */
 GST_START_TEST (test_tracker_open_then_resumed)
 {
   GstVoiceTurnTracker *t = tracker_new ();
   gint64 next;
 
+  /* An open phrase is no likely end: no speculative reply for it. */
   fail_unless_equals_int (
       gst_voice_turn_tracker_push_result (
           t, "My account number is.", TRUE, TRUE, 1000 * MS, 1300 * MS),
-      GST_VOICE_TURN_ACTION_LIKELY);
+      0);
   fail_unless_equals_int (
       gst_voice_turn_tracker_get_ending (t), GST_VOICE_TURN_ENDING_OPEN);
   fail_unless_equals_int (gst_voice_turn_tracker_poll (t, 2400 * MS, &next), 0);
@@ -185,7 +186,7 @@ GST_START_TEST (test_tracker_open_then_resumed)
   gst_voice_turn_tracker_push_speech (t, TRUE, 2000 * MS);
   fail_unless_equals_int (gst_voice_turn_tracker_push_result (
                               t, "four", FALSE, FALSE, 2300 * MS, 2450 * MS),
-      GST_VOICE_TURN_ACTION_RESUMED);
+      0);
   fail_unless_equals_int (gst_voice_turn_tracker_poll (t, 2600 * MS, &next), 0);
   gst_voice_turn_tracker_push_speech (t, FALSE, 2900 * MS);
   fail_unless_equals_int (
@@ -256,6 +257,31 @@ GST_START_TEST (test_tracker_hard_limit)
 }
 GST_END_TEST;
 
+/* "I want a pizza. … with cheese": new words void the likely pause. */
+GST_START_TEST (test_tracker_resumed)
+{
+  GstVoiceTurnTracker *t = tracker_new ();
+
+  gst_voice_turn_tracker_push_speech (t, FALSE, 0);
+  fail_unless_equals_int (
+      gst_voice_turn_tracker_push_result (
+          t, "I want a pizza.", TRUE, TRUE, 1000 * MS, 1100 * MS),
+      GST_VOICE_TURN_ACTION_LIKELY);
+  gst_voice_turn_tracker_push_speech (t, TRUE, 1120 * MS);
+  fail_unless_equals_int (gst_voice_turn_tracker_poll (t, 1200 * MS, NULL), 0);
+  fail_unless_equals_int (gst_voice_turn_tracker_push_result (
+                              t, "with", FALSE, FALSE, 1300 * MS, 1400 * MS),
+      GST_VOICE_TURN_ACTION_RESUMED);
+  gst_voice_turn_tracker_push_speech (t, FALSE, 1700 * MS);
+  fail_unless_equals_int (gst_voice_turn_tracker_push_result (t, "with cheese.",
+                              TRUE, TRUE, 1500 * MS, 1750 * MS),
+      GST_VOICE_TURN_ACTION_LIKELY);
+  fail_unless_equals_string (
+      gst_voice_turn_tracker_get_text (t), "I want a pizza. with cheese.");
+  gst_voice_turn_tracker_free (t);
+}
+GST_END_TEST;
+
 /* Without a VAD, interim words that stand still for 250 ms make a likely
  * pause; the same words again change nothing, and the final result that
  * restates them keeps the likely pause. */
@@ -298,6 +324,7 @@ turn_suite (void)
   tcase_add_test (tc, test_words_file);
   tcase_add_test (tc, test_tracker_complete);
   tcase_add_test (tc, test_tracker_open_then_resumed);
+  tcase_add_test (tc, test_tracker_resumed);
   tcase_add_test (tc, test_tracker_floor_and_cough);
   tcase_add_test (tc, test_tracker_hard_limit);
   tcase_add_test (tc, test_tracker_stable_interim);
