@@ -505,6 +505,7 @@ handle_flush_start (GstLlmTransform *self, GstEvent *event)
   self->flushing = TRUE;
   cancel_reply_locked (self, "flush", &d);
   barge_reset_locked (self);
+  self->speaking_turn = 0;
   clear_out_locked (self);
   g_cond_broadcast (&self->cond);
   g_mutex_unlock (&self->lock);

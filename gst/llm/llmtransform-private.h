@@ -250,6 +250,8 @@ G_GNUC_INTERNAL void barge_transcript_locked (
     GstLlmTransform *self, const gchar *text, gboolean is_final, Deferred *d);
 G_GNUC_INTERNAL gint64 barge_due_locked (GstLlmTransform *self);
 G_GNUC_INTERNAL void barge_tick_locked (GstLlmTransform *self, Deferred *d);
+G_GNUC_INTERNAL gboolean barge_is_backchannel_locked (
+    GstLlmTransform *self, const gchar *text, Deferred *d);
 G_GNUC_INTERNAL gboolean barge_backchannel_turn_locked (
     GstLlmTransform *self, const gchar *text, Deferred *d);
 G_GNUC_INTERNAL void barge_turn_locked (GstLlmTransform *self, Deferred *d);

@@ -140,7 +140,7 @@ handle_turn_hint (GstLlmTransform *self, GstEvent *event)
   g_mutex_lock (&self->lock);
   if (gst_voice_event_parse_turn_likely (event, NULL, &turn, &transcript)) {
     if (transcript && *transcript &&
-        !barge_backchannel_turn_locked (self, transcript, &d)) {
+        !barge_is_backchannel_locked (self, transcript, &d)) {
       barge_turn_locked (self, &d);
       start_speculation_locked (self, turn, transcript, &d);
     }
@@ -581,15 +581,24 @@ barge_tick_locked (GstLlmTransform *self, Deferred *d)
     resume_locked (self, "no words", d);
 }
 
-/* A backchannel while the agent talks: never a turn. Returns TRUE if
- * @text is one (a pause is then over: the agent resumes). */
+/* TRUE if @text is a backchannel said over the agent (confirmed mode,
+ * the agent heard or paused): never a turn to answer. */
+gboolean
+barge_is_backchannel_locked (
+    GstLlmTransform *self, const gchar *text, Deferred *d)
+{
+  return interruption_mode (self) == GST_LLM_INTERRUPTION_CONFIRMED &&
+      (self->paused || agent_active_locked (self)) &&
+      is_backchannel_locked (self, text, d);
+}
+
+/* The end of a turn that was a backchannel: reported, and a pause is over
+ * (the agent resumes). Returns TRUE if @text is one. */
 gboolean
 barge_backchannel_turn_locked (
     GstLlmTransform *self, const gchar *text, Deferred *d)
 {
-  if (interruption_mode (self) != GST_LLM_INTERRUPTION_CONFIRMED ||
-      !(self->paused || agent_active_locked (self)) ||
-      !is_backchannel_locked (self, text, d))
+  if (!barge_is_backchannel_locked (self, text, d))
     return FALSE;
   GST_DEBUG_OBJECT (self, "backchannel \"%s\": not a turn", text);
   if (self->paused)
