@@ -577,12 +577,17 @@ handle_result (GstDeepgramSrc *self, const GstStructure *s)
     if (GST_CLOCK_TIME_IS_VALID (rt) && GST_CLOCK_TIME_IS_VALID (duration))
       self->turn_end = rt + duration;
   }
-  if (self->tracker)
+  if (self->tracker) {
+    gint64 now = g_get_monotonic_time (), end = last_word_end_us (s);
+    GST_LOG_OBJECT (self,
+        "result \"%s\" final %d endpoint %d, last word ended %" G_GINT64_FORMAT
+        " ms ago",
+        text, is_final, speech_final || from_finalize,
+        end >= 0 ? (now - end) / 1000 : -1);
     run_actions (self,
         gst_voice_turn_tracker_push_result (self->tracker, text, is_final,
-            speech_final || from_finalize, last_word_end_us (s),
-            g_get_monotonic_time ()));
-  else if (is_final && (speech_final || from_finalize))
+            speech_final || from_finalize, end, now));
+  } else if (is_final && (speech_final || from_finalize))
     end_turn (self, self->turn_end);
 }
 
