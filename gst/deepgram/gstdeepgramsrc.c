@@ -591,18 +591,38 @@ handle_result (GstDeepgramSrc *self, const GstStructure *s)
     end_turn (self, self->turn_end);
 }
 
+/* Where (monotonic µs) the VAD says speech started or ended: it decides a
+ * while after that, and the event says where on the running time. */
+static gint64
+vad_time_us (GstDeepgramSrc *self, GstEvent *event, gint64 now)
+{
+  GstClockTime at = GST_CLOCK_TIME_NONE, rt_now;
+
+  gst_voice_event_parse (event, NULL, &at, NULL);
+  rt_now = gst_element_get_current_running_time (GST_ELEMENT (self));
+  if (!GST_CLOCK_TIME_IS_VALID (at) || !GST_CLOCK_TIME_IS_VALID (rt_now) ||
+      at > rt_now)
+    return now;
+  return now - (gint64)((rt_now - at) / GST_USECOND);
+}
+
 /* The VAD's decisions hold a commit back or release it. */
 static void
 track_speech (GstDeepgramSrc *self, GstEvent *event)
 {
   GstVoiceEventType type = gst_voice_event_get_voice_type (event);
+  gint64 now = g_get_monotonic_time (), at;
 
-  if (self->tracker &&
-      (type == GST_VOICE_EVENT_SPEECH_START ||
-          type == GST_VOICE_EVENT_SPEECH_STOP))
-    run_actions (self,
-        gst_voice_turn_tracker_push_speech (self->tracker,
-            type == GST_VOICE_EVENT_SPEECH_START, g_get_monotonic_time ()));
+  if (self->tracker == NULL ||
+      (type != GST_VOICE_EVENT_SPEECH_START &&
+          type != GST_VOICE_EVENT_SPEECH_STOP))
+    return;
+  at = vad_time_us (self, event, now);
+  GST_LOG_OBJECT (self, "VAD: %s %" G_GINT64_FORMAT " ms ago",
+      gst_voice_event_type_get_name (type), (now - at) / 1000);
+  run_actions (self,
+      gst_voice_turn_tracker_push_speech (
+          self->tracker, type == GST_VOICE_EVENT_SPEECH_START, at));
 }
 
 /* Turns one item from the partner into output queued in self->out. */

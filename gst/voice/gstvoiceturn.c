@@ -376,6 +376,8 @@ struct _GstVoiceTurnTracker
   gint64 interim_since; /* when the interim's words last changed */
   gboolean speaking; /* the VAD hears speech */
   gboolean has_vad; /* a VAD decision came (never reset) */
+  gint64 speech_start; /* the VAD's latest speech-start (-1: none) */
+  gint64 speech_end; /* where the VAD says speech last ended (-1: none) */
   gboolean endpoint; /* the service ended an utterance since the last word */
 };
 
@@ -396,6 +398,7 @@ gst_voice_turn_tracker_new (const GstVoiceTurnConfig *config)
                                   : gst_voice_turn_words_get_default (NULL);
   t->final_text = g_string_new (NULL);
   t->text = g_string_new (NULL);
+  t->speech_start = -1;
   t->words = g_strdup ("");
   gst_voice_turn_tracker_reset (t);
   return t;
@@ -434,6 +437,7 @@ gst_voice_turn_tracker_reset (GstVoiceTurnTracker *tracker)
   tracker->last_word_end = -1;
   tracker->interim_since = -1;
   tracker->endpoint = FALSE;
+  tracker->speech_end = -1;
 }
 
 /* A pause is likely once the VAD hears nothing and every word is final, or
@@ -547,19 +551,28 @@ gst_voice_turn_tracker_push_endpoint (
 /**
  * gst_voice_turn_tracker_push_speech:
  * @speaking: the VAD's speech-start (TRUE) or speech-stop (FALSE)
+ * @at_us: where the speech started or ended (the VAD decides later than
+ *   that; the current time if unknown)
  *
  * Speech alone voids nothing (a cough, a breath): only words do. It holds
- * the commit back while it lasts.
+ * the commit back while it lasts, and the silence is counted from where it
+ * ended if that is after the last word's end (a speech service's word
+ * times can be early).
  *
  * Returns: the actions due now.
  */
 GstVoiceTurnAction
 gst_voice_turn_tracker_push_speech (
-    GstVoiceTurnTracker *tracker, gboolean speaking, gint64 now_us)
+    GstVoiceTurnTracker *tracker, gboolean speaking, gint64 at_us)
 {
   tracker->speaking = speaking;
   tracker->has_vad = TRUE;
-  return speaking ? GST_VOICE_TURN_ACTION_NONE : check_likely (tracker, now_us);
+  if (speaking) {
+    tracker->speech_start = at_us;
+    return GST_VOICE_TURN_ACTION_NONE;
+  }
+  tracker->speech_end = at_us;
+  return check_likely (tracker, at_us);
 }
 
 /**
@@ -575,7 +588,7 @@ GstVoiceTurnAction
 gst_voice_turn_tracker_poll (
     GstVoiceTurnTracker *tracker, gint64 now_us, gint64 *next_us)
 {
-  gint64 hard, due;
+  gint64 base, hard, due;
 
   if (next_us)
     *next_us = -1;
@@ -589,9 +602,13 @@ gst_voice_turn_tracker_poll (
   }
   if (tracker->final_text->len == 0)
     return GST_VOICE_TURN_ACTION_NONE;
-  hard = tracker->last_word_end + (gint64)tracker->config.max_ms * 1000;
-  due = tracker->last_word_end +
-      (gint64)tracker->config.delay_ms[tracker->ending] * 1000;
+  /* Silence counts from the last word, or from the VAD's end of speech if
+   * later; the hard limit gives new speech time to become words. */
+  base = MAX (tracker->last_word_end, tracker->speech_end);
+  hard = MAX (tracker->last_word_end,
+             tracker->speaking ? tracker->speech_start : -1) +
+      (gint64)tracker->config.max_ms * 1000;
+  due = base + (gint64)tracker->config.delay_ms[tracker->ending] * 1000;
   if (now_us >= hard)
     return GST_VOICE_TURN_ACTION_COMMIT;
   if (tracker->speaking || !tracker->endpoint || now_us < due) {

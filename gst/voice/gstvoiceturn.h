@@ -77,9 +77,10 @@ const gchar *gst_voice_turn_ending_get_name (GstVoiceTurnEnding ending);
  * GstVoiceTurnConfig:
  * @delay_ms: silence after the last word before a commit, per
  *   #GstVoiceTurnEnding
- * @max_ms: a commit happens this long after the last word even while the
- *   VAD hears speech (noise) or the service has not ended the utterance;
- *   an interim word still holds it
+ * @max_ms: a commit happens this long after the last word (or after a
+ *   speech-start with no word since) even while the VAD hears speech
+ *   (noise) or the service has not ended the utterance; an interim word
+ *   still holds it
  * @words: (transfer none): the language's word lists
  *
  * What a #GstVoiceTurnTracker decides with. Copied by the tracker.
@@ -140,7 +141,7 @@ GstVoiceTurnAction gst_voice_turn_tracker_push_result (
 GstVoiceTurnAction gst_voice_turn_tracker_push_endpoint (
     GstVoiceTurnTracker *tracker, gint64 now_us);
 GstVoiceTurnAction gst_voice_turn_tracker_push_speech (
-    GstVoiceTurnTracker *tracker, gboolean speaking, gint64 now_us);
+    GstVoiceTurnTracker *tracker, gboolean speaking, gint64 at_us);
 GstVoiceTurnAction gst_voice_turn_tracker_poll (
     GstVoiceTurnTracker *tracker, gint64 now_us, gint64 *next_us);
 

@@ -147,8 +147,10 @@ GST_START_TEST (test_tracker_complete)
   fail_unless_equals_int (gst_voice_turn_tracker_poll (t, 700 * MS, &next), 0);
   /* Interim words hold it back until they are final. */
   fail_unless_equals_int (next, -1);
+  /* The VAD's end of speech (900 ms) is before the last word's end:
+   * the word's end counts. */
   fail_unless_equals_int (
-      gst_voice_turn_tracker_push_speech (t, FALSE, 1100 * MS), 0);
+      gst_voice_turn_tracker_push_speech (t, FALSE, 900 * MS), 0);
   fail_unless_equals_int (
       gst_voice_turn_tracker_push_result (
           t, "I want a pizza.", TRUE, TRUE, 1000 * MS, 1200 * MS),
@@ -188,7 +190,7 @@ GST_START_TEST (test_tracker_open_then_resumed)
                               t, "four", FALSE, FALSE, 2300 * MS, 2450 * MS),
       0);
   fail_unless_equals_int (gst_voice_turn_tracker_poll (t, 2600 * MS, &next), 0);
-  gst_voice_turn_tracker_push_speech (t, FALSE, 2900 * MS);
+  gst_voice_turn_tracker_push_speech (t, FALSE, 2800 * MS);
   fail_unless_equals_int (
       gst_voice_turn_tracker_push_result (
           t, "four seven two.", TRUE, TRUE, 2800 * MS, 3000 * MS),
@@ -247,12 +249,34 @@ GST_START_TEST (test_tracker_hard_limit)
   gst_voice_turn_tracker_push_speech (t, TRUE, 1600 * MS);
   gst_voice_turn_tracker_push_result (
       t, "for two", TRUE, FALSE, 1500 * MS, 9100 * MS);
-  fail_unless_equals_int (gst_voice_turn_tracker_poll (t, 3900 * MS, &next), 0);
-  fail_unless_equals_int (next, 4000 * MS);
-  fail_unless_equals_int (gst_voice_turn_tracker_poll (t, 4000 * MS, NULL),
+  /* While the caller speaks, the hard limit counts from the later of the
+   * last word and the speech-start. */
+  fail_unless_equals_int (gst_voice_turn_tracker_poll (t, 4000 * MS, &next), 0);
+  fail_unless_equals_int (next, 4100 * MS);
+  fail_unless_equals_int (gst_voice_turn_tracker_poll (t, 4100 * MS, NULL),
       GST_VOICE_TURN_ACTION_COMMIT);
   fail_unless_equals_string (
       gst_voice_turn_tracker_get_text (t), "book a table for two");
+  gst_voice_turn_tracker_free (t);
+}
+GST_END_TEST;
+
+/* Word times that come early (a service's clock, a gate's burst): the
+ * silence counts from where the VAD heard speech end. */
+GST_START_TEST (test_tracker_vad_end)
+{
+  GstVoiceTurnTracker *t = tracker_new ();
+  gint64 next;
+
+  gst_voice_turn_tracker_push_speech (t, TRUE, 0);
+  gst_voice_turn_tracker_push_result (
+      t, "Where is the", TRUE, FALSE, 700 * MS, 800 * MS);
+  gst_voice_turn_tracker_push_speech (t, FALSE, 1300 * MS);
+  gst_voice_turn_tracker_push_endpoint (t, 1550 * MS);
+  fail_unless_equals_int (gst_voice_turn_tracker_poll (t, 2300 * MS, &next), 0);
+  fail_unless_equals_int (next, 2800 * MS);
+  fail_unless_equals_int (gst_voice_turn_tracker_poll (t, 2800 * MS, NULL),
+      GST_VOICE_TURN_ACTION_COMMIT);
   gst_voice_turn_tracker_free (t);
 }
 GST_END_TEST;
@@ -325,6 +349,7 @@ turn_suite (void)
   tcase_add_test (tc, test_tracker_complete);
   tcase_add_test (tc, test_tracker_open_then_resumed);
   tcase_add_test (tc, test_tracker_resumed);
+  tcase_add_test (tc, test_tracker_vad_end);
   tcase_add_test (tc, test_tracker_floor_and_cough);
   tcase_add_test (tc, test_tracker_hard_limit);
   tcase_add_test (tc, test_tracker_stable_interim);
