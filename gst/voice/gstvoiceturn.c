@@ -18,6 +18,7 @@ struct _GstVoiceTurnWords
 {
   gint ref; /* atomic */
   GHashTable *open; /* normalized words: the phrase is not finished */
+  GHashTable *open_soft; /* ... unless terminal punctuation follows */
   GHashTable *number; /* normalized words that count as numbers */
   GHashTable *backchannel; /* normalized phrases of up to MAX_PHRASE words */
 };
@@ -29,21 +30,25 @@ struct _GstVoiceTurnWords
 #define MAX_BACKCHANNEL_WORDS 4
 
 /* English. Open: what a speaker says before the rest of a phrase (Vapi's
- * and Pipecat's rule sets end the same way). Auxiliaries and subject
- * pronouns are open too: "my number is …", "and then I …". */
-static const gchar *const en_open[] = { "a", "an", "the", "of", "to", "in",
-  "on", "at", "for", "with", "from", "by", "about", "into", "onto", "over",
-  "under", "between", "through", "during", "before", "after", "than", "as",
-  "per", "via", "without", "within", "and", "or", "but", "so", "because", "if",
-  "that", "when", "while", "although", "though", "unless", "until", "whether",
-  "then", "plus", "nor", "um", "uh", "er", "erm", "umm", "uhh", "like", "my",
-  "your", "his", "her", "its", "our", "their", "this", "these", "those", "some",
-  "any", "each", "every", "is", "are", "was", "were", "am", "be", "been",
-  "being", "have", "has", "had", "do", "does", "did", "will", "would", "can",
-  "could", "should", "may", "might", "must", "shall", "i", "we", "they", "he",
-  "she", "i'm", "it's", "there's", "that's", "what's", "let's", "i'd", "i'll",
-  "we're", "you're", "which", "who", "whose", "where", "what", "how", "very",
-  "really", "just", "also", "maybe", "actually", "basically", "mean", NULL };
+ * and Pipecat's rule sets end the same way), even with a full stop after
+ * it: a speech service ends every segment with one ("My name is um."). */
+static const gchar *const en_open[] = { "a", "an", "the", "of", "to", "into",
+  "onto", "between", "during", "under", "than", "per", "via", "and", "or",
+  "but", "because", "if", "although", "though", "unless", "whether", "while",
+  "nor", "plus", "um", "uh", "er", "erm", "umm", "uhh", "my", "your", "its",
+  "our", "their", "every", "each", "i", "we", "they", "he", "she", "i'm",
+  "it's", "there's", "that's", "what's", "let's", "i'd", "i'll", "we're",
+  "you're", "very", "whose", NULL };
+/* Open only without terminal punctuation: words that also end a sentence
+ * ("I can't log in.", "Yes it is.", "I think so.", "See you then."). */
+static const gchar *const en_open_soft[] = { "in", "on", "at", "for", "with",
+  "from", "by", "about", "over", "through", "up", "out", "off", "down", "back",
+  "around", "after", "before", "without", "within", "until", "as", "like", "so",
+  "that", "then", "when", "where", "which", "who", "what", "how", "her", "his",
+  "this", "these", "those", "some", "any", "is", "are", "was", "were", "am",
+  "be", "been", "being", "have", "has", "had", "do", "does", "did", "will",
+  "would", "can", "could", "should", "may", "might", "must", "shall", "just",
+  "also", "maybe", "actually", "basically", "really", "mean", NULL };
 static const gchar *const en_number[] = { "zero", "oh", "one", "two", "three",
   "four", "five", "six", "seven", "eight", "nine", "ten", "eleven", "twelve",
   "thirteen", "fourteen", "fifteen", "sixteen", "seventeen", "eighteen",
@@ -81,6 +86,7 @@ words_new (void)
 
   w->ref = 1;
   w->open = set_new ();
+  w->open_soft = set_new ();
   w->number = set_new ();
   w->backchannel = set_new ();
   return w;
@@ -104,6 +110,7 @@ gst_voice_turn_words_get_default (const gchar *language)
   if (g_once_init_enter (&en)) {
     GstVoiceTurnWords *w = words_new ();
     set_add_all (w->open, en_open);
+    set_add_all (w->open_soft, en_open_soft);
     set_add_all (w->number, en_number);
     set_add_all (w->backchannel, en_backchannel);
     g_once_init_leave (&en, w);
@@ -117,7 +124,8 @@ gst_voice_turn_words_get_default (const gchar *language)
 /**
  * gst_voice_turn_words_new_from_file:
  * @path: a key file with one group per language (`[en]`, `[de]`) holding
- *   the lists `open`, `number` and `backchannel` (`;`-separated)
+ *   the lists `open`, `open-soft`, `number` and `backchannel`
+ *   (`;`-separated)
  * @language: the group to read; its primary subtag is tried when the full
  *   tag has no group ("en-GB" falls back to "en")
  * @error: where a file that cannot be read or has no such group is told
@@ -134,7 +142,7 @@ gst_voice_turn_words_new_from_file (
   g_autoptr (GKeyFile) kf = g_key_file_new ();
   g_autofree gchar *contents = NULL, *primary = NULL;
   const gchar *group = language && *language ? language : "en";
-  const gchar *lists[] = { "open", "number", "backchannel" };
+  const gchar *lists[] = { "open", "open-soft", "number", "backchannel" };
   GstVoiceTurnWords *w;
   gsize len = 0;
 
@@ -165,7 +173,8 @@ gst_voice_turn_words_new_from_file (
   for (guint i = 0; i < G_N_ELEMENTS (lists); i++) {
     g_auto (GStrv) items =
         g_key_file_get_string_list (kf, group, lists[i], NULL, NULL);
-    GHashTable *set = i == 0 ? w->open : i == 1 ? w->number : w->backchannel;
+    GHashTable *sets[] = { w->open, w->open_soft, w->number, w->backchannel };
+    GHashTable *set = sets[i];
     set_add_all (set, (const gchar *const *)items);
   }
   return w;
@@ -184,6 +193,7 @@ gst_voice_turn_words_unref (GstVoiceTurnWords *words)
   if (words == NULL || !g_atomic_int_dec_and_test (&words->ref))
     return;
   g_hash_table_unref (words->open);
+  g_hash_table_unref (words->open_soft);
   g_hash_table_unref (words->number);
   g_hash_table_unref (words->backchannel);
   g_free (words);
@@ -271,9 +281,11 @@ last_mark (const gchar *text)
  * @words: the language's lists
  * @text: (nullable): what the caller said so far in this turn
  *
- * The last word decides before the punctuation does: speech services put a
- * full stop at the end of any segment, so "My number is." is open. A
- * question mark ends a turn even after a number ("Is it 42?").
+ * A question mark ends a turn ("Where are you from?", "Is it 42?"). Then
+ * the last word decides before a full stop does, for the words of the
+ * `open` list ("My name is um." is not finished: speech services end every
+ * segment with a full stop); the `open-soft` list is open only without
+ * one ("I can't log in." is finished, "my number is" is not).
  *
  * Returns: how @text ends.
  */
@@ -288,10 +300,11 @@ gst_voice_turn_classify (const GstVoiceTurnWords *words, const gchar *text)
   last = last ? last + 1 : norm;
   if (*last == '\0')
     return GST_VOICE_TURN_ENDING_UNSURE;
-  if (g_hash_table_contains (words->open, last))
-    return GST_VOICE_TURN_ENDING_OPEN;
   if (mark == '?')
     return GST_VOICE_TURN_ENDING_COMPLETE;
+  if (g_hash_table_contains (words->open, last) ||
+      (!terminal && g_hash_table_contains (words->open_soft, last)))
+    return GST_VOICE_TURN_ENDING_OPEN;
   if (has_digit (last) || g_hash_table_contains (words->number, last) ||
       (g_utf8_strlen (last, -1) == 1 &&
           g_unichar_isalpha (g_utf8_get_char (last))))
