@@ -26,6 +26,9 @@ typedef struct
   guint turn;
   gint64 speech_end_us; /* 0 = unknown */
   gdouble stt_ms, llm_ttft_ms, tts_ttfb_ms, v2v_ms; /* < 0 = unknown */
+  gdouble eot_ms; /* last word → turn committed; < 0 = unknown */
+  const gchar *speculative; /* "used", "dropped" or NULL (none) */
+  guint false_interruptions; /* pauses of its reply that resumed */
   gboolean reported;
 } Turn;
 
@@ -39,6 +42,8 @@ struct _VaConversation
   JsonArray *transcript;
   VaUsage usage;
   gdouble stt_seconds_reported; /* deepgram-usage is cumulative */
+  guint64 tts_characters_heard; /* of the agent's turns, as played */
+  guint speaking_turn; /* the agent turn playing, for false interruptions */
 };
 
 VaConversation *
@@ -73,7 +78,7 @@ get_turn (VaConversation *c, guint n)
   if (t == NULL) {
     t = g_new0 (Turn, 1);
     t->turn = n;
-    t->stt_ms = t->llm_ttft_ms = t->tts_ttfb_ms = t->v2v_ms = -1;
+    t->stt_ms = t->llm_ttft_ms = t->tts_ttfb_ms = t->v2v_ms = t->eot_ms = -1;
     g_hash_table_insert (c->turns, GUINT_TO_POINTER (n), t);
   }
   return t;
@@ -131,6 +136,26 @@ add_transcript (
   json_array_add_object_element (c->transcript, o);
 }
 
+static void
+add_string_or_null (JsonBuilder *b, const gchar *name, const gchar *value)
+{
+  json_builder_set_member_name (b, name);
+  if (value)
+    json_builder_add_string_value (b, value);
+  else
+    json_builder_add_null_value (b);
+}
+
+/* eot_ms, speculative and false_interruptions of a turn. */
+static void
+add_turn_taking (JsonBuilder *b, const Turn *t)
+{
+  add_ms (b, "eot_ms", t->eot_ms);
+  add_string_or_null (b, "speculative", t->speculative);
+  json_builder_set_member_name (b, "false_interruptions");
+  json_builder_add_int_value (b, t->false_interruptions);
+}
+
 /* Sends the turn's metrics once voice-to-voice is known (the last stage). */
 static void
 report_turn (VaConversation *c, Turn *t)
@@ -147,6 +172,7 @@ report_turn (VaConversation *c, Turn *t)
   add_ms (b, "llm_ttft_ms", t->llm_ttft_ms);
   add_ms (b, "tts_ttfb_ms", t->tts_ttfb_ms);
   add_ms (b, "voice_to_voice_ms", t->v2v_ms);
+  add_turn_taking (b, t);
   send_builder (c, b);
 }
 
@@ -273,6 +299,86 @@ handle_transcript (VaConversation *c, const GstStructure *s)
 }
 
 static void
+handle_speculation (VaConversation *c, const GstStructure *s, guint turn)
+{
+  const gchar *outcome = gst_structure_get_string (s, "outcome");
+
+  if (g_strcmp0 (outcome, "started") == 0) {
+    c->usage.llm_speculative++;
+  } else if (g_strcmp0 (outcome, "used") == 0) {
+    c->usage.llm_speculative_used++;
+    get_turn (c, turn)->speculative = "used";
+  } else if (g_strcmp0 (outcome, "dropped") == 0 &&
+      get_turn (c, turn)->speculative == NULL) {
+    get_turn (c, turn)->speculative = "dropped";
+  }
+}
+
+/* The agent paused for the caller, resumed, or was cut off. */
+static void
+handle_barge_in (VaConversation *c, const GstStructure *s)
+{
+  const gchar *outcome = gst_structure_get_string (s, "outcome");
+  const gchar *reason = gst_structure_get_string (s, "reason");
+  JsonBuilder *b;
+
+  if (outcome == NULL)
+    return;
+  if (g_str_equal (outcome, "resumed")) {
+    c->usage.false_interruptions++;
+    if (c->speaking_turn)
+      get_turn (c, c->speaking_turn)->false_interruptions++;
+  } else if (g_str_equal (outcome, "confirmed")) {
+    c->usage.barge_ins++;
+  } else if (g_str_equal (outcome, "backchannel")) {
+    c->usage.backchannels++;
+  }
+  b = begin_event ("barge_in");
+  json_builder_set_member_name (b, "state");
+  json_builder_add_string_value (b, outcome);
+  add_string_or_null (
+      b, "reason", g_str_equal (outcome, "backchannel") ? NULL : reason);
+  send_builder (c, b);
+}
+
+/* deepgramsrc's turn decisions: likely (a reply may start), resumed (the
+ * caller went on), committed (the end-of-turn it sent). */
+static void
+handle_turn (VaConversation *c, const GstStructure *s)
+{
+  const gchar *event = gst_structure_get_string (s, "event");
+  const gchar *state = NULL;
+  guint turn = get_uint (s, "turn");
+  JsonBuilder *b;
+
+  if (g_strcmp0 (event, "end-of-turn") == 0) {
+    Turn *t = get_turn (c, turn);
+    state = "committed";
+    t->eot_ms = ns_field_ms (s, "eot-delay");
+    observe (c, "end_of_turn", t->eot_ms);
+    c->usage.turns++;
+  } else if (g_strcmp0 (event, "turn-likely") == 0) {
+    state = "likely";
+  } else if (g_strcmp0 (event, "turn-resumed") == 0) {
+    state = "resumed";
+  } else {
+    return;
+  }
+  b = begin_event ("turn");
+  json_builder_set_member_name (b, "turn");
+  json_builder_add_int_value (b, turn);
+  json_builder_set_member_name (b, "state");
+  json_builder_add_string_value (b, state);
+  if (!g_str_equal (state, "resumed"))
+    add_string_or_null (b, "text", gst_structure_get_string (s, "transcript"));
+  if (g_str_equal (state, "committed")) {
+    add_ms (b, "eot_ms", get_turn (c, turn)->eot_ms);
+    add_string_or_null (b, "ending", gst_structure_get_string (s, "ending"));
+  }
+  send_builder (c, b);
+}
+
+static void
 handle_llm (VaConversation *c, const GstStructure *s)
 {
   const gchar *event = gst_structure_get_string (s, "event");
@@ -280,7 +386,13 @@ handle_llm (VaConversation *c, const GstStructure *s)
   gint64 tokens = 0;
   JsonBuilder *b;
 
-  if (g_strcmp0 (event, "first-token") == 0) {
+  if (g_strcmp0 (event, "request-start") == 0) {
+    c->usage.llm_requests++;
+  } else if (g_strcmp0 (event, "speculation") == 0) {
+    handle_speculation (c, s, turn);
+  } else if (g_strcmp0 (event, "barge-in") == 0) {
+    handle_barge_in (c, s);
+  } else if (g_strcmp0 (event, "first-token") == 0) {
     Turn *t = get_turn (c, turn);
     t->llm_ttft_ms = ns_field_ms (s, "since-turn-end");
     observe (c, "llm_ttft", t->llm_ttft_ms);
@@ -337,6 +449,7 @@ handle_tts_src (VaConversation *c, const GstStructure *s)
   Turn *t;
 
   if (g_strcmp0 (event, "agent-speaking-started") == 0) {
+    c->speaking_turn = turn;
     send_speaking (c, TRUE);
     t = get_turn (c, turn);
     if (t->speech_end_us > 0 && t->v2v_ms < 0) {
@@ -350,6 +463,9 @@ handle_tts_src (VaConversation *c, const GstStructure *s)
       c->output.underrun (c->user_data);
   } else if (g_strcmp0 (event, "agent-speaking-stopped") == 0) {
     const gchar *heard = gst_structure_get_string (s, "spoken-text");
+    c->speaking_turn = 0;
+    if (heard)
+      c->tts_characters_heard += g_utf8_strlen (heard, -1);
     send_speaking (c, FALSE);
     gst_structure_get_boolean (s, "interrupted", &interrupted);
     if (heard && *heard)
@@ -404,6 +520,8 @@ va_conversation_handle (VaConversation *c, const GstStructure *s)
     handle_transcript (c, s);
   else if (g_str_equal (name, "llmtransform"))
     handle_llm (c, s);
+  else if (g_str_equal (name, "deepgramsrc"))
+    handle_turn (c, s);
   else if (g_str_equal (name, "elevenlabssink"))
     handle_tts_sink (c, s);
   else if (g_str_equal (name, "elevenlabssrc"))
@@ -474,6 +592,7 @@ va_conversation_turns_json (VaConversation *c)
     add_ms (b, "llm_ttft_ms", t->llm_ttft_ms);
     add_ms (b, "tts_ttfb_ms", t->tts_ttfb_ms);
     add_ms (b, "voice_to_voice_ms", t->v2v_ms);
+    add_turn_taking (b, t);
     json_builder_end_object (b);
   }
   json_builder_end_array (b);
@@ -488,5 +607,11 @@ va_conversation_turns_json (VaConversation *c)
 const VaUsage *
 va_conversation_get_usage (VaConversation *c)
 {
+  /* Billed characters the caller did not hear: cut off, dropped, or
+   * synthesized speculatively and never played. */
+  c->usage.tts_characters_unheard =
+      c->usage.tts_characters > c->tts_characters_heard
+      ? c->usage.tts_characters - c->tts_characters_heard
+      : 0;
   return &c->usage;
 }

@@ -44,7 +44,7 @@ struct _VaMetrics
   GHashTable *ended; /* reason → guint64* */
   GHashTable *failed; /* reason → guint64* */
   GHashTable *rejected; /* cause → guint64* */
-  Histogram hist[4];
+  Histogram hist[5];
   VaUsage usage;
   guint64 playout_underruns;
 };
@@ -74,6 +74,8 @@ va_metrics_new (void)
   m->hist[2].help = "Text sent to TTS to its first audio";
   m->hist[3].name = "voice_to_voice";
   m->hist[3].help = "End of the caller's speech to the agent's first audio";
+  m->hist[4].name = "end_of_turn";
+  m->hist[4].help = "End of the caller's last word to the turn being committed";
   return m;
 }
 
@@ -145,6 +147,14 @@ va_metrics_add_usage (VaMetrics *m, const VaUsage *u)
   m->usage.tts_characters += u->tts_characters;
   m->usage.llm_prompt_tokens += u->llm_prompt_tokens;
   m->usage.llm_completion_tokens += u->llm_completion_tokens;
+  m->usage.tts_characters_unheard += u->tts_characters_unheard;
+  m->usage.llm_requests += u->llm_requests;
+  m->usage.llm_speculative += u->llm_speculative;
+  m->usage.llm_speculative_used += u->llm_speculative_used;
+  m->usage.turns += u->turns;
+  m->usage.barge_ins += u->barge_ins;
+  m->usage.false_interruptions += u->false_interruptions;
+  m->usage.backchannels += u->backchannels;
 }
 
 void
@@ -247,6 +257,28 @@ va_metrics_render (VaMetrics *m, const VaConfig *c, guint active,
       "Audio seconds sent to speech-to-text", m->usage.stt_seconds);
   render_gauge (out, "voiceagent_tts_characters_total", "counter",
       "Characters sent to text-to-speech", m->usage.tts_characters);
+  render_gauge (out, "voiceagent_tts_characters_unheard_total", "counter",
+      "Characters synthesized that the caller never heard (cut off, "
+      "dropped or speculative)",
+      m->usage.tts_characters_unheard);
+  render_gauge (out, "voiceagent_turns_total", "counter",
+      "Caller turns committed", m->usage.turns);
+  render_gauge (out, "voiceagent_llm_requests_total", "counter",
+      "LLM chat requests, speculative ones included", m->usage.llm_requests);
+  render_gauge (out, "voiceagent_llm_speculative_requests_total", "counter",
+      "Speculative LLM requests started before the turn was committed",
+      m->usage.llm_speculative);
+  render_gauge (out, "voiceagent_llm_speculative_used_total", "counter",
+      "Speculative LLM requests whose reply answered the committed turn",
+      m->usage.llm_speculative_used);
+  render_gauge (out, "voiceagent_barge_ins_total", "counter",
+      "Barge-ins confirmed: the agent was cut off", m->usage.barge_ins);
+  render_gauge (out, "voiceagent_false_interruptions_total", "counter",
+      "Times the agent paused for the caller's speech and resumed",
+      m->usage.false_interruptions);
+  render_gauge (out, "voiceagent_backchannels_total", "counter",
+      "Backchannels over the agent (not taken as turns)",
+      m->usage.backchannels);
   render_gauge (out, "voiceagent_llm_prompt_tokens_total", "counter",
       "LLM prompt tokens", m->usage.llm_prompt_tokens);
   render_gauge (out, "voiceagent_llm_completion_tokens_total", "counter",

@@ -17,6 +17,15 @@ typedef struct
   guint64 tts_characters; /* characters sent to text-to-speech */
   guint64 llm_prompt_tokens;
   guint64 llm_completion_tokens;
+  /* Turn taking (docs/turn-taking.md) */
+  guint64 tts_characters_unheard; /* synthesized, never played */
+  guint64 llm_requests; /* chat requests, speculative ones included */
+  guint64 llm_speculative; /* speculative requests started */
+  guint64 llm_speculative_used; /* ... whose reply was the turn's */
+  guint64 turns; /* caller turns committed */
+  guint64 barge_ins; /* confirmed: the agent was cut off */
+  guint64 false_interruptions; /* paused, then resumed */
+  guint64 backchannels; /* "mhm" over the agent, not a turn */
 } VaUsage;
 
 gdouble va_usage_cost (const VaUsage *usage, const VaConfig *config);
@@ -28,7 +37,7 @@ void va_metrics_call_started (VaMetrics *m);
 void va_metrics_call_ended (VaMetrics *m, const gchar *reason, gboolean failed);
 void va_metrics_call_rejected (VaMetrics *m, const gchar *cause);
 
-/* @name: stt, llm_ttft, tts_ttfb or voice_to_voice. */
+/* @name: stt, llm_ttft, tts_ttfb, voice_to_voice or end_of_turn. */
 void va_metrics_observe (VaMetrics *m, const gchar *name, gdouble seconds);
 void va_metrics_add_usage (VaMetrics *m, const VaUsage *usage);
 /* The agent's audio ran dry mid-turn (elevenlabssrc `underrun`). */

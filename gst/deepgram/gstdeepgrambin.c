@@ -41,6 +41,7 @@
 #include "gstdeepgramsink.h"
 #include "gstdeepgramsrc.h"
 #include "options.h"
+#include "turnoptions.h"
 
 GST_DEBUG_CATEGORY_STATIC (deepgram_bin_debug);
 #define GST_CAT_DEFAULT deepgram_bin_debug
@@ -49,6 +50,8 @@ enum {
   PROP_0,
   PROP_INTERIM,
   PROP_OPTIONS_FIRST,
+  PROP_TURN_FIRST = PROP_OPTIONS_FIRST + DG_OPT_COUNT,
+  PROP_LAST = PROP_TURN_FIRST + DG_TURN_OPT_COUNT,
 };
 
 static GstStaticPadTemplate sink_template = GST_STATIC_PAD_TEMPLATE ("sink",
@@ -102,6 +105,7 @@ gst_deepgram_bin_class_init (GstDeepgramBinClass *klass)
           G_PARAM_READWRITE | G_PARAM_STATIC_STRINGS |
               GST_PARAM_MUTABLE_PLAYING));
   dg_options_install (gobject_class, PROP_OPTIONS_FIRST);
+  dg_turn_options_install (gobject_class, PROP_TURN_FIRST);
 
   gst_element_class_add_static_pad_template (element_class, &sink_template);
   gst_element_class_add_static_pad_template (element_class, &src_template);
@@ -152,7 +156,9 @@ gst_deepgram_bin_init (GstDeepgramBin *self)
 static GObject *
 property_owner (GstDeepgramBin *self, guint prop_id)
 {
-  return G_OBJECT (prop_id == PROP_INTERIM ? self->src : self->sink);
+  return G_OBJECT (prop_id == PROP_INTERIM || prop_id >= PROP_TURN_FIRST
+          ? self->src
+          : self->sink);
 }
 
 static void
@@ -161,7 +167,7 @@ gst_deepgram_bin_set_property (
 {
   GstDeepgramBin *self = GST_DEEPGRAM_BIN (object);
 
-  if (prop_id == PROP_0 || prop_id >= PROP_OPTIONS_FIRST + DG_OPT_COUNT) {
+  if (prop_id == PROP_0 || prop_id >= PROP_LAST) {
     G_OBJECT_WARN_INVALID_PROPERTY_ID (object, prop_id, pspec);
     return;
   }
@@ -174,7 +180,7 @@ gst_deepgram_bin_get_property (
 {
   GstDeepgramBin *self = GST_DEEPGRAM_BIN (object);
 
-  if (prop_id == PROP_0 || prop_id >= PROP_OPTIONS_FIRST + DG_OPT_COUNT) {
+  if (prop_id == PROP_0 || prop_id >= PROP_LAST) {
     G_OBJECT_WARN_INVALID_PROPERTY_ID (object, prop_id, pspec);
     return;
   }

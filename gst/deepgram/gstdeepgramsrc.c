@@ -15,13 +15,31 @@
  * and carrying a #GstVoiceTranscriptMeta (role user, is_final,
  * speech_final, confidence, turn). Results without words make no buffer.
  *
- * Turns: the src numbers the conversation's turns from 1. It sends the
+ * Turns: the src numbers the conversation's turns from 1 and sends the
  * serialized `end-of-turn` event, with the turn's final text in
- * `transcript`, when Deepgram says `speech_final`, when a final result
- * answers the `Finalize` the sink sent on `speech-stop` (`from_finalize`),
- * or on `UtteranceEnd`, whichever comes first; then the turn number goes
- * up. A turn without words ends silently. At EOS an unfinished turn ends
- * before EOS goes downstream.
+ * `transcript`, when the turn is over; then the turn number goes up. A
+ * turn without words ends silently. At EOS an unfinished turn ends before
+ * EOS goes downstream.
+ *
+ * With `turn-detection=endpointing` the turn is over when Deepgram says
+ * `speech_final`, when a final result answers the `Finalize` the sink sent
+ * on `speech-stop` (`from_finalize`), or on `UtteranceEnd`, whichever comes
+ * first. With `turn-detection=transcript` (the default) Deepgram's end of
+ * utterance is only the earliest point: the turn is over once the silence
+ * after the last word has lasted as long as its words ask for — short
+ * after a sentence with terminal punctuation (`turn-complete-ms`), longer
+ * without it (`turn-unsure-ms`), after a number or a spelled letter
+ * (`turn-number-ms`) and after an article, preposition, conjunction or
+ * filler (`turn-open-ms`) — and never while the VAD's `speech-start` is not
+ * followed by its `speech-stop` or a word is still interim, up to
+ * `turn-max-ms` after the last word. Meanwhile it sends `turn-likely` (the
+ * words so far, once all are final and the VAD is quiet: a reply may start
+ * speculatively) and `turn-resumed` (new words came after a `turn-likely`).
+ * `end-of-turn` then carries `ending` (complete, unsure, number, open) and
+ * `eot-delay` (uint64 ns from the end of the last word). The silence is
+ * timed on the monotonic clock, as a caller keeps it: audio decoded from a
+ * file faster than real time needs `sync=true` on deepgramsink, or
+ * `turn-detection=endpointing`.
  *
  * The partner's `speech-start`, `speech-stop` and `interrupt` events are
  * pushed downstream in order with the transcripts. Upstream custom events
@@ -68,6 +86,7 @@
 #include "voice.h"
 #include "gstdeepgramsrc.h"
 #include "options.h"
+#include "turnoptions.h"
 
 GST_DEBUG_CATEGORY_STATIC (deepgram_src_debug);
 #define GST_CAT_DEFAULT deepgram_src_debug
@@ -80,6 +99,7 @@ enum {
   PROP_0,
   PROP_SESSION,
   PROP_INTERIM,
+  PROP_TURN_FIRST,
 };
 
 static GstStaticPadTemplate src_template =
@@ -93,6 +113,7 @@ struct _GstDeepgramSrc
   /* Protected by OBJECT_LOCK */
   gchar *session_name;
   gboolean interim;
+  DgTurnOptions turn_opts;
 
   /* Written under OBJECT_LOCK by gst_voice_pair_join/leave (NULL→READY,
    * READY→NULL); read without a lock in between. Its queues are asked for
@@ -105,6 +126,7 @@ struct _GstDeepgramSrc
   guint turn;
   GString *turn_text; /* final text of the current turn */
   GstClockTime turn_end; /* running time its last final result ends */
+  GstVoiceTurnTracker *tracker; /* turn-detection=transcript, else NULL */
 };
 
 #define gst_deepgram_src_parent_class parent_class
@@ -164,6 +186,7 @@ gst_deepgram_src_class_init (GstDeepgramSrcClass *klass)
           DEFAULT_INTERIM,
           G_PARAM_READWRITE | G_PARAM_STATIC_STRINGS |
               GST_PARAM_MUTABLE_PLAYING));
+  dg_turn_options_install (gobject_class, PROP_TURN_FIRST);
 
   gst_element_class_add_static_pad_template (element_class, &src_template);
   gst_element_class_set_static_metadata (element_class,
@@ -194,6 +217,7 @@ gst_deepgram_src_init (GstDeepgramSrc *self)
 {
   self->session_name = g_strdup (DEFAULT_SESSION);
   self->interim = DEFAULT_INTERIM;
+  dg_turn_options_init (&self->turn_opts);
   g_queue_init (&self->out);
   self->turn_text = g_string_new (NULL);
   self->turn = FIRST_TURN;
@@ -210,6 +234,7 @@ gst_deepgram_src_finalize (GObject *object)
   g_queue_clear_full (&self->out, (GDestroyNotify)gst_mini_object_unref);
   g_string_free (self->turn_text, TRUE);
   g_free (self->session_name);
+  dg_turn_options_clear (&self->turn_opts);
   G_OBJECT_CLASS (parent_class)->finalize (object);
 }
 
@@ -231,7 +256,12 @@ gst_deepgram_src_set_property (
       self->interim = g_value_get_boolean (value);
       break;
     default:
-      G_OBJECT_WARN_INVALID_PROPERTY_ID (object, prop_id, pspec);
+      if (prop_id >= PROP_TURN_FIRST &&
+          prop_id < PROP_TURN_FIRST + DG_TURN_OPT_COUNT)
+        dg_turn_options_set (
+            &self->turn_opts, prop_id - PROP_TURN_FIRST, value);
+      else
+        G_OBJECT_WARN_INVALID_PROPERTY_ID (object, prop_id, pspec);
       break;
   }
   GST_OBJECT_UNLOCK (self);
@@ -252,7 +282,12 @@ gst_deepgram_src_get_property (
       g_value_set_boolean (value, self->interim);
       break;
     default:
-      G_OBJECT_WARN_INVALID_PROPERTY_ID (object, prop_id, pspec);
+      if (prop_id >= PROP_TURN_FIRST &&
+          prop_id < PROP_TURN_FIRST + DG_TURN_OPT_COUNT)
+        dg_turn_options_get (
+            &self->turn_opts, prop_id - PROP_TURN_FIRST, value);
+      else
+        G_OBJECT_WARN_INVALID_PROPERTY_ID (object, prop_id, pspec);
       break;
   }
   GST_OBJECT_UNLOCK (self);
@@ -291,6 +326,32 @@ reset_turn (GstDeepgramSrc *self)
 {
   g_string_truncate (self->turn_text, 0);
   self->turn_end = GST_CLOCK_TIME_NONE;
+  if (self->tracker)
+    gst_voice_turn_tracker_reset (self->tracker);
+}
+
+/* The tracker of turn-detection=transcript; FALSE (after posting an error)
+ * when its word lists cannot be read. */
+static gboolean
+make_tracker (GstDeepgramSrc *self)
+{
+  DgTurnOptions opts;
+  GError *error = NULL;
+
+  GST_OBJECT_LOCK (self);
+  dg_turn_options_copy (&self->turn_opts, &opts);
+  GST_OBJECT_UNLOCK (self);
+  if (opts.detection == GST_DEEPGRAM_TURN_DETECTION_TRANSCRIPT)
+    self->tracker = dg_turn_options_make_tracker (&opts, &error);
+  if (error) {
+    GST_ELEMENT_ERROR (self, RESOURCE, SETTINGS,
+        ("Cannot use the turn word lists: %s", error->message),
+        ("turn-words=%s turn-language=%s: fix the file or unset turn-words",
+            opts.words_file, opts.language));
+    g_error_free (error);
+  }
+  dg_turn_options_clear (&opts);
+  return error == NULL;
 }
 
 static gboolean
@@ -298,6 +359,8 @@ gst_deepgram_src_start (GstBaseSrc *bsrc)
 {
   GstDeepgramSrc *self = GST_DEEPGRAM_SRC (bsrc);
 
+  if (!make_tracker (self))
+    return FALSE;
   gst_voice_queue_set_flushing (to_src (self), FALSE);
   self->segment_sent = FALSE;
   self->turn = FIRST_TURN;
@@ -313,6 +376,7 @@ gst_deepgram_src_stop (GstBaseSrc *bsrc)
   g_queue_clear_full (&self->out, (GDestroyNotify)gst_mini_object_unref);
   g_queue_init (&self->out);
   reset_turn (self);
+  g_clear_pointer (&self->tracker, gst_voice_turn_tracker_free);
   return TRUE;
 }
 
@@ -359,21 +423,105 @@ post_structure (GstDeepgramSrc *self, GstStructure *s)
       GST_ELEMENT (self), gst_message_new_element (GST_OBJECT (self), s));
 }
 
+/* The turn's words: the tracker's (which may hold words Deepgram never
+ * finalized) or the final results'. */
+static const gchar *
+turn_text (GstDeepgramSrc *self)
+{
+  return self->tracker ? gst_voice_turn_tracker_get_text (self->tracker)
+                       : self->turn_text->str;
+}
+
+/* The decision's details on the end-of-turn event (transcript mode). */
+static void
+add_decision (GstDeepgramSrc *self, GstEvent *event)
+{
+  gint64 last = gst_voice_turn_tracker_get_last_word_end (self->tracker);
+  gint64 now = g_get_monotonic_time ();
+
+  gst_structure_set (gst_event_writable_structure (event), "ending",
+      G_TYPE_STRING,
+      gst_voice_turn_ending_get_name (
+          gst_voice_turn_tracker_get_ending (self->tracker)),
+      "eot-delay", G_TYPE_UINT64,
+      (guint64)(last >= 0 && now > last ? (now - last) * GST_USECOND : 0),
+      NULL);
+}
+
 /* Queues the end-of-turn of the current turn, if it has words. */
 static void
 end_turn (GstDeepgramSrc *self, GstClockTime running_time)
 {
-  if (self->turn_text->len == 0)
+  const gchar *text = turn_text (self);
+  GstEvent *event;
+
+  if (*text == '\0')
     return;
   if (!GST_CLOCK_TIME_IS_VALID (running_time))
     running_time = self->turn_end;
-  GST_DEBUG_OBJECT (
-      self, "end of turn %u: \"%s\"", self->turn, self->turn_text->str);
-  g_queue_push_tail (&self->out,
-      gst_voice_event_new_end_of_turn (
-          running_time, self->turn, self->turn_text->str));
+  GST_DEBUG_OBJECT (self, "end of turn %u: \"%s\"", self->turn, text);
+  event = gst_voice_event_new_end_of_turn (running_time, self->turn, text);
+  if (self->tracker)
+    add_decision (self, event);
+  g_queue_push_tail (&self->out, event);
   self->turn++;
   reset_turn (self);
+}
+
+/* Queues what the tracker asked for. */
+static void
+run_actions (GstDeepgramSrc *self, GstVoiceTurnAction act)
+{
+  if (act & GST_VOICE_TURN_ACTION_RESUMED) {
+    GST_DEBUG_OBJECT (self, "turn %u resumed", self->turn);
+    g_queue_push_tail (&self->out,
+        gst_voice_event_new (
+            GST_VOICE_EVENT_TURN_RESUMED, self->turn_end, self->turn));
+  }
+  if (act & GST_VOICE_TURN_ACTION_LIKELY) {
+    GST_DEBUG_OBJECT (
+        self, "turn %u likely over: \"%s\"", self->turn, turn_text (self));
+    g_queue_push_tail (&self->out,
+        gst_voice_event_new_turn_likely (
+            self->turn_end, self->turn, turn_text (self)));
+  }
+  if (act & GST_VOICE_TURN_ACTION_COMMIT)
+    end_turn (self, self->turn_end);
+}
+
+/* A result further behind its audio than this came from audio sent faster
+ * than real time (a file) or from a lagging service: its latency says
+ * nothing about the silence the caller kept. */
+#define MAX_TRUSTED_LATENCY (1500 * GST_MSECOND)
+
+/* When the audio of the result's last word reached deepgramsink
+ * (monotonic µs): its arrival, less the result's latency, less the audio
+ * after that word. -1 when the result cannot tell. */
+static gint64
+last_word_end_us (const GstStructure *s)
+{
+  const GValue *words = gst_structure_get_value (s, "words");
+  guint64 rt = 0, duration = 0, latency = 0, word_end = 0;
+  gint64 wallclock = 0;
+  guint n;
+
+  if (words == NULL || !GST_VALUE_HOLDS_ARRAY (words) ||
+      (n = gst_value_array_get_size (words)) == 0 ||
+      !gst_structure_get_uint64 (s, "running-time", &rt) ||
+      !gst_structure_get_uint64 (s, "duration", &duration) ||
+      !gst_structure_get_uint64 (s, "latency", &latency) ||
+      !gst_structure_get_int64 (s, "wallclock", &wallclock) ||
+      !GST_CLOCK_TIME_IS_VALID (duration) || !GST_CLOCK_TIME_IS_VALID (latency))
+    return -1;
+  if (!gst_structure_get_uint64 (
+          gst_value_get_structure (gst_value_array_get_value (words, n - 1)),
+          "end", &word_end) ||
+      !GST_CLOCK_TIME_IS_VALID (word_end) || word_end > rt + duration)
+    return -1;
+  if (latency > MAX_TRUSTED_LATENCY)
+    latency = 0;
+  return wallclock - (gint64)(latency / GST_USECOND) -
+      (gint64)((rt + duration - word_end) / GST_USECOND);
 }
 
 static GstBuffer *
@@ -429,8 +577,52 @@ handle_result (GstDeepgramSrc *self, const GstStructure *s)
     if (GST_CLOCK_TIME_IS_VALID (rt) && GST_CLOCK_TIME_IS_VALID (duration))
       self->turn_end = rt + duration;
   }
-  if (is_final && (speech_final || from_finalize))
+  if (self->tracker) {
+    gint64 now = g_get_monotonic_time (), end = last_word_end_us (s);
+    GST_LOG_OBJECT (self,
+        "result \"%s\" final %d endpoint %d, last word ended %" G_GINT64_FORMAT
+        " ms ago",
+        text, is_final, speech_final || from_finalize,
+        end >= 0 ? (now - end) / 1000 : -1);
+    run_actions (self,
+        gst_voice_turn_tracker_push_result (self->tracker, text, is_final,
+            speech_final || from_finalize, end, now));
+  } else if (is_final && (speech_final || from_finalize))
     end_turn (self, self->turn_end);
+}
+
+/* Where (monotonic µs) the VAD says speech started or ended: it decides a
+ * while after that, and the event says where on the running time. */
+static gint64
+vad_time_us (GstDeepgramSrc *self, GstEvent *event, gint64 now)
+{
+  GstClockTime at = GST_CLOCK_TIME_NONE, rt_now;
+
+  gst_voice_event_parse (event, NULL, &at, NULL);
+  rt_now = gst_element_get_current_running_time (GST_ELEMENT (self));
+  if (!GST_CLOCK_TIME_IS_VALID (at) || !GST_CLOCK_TIME_IS_VALID (rt_now) ||
+      at > rt_now)
+    return now;
+  return now - (gint64)((rt_now - at) / GST_USECOND);
+}
+
+/* The VAD's decisions hold a commit back or release it. */
+static void
+track_speech (GstDeepgramSrc *self, GstEvent *event)
+{
+  GstVoiceEventType type = gst_voice_event_get_voice_type (event);
+  gint64 now = g_get_monotonic_time (), at;
+
+  if (self->tracker == NULL ||
+      (type != GST_VOICE_EVENT_SPEECH_START &&
+          type != GST_VOICE_EVENT_SPEECH_STOP))
+    return;
+  at = vad_time_us (self, event, now);
+  GST_LOG_OBJECT (self, "VAD: %s %" G_GINT64_FORMAT " ms ago",
+      gst_voice_event_type_get_name (type), (now - at) / 1000);
+  run_actions (self,
+      gst_voice_turn_tracker_push_speech (
+          self->tracker, type == GST_VOICE_EVENT_SPEECH_START, at));
 }
 
 /* Turns one item from the partner into output queued in self->out. */
@@ -449,10 +641,16 @@ handle_input (GstDeepgramSrc *self, GstEvent *event)
     gst_event_unref (event);
   } else if (s && gst_structure_has_name (s, "deepgram-utterance-end")) {
     GST_DEBUG_OBJECT (self, "UtteranceEnd");
-    end_turn (self, self->turn_end);
+    if (self->tracker)
+      run_actions (self,
+          gst_voice_turn_tracker_push_endpoint (
+              self->tracker, g_get_monotonic_time ()));
+    else
+      end_turn (self, self->turn_end);
     gst_event_unref (event);
   } else if (gst_voice_event_get_voice_type (event) != GST_VOICE_EVENT_NONE) {
     g_queue_push_tail (&self->out, event);
+    track_speech (self, event);
   } else {
     GST_DEBUG_OBJECT (self, "dropping %" GST_PTR_FORMAT, event);
     gst_event_unref (event);
@@ -482,6 +680,19 @@ push_event (GstDeepgramSrc *self, GstEvent *event)
   gst_pad_push_event (GST_BASE_SRC_PAD (bsrc), event);
 }
 
+/* Commits the turn when its silence has lasted long enough. Returns how
+ * long to wait for input before asking again (µs; -1: until input). */
+static gint64
+poll_turn (GstDeepgramSrc *self)
+{
+  gint64 now = g_get_monotonic_time (), next = -1;
+
+  if (self->tracker == NULL)
+    return -1;
+  run_actions (self, gst_voice_turn_tracker_poll (self->tracker, now, &next));
+  return next < 0 ? -1 : MAX (next - now, 1000);
+}
+
 static GstFlowReturn
 gst_deepgram_src_create (GstPushSrc *psrc, GstBuffer **outbuf)
 {
@@ -491,9 +702,14 @@ gst_deepgram_src_create (GstPushSrc *psrc, GstBuffer **outbuf)
     GstMiniObject *obj = g_queue_pop_head (&self->out);
 
     if (obj == NULL) {
-      obj = gst_voice_queue_pop (to_src (self), -1);
-      if (obj == NULL)
+      gint64 wait = poll_turn (self);
+      if (!g_queue_is_empty (&self->out))
+        continue;
+      obj = gst_voice_queue_pop (to_src (self), wait);
+      if (obj == NULL && gst_voice_queue_is_flushing (to_src (self)))
         return GST_FLOW_FLUSHING;
+      if (obj == NULL)
+        continue;
       if (GST_IS_EVENT (obj))
         handle_input (self, GST_EVENT (obj));
       else

@@ -33,6 +33,14 @@
  * at a word boundary) and `complete` is FALSE. A turn that plays to its end
  * sends `spoken` with `complete` TRUE.
  *
+ * Pause: `agent-pause` (from llmtransform with `interruption=confirmed`,
+ * while it decides whether the caller's speech is a barge-in) holds the
+ * audio where it is: silence goes out, nothing queued is dropped and the
+ * service goes on synthesizing into the buffer. `agent-resume` plays on
+ * from the same sample; `interrupt` drops everything and ends the pause. A
+ * `speech-start` marked `barge-in=deferred` is left to those events even
+ * with interruption=vad. Both are honoured unless interruption=none.
+ *
  * Standalone, the element speaks on its own connection: the text of
  * #GstElevenLabsSrc:text when it starts, and whatever the `speak` action
  * signal is given. With #GstElevenLabsSrc:eos-after-text it ends after
@@ -52,7 +60,8 @@
  *   sink's `first-audio`; GST_CLOCK_TIME_NONE when interrupted),
  *   `underruns` (guint)
  * - `underrun`: `underruns` (guint, so far in the turn)
- * - for each conversation event it acts on (barge-in) or sends (`spoken`):
+ * - for each conversation event it acts on (barge-in, `agent-pause`,
+ *   `agent-resume`) or sends (`spoken`):
  *   the fields of gst_voice_event_to_message_structure() with `action`
  *   `acted` or `sent`.
  *
@@ -644,8 +653,19 @@ typedef struct
   GArray *notes; /* of ElNote */
   GQueue forward; /* of GstEvent*, to push downstream */
   GQueue acted; /* of GstEvent*, barge-ins acted on */
+  GQueue paused; /* of GstEvent*, agent-pause / agent-resume acted on */
   guint rate; /* 0, or a new rate */
 } Drained;
+
+/* agent-pause and agent-resume: honoured unless interruption=none. */
+static gboolean
+is_pause_event (GstElevenLabsInterruption mode, GstEvent *event)
+{
+  GstVoiceEventType type = gst_voice_event_get_voice_type (event);
+
+  return mode != GST_ELEVENLABS_INTERRUPTION_NONE &&
+      (type == GST_VOICE_EVENT_PAUSE || type == GST_VOICE_EVENT_RESUME);
+}
 
 /* Moves what the network side queued into the playout buffer. Call with
  * PLAYOUT_LOCK held. */
@@ -681,6 +701,11 @@ drain_queue_locked (
       gst_event_unref (event);
     } else if (s && gst_structure_has_name (s, EL_EVENT_TURN_END)) {
       el_playout_push (self->playout, item);
+    } else if (is_pause_event (mode, event)) {
+      if (el_playout_set_paused (self->playout,
+              gst_voice_event_get_voice_type (event) == GST_VOICE_EVENT_PAUSE))
+        g_queue_push_tail (&out->paused, gst_event_ref (event));
+      g_queue_push_tail (&out->forward, event);
     } else if (el_config_is_barge_in (mode, event)) {
       el_playout_interrupt (self->playout, out->notes);
       g_queue_push_tail (&out->acted, gst_event_ref (event));
@@ -927,6 +952,7 @@ gst_elevenlabs_src_create (GstPushSrc *psrc, GstBuffer **outbuf)
   d.notes = el_notes_new ();
   g_queue_init (&d.forward);
   g_queue_init (&d.acted);
+  g_queue_init (&d.paused);
   PLAYOUT_LOCK (self);
   drain_queue_locked (self, mode, &d);
   PLAYOUT_UNLOCK (self);
@@ -942,6 +968,10 @@ gst_elevenlabs_src_create (GstPushSrc *psrc, GstBuffer **outbuf)
   if (!g_queue_is_empty (&d.acted))
     interrupt_own (self);
   while ((event = g_queue_pop_head (&d.acted))) {
+    post_acted (self, event);
+    gst_event_unref (event);
+  }
+  while ((event = g_queue_pop_head (&d.paused))) {
     post_acted (self, event);
     gst_event_unref (event);
   }

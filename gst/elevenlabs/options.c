@@ -353,7 +353,11 @@ el_config_is_barge_in (GstElevenLabsInterruption mode, GstEvent *event)
     case GST_VOICE_EVENT_INTERRUPT:
       return mode != GST_ELEVENLABS_INTERRUPTION_NONE;
     case GST_VOICE_EVENT_SPEECH_START:
-      return mode == GST_ELEVENLABS_INTERRUPTION_VAD;
+      /* A deferred one is decided upstream (llmtransform
+       * interruption=confirmed), which sends agent-pause, agent-resume or
+       * interrupt. */
+      return mode == GST_ELEVENLABS_INTERRUPTION_VAD &&
+          !gst_voice_event_is_barge_in_deferred (event);
     default:
       return FALSE;
   }

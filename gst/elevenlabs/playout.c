@@ -72,6 +72,7 @@ struct _ElPlayout
   guint head_pos; /* samples consumed */
   guint head_chars; /* characters credited */
   const gchar *head_next; /* byte position of the next character */
+  gboolean paused; /* agent-pause: silence out, nothing consumed */
 };
 
 static void
@@ -556,10 +557,32 @@ step_waiting (ElPlayout *p, guint filled, GArray *notes)
   return TRUE;
 }
 
+/* A pause holds everything where it is: the playing turn, the queue, the
+ * prebuffer state. No underrun is counted while paused. */
+gboolean
+el_playout_set_paused (ElPlayout *p, gboolean paused)
+{
+  gboolean changed = p->paused != paused;
+
+  p->paused = paused;
+  return changed;
+}
+
+gboolean
+el_playout_is_paused (ElPlayout *p)
+{
+  return p->paused;
+}
+
 guint
 el_playout_read (ElPlayout *p, gint16 *out, guint n, GArray *notes)
 {
   guint filled = 0;
+
+  if (p->paused) {
+    memset (out, 0, n * sizeof (gint16));
+    return 0;
+  }
 
   while (filled < n) {
     Item *head;
@@ -632,6 +655,7 @@ el_playout_interrupt (ElPlayout *p, GArray *notes)
   gboolean playing = p->state != STATE_IDLE;
   gboolean eos = FALSE, any = !el_playout_is_idle (p);
 
+  p->paused = FALSE;
   if (playing)
     finish_turn (p, FALSE, NULL, 0, notes);
   note_dropped (p, playing, p->turn, p->own, notes);

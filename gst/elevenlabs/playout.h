@@ -59,7 +59,13 @@ void el_playout_push (ElPlayout *p, GstMiniObject *item);
  * el_note_clear as its clear function). */
 guint el_playout_read (ElPlayout *p, gint16 *out, guint n, GArray *notes);
 
-/* Barge-in: drops every queued and playing turn (EOS stays), appending a
+/* Pause (agent-pause, a possible barge-in): el_playout_read() returns
+ * silence and keeps everything queued until unpaused. Returns TRUE if the
+ * state changed. */
+gboolean el_playout_set_paused (ElPlayout *p, gboolean paused);
+gboolean el_playout_is_paused (ElPlayout *p);
+
+/* Barge-in (which also ends a pause): drops every queued and playing turn (EOS stays), appending a
  * STOPPED note for the playing one and a DROPPED note for each queued one.
  * Returns TRUE if there was anything to drop. */
 gboolean el_playout_interrupt (ElPlayout *p, GArray *notes);

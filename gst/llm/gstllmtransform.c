@@ -25,13 +25,36 @@
  * Reasoning (`reasoning`, `reasoning_content`, a leading `<think>` block)
  * is never spoken.
  *
- * Barge-in: `interrupt`, and `speech-start` while a reply is in flight with
- * `interruption=vad`, abort the HTTP request at once (the connection is
- * closed, so the server stops generating), drop text not pushed yet and are
- * forwarded. The history then keeps only what the caller heard: the text
- * pushed downstream, refined by the `spoken` event the TTS source sends
- * upstream. Another `end-of-turn` while a reply is generated cancels it;
- * when the caller heard none of it, the two turns are answered together.
+ * Barge-in: `interrupt` aborts the reply in flight at once (the HTTP
+ * request is closed, so the server stops generating), drops text not
+ * pushed yet and is forwarded. With `interruption=confirmed` (the
+ * default) a `speech-start` while the agent is heard (a reply generated,
+ * queued, or pushed and not yet reported `spoken`) first sends
+ * `agent-pause`: the TTS holds its audio. Words of the caller that are not
+ * a backchannel (interim or final transcripts; "mhm", "uh huh", "okay"
+ * are backchannels, turn-words can change the list), or speech lasting
+ * `min-interruption-ms`, confirm it: the reply is cancelled and
+ * `interrupt` (reason `words`, `long speech` or `turn`) sent. Otherwise,
+ * 300 ms after the caller's `speech-stop` with no such words, or after
+ * `false-interruption-timeout-ms`, `agent-resume` plays the agent on from
+ * where it paused. A backchannel's `end-of-turn` while the agent is heard
+ * is forwarded but not answered. `speech-start` goes on marked
+ * `barge-in=deferred`, so the TTS leaves the decision to llmtransform.
+ * With `interruption=vad` every `speech-start` during a reply cancels it,
+ * as `interrupt` does. The history then keeps only what the caller heard:
+ * the text pushed downstream, refined by the `spoken` event the TTS source
+ * sends upstream. Another `end-of-turn` while a reply is generated cancels
+ * it; when the caller heard none of it, the two turns are answered
+ * together.
+ *
+ * Speculative replies (`speculative`, on by default): `turn-likely`
+ * (deepgramsrc's likely pause, with the words so far) starts the request
+ * and its text is held; the `end-of-turn` that follows with the same words
+ * (compared without case and punctuation) releases it, so the first
+ * clause is ready when the turn is committed. `turn-resumed`, or an
+ * `end-of-turn` with other words, cancels it (the server stops
+ * generating) and it never enters the history. At most `speculative-max`
+ * requests a turn, none for a turn over `speculative-max-words` words.
  *
  * Failures: HTTP 401/403 is an element error naming the key variables;
  * 408, 429, 5xx, network errors, a mid-stream error and a first token later
@@ -40,8 +63,10 @@
  * Every failure is a bus warning quoting the server's message.
  *
  * Events: `end-of-turn` starts a reply and is forwarded before it;
- * `speech-start`, `interrupt` (out-of-band) and other custom events are
- * forwarded; the upstream `spoken` event is consumed. Stream-start, caps
+ * `turn-likely`, `turn-resumed`, `speech-start`, `interrupt` (out-of-band)
+ * and other custom events are forwarded; it sends `agent-pause`,
+ * `agent-resume` and `interrupt` (barge-in) itself; the upstream `spoken`
+ * event is consumed. Stream-start, caps
  * and segment are llmtransform's own (text/x-raw,format=utf8, TIME; a GAP
  * right after, so sparse text never blocks a prerolling sink). EOS goes out
  * after the reply in flight.
@@ -53,12 +78,17 @@
  * - `first-token`: `attempt`, `ttft` (ns from this attempt's request),
  *   `since-turn-end` (ns from the end-of-turn or typed text, retries
  *   included).
- * - `done`: `outcome` (completed, failed, cancelled, error), `reason`
+ * - `done`: `speculative` (the reply was dropped while speculative),
+ *   `outcome` (completed, failed, cancelled, error), `reason`
  *   (finish reason, failure or cancel cause), `attempts`, `text` (what was
  *   said), `prompt-tokens`, `completion-tokens`, `total-tokens`,
  *   `usage-reported` (FALSE: the server sent no usage; completion-tokens is
  *   then the number of deltas), `duration` (ns).
  * - `say`: `text`, `origin` (greeting or say).
+ * - `speculation`: `outcome` (started, used, dropped), `reason` (why it
+ *   was dropped: resumed, different words, failed, superseded, ...).
+ * - `barge-in`: `outcome` (paused, resumed, confirmed, backchannel),
+ *   `reason`, `paused` (ns the agent was paused so far).
  * - conversation events (`end-of-turn`, `speech-start`, `interrupt`,
  *   `spoken`) as gst_voice_event_to_message_structure() builds them, with
  *   `action` "acted" or "forwarded".
@@ -156,6 +186,10 @@ gst_llm_interruption_get_type (void)
         "speech-start (VAD) or an interrupt event cancels a reply", "vad" },
     { GST_LLM_INTERRUPTION_EVENT, "Only an interrupt event cancels a reply",
         "event" },
+    { GST_LLM_INTERRUPTION_CONFIRMED,
+        "speech-start pauses the agent; words that are not a backchannel "
+        "(or long speech) cancel the reply, else the agent resumes",
+        "confirmed" },
     { 0, NULL, NULL },
   };
 
@@ -285,6 +319,7 @@ gst_llm_transform_init (GstLlmTransform *self)
   g_queue_init (&self->out);
   llm_history_init (&self->history);
   self->user_text = g_string_new (NULL);
+  self->pause_words = g_string_new (NULL);
   self->flushing = TRUE;
   self->src_result = GST_FLOW_OK;
 }
@@ -298,6 +333,9 @@ gst_llm_transform_finalize (GObject *object)
   g_queue_clear_full (&self->out, (GDestroyNotify)out_item_free);
   llm_history_clear (&self->history);
   g_string_free (self->user_text, TRUE);
+  g_string_free (self->pause_words, TRUE);
+  g_free (self->pause_interim);
+  gst_voice_turn_words_unref (self->turn_words);
   g_mutex_clear (&self->lock);
   g_cond_clear (&self->cond);
   g_cond_clear (&self->requests_cond);
@@ -396,12 +434,15 @@ gst_llm_transform_sink_chain (GstPad *pad, GstObject *parent, GstBuffer *buf)
 {
   GstLlmTransform *self = GST_LLM_TRANSFORM (parent);
   GstVoiceTranscriptMeta *meta = gst_buffer_get_voice_transcript_meta (buf);
+  gboolean is_final = meta == NULL || meta->is_final;
+  Deferred d = { 0 };
   gchar *text = NULL;
   GstFlowReturn ret;
   GstMapInfo map;
 
-  /* Only the caller's final words count; no meta means plain user text. */
-  if ((meta == NULL || (meta->role == GST_VOICE_ROLE_USER && meta->is_final)) &&
+  /* The caller's words; no meta means plain user text. Interim words only
+   * judge a barge-in: a turn is made of final ones. */
+  if ((meta == NULL || meta->role == GST_VOICE_ROLE_USER) &&
       gst_buffer_map (buf, &map, GST_MAP_READ)) {
     text = g_utf8_make_valid ((const gchar *)map.data, map.size);
     g_strstrip (text);
@@ -409,102 +450,18 @@ gst_llm_transform_sink_chain (GstPad *pad, GstObject *parent, GstBuffer *buf)
   }
   g_mutex_lock (&self->lock);
   if (text && *text) {
-    if (self->user_text->len)
+    if (is_final && self->user_text->len)
       g_string_append_c (self->user_text, ' ');
-    g_string_append (self->user_text, text);
+    if (is_final)
+      g_string_append (self->user_text, text);
+    barge_transcript_locked (self, text, is_final, &d);
   }
   ret = self->src_result;
   g_mutex_unlock (&self->lock);
+  deferred_run (self, &d);
   g_free (text);
   gst_buffer_unref (buf);
   return ret;
-}
-
-/* Returns: (transfer full): the words of the turn that just ended: the
- * event's transcript (deepgramsrc puts the whole turn there), else the
- * final transcripts received. */
-static gchar *
-take_user_text_locked (GstLlmTransform *self, const gchar *transcript)
-{
-  gchar *text = g_utf8_make_valid (transcript ? transcript : "", -1);
-
-  g_strstrip (text);
-  if (*text == '\0') {
-    g_free (text);
-    text = g_strdup (self->user_text->str);
-  }
-  g_string_truncate (self->user_text, 0);
-  return text;
-}
-
-static gboolean
-handle_end_of_turn (GstLlmTransform *self, GstEvent *event)
-{
-  const gchar *transcript = NULL;
-  GstStructure *s;
-  Deferred d = { 0 };
-  gchar *text;
-  guint turn = 0;
-
-  gst_voice_event_parse_end_of_turn (event, NULL, &turn, &transcript);
-  g_mutex_lock (&self->lock);
-  if (self->flushing) {
-    g_mutex_unlock (&self->lock);
-    gst_event_unref (event);
-    return FALSE;
-  }
-  text = take_user_text_locked (self, transcript);
-  self->last_turn = MAX (self->last_turn, turn);
-  s = gst_voice_event_to_message_structure (
-      event, "llmtransform", *text ? "acted" : "forwarded");
-  defer_structure (self, &d, s);
-  /* Forwarded in order, before the reply it starts. */
-  queue_object_locked (self, GST_MINI_OBJECT (event), 0);
-  if (*text)
-    start_reply_locked (self, turn, text, &d);
-  g_mutex_unlock (&self->lock);
-  deferred_run (self, &d);
-  g_free (text);
-  return TRUE;
-}
-
-/* speech-start and interrupt: out-of-band, acted on at once. The event goes
- * out through the src task at the head of its queue, ahead of everything
- * queued but never ahead of a buffer being pushed: no stale text reaches
- * the TTS after it. */
-static gboolean
-handle_barge_in (GstLlmTransform *self, GstEvent *event, gboolean is_vad)
-{
-  GstLlmInterruption mode;
-  gboolean acted = FALSE;
-  Deferred d = { 0 };
-  OutItem *item;
-
-  GST_OBJECT_LOCK (self);
-  mode = self->opts.interruption;
-  GST_OBJECT_UNLOCK (self);
-
-  g_mutex_lock (&self->lock);
-  if ((!is_vad || mode == GST_LLM_INTERRUPTION_VAD) &&
-      reply_active_locked (self)) {
-    cancel_reply_locked (self, is_vad ? "speech-start" : "interrupt", &d);
-    acted = TRUE;
-  }
-  defer_structure (self, &d,
-      gst_voice_event_to_message_structure (
-          event, "llmtransform", acted ? "acted" : "forwarded"));
-  if (self->flushing) {
-    gst_event_unref (event);
-  } else {
-    item = g_new0 (OutItem, 1);
-    item->obj = GST_MINI_OBJECT (event);
-    g_queue_push_head (&self->out, item);
-    g_cond_signal (&self->cond);
-  }
-  g_mutex_unlock (&self->lock);
-  /* Cancelling the request comes first: the server must stop generating. */
-  deferred_run (self, &d);
-  return TRUE;
 }
 
 static gboolean
@@ -547,6 +504,8 @@ handle_flush_start (GstLlmTransform *self, GstEvent *event)
   g_mutex_lock (&self->lock);
   self->flushing = TRUE;
   cancel_reply_locked (self, "flush", &d);
+  barge_reset_locked (self);
+  self->speaking_turn = 0;
   clear_out_locked (self);
   g_cond_broadcast (&self->cond);
   g_mutex_unlock (&self->lock);
@@ -574,20 +533,6 @@ handle_flush_stop (GstLlmTransform *self, GstEvent *event)
   return ret;
 }
 
-static gboolean
-queue_serialized_event (GstLlmTransform *self, GstEvent *event)
-{
-  gboolean ok;
-
-  g_mutex_lock (&self->lock);
-  ok = !self->flushing;
-  if (ok)
-    queue_object_locked (self, GST_MINI_OBJECT (event), 0);
-  g_mutex_unlock (&self->lock);
-  if (!ok)
-    gst_event_unref (event);
-  return ok;
-}
 
 static gboolean
 gst_llm_transform_sink_event (GstPad *pad, GstObject *parent, GstEvent *event)
@@ -598,7 +543,17 @@ gst_llm_transform_sink_event (GstPad *pad, GstObject *parent, GstEvent *event)
     case GST_VOICE_EVENT_END_OF_TURN:
       return handle_end_of_turn (self, event);
     case GST_VOICE_EVENT_SPEECH_START:
+      if (barge_speech_start (self, event))
+        return TRUE;
       return handle_barge_in (self, event, TRUE);
+    case GST_VOICE_EVENT_SPEECH_STOP:
+      g_mutex_lock (&self->lock);
+      barge_speech_stop_locked (self);
+      g_mutex_unlock (&self->lock);
+      return queue_serialized_event (self, event);
+    case GST_VOICE_EVENT_TURN_LIKELY:
+    case GST_VOICE_EVENT_TURN_RESUMED:
+      return handle_turn_hint (self, event);
     case GST_VOICE_EVENT_INTERRUPT:
       return handle_barge_in (self, event, FALSE);
     default:
@@ -638,6 +593,7 @@ handle_spoken (GstLlmTransform *self, GstEvent *event)
 
   gst_voice_event_parse_spoken (event, NULL, &turn, &text, &complete);
   g_mutex_lock (&self->lock);
+  barge_spoken_locked (self, turn);
   e = llm_history_find_turn (&self->history, turn);
   if (e) {
     llm_exchange_set_heard (e, text, complete);
@@ -704,8 +660,12 @@ static void
 credit_text_locked (GstLlmTransform *self, OutItem *item)
 {
   LlmExchange *e = llm_history_find (&self->history, item->exchange_id);
+  GstVoiceTranscriptMeta *meta =
+      gst_buffer_get_voice_transcript_meta (GST_BUFFER (item->obj));
   GstMapInfo map;
 
+  if (meta && gst_buffer_get_size (GST_BUFFER (item->obj)) > 0)
+    self->speaking_turn = meta->turn;
   if (e && gst_buffer_map (GST_BUFFER (item->obj), &map, GST_MAP_READ)) {
     g_string_append_len (e->agent, (const gchar *)map.data, map.size);
     gst_buffer_unmap (GST_BUFFER (item->obj), &map);
@@ -734,15 +694,23 @@ static void
 src_loop (gpointer data)
 {
   GstLlmTransform *self = data;
+  Deferred d = { 0 };
   GstFlowReturn ret;
   OutItem *item;
 
   push_stream_header (self);
   g_mutex_lock (&self->lock);
-  while (!self->flushing && g_queue_is_empty (&self->out))
-    g_cond_wait (&self->cond, &self->lock);
+  while (!self->flushing && g_queue_is_empty (&self->out)) {
+    /* A barge-in pause is decided on this thread when nothing else is. */
+    gint64 due = barge_due_locked (self);
+    if (due < 0)
+      g_cond_wait (&self->cond, &self->lock);
+    else if (!g_cond_wait_until (&self->cond, &self->lock, due))
+      barge_tick_locked (self, &d);
+  }
   if (self->flushing) {
     g_mutex_unlock (&self->lock);
+    deferred_run (self, &d);
     gst_pad_pause_task (self->srcpad);
     return;
   }
@@ -750,6 +718,7 @@ src_loop (gpointer data)
   if (GST_IS_BUFFER (item->obj))
     credit_text_locked (self, item);
   g_mutex_unlock (&self->lock);
+  deferred_run (self, &d);
 
   ret = push_item (self, item);
   out_item_free (item);
@@ -815,7 +784,7 @@ gst_llm_transform_say (GstLlmTransform *self, const gchar *text)
 
   g_mutex_lock (&self->lock);
   ok = !self->flushing && *t;
-  if (ok && self->reply)
+  if (ok && self->reply && !self->reply->speculative)
     g_ptr_array_add (self->reply->after, g_strdup (t));
   else if (ok)
     speak_locked (self, t, self->last_turn + 1, "say", &d);
@@ -878,6 +847,11 @@ reset_conversation (GstLlmTransform *self)
   self->greeted = FALSE;
   self->eos_pending = FALSE;
   self->last_turn = 0;
+  self->speaking_turn = 0;
+  self->spec_turn = self->spec_attempts = 0;
+  barge_reset_locked (self);
+  /* turn-words may have changed since the last call. */
+  g_clear_pointer (&self->turn_words, gst_voice_turn_words_unref);
   self->need_stream_start = TRUE;
   self->need_segment = TRUE;
   self->src_result = GST_FLOW_OK;

@@ -114,6 +114,20 @@ llm_history_drop_last (LlmHistory *history)
     exchange_free (e);
 }
 
+/* Forgets exchange @id (a speculative reply that was not used). */
+void
+llm_history_remove (LlmHistory *history, guint id)
+{
+  for (GList *l = history->exchanges.head; l; l = l->next) {
+    LlmExchange *e = l->data;
+    if (e->id == id) {
+      g_queue_delete_link (&history->exchanges, l);
+      exchange_free (e);
+      return;
+    }
+  }
+}
+
 /* Keeps the @keep most recent exchanges. */
 void
 llm_history_trim (LlmHistory *history, guint keep)

@@ -46,6 +46,7 @@ LlmExchange *llm_history_find (LlmHistory *history, guint id);
 LlmExchange *llm_history_find_turn (LlmHistory *history, guint turn);
 LlmExchange *llm_history_last (LlmHistory *history);
 void llm_history_drop_last (LlmHistory *history);
+void llm_history_remove (LlmHistory *history, guint id);
 void llm_history_trim (LlmHistory *history, guint keep);
 GArray *llm_history_messages (
     LlmHistory *history, const gchar *system_prompt, const gchar *user);

@@ -112,6 +112,61 @@ make_pspec (guint opt)
           "Text waiting this long (in milliseconds, on the pipeline clock) "
           "for punctuation goes out up to its last word (0: never)",
           0, 60000, LLM_DEFAULT_CLAUSE_MAX_WAIT_MS, OPT_FLAGS);
+    case LLM_OPT_MIN_INTERRUPTION_MS:
+      /**
+       * GstLlmTransform:min-interruption-ms:
+       *
+       * With interruption=confirmed. A second of speech over the agent is
+       * more than a backchannel ("uh huh, yeah" takes about 700 ms) and
+       * gives up waiting for the transcript's first word.
+       */
+      return g_param_spec_uint ("min-interruption-ms", "Minimum interruption",
+          "With interruption=confirmed: speech over the agent lasting this "
+          "long (in milliseconds) confirms a barge-in even before its words "
+          "are known",
+          100, 60000, LLM_DEFAULT_MIN_INTERRUPTION_MS, OPT_FLAGS);
+    case LLM_OPT_FALSE_INTERRUPTION_TIMEOUT_MS:
+      return g_param_spec_uint ("false-interruption-timeout-ms",
+          "False interruption timeout",
+          "With interruption=confirmed: a pause that no words confirmed "
+          "ends this long (in milliseconds) after it began, and the agent "
+          "resumes",
+          100, 60000, LLM_DEFAULT_FALSE_INTERRUPTION_TIMEOUT_MS, OPT_FLAGS);
+    case LLM_OPT_SPECULATIVE:
+      /**
+       * GstLlmTransform:speculative:
+       *
+       * On: the reply starts on `turn-likely` (deepgramsrc's likely pause)
+       * and its text is held; `end-of-turn` with the same words releases
+       * it, so the model's first tokens are ready when the turn is
+       * committed. A reply the caller talked over is cancelled (the
+       * server stops generating) and never enters the history. It costs
+       * more requests (docs/turn-taking.md has the measured ratio).
+       */
+      return g_param_spec_boolean ("speculative", "Speculative replies",
+          "Start the reply on turn-likely, before the turn is committed, "
+          "and use it if the committed words are the same",
+          LLM_DEFAULT_SPECULATIVE, OPT_FLAGS);
+    case LLM_OPT_SPECULATIVE_MAX:
+      return g_param_spec_uint ("speculative-max", "Speculative attempts",
+          "Speculative requests per turn at most (0: none)", 0, 100,
+          LLM_DEFAULT_SPECULATIVE_MAX, OPT_FLAGS);
+    case LLM_OPT_SPECULATIVE_MAX_WORDS:
+      return g_param_spec_uint ("speculative-max-words",
+          "Speculative maximum words",
+          "No speculative request for a turn longer than this many words "
+          "(a long monologue costs most to ask again)",
+          1, 100000, LLM_DEFAULT_SPECULATIVE_MAX_WORDS, OPT_FLAGS);
+    case LLM_OPT_TURN_WORDS:
+      return g_param_spec_string ("turn-words", "Turn word lists",
+          "Key file of word lists per language, as deepgramsrc's "
+          "turn-words; its backchannel list tells a backchannel from a "
+          "barge-in (NULL: the built-in English lists)",
+          NULL, OPT_FLAGS);
+    case LLM_OPT_TURN_LANGUAGE:
+      return g_param_spec_string ("turn-language", "Turn language",
+          "Group of turn-words to use (a BCP-47 tag)",
+          LLM_DEFAULT_TURN_LANGUAGE, OPT_FLAGS);
     case LLM_OPT_COUNT:
       break;
   }
@@ -141,6 +196,17 @@ static const GstVoiceOption options[LLM_OPT_COUNT] = {
       LlmOptions, clause_min_chars) },
   [LLM_OPT_CLAUSE_MAX_WAIT_MS] = { G_STRUCT_OFFSET (
       LlmOptions, clause_max_wait_ms) },
+  [LLM_OPT_MIN_INTERRUPTION_MS] = { G_STRUCT_OFFSET (
+      LlmOptions, min_interruption_ms) },
+  [LLM_OPT_FALSE_INTERRUPTION_TIMEOUT_MS] = { G_STRUCT_OFFSET (
+      LlmOptions, false_interruption_timeout_ms) },
+  [LLM_OPT_SPECULATIVE] = { G_STRUCT_OFFSET (LlmOptions, speculative) },
+  [LLM_OPT_SPECULATIVE_MAX] = { G_STRUCT_OFFSET (LlmOptions, speculative_max) },
+  [LLM_OPT_SPECULATIVE_MAX_WORDS] = { G_STRUCT_OFFSET (
+      LlmOptions, speculative_max_words) },
+  [LLM_OPT_TURN_WORDS] = { G_STRUCT_OFFSET (LlmOptions, turn_words) },
+  [LLM_OPT_TURN_LANGUAGE] = { G_STRUCT_OFFSET (LlmOptions, turn_language),
+      GST_VOICE_OPTION_NULL_IS_DEFAULT },
 };
 
 GstVoiceOptionTable llm_options_table =

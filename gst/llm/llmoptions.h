@@ -31,9 +31,15 @@ G_BEGIN_DECLS
 #define LLM_DEFAULT_FIRST_TOKEN_TIMEOUT 3000
 #define LLM_DEFAULT_FALLBACK_TEXT                                              \
   "Sorry, I'm having trouble answering right now. Could you say that again?"
-#define LLM_DEFAULT_INTERRUPTION GST_LLM_INTERRUPTION_VAD
+#define LLM_DEFAULT_INTERRUPTION GST_LLM_INTERRUPTION_CONFIRMED
 #define LLM_DEFAULT_CLAUSE_MIN_CHARS 10
 #define LLM_DEFAULT_CLAUSE_MAX_WAIT_MS 250
+#define LLM_DEFAULT_MIN_INTERRUPTION_MS 1000
+#define LLM_DEFAULT_FALSE_INTERRUPTION_TIMEOUT_MS 2000
+#define LLM_DEFAULT_SPECULATIVE TRUE
+#define LLM_DEFAULT_SPECULATIVE_MAX 2
+#define LLM_DEFAULT_SPECULATIVE_MAX_WORDS 60
+#define LLM_DEFAULT_TURN_LANGUAGE "en"
 
 /* Option ids, relative to the first id the class gives llm_options_install;
  * in the order the properties always had. */
@@ -52,6 +58,13 @@ typedef enum {
   LLM_OPT_INTERRUPTION,
   LLM_OPT_CLAUSE_MIN_CHARS,
   LLM_OPT_CLAUSE_MAX_WAIT_MS,
+  LLM_OPT_MIN_INTERRUPTION_MS,
+  LLM_OPT_FALSE_INTERRUPTION_TIMEOUT_MS,
+  LLM_OPT_SPECULATIVE,
+  LLM_OPT_SPECULATIVE_MAX,
+  LLM_OPT_SPECULATIVE_MAX_WORDS,
+  LLM_OPT_TURN_WORDS,
+  LLM_OPT_TURN_LANGUAGE,
   LLM_OPT_COUNT
 } LlmOption;
 
@@ -73,6 +86,13 @@ typedef struct
   GstLlmInterruption interruption;
   guint clause_min_chars;
   guint clause_max_wait_ms;
+  guint min_interruption_ms;
+  guint false_interruption_timeout_ms;
+  gboolean speculative;
+  guint speculative_max;
+  guint speculative_max_words;
+  gchar *turn_words; /* NULL: the built-in lists */
+  gchar *turn_language;
 } LlmOptions;
 
 void llm_options_install (GObjectClass *klass, guint first_prop_id);

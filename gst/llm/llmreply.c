@@ -124,6 +124,13 @@ queue_piece_locked (
       self, "turn %u: piece \"%s\"%s", r->turn, text, last ? " (last)" : "");
   g_string_append (r->queued, text);
   r->pieces++;
+  if (r->speculative) {
+    OutItem *item = g_new0 (OutItem, 1);
+    item->obj = GST_MINI_OBJECT (text_buffer_new (text, r->turn, last));
+    item->exchange_id = r->exchange_id;
+    g_queue_push_tail (&r->held, item);
+    return;
+  }
   queue_object_locked (self,
       GST_MINI_OBJECT (text_buffer_new (text, r->turn, last)), r->exchange_id);
 }
@@ -224,6 +231,9 @@ reply_free_locked (Reply *r, Deferred *d)
   llm_chunker_clear (&r->chunker);
   g_free (r->stream_error);
   g_free (r->finish_reason);
+  g_free (r->spec_words);
+  g_queue_clear_full (&r->held, (GDestroyNotify)out_item_free);
+  g_free (r->held_end);
   g_free (r);
 }
 
@@ -240,14 +250,15 @@ done_message_locked (GstLlmTransform *self, Reply *r, const gchar *outcome,
       r->prompt_tokens, "completion-tokens", G_TYPE_INT64, completion,
       "total-tokens", G_TYPE_INT64,
       r->usage_reported ? r->total_tokens : completion, "usage-reported",
-      G_TYPE_BOOLEAN, r->usage_reported, "duration", G_TYPE_UINT64,
+      G_TYPE_BOOLEAN, r->usage_reported, "speculative", G_TYPE_BOOLEAN,
+      r->speculative, "duration", G_TYPE_UINT64,
       (guint64)(g_get_monotonic_time () - r->start_us) * 1000, NULL);
   defer_structure (self, d, s);
 }
 
 /* The reply is over: says so on the bus, lets what waited for it (say,
  * EOS) go out, and forgets it. */
-static void
+void
 end_reply_locked (GstLlmTransform *self, const gchar *outcome,
     const gchar *reason, Deferred *d)
 {
@@ -277,6 +288,10 @@ cancel_reply_locked (GstLlmTransform *self, const gchar *why, Deferred *d)
   drop_queued_text_locked (self);
   if (self->reply == NULL)
     return;
+  if (self->reply->speculative) {
+    drop_speculation_locked (self, why, d);
+    return;
+  }
   defer_cancel (self, d, self->reply->request_id);
   end_reply_locked (self, "cancelled", why, d);
 }
@@ -444,6 +459,24 @@ reply_new_locked (GstLlmTransform *self, const LlmOptions *s, guint turn,
   return r;
 }
 
+/* Creates and starts the reply to @user (the reply slot is free). */
+Reply *
+begin_reply_locked (GstLlmTransform *self, guint turn, const gchar *user,
+    gboolean combined, Deferred *d)
+{
+  LlmOptions s;
+  Reply *r;
+
+  GST_OBJECT_LOCK (self);
+  llm_options_copy (&self->opts, &s);
+  GST_OBJECT_UNLOCK (self);
+  r = self->reply = reply_new_locked (self, &s, turn, user, combined, d);
+  if (r)
+    start_attempt_locked (self, r, d);
+  llm_options_clear (&s);
+  return r;
+}
+
 /* Starts answering @text for @turn. A reply still being generated is
  * cancelled; if the caller heard none of the previous answer (the caller
  * kept talking), the previous words and @text are answered together. */
@@ -454,7 +487,6 @@ start_reply_locked (
   LlmExchange *last;
   gchar *user;
   gboolean combined = FALSE;
-  LlmOptions s;
 
   if (self->client == NULL || self->flushing)
     return;
@@ -470,14 +502,7 @@ start_reply_locked (
   }
   GST_DEBUG_OBJECT (self, "turn %u: answering \"%s\"%s", turn, user,
       combined ? " (combined)" : "");
-
-  GST_OBJECT_LOCK (self);
-  llm_options_copy (&self->opts, &s);
-  GST_OBJECT_UNLOCK (self);
-  self->reply = reply_new_locked (self, &s, turn, user, combined, d);
-  if (self->reply)
-    start_attempt_locked (self, self->reply, d);
-  llm_options_clear (&s);
+  begin_reply_locked (self, turn, user, combined, d);
   g_free (user);
 }
 
@@ -623,6 +648,11 @@ complete_reply_locked (GstLlmTransform *self, Reply *r, Deferred *d)
   rest = llm_chunker_finish (&r->chunker);
   queue_piece_locked (self, r, rest, TRUE);
   g_free (rest);
+  if (r->speculative) {
+    /* Kept, whole, until the turn is committed or the caller goes on. */
+    r->held_end = g_strdup (r->finish_reason ? r->finish_reason : "stop");
+    return;
+  }
   end_reply_locked (
       self, "completed", r->finish_reason ? r->finish_reason : "stop", d);
 }
@@ -637,8 +667,14 @@ fail_locked (GstLlmTransform *self, Reply *r, const gchar *message,
   gint64 wait_ms = r->retry_after_ms >= 0 ? r->retry_after_ms : RETRY_DELAY_MS;
   gboolean retry = retryable && r->attempt == 1 && r->pieces == 0 &&
       wait_ms <= MAX_RETRY_WAIT_MS;
-  gchar *text, *debug, *safe_url = gst_voice_redact (r->url);
+  gchar *text, *debug, *safe_url;
 
+  if (r->speculative) {
+    /* Nobody waits for it: the committed turn asks again. */
+    drop_speculation_locked (self, "failed", d);
+    return;
+  }
+  safe_url = gst_voice_redact (r->url);
   defer_cancel (self, d, r->request_id);
   r->request_id = 0;
   r->attempt_id = 0;
@@ -673,6 +709,11 @@ static void
 fail_auth_locked (
     GstLlmTransform *self, Reply *r, const gchar *message, Deferred *d)
 {
+  if (r->speculative) {
+    /* The committed turn's request meets the same answer and reports it. */
+    drop_speculation_locked (self, "failed", d);
+    return;
+  }
   gchar *safe_url = gst_voice_redact (r->url);
   gchar *debug = g_strdup_printf (
       "POST %s: HTTP %u: %s", safe_url, r->http_status, message);

@@ -89,6 +89,14 @@ typedef struct
   gboolean got_finish; /* a finish_reason */
   gchar *stream_error;
   gchar *finish_reason;
+
+  /* Speculative (started on turn-likely): pieces wait in @held until the
+   * turn is committed with the same words (adopt_speculation_locked), or
+   * are dropped with the reply and its exchange. */
+  gboolean speculative;
+  gchar *spec_words; /* gst_voice_turn_normalize() of the words answered */
+  GQueue held; /* OutItem* */
+  gchar *held_end; /* it completed while held: the finish reason */
 } Reply;
 
 /* What the src task pushes: a buffer or a serialized event. Protected by
@@ -147,6 +155,16 @@ struct _GstLlmTransform
   gboolean eos_pending; /* EOS goes out once the reply is over */
   guint32 eos_seqnum;
   guint requests_alive; /* HTTP requests whose callbacks may still run */
+  guint spec_turn; /* the turn spec_attempts counts for */
+  guint spec_attempts; /* speculative requests made for spec_turn */
+  /* interruption=confirmed (llmturn.c), also protected by lock */
+  guint speaking_turn; /* its text went downstream, no `spoken` back; 0 */
+  gboolean paused; /* agent-pause sent; no resume or interrupt yet */
+  gint64 pause_start_us; /* the speech-start that paused (monotonic) */
+  gint64 pause_speech_end_us; /* its speech-stop; 0 while talking */
+  GString *pause_words; /* the caller's final words since the pause */
+  gchar *pause_interim; /* the latest interim after them, or NULL */
+  GstVoiceTurnWords *turn_words; /* backchannels; loaded on first use */
 };
 
 /* Defined in llmreply.c and llmdeferred.c, called from gstllmtransform.c
@@ -194,5 +212,50 @@ G_GNUC_INTERNAL void cancel_reply_locked (
     GstLlmTransform *self, const gchar *why, Deferred *d);
 G_GNUC_INTERNAL void start_reply_locked (
     GstLlmTransform *self, guint turn, const gchar *text, Deferred *d);
+
+G_GNUC_INTERNAL Reply *begin_reply_locked (GstLlmTransform *self, guint turn,
+    const gchar *user, gboolean combined, Deferred *d);
+G_GNUC_INTERNAL void end_reply_locked (GstLlmTransform *self,
+    const gchar *outcome, const gchar *reason, Deferred *d);
+
+/* Speculative replies (llmturn.c): started on turn-likely, adopted on an
+ * end-of-turn with the same words, dropped otherwise. */
+G_GNUC_INTERNAL gboolean start_speculation_locked (
+    GstLlmTransform *self, guint turn, const gchar *text, Deferred *d);
+G_GNUC_INTERNAL gboolean adopt_speculation_locked (
+    GstLlmTransform *self, guint turn, const gchar *text, Deferred *d);
+G_GNUC_INTERNAL void drop_speculation_locked (
+    GstLlmTransform *self, const gchar *why, Deferred *d);
+
+/* The caller's turn events (llmturn.c), from the sink pad's event
+ * function; each takes @event. */
+G_GNUC_INTERNAL gchar *take_user_text_locked (
+    GstLlmTransform *self, const gchar *transcript);
+G_GNUC_INTERNAL gboolean queue_serialized_event (
+    GstLlmTransform *self, GstEvent *event);
+G_GNUC_INTERNAL gboolean handle_end_of_turn (
+    GstLlmTransform *self, GstEvent *event);
+G_GNUC_INTERNAL gboolean handle_barge_in (
+    GstLlmTransform *self, GstEvent *event, gboolean is_vad);
+G_GNUC_INTERNAL gboolean handle_turn_hint (
+    GstLlmTransform *self, GstEvent *event);
+
+/* The confirmed barge-in (llmturn.c). */
+G_GNUC_INTERNAL gboolean agent_active_locked (GstLlmTransform *self);
+G_GNUC_INTERNAL void queue_head_locked (GstLlmTransform *self, GstEvent *event);
+G_GNUC_INTERNAL gboolean barge_speech_start (
+    GstLlmTransform *self, GstEvent *event);
+G_GNUC_INTERNAL void barge_speech_stop_locked (GstLlmTransform *self);
+G_GNUC_INTERNAL void barge_transcript_locked (
+    GstLlmTransform *self, const gchar *text, gboolean is_final, Deferred *d);
+G_GNUC_INTERNAL gint64 barge_due_locked (GstLlmTransform *self);
+G_GNUC_INTERNAL void barge_tick_locked (GstLlmTransform *self, Deferred *d);
+G_GNUC_INTERNAL gboolean barge_is_backchannel_locked (
+    GstLlmTransform *self, const gchar *text, Deferred *d);
+G_GNUC_INTERNAL gboolean barge_backchannel_turn_locked (
+    GstLlmTransform *self, const gchar *text, Deferred *d);
+G_GNUC_INTERNAL void barge_turn_locked (GstLlmTransform *self, Deferred *d);
+G_GNUC_INTERNAL void barge_reset_locked (GstLlmTransform *self);
+G_GNUC_INTERNAL void barge_spoken_locked (GstLlmTransform *self, guint turn);
 
 G_END_DECLS

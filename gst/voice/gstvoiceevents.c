@@ -16,6 +16,12 @@
  * - `interrupt`: `reason` (string, e.g. "vad", "user_interrupted")
  * - `spoken`: `text` (string, what the caller heard of the turn), `complete`
  *   (boolean, the whole turn was played)
+ * - `turn-likely`: `transcript` (string, the caller's words so far)
+ * - `agent-pause`: `reason` (string, e.g. "speech-start", "speculative")
+ * - `speech-start` may carry `barge-in` = "deferred": an element upstream
+ *   (llmtransform with `interruption=confirmed`) decides whether this is a
+ *   barge-in and will send `agent-pause`, `agent-resume` or `interrupt`;
+ *   elements downstream then leave their own barge-in to those events.
  */
 #ifdef HAVE_CONFIG_H
 #include "config.h"
@@ -44,6 +50,14 @@ static const VoiceEventInfo voice_events[] = {
       GST_EVENT_CUSTOM_DOWNSTREAM_OOB },
   [GST_VOICE_EVENT_SPOKEN] = { GST_VOICE_EVENT_NAME_SPOKEN,
       GST_EVENT_CUSTOM_UPSTREAM },
+  [GST_VOICE_EVENT_TURN_LIKELY] = { GST_VOICE_EVENT_NAME_TURN_LIKELY,
+      GST_EVENT_CUSTOM_DOWNSTREAM },
+  [GST_VOICE_EVENT_TURN_RESUMED] = { GST_VOICE_EVENT_NAME_TURN_RESUMED,
+      GST_EVENT_CUSTOM_DOWNSTREAM },
+  [GST_VOICE_EVENT_PAUSE] = { GST_VOICE_EVENT_NAME_PAUSE,
+      GST_EVENT_CUSTOM_DOWNSTREAM_OOB },
+  [GST_VOICE_EVENT_RESUME] = { GST_VOICE_EVENT_NAME_RESUME,
+      GST_EVENT_CUSTOM_DOWNSTREAM_OOB },
 };
 
 /**
@@ -55,7 +69,7 @@ static const VoiceEventInfo voice_events[] = {
 const gchar *
 gst_voice_event_type_get_name (GstVoiceEventType type)
 {
-  if (type <= GST_VOICE_EVENT_NONE || type > GST_VOICE_EVENT_SPOKEN)
+  if (type <= GST_VOICE_EVENT_NONE || type > GST_VOICE_EVENT_LAST)
     return NULL;
   return voice_events[type].name;
 }
@@ -75,7 +89,7 @@ gst_voice_event_new (
   GstStructure *s;
 
   g_return_val_if_fail (
-      type > GST_VOICE_EVENT_NONE && type <= GST_VOICE_EVENT_SPOKEN, NULL);
+      type > GST_VOICE_EVENT_NONE && type <= GST_VOICE_EVENT_LAST, NULL);
 
   s = gst_structure_new (voice_events[type].name, "running-time", G_TYPE_UINT64,
       (guint64)running_time, "turn", G_TYPE_UINT, turn, NULL);
@@ -104,6 +118,64 @@ gst_voice_event_new_end_of_turn (
   gst_structure_set (gst_event_writable_structure (event), "transcript",
       G_TYPE_STRING, transcript ? transcript : "", NULL);
   return event;
+}
+
+/* Sets a string field on a new event (transfer full in and out). */
+static GstEvent *
+with_string (GstEvent *event, const gchar *field, const gchar *value)
+{
+  gst_structure_set (gst_event_writable_structure (event), field, G_TYPE_STRING,
+      value ? value : "", NULL);
+  return event;
+}
+
+GstEvent *
+gst_voice_event_new_turn_likely (
+    GstClockTime running_time, guint turn, const gchar *transcript)
+{
+  return with_string (
+      gst_voice_event_new (GST_VOICE_EVENT_TURN_LIKELY, running_time, turn),
+      "transcript", transcript);
+}
+
+GstEvent *
+gst_voice_event_new_pause (
+    GstClockTime running_time, guint turn, const gchar *reason)
+{
+  return with_string (
+      gst_voice_event_new (GST_VOICE_EVENT_PAUSE, running_time, turn), "reason",
+      reason);
+}
+
+/**
+ * gst_voice_event_mark_barge_in_deferred:
+ * @speech_start: (transfer full): a `speech-start` event
+ *
+ * Returns: (transfer full): @speech_start (or a copy of it, when it was
+ * shared) marked `barge-in` = "deferred".
+ */
+GstEvent *
+gst_voice_event_mark_barge_in_deferred (GstEvent *speech_start)
+{
+  speech_start = GST_EVENT (
+      gst_mini_object_make_writable (GST_MINI_OBJECT_CAST (speech_start)));
+  return with_string (speech_start, "barge-in", "deferred");
+}
+
+/**
+ * gst_voice_event_is_barge_in_deferred:
+ *
+ * Returns: TRUE if @event is a `speech-start` whose barge-in an element
+ * upstream decides (gst_voice_event_mark_barge_in_deferred()).
+ */
+gboolean
+gst_voice_event_is_barge_in_deferred (GstEvent *event)
+{
+  return gst_voice_event_get_voice_type (event) ==
+      GST_VOICE_EVENT_SPEECH_START &&
+      g_strcmp0 (gst_structure_get_string (
+                     gst_event_get_structure (event), "barge-in"),
+          "deferred") == 0;
 }
 
 GstEvent *
@@ -148,7 +220,7 @@ gst_voice_event_get_voice_type (GstEvent *event)
   if (s == NULL)
     return GST_VOICE_EVENT_NONE;
 
-  for (i = GST_VOICE_EVENT_SPEECH_START; i <= GST_VOICE_EVENT_SPOKEN; i++) {
+  for (i = GST_VOICE_EVENT_SPEECH_START; i <= GST_VOICE_EVENT_LAST; i++) {
     if (GST_EVENT_TYPE (event) == voice_events[i].gst_type &&
         gst_structure_has_name (s, voice_events[i].name))
       return (GstVoiceEventType)i;
@@ -211,6 +283,18 @@ gst_voice_event_parse_end_of_turn (GstEvent *event, GstClockTime *running_time,
     guint *turn, const gchar **transcript)
 {
   return parse_with_string (event, GST_VOICE_EVENT_END_OF_TURN, "transcript",
+      running_time, turn, transcript);
+}
+
+/**
+ * gst_voice_event_parse_turn_likely:
+ * @transcript: (out) (optional) (transfer none): valid while @event lives
+ */
+gboolean
+gst_voice_event_parse_turn_likely (GstEvent *event, GstClockTime *running_time,
+    guint *turn, const gchar **transcript)
+{
+  return parse_with_string (event, GST_VOICE_EVENT_TURN_LIKELY, "transcript",
       running_time, turn, transcript);
 }
 

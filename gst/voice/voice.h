@@ -13,6 +13,7 @@
 #include "gstvoiceredact.h"
 #include "gstvoicehttp.h"
 #include "gstvoicedeferred.h"
+#include "gstvoiceturn.h"
 
 G_BEGIN_DECLS
 

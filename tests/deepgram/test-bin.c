@@ -221,7 +221,8 @@ GST_END_TEST;
   "concat name=c ! audioconvert ! audioresample "                              \
   "! audio/x-raw,format=S16LE,rate=16000,channels=1 ! silerovad gate=true "    \
   "! deepgram name=dg url=%s/v1/listen api-key=k max-backlog-ms=30000 "        \
-  "extra-params=emu_transcript=first%%20turn|second%%20turn ! fakesink "       \
+  "extra-params=emu_transcript=first%%20turn|second%%20turn "                  \
+  "turn-detection=endpointing ! fakesink "                                     \
   "filesrc location=%s ! wavparse ! c. "                                       \
   "audiotestsrc wave=silence samplesperbuffer=441 num-buffers=150 "            \
   "! audio/x-raw,format=S16LE,rate=22050,channels=1 ! c. "                     \
@@ -230,7 +231,9 @@ GST_END_TEST;
 /* Guards: behind silerovad gate=true, two utterances 3 s apart make two
  * turns, each with a Finalize sent on speech-stop; the gated silence is
  * not sent (cost control: usage is well under the audio's length). The
- * files go faster than real time, so the backlog bound is raised. */
+ * files go faster than real time, so the backlog bound is raised, and the
+ * turns are Deepgram's (turn-detection=transcript times silence on the
+ * wall clock, which a file decoded at full speed does not keep). */
 GST_START_TEST (test_with_silerovad)
 {
   EmuProcess *emu = fx_start_emulator (

@@ -373,7 +373,7 @@ GST_START_TEST (test_drop_mid_utterance)
   fx = fx_new (emu, CAPS_16K,
       (const gchar *[]){ "endpointing=300", "utterance-end-ms=0",
           "extra-params=emu_transcript=one%20two%20three", NULL },
-      NULL);
+      (const gchar *[]){ "turn-detection=endpointing", NULL });
   fx_push_tone (fx, 1000);
   fx_push_silence (fx, 1000);
   fx_push_tone (fx, 1500); /* the second utterance starts at 2 s */
@@ -603,6 +603,88 @@ GST_START_TEST (test_backlog_bound)
 
 GST_END_TEST;
 
+/* Pushes @ms of tone or silence in 20 ms pieces at the pace of real time,
+ * as a microphone would: turn-detection=transcript measures silence on the
+ * wall clock. */
+static void
+push_live (Fx *fx, guint ms, gboolean tone)
+{
+  for (guint done = 0; done < ms; done += 20) {
+    if (tone)
+      fx_push_tone (fx, 20);
+    else
+      fx_push_silence (fx, 20);
+    g_usleep (20 * 1000);
+  }
+}
+
+/* One utterance of @transcript said live, then silence; returns the
+ * end-of-turn's `eot-delay` in ms and checks that `ending` is @ending and
+ * that a turn-likely with the same words came before it (not for an open
+ * phrase, which is no likely end). */
+static guint64
+live_turn (EmuProcess *emu, const gchar *transcript, const gchar *ending)
+{
+  gchar *param = g_strdup_printf ("extra-params=emu_transcript=%s", transcript);
+  Fx *fx = fx_new (emu, CAPS_16K,
+      (const gchar *[]){ "endpointing=300", "utterance-end-ms=0", param, NULL },
+      NULL);
+  const gchar *likely = NULL, *eot_text = NULL;
+  const GstStructure *s;
+  guint64 delay = 0;
+  gint li = -1, ei;
+
+  push_live (fx, 800, TRUE);
+  push_live (fx, 2600, FALSE);
+  g_mutex_lock (&fx->lock);
+  ei = find_event (fx, GST_VOICE_EVENT_END_OF_TURN, 0);
+  /* The last likely pause before the end: earlier ones (interim words
+   * that stood still, without a VAD) were resumed. */
+  for (gint i = find_event (fx, GST_VOICE_EVENT_TURN_LIKELY, 0);
+       i >= 0 && i < ei;
+       i = find_event (fx, GST_VOICE_EVENT_TURN_LIKELY, (guint)i + 1))
+    li = i;
+  fail_unless (ei >= 0);
+  eot_text = end_of_turn_text (fx, ei);
+  if (g_str_equal (ending, "open")) {
+    fail_unless (li < 0, "a likely pause after an open phrase");
+  } else {
+    fail_unless (li >= 0, "no likely pause before the end of turn");
+    gst_voice_event_parse_turn_likely (
+        GST_EVENT (out_at (fx, (guint)li)), NULL, NULL, &likely);
+    fail_unless_equals_string (likely, eot_text);
+  }
+  s = gst_event_get_structure (GST_EVENT (out_at (fx, (guint)ei)));
+  fail_unless_equals_string (gst_structure_get_string (s, "ending"), ending);
+  fail_unless (gst_structure_get_uint64 (s, "eot-delay", &delay));
+  g_mutex_unlock (&fx->lock);
+  fx_push_eos (fx);
+  FX_WAIT (fx, fx->eos);
+  fx_free (fx);
+  g_free (param);
+  return delay / GST_MSECOND;
+}
+
+/* Guards: with turn-detection=transcript (the default) the silence that
+ * ends a turn depends on its words: a sentence ends soon after its last
+ * word, a phrase left open on an article waits for turn-open-ms. */
+GST_START_TEST (test_turn_detection_transcript)
+{
+  EmuProcess *emu = fx_start_emulator (scripted);
+  guint64 complete = live_turn (emu, "I%20want%20a%20pizza", "complete");
+  guint64 open = live_turn (emu, "I%20want%20a", "open");
+
+  GST_INFO ("eot-delay: complete %" G_GUINT64_FORMAT
+            " ms, open %" G_GUINT64_FORMAT " ms",
+      complete, open);
+  fail_unless (
+      complete >= 150 && complete < 1000, "%" G_GUINT64_FORMAT, complete);
+  fail_unless (open >= 1500 && open < 2500, "%" G_GUINT64_FORMAT, open);
+  emu_process_stop (emu);
+}
+
+GST_END_TEST;
+
 /* Guards: a hand-written recording of Deepgram's documented messages,
  * replayed by the emulator, comes out as exactly these buffers and events:
  * interim and final text with running times from the results' start and
@@ -614,7 +696,7 @@ GST_START_TEST (test_replay)
   EmuProcess *emu = fx_start_emulator (
       (const gchar *[]){ "-q", "--deepgram-replay", path, NULL });
   Fx *fx = fx_new (emu, CAPS_16K, (const gchar *[]){ "vad-events=true", NULL },
-      (const gchar *[]){ "interim=true", NULL });
+      (const gchar *[]){ "interim=true", "turn-detection=endpointing", NULL });
   struct
   {
     const gchar *text; /* NULL: an end-of-turn event */
@@ -707,6 +789,7 @@ elements_suite (void)
   tcase_add_test (tc, test_mulaw);
   tcase_add_test (tc, test_backlog_bound);
   tcase_add_test (tc, test_replay);
+  tcase_add_test (tc, test_turn_detection_transcript);
   return s;
 }
 

@@ -575,6 +575,43 @@ GST_START_TEST (test_barge_in_reports_spoken)
 
 GST_END_TEST;
 
+/* Guards: a speech-start marked deferred stops nothing; agent-pause
+ * silences the audio without ending the turn, agent-resume plays it on,
+ * and the turn then ends complete. */
+GST_START_TEST (test_pause_resume)
+{
+  Fx *fx = fx_new (NULL, NULL, NULL);
+  const gchar *full = "One two three four five six seven eight nine ten.";
+  const GstStructure *s;
+  gboolean interrupted = TRUE;
+
+  fx_say (fx, 1, full, TRUE);
+  run_until (fx, turn_started, GUINT_TO_POINTER (1));
+  play_buffers (fx, 10);
+  fail_unless (gst_harness_push_event (fx->sink,
+      gst_voice_event_mark_barge_in_deferred (
+          gst_voice_event_new_speech_start (0, 1))));
+  fail_unless (gst_harness_push_event (
+      fx->sink, gst_voice_event_new_pause (0, 1, "speech-start")));
+  play_buffers (fx, 3); /* the pause lands within a buffer or two */
+  fx->loud = 0;
+  play_buffers (fx, 40);
+  fail_unless_equals_int (fx->loud, 0);
+  fail_if (find (fx, "elevenlabssrc", "agent-speaking-stopped", 0));
+  fail_unless (find (fx, "elevenlabssrc", "agent-pause", 0));
+  fail_unless (gst_harness_push_event (
+      fx->sink, gst_voice_event_new (GST_VOICE_EVENT_RESUME, 0, 1)));
+  play_buffers (fx, 10);
+  fail_unless (fx->loud > 0);
+  run_until (fx, turn_stopped, GUINT_TO_POINTER (1));
+  s = find (fx, "elevenlabssrc", "agent-speaking-stopped", 0);
+  fail_unless (gst_structure_get_boolean (s, "interrupted", &interrupted));
+  fail_if (interrupted);
+  fx_free (fx);
+}
+
+GST_END_TEST;
+
 /* Guards: the socket is kept alive between turns (keep-alives before the
  * inactivity timeout) and the next turn is spoken on it. */
 GST_START_TEST (test_keepalive)
@@ -785,6 +822,7 @@ elements_suite (void)
   tcase_add_test (tc, test_speech);
   tcase_add_test (tc, test_first_clause_flushed);
   tcase_add_test (tc, test_rapid_interruptions);
+  tcase_add_test (tc, test_pause_resume);
   tcase_add_test (tc, test_reconnect_after_error_frame);
   tcase_add_test (tc, test_unauthorized);
   tcase_add_test (tc, test_barge_in_reports_spoken);

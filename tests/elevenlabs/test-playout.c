@@ -77,6 +77,43 @@ note (GArray *notes, guint i)
   return &g_array_index (notes, ElNote, i);
 }
 
+/* Guards: a pause plays silence and keeps everything (no underrun, no
+ * note); resumed, the turn goes on from the same sample; an interrupt ends
+ * a pause. */
+GST_START_TEST (test_pause_resume)
+{
+  ElPlayout *p = new_playout (0);
+  GArray *notes = el_notes_new ();
+
+  el_playout_push (p, chunk (1, 1, 60, 100, NULL, FALSE));
+  el_playout_push (p, turn_end (1, "Hello."));
+  fail_unless_equals_int (read_ms (p, 20, notes), MS (20));
+  fail_unless (el_playout_set_paused (p, TRUE));
+  fail_if (el_playout_set_paused (p, TRUE));
+  fail_unless (el_playout_is_paused (p));
+  for (guint i = 0; i < 5; i++) {
+    fail_unless_equals_int (read_ms (p, 20, notes), 0);
+    fail_unless_equals_int (notes->len, 0);
+  }
+  fail_unless_equals_int (el_playout_get_queued_samples (p), MS (40));
+  fail_unless (el_playout_set_paused (p, FALSE));
+  fail_unless_equals_int (read_ms (p, 20, notes), MS (20));
+  fail_unless_equals_int (notes->len, 0);
+  fail_unless_equals_int (read_ms (p, 40, notes), MS (20));
+  fail_unless_equals_int (note (notes, 0)->type, EL_NOTE_STOPPED);
+  fail_unless (note (notes, 0)->complete);
+  fail_unless_equals_int (note (notes, 0)->underruns, 0);
+
+  el_playout_push (p, chunk (2, 1, 60, 100, NULL, FALSE));
+  el_playout_set_paused (p, TRUE);
+  fail_unless (el_playout_interrupt (p, notes));
+  fail_if (el_playout_is_paused (p));
+  g_array_unref (notes);
+  el_playout_free (p);
+}
+
+GST_END_TEST;
+
 /* Guards: a turn waits until the prebuffer is queued, then starts at the
  * start of the buffer. */
 GST_START_TEST (test_prebuffer)
@@ -336,6 +373,7 @@ playout_suite (void)
   el_pair_init ();
   suite_add_tcase (s, tc);
   tcase_add_test (tc, test_prebuffer);
+  tcase_add_test (tc, test_pause_resume);
   tcase_add_test (tc, test_short_turn);
   tcase_add_test (tc, test_underrun);
   tcase_add_test (tc, test_spoken_aligned);

@@ -512,7 +512,8 @@ GST_START_TEST (test_barge_in_history)
     "data: [DONE]\n\n", NULL };
   static const gchar *next[] = { "Okay.", NULL };
   FakeServer *fs = fake_server_new ();
-  Llm *l = llm_new (fake_server_url (fs), "system-prompt", "", NULL);
+  Llm *l = llm_new (fake_server_url (fs), "system-prompt", "", "interruption",
+      0 /* vad */, NULL);
   gchar *piece, *m, *reply;
   gboolean last;
 
@@ -1145,6 +1146,237 @@ GST_START_TEST (test_malformed_chunk_skipped)
 
 GST_END_TEST;
 
+/* ---- Turn taking: confirmed barge-in, speculative replies ---- */
+
+static void
+push_user_text (Llm *l, const gchar *text, gboolean is_final)
+{
+  GstBuffer *b = gst_buffer_new_memdup (text, strlen (text));
+
+  gst_buffer_add_voice_transcript_meta (
+      b, GST_VOICE_ROLE_USER, is_final, FALSE, 0.9f, 2);
+  fail_unless_equals_int (gst_harness_push (l->h, b), GST_FLOW_OK);
+}
+
+static void
+push_voice (Llm *l, GstVoiceEventType type)
+{
+  fail_unless (gst_harness_push_event (
+      l->h, gst_voice_event_new (type, GST_CLOCK_TIME_NONE, 2)));
+}
+
+/* Pulls events up to conversation event @voice; returns it (transfer
+ * full). */
+static GstEvent *
+pull_voice_event (Llm *l, GstVoiceEventType voice)
+{
+  for (;;) {
+    GstEvent *e = gst_harness_pull_event (l->h);
+    fail_unless (
+        e != NULL, "no %s event", gst_voice_event_type_get_name (voice));
+    if (gst_voice_event_get_voice_type (e) == voice)
+      return e;
+    gst_event_unref (e);
+  }
+}
+
+/* A reply held open after its first piece (the server waits for
+ * fake_server_release()), as the agent is speaking it. */
+static Llm *
+speaking_agent (FakeServer *fs, const gchar *first_prop, ...)
+{
+  static const gchar *part[] = { "data: {\"choices\":[{\"delta\":{\"content\":"
+                                 "\"First part here. Second part\"}}]}\n\n",
+    "data: {\"choices\":[{\"delta\":{\"content\":\" comes later.\"}}]}\n\n",
+    "data: [DONE]\n\n", NULL };
+  Llm *l = llm_new (fake_server_url (fs), "system-prompt", "", NULL);
+  gboolean last;
+  gchar *piece;
+  va_list args;
+
+  va_start (args, first_prop);
+  if (first_prop)
+    g_object_set_valist (G_OBJECT (l->element), first_prop, args);
+  va_end (args);
+  fake_server_add_answer (fs, 200, part, 1, NULL);
+  push_end_of_turn (l, 1, "Hi");
+  piece = pull_piece (l, 1, &last);
+  fail_unless_equals_string (piece, "First part here. ");
+  g_free (piece);
+  return l;
+}
+
+/* Guards: with interruption=confirmed (the default) speech over the agent
+ * pauses it (agent-pause, speech-start marked deferred), a backchannel
+ * ("Mhm.") is not a turn, and the agent resumes where it was: no reply
+ * is cancelled and no request is made. */
+GST_START_TEST (test_confirmed_backchannel_resumes)
+{
+  FakeServer *fs = fake_server_new ();
+  Llm *l = speaking_agent (fs, NULL);
+  GstEvent *e;
+  gchar *reply;
+  gboolean found = FALSE;
+
+  push_voice (l, GST_VOICE_EVENT_SPEECH_START);
+  e = pull_voice_event (l, GST_VOICE_EVENT_PAUSE);
+  gst_event_unref (e);
+  e = pull_voice_event (l, GST_VOICE_EVENT_SPEECH_START);
+  fail_unless (gst_voice_event_is_barge_in_deferred (e));
+  gst_event_unref (e);
+  push_user_text (l, "Mhm", FALSE);
+  push_voice (l, GST_VOICE_EVENT_SPEECH_STOP);
+  push_user_text (l, "Mhm.", TRUE);
+  push_end_of_turn (l, 2, "Mhm.");
+  e = pull_voice_event (l, GST_VOICE_EVENT_RESUME);
+  gst_event_unref (e);
+  fake_server_release (fs);
+  reply = pull_reply (l, 1);
+  fail_unless_equals_string (reply, "Second part comes later.");
+  g_free (reply);
+  for (guint i = 0; !found; i++) {
+    const GstStructure *s = wait_event_message (l, "barge-in", i);
+    found = g_str_equal (gst_structure_get_string (s, "outcome"), "resumed");
+    if (found)
+      fail_unless_equals_string (
+          gst_structure_get_string (s, "reason"), "backchannel");
+  }
+  fail_unless_equals_int (fake_server_n_requests (fs), 1);
+  llm_free (l);
+  fake_server_free (fs);
+}
+
+GST_END_TEST;
+
+/* Guards: words that are not a backchannel confirm the barge-in at the
+ * first interim result: the reply is cancelled and interrupt sent. */
+GST_START_TEST (test_confirmed_words_interrupt)
+{
+  FakeServer *fs = fake_server_new ();
+  Llm *l = speaking_agent (fs, NULL);
+  const gchar *reason = NULL;
+  GstEvent *e;
+
+  push_voice (l, GST_VOICE_EVENT_SPEECH_START);
+  gst_event_unref (pull_voice_event (l, GST_VOICE_EVENT_PAUSE));
+  push_user_text (l, "Yeah", FALSE);
+  push_user_text (l, "Yeah wait", FALSE);
+  e = pull_voice_event (l, GST_VOICE_EVENT_INTERRUPT);
+  fail_unless (gst_voice_event_parse_interrupt (e, NULL, NULL, &reason));
+  fail_unless_equals_string (reason, "words");
+  gst_event_unref (e);
+  fail_unless_equals_string (
+      gst_structure_get_string (wait_event_message (l, "done", 0), "reason"),
+      "barge-in");
+  fake_server_release (fs);
+  llm_free (l);
+  fake_server_free (fs);
+}
+
+GST_END_TEST;
+
+/* Guards: speech without words confirms after min-interruption-ms; a
+ * pause whose speech stopped with no words resumes. */
+GST_START_TEST (test_confirmed_timers)
+{
+  FakeServer *fs = fake_server_new ();
+  Llm *l = speaking_agent (fs, "min-interruption-ms", 300, NULL);
+  const gchar *reason = NULL;
+  GstEvent *e;
+  gint64 t0;
+
+  push_voice (l, GST_VOICE_EVENT_SPEECH_START);
+  gst_event_unref (pull_voice_event (l, GST_VOICE_EVENT_PAUSE));
+  push_voice (l, GST_VOICE_EVENT_SPEECH_STOP);
+  t0 = g_get_monotonic_time ();
+  gst_event_unref (pull_voice_event (l, GST_VOICE_EVENT_RESUME));
+  fail_unless (g_get_monotonic_time () - t0 >= 250 * 1000);
+
+  push_voice (l, GST_VOICE_EVENT_SPEECH_START);
+  gst_event_unref (pull_voice_event (l, GST_VOICE_EVENT_PAUSE));
+  t0 = g_get_monotonic_time ();
+  e = pull_voice_event (l, GST_VOICE_EVENT_INTERRUPT);
+  fail_unless (g_get_monotonic_time () - t0 >= 250 * 1000);
+  fail_unless (gst_voice_event_parse_interrupt (e, NULL, NULL, &reason));
+  fail_unless_equals_string (reason, "long speech");
+  gst_event_unref (e);
+  fake_server_release (fs);
+  llm_free (l);
+  fake_server_free (fs);
+}
+
+GST_END_TEST;
+
+static void
+push_turn_likely (Llm *l, guint turn, const gchar *text)
+{
+  fail_unless (gst_harness_push_event (
+      l->h, gst_voice_event_new_turn_likely (GST_CLOCK_TIME_NONE, turn, text)));
+}
+
+/* Guards: turn-likely starts the request, its text is held until the
+ * end-of-turn with the same words (case and punctuation aside), and one
+ * request answers the turn. */
+GST_START_TEST (test_speculative_hit)
+{
+  static const gchar *answer[] = { "Hello to you too.", NULL };
+  FakeServer *fs = fake_server_new ();
+  Llm *l = llm_new (fake_server_url (fs), "system-prompt", "", NULL);
+  gchar *reply;
+
+  fake_server_add_stream (fs, answer);
+  push_turn_likely (l, 1, "Hello there.");
+  fail_unless (fake_server_wait_requests (fs, 1, 5000));
+  g_usleep (200 * 1000);
+  fail_unless (gst_harness_try_pull (l->h) == NULL);
+  push_end_of_turn (l, 1, "hello, there");
+  reply = pull_reply (l, 1);
+  fail_unless_equals_string (reply, "Hello to you too.");
+  g_free (reply);
+  fail_unless_equals_string (
+      gst_structure_get_string (
+          wait_event_message (l, "speculation", 1), "outcome"),
+      "used");
+  fail_unless_equals_int (fake_server_n_requests (fs), 1);
+  llm_free (l);
+  fake_server_free (fs);
+}
+
+GST_END_TEST;
+
+/* Guards: when the caller goes on (turn-resumed) the speculative request is
+ * dropped and never enters the history; the committed turn is asked
+ * afresh, and a turn committed with other words drops it too. */
+GST_START_TEST (test_speculative_dropped)
+{
+  static const gchar *answer[] = { "Noted.", NULL };
+  FakeServer *fs = fake_server_new ();
+  Llm *l = llm_new (fake_server_url (fs), "system-prompt", "", NULL);
+  gchar *reply, *m;
+
+  fake_server_add_stream (fs, answer);
+  fake_server_add_stream (fs, answer);
+  fake_server_add_stream (fs, answer);
+  push_turn_likely (l, 1, "My number is");
+  fail_unless (fake_server_wait_requests (fs, 1, 5000));
+  fail_unless (gst_harness_push_event (l->h,
+      gst_voice_event_new (
+          GST_VOICE_EVENT_TURN_RESUMED, GST_CLOCK_TIME_NONE, 1)));
+  push_turn_likely (l, 1, "My number is four two.");
+  fail_unless (fake_server_wait_requests (fs, 2, 5000));
+  push_end_of_turn (l, 1, "My number is four two three.");
+  reply = pull_reply (l, 1);
+  g_free (reply);
+  m = request_messages (fs, 2);
+  fail_unless_equals_string (m, "user:My number is four two three.");
+  g_free (m);
+  fail_unless_equals_int (fake_server_n_requests (fs), 3);
+  llm_free (l);
+  fake_server_free (fs);
+}
+
+GST_END_TEST;
+
 static Suite *
 llmtransform_suite (void)
 {
@@ -1159,6 +1391,11 @@ llmtransform_suite (void)
   tcase_add_test (tc, test_interrupt_cancels);
   tcase_add_test (tc, test_barge_in_history);
   tcase_add_test (tc, test_interruption_event_mode);
+  tcase_add_test (tc, test_confirmed_backchannel_resumes);
+  tcase_add_test (tc, test_confirmed_words_interrupt);
+  tcase_add_test (tc, test_confirmed_timers);
+  tcase_add_test (tc, test_speculative_hit);
+  tcase_add_test (tc, test_speculative_dropped);
   tcase_add_test (tc, test_combined_turns);
   tcase_add_test (tc, test_error_401);
   tcase_add_test (tc, test_env_key_after_creation);
