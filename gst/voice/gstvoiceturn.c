@@ -371,9 +371,9 @@ gst_voice_turn_ending_get_name (GstVoiceTurnEnding ending)
 
 /* Without a VAD, an interim result whose words have not changed for this
  * long is as good as final for a speculative start: Deepgram finalizes it
- * only at its endpointing. With a VAD, its speech-stop (and the Finalize
- * that follows) marks the pause instead: an interim that lags behind the
- * audio would start a request for half the words. */
+ * only at its endpointing. With a VAD, its speech-stop marks the pause:
+ * the interim words then start the reply a Finalize round trip before the
+ * final ones come (if those differ, the reply is redone). */
 #define STABLE_INTERIM_US (250 * 1000)
 
 struct _GstVoiceTurnTracker
@@ -453,15 +453,16 @@ gst_voice_turn_tracker_reset (GstVoiceTurnTracker *tracker)
   tracker->speech_end = -1;
 }
 
-/* A pause is likely once the VAD hears nothing and every word is final, or
- * the interim ones have stood still for STABLE_INTERIM_US, unless the
- * words leave the phrase open. */
+/* A pause is likely once the VAD hears nothing (after its speech-stop,
+ * interim words too), or without a VAD once every word is final or the
+ * interim ones have stood still for STABLE_INTERIM_US; unless the words
+ * leave the phrase open. */
 static GstVoiceTurnAction
 check_likely (GstVoiceTurnTracker *t, gint64 now)
 {
   if (t->likely_words || *t->words == '\0' || t->speaking)
     return GST_VOICE_TURN_ACTION_NONE;
-  if (t->interim && (t->has_vad || now - t->interim_since < STABLE_INTERIM_US))
+  if (t->interim && !t->has_vad && now - t->interim_since < STABLE_INTERIM_US)
     return GST_VOICE_TURN_ACTION_NONE;
   /* "My number is" will go on: a reply to it would be thrown away. */
   if (gst_voice_turn_classify (t->config.words, t->text->str) ==
