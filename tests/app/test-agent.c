@@ -108,11 +108,22 @@ GST_START_TEST (test_conversation)
       ANSWER_TIMEOUT_MS);
   fail_unless (m != NULL, "the caller was not transcribed");
   g_free (m);
+  /* deepgramsrc committed the turn, and said how long it waited. */
+  m = whip_caller_wait_message (
+      c, "\"state\":\"committed\"", ANSWER_TIMEOUT_MS);
+  fail_unless (m != NULL, "no committed turn");
+  fail_unless (strstr (m, "\"eot_ms\":") && strstr (m, "\"ending\":"), "%s", m);
+  g_free (m);
   expect_message (c, "\"role\":\"agent\"");
   expect_message (c, "\"type\":\"agent\",\"speaking\":true");
   fail_unless (whip_caller_wait_audio (c, 0.05, ANSWER_TIMEOUT_MS),
       "no agent audio (peak %f)", whip_caller_get_peak_rms (c));
-  expect_message (c, "\"voice_to_voice_ms\"");
+  m = whip_caller_wait_message (c, "\"voice_to_voice_ms\"", ANSWER_TIMEOUT_MS);
+  fail_unless (m != NULL, "no metrics event");
+  fail_unless (strstr (m, "\"eot_ms\":") && strstr (m, "\"speculative\":") &&
+          strstr (m, "\"false_interruptions\":0"),
+      "%s", m);
+  g_free (m);
   fail_unless_equals_int (whip_caller_hangup (c), 200);
   whip_caller_free (c);
   emu_process_stop (server);

@@ -86,16 +86,24 @@ read_emulator (SoupSession *http, const gchar *base, ServiceCounts *n)
   }
 }
 
+/* A call's usage reaches /metrics when the server has ended it, a moment
+ * after the hang-up: wait (up to 10 s) until no call is active. */
 static void
 read_metrics (SoupSession *http, const gchar *url, ServiceCounts *n)
 {
-  g_autofree gchar *text =
-      http_get (http, url, g_getenv ("VOICEAGENT_ADMIN_TOKEN"));
-  g_auto (GStrv) lines = text ? g_strsplit (text, "\n", -1) : NULL;
+  for (guint i = 0; i < 50; i++) {
+    g_autofree gchar *text =
+        http_get (http, url, g_getenv ("VOICEAGENT_ADMIN_TOKEN"));
+    g_auto (GStrv) lines = text ? g_strsplit (text, "\n", -1) : NULL;
 
-  if (lines)
+    if (lines == NULL)
+      return;
     n->tts_unheard =
         lg_counter_in (lines, "voiceagent_tts_characters_unheard_total");
+    if (lg_counter_in (lines, "voiceagent_calls_active") <= 0)
+      return;
+    g_usleep (200 * 1000);
+  }
 }
 
 /* ---------- the numbers ---------- */
