@@ -82,7 +82,7 @@ expect_message (WhipCaller *c, const gchar *needle)
 static gchar **
 expect_messages (WhipCaller *c, const gchar *const *needles)
 {
-  guint n = g_strv_length ((gchar **) needles), seen = 0, i;
+  guint n = g_strv_length ((gchar **)needles), seen = 0, i;
   gchar **found = g_new0 (gchar *, n + 1);
   gint64 deadline = g_get_monotonic_time () + ANSWER_TIMEOUT_MS * 1000;
 
@@ -144,8 +144,7 @@ GST_START_TEST (test_conversation)
       "no agent audio (peak %f)", whip_caller_get_peak_rms (c));
   {
     const gchar *const replied[] = { "\"role\":\"agent\"",
-      "\"type\":\"agent\",\"speaking\":true", "\"voice_to_voice_ms\"",
-      NULL };
+      "\"type\":\"agent\",\"speaking\":true", "\"voice_to_voice_ms\"", NULL };
     gchar **got = expect_messages (c, replied);
 
     m = got[2];
