@@ -44,7 +44,8 @@ struct _VaCall
   gchar *call_token; /* the caller's capability, told over the channel */
   gchar *history; /* conversation to restore at the start, or NULL */
   GstElement *pipeline;
-  GstElement *webrtc;
+  GstElement *webrtc; /* direct mode, or NULL */
+  VaRtpLink *rtp; /* gateway mode, or NULL; freed after the pipeline */
 
   /* Main context only */
   VaPeer *peer;
@@ -203,6 +204,10 @@ va_call_send_json (VaCall *call, const gchar *json)
   GstWebRTCDataChannel *channel = NULL;
   GstWebRTCDataChannelState state = GST_WEBRTC_DATA_CHANNEL_STATE_CLOSED;
 
+  if (call->rtp) {
+    va_rtp_link_send_text (call->rtp, json);
+    return;
+  }
   g_mutex_lock (&call->lock);
   if (call->channel)
     channel = g_object_ref (call->channel);
@@ -328,6 +333,13 @@ on_channel_message (
       NULL, G_PRIORITY_DEFAULT, handle_channel_text, ct, channel_text_free);
 }
 
+/* (streaming thread) A data-channel message relayed by the gateway. */
+static void
+on_gateway_text (const gchar *text, gpointer data)
+{
+  on_channel_message (NULL, text, data);
+}
+
 static gboolean
 greet_channel (gpointer data)
 {
@@ -382,6 +394,7 @@ typedef struct
 {
   VaCall *call;
   GstElement *pipeline;
+  VaRtpLink *rtp; /* its socket outlives the pipeline's use of it */
 } Teardown;
 
 static gboolean
@@ -428,6 +441,7 @@ teardown_pipeline (gpointer data, gpointer unused)
   gst_iterator_free (elements);
   gst_element_set_state (t->pipeline, GST_STATE_NULL);
   gst_object_unref (t->pipeline);
+  va_rtp_link_free (t->rtp);
   /* An idle, never an invoke: the main context must report it, even if
    * nobody iterates it right now. */
   g_idle_add (report_ended, t->call);
@@ -470,15 +484,20 @@ va_call_end (VaCall *call, VaCallEndReason reason, const gchar *detail)
   g_clear_pointer (&call->peer, va_peer_free);
   disconnect_data_channel (call);
 
+  if (call->rtp)
+    va_rtp_link_detach (call->rtp);
   if (call->pipeline == NULL) {
+    g_clear_pointer (&call->rtp, va_rtp_link_free);
     g_idle_add (report_ended, call);
     return;
   }
-  g_signal_handlers_disconnect_by_data (call->webrtc, call);
+  if (call->webrtc)
+    g_signal_handlers_disconnect_by_data (call->webrtc, call);
   gst_clear_object (&call->webrtc);
   t = g_new0 (Teardown, 1);
   t->call = call;
   t->pipeline = g_steal_pointer (&call->pipeline);
+  t->rtp = g_steal_pointer (&call->rtp);
   if (g_once_init_enter (&teardown_pool)) {
     GThreadPool *pool =
         g_thread_pool_new (teardown_pipeline, NULL, 2, FALSE, NULL);
@@ -649,13 +668,21 @@ watch_caller_audio (VaCall *call)
   gst_object_unref (tap);
 }
 
+static void
+watch_bus (VaCall *call)
+{
+  GstBus *bus = gst_element_get_bus (call->pipeline);
+
+  call->bus_watch = gst_bus_add_watch (bus, on_bus_message, call);
+  gst_object_unref (bus);
+}
+
 gboolean
 va_call_start (VaCall *call, const VaTemplate *tmpl, GHashTable *vars,
     VaOffer *offer, GError **error)
 {
   static const VaPeerCallbacks peer_callbacks = { caller_answered,
     caller_ice_state, caller_impostor };
-  GstBus *bus;
 
   call->pipeline = va_template_instantiate (tmpl, vars, error);
   if (call->pipeline == NULL) {
@@ -666,10 +693,7 @@ va_call_start (VaCall *call, const VaTemplate *tmpl, GHashTable *vars,
   call->webrtc = gst_bin_get_by_name (GST_BIN (call->pipeline), "webrtc");
   g_signal_connect (
       call->webrtc, "on-data-channel", G_CALLBACK (on_data_channel), call);
-
-  bus = gst_element_get_bus (call->pipeline);
-  call->bus_watch = gst_bus_add_watch (bus, on_bus_message, call);
-  gst_object_unref (bus);
+  watch_bus (call);
 
   call->peer = va_peer_new (call->webrtc, call->config->ice_timeout_ms,
       call->config->public_ip, &peer_callbacks, call);
@@ -692,6 +716,45 @@ va_call_start (VaCall *call, const VaTemplate *tmpl, GHashTable *vars,
   va_peer_answer (call->peer, offer);
   va_offer_free (offer);
   return TRUE;
+}
+
+gboolean
+va_call_start_rtp (VaCall *call, const VaTemplate *tmpl, GHashTable *vars,
+    VaRtpLink *link, GError **error)
+{
+  gchar *peer_host = g_strdup (g_hash_table_lookup (vars, "RTP_HOST"));
+  guint peer_port = (guint)g_ascii_strtoull (
+      g_hash_table_lookup (vars, "RTP_PORT"), NULL, 10);
+  gboolean ok = FALSE;
+
+  call->rtp = link;
+  call->pipeline = va_template_instantiate (tmpl, vars, error);
+  if (call->pipeline == NULL)
+    goto out;
+  gst_object_set_name (GST_OBJECT (call->pipeline), call->id);
+  if (!va_rtp_link_attach (call->rtp, call->pipeline, peer_host, peer_port,
+          on_gateway_text, call, error))
+    goto out;
+  watch_bus (call);
+  watch_caller_audio (call);
+  restore_history (call);
+  if (gst_element_set_state (call->pipeline, GST_STATE_PLAYING) ==
+      GST_STATE_CHANGE_FAILURE) {
+    g_set_error (error, GST_CORE_ERROR, GST_CORE_ERROR_STATE_CHANGE,
+        "the pipeline of template %s does not start (see the log)",
+        va_template_get_name (tmpl));
+    goto out;
+  }
+  if (call->config->max_call_s > 0)
+    call->max_duration_timer = g_timeout_add_seconds (
+        call->config->max_call_s, max_duration_reached, call);
+  /* The gateway holds it until the caller's data channel is open. */
+  g_atomic_int_set (&call->channel_greeted, 1);
+  greet_channel (call);
+  ok = TRUE;
+out:
+  g_free (peer_host);
+  return ok;
 }
 
 /* ---- WHEP listeners ---- */

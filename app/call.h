@@ -7,6 +7,7 @@
 #include "vaconfig.h"
 #include "peer.h"
 #include "template.h"
+#include "rtplink.h"
 
 G_BEGIN_DECLS
 
@@ -57,6 +58,13 @@ gchar *va_call_get_history (VaCall *call);
 /* Builds the pipeline from @tmpl with @vars and answers @offer (taken). */
 gboolean va_call_start (VaCall *call, const VaTemplate *tmpl, GHashTable *vars,
     VaOffer *offer, GError **error);
+
+/* Gateway mode: builds the pipeline from the RTP template @tmpl and links
+ * it to the gateway through @link (taken), whose socket @vars' RTP_HOST
+ * and RTP_PORT already name the far end of. No answer: the gateway holds
+ * the caller's peer connection. */
+gboolean va_call_start_rtp (VaCall *call, const VaTemplate *tmpl,
+    GHashTable *vars, VaRtpLink *link, GError **error);
 
 /* Ends the call; ended() follows once the pipeline is down. */
 void va_call_end (VaCall *call, VaCallEndReason reason, const gchar *detail);

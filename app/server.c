@@ -429,9 +429,13 @@ whip_post (VaServer *server, SoupServerMessage *msg, const gchar *agent,
   if (!check_capacity (server, msg, agent, token))
     return;
   tmpl = g_hash_table_lookup (server->templates, agent);
+  if (tmpl && va_template_get_kind (tmpl) != VA_TEMPLATE_WEBRTC)
+    tmpl = NULL; /* plain RTP: only a gateway's worker call may use it */
   if (tmpl == NULL && token == NULL) {
     va_respond_error (server, msg, SOUP_STATUS_NOT_FOUND,
-        "no agent template \"%s\" (pipelines/%s.pipeline)", agent, agent);
+        "no agent template \"%s\" (pipelines/%s.pipeline with a "
+        "webrtcbin)",
+        agent, agent);
     return;
   }
   offer = parse_offer (server, msg);

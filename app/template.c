@@ -16,14 +16,16 @@
 #include "template.h"
 
 const gchar *const va_template_variables[] = { "CALL_ID", "SESSION", "OPUS_PT",
-  "DEEPGRAM_URL", "ELEVENLABS_URL", "ELEVENLABS_VOICE_ID", "LLM_URL",
-  "LLM_MODEL", "SYSTEM_PROMPT", "GREETING", NULL };
+  "RTP_HOST", "RTP_PORT", "DEEPGRAM_URL", "ELEVENLABS_URL",
+  "ELEVENLABS_VOICE_ID", "LLM_URL", "LLM_MODEL", "SYSTEM_PROMPT", "GREETING",
+  NULL };
 
 struct _VaTemplate
 {
   gchar *name;
   gchar *path;
   gchar *text; /* comments removed, lines kept for numbering */
+  VaTemplateKind kind;
 };
 
 static void
@@ -39,6 +41,12 @@ const gchar *
 va_template_get_name (const VaTemplate *t)
 {
   return t->name;
+}
+
+VaTemplateKind
+va_template_get_kind (const VaTemplate *t)
+{
+  return t->kind;
 }
 
 static gboolean
@@ -134,12 +142,40 @@ locate_parse_error (const VaTemplate *t, GError *error, GError **out)
         out, error->domain, error->code, "%s: %s", t->path, error->message);
 }
 
-GstElement *
-va_template_instantiate (const VaTemplate *t, GHashTable *vars, GError **error)
+/* TRUE if @pipeline has the element named @name made by @type_name. */
+static gboolean
+has_element (GstElement *pipeline, const gchar *name, const gchar *type_name)
+{
+  GstElement *e = gst_bin_get_by_name (GST_BIN (pipeline), name);
+  gboolean ok = e && g_strcmp0 (G_OBJECT_TYPE_NAME (e), type_name) == 0;
+
+  g_clear_object (&e);
+  return ok;
+}
+
+static gboolean
+find_kind (GstElement *pipeline, VaTemplateKind *kind)
+{
+  if (has_element (pipeline, "webrtc", "GstWebRTCBin")) {
+    *kind = VA_TEMPLATE_WEBRTC;
+    return TRUE;
+  }
+  if (has_element (pipeline, "rtp_in", "GstUDPSrc") &&
+      has_element (pipeline, "rtp_out", "GstUDPSink")) {
+    *kind = VA_TEMPLATE_RTP;
+    return TRUE;
+  }
+  return FALSE;
+}
+
+/* Builds the pipeline of @t with @vars and finds its kind. */
+static GstElement *
+build (
+    const VaTemplate *t, GHashTable *vars, VaTemplateKind *kind, GError **error)
 {
   gchar *desc = va_template_expand (t, vars, error);
   GstParseContext *ctx;
-  GstElement *pipeline, *webrtc;
+  GstElement *pipeline;
   GError *err = NULL;
 
   if (desc == NULL)
@@ -160,16 +196,30 @@ va_template_instantiate (const VaTemplate *t, GHashTable *vars, GError **error)
     gst_bin_add (GST_BIN (outer), pipeline);
     pipeline = outer;
   }
-  webrtc = gst_bin_get_by_name (GST_BIN (pipeline), "webrtc");
-  if (webrtc == NULL ||
-      g_strcmp0 (G_OBJECT_TYPE_NAME (webrtc), "GstWebRTCBin")) {
+  if (!find_kind (pipeline, kind)) {
     g_set_error (error, GST_PARSE_ERROR, GST_PARSE_ERROR_LINK,
-        "%s: the template needs a \"webrtcbin name=webrtc\"", t->path);
-    g_clear_object (&webrtc);
+        "%s: the template needs a \"webrtcbin name=webrtc\" (direct mode) "
+        "or a \"udpsrc name=rtp_in\" and a \"udpsink name=rtp_out\" "
+        "(gateway mode)",
+        t->path);
     gst_object_unref (pipeline);
     return NULL;
   }
-  gst_object_unref (webrtc);
+  return pipeline;
+}
+
+GstElement *
+va_template_instantiate (const VaTemplate *t, GHashTable *vars, GError **error)
+{
+  VaTemplateKind kind;
+  GstElement *pipeline = build (t, vars, &kind, error);
+
+  if (pipeline && kind != t->kind) {
+    g_set_error (error, GST_PARSE_ERROR, GST_PARSE_ERROR_LINK,
+        "%s: its variables changed the pipeline's kind (WebRTC or RTP)",
+        t->path);
+    gst_clear_object (&pipeline);
+  }
   return pipeline;
 }
 
@@ -201,6 +251,8 @@ placeholder_vars (void)
   for (v = va_template_variables; *v; v++)
     g_hash_table_insert (vars, (gpointer)*v, (gpointer) "placeholder");
   g_hash_table_insert (vars, (gpointer) "OPUS_PT", (gpointer) "111");
+  g_hash_table_insert (vars, (gpointer) "RTP_HOST", (gpointer) "127.0.0.1");
+  g_hash_table_insert (vars, (gpointer) "RTP_PORT", (gpointer) "9");
   g_hash_table_insert (vars, (gpointer) "SESSION", (gpointer) "template-check");
   g_hash_table_insert (
       vars, (gpointer) "LLM_URL", (gpointer) "http://127.0.0.1:1/v1");
@@ -229,7 +281,7 @@ load_one (const gchar *dir, const gchar *file, GError **error)
   g_free (raw);
 
   vars = placeholder_vars ();
-  check = va_template_instantiate (t, vars, error);
+  check = build (t, vars, &t->kind, error);
   g_hash_table_unref (vars);
   if (check == NULL) {
     template_free (t);

@@ -9,15 +9,28 @@ G_BEGIN_DECLS
 
 typedef struct _VaTemplate VaTemplate;
 
+/* How a template's pipeline meets the caller. */
+typedef enum {
+  /* A webrtcbin named "webrtc": the caller's peer connection ends here
+   * (direct mode). */
+  VA_TEMPLATE_WEBRTC,
+  /* A udpsrc named "rtp_in" and a udpsink named "rtp_out": plain RTP from
+   * and to a media gateway that holds the caller's peer connection
+   * (gateway mode, docs/architecture.md). */
+  VA_TEMPLATE_RTP,
+} VaTemplateKind;
+
 /* Variables a template may use; every one is set for every call. */
 extern const gchar *const va_template_variables[];
 
 /* Loads every *.pipeline file of @dir and checks each (parses it with
- * placeholder values; it must hold a webrtcbin named "webrtc"). Returns a
- * table name → VaTemplate*, or NULL with @error naming the file and line. */
+ * placeholder values; it must hold a webrtcbin named "webrtc", or a udpsrc
+ * "rtp_in" and a udpsink "rtp_out"). Returns a table name → VaTemplate*,
+ * or NULL with @error naming the file and line. */
 GHashTable *va_templates_load (const gchar *dir, GError **error);
 
 const gchar *va_template_get_name (const VaTemplate *tmpl);
+VaTemplateKind va_template_get_kind (const VaTemplate *tmpl);
 
 /* Fills in @vars (name → value; values are escaped for gst-launch quoting)
  * and builds the pipeline. Returns NULL with @error on failure. */
