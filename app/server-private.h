@@ -123,6 +123,24 @@ CallEntry *va_server_start_call (VaServer *server, SoupServerMessage *msg,
     gboolean paused, const VaTemplate *tmpl, const gchar *agent, VaOffer *offer,
     const gchar *token, const VaStoredCall *stored, gint64 post_us);
 
+/* Gateway mode (worker.c): a call whose caller is on the media gateway. */
+typedef struct
+{
+  const gchar *id; /* the front's call id */
+  const gchar *agent; /* an RTP template */
+  const gchar *token; /* the resume token: the call's key in Redis */
+  const gchar *gateway_host; /* the gateway's socket for this call */
+  guint gateway_port;
+  gint opus_pt;
+} VaRtpCallRequest;
+
+/* Starts @req's call from @tmpl (and @stored, a failed-over call's state,
+ * or NULL); *@rtp_port is where the gateway sends the caller. NULL with
+ * @error if it cannot start (the entry, if one was made, is ending). */
+CallEntry *va_server_start_rtp_call (VaServer *server,
+    const VaRtpCallRequest *req, const VaTemplate *tmpl,
+    const VaStoredCall *stored, guint *rtp_port, GError **error);
+
 /* access.c: the model is in its opening comment. Each returns FALSE (or
  * NULL), having answered, when the request may not go on. */
 gboolean va_access_caller (VaServer *server, SoupServerMessage *msg);

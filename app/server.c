@@ -34,6 +34,7 @@
 #include <libsoup/soup.h>
 #include "auth.h"
 #include "server-private.h"
+#include "worker.h"
 
 GST_DEBUG_CATEGORY_EXTERN (voiceagent_debug);
 #define GST_CAT_DEFAULT voiceagent_debug
@@ -364,22 +365,16 @@ check_capacity (VaServer *server, SoupServerMessage *msg, const gchar *agent,
  * state, or NULL) gives its conversation. The POST is paused (unless
  * @paused says it already is) until the answer. Returns the call's entry,
  * owned by server->calls. */
-CallEntry *
-va_server_start_call (VaServer *server, SoupServerMessage *msg, gboolean paused,
-    const VaTemplate *tmpl, const gchar *agent, VaOffer *offer,
-    const gchar *token, const VaStoredCall *stored, gint64 post_us)
+/* A new call's entry, registered under @id (taken). */
+static CallEntry *
+new_entry (VaServer *server, gchar *id, const gchar *agent, gint64 post_us)
 {
   static const VaCallCallbacks callbacks = { on_call_answered, on_call_ended,
     on_call_message };
   static const VaConversationOutput conversation_output = { conversation_send,
     conversation_observe, conversation_underrun };
-  CallEntry *e;
-  GHashTable *vars;
-  GError *error = NULL;
-  gchar *id;
+  CallEntry *e = g_new0 (CallEntry, 1);
 
-  id = new_id ();
-  e = g_new0 (CallEntry, 1);
   e->server = server;
   e->agent = g_strdup (agent);
   e->post_us = post_us;
@@ -393,14 +388,26 @@ va_server_start_call (VaServer *server, SoupServerMessage *msg, gboolean paused,
   va_call_set_call_token (e->call, e->call_token);
   e->conversation = va_conversation_new (&conversation_output, e);
   g_hash_table_insert (server->calls, id, e);
-  vars = call_variables (server, id, offer->opus_pt);
+  va_metrics_call_started (server->metrics);
+  va_server_publish_load (server);
+  return e;
+}
+
+CallEntry *
+va_server_start_call (VaServer *server, SoupServerMessage *msg, gboolean paused,
+    const VaTemplate *tmpl, const gchar *agent, VaOffer *offer,
+    const gchar *token, const VaStoredCall *stored, gint64 post_us)
+{
+  gchar *id = new_id ();
+  CallEntry *e = new_entry (server, id, agent, post_us);
+  GHashTable *vars = call_variables (server, id, offer->opus_pt);
+  GError *error = NULL;
+
   if (server->scaleout)
     va_state_prepare (e, vars, token, stored);
   e->pending = g_object_ref (msg);
   if (!paused)
     soup_server_message_pause (msg);
-  va_metrics_call_started (server->metrics);
-  va_server_publish_load (server);
   if (!va_call_start (e->call, tmpl, vars, offer, &error)) {
     /* The detail (a template's text) is for the log, not the caller. */
     GST_WARNING ("call %s: cannot start: %s", id, error->message);
@@ -411,6 +418,38 @@ va_server_start_call (VaServer *server, SoupServerMessage *msg, gboolean paused,
     g_error_free (error);
   }
   e->pipeline_us = g_get_monotonic_time () - post_us;
+  g_hash_table_unref (vars);
+  return e;
+}
+
+CallEntry *
+va_server_start_rtp_call (VaServer *server, const VaRtpCallRequest *req,
+    const VaTemplate *tmpl, const VaStoredCall *stored, guint *rtp_port,
+    GError **error)
+{
+  VaRtpLink *link = va_rtp_link_new (server->config->rtp_bind, error);
+  GHashTable *vars;
+  CallEntry *e;
+
+  if (link == NULL)
+    return NULL;
+  *rtp_port = va_rtp_link_get_port (link);
+  e = new_entry (
+      server, g_strdup (req->id), req->agent, g_get_monotonic_time ());
+  vars = call_variables (server, req->id, req->opus_pt);
+  g_hash_table_insert (
+      vars, (gpointer) "RTP_HOST", g_strdup (req->gateway_host));
+  g_hash_table_insert (
+      vars, (gpointer) "RTP_PORT", g_strdup_printf ("%u", req->gateway_port));
+  if (server->scaleout)
+    va_state_prepare (e, vars, req->token, stored);
+  if (!va_call_start_rtp (e->call, tmpl, vars, link, error)) {
+    GST_WARNING ("call %s: cannot start: %s", req->id, (*error)->message);
+    va_call_end (e->call, VA_CALL_END_ERROR, (*error)->message);
+    e = NULL;
+  } else {
+    e->pipeline_us = g_get_monotonic_time () - e->post_us;
+  }
   g_hash_table_unref (vars);
   return e;
 }
@@ -742,6 +781,8 @@ handle_request (SoupServer *soup, SoupServerMessage *msg, const gchar *path,
     route_endpoint (server, msg, method, parts, query, TRUE);
   else if (g_strcmp0 (parts[0], "calls") == 0 && parts[1] && *parts[1])
     route_session (server, msg, method, parts, query);
+  else if (g_strcmp0 (parts[0], "gateway") == 0)
+    va_worker_route (server, msg, method, parts);
   else if (g_str_equal (method, "OPTIONS"))
     va_respond_options (server, msg, "OPTIONS, GET", NULL);
   else

@@ -100,6 +100,15 @@ static const Setting settings[] = {
       "On SIGTERM, wait this long for calls to end (default 300)", "S" },
   { "stun-server", "VOICEAGENT_STUN", SETTING_STRV, OFF (stun_servers),
       "STUN server stun://host:port (repeatable)", "URL" },
+  { "cluster-token", "VOICEAGENT_CLUSTER_TOKEN", SETTING_STRING,
+      OFF (cluster_token),
+      "Gateway mode: the Bearer token the front presents on /gateway/ "
+      "(default: none, this instance is no gateway worker)",
+      "TOKEN", SECRET },
+  { "rtp-bind", "VOICEAGENT_RTP_BIND", SETTING_STRING, OFF (rtp_bind),
+      "Gateway mode: the address a worker's RTP sockets bind, reachable "
+      "from the gateway (default 127.0.0.1)",
+      "ADDR" },
   { "turn-server", "VOICEAGENT_TURN", SETTING_STRV, OFF (turn_servers),
       "TURN server turn:host:port[?transport=udp|tcp] or turns:... "
       "(repeatable); callers get credentials from --turn-secret",
@@ -175,6 +184,7 @@ va_config_new (void)
   VaConfig *c = g_new0 (VaConfig, 1);
 
   c->host = g_strdup ("127.0.0.1");
+  c->rtp_bind = g_strdup ("127.0.0.1");
   c->port = 8080;
   c->cors_origin = g_strdup ("*");
   c->max_body = 65536;

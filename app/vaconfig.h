@@ -56,6 +56,10 @@ typedef struct
   gchar *redis; /* redis://[[user]:password@]host[:port][/db][,...] or NULL */
   gchar *advertise_url; /* this instance's URL for redirects */
 
+  /* Gateway mode (docs/architecture.md): workers behind a media gateway */
+  gchar *cluster_token; /* the front's Bearer token on /gateway/, or NULL */
+  gchar *rtp_bind; /* address a worker's RTP sockets bind, default 127.0.0.1 */
+
   /* Records and prices */
   gchar *database; /* SQLite file for call records */
   gdouble price_stt_per_min; /* USD per minute of audio sent to STT */

@@ -1,0 +1,188 @@
+/* voiceagent: the worker side of gateway mode (docs/architecture.md).
+ * SPDX-License-Identifier: LGPL-2.1-or-later
+ *
+ * Behind a media gateway, the caller's peer connection ends in Janus and
+ * the front (another voiceagent) asks a worker for the call's pipeline:
+ *
+ *   POST   /gateway/calls       {"id","agent","token","gateway_host",
+ *                                "gateway_port","opus_pt"}
+ *                               → 201 {"id","rtp_host","rtp_port"}
+ *   DELETE /gateway/calls/{id}  → 200
+ *
+ * Who may call: the front only, with `Authorization: Bearer` and the
+ * --cluster-token (VOICEAGENT_CLUSTER_TOKEN); without one the routes do
+ * not exist (404). Callers never reach a worker: its HTTP port belongs on
+ * the cluster's private network.
+ */
+#ifdef HAVE_CONFIG_H
+#include "config.h"
+#endif
+
+#include <string.h>
+#include <json-glib/json-glib.h>
+#include "auth.h"
+#include "server-private.h"
+#include "worker.h"
+
+GST_DEBUG_CATEGORY_EXTERN (voiceagent_debug);
+#define GST_CAT_DEFAULT voiceagent_debug
+
+#define MAX_ID 64
+
+static gboolean
+is_front (VaServer *server, SoupServerMessage *msg)
+{
+  const gchar *bearer = va_auth_bearer_of (soup_message_headers_get_one (
+      soup_server_message_get_request_headers (msg), "Authorization"));
+
+  return va_auth_token_equal (server->config->cluster_token, bearer);
+}
+
+static gboolean
+is_call_id (const gchar *id)
+{
+  gsize n = id ? strlen (id) : 0;
+
+  if (n == 0 || n > MAX_ID)
+    return FALSE;
+  for (; *id; id++)
+    if (!g_ascii_isalnum (*id) && *id != '-' && *id != '_')
+      return FALSE;
+  return TRUE;
+}
+
+/* The RTP template for @agent: "NAME-rtp", or NAME itself if it is one. */
+static const VaTemplate *
+rtp_template (VaServer *server, const gchar *agent)
+{
+  gchar *name = g_strconcat (agent, "-rtp", NULL);
+  const VaTemplate *t = g_hash_table_lookup (server->templates, name);
+
+  g_free (name);
+  if (t == NULL)
+    t = g_hash_table_lookup (server->templates, agent);
+  return t && va_template_get_kind (t) == VA_TEMPLATE_RTP ? t : NULL;
+}
+
+/* Fills @req from the body; FALSE, having answered, when it is not one. */
+static gboolean
+parse_request (VaServer *server, SoupServerMessage *msg, JsonParser *parser,
+    VaRtpCallRequest *req)
+{
+  GBytes *body = va_http_guard_get_body (msg);
+  gsize len = 0;
+  const gchar *data = body ? g_bytes_get_data (body, &len) : NULL;
+  JsonObject *o;
+  gint64 port, pt;
+
+  if (data == NULL || !json_parser_load_from_data (parser, data, len, NULL) ||
+      !JSON_NODE_HOLDS_OBJECT (json_parser_get_root (parser))) {
+    va_respond_error (server, msg, SOUP_STATUS_BAD_REQUEST,
+        "the body must be a JSON object (docs/architecture.md, gateway mode)");
+    return FALSE;
+  }
+  o = json_node_get_object (json_parser_get_root (parser));
+  req->id = json_object_get_string_member_with_default (o, "id", NULL);
+  req->agent = json_object_get_string_member_with_default (
+      o, "agent", server->config->default_agent);
+  req->token = json_object_get_string_member_with_default (o, "token", NULL);
+  req->gateway_host =
+      json_object_get_string_member_with_default (o, "gateway_host", NULL);
+  port = json_object_get_int_member_with_default (o, "gateway_port", 0);
+  pt = json_object_get_int_member_with_default (o, "opus_pt", 111);
+  if (!is_call_id (req->id) || req->gateway_host == NULL || port < 1 ||
+      port > 65535 || pt < 96 || pt > 127) {
+    va_respond_error (server, msg, SOUP_STATUS_UNPROCESSABLE_ENTITY,
+        "needs \"id\" (1-64 of A-Z a-z 0-9 - _), \"gateway_host\", "
+        "\"gateway_port\" (1-65535) and \"opus_pt\" (96-127)");
+    return FALSE;
+  }
+  req->gateway_port = (guint)port;
+  req->opus_pt = (gint)pt;
+  return TRUE;
+}
+
+static void
+start_call (VaServer *server, SoupServerMessage *msg)
+{
+  JsonParser *parser = json_parser_new ();
+  VaRtpCallRequest req = { 0 };
+  const VaTemplate *tmpl;
+  GError *error = NULL;
+  guint port = 0;
+  gchar *json;
+
+  if (!parse_request (server, msg, parser, &req))
+    goto out;
+  if (g_hash_table_contains (server->calls, req.id)) {
+    va_respond_error (
+        server, msg, SOUP_STATUS_CONFLICT, "call %s already runs here", req.id);
+    goto out;
+  }
+  if (server->draining ||
+      va_server_load (server) >= server->config->max_calls) {
+    va_respond_error (server, msg, SOUP_STATUS_SERVICE_UNAVAILABLE,
+        "this worker takes no more calls (draining or --max-calls)");
+    goto out;
+  }
+  tmpl = rtp_template (server, req.agent);
+  if (tmpl == NULL) {
+    va_respond_error (server, msg, SOUP_STATUS_NOT_FOUND,
+        "no RTP template for agent \"%s\" (pipelines/%s-rtp.pipeline with "
+        "udpsrc rtp_in and udpsink rtp_out)",
+        req.agent, req.agent);
+    goto out;
+  }
+  if (va_server_start_rtp_call (server, &req, tmpl, NULL, &port, &error) ==
+      NULL) {
+    /* The detail (a template's text) is for the log, not the front. */
+    va_respond_error (server, msg, SOUP_STATUS_INTERNAL_SERVER_ERROR,
+        "the worker cannot start a call now; its log says why");
+    g_error_free (error);
+    goto out;
+  }
+  json = g_strdup_printf ("{\"id\":\"%s\",\"rtp_host\":\"%s\",\"rtp_port\":%u}",
+      req.id, server->config->rtp_bind, port);
+  va_respond_json (server, msg, SOUP_STATUS_CREATED, json);
+  g_free (json);
+out:
+  g_object_unref (parser);
+}
+
+static void
+end_call (VaServer *server, SoupServerMessage *msg, const gchar *id)
+{
+  CallEntry *e = g_hash_table_lookup (server->calls, id);
+
+  if (e == NULL) {
+    va_respond_error (
+        server, msg, SOUP_STATUS_NOT_FOUND, "no call %s on this worker", id);
+    return;
+  }
+  va_call_end (e->call, VA_CALL_END_HANGUP, "the front ended it");
+  va_respond_empty (server, msg, SOUP_STATUS_OK);
+}
+
+void
+va_worker_route (VaServer *server, SoupServerMessage *msg, const gchar *method,
+    gchar **parts)
+{
+  if (server->config->cluster_token == NULL) {
+    va_respond_error (server, msg, SOUP_STATUS_NOT_FOUND,
+        "this instance is no gateway worker (set VOICEAGENT_CLUSTER_TOKEN)");
+  } else if (!is_front (server, msg)) {
+    va_respond_error (server, msg, SOUP_STATUS_UNAUTHORIZED,
+        "only the front may call /gateway/: send Authorization: Bearer "
+        "with the cluster token");
+  } else if (g_strcmp0 (parts[1], "calls") != 0) {
+    va_respond_error (
+        server, msg, SOUP_STATUS_NOT_FOUND, "no such gateway endpoint");
+  } else if (parts[2] == NULL && g_str_equal (method, "POST")) {
+    start_call (server, msg);
+  } else if (parts[2] && parts[3] == NULL && g_str_equal (method, "DELETE")) {
+    end_call (server, msg, parts[2]);
+  } else {
+    va_respond_error (server, msg, SOUP_STATUS_METHOD_NOT_ALLOWED,
+        "POST /gateway/calls or DELETE /gateway/calls/{id}");
+  }
+}
