@@ -2,11 +2,15 @@
  * SPDX-License-Identifier: LGPL-2.1-or-later
  *
  * Keys:
- *   {voiceagent}:instance:<id>  JSON {"id","url","capacity","load",
+ *   {voiceagent}:instance:<id>  JSON {"id","url","role","capacity","load",
  *                               "draining"}, written every heartbeat (1 s),
  *                               PX 3000: a dead instance disappears in 3 s
  *   {voiceagent}:instances      SET of ids; members whose key expired are
  *                               removed by whoever sees it first
+ *
+ * The role ("direct", "worker" or "front"; absent means "direct") keeps
+ * the kinds apart: a direct instance redirects callers only to direct
+ * ones, a gateway's front places calls only on workers.
  *
  * Every heartbeat also reads the others back, so choosing where to
  * redirect a caller is a lookup in memory, never a Redis round trip.
@@ -28,6 +32,7 @@ typedef struct
 {
   gchar *id;
   gchar *url;
+  gchar *role;
   guint capacity;
   guint load;
   gboolean draining;
@@ -39,6 +44,7 @@ struct _VaRegistry
   gchar *id;
   gchar *key;
   gchar *url;
+  gchar *role;
   guint capacity;
 
   /* Protected by lock */
@@ -54,14 +60,16 @@ instance_free (Instance *i)
 {
   g_free (i->id);
   g_free (i->url);
+  g_free (i->role);
   g_free (i);
 }
 
 VaRegistry *
-va_registry_new (const gchar *url, guint capacity)
+va_registry_new (const gchar *url, const gchar *role, guint capacity)
 {
   VaRegistry *r = g_new0 (VaRegistry, 1);
 
+  r->role = g_strdup (role);
   r->id = g_strdup_printf ("%08x%08x", g_random_int (), g_random_int ());
   r->key = g_strconcat (KEY_PREFIX, r->id, NULL);
   r->url = g_strdup (url);
@@ -81,6 +89,7 @@ va_registry_free (VaRegistry *r)
   g_free (r->id);
   g_free (r->key);
   g_free (r->url);
+  g_free (r->role);
   g_free (r);
 }
 
@@ -112,6 +121,8 @@ describe (VaRegistry *r)
   json_builder_add_string_value (b, r->id);
   json_builder_set_member_name (b, "url");
   json_builder_add_string_value (b, r->url);
+  json_builder_set_member_name (b, "role");
+  json_builder_add_string_value (b, r->role);
   json_builder_set_member_name (b, "capacity");
   json_builder_add_int_value (b, r->capacity);
   g_mutex_lock (&r->lock);
@@ -142,6 +153,8 @@ parse_instance (const gchar *json, gsize len)
     i->id = g_strdup (json_object_get_string_member_with_default (o, "id", ""));
     i->url =
         g_strdup (json_object_get_string_member_with_default (o, "url", ""));
+    i->role = g_strdup (
+        json_object_get_string_member_with_default (o, "role", "direct"));
     i->capacity = json_object_get_int_member_with_default (o, "capacity", 0);
     i->load = json_object_get_int_member_with_default (o, "load", 0);
     i->draining =
@@ -274,6 +287,12 @@ va_registry_forget (VaRegistry *r)
 gchar *
 va_registry_pick (VaRegistry *r)
 {
+  return va_registry_pick_role (r, r->role);
+}
+
+gchar *
+va_registry_pick_role (VaRegistry *r, const gchar *role)
+{
   Instance *best = NULL;
   gdouble best_free = 0;
   gchar *url = NULL;
@@ -283,7 +302,8 @@ va_registry_pick (VaRegistry *r)
   for (i = 0; i < r->others->len; i++) {
     Instance *inst = g_ptr_array_index (r->others, i);
     gdouble room;
-    if (inst->draining || inst->load >= inst->capacity || !*inst->url)
+    if (inst->draining || inst->load >= inst->capacity || !*inst->url ||
+        g_strcmp0 (inst->role, role) != 0)
       continue;
     /* Free room as a share of capacity: small and big instances fill
      * evenly. */

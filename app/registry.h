@@ -10,9 +10,10 @@ G_BEGIN_DECLS
 
 typedef struct _VaRegistry VaRegistry;
 
-/* This instance, reachable by callers at @url (e.g. http://10.0.0.5:8080),
- * taking at most @capacity calls. */
-VaRegistry *va_registry_new (const gchar *url, guint capacity);
+/* This instance, reachable at @url (e.g. http://10.0.0.5:8080) in @role
+ * ("direct", "worker" or "front"), taking at most @capacity calls. */
+VaRegistry *va_registry_new (
+    const gchar *url, const gchar *role, guint capacity);
 void va_registry_free (VaRegistry *registry);
 
 /* A random id, new each run. */
@@ -34,10 +35,13 @@ void va_registry_leave (VaRegistry *registry, redisContext *ctx);
 void va_registry_forget (VaRegistry *registry);
 
 /* Returns (free it) the URL of the live instance with the most free room,
- * other than this one, not draining and not full; or NULL. The pick
+ * other than this one, of this one's role, not draining and not full; or
+ * NULL. The pick
  * counts as one more call there until the next heartbeat, so a burst of
  * redirects spreads out. Any thread. */
 gchar *va_registry_pick (VaRegistry *registry);
+/* The same among the instances of @role. */
+gchar *va_registry_pick_role (VaRegistry *registry, const gchar *role);
 /* Live instances seen at the last heartbeat, this one included. */
 guint va_registry_count (VaRegistry *registry);
 

@@ -98,7 +98,8 @@ va_scaleout_new (const VaConfig *config, const gchar *url,
 
   s->resync = resync;
   s->user_data = user_data;
-  s->registry = va_registry_new (url, config->max_calls);
+  s->registry =
+      va_registry_new (url, va_scaleout_role (config), config->max_calls);
   s->redis = va_redis_new (config->redis, &callbacks, s, error);
   if (s->redis == NULL) {
     va_registry_free (s->registry);
@@ -136,6 +137,20 @@ void
 va_scaleout_set_load (VaScaleout *s, guint active, gboolean draining)
 {
   va_registry_set_load (s->registry, active, draining);
+}
+
+const gchar *
+va_scaleout_role (const VaConfig *config)
+{
+  if (config->gateway)
+    return "front";
+  return config->cluster_token ? "worker" : "direct";
+}
+
+gchar *
+va_scaleout_pick_worker (VaScaleout *s)
+{
+  return va_registry_pick_role (s->registry, "worker");
 }
 
 gchar *

@@ -32,6 +32,12 @@ void va_scaleout_set_load (
     VaScaleout *scaleout, guint active, gboolean draining);
 /* Base URL of the least-loaded other live instance (free it), or NULL. */
 gchar *va_scaleout_pick (VaScaleout *scaleout);
+/* Gateway mode: the least-loaded live worker's base URL (free it), or
+ * NULL. */
+gchar *va_scaleout_pick_worker (VaScaleout *scaleout);
+/* "front" with --gateway, "worker" with a cluster token, else "direct":
+ * who this instance is in the registry. */
+const gchar *va_scaleout_role (const VaConfig *config);
 /* Why Redis is unusable right now (free it), or NULL when it is fine. */
 gchar *va_scaleout_get_problem (VaScaleout *scaleout);
 /* Live instances at the last heartbeat (this one included). */

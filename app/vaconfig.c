@@ -100,6 +100,11 @@ static const Setting settings[] = {
       "On SIGTERM, wait this long for calls to end (default 300)", "S" },
   { "stun-server", "VOICEAGENT_STUN", SETTING_STRV, OFF (stun_servers),
       "STUN server stun://host:port (repeatable)", "URL" },
+  { "gateway", "VOICEAGENT_GATEWAY", SETTING_STRING, OFF (gateway),
+      "Gateway mode, the front: callers' peer connections end in Janus "
+      "at this HTTP API URL (http://HOST:8088/janus) and calls run on "
+      "workers from the --redis registry (default: none, direct mode)",
+      "URL" },
   { "cluster-token", "VOICEAGENT_CLUSTER_TOKEN", SETTING_STRING,
       OFF (cluster_token),
       "Gateway mode: the Bearer token the front presents on /gateway/ "

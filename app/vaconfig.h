@@ -57,6 +57,7 @@ typedef struct
   gchar *advertise_url; /* this instance's URL for redirects */
 
   /* Gateway mode (docs/architecture.md): workers behind a media gateway */
+  gchar *gateway; /* the front: Janus's HTTP API URL, or NULL (direct) */
   gchar *cluster_token; /* the front's Bearer token on /gateway/, or NULL */
   gchar *rtp_bind; /* address a worker's RTP sockets bind, default 127.0.0.1 */
 
