@@ -142,27 +142,26 @@ va_access_caller (VaServer *server, SoupServerMessage *msg)
   return FALSE;
 }
 
-/* The call @id, if the credentials grant it (the listener @lid, when
- * given, is granted by its own token, not the call's). Otherwise answers
- * 401 or 404 and returns NULL. An ending call is not found. */
-CallEntry *
-va_access_call (VaServer *server, SoupServerMessage *msg, GHashTable *query,
-    const gchar *id, const gchar *lid)
+/* TRUE if the credentials grant the call @id (the listener @lid, when
+ * given, is granted by its own token, not the call's) and @live says it
+ * runs. Otherwise answers 401 or 404. */
+gboolean
+va_access_grants (VaServer *server, SoupServerMessage *msg, GHashTable *query,
+    const gchar *id, const gchar *lid, gboolean live)
 {
   Credentials c = credentials_of (msg, query);
-  CallEntry *e = g_hash_table_lookup (server->calls, id);
   gboolean granted;
 
   if (presents_nothing (&c)) {
     respond_unauthorized (server, msg, FALSE,
         "use the Location the POST answered (it carries the call's token), "
         "or send the call's token as \"Authorization: Bearer TOKEN\"");
-    return NULL;
+    return FALSE;
   }
   granted =
       is_admin (server, &c) || grant_of (server, &c, id, lid) == VA_GRANT_YES;
-  if (granted && e && !va_call_is_ending (e->call))
-    return e;
+  if (granted && live)
+    return TRUE;
   if (granted || is_known (server, &c))
     va_respond_error (server, msg, SOUP_STATUS_NOT_FOUND,
         "no call %s that this token grants (it ended, or the token is "
@@ -171,7 +170,19 @@ va_access_call (VaServer *server, SoupServerMessage *msg, GHashTable *query,
   else
     respond_unauthorized (server, msg, TRUE,
         "use the Location the POST answered, or the call's token");
-  return NULL;
+  return FALSE;
+}
+
+/* The call @id, if the credentials grant it; otherwise answers 401 or 404
+ * and returns NULL. An ending call is not found. */
+CallEntry *
+va_access_call (VaServer *server, SoupServerMessage *msg, GHashTable *query,
+    const gchar *id, const gchar *lid)
+{
+  CallEntry *e = g_hash_table_lookup (server->calls, id);
+  gboolean live = e && !va_call_is_ending (e->call);
+
+  return va_access_grants (server, msg, query, id, lid, live) ? e : NULL;
 }
 
 gboolean

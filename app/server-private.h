@@ -48,6 +48,7 @@ struct _VaServer
   gpointer drain_data;
   guint drain_timer;
   VaScaleout *scaleout; /* NULL without --redis */
+  struct _VaFront *front; /* a gateway's front (--gateway), or NULL */
   guint state_refresh_timer; /* keeps live calls' keys from expiring */
   GHashTable *resumes; /* Resume* waiting for Redis (a set) */
   gchar *base_url; /* this instance as announced (--redis only), or NULL */
@@ -146,6 +147,10 @@ CallEntry *va_server_start_rtp_call (VaServer *server,
 gboolean va_access_caller (VaServer *server, SoupServerMessage *msg);
 CallEntry *va_access_call (VaServer *server, SoupServerMessage *msg,
     GHashTable *query, const gchar *id, const gchar *lid);
+/* The same check for a call that is not a CallEntry (a gateway front's):
+ * @live says whether it runs. */
+gboolean va_access_grants (VaServer *server, SoupServerMessage *msg,
+    GHashTable *query, const gchar *id, const gchar *lid, gboolean live);
 gboolean va_access_ops (
     VaServer *server, SoupServerMessage *msg, GHashTable *query);
 /* Operators: the admin token, or the --ops-listen address. No answer. */

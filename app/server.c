@@ -34,6 +34,7 @@
 #include <libsoup/soup.h>
 #include "auth.h"
 #include "server-private.h"
+#include "front.h"
 #include "worker.h"
 
 GST_DEBUG_CATEGORY_EXTERN (voiceagent_debug);
@@ -467,6 +468,12 @@ whip_post (VaServer *server, SoupServerMessage *msg, const gchar *agent,
     return;
   if (!check_capacity (server, msg, agent, token))
     return;
+  if (server->front) {
+    /* The workers hold the templates; the front only relays. */
+    if ((offer = parse_offer (server, msg)))
+      va_front_post (server->front, msg, agent, offer, post_us);
+    return;
+  }
   tmpl = g_hash_table_lookup (server->templates, agent);
   if (tmpl && va_template_get_kind (tmpl) != VA_TEMPLATE_WEBRTC)
     tmpl = NULL; /* plain RTP: only a gateway's worker call may use it */
@@ -624,6 +631,8 @@ va_server_load (VaServer *server)
   guint load =
       g_hash_table_size (server->calls) + g_hash_table_size (server->resumes);
 
+  if (server->front)
+    load += va_front_count (server->front);
   g_hash_table_iter_init (&iter, server->calls);
   while (g_hash_table_iter_next (&iter, NULL, &value))
     load += live_listeners (value);
@@ -695,6 +704,9 @@ route_session (VaServer *server, SoupServerMessage *msg, const gchar *method,
     va_respond_options (server, msg, "OPTIONS, GET, PATCH, DELETE", NULL);
     return;
   }
+  if (server->front &&
+      va_front_route_session (server->front, msg, method, parts, query))
+    return;
   if (parts[2] &&
       (!g_str_equal (parts[2], "listeners") || !parts[3] || parts[4])) {
     va_respond_error (server, msg, SOUP_STATUS_NOT_FOUND, "no such resource");
@@ -840,6 +852,20 @@ listen_ops (VaServer *server, GError **error)
   return port != 0;
 }
 
+/* Gateway mode: the front needs workers (the registry) and their token. */
+static gboolean
+start_front (VaServer *server, GError **error)
+{
+  if (server->scaleout == NULL || server->config->cluster_token == NULL) {
+    g_set_error (error, G_IO_ERROR, G_IO_ERROR_INVALID_ARGUMENT,
+        "--gateway needs --redis (where workers register) and "
+        "VOICEAGENT_CLUSTER_TOKEN (the workers' token)");
+    return FALSE;
+  }
+  server->front = va_front_new (server);
+  return TRUE;
+}
+
 VaServer *
 va_server_new (VaConfig *config, GError **error)
 {
@@ -885,7 +911,8 @@ va_server_new (VaConfig *config, GError **error)
   listening = va_http_guard_listen (server->guard, address, FALSE, error) &&
       (config->ops_listen == NULL || listen_ops (server, error));
   g_object_unref (address);
-  if (!listening || (config->redis && !start_scaleout (server, error))) {
+  if (!listening || (config->redis && !start_scaleout (server, error)) ||
+      (config->gateway && !start_front (server, error))) {
     va_server_free (server);
     return NULL;
   }
@@ -964,6 +991,7 @@ va_server_free (VaServer *server)
   g_clear_handle_id (&server->drain_timer, g_source_remove);
   g_clear_handle_id (&server->state_refresh_timer, g_source_remove);
   g_clear_handle_id (&server->trim_timer, g_source_remove);
+  g_clear_pointer (&server->front, va_front_free);
   /* The last writes (calls ended) go out before the registry entry goes. */
   g_clear_pointer (&server->scaleout, va_scaleout_free);
   g_queue_clear_full (
