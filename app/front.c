@@ -10,7 +10,13 @@
  *   4. {"request":"connect"} points the relay at the worker;
  *   5. 201 with Janus's answer.
  * Any failure answers the caller (502/503 with the cause) and undoes what
- * was done. The call ends on the caller's DELETE, Janus's hangup (the
+ * was done.
+ *
+ * Failover: the front holds a WebSocket (/gateway/watch) to every worker
+ * it has calls on. A worker that dies (even by SIGKILL: the kernel closes
+ * its sockets) closes it; each of its calls is then started again on
+ * another worker with "resume" (its state comes from Redis) and the relay
+ * re-pointed. The caller's peer connection is Janus's and never moves. The call ends on the caller's DELETE, Janus's hangup (the
  * peer connection died) or a worker's error.
  *
  * Who may call what: the caller reaches only this front (its WHIP and
@@ -52,7 +58,16 @@ typedef struct
   guint relay_port;
   gchar *worker_url; /* where the pipeline runs, or NULL */
   gboolean live; /* answered, not ended */
+  gint64 failed_at; /* monotonic µs its worker died, while moving; else 0 */
 } FrontCall;
+
+typedef struct
+{
+  VaFront *front;
+  gchar *url; /* the worker's base URL */
+  GCancellable *cancel;
+  SoupWebsocketConnection *conn; /* NULL while connecting */
+} Watch;
 
 struct _VaFront
 {
@@ -60,7 +75,12 @@ struct _VaFront
   VaJanus *janus;
   SoupSession *soup; /* to the workers */
   GHashTable *calls; /* id → FrontCall* */
+  GHashTable *watches; /* worker URL → Watch* */
+  GHashTable *dead; /* worker URL → monotonic µs it died (gint64*) */
+  guint64 failovers; /* calls moved */
 };
+
+static void watch_worker (VaFront *f, const gchar *url);
 
 static void
 front_call_free (FrontCall *c)
@@ -239,6 +259,17 @@ on_connected (
               : "the gateway did not point the call at its worker");
     return;
   }
+  watch_worker (c->front, c->worker_url);
+  if (c->failed_at) {
+    gdouble ms = (g_get_monotonic_time () - c->failed_at) / 1000.0;
+    c->front->failovers++;
+    va_metrics_observe (
+        c->front->server->metrics, "gateway_failover", ms / 1000.0);
+    GST_INFO ("gateway call %s moved to %s, %.1f ms after its worker died",
+        c->id, c->worker_url, ms);
+    c->failed_at = 0;
+    return;
+  }
   answer_caller (c);
 }
 
@@ -297,6 +328,8 @@ start_on_worker (FrontCall *c)
   json_builder_add_int_value (b, c->relay_port);
   json_builder_set_member_name (b, "opus_pt");
   json_builder_add_int_value (b, c->opus_pt);
+  json_builder_set_member_name (b, "resume");
+  json_builder_add_boolean_value (b, c->failed_at != 0);
   json_builder_end_object (b);
   root = json_builder_get_root (b);
   json = json_to_string (root, FALSE);
@@ -306,12 +339,31 @@ start_on_worker (FrontCall *c)
   g_object_unref (b);
 }
 
+/* Workers known dead stay excluded until the registry forgets them
+ * (their key lives 3 heartbeats). */
+#define DEAD_FOR_US (5 * G_USEC_PER_SEC)
+
 static gchar *
 pick_worker (VaFront *f)
 {
   VaScaleout *s = f->server->scaleout;
+  GPtrArray *exclude = g_ptr_array_new ();
+  GHashTableIter iter;
+  gpointer key, value;
+  gchar *url;
 
-  return s ? va_scaleout_pick_worker (s) : NULL;
+  g_hash_table_iter_init (&iter, f->dead);
+  while (g_hash_table_iter_next (&iter, &key, &value)) {
+    if (g_get_monotonic_time () - *(gint64 *)value > DEAD_FOR_US)
+      g_hash_table_iter_remove (&iter);
+    else
+      g_ptr_array_add (exclude, key);
+  }
+  g_ptr_array_add (exclude, NULL);
+  url = s ? va_scaleout_pick_worker (s, (const gchar *const *)exclude->pdata)
+          : NULL;
+  g_ptr_array_unref (exclude);
+  return url;
 }
 
 static void
@@ -408,6 +460,120 @@ va_front_post (VaFront *f, SoupServerMessage *msg, const gchar *agent,
   va_janus_attach (f->janus, PLUGIN, on_attached, c);
 }
 
+/* ---- Watching workers, failover ---- */
+
+static void
+move_call (FrontCall *c)
+{
+  g_clear_pointer (&c->worker_url, g_free);
+  c->worker_url = pick_worker (c->front);
+  if (c->worker_url == NULL) {
+    end_call (c, "its worker died and no other has room");
+    return;
+  }
+  GST_INFO ("gateway call %s: moving to %s", c->id, c->worker_url);
+  start_on_worker (c);
+}
+
+static void
+worker_died (VaFront *f, const gchar *url)
+{
+  gint64 *now = g_new (gint64, 1);
+  GList *calls = g_hash_table_get_values (f->calls), *l;
+
+  *now = g_get_monotonic_time ();
+  GST_WARNING ("gateway: worker %s is gone; moving its calls", url);
+  g_hash_table_replace (f->dead, g_strdup (url), now);
+  for (l = calls; l; l = l->next) {
+    FrontCall *c = l->data;
+    if (c->live && g_strcmp0 (c->worker_url, url) == 0) {
+      c->failed_at = *now;
+      move_call (c);
+    }
+  }
+  g_list_free (calls);
+}
+
+static void
+watch_free (Watch *w)
+{
+  g_cancellable_cancel (w->cancel);
+  if (w->conn) {
+    g_signal_handlers_disconnect_by_data (w->conn, w);
+    if (soup_websocket_connection_get_state (w->conn) ==
+        SOUP_WEBSOCKET_STATE_OPEN)
+      soup_websocket_connection_close (
+          w->conn, SOUP_WEBSOCKET_CLOSE_NORMAL, NULL);
+    g_object_unref (w->conn);
+  }
+  g_object_unref (w->cancel);
+  g_free (w->url);
+  g_free (w);
+}
+
+/* The watch broke: the worker died (or cannot be watched, which is as
+ * bad). */
+static void
+on_watch_closed (SoupWebsocketConnection *conn, gpointer data)
+{
+  Watch *w = data;
+  VaFront *f = w->front;
+  gchar *url = g_strdup (w->url);
+
+  g_hash_table_remove (f->watches, url); /* frees w */
+  worker_died (f, url);
+  g_free (url);
+}
+
+static void
+on_watch_open (GObject *source, GAsyncResult *res, gpointer data)
+{
+  Watch *w = data;
+  GError *error = NULL;
+  SoupWebsocketConnection *conn = soup_session_websocket_connect_finish (
+      SOUP_SESSION (source), res, &error);
+
+  if (g_error_matches (error, G_IO_ERROR, G_IO_ERROR_CANCELLED)) {
+    g_error_free (error);
+    return; /* w is freed */
+  }
+  if (conn == NULL) {
+    GST_WARNING ("gateway: cannot watch worker %s: %s", w->url, error->message);
+    g_error_free (error);
+    on_watch_closed (NULL, w);
+    return;
+  }
+  w->conn = conn;
+  soup_websocket_connection_set_keepalive_interval (conn, 10);
+  g_signal_connect (conn, "closed", G_CALLBACK (on_watch_closed), w);
+}
+
+static void
+watch_worker (VaFront *f, const gchar *url)
+{
+  Watch *w;
+  gchar *ws, *bearer;
+  SoupMessage *msg;
+
+  if (g_hash_table_contains (f->watches, url))
+    return;
+  w = g_new0 (Watch, 1);
+  w->front = f;
+  w->url = g_strdup (url);
+  w->cancel = g_cancellable_new ();
+  g_hash_table_insert (f->watches, g_strdup (url), w);
+  ws = g_strconcat ("ws", url + strlen ("http"), "/gateway/watch", NULL);
+  msg = soup_message_new ("GET", ws);
+  bearer = g_strconcat ("Bearer ", f->server->config->cluster_token, NULL);
+  soup_message_headers_replace (
+      soup_message_get_request_headers (msg), "Authorization", bearer);
+  soup_session_websocket_connect_async (f->soup, msg, NULL, NULL,
+      G_PRIORITY_DEFAULT, w->cancel, on_watch_open, w);
+  g_object_unref (msg);
+  g_free (bearer);
+  g_free (ws);
+}
+
 /* ---- Sessions, events ---- */
 
 gboolean
@@ -479,6 +645,9 @@ va_front_new (VaServer *server)
   f->server = server;
   f->calls = g_hash_table_new_full (
       g_str_hash, g_str_equal, g_free, (GDestroyNotify)front_call_free);
+  f->watches = g_hash_table_new_full (
+      g_str_hash, g_str_equal, g_free, (GDestroyNotify)watch_free);
+  f->dead = g_hash_table_new_full (g_str_hash, g_str_equal, g_free, g_free);
   f->soup = soup_session_new_with_options (
       "timeout", WORKER_TIMEOUT_S, "max-conns-per-host", 32, NULL);
   f->janus = va_janus_new (server->config->gateway,
@@ -494,6 +663,8 @@ va_front_free (VaFront *f)
   va_front_end_all (f);
   va_janus_free (f->janus);
   g_hash_table_unref (f->calls);
+  g_hash_table_unref (f->watches);
+  g_hash_table_unref (f->dead);
   g_object_unref (f->soup);
   g_free (f);
 }

@@ -44,7 +44,7 @@ struct _VaMetrics
   GHashTable *ended; /* reason → guint64* */
   GHashTable *failed; /* reason → guint64* */
   GHashTable *rejected; /* cause → guint64* */
-  Histogram hist[5];
+  Histogram hist[6];
   VaUsage usage;
   guint64 playout_underruns;
 };
@@ -76,6 +76,9 @@ va_metrics_new (void)
   m->hist[3].help = "End of the caller's speech to the agent's first audio";
   m->hist[4].name = "end_of_turn";
   m->hist[4].help = "End of the caller's last word to the turn being committed";
+  m->hist[5].name = "gateway_failover";
+  m->hist[5].help = "Gateway front: a worker's death to its call's relay "
+                    "pointing at the next worker";
   return m;
 }
 

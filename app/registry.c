@@ -287,11 +287,12 @@ va_registry_forget (VaRegistry *r)
 gchar *
 va_registry_pick (VaRegistry *r)
 {
-  return va_registry_pick_role (r, r->role);
+  return va_registry_pick_role (r, r->role, NULL);
 }
 
 gchar *
-va_registry_pick_role (VaRegistry *r, const gchar *role)
+va_registry_pick_role (
+    VaRegistry *r, const gchar *role, const gchar *const *exclude)
 {
   Instance *best = NULL;
   gdouble best_free = 0;
@@ -303,7 +304,8 @@ va_registry_pick_role (VaRegistry *r, const gchar *role)
     Instance *inst = g_ptr_array_index (r->others, i);
     gdouble room;
     if (inst->draining || inst->load >= inst->capacity || !*inst->url ||
-        g_strcmp0 (inst->role, role) != 0)
+        g_strcmp0 (inst->role, role) != 0 ||
+        (exclude && g_strv_contains (exclude, inst->url)))
       continue;
     /* Free room as a share of capacity: small and big instances fill
      * evenly. */

@@ -40,8 +40,11 @@ void va_registry_forget (VaRegistry *registry);
  * counts as one more call there until the next heartbeat, so a burst of
  * redirects spreads out. Any thread. */
 gchar *va_registry_pick (VaRegistry *registry);
-/* The same among the instances of @role. */
-gchar *va_registry_pick_role (VaRegistry *registry, const gchar *role);
+/* The same among the instances of @role, but none whose URL is in
+ * @exclude (NULL-terminated, or NULL): known dead before the registry
+ * forgets them. */
+gchar *va_registry_pick_role (
+    VaRegistry *registry, const gchar *role, const gchar *const *exclude);
 /* Live instances seen at the last heartbeat, this one included. */
 guint va_registry_count (VaRegistry *registry);
 

@@ -148,9 +148,9 @@ va_scaleout_role (const VaConfig *config)
 }
 
 gchar *
-va_scaleout_pick_worker (VaScaleout *s)
+va_scaleout_pick_worker (VaScaleout *s, const gchar *const *exclude)
 {
-  return va_registry_pick_role (s->registry, "worker");
+  return va_registry_pick_role (s->registry, "worker", exclude);
 }
 
 gchar *

@@ -32,9 +32,10 @@ void va_scaleout_set_load (
     VaScaleout *scaleout, guint active, gboolean draining);
 /* Base URL of the least-loaded other live instance (free it), or NULL. */
 gchar *va_scaleout_pick (VaScaleout *scaleout);
-/* Gateway mode: the least-loaded live worker's base URL (free it), or
- * NULL. */
-gchar *va_scaleout_pick_worker (VaScaleout *scaleout);
+/* Gateway mode: the least-loaded live worker's base URL (free it), not
+ * one of @exclude (or NULL), or NULL. */
+gchar *va_scaleout_pick_worker (
+    VaScaleout *scaleout, const gchar *const *exclude);
 /* "front" with --gateway, "worker" with a cluster token, else "direct":
  * who this instance is in the registry. */
 const gchar *va_scaleout_role (const VaConfig *config);

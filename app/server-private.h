@@ -133,6 +133,7 @@ typedef struct
   const gchar *gateway_host; /* the gateway's socket for this call */
   guint gateway_port;
   gint opus_pt;
+  gboolean resume; /* go on from the state stored under token */
 } VaRtpCallRequest;
 
 /* Starts @req's call from @tmpl (and @stored, a failed-over call's state,

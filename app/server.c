@@ -900,6 +900,7 @@ va_server_new (VaConfig *config, GError **error)
   }
   server->soup = soup_server_new ("server-header", "voiceagent/" VERSION, NULL);
   soup_server_add_handler (server->soup, NULL, handle_request, server, NULL);
+  va_worker_add_watch (server);
   server->guard = va_http_guard_new (server->soup, &limits);
   address = g_inet_socket_address_new_from_string (config->host, config->port);
   if (address == NULL) {

@@ -5,9 +5,16 @@
  * the front (another voiceagent) asks a worker for the call's pipeline:
  *
  *   POST   /gateway/calls       {"id","agent","token","gateway_host",
- *                                "gateway_port","opus_pt"}
+ *                                "gateway_port","opus_pt"[,"resume":true]}
  *                               → 201 {"id","rtp_host","rtp_port"}
+ *
+ * "resume" (failover: the call's worker died) loads the call's state from
+ * Redis under "token" first, so the conversation goes on where it was.
  *   DELETE /gateway/calls/{id}  → 200
+ *   GET    /gateway/watch       WebSocket the front holds open: it breaks
+ *                               the moment this process dies (the kernel
+ *                               closes its sockets), which is how the front
+ *                               learns to move the calls at once
  *
  * Who may call: the front only, with `Authorization: Bearer` and the
  * --cluster-token (VOICEAGENT_CLUSTER_TOKEN); without one the routes do
@@ -99,7 +106,75 @@ parse_request (VaServer *server, SoupServerMessage *msg, JsonParser *parser,
   }
   req->gateway_port = (guint)port;
   req->opus_pt = (gint)pt;
+  req->resume =
+      json_object_get_boolean_member_with_default (o, "resume", FALSE);
+  if (req->resume && (req->token == NULL || server->scaleout == NULL)) {
+    va_respond_error (server, msg, SOUP_STATUS_UNPROCESSABLE_ENTITY,
+        "\"resume\" needs the call's \"token\" and a worker with --redis");
+    return FALSE;
+  }
   return TRUE;
+}
+
+/* Starts @req's call (with @stored, a failed-over call's state) and
+ * answers @msg. */
+static void
+start_and_answer (VaServer *server, SoupServerMessage *msg,
+    const VaRtpCallRequest *req, const VaTemplate *tmpl,
+    const VaStoredCall *stored)
+{
+  GError *error = NULL;
+  guint port = 0;
+  gchar *json;
+
+  if (va_server_start_rtp_call (server, req, tmpl, stored, &port, &error) ==
+      NULL) {
+    /* The detail (a template's text) is for the log, not the front. */
+    va_respond_error (server, msg, SOUP_STATUS_INTERNAL_SERVER_ERROR,
+        "the worker cannot start a call now; its log says why");
+    g_error_free (error);
+    return;
+  }
+  json = g_strdup_printf ("{\"id\":\"%s\",\"rtp_host\":\"%s\",\"rtp_port\":%u}",
+      req->id, server->config->rtp_bind, port);
+  va_respond_json (server, msg, SOUP_STATUS_CREATED, json);
+  g_free (json);
+}
+
+typedef struct
+{
+  VaServer *server;
+  SoupServerMessage *msg;
+  JsonParser *parser; /* holds the request's strings */
+  VaRtpCallRequest req;
+} Resume;
+
+static void
+resume_loaded (VaStoredCall *stored, const GError *error, gpointer data)
+{
+  Resume *r = data;
+  const VaTemplate *tmpl = rtp_template (r->server, r->req.agent);
+
+  if (error) {
+    GST_WARNING (
+        "call %s: cannot load its state: %s", r->req.id, error->message);
+    va_respond_error (r->server, r->msg, SOUP_STATUS_SERVICE_UNAVAILABLE,
+        "the call state store does not answer; retry");
+  } else if (stored == NULL) {
+    va_respond_error (r->server, r->msg, SOUP_STATUS_NOT_FOUND,
+        "no state for this call's token in Redis");
+  } else if (g_hash_table_contains (r->server->calls, r->req.id)) {
+    va_respond_error (r->server, r->msg, SOUP_STATUS_CONFLICT,
+        "call %s already runs here", r->req.id);
+  } else {
+    start_and_answer (r->server, r->msg, &r->req, tmpl, stored);
+    r->server->resumed++;
+  }
+  va_stored_call_free (stored);
+  soup_server_message_unpause (r->msg);
+  g_object_unref (r->msg);
+  g_object_unref (r->parser);
+  g_free (r);
 }
 
 static void
@@ -108,9 +183,6 @@ start_call (VaServer *server, SoupServerMessage *msg)
   JsonParser *parser = json_parser_new ();
   VaRtpCallRequest req = { 0 };
   const VaTemplate *tmpl;
-  GError *error = NULL;
-  guint port = 0;
-  gchar *json;
 
   if (!parse_request (server, msg, parser, &req))
     goto out;
@@ -133,18 +205,18 @@ start_call (VaServer *server, SoupServerMessage *msg)
         req.agent, req.agent);
     goto out;
   }
-  if (va_server_start_rtp_call (server, &req, tmpl, NULL, &port, &error) ==
-      NULL) {
-    /* The detail (a template's text) is for the log, not the front. */
-    va_respond_error (server, msg, SOUP_STATUS_INTERNAL_SERVER_ERROR,
-        "the worker cannot start a call now; its log says why");
-    g_error_free (error);
+  if (req.resume) {
+    Resume *r = g_new0 (Resume, 1);
+    r->server = server;
+    r->msg = g_object_ref (msg);
+    r->parser = g_object_ref (parser);
+    r->req = req;
+    soup_server_message_pause (msg);
+    va_call_state_load (
+        va_scaleout_get_redis (server->scaleout), req.token, resume_loaded, r);
     goto out;
   }
-  json = g_strdup_printf ("{\"id\":\"%s\",\"rtp_host\":\"%s\",\"rtp_port\":%u}",
-      req.id, server->config->rtp_bind, port);
-  va_respond_json (server, msg, SOUP_STATUS_CREATED, json);
-  g_free (json);
+  start_and_answer (server, msg, &req, tmpl, NULL);
 out:
   g_object_unref (parser);
 }
@@ -185,4 +257,37 @@ va_worker_route (VaServer *server, SoupServerMessage *msg, const gchar *method,
     va_respond_error (server, msg, SOUP_STATUS_METHOD_NOT_ALLOWED,
         "POST /gateway/calls or DELETE /gateway/calls/{id}");
   }
+}
+
+/* ---- The front's watch ---- */
+
+static void
+on_watch_closed (SoupWebsocketConnection *conn, gpointer data)
+{
+  g_object_unref (conn);
+}
+
+static void
+on_watch (SoupServer *soup, SoupServerMessage *msg, const char *path,
+    SoupWebsocketConnection *conn, gpointer data)
+{
+  VaServer *server = data;
+
+  if (server->config->cluster_token == NULL || !is_front (server, msg)) {
+    soup_websocket_connection_close (
+        conn, SOUP_WEBSOCKET_CLOSE_POLICY_VIOLATION, "the cluster token only");
+    return;
+  }
+  /* Nothing is said on it; it only has to break when this process dies.
+   * Keepalive pings keep idle timeouts on the way from closing it. */
+  soup_websocket_connection_set_keepalive_interval (conn, 10);
+  g_signal_connect (conn, "closed", G_CALLBACK (on_watch_closed), NULL);
+  g_object_ref (conn);
+}
+
+void
+va_worker_add_watch (VaServer *server)
+{
+  soup_server_add_websocket_handler (
+      server->soup, "/gateway/watch", NULL, NULL, on_watch, server, NULL);
 }

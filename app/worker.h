@@ -12,4 +12,7 @@ G_BEGIN_DECLS
 void va_worker_route (VaServer *server, SoupServerMessage *msg,
     const gchar *method, gchar **parts);
 
+/* Serves /gateway/watch, the WebSocket the front watches a worker by. */
+void va_worker_add_watch (VaServer *server);
+
 G_END_DECLS
