@@ -119,6 +119,24 @@ find_passwords (const gchar *target)
   return secrets;
 }
 
+/* @text (taken) with its whitespace runs made one space and its last
+ * full stop dropped: it is quoted inside a sentence. */
+static gchar *
+one_line (gchar *text)
+{
+  gchar *from = text, *to = text;
+
+  for (; *from; from++)
+    if (!g_ascii_isspace (*from))
+      *to++ = *from;
+    else if (to > text && to[-1] != ' ')
+      *to++ = ' ';
+  while (to > text && (to[-1] == ' ' || to[-1] == '.'))
+    to--;
+  *to = '\0';
+  return text;
+}
+
 /* @message with every form of @target's password masked, on one line
  * (libpq's messages end in a newline and may span several). */
 static gchar *
@@ -131,9 +149,7 @@ redact (const gchar *message, const gchar *target)
   for (i = 0; i < secrets->len; i++)
     g_string_replace (out, g_ptr_array_index (secrets, i), "***", 0);
   g_ptr_array_unref (secrets);
-  g_strdelimit (out->str, "\n\t", ' ');
-  g_strstrip (out->str);
-  return g_string_free (out, FALSE);
+  return one_line (g_string_free (out, FALSE));
 }
 
 /* ---- Connecting ---- */
@@ -164,6 +180,20 @@ where_from (PQconninfoOption *options)
       db ? db : "");
 }
 
+/* NULL, or a comma-separated list (one per host) of ports or empties. */
+static gboolean
+ports_valid (const gchar *ports)
+{
+  gchar **list = g_strsplit (ports ? ports : "", ",", -1);
+  gboolean ok = TRUE;
+
+  for (guint i = 0; ok && list[i]; i++)
+    ok = !*list[i] ||
+        g_ascii_string_to_unsigned (list[i], 10, 1, 65535, NULL, NULL);
+  g_strfreev (list);
+  return ok;
+}
+
 static gchar *
 pg_describe (const gchar *target, GError **error)
 {
@@ -181,6 +211,16 @@ pg_describe (const gchar *target, GError **error)
         shown);
     g_free (shown);
     PQfreemem (why);
+    return NULL;
+  }
+  /* libpq checks the port only when it connects, where a bad one would
+   * look like a server that is down. */
+  if (!ports_valid (option (options, "port"))) {
+    g_set_error (error, VA_RECORDS_ERROR, VA_RECORDS_ERROR_CONFIG,
+        "--database is not a valid PostgreSQL URI: its port is not a number "
+        "from 1 to 65535. Expected "
+        "postgresql://[user[:password]@]host[:port]/dbname[?param=value&...]");
+    PQconninfoFree (options);
     return NULL;
   }
   where = where_from (options);

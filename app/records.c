@@ -206,9 +206,9 @@ committed (VaRecords *records, VaCallRecord **batch, guint n)
   for (guint i = 0; i < n; i++)
     va_call_record_free (batch[i]);
   if (!was_up)
-    g_printerr ("voiceagent: call records: %s at %s is back; writing the %u "
-                "records that waited\n",
-        records->backend->name, records->where, waiting);
+    g_printerr ("voiceagent: call records: %s at %s is back; %u waiting "
+                "records are being written\n",
+        records->backend->name, records->where, waiting + n);
 }
 
 /* The database refused @r for good: it is dropped, with the reason. */
@@ -248,8 +248,9 @@ failed (VaRecords *records, VaCallRecord **batch, guint n, const GError *error)
   g_mutex_unlock (&records->lock);
   GST_DEBUG ("call records: %s", error->message);
   if (was_up)
-    g_printerr ("voiceagent: call records: %s; %u records wait in memory (at "
-                "most %u) and are written when it is back\n",
+    g_printerr ("voiceagent: call records: the database is unavailable: %s; "
+                "%u records wait in memory (at most %u) and are written when "
+                "it is back\n",
         error->message, waiting, records->max_queued);
 }
 
@@ -418,8 +419,9 @@ va_records_open_full (
   records->db = db;
   records->up = db != NULL;
   if (db == NULL) {
-    g_printerr ("voiceagent: call records: %s; records wait in memory (at "
-                "most %u) and are written when it is up\n",
+    g_printerr ("voiceagent: call records: the database is unavailable: "
+                "%s; records wait in memory (at most %u) and are written "
+                "when it is up\n",
         local->message, records->max_queued);
     g_clear_error (&local);
   }
@@ -457,9 +459,9 @@ va_records_close (VaRecords *records)
   lost = records->queue.length;
   if (lost > 0)
     g_printerr ("voiceagent: call records: %u records were not written to "
-                "%s at %s within %u s of shutting down; they are lost\n",
+                "%s at %s within %.1f s of shutting down; they are lost\n",
         lost, records->backend->name, records->where,
-        (guint)(records->flush_timeout_us / G_USEC_PER_SEC));
+        records->flush_timeout_us / 1e6);
   while ((r = g_queue_pop_head (&records->queue)))
     va_call_record_free (r);
   g_clear_pointer (&records->db, records->backend->close);
