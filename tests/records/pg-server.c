@@ -43,8 +43,8 @@ free_port (void)
 {
   GInetAddress *lo = g_inet_address_new_loopback (G_SOCKET_FAMILY_IPV4);
   GSocketAddress *any = g_inet_socket_address_new (lo, 0), *bound;
-  GSocket *s = g_socket_new (G_SOCKET_FAMILY_IPV4, G_SOCKET_TYPE_STREAM,
-      G_SOCKET_PROTOCOL_TCP, NULL);
+  GSocket *s = g_socket_new (
+      G_SOCKET_FAMILY_IPV4, G_SOCKET_TYPE_STREAM, G_SOCKET_PROTOCOL_TCP, NULL);
   guint port = 0;
 
   if (g_socket_bind (s, any, FALSE, NULL)) {
@@ -309,9 +309,8 @@ pg_server_get_port (PgServer *pg)
 gchar *
 pg_server_uri (PgServer *pg, const gchar *dbname, gboolean password)
 {
-  return g_strdup_printf ("postgresql://%s%s%s@127.0.0.1:%u/%s",
-      PG_SERVER_USER, password ? ":" : "", password ? pg->password : "",
-      pg->port, dbname);
+  return g_strdup_printf ("postgresql://%s%s%s@127.0.0.1:%u/%s", PG_SERVER_USER,
+      password ? ":" : "", password ? pg->password : "", pg->port, dbname);
 }
 
 PGconn *
@@ -322,8 +321,8 @@ pg_server_connect (PgServer *pg, const gchar *dbname)
 
   g_free (info);
   if (PQstatus (conn) != CONNECTION_OK) {
-    g_printerr ("cannot connect to the test's PostgreSQL: %s",
-        PQerrorMessage (conn));
+    g_printerr (
+        "cannot connect to the test's PostgreSQL: %s", PQerrorMessage (conn));
     PQfinish (conn);
     return NULL;
   }
@@ -331,8 +330,8 @@ pg_server_connect (PgServer *pg, const gchar *dbname)
 }
 
 gchar *
-pg_server_query_value (PGconn *conn, const gchar *sql, int n_params,
-    const gchar *const *params)
+pg_server_query_value (
+    PGconn *conn, const gchar *sql, int n_params, const gchar *const *params)
 {
   PGresult *res =
       PQexecParams (conn, sql, n_params, NULL, params, NULL, NULL, 0);

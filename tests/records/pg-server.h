@@ -41,8 +41,8 @@ gchar *pg_server_new_database (PgServer *pg);
 PGconn *pg_server_connect (PgServer *pg, const gchar *dbname);
 /* The first column of the first row of @sql with @n_params text
  * parameters, or NULL (free it). */
-gchar *pg_server_query_value (PGconn *conn, const gchar *sql, int n_params,
-    const gchar *const *params);
+gchar *pg_server_query_value (
+    PGconn *conn, const gchar *sql, int n_params, const gchar *const *params);
 
 /* A temporary folder for everything the test makes, servers included,
  * made TMPDIR (call it first, in main): the test removes it whole with

@@ -39,8 +39,8 @@ make_record (guint i)
       "[{\"role\":\"user\",\"text\":\"O'Brien said \\\"hi\\\"; DROP TABLE "
       "calls; -- \\\\ ça ✓ %u\",\"t\":1.5,\"turn\":1}]",
       i);
-  r->turns_json = i == 3 ? NULL
-                         : g_strdup_printf ("[{\"turn\":1,\"stt_ms\":%u}]", i);
+  r->turns_json =
+      i == 3 ? NULL : g_strdup_printf ("[{\"turn\":1,\"stt_ms\":%u}]", i);
   r->usage.stt_seconds = 12.25 + i / 3.0;
   r->usage.tts_characters = 345 + i;
   r->usage.llm_prompt_tokens = G_GUINT64_CONSTANT (1) << 40 | i;
@@ -55,8 +55,8 @@ start_pg (void)
   GError *error = NULL;
   PgServer *pg = pg_server_new (PASSWORD, &error);
 
-  fail_unless (pg != NULL, "cannot start PostgreSQL: %s",
-      error ? error->message : "?");
+  fail_unless (
+      pg != NULL, "cannot start PostgreSQL: %s", error ? error->message : "?");
   return pg;
 }
 
@@ -68,8 +68,8 @@ open_records (const gchar *database, guint max_queued, guint flush_ms)
   GError *error = NULL;
   VaRecords *records = va_records_open_full (database, &o, &error);
 
-  fail_unless (records != NULL, "va_records_open: %s",
-      error ? error->message : "?");
+  fail_unless (
+      records != NULL, "va_records_open: %s", error ? error->message : "?");
   return records;
 }
 
@@ -83,21 +83,21 @@ stats (VaRecords *records)
 }
 
 /* Waits until @cond (over `m`, the records' stats) holds. */
-#define WAIT_STATS(records, cond)                                             \
-  G_STMT_START                                                                \
-  {                                                                           \
-    gint64 deadline_ = g_get_monotonic_time () + WAIT_US;                     \
-    VaRecordsMetrics m = stats (records);                                     \
-    while (!(cond) && g_get_monotonic_time () < deadline_) {                  \
-      g_usleep (10000);                                                       \
-      m = stats (records);                                                    \
-    }                                                                         \
-    fail_unless (cond,                                                        \
-        "not so: " #cond " (queued %" G_GUINT64_FORMAT ", written %"          \
-        G_GUINT64_FORMAT ", retried %" G_GUINT64_FORMAT                       \
-        ", dropped %" G_GUINT64_FORMAT ", up %d)",                            \
-        m.queued, m.written, m.retried, m.dropped, m.database_up);            \
-  }                                                                           \
+#define WAIT_STATS(records, cond)                                              \
+  G_STMT_START                                                                 \
+  {                                                                            \
+    gint64 deadline_ = g_get_monotonic_time () + WAIT_US;                      \
+    VaRecordsMetrics m = stats (records);                                      \
+    while (!(cond) && g_get_monotonic_time () < deadline_) {                   \
+      g_usleep (10000);                                                        \
+      m = stats (records);                                                     \
+    }                                                                          \
+    fail_unless (cond,                                                         \
+        "not so: " #cond " (queued %" G_GUINT64_FORMAT                         \
+        ", written %" G_GUINT64_FORMAT ", retried %" G_GUINT64_FORMAT          \
+        ", dropped %" G_GUINT64_FORMAT ", up %d)",                             \
+        m.queued, m.written, m.retried, m.dropped, m.database_up);             \
+  }                                                                            \
   G_STMT_END
 
 static gchar *
@@ -202,9 +202,8 @@ run_voiceagent (const gchar *const *args, const gchar *env_database)
     env = g_environ_setenv (env, "VOICEAGENT_DATABASE_URL", env_database, TRUE);
   else
     env = g_environ_unsetenv (env, "VOICEAGENT_DATABASE_URL");
-  fail_unless (g_spawn_sync (NULL, (gchar **)argv->pdata, env,
-                   G_SPAWN_DEFAULT, NULL, NULL, &run.out, &run.err,
-                   &run.status, &error),
+  fail_unless (g_spawn_sync (NULL, (gchar **)argv->pdata, env, G_SPAWN_DEFAULT,
+                   NULL, NULL, &run.out, &run.err, &run.status, &error),
       "cannot run voiceagent: %s", error ? error->message : "?");
   run.status = WIFEXITED (run.status) ? WEXITSTATUS (run.status) : -1;
   g_ptr_array_unref (argv);
@@ -371,8 +370,8 @@ GST_START_TEST (test_crash_mid_write)
   rate = n / ((g_get_monotonic_time () - t0) / 1e6);
   fail_unless_equals_int (va_records_close (records), 0);
   fail_unless_equals_int (count_rows (pg, db), n);
-  g_print ("%u records through a crash and recovery: %.0f records/s\n", n,
-      rate);
+  g_print (
+      "%u records through a crash and recovery: %.0f records/s\n", n, rate);
   g_free (uri);
   g_free (db);
   pg_server_free (pg);
@@ -480,9 +479,8 @@ GST_START_TEST (test_password_sources)
   gchar *db = pg_server_new_database (pg);
   gchar *bare = pg_server_uri (pg, db, FALSE);
   gchar *pgpass = g_build_filename (g_get_tmp_dir (), "pgpass", NULL);
-  gchar *line = g_strdup_printf (
-      "127.0.0.1:%u:%s:%s:%s\n", pg_server_get_port (pg), db, PG_SERVER_USER,
-      PASSWORD);
+  gchar *line = g_strdup_printf ("127.0.0.1:%u:%s:%s:%s\n",
+      pg_server_get_port (pg), db, PG_SERVER_USER, PASSWORD);
   GError *error = NULL;
   VaRecords *records;
 
@@ -524,8 +522,8 @@ GST_END_TEST;
 GST_START_TEST (test_bad_uri)
 {
   PgServer *pg = start_pg ();
-  gchar *wrong = g_strdup_printf (
-      "postgresql://" PG_SERVER_USER ":Wrong-pw-77a1@127.0.0.1:%u/postgres",
+  gchar *wrong = g_strdup_printf ("postgresql://" PG_SERVER_USER
+                                  ":Wrong-pw-77a1@127.0.0.1:%u/postgres",
       pg_server_get_port (pg));
   const struct
   {
@@ -533,8 +531,7 @@ GST_START_TEST (test_bad_uri)
     const gchar *secret;
     const gchar *says;
   } cases[] = {
-    { "postgresql://u:Sec-1a2b3c@127.0.0.1:notaport/db", "Sec-1a2b3c",
-        "port" },
+    { "postgresql://u:Sec-1a2b3c@127.0.0.1:notaport/db", "Sec-1a2b3c", "port" },
     { "postgresql://u:Sec%zz2b3c@127.0.0.1/db", "Sec%zz2b3c", "percent" },
     { "postgres://u@127.0.0.1/db?password=Sec-q9q9q9&nosuch=1", "Sec-q9q9q9",
         "nosuch" },
@@ -542,8 +539,7 @@ GST_START_TEST (test_bad_uri)
   GError *error = NULL;
 
   for (guint i = 0; i < G_N_ELEMENTS (cases); i++) {
-    const gchar *args[] = { "--database", cases[i].uri, "calls", "list",
-      NULL };
+    const gchar *args[] = { "--database", cases[i].uri, "calls", "list", NULL };
     Run run;
     fail_unless (va_records_open (cases[i].uri, &error) == NULL);
     fail_unless (strstr (error->message, "not a valid PostgreSQL URI") &&
@@ -556,8 +552,8 @@ GST_START_TEST (test_bad_uri)
     run = run_voiceagent (args, NULL);
     fail_unless_equals_int (run.status, 1);
     fail_unless (strstr (run.err, "not a valid PostgreSQL URI"), "%s", run.err);
-    fail_unless (strstr (run.err, "warning: --database has a password"), "%s",
-        run.err);
+    fail_unless (
+        strstr (run.err, "warning: --database has a password"), "%s", run.err);
     fail_if (strstr (run.err, cases[i].secret), "%s", run.err);
     run_clear (&run);
   }
@@ -628,8 +624,9 @@ main (int argc, char **argv)
   gst_check_init (&argc, &argv);
   GST_DEBUG_CATEGORY_INIT (voiceagent_debug, "voiceagent", 0, "records");
   if (pg_server_bindir () == NULL)
-    return test_cannot_run ("PostgreSQL 15 is not installed "
-                            "(/usr/lib/postgresql/15/bin: Debian's postgresql)");
+    return test_cannot_run (
+        "PostgreSQL 15 is not installed "
+        "(/usr/lib/postgresql/15/bin: Debian's postgresql)");
   tmp_root = pg_server_tmpdir_new ();
   sr = srunner_create (records_suite ());
   srunner_run_all (sr, CK_NORMAL);
