@@ -368,12 +368,17 @@ pg_server_new_database (PgServer *pg)
 gchar *
 pg_server_tmpdir_new (void)
 {
-  gchar *root = g_dir_make_tmp ("voiceagent-records-XXXXXX", NULL);
+  const gchar *tmp = g_getenv ("TMPDIR");
+  /* Not g_dir_make_tmp(): g_get_tmp_dir() keeps the first TMPDIR it
+   * sees, and it must see this folder. */
+  gchar *root = g_build_filename (
+      tmp && *tmp ? tmp : "/tmp", "voiceagent-records-XXXXXX", NULL);
 
   /* The servers' own folders inside are theirs (as root, the postgres
    * user's): it only has to be able to pass through. */
-  if (root == NULL || g_chmod (root, 0711) != 0)
+  if (g_mkdtemp (root) == NULL || g_chmod (root, 0711) != 0)
     g_error ("cannot make a temporary folder");
   g_setenv ("TMPDIR", root, TRUE);
+  g_assert (g_str_equal (g_get_tmp_dir (), root));
   return root;
 }

@@ -45,7 +45,8 @@ gchar *pg_server_query_value (
     PGconn *conn, const gchar *sql, int n_params, const gchar *const *params);
 
 /* A temporary folder for everything the test makes, servers included,
- * made TMPDIR (call it first, in main): the test removes it whole with
+ * made TMPDIR (call it first in main, before anything asks GLib for the
+ * temporary folder, gst_init included): the test removes it whole with
  * pg_server_remove_tree() at the end, even after a test failed in its
  * forked child without cleaning up. */
 gchar *pg_server_tmpdir_new (void);

@@ -280,6 +280,7 @@ GST_START_TEST (test_same_output)
   fail_unless_equals_int (b.status, 0);
   fail_unless (strstr (a.out, "0000000000a0007") != NULL, "%s", a.out);
   fail_unless_equals_string (b.out, a.out);
+  fail_unless_equals_string (a.err, "");
   fail_unless_equals_string (b.err, "");
   run_clear (&a);
   run_clear (&b);
@@ -594,6 +595,38 @@ GST_START_TEST (test_sqlite)
 
 GST_END_TEST;
 
+/* How fast the writer empties a full queue into each backend (printed,
+ * not judged: timing is the benchmarks' business). */
+GST_START_TEST (test_throughput)
+{
+  PgServer *pg = start_pg ();
+  gchar *db = pg_server_new_database (pg);
+  gchar *uri = pg_server_uri (pg, db, TRUE);
+  gchar *file = g_build_filename (g_get_tmp_dir (), "rate.db", NULL);
+  const gchar *targets[] = { uri, file };
+  const guint n = 5000;
+
+  for (guint t = 0; t < G_N_ELEMENTS (targets); t++) {
+    VaRecords *records = open_records (targets[t], 0, 0);
+    gint64 t0 = g_get_monotonic_time ();
+    write_records (records, 0, n);
+    WAIT_STATS (records, m.written == n);
+    g_print ("%s: %u records in %.2f s, %.0f records/s\n",
+        t == 0 ? "PostgreSQL" : "SQLite", n,
+        (g_get_monotonic_time () - t0) / 1e6,
+        n / ((g_get_monotonic_time () - t0) / 1e6));
+    fail_unless_equals_int (va_records_close (records), 0);
+  }
+  fail_unless_equals_int (count_rows (pg, db), n);
+  g_unlink (file);
+  g_free (file);
+  g_free (uri);
+  g_free (db);
+  pg_server_free (pg);
+}
+
+GST_END_TEST;
+
 static Suite *
 records_suite (void)
 {
@@ -612,6 +645,7 @@ records_suite (void)
   tcase_add_test (tc, test_password_sources);
   tcase_add_test (tc, test_bad_uri);
   tcase_add_test (tc, test_sqlite);
+  tcase_add_test (tc, test_throughput);
   return s;
 }
 
@@ -621,13 +655,16 @@ main (int argc, char **argv)
   SRunner *sr;
   int failed;
 
+  /* First: every temporary file and server goes in there. */
+  tmp_root = pg_server_tmpdir_new ();
   gst_check_init (&argc, &argv);
   GST_DEBUG_CATEGORY_INIT (voiceagent_debug, "voiceagent", 0, "records");
-  if (pg_server_bindir () == NULL)
+  if (pg_server_bindir () == NULL) {
+    pg_server_remove_tree (tmp_root);
     return test_cannot_run (
         "PostgreSQL 15 is not installed "
         "(/usr/lib/postgresql/15/bin: Debian's postgresql)");
-  tmp_root = pg_server_tmpdir_new ();
+  }
   sr = srunner_create (records_suite ());
   srunner_run_all (sr, CK_NORMAL);
   failed = srunner_ntests_failed (sr);
