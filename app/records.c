@@ -70,7 +70,11 @@ struct _VaRecords
   gint64 drops_logged_us;
 };
 
-G_DEFINE_QUARK (va - records - error - quark, va_records_error)
+GQuark
+va_records_error_quark (void)
+{
+  return g_quark_from_static_string ("va-records-error-quark");
+}
 
 void
 va_call_record_free (VaCallRecord *r)
