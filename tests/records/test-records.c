@@ -559,6 +559,22 @@ GST_START_TEST (test_bad_uri)
     run_clear (&run);
   }
   {
+    /* The server itself does not start with it. Keys are set so that it
+     * starts no emulator first. */
+    const gchar *args[] = { "--port", "0", "--database", cases[0].uri, NULL };
+    Run run;
+    g_setenv ("DEEPGRAM_API_KEY", "test-key-dg", TRUE);
+    g_setenv ("ELEVENLABS_API_KEY", "test-key-el", TRUE);
+    g_setenv ("LLM_API_KEY", "test-key-llm", TRUE);
+    run = run_voiceagent (args, NULL);
+    fail_unless_equals_int (run.status, 1);
+    fail_unless (strstr (run.err, "not a valid PostgreSQL URI") &&
+            strstr (run.err, "port"),
+        "%s", run.err);
+    fail_if (strstr (run.err, cases[0].secret), "%s", run.err);
+    run_clear (&run);
+  }
+  {
     const gchar *args[] = { "calls", "list", NULL };
     Run run = run_voiceagent (args, wrong);
     fail_unless_equals_int (run.status, 1);
