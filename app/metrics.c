@@ -225,9 +225,28 @@ render_scaleout (GString *out, const VaScaleoutMetrics *s)
       "Calls resumed here from their stored state", s->resumed);
 }
 
+static void
+render_records (GString *out, const VaRecordsMetrics *r)
+{
+  render_gauge (out, "voiceagent_records_database_up", "gauge",
+      "1 while the call-record database takes writes", r->database_up);
+  render_gauge (out, "voiceagent_records_queued", "gauge",
+      "Call records waiting to be written", (gdouble)r->queued);
+  render_gauge (out, "voiceagent_records_written_total", "counter",
+      "Call records committed to the database", (gdouble)r->written);
+  render_gauge (out, "voiceagent_records_retried_total", "counter",
+      "Attempts to write call records that failed and were retried",
+      (gdouble)r->retried);
+  render_gauge (out, "voiceagent_records_dropped_total", "counter",
+      "Call records never written: the oldest, over the queue's bound, or "
+      "refused by the database",
+      (gdouble)r->dropped);
+}
+
 gchar *
 va_metrics_render (VaMetrics *m, const VaConfig *c, guint active,
-    gboolean draining, const VaScaleoutMetrics *scaleout)
+    gboolean draining, const VaScaleoutMetrics *scaleout,
+    const VaRecordsMetrics *records)
 {
   GString *out = g_string_new (NULL);
   guint i;
@@ -291,5 +310,7 @@ va_metrics_render (VaMetrics *m, const VaConfig *c, guint active,
       va_usage_cost (&m->usage, c));
   if (scaleout)
     render_scaleout (out, scaleout);
+  if (records)
+    render_records (out, records);
   return g_string_free (out, FALSE);
 }

@@ -51,8 +51,20 @@ typedef struct
   guint64 resumed; /* calls resumed here */
 } VaScaleoutMetrics;
 
-/* The Prometheus text (free it); @scaleout NULL without --redis. */
+/* The call records' writer (records.h): what waits for the database. */
+typedef struct
+{
+  gboolean database_up; /* the last attempt reached the database */
+  guint64 queued; /* waiting, or being written */
+  guint64 written; /* committed */
+  guint64 retried; /* attempts that failed and will be retried */
+  guint64 dropped; /* the oldest, over the queue's bound; or refused */
+} VaRecordsMetrics;
+
+/* The Prometheus text (free it); @scaleout NULL without --redis, @records
+ * NULL without a records writer. */
 gchar *va_metrics_render (VaMetrics *m, const VaConfig *config,
-    guint active_calls, gboolean draining, const VaScaleoutMetrics *scaleout);
+    guint active_calls, gboolean draining, const VaScaleoutMetrics *scaleout,
+    const VaRecordsMetrics *records);
 
 G_END_DECLS

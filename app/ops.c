@@ -60,23 +60,25 @@ serve_resource (VaServer *server, SoupServerMessage *msg, const gchar *path,
   g_bytes_unref (bytes);
 }
 
-/* The metrics, and with --redis the scale-out ones. */
+/* The metrics, the call records' and with --redis the scale-out ones. */
 static gchar *
 render_metrics (VaServer *server, guint active)
 {
   VaScaleoutMetrics scaleout = { 0 };
+  VaRecordsMetrics records = { 0 };
   gchar *problem;
 
+  va_records_get_stats (server->records, &records);
   if (server->scaleout == NULL)
-    return va_metrics_render (
-        server->metrics, server->config, active, server->draining, NULL);
+    return va_metrics_render (server->metrics, server->config, active,
+        server->draining, NULL, &records);
   problem = va_scaleout_get_problem (server->scaleout);
   scaleout.redis_up = problem == NULL;
   scaleout.instances = va_scaleout_count_instances (server->scaleout);
   scaleout.resumed = server->resumed;
   g_free (problem);
-  return va_metrics_render (
-      server->metrics, server->config, active, server->draining, &scaleout);
+  return va_metrics_render (server->metrics, server->config, active,
+      server->draining, &scaleout, &records);
 }
 
 /* Ready, and whether Redis works: without it calls are still taken here

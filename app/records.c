@@ -1,40 +1,85 @@
-/* voiceagent: call records in SQLite, written off the media threads.
+/* voiceagent: call records, written off the media threads to SQLite or
+ * PostgreSQL (records-backend.h).
  * SPDX-License-Identifier: LGPL-2.1-or-later
  *
- * One writer thread owns the database connection; the main context only
- * queues finished records, so a slow disk never delays a call.
+ * The main context only queues finished records (va_records_write: no
+ * I/O, constant time); one writer thread owns the database connection, so
+ * a slow disk or a database that is down never delays a call.
+ *
+ * The writer takes up to BATCH_MAX records from the head of the queue,
+ * inserts them in one transaction, and frees them only once it committed;
+ * if it did not, or its outcome is unknown, they go back to the head, the
+ * connection is dropped, and the writer reconnects after a backoff
+ * (GstVoiceBackoff, 100 ms doubling to 5 s, equal jitter). The ids are
+ * primary keys inserted with ON CONFLICT DO NOTHING, so a batch written
+ * twice is stored once. While the database is down the queue is bounded
+ * (VA_RECORDS_QUEUE_MAX records, VA_RECORDS_QUEUE_MAX_BYTES of text):
+ * beyond it the oldest waiting record is dropped and counted. The writer
+ * says once when the database goes away and once when it is back, never
+ * per retry.
+ *
+ * Locking: one lock, VaRecords.lock, a leaf: nothing else is locked while
+ * it is held, and no database call or output happens under it.
  */
 #ifdef HAVE_CONFIG_H
 #include "config.h"
 #endif
 
 #include <stdio.h>
-#include <sqlite3.h>
-#include "records.h"
+#include <string.h>
+#include <gst/gst.h>
+#include "gstvoicehttp.h"
+#include "records-backend.h"
 
-static const gchar schema[] =
-    "PRAGMA journal_mode=WAL;"
-    "CREATE TABLE IF NOT EXISTS calls ("
-    " id TEXT PRIMARY KEY, agent TEXT, started_us INTEGER, ended_us INTEGER,"
-    " end_reason TEXT, transcript TEXT, turns TEXT, stt_seconds REAL,"
-    " tts_characters INTEGER, llm_prompt_tokens INTEGER,"
-    " llm_completion_tokens INTEGER, cost_usd REAL);"
-    "CREATE INDEX IF NOT EXISTS calls_started ON calls(started_us);";
+GST_DEBUG_CATEGORY_EXTERN (voiceagent_debug);
+#define GST_CAT_DEFAULT voiceagent_debug
+
+#define BATCH_MAX 64 /* records in one transaction */
+#define BACKOFF_MIN_MS 100
+#define BACKOFF_MAX_MS 5000
+#define DROP_LOG_INTERVAL_US (10 * G_USEC_PER_SEC)
 
 struct _VaRecords
 {
-  sqlite3 *db; /* writer thread only, after open */
-  GAsyncQueue *queue; /* of VaCallRecord*; NULL-less, see STOP */
+  /* Immutable after va_records_open */
+  const VaRecordsBackend *backend;
+  gchar *target; /* --database; may hold a password: never shown */
+  gchar *where; /* the same without the password, for messages */
+  guint max_queued;
+  gsize max_bytes;
+  gint64 flush_timeout_us;
   GThread *thread;
+
+  /* Protected by lock */
+  GMutex lock;
+  GCond cond; /* a record was queued, or stopping */
+  GQueue queue; /* VaCallRecord*, oldest first, waiting to be written */
+  gsize queued_bytes; /* text held by @queue */
+  guint in_flight; /* taken by the writer, not committed yet */
+  gboolean stopping;
+  gint64 stop_deadline; /* monotonic: the writer gives up after it */
+  gboolean up; /* the last attempt reached the database */
+  guint64 written;
+  guint64 retried; /* failed attempts */
+  guint64 dropped;
+  guint64 drops_unreported; /* dropped since the writer last said so */
+
+  /* Writer thread only (the opening thread before it starts) */
+  VaRecordsDb *db;
+  GstVoiceBackoff backoff;
+  gint64 drops_logged_us;
 };
 
-/* Sentinel telling the writer to stop. */
-static VaCallRecord stop_marker;
+GQuark
+va_records_error_quark (void)
+{
+  return g_quark_from_static_string ("va-records-error-quark");
+}
 
 void
 va_call_record_free (VaCallRecord *r)
 {
-  if (r == NULL || r == &stop_marker)
+  if (r == NULL)
     return;
   g_free (r->id);
   g_free (r->agent);
@@ -44,110 +89,396 @@ va_call_record_free (VaCallRecord *r)
   g_free (r);
 }
 
-static void
-insert (sqlite3 *db, const VaCallRecord *r)
+/* What @r costs the queue's byte budget. */
+static gsize
+record_size (const VaCallRecord *r)
 {
-  sqlite3_stmt *st = NULL;
+  return sizeof *r + (r->id ? strlen (r->id) : 0) +
+      (r->agent ? strlen (r->agent) : 0) +
+      (r->end_reason ? strlen (r->end_reason) : 0) +
+      (r->transcript_json ? strlen (r->transcript_json) : 0) +
+      (r->turns_json ? strlen (r->turns_json) : 0);
+}
 
-  if (sqlite3_prepare_v2 (db,
-          "INSERT OR REPLACE INTO calls VALUES "
-          "(?,?,?,?,?,?,?,?,?,?,?,?)",
-          -1, &st, NULL) != SQLITE_OK) {
-    g_warning ("call records: %s", sqlite3_errmsg (db));
-    return;
+const VaRecordsBackend *
+va_records_backend_for (const gchar *database, GError **error)
+{
+  if (!g_str_has_prefix (database, "postgresql://") &&
+      !g_str_has_prefix (database, "postgres://"))
+    return &va_records_sqlite;
+#ifdef HAVE_LIBPQ
+  return &va_records_pg;
+#else
+  g_set_error (error, VA_RECORDS_ERROR, VA_RECORDS_ERROR_CONFIG,
+      "--database names PostgreSQL, but this voiceagent was built without "
+      "it: install libpq-dev and build again, or give an SQLite file");
+  return NULL;
+#endif
+}
+
+/* Opens and prepares a connection: the database, NULL with @error. */
+static VaRecordsDb *
+connect_db (const VaRecordsBackend *backend, const gchar *target,
+    gboolean create, GError **error)
+{
+  VaRecordsDb *db = backend->open (target, create, error);
+
+  if (db && create && !backend->ensure_schema (db, error))
+    g_clear_pointer (&db, backend->close);
+  return db;
+}
+
+/* ---- The queue ---- */
+
+/* Drops the oldest waiting records until @records is within its bounds. */
+static void
+enforce_bound_locked (VaRecords *records)
+{
+  while (records->queue.length > 0 &&
+      (records->queue.length > records->max_queued ||
+          records->queued_bytes > records->max_bytes)) {
+    VaCallRecord *oldest = g_queue_pop_head (&records->queue);
+    records->queued_bytes -= record_size (oldest);
+    records->dropped++;
+    records->drops_unreported++;
+    va_call_record_free (oldest);
   }
-  sqlite3_bind_text (st, 1, r->id, -1, SQLITE_STATIC);
-  sqlite3_bind_text (st, 2, r->agent, -1, SQLITE_STATIC);
-  sqlite3_bind_int64 (st, 3, r->started_us);
-  sqlite3_bind_int64 (st, 4, r->ended_us);
-  sqlite3_bind_text (st, 5, r->end_reason, -1, SQLITE_STATIC);
-  sqlite3_bind_text (
-      st, 6, r->transcript_json ? r->transcript_json : "[]", -1, SQLITE_STATIC);
-  sqlite3_bind_text (
-      st, 7, r->turns_json ? r->turns_json : "[]", -1, SQLITE_STATIC);
-  sqlite3_bind_double (st, 8, r->usage.stt_seconds);
-  sqlite3_bind_int64 (st, 9, (sqlite3_int64)r->usage.tts_characters);
-  sqlite3_bind_int64 (st, 10, (sqlite3_int64)r->usage.llm_prompt_tokens);
-  sqlite3_bind_int64 (st, 11, (sqlite3_int64)r->usage.llm_completion_tokens);
-  sqlite3_bind_double (st, 12, r->cost_usd);
-  if (sqlite3_step (st) != SQLITE_DONE)
-    g_warning (
-        "call records: cannot write call %s: %s", r->id, sqlite3_errmsg (db));
-  sqlite3_finalize (st);
+}
+
+void
+va_records_write (VaRecords *records, VaCallRecord *record)
+{
+  g_mutex_lock (&records->lock);
+  g_queue_push_tail (&records->queue, record);
+  records->queued_bytes += record_size (record);
+  enforce_bound_locked (records);
+  g_cond_signal (&records->cond);
+  g_mutex_unlock (&records->lock);
+}
+
+void
+va_records_get_stats (VaRecords *records, VaRecordsMetrics *stats)
+{
+  g_mutex_lock (&records->lock);
+  stats->database_up = records->up;
+  stats->queued = records->queue.length + records->in_flight;
+  stats->written = records->written;
+  stats->retried = records->retried;
+  stats->dropped = records->dropped;
+  g_mutex_unlock (&records->lock);
+}
+
+/* ---- The writer thread ---- */
+
+/* Moves up to BATCH_MAX records from the queue's head into @batch; waits
+ * for one. Returns 0 when it is time to stop: stopping, and the queue is
+ * empty or the flush timeout has passed. */
+static guint
+take_batch (VaRecords *records, VaCallRecord **batch)
+{
+  guint n = 0;
+
+  g_mutex_lock (&records->lock);
+  while (records->queue.length == 0 && !records->stopping)
+    g_cond_wait (&records->cond, &records->lock);
+  if (!records->stopping || g_get_monotonic_time () < records->stop_deadline) {
+    while (n < BATCH_MAX && records->queue.length > 0) {
+      batch[n] = g_queue_pop_head (&records->queue);
+      records->queued_bytes -= record_size (batch[n]);
+      n++;
+    }
+  }
+  records->in_flight = n;
+  g_mutex_unlock (&records->lock);
+  return n;
+}
+
+/* @n records of the batch are committed: they leave the queue. */
+static void
+committed (VaRecords *records, VaCallRecord **batch, guint n)
+{
+  gboolean was_up;
+  guint waiting;
+
+  g_mutex_lock (&records->lock);
+  records->written += n;
+  records->in_flight -= n;
+  was_up = records->up;
+  records->up = TRUE;
+  waiting = records->queue.length + records->in_flight;
+  g_mutex_unlock (&records->lock);
+  for (guint i = 0; i < n; i++)
+    va_call_record_free (batch[i]);
+  if (!was_up)
+    g_printerr ("voiceagent: call records: %s at %s is back; %u waiting "
+                "records are being written\n",
+        records->backend->name, records->where, waiting + n);
+}
+
+/* The database refused @r for good: it is dropped, with the reason. */
+static void
+rejected (VaRecords *records, VaCallRecord *r, const GError *error)
+{
+  g_printerr ("voiceagent: call records: call %s was refused and is not "
+              "recorded: %s\n",
+      r->id, error->message);
+  g_mutex_lock (&records->lock);
+  records->in_flight--;
+  records->dropped++;
+  g_mutex_unlock (&records->lock);
+  va_call_record_free (r);
+}
+
+/* The attempt failed: @batch goes back to the queue's head, in order,
+ * and the writer will reconnect. Says so once per outage. */
+static void
+failed (VaRecords *records, VaCallRecord **batch, guint n, const GError *error)
+{
+  gboolean was_up;
+  guint waiting;
+
+  g_clear_pointer (&records->db, records->backend->close);
+  g_mutex_lock (&records->lock);
+  for (guint i = n; i > 0; i--) {
+    g_queue_push_head (&records->queue, batch[i - 1]);
+    records->queued_bytes += record_size (batch[i - 1]);
+  }
+  records->in_flight -= n;
+  records->retried++;
+  enforce_bound_locked (records);
+  was_up = records->up;
+  records->up = FALSE;
+  waiting = records->queue.length;
+  g_mutex_unlock (&records->lock);
+  GST_DEBUG ("call records: %s", error->message);
+  if (was_up)
+    g_printerr ("voiceagent: call records: the database is unavailable: %s; "
+                "%u records wait in memory (at most %u) and are written when "
+                "it is back\n",
+        error->message, waiting, records->max_queued);
+}
+
+/* Connects if need be, and inserts @n records in one transaction. */
+static gboolean
+try_insert (VaRecords *records, VaCallRecord **batch, guint n, GError **error)
+{
+  if (records->db == NULL)
+    records->db = connect_db (records->backend, records->target, TRUE, error);
+  return records->db && records->backend->insert (records->db, batch, n, error);
+}
+
+static gboolean
+is_rejection (const GError *error)
+{
+  return g_error_matches (error, VA_RECORDS_ERROR, VA_RECORDS_ERROR_REJECTED);
+}
+
+/* Writes @batch. Returns FALSE if the database could not be reached (the
+ * caller backs off). A batch the database refused is written again one
+ * record at a time, to drop only the ones it refuses. */
+static gboolean
+write_batch (VaRecords *records, VaCallRecord **batch, guint n)
+{
+  GError *error = NULL;
+  gboolean ok = TRUE;
+  guint i;
+
+  if (try_insert (records, batch, n, &error)) {
+    committed (records, batch, n);
+  } else if (is_rejection (error) && n == 1) {
+    rejected (records, batch[0], error);
+  } else if (is_rejection (error)) {
+    for (i = 0; ok && i < n; i++) {
+      g_clear_error (&error);
+      if (try_insert (records, batch + i, 1, &error))
+        committed (records, batch + i, 1);
+      else if (is_rejection (error))
+        rejected (records, batch[i], error);
+      else
+        ok = FALSE;
+    }
+    /* The rest goes back in order, the one that failed first. */
+    if (!ok)
+      failed (records, batch + i - 1, n - i + 1, error);
+  } else {
+    failed (records, batch, n, error);
+    ok = FALSE;
+  }
+  g_clear_error (&error);
+  return ok;
+}
+
+/* Waits before the next attempt; while stopping, not past the deadline. */
+static void
+back_off (VaRecords *records)
+{
+  gint64 until = g_get_monotonic_time () +
+      gst_voice_backoff_next (&records->backoff) * G_TIME_SPAN_MILLISECOND;
+
+  g_mutex_lock (&records->lock);
+  for (;;) {
+    gint64 end =
+        records->stopping ? MIN (until, records->stop_deadline) : until;
+    if (g_get_monotonic_time () >= end)
+      break;
+    /* Woken by each record queued too: the loop waits on. */
+    g_cond_wait_until (&records->cond, &records->lock, end);
+  }
+  g_mutex_unlock (&records->lock);
+}
+
+/* Says how many records the bound dropped, at most every 10 s (@now:
+ * whatever is left). */
+static void
+report_drops (VaRecords *records, gboolean now)
+{
+  gint64 t = g_get_monotonic_time ();
+  guint64 count = 0, total = 0;
+
+  if (!now && t - records->drops_logged_us < DROP_LOG_INTERVAL_US)
+    return;
+  g_mutex_lock (&records->lock);
+  count = records->drops_unreported;
+  total = records->dropped;
+  records->drops_unreported = 0;
+  g_mutex_unlock (&records->lock);
+  if (count == 0)
+    return;
+  records->drops_logged_us = t;
+  g_printerr ("voiceagent: call records: the queue is full (%u records or "
+              "%" G_GSIZE_FORMAT " MB): dropped the %" G_GUINT64_FORMAT
+              " oldest (%" G_GUINT64_FORMAT " since start)\n",
+      records->max_queued, records->max_bytes / (1024 * 1024), count, total);
 }
 
 static gpointer
 writer_main (gpointer data)
 {
   VaRecords *records = data;
-  VaCallRecord *r;
+  VaCallRecord *batch[BATCH_MAX];
+  guint n;
 
-  while ((r = g_async_queue_pop (records->queue)) != &stop_marker) {
-    insert (records->db, r);
-    va_call_record_free (r);
+  while ((n = take_batch (records, batch)) > 0) {
+    if (write_batch (records, batch, n))
+      gst_voice_backoff_reset (&records->backoff);
+    else
+      back_off (records);
+    report_drops (records, FALSE);
   }
+  report_drops (records, TRUE);
   return NULL;
 }
 
-static sqlite3 *
-open_db (const gchar *path, gboolean create, GError **error)
-{
-  sqlite3 *db = NULL;
-  gint flags = SQLITE_OPEN_READWRITE | (create ? SQLITE_OPEN_CREATE : 0);
-  gchar *err = NULL;
+/* ---- Open and close ---- */
 
-  if (sqlite3_open_v2 (path, &db, flags, NULL) != SQLITE_OK) {
-    g_set_error (error, G_FILE_ERROR, G_FILE_ERROR_FAILED,
-        "cannot open the call database %s: %s (set --database)", path,
-        db ? sqlite3_errmsg (db) : "out of memory");
-    sqlite3_close (db);
-    return NULL;
-  }
-  sqlite3_busy_timeout (db, 5000);
-  if (create && sqlite3_exec (db, schema, NULL, NULL, &err) != SQLITE_OK) {
-    g_set_error (error, G_FILE_ERROR, G_FILE_ERROR_FAILED,
-        "cannot set up the call database %s: %s", path, err);
-    sqlite3_free (err);
-    sqlite3_close (db);
-    return NULL;
-  }
-  return db;
+static VaRecords *
+records_new (const VaRecordsBackend *backend, const gchar *target, gchar *where,
+    const VaRecordsOptions *options)
+{
+  VaRecords *records = g_new0 (VaRecords, 1);
+
+  records->backend = backend;
+  records->target = g_strdup (target);
+  records->where = where;
+  records->max_queued = options && options->max_queued ? options->max_queued
+                                                       : VA_RECORDS_QUEUE_MAX;
+  records->max_bytes = options && options->max_queued_bytes
+      ? options->max_queued_bytes
+      : VA_RECORDS_QUEUE_MAX_BYTES;
+  records->flush_timeout_us =
+      (options && options->flush_timeout_ms ? options->flush_timeout_ms
+                                            : VA_RECORDS_FLUSH_TIMEOUT_MS) *
+      G_TIME_SPAN_MILLISECOND;
+  records->backoff.initial_ms = BACKOFF_MIN_MS;
+  records->backoff.max_ms = BACKOFF_MAX_MS;
+  g_mutex_init (&records->lock);
+  g_cond_init (&records->cond);
+  g_queue_init (&records->queue);
+  return records;
 }
 
 VaRecords *
-va_records_open (const gchar *path, GError **error)
+va_records_open_full (
+    const gchar *database, const VaRecordsOptions *options, GError **error)
 {
-  sqlite3 *db = open_db (path, TRUE, error);
+  const VaRecordsBackend *backend = va_records_backend_for (database, error);
+  GError *local = NULL;
   VaRecords *records;
+  VaRecordsDb *db;
+  gchar *where;
 
-  if (db == NULL)
+  if (backend == NULL || (where = backend->describe (database, error)) == NULL)
     return NULL;
-  records = g_new0 (VaRecords, 1);
+  db = connect_db (backend, database, TRUE, &local);
+  /* PostgreSQL may be down while this server starts: records wait for
+   * it. A file that cannot be created, or a bad setting, stops here. */
+  if (db == NULL &&
+      (backend == &va_records_sqlite ||
+          local->code != VA_RECORDS_ERROR_RETRY)) {
+    g_propagate_error (error, local);
+    g_free (where);
+    return NULL;
+  }
+  records = records_new (backend, database, where, options);
   records->db = db;
-  records->queue = g_async_queue_new ();
+  records->up = db != NULL;
+  if (db == NULL) {
+    g_printerr ("voiceagent: call records: the database is unavailable: "
+                "%s; records wait in memory (at most %u) and are written "
+                "when it is up\n",
+        local->message, records->max_queued);
+    g_clear_error (&local);
+  }
   records->thread = g_thread_new ("va-records", writer_main, records);
   return records;
 }
 
-void
-va_records_write (VaRecords *records, VaCallRecord *record)
+VaRecords *
+va_records_open (const gchar *database, GError **error)
 {
-  g_async_queue_push (records->queue, record);
+  VaRecordsOptions options = { 0 };
+  const gchar *max = g_getenv ("VOICEAGENT_RECORDS_QUEUE_MAX");
+
+  if (max && *max)
+    options.max_queued = (guint)g_ascii_strtoull (max, NULL, 10);
+  return va_records_open_full (database, &options, error);
 }
 
-void
+guint
 va_records_close (VaRecords *records)
 {
+  VaCallRecord *r;
+  guint lost;
+
   if (records == NULL)
-    return;
-  g_async_queue_push (records->queue, &stop_marker);
+    return 0;
+  g_mutex_lock (&records->lock);
+  records->stopping = TRUE;
+  records->stop_deadline = g_get_monotonic_time () + records->flush_timeout_us;
+  g_cond_broadcast (&records->cond);
+  g_mutex_unlock (&records->lock);
   g_thread_join (records->thread);
-  g_async_queue_unref (records->queue);
-  sqlite3_close (records->db);
+
+  /* The writer is gone: what is left was not written. */
+  lost = records->queue.length;
+  if (lost > 0)
+    g_printerr ("voiceagent: call records: %u records were not written to "
+                "%s at %s within %.1f s of shutting down; they are lost\n",
+        lost, records->backend->name, records->where,
+        records->flush_timeout_us / 1e6);
+  while ((r = g_queue_pop_head (&records->queue)))
+    va_call_record_free (r);
+  g_clear_pointer (&records->db, records->backend->close);
+  g_mutex_clear (&records->lock);
+  g_cond_clear (&records->cond);
+  memset (records->target, 0, strlen (records->target));
+  g_free (records->target);
+  g_free (records->where);
   g_free (records);
+  return lost;
 }
 
-/* ---- The command-line reader ---- */
+/* ---- The command-line reader: one output for every backend ---- */
 
 static gchar *
 format_time (gint64 us)
@@ -159,82 +490,87 @@ format_time (gint64 us)
   return s;
 }
 
-static int
-list_calls (sqlite3 *db)
+static const gchar *
+text (const gchar *s)
 {
-  sqlite3_stmt *st;
+  return s ? s : "";
+}
 
-  sqlite3_prepare_v2 (db,
-      "SELECT id, agent, started_us, ended_us, "
-      "end_reason, cost_usd FROM calls ORDER BY started_us DESC LIMIT 50",
-      -1, &st, NULL);
+static int
+list_calls (VaRecordsDb *db)
+{
+  GError *error = NULL;
+  GPtrArray *rows = db->backend->list (db, &error);
+
+  if (rows == NULL) {
+    fprintf (stderr, "voiceagent: %s\n", error->message);
+    g_error_free (error);
+    return 1;
+  }
   printf ("%-16s  %-10s  %-19s  %8s  %-12s  %10s\n", "ID", "AGENT", "STARTED",
       "SECONDS", "END", "COST USD");
-  while (sqlite3_step (st) == SQLITE_ROW) {
-    gchar *started = format_time (sqlite3_column_int64 (st, 2));
-    printf ("%-16s  %-10s  %-19s  %8.1f  %-12s  %10.5f\n",
-        sqlite3_column_text (st, 0), sqlite3_column_text (st, 1), started,
-        (sqlite3_column_int64 (st, 3) - sqlite3_column_int64 (st, 2)) / 1e6,
-        sqlite3_column_text (st, 4), sqlite3_column_double (st, 5));
+  for (guint i = 0; i < rows->len; i++) {
+    const VaCallRecord *r = g_ptr_array_index (rows, i);
+    gchar *started = format_time (r->started_us);
+    printf ("%-16s  %-10s  %-19s  %8.1f  %-12s  %10.5f\n", text (r->id),
+        text (r->agent), started, (r->ended_us - r->started_us) / 1e6,
+        text (r->end_reason), r->cost_usd);
     g_free (started);
   }
-  sqlite3_finalize (st);
+  g_ptr_array_unref (rows);
   return 0;
 }
 
 static int
-show_call (sqlite3 *db, const gchar *id)
+show_call (VaRecordsDb *db, const gchar *id)
 {
-  sqlite3_stmt *st;
-  int status = 0;
+  GError *error = NULL;
+  VaCallRecord *r = db->backend->show (db, id, &error);
+  gchar *started;
 
-  sqlite3_prepare_v2 (db,
-      "SELECT id, agent, started_us, ended_us, "
-      "end_reason, transcript, turns, stt_seconds, tts_characters, "
-      "llm_prompt_tokens, llm_completion_tokens, cost_usd FROM calls "
-      "WHERE id = ?",
-      -1, &st, NULL);
-  sqlite3_bind_text (st, 1, id, -1, SQLITE_STATIC);
-  if (sqlite3_step (st) == SQLITE_ROW) {
-    gchar *started = format_time (sqlite3_column_int64 (st, 2));
-    printf (
-        "call:        %s\nagent:       %s\nstarted:     %s\n"
-        "duration:    %.1f s\nended:       %s\ntranscript:  %s\n"
-        "turns:       %s\nusage:       stt %.1f s, tts %lld chars, llm %lld "
-        "prompt + %lld completion tokens\ncost:        $%.5f\n",
-        sqlite3_column_text (st, 0), sqlite3_column_text (st, 1), started,
-        (sqlite3_column_int64 (st, 3) - sqlite3_column_int64 (st, 2)) / 1e6,
-        sqlite3_column_text (st, 4), sqlite3_column_text (st, 5),
-        sqlite3_column_text (st, 6), sqlite3_column_double (st, 7),
-        (long long)sqlite3_column_int64 (st, 8),
-        (long long)sqlite3_column_int64 (st, 9),
-        (long long)sqlite3_column_int64 (st, 10),
-        sqlite3_column_double (st, 11));
-    g_free (started);
-  } else {
-    fprintf (stderr, "voiceagent: no call %s in the database\n", id);
-    status = 1;
+  if (r == NULL) {
+    if (error)
+      fprintf (stderr, "voiceagent: %s\n", error->message);
+    else
+      fprintf (stderr, "voiceagent: no call %s in the database\n", id);
+    g_clear_error (&error);
+    return 1;
   }
-  sqlite3_finalize (st);
-  return status;
+  started = format_time (r->started_us);
+  printf ("call:        %s\nagent:       %s\nstarted:     %s\n"
+          "duration:    %.1f s\nended:       %s\ntranscript:  %s\n"
+          "turns:       %s\nusage:       stt %.1f s, tts %" G_GUINT64_FORMAT
+          " chars, llm %" G_GUINT64_FORMAT " prompt + %" G_GUINT64_FORMAT
+          " completion tokens\ncost:        $%.5f\n",
+      text (r->id), text (r->agent), started,
+      (r->ended_us - r->started_us) / 1e6, text (r->end_reason),
+      text (r->transcript_json), text (r->turns_json), r->usage.stt_seconds,
+      r->usage.tts_characters, r->usage.llm_prompt_tokens,
+      r->usage.llm_completion_tokens, r->cost_usd);
+  g_free (started);
+  va_call_record_free (r);
+  return 0;
 }
 
 int
 va_records_command (const VaConfig *config, int argc, char **argv)
 {
+  const VaRecordsBackend *backend;
   GError *error = NULL;
-  sqlite3 *db;
+  VaRecordsDb *db = NULL;
   int status;
 
   if (argc < 2 ||
       (!g_str_equal (argv[1], "list") &&
           !(g_str_equal (argv[1], "show") && argc == 3))) {
     fprintf (stderr,
-        "usage: voiceagent [--database FILE] calls list\n"
-        "       voiceagent [--database FILE] calls show ID\n");
+        "usage: voiceagent [--database FILE|URI] calls list\n"
+        "       voiceagent [--database FILE|URI] calls show ID\n");
     return 2;
   }
-  db = open_db (config->database, FALSE, &error);
+  backend = va_records_backend_for (config->database, &error);
+  if (backend)
+    db = backend->open (config->database, FALSE, &error);
   if (db == NULL) {
     fprintf (stderr, "voiceagent: %s\n", error->message);
     g_error_free (error);
@@ -242,6 +578,6 @@ va_records_command (const VaConfig *config, int argc, char **argv)
   }
   status =
       g_str_equal (argv[1], "list") ? list_calls (db) : show_call (db, argv[2]);
-  sqlite3_close (db);
+  backend->close (db);
   return status;
 }

@@ -168,7 +168,10 @@ static const Setting settings[] = {
       "(default http://HOST:PORT)",
       "URL" },
   { "database", "VOICEAGENT_DATABASE", SETTING_STRING, OFF (database),
-      "SQLite file for call records (default voiceagent.db)", "FILE" },
+      "Call records: an SQLite file (default voiceagent.db), or PostgreSQL "
+      "as postgresql://[user[:password]@]host[:port]/dbname (the password "
+      "from VOICEAGENT_DATABASE_URL, PGPASSWORD or ~/.pgpass)",
+      "FILE|URI", URL_PASSWORD },
   { "price-stt-per-min", NULL, SETTING_DOUBLE, OFF (price_stt_per_min),
       "USD per minute of STT audio (default 0.0048, Deepgram nova-3)", "USD" },
   { "price-tts-per-1k-chars", NULL, SETTING_DOUBLE,
@@ -322,6 +325,7 @@ load_key_file (VaConfig *c, const gchar *path, GError **error)
 static gboolean
 load_env (VaConfig *c, GError **error)
 {
+  const gchar *database_url = NULL;
   guint i;
 
   for (i = 0; i < G_N_ELEMENTS (settings); i++) {
@@ -339,6 +343,14 @@ load_env (VaConfig *c, GError **error)
     g_free (file_env);
     if (!ok)
       return FALSE;
+  }
+  /* The name hosting platforms give a database URL (with its password);
+   * VOICEAGENT_DATABASE wins if both are set. */
+  if (!(g_getenv ("VOICEAGENT_DATABASE") && *g_getenv ("VOICEAGENT_DATABASE")))
+    database_url = g_getenv ("VOICEAGENT_DATABASE_URL");
+  if (database_url && *database_url) {
+    g_free (c->database);
+    c->database = g_strdup (database_url);
   }
   /* OpenAI's own variable, as the official clients read it. */
   if (c->llm_key == NULL && g_getenv ("OPENAI_API_KEY"))
@@ -365,6 +377,22 @@ find_url_password (const gchar *url, const gchar **start, const gchar **end)
   return TRUE;
 }
 
+/* The value of the first password=VALUE query parameter at or after
+ * @from (libpq takes one, e.g. postgresql://host/db?password=...). */
+static gboolean
+find_query_password (const gchar *from, const gchar **start, const gchar **end)
+{
+  for (const gchar *p = strstr (from, "password="); p;
+       p = strstr (p + 1, "password=")) {
+    if (p > from && p[-1] != '?' && p[-1] != '&')
+      continue;
+    *start = p + strlen ("password=");
+    *end = *start + strcspn (*start, "&,");
+    return *end > *start;
+  }
+  return FALSE;
+}
+
 static void
 scrub_url_password (gchar *url)
 {
@@ -374,6 +402,9 @@ scrub_url_password (gchar *url)
   for (gchar *one = url; one; one = strchr (one + 1, ','))
     if (find_url_password (one, &start, &end))
       memset ((gchar *)start, 'x', end - start);
+  for (const gchar *from = url; find_query_password (from, &start, &end);
+       from = end)
+    memset ((gchar *)start, 'x', end - start);
 }
 
 /* Overwrites the value of every secret flag in the process's own argv
@@ -409,7 +440,9 @@ has_url_password (const gchar *value)
 {
   const gchar *start, *end;
 
-  return value && find_url_password (value, &start, &end);
+  return value &&
+      (find_url_password (value, &start, &end) ||
+          find_query_password (value, &start, &end));
 }
 
 static void
@@ -420,6 +453,12 @@ warn_secret_in_argv (const Setting *s)
                 "line, where every user of this machine can read it (ps); "
                 "use --%s-file FILE or %s instead\n",
         s->flag, s->flag, s->env);
+  else if (s->offset == OFF (database))
+    g_printerr ("voiceagent: warning: --database has a password in its URI, "
+                "on the command line, where every user of this machine can "
+                "read it (ps); set VOICEAGENT_DATABASE_URL or the key file "
+                "(--config), or leave the password out and use PGPASSWORD "
+                "or ~/.pgpass\n");
   else
     g_printerr ("voiceagent: warning: --%s has a password in its URL, on the "
                 "command line, where every user of this machine can read it "

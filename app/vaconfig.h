@@ -62,7 +62,7 @@ typedef struct
   gchar *rtp_bind; /* address a worker's RTP sockets bind, default 127.0.0.1 */
 
   /* Records and prices */
-  gchar *database; /* SQLite file for call records */
+  gchar *database; /* call records: SQLite file or postgresql:// URI */
   gdouble price_stt_per_min; /* USD per minute of audio sent to STT */
   gdouble price_tts_per_1k_chars; /* USD per 1,000 characters */
   gdouble price_llm_per_m_input; /* USD per million prompt tokens */

@@ -98,6 +98,13 @@ die_with_parent (gpointer data)
 EmuProcess *
 emu_process_start_program (const gchar *exe, const gchar *const *args)
 {
+  return emu_process_start_logged (exe, args, NULL);
+}
+
+EmuProcess *
+emu_process_start_logged (
+    const gchar *exe, const gchar *const *args, const gchar *stderr_path)
+{
   GSubprocessLauncher *launcher;
   GPtrArray *argv;
   EmuProcess *emu;
@@ -121,6 +128,8 @@ emu_process_start_program (const gchar *exe, const gchar *const *args)
 
   launcher = g_subprocess_launcher_new (G_SUBPROCESS_FLAGS_NONE);
   g_subprocess_launcher_set_child_setup (launcher, die_with_parent, NULL, NULL);
+  if (stderr_path)
+    g_subprocess_launcher_set_stderr_file_path (launcher, stderr_path);
   emu->proc = g_subprocess_launcher_spawnv (
       launcher, (const gchar *const *)argv->pdata, &error);
   g_object_unref (launcher);

@@ -20,6 +20,10 @@ EmuProcess *emu_process_start (const gchar *const *args);
  * (the voiceagent server too). */
 EmuProcess *emu_process_start_program (
     const gchar *exe, const gchar *const *args);
+/* The same, with the program's stderr written to the file @stderr_path
+ * (NULL: the test's own), for a test that reads what it logged. */
+EmuProcess *emu_process_start_logged (
+    const gchar *exe, const gchar *const *args, const gchar *stderr_path);
 
 /* Kills the emulator (SIGTERM, then waits) and frees @emu. */
 void emu_process_stop (EmuProcess *emu);
