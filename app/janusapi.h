@@ -19,8 +19,8 @@ typedef void (*VaJanusDone) (JsonObject *data, JsonObject *jsep,
  * ("event" with the plugin's @data, "hangup", "webrtcup", "detached",
  * ...), or "lost" when the session died with every handle in it. @handle
  * is 0 for "lost". Main context. */
-typedef void (*VaJanusEvent) (guint64 handle, const gchar *type,
-    JsonObject *data, gpointer user_data);
+typedef void (*VaJanusEvent) (
+    guint64 handle, const gchar *type, JsonObject *data, gpointer user_data);
 
 /* Opens a session on @url (http://HOST:PORT/janus) in the background,
  * again whenever it is lost, and long-polls its events. @api_secret:
@@ -33,8 +33,8 @@ void va_janus_free (VaJanus *janus);
 gboolean va_janus_is_ready (VaJanus *janus);
 
 /* Attaches a handle to @plugin; done() gets {"id": handle}. */
-void va_janus_attach (VaJanus *janus, const gchar *plugin, VaJanusDone done,
-    gpointer user_data);
+void va_janus_attach (
+    VaJanus *janus, const gchar *plugin, VaJanusDone done, gpointer user_data);
 /* Sends @body (and @jsep, or NULL) to @handle's plugin; done() gets the
  * plugin's answer, synchronous or the event that follows the ack. Takes
  * neither. */
