@@ -73,8 +73,8 @@
 
 #define VA_PACKAGE "janus.plugin.voiceagent"
 #define VA_NAME "gst-voiceagent media gateway"
-#define VA_DESCRIPTION                                                      \
-  "Relays a caller's WebRTC Opus audio and data channel to a voice-agent " \
+#define VA_DESCRIPTION                                                         \
+  "Relays a caller's WebRTC Opus audio and data channel to a voice-agent "     \
   "worker over plain UDP, without transcoding"
 #define VA_VERSION 1
 #define VA_VERSION_STRING "0.1.0"
@@ -95,8 +95,7 @@
 #define VA_RELAY_BURST 64
 
 /* error_code values of {"voiceagent":"error"} (docs/janus-plugin.md). */
-typedef enum
-{
+typedef enum {
   VA_ERROR_BAD_REQUEST = 470, /* not an object, unknown "request" */
   VA_ERROR_BAD_CALL_ID = 471,
   VA_ERROR_NO_JSEP = 472,
@@ -130,8 +129,7 @@ typedef struct
   gint fd;
 } VaSocket;
 
-typedef enum
-{
+typedef enum {
   CALL_NONE, /* no call request accepted yet */
   CALL_READY, /* answered, socket bound, media not up yet */
   CALL_MEDIA, /* setup_media: relaying */
@@ -217,9 +215,8 @@ config_value (janus_config *cfg, const gchar *key, const gchar *fallback)
   if (cfg == NULL)
     return fallback;
   general = janus_config_get (cfg, NULL, janus_config_type_category, "general");
-  item = general
-      ? janus_config_get (cfg, general, janus_config_type_item, key)
-      : NULL;
+  item = general ? janus_config_get (cfg, general, janus_config_type_item, key)
+                 : NULL;
   return item && item->value ? item->value : fallback;
 }
 
@@ -236,8 +233,7 @@ config_apply (janus_config *cfg, GError **error)
     g_prefix_error (error, "local_ip '%s': ", ip);
     return FALSE;
   }
-  if (!va_port_range_parse (range, &config.port_min, &config.port_max,
-          error)) {
+  if (!va_port_range_parse (range, &config.port_min, &config.port_max, error)) {
     g_prefix_error (error, "rtp_port_range: ");
     return FALSE;
   }
@@ -316,8 +312,8 @@ static gint
 bind_port (guint16 port)
 {
   struct sockaddr_storage addr = config.local;
-  gint fd = socket (addr.ss_family, SOCK_DGRAM | SOCK_NONBLOCK | SOCK_CLOEXEC,
-      0);
+  gint fd =
+      socket (addr.ss_family, SOCK_DGRAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
 
   if (fd < 0)
     return -1;
@@ -447,8 +443,8 @@ va_destroy_session (janus_plugin_session *handle, int *error)
 
 /* {"voiceagent":"error","error_code":@code,"error":...}; the text says
  * what went wrong and what to do. */
-static json_t *
-error_json (VaError code, const gchar *format, ...) G_GNUC_PRINTF (2, 3);
+static json_t *error_json (VaError code, const gchar *format, ...)
+    G_GNUC_PRINTF (2, 3);
 
 static json_t *
 error_json (VaError code, const gchar *format, ...)
@@ -473,7 +469,9 @@ push (VaSession *s, const gchar *transaction, json_t *event, json_t *jsep)
 {
   gint rc;
 
-  if (!g_atomic_int_get (&s->destroyed)) {
+  /* A handle being detached (stopped) has nobody to tell. */
+  if (!g_atomic_int_get (&s->destroyed) &&
+      !g_atomic_int_get (&s->handle->stopped)) {
     rc = gateway->push_event (s->handle, create (), transaction, event, jsep);
     if (rc != 0)
       JANUS_LOG (LOG_WARN, "%s: push_event failed (%d)\n", VA_PACKAGE, rc);
@@ -528,8 +526,8 @@ status_add_counters (VaSession *s, json_t *j)
 
   json_object_set_new (j, "rtp_from_caller",
       json_integer ((json_int_t)counter (&c->rtp_from_caller)));
-  json_object_set_new (
-      j, "rtp_to_caller", json_integer ((json_int_t)counter (&c->rtp_to_caller)));
+  json_object_set_new (j, "rtp_to_caller",
+      json_integer ((json_int_t)counter (&c->rtp_to_caller)));
   json_object_set_new (j, "data_from_caller",
       json_integer ((json_int_t)counter (&c->data_from_caller)));
   json_object_set_new (j, "data_to_caller",
@@ -609,9 +607,9 @@ build_answer (janus_sdp *offer, janus_sdp_mline *audio)
     janus_sdp_mline *m = l->data;
     if (m == audio)
       janus_sdp_generate_answer_mline (offer, answer, m, JANUS_SDP_OA_MLINE,
-          JANUS_SDP_AUDIO, JANUS_SDP_OA_CODEC, "opus",
-          JANUS_SDP_OA_DIRECTION, JANUS_SDP_SENDRECV, JANUS_SDP_OA_FMTP,
-          "useinbandfec=1", JANUS_SDP_OA_ACCEPT_EXTMAP, JANUS_RTP_EXTMAP_MID,
+          JANUS_SDP_AUDIO, JANUS_SDP_OA_CODEC, "opus", JANUS_SDP_OA_DIRECTION,
+          JANUS_SDP_SENDRECV, JANUS_SDP_OA_FMTP, "useinbandfec=1",
+          JANUS_SDP_OA_ACCEPT_EXTMAP, JANUS_RTP_EXTMAP_MID,
           JANUS_SDP_OA_AUDIO_DTMF, FALSE, JANUS_SDP_OA_DONE);
     else if (m->type == JANUS_SDP_APPLICATION)
       janus_sdp_generate_answer_mline (offer, answer, m, JANUS_SDP_OA_MLINE,
@@ -658,8 +656,8 @@ answer_offer (const gchar *sdp, gint *pt, json_t **error)
   janus_sdp_mline *audio;
 
   if (offer == NULL) {
-    *error = error_json (VA_ERROR_BAD_JSEP, "the offer's SDP is invalid (%s)",
-        why);
+    *error =
+        error_json (VA_ERROR_BAD_JSEP, "the offer's SDP is invalid (%s)", why);
     return NULL;
   }
   audio = first_audio (offer);
@@ -687,8 +685,8 @@ answer_offer (const gchar *sdp, gint *pt, json_t **error)
 /* Makes @sock the call's, unless the handle got a call or was destroyed
  * meanwhile. */
 static gboolean
-install_call (VaSession *s, const gchar *call_id, VaSocket *sock,
-    guint16 port, gint pt)
+install_call (
+    VaSession *s, const gchar *call_id, VaSocket *sock, guint16 port, gint pt)
 {
   gboolean ok;
 
@@ -745,8 +743,7 @@ open_call (VaSession *s, const gchar *call_id, gint pt, guint16 *port)
 
   if (sock == NULL) {
     JANUS_LOG (LOG_ERR, "%s: call %s: no free port in %u-%u on %s\n",
-        VA_PACKAGE, call_id, config.port_min, config.port_max,
-        config.local_ip);
+        VA_PACKAGE, call_id, config.port_min, config.port_max, config.local_ip);
     return error_json (VA_ERROR_NO_PORT,
         "no free UDP port in rtp_port_range %u-%u on %s: widen the range "
         "or end calls",
@@ -789,8 +786,8 @@ handle_call (VaMessage *m)
   }
   text = janus_sdp_write (answer);
   janus_sdp_destroy (answer);
-  JANUS_LOG (LOG_INFO, "%s: call %s ready on %s:%u (opus pt %d)\n",
-      VA_PACKAGE, call_id, config.local_ip, port, pt);
+  JANUS_LOG (LOG_INFO, "%s: call %s ready on %s:%u (opus pt %d)\n", VA_PACKAGE,
+      call_id, config.local_ip, port, pt);
   push (s, m->transaction,
       json_pack ("{sssssssi}", "voiceagent", "ready", "call_id", call_id,
           "rtp_host", config.local_ip, "rtp_port", (int)port),
@@ -845,8 +842,7 @@ parse_worker (json_t *msg, struct sockaddr_storage *addr, socklen_t *len)
   GError *error = NULL;
   json_t *reply;
 
-  if (host == NULL || strlen (host) > VA_HOST_MAX || port < 1 ||
-      port > 65535)
+  if (host == NULL || strlen (host) > VA_HOST_MAX || port < 1 || port > 65535)
     return error_json (VA_ERROR_BAD_WORKER,
         "connect needs \"host\", an IPv4 or IPv6 address, and \"port\", "
         "1-65535");
@@ -926,8 +922,8 @@ request_disconnect (VaSession *s)
   epoch = s->epoch;
   g_mutex_unlock (&s->peer_lock);
   g_mutex_unlock (&s->lock);
-  return json_pack ("{sssi}", "voiceagent", "disconnected", "epoch",
-      (int)epoch);
+  return json_pack (
+      "{sssi}", "voiceagent", "disconnected", "epoch", (int)epoch);
 }
 
 /* {"request":"hangup"}: close the PeerConnection; hangup_media follows
@@ -955,8 +951,8 @@ check_message (json_t *message, const gchar **request)
 {
   *request = json_string_value (json_object_get (message, "request"));
   if (!json_is_object (message) ||
-      json_object_size (message) > VA_REQUEST_MEMBERS_MAX ||
-      *request == NULL || strlen (*request) > VA_REQUEST_NAME_MAX)
+      json_object_size (message) > VA_REQUEST_MEMBERS_MAX || *request == NULL ||
+      strlen (*request) > VA_REQUEST_NAME_MAX)
     return error_json (VA_ERROR_BAD_REQUEST,
         "the body must be an object of at most %d members with \"request\": "
         "call, connect, disconnect, hangup or status",
@@ -1054,8 +1050,8 @@ relay_free (Relay *r)
 
 /* Copies the worker's address and epoch (len 0: none). */
 static void
-copy_worker (VaSession *s, struct sockaddr_storage *addr, socklen_t *len,
-    guint *epoch)
+copy_worker (
+    VaSession *s, struct sockaddr_storage *addr, socklen_t *len, guint *epoch)
 {
   g_mutex_lock (&s->peer_lock);
   *addr = s->worker;
@@ -1232,8 +1228,8 @@ relay_start (VaSession *s)
   janus_rtp_switching_context_reset (&r->ctx);
   s->relay = g_thread_try_new ("va-relay", relay_thread_func, r, &error);
   if (s->relay == NULL) {
-    JANUS_LOG (LOG_ERR, "%s: cannot start the relay thread: %s\n",
-        VA_PACKAGE, error->message);
+    JANUS_LOG (LOG_ERR, "%s: cannot start the relay thread: %s\n", VA_PACKAGE,
+        error->message);
     g_error_free (error);
     relay_free (r);
     goto out;
@@ -1293,12 +1289,11 @@ hangup_call (VaSession *s, gboolean notify)
   socket_release (sock);
   if (was == CALL_READY || was == CALL_MEDIA) {
     const gchar *reason = requested ? "hangup request" : "media closed";
-    JANUS_LOG (LOG_INFO, "%s: call %s ended (%s)\n", VA_PACKAGE, call_id,
-        reason);
+    JANUS_LOG (
+        LOG_INFO, "%s: call %s ended (%s)\n", VA_PACKAGE, call_id, reason);
     if (notify)
-      push (s, NULL, json_pack ("{ssss}", "voiceagent", "hangup", "reason",
-                         reason),
-          NULL);
+      push (s, NULL,
+          json_pack ("{ssss}", "voiceagent", "hangup", "reason", reason), NULL);
   }
   g_free (call_id);
   g_atomic_int_set (&s->hangingup, 0);
@@ -1342,8 +1337,7 @@ va_setup_media (janus_plugin_session *handle)
   if (relay_start (s)) {
     g_atomic_int_set (&s->media_up, 1);
     JANUS_LOG (LOG_INFO, "%s: call media up\n", VA_PACKAGE);
-    push (s, NULL, json_pack ("{sssb}", "voiceagent", "media", "up", 1),
-        NULL);
+    push (s, NULL, json_pack ("{sssb}", "voiceagent", "media", "up", 1), NULL);
   }
   session_unref (s);
 }
@@ -1424,11 +1418,11 @@ va_init (janus_callbacks *callback, const char *config_path)
 {
   GError *error = NULL;
 
-  if (g_atomic_int_get (&stopping) || callback == NULL ||
-      config_path == NULL || !config_load (config_path))
+  if (g_atomic_int_get (&stopping) || callback == NULL || config_path == NULL ||
+      !config_load (config_path))
     return -1;
-  sessions = g_hash_table_new_full (
-      NULL, NULL, NULL, (GDestroyNotify)session_unref);
+  sessions =
+      g_hash_table_new_full (NULL, NULL, NULL, (GDestroyNotify)session_unref);
   messages = g_async_queue_new_full ((GDestroyNotify)message_free);
   gateway = callback;
   g_atomic_int_set (&initialized, 1);
@@ -1445,8 +1439,8 @@ va_init (janus_callbacks *callback, const char *config_path)
     return -1;
   }
   JANUS_LOG (LOG_INFO,
-      "%s initialized: calls on %s, ports %u-%u, %u worker networks\n",
-      VA_NAME, config.local_ip, config.port_min, config.port_max,
+      "%s initialized: calls on %s, ports %u-%u, %u worker networks\n", VA_NAME,
+      config.local_ip, config.port_min, config.port_max,
       config.worker_networks->len);
   return 0;
 }
@@ -1535,15 +1529,13 @@ va_get_package (void)
 
 static janus_plugin va_plugin = JANUS_PLUGIN_INIT (.init = va_init,
     .destroy = va_destroy, .get_api_compatibility = va_get_api_compatibility,
-    .get_version = va_get_version,
-    .get_version_string = va_get_version_string,
+    .get_version = va_get_version, .get_version_string = va_get_version_string,
     .get_description = va_get_description, .get_name = va_get_name,
     .get_author = va_get_author, .get_package = va_get_package,
-    .create_session = va_create_session,
-    .handle_message = va_handle_message, .setup_media = va_setup_media,
-    .incoming_rtp = va_incoming_rtp, .incoming_data = va_incoming_data,
-    .hangup_media = va_hangup_media, .destroy_session = va_destroy_session,
-    .query_session = va_query_session, );
+    .create_session = va_create_session, .handle_message = va_handle_message,
+    .setup_media = va_setup_media, .incoming_rtp = va_incoming_rtp,
+    .incoming_data = va_incoming_data, .hangup_media = va_hangup_media,
+    .destroy_session = va_destroy_session, .query_session = va_query_session, );
 
 /* The entry point Janus looks up after dlopen. */
 janus_plugin *

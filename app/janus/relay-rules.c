@@ -16,7 +16,7 @@
 #define RTCP_TYPE_LAST 206 /* PSFB */
 #define RTP_HEADER_MIN 12
 
-G_DEFINE_QUARK (va-relay-error-quark, va_relay_error)
+G_DEFINE_QUARK (va - relay - error - quark, va_relay_error)
 
 VaDatagramKind
 va_datagram_classify (const guint8 *data, gsize size)
@@ -133,35 +133,27 @@ parse_network (const gchar *entry, VaNetwork *net, GError **error)
 GArray *
 va_networks_parse (const gchar *text, GError **error)
 {
-  g_auto (GStrv) entries = NULL;
-  GArray *nets;
+  g_auto (GStrv) entries = g_strsplit (text ? text : "", ",", -1);
+  GArray *nets = g_array_new (FALSE, TRUE, sizeof (VaNetwork));
+  GError *local = NULL;
   guint i;
 
-  if (text == NULL) {
-    g_set_error (error, VA_RELAY_ERROR, VA_RELAY_ERROR_INVALID,
-        "no networks given");
-    return NULL;
-  }
-  entries = g_strsplit (text, ",", -1);
-  nets = g_array_new (FALSE, TRUE, sizeof (VaNetwork));
-  for (i = 0; entries[i] != NULL; i++) {
+  for (i = 0; entries[i] != NULL && local == NULL; i++) {
     VaNetwork net;
     g_strstrip (entries[i]);
     if (entries[i][0] == '\0')
       continue;
-    if (nets->len >= VA_NETWORKS_MAX) {
-      g_set_error (error, VA_RELAY_ERROR, VA_RELAY_ERROR_INVALID,
+    if (nets->len >= VA_NETWORKS_MAX)
+      g_set_error (&local, VA_RELAY_ERROR, VA_RELAY_ERROR_INVALID,
           "more than %d networks", VA_NETWORKS_MAX);
-      break;
-    }
-    if (!parse_network (entries[i], &net, error))
-      break;
-    g_array_append_val (nets, net);
+    else if (parse_network (entries[i], &net, &local))
+      g_array_append_val (nets, net);
   }
-  if (entries[i] == NULL && nets->len == 0)
-    g_set_error (error, VA_RELAY_ERROR, VA_RELAY_ERROR_INVALID,
+  if (local == NULL && nets->len == 0)
+    g_set_error (&local, VA_RELAY_ERROR, VA_RELAY_ERROR_INVALID,
         "the list is empty (list the workers' networks, e.g. 10.0.0.0/8)");
-  if (error && *error) {
+  if (local) {
+    g_propagate_error (error, local);
     g_array_unref (nets);
     return NULL;
   }
@@ -210,10 +202,10 @@ va_port_range_parse (
   if (text != NULL)
     parts = g_strsplit (text, "-", 2);
   if (parts == NULL || parts[0] == NULL || parts[1] == NULL ||
-      !g_ascii_string_to_unsigned (g_strstrip (parts[0]), 10, 1, 65535, &lo,
-          NULL) ||
-      !g_ascii_string_to_unsigned (g_strstrip (parts[1]), 10, lo, 65535, &hi,
-          NULL)) {
+      !g_ascii_string_to_unsigned (
+          g_strstrip (parts[0]), 10, 1, 65535, &lo, NULL) ||
+      !g_ascii_string_to_unsigned (
+          g_strstrip (parts[1]), 10, lo, 65535, &hi, NULL)) {
     g_set_error (error, VA_RELAY_ERROR, VA_RELAY_ERROR_INVALID,
         "'%s' is not a port range MIN-MAX with 1 <= MIN <= MAX <= 65535",
         text ? text : "");
@@ -238,8 +230,8 @@ address_unusable (gint family, const guint8 *a)
 }
 
 gboolean
-va_address_parse (const gchar *host, guint16 port,
-    struct sockaddr_storage *out, socklen_t *out_len, GError **error)
+va_address_parse (const gchar *host, guint16 port, struct sockaddr_storage *out,
+    socklen_t *out_len, GError **error)
 {
   guint8 addr[16];
   gint family;

@@ -33,8 +33,7 @@ GQuark va_relay_error_quark (void);
  *   RTP; the relay checks that each message is valid UTF-8.
  * An empty datagram is INVALID. RTP cannot use payload types 72-78 with
  * the marker bit, which would read as RTCP (RFC 5761 §4). */
-typedef enum
-{
+typedef enum {
   VA_DATAGRAM_INVALID,
   VA_DATAGRAM_RTP,
   VA_DATAGRAM_RTCP,
