@@ -3,7 +3,11 @@
  * SPDX-License-Identifier: LGPL-2.1-or-later
  *
  * A Janus 1.1 plugin (built as libjanus_voiceagent.so; the manual is
- * docs/janus-plugin.md). The front attaches a handle per caller and sends:
+ * docs/janus-plugin.md). This file is the plugin: Janus's callbacks,
+ * sessions, requests, events; relay.c has the call's socket and relay
+ * thread, relay-rules.c the rules that need no Janus, plugin-private.h
+ * what they share (and the lock order). The front attaches a handle per
+ * caller and sends:
  *
  *   {"request":"call","call_id":ID} + jsep offer  (async, on our thread)
  *     -> event {"voiceagent":"ready","call_id":ID,"rtp_host":H,"rtp_port":P}
@@ -51,14 +55,7 @@
  * reference-counted (VaSocket) so a sender holding it never writes to a
  * descriptor that hangup_media closed and the system gave to another file.
  */
-#define _GNU_SOURCE /* pipe2 */
-#include <errno.h>
-#include <poll.h>
-#include <stdatomic.h>
 #include <string.h>
-#include <unistd.h>
-#include <fcntl.h>
-#include <netinet/in.h>
 #include <sys/socket.h>
 
 #include <jansson.h>
@@ -69,9 +66,9 @@
 #include <sdp-utils.h>
 #include <utils.h>
 
+#include "plugin-private.h"
 #include "relay-rules.h"
 
-#define VA_PACKAGE "janus.plugin.voiceagent"
 #define VA_NAME "gst-voiceagent media gateway"
 #define VA_DESCRIPTION                                                         \
   "Relays a caller's WebRTC Opus audio and data channel to a voice-agent "     \
@@ -89,10 +86,6 @@
 #define VA_REQUEST_NAME_MAX 16
 #define VA_HOST_MAX 45 /* INET6_ADDRSTRLEN - 1 */
 #define VA_SDP_MAX (64 * 1024)
-#define VA_LABEL_MAX 255
-/* Datagrams read per wake-up, so a flood cannot keep the relay thread
- * from seeing its stop pipe. */
-#define VA_RELAY_BURST 64
 
 /* error_code values of {"voiceagent":"error"} (docs/janus-plugin.md). */
 typedef enum {
@@ -107,72 +100,10 @@ typedef enum {
   VA_ERROR_NO_CALL = 478,
   VA_ERROR_BAD_WORKER = 479,
   VA_ERROR_WORKER_NOT_ALLOWED = 480,
-  VA_ERROR_INTERNAL = 481,
+  VA_ERROR_INTERNAL = 481, /* the relay could not start */
 } VaError;
 
 janus_plugin *create (void);
-
-/* The configuration, read once by init() and then only read. */
-typedef struct
-{
-  gchar *local_ip;
-  struct sockaddr_storage local; /* port 0 */
-  socklen_t local_len;
-  guint16 port_min, port_max;
-  GArray *worker_networks; /* of VaNetwork */
-} VaConfig;
-
-/* A call's UDP socket. Reference-counted (g_atomic_rc_box): the last
- * release closes it. */
-typedef struct
-{
-  gint fd;
-} VaSocket;
-
-typedef enum {
-  CALL_NONE, /* no call request accepted yet */
-  CALL_READY, /* answered, socket bound, media not up yet */
-  CALL_MEDIA, /* setup_media: relaying */
-  CALL_ENDED, /* hangup_media: socket closed; the handle takes no new call */
-} CallState;
-
-typedef struct
-{
-  atomic_ullong rtp_from_caller;
-  atomic_ullong rtp_to_caller;
-  atomic_ullong data_from_caller;
-  atomic_ullong data_to_caller;
-  atomic_ullong rtcp_from_worker; /* ignored: Janus makes its own RTCP */
-  atomic_ullong dropped;
-} VaCounters;
-
-typedef struct
-{
-  janus_plugin_session *handle; /* set at creation, then only read */
-  gatomicrefcount ref;
-  gint destroyed; /* atomic */
-  gint media_up; /* atomic: between setup_media and hangup_media */
-  gint hangingup; /* atomic */
-
-  GMutex lock;
-  gchar *call_id; /* lock */
-  CallState state; /* lock */
-  guint16 rtp_port; /* lock */
-  gint opus_pt; /* lock; the relay thread copies it when it starts */
-  GThread *relay; /* lock */
-  gint wake[2]; /* lock; the relay thread polls wake[0] */
-  gboolean hangup_requested; /* lock */
-
-  GMutex peer_lock; /* leaf: held only to copy the fields below */
-  VaSocket *sock; /* peer_lock; a reference */
-  struct sockaddr_storage worker; /* peer_lock */
-  socklen_t worker_len; /* peer_lock; 0: no worker */
-  guint epoch; /* peer_lock; +1 at each connect */
-  gchar *label; /* peer_lock; the caller's channel, NULL before any */
-
-  VaCounters counters; /* atomic */
-  atomic_llong last_worker_us; /* atomic; monotonic, 0: never */
-} VaSession;
 
 /* A queued "call" request. Owns everything it points to. */
 typedef struct
@@ -183,8 +114,8 @@ typedef struct
   json_t *jsep;
 } VaMessage;
 
-static janus_callbacks *gateway;
-static VaConfig config;
+janus_callbacks *va_gateway;
+VaConfig va_config;
 static gint initialized, stopping; /* atomic */
 
 static GMutex sessions_lock;
@@ -194,11 +125,6 @@ static GAsyncQueue *messages; /* of VaMessage, for the handler thread */
 static VaMessage exit_message;
 static GThread *handler_thread;
 
-static GMutex ports_lock;
-static guint16 next_port; /* ports_lock: where the next search starts */
-
-static VaSession *session_ref (VaSession *s);
-static void session_unref (VaSession *s);
 static void hangup_call (VaSession *s, gboolean notify);
 
 /* ---------------------------------------------------------------------
@@ -229,21 +155,23 @@ config_apply (janus_config *cfg, GError **error)
   const gchar *nets =
       config_value (cfg, "worker_networks", DEFAULT_WORKER_NETWORKS);
 
-  if (!va_address_parse (ip, 0, &config.local, &config.local_len, error)) {
+  if (!va_address_parse (
+          ip, 0, &va_config.local, &va_config.local_len, error)) {
     g_prefix_error (error, "local_ip '%s': ", ip);
     return FALSE;
   }
-  if (!va_port_range_parse (range, &config.port_min, &config.port_max, error)) {
+  if (!va_port_range_parse (
+          range, &va_config.port_min, &va_config.port_max, error)) {
     g_prefix_error (error, "rtp_port_range: ");
     return FALSE;
   }
-  config.worker_networks = va_networks_parse (nets, error);
-  if (config.worker_networks == NULL) {
+  va_config.worker_networks = va_networks_parse (nets, error);
+  if (va_config.worker_networks == NULL) {
     g_prefix_error (error, "worker_networks: ");
     return FALSE;
   }
-  config.local_ip = g_strdup (ip);
-  next_port = config.port_min;
+  va_config.local_ip = g_strdup (ip);
+  va_ports_reset ();
   return TRUE;
 }
 
@@ -282,98 +210,30 @@ config_load (const gchar *config_path)
 static void
 config_clear (void)
 {
-  g_clear_pointer (&config.local_ip, g_free);
-  g_clear_pointer (&config.worker_networks, g_array_unref);
-}
-
-/* ---------------------------------------------------------------------
- * Sockets
- */
-
-static void
-socket_close (gpointer data)
-{
-  VaSocket *sock = data;
-
-  if (sock->fd >= 0)
-    close (sock->fd);
-}
-
-static void
-socket_release (VaSocket *sock)
-{
-  if (sock)
-    g_atomic_rc_box_release_full (sock, socket_close);
-}
-
-/* Binds a non-blocking UDP socket on local_ip at @port; -1 on failure
- * (errno set). */
-static gint
-bind_port (guint16 port)
-{
-  struct sockaddr_storage addr = config.local;
-  gint fd =
-      socket (addr.ss_family, SOCK_DGRAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
-
-  if (fd < 0)
-    return -1;
-  if (addr.ss_family == AF_INET)
-    ((struct sockaddr_in *)&addr)->sin_port = htons (port);
-  else
-    ((struct sockaddr_in6 *)&addr)->sin6_port = htons (port);
-  if (bind (fd, (struct sockaddr *)&addr, config.local_len) == 0)
-    return fd;
-  close (fd);
-  return -1;
-}
-
-/* A new socket on the first free port of rtp_port_range, searching from
- * where the last search ended so a port just released is not reused at
- * once (a late datagram of the old call would reach the new one). NULL
- * when every port is taken. */
-static VaSocket *
-socket_new_bound (guint16 *port)
-{
-  guint span = (guint)config.port_max - config.port_min + 1;
-  VaSocket *sock = NULL;
-  guint i;
-
-  g_mutex_lock (&ports_lock);
-  for (i = 0; i < span && sock == NULL; i++) {
-    guint16 p = next_port;
-    gint fd;
-    next_port = p >= config.port_max ? config.port_min : p + 1;
-    fd = bind_port (p);
-    if (fd >= 0) {
-      sock = g_atomic_rc_box_new (VaSocket);
-      sock->fd = fd;
-      *port = p;
-    }
-  }
-  g_mutex_unlock (&ports_lock);
-  return sock;
+  g_clear_pointer (&va_config.local_ip, g_free);
+  g_clear_pointer (&va_config.worker_networks, g_array_unref);
 }
 
 /* ---------------------------------------------------------------------
  * Sessions
  */
 
-static VaSession *
-session_ref (VaSession *s)
+VaSession *
+va_session_ref (VaSession *s)
 {
   g_atomic_ref_count_inc (&s->ref);
   return s;
 }
 
-static void
-session_unref (VaSession *s)
+void
+va_session_unref (VaSession *s)
 {
   if (s == NULL || !g_atomic_ref_count_dec (&s->ref))
     return;
   /* The core keeps the handle until the plugin lets it go. */
   s->handle->plugin_handle = NULL;
   janus_refcount_decrease (&s->handle->ref);
-  socket_release (s->sock);
+  va_socket_release (s->sock);
   g_free (s->call_id);
   g_free (s->label);
   g_mutex_clear (&s->lock);
@@ -391,7 +251,7 @@ session_lookup (janus_plugin_session *handle)
   if (sessions)
     s = g_hash_table_lookup (sessions, handle);
   if (s)
-    session_ref (s);
+    va_session_ref (s);
   g_mutex_unlock (&sessions_lock);
   return s;
 }
@@ -433,7 +293,7 @@ va_destroy_session (janus_plugin_session *handle, int *error)
   g_mutex_lock (&sessions_lock);
   g_hash_table_remove (sessions, handle);
   g_mutex_unlock (&sessions_lock);
-  session_unref (s);
+  va_session_unref (s);
   *error = 0;
 }
 
@@ -472,7 +332,8 @@ push (VaSession *s, const gchar *transaction, json_t *event, json_t *jsep)
   /* A handle being detached (stopped) has nobody to tell. */
   if (!g_atomic_int_get (&s->destroyed) &&
       !g_atomic_int_get (&s->handle->stopped)) {
-    rc = gateway->push_event (s->handle, create (), transaction, event, jsep);
+    rc =
+        va_gateway->push_event (s->handle, create (), transaction, event, jsep);
     if (rc != 0)
       JANUS_LOG (LOG_WARN, "%s: push_event failed (%d)\n", VA_PACKAGE, rc);
   }
@@ -485,12 +346,6 @@ static guint64
 counter (atomic_ullong *c)
 {
   return atomic_load_explicit (c, memory_order_relaxed);
-}
-
-static void
-count (atomic_ullong *c)
-{
-  atomic_fetch_add_explicit (c, 1, memory_order_relaxed);
 }
 
 static const gchar *
@@ -553,7 +408,7 @@ status_json (VaSession *s)
   json_object_set_new (j, "state", json_string (state_name (s->state)));
   json_object_set_new (
       j, "relay", json_string (s->relay ? "running" : "stopped"));
-  json_object_set_new (j, "rtp_host", json_string (config.local_ip));
+  json_object_set_new (j, "rtp_host", json_string (va_config.local_ip));
   json_object_set_new (j, "rtp_port", json_integer (s->rtp_port));
   g_mutex_lock (&s->peer_lock);
   status_add_worker_locked (s, j);
@@ -572,7 +427,7 @@ va_query_session (janus_plugin_session *handle)
   if (s == NULL)
     return NULL;
   j = status_json (s);
-  session_unref (s);
+  va_session_unref (s);
   return j;
 }
 
@@ -739,18 +594,19 @@ check_call (VaSession *s, const gchar *call_id)
 static json_t *
 open_call (VaSession *s, const gchar *call_id, gint pt, guint16 *port)
 {
-  VaSocket *sock = socket_new_bound (port);
+  VaSocket *sock = va_socket_new_bound (port);
 
   if (sock == NULL) {
     JANUS_LOG (LOG_ERR, "%s: call %s: no free port in %u-%u on %s\n",
-        VA_PACKAGE, call_id, config.port_min, config.port_max, config.local_ip);
+        VA_PACKAGE, call_id, va_config.port_min, va_config.port_max,
+        va_config.local_ip);
     return error_json (VA_ERROR_NO_PORT,
         "no free UDP port in rtp_port_range %u-%u on %s: widen the range "
         "or end calls",
-        config.port_min, config.port_max, config.local_ip);
+        va_config.port_min, va_config.port_max, va_config.local_ip);
   }
   if (!install_call (s, call_id, sock, *port, pt)) {
-    socket_release (sock);
+    va_socket_release (sock);
     return error_json (VA_ERROR_CALL_EXISTS,
         "this handle got another call meanwhile: attach a new handle");
   }
@@ -787,10 +643,10 @@ handle_call (VaMessage *m)
   text = janus_sdp_write (answer);
   janus_sdp_destroy (answer);
   JANUS_LOG (LOG_INFO, "%s: call %s ready on %s:%u (opus pt %d)\n", VA_PACKAGE,
-      call_id, config.local_ip, port, pt);
+      call_id, va_config.local_ip, port, pt);
   push (s, m->transaction,
       json_pack ("{sssssssi}", "voiceagent", "ready", "call_id", call_id,
-          "rtp_host", config.local_ip, "rtp_port", (int)port),
+          "rtp_host", va_config.local_ip, "rtp_port", (int)port),
       json_pack ("{ssss}", "type", "answer", "sdp", text));
   g_free (text);
 }
@@ -800,7 +656,7 @@ message_free (VaMessage *m)
 {
   if (m == NULL || m == &exit_message)
     return;
-  session_unref (m->session);
+  va_session_unref (m->session);
   g_free (m->transaction);
   if (m->message)
     json_decref (m->message);
@@ -825,6 +681,17 @@ handler_thread_func (gpointer data)
 /* ---------------------------------------------------------------------
  * Synchronous requests (Janus's request threads)
  */
+
+static CallState
+call_state (VaSession *s)
+{
+  CallState state;
+
+  g_mutex_lock (&s->lock);
+  state = s->state;
+  g_mutex_unlock (&s->lock);
+  return state;
+}
 
 static gboolean
 call_active_locked (VaSession *s)
@@ -853,7 +720,8 @@ parse_worker (json_t *msg, struct sockaddr_storage *addr, socklen_t *len)
   }
   /* Anyone who can reach Janus's API must not turn the plugin into a UDP
    * reflector aimed at a third party. */
-  if (!va_networks_contain (config.worker_networks, (struct sockaddr *)addr)) {
+  if (!va_networks_contain (
+          va_config.worker_networks, (struct sockaddr *)addr)) {
     JANUS_LOG (LOG_WARN, "%s: connect to %s refused: outside worker_networks\n",
         VA_PACKAGE, host);
     return error_json (VA_ERROR_WORKER_NOT_ALLOWED,
@@ -861,12 +729,12 @@ parse_worker (json_t *msg, struct sockaddr_storage *addr, socklen_t *len)
         "worker_networks in %s.jcfg",
         host, VA_PACKAGE);
   }
-  if (addr->ss_family != config.local.ss_family)
+  if (addr->ss_family != va_config.local.ss_family)
     return error_json (VA_ERROR_BAD_WORKER,
         "%s is not of local_ip %s's family: give an %s worker address or "
         "change local_ip",
-        host, config.local_ip,
-        config.local.ss_family == AF_INET ? "IPv4" : "IPv6");
+        host, va_config.local_ip,
+        va_config.local.ss_family == AF_INET ? "IPv4" : "IPv6");
   return NULL;
 }
 
@@ -940,7 +808,7 @@ request_hangup (VaSession *s)
   g_mutex_unlock (&s->lock);
   if (!active)
     return error_json (VA_ERROR_NO_CALL, "no call to hang up");
-  gateway->close_pc (s->handle);
+  va_gateway->close_pc (s->handle);
   return json_pack ("{ss}", "voiceagent", "hangingup");
 }
 
@@ -1014,7 +882,7 @@ va_handle_message (janus_plugin_session *handle, char *transaction,
         "a jsep goes with \"call\" only: renegotiation is not supported");
   if (reply == NULL)
     reply = request_sync (s, request, message);
-  session_unref (s);
+  va_session_unref (s);
   g_free (transaction);
   if (message)
     json_decref (message);
@@ -1023,242 +891,12 @@ va_handle_message (janus_plugin_session *handle, char *transaction,
   return janus_plugin_result_new (JANUS_PLUGIN_OK, NULL, reply);
 }
 
-/* ---------------------------------------------------------------------
- * Worker to caller (the relay thread)
- */
-
-/* What one relay thread owns. */
-typedef struct
-{
-  VaSession *session; /* a reference */
-  VaSocket *sock; /* a reference */
-  gint wake_fd; /* the session's wake[0]: closed only after our join */
-  gint opus_pt;
-  janus_rtp_switching_context ctx; /* the caller's one outgoing stream */
-  guint epoch; /* the worker epoch ctx was last rebased for */
-  gboolean marker; /* mark the first packet after a rebase */
-  guint8 buf[VA_DATA_MAX + 1];
-} Relay;
-
-static void
-relay_free (Relay *r)
-{
-  socket_release (r->sock);
-  session_unref (r->session);
-  g_free (r);
-}
-
-/* Copies the worker's address and epoch (len 0: none). */
-static void
-copy_worker (
-    VaSession *s, struct sockaddr_storage *addr, socklen_t *len, guint *epoch)
-{
-  g_mutex_lock (&s->peer_lock);
-  *addr = s->worker;
-  *len = s->worker_len;
-  *epoch = s->epoch;
-  g_mutex_unlock (&s->peer_lock);
-}
-
-/* The RTP in r->buf to the caller. Whatever the worker's SSRC, sequence
- * numbers and timestamps, the caller sees one stream: Janus writes its
- * own SSRC, and ctx rebases seq and ts at each new epoch (a failover may
- * bring a worker with the same SSRC, which ctx alone would not notice),
- * the timestamp advancing by the wall-clock time since the last packet. */
-static void
-forward_rtp (Relay *r, gsize size, guint epoch)
-{
-  janus_rtp_header *h = (janus_rtp_header *)r->buf;
-  janus_plugin_rtp pkt = { .mindex = -1, .video = FALSE };
-
-  if (size > VA_RTP_MAX) {
-    count (&r->session->counters.dropped);
-    return;
-  }
-  if (epoch != r->epoch) {
-    r->epoch = epoch;
-    r->ctx.seq_reset = TRUE;
-    r->ctx.ts_reset = TRUE;
-    r->marker = TRUE;
-  }
-  /* Janus does not rewrite the payload type; ctx reads it too. */
-  h->type = r->opus_pt;
-  janus_rtp_header_update (h, &r->ctx, FALSE, 0);
-  if (r->marker) {
-    h->markerbit = 1;
-    r->marker = FALSE;
-  }
-  pkt.buffer = (char *)r->buf;
-  pkt.length = (uint16_t)size;
-  janus_plugin_rtp_extensions_reset (&pkt.extensions);
-  gateway->relay_rtp (r->session->handle, &pkt);
-  count (&r->session->counters.rtp_to_caller);
-}
-
-/* The text message in r->buf to the caller, on the caller's channel. */
-static void
-forward_text (Relay *r, gsize size)
-{
-  VaSession *s = r->session;
-  gchar label[VA_LABEL_MAX + 1];
-  gboolean has_label;
-  janus_plugin_data pkt = { .binary = FALSE };
-
-  if (!va_text_valid ((const gchar *)r->buf, size)) {
-    count (&s->counters.dropped);
-    return;
-  }
-  g_mutex_lock (&s->peer_lock);
-  has_label = s->label != NULL;
-  if (has_label)
-    g_strlcpy (label, s->label, sizeof label);
-  g_mutex_unlock (&s->peer_lock);
-  /* Before the caller has spoken on a channel its label is unknown: NULL
-   * is Janus's default channel. */
-  pkt.label = has_label ? label : NULL;
-  pkt.buffer = (char *)r->buf;
-  pkt.length = (uint16_t)size;
-  gateway->relay_data (s->handle, &pkt);
-  count (&s->counters.data_to_caller);
-}
-
-/* One datagram of @size bytes (more than the buffer when truncated) from
- * @from. Only the connected worker's are relayed. */
-static void
-relay_datagram (Relay *r, gsize size, const struct sockaddr_storage *from)
-{
-  VaSession *s = r->session;
-  struct sockaddr_storage worker;
-  socklen_t len;
-  guint epoch;
-
-  copy_worker (s, &worker, &len, &epoch);
-  if (len == 0 || !va_address_equal (from, &worker) || size > VA_DATA_MAX) {
-    count (&s->counters.dropped);
-    return;
-  }
-  atomic_store (&s->last_worker_us, g_get_monotonic_time ());
-  switch (va_datagram_classify (r->buf, size)) {
-    case VA_DATAGRAM_RTP:
-      forward_rtp (r, size, epoch);
-      break;
-    case VA_DATAGRAM_RTCP:
-      count (&s->counters.rtcp_from_worker);
-      break;
-    case VA_DATAGRAM_TEXT:
-      forward_text (r, size);
-      break;
-    default:
-      count (&s->counters.dropped);
-      break;
-  }
-}
-
-/* Reads up to @max datagrams. @relay FALSE drops them (those queued
- * before setup_media). Returns FALSE on a socket error. */
-static gboolean
-read_datagrams (Relay *r, guint max, gboolean relay)
-{
-  guint i;
-
-  for (i = 0; i < max; i++) {
-    struct sockaddr_storage from;
-    socklen_t len = sizeof from;
-    gssize n = recvfrom (r->sock->fd, r->buf, sizeof r->buf, MSG_TRUNC,
-        (struct sockaddr *)&from, &len);
-    if (n < 0)
-      return errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR ||
-          errno == ECONNREFUSED;
-    if (relay)
-      relay_datagram (r, (gsize)n, &from);
-    else
-      count (&r->session->counters.dropped);
-  }
-  return TRUE;
-}
-
-static gpointer
-relay_thread_func (gpointer data)
-{
-  Relay *r = data;
-  struct pollfd fds[2] = { { .fd = r->sock->fd, .events = POLLIN },
-    { .fd = r->wake_fd, .events = POLLIN } };
-
-  read_datagrams (r, G_MAXUINT, FALSE);
-  while (TRUE) {
-    gint n = poll (fds, G_N_ELEMENTS (fds), -1);
-    if (n < 0 && errno == EINTR)
-      continue;
-    if (n < 0 || fds[1].revents != 0 || (fds[0].revents & POLLNVAL))
-      break;
-    if (fds[0].revents != 0 && !read_datagrams (r, VA_RELAY_BURST, TRUE)) {
-      JANUS_LOG (LOG_ERR, "%s: the call's socket failed (%s): relay stopped\n",
-          VA_PACKAGE, g_strerror (errno));
-      break;
-    }
-  }
-  relay_free (r);
-  return NULL;
-}
-
-/* Starts the call's relay thread (setup_media). FALSE when there is no
- * call ready or it cannot start. */
-static gboolean
-relay_start (VaSession *s)
-{
-  Relay *r;
-  GError *error = NULL;
-  gboolean ok = FALSE;
-
-  g_mutex_lock (&s->lock);
-  if (s->state != CALL_READY || s->relay != NULL)
-    goto out;
-  if (pipe2 (s->wake, O_CLOEXEC | O_NONBLOCK) != 0) {
-    JANUS_LOG (LOG_ERR, "%s: pipe2: %s\n", VA_PACKAGE, g_strerror (errno));
-    s->wake[0] = s->wake[1] = -1;
-    goto out;
-  }
-  r = g_new0 (Relay, 1);
-  r->session = session_ref (s);
-  g_mutex_lock (&s->peer_lock);
-  r->sock = g_atomic_rc_box_acquire (s->sock);
-  g_mutex_unlock (&s->peer_lock);
-  r->wake_fd = s->wake[0];
-  r->opus_pt = s->opus_pt;
-  janus_rtp_switching_context_reset (&r->ctx);
-  s->relay = g_thread_try_new ("va-relay", relay_thread_func, r, &error);
-  if (s->relay == NULL) {
-    JANUS_LOG (LOG_ERR, "%s: cannot start the relay thread: %s\n", VA_PACKAGE,
-        error->message);
-    g_error_free (error);
-    relay_free (r);
-    goto out;
-  }
-  s->state = CALL_MEDIA;
-  ok = TRUE;
-out:
-  g_mutex_unlock (&s->lock);
-  return ok;
-}
-
-static void
-close_pipe (gint fds[2])
-{
-  if (fds[0] >= 0)
-    close (fds[0]);
-  if (fds[1] >= 0)
-    close (fds[1]);
-  fds[0] = fds[1] = -1;
-}
-
 /* Ends the call: stops and joins the relay thread, closes the socket.
  * Pushes the hangup event when @notify (not on detach: nobody would get
  * it). */
 static void
 hangup_call (VaSession *s, gboolean notify)
 {
-  GThread *relay;
-  VaSocket *sock;
   CallState was;
   gboolean requested;
   gchar *call_id;
@@ -1267,26 +905,13 @@ hangup_call (VaSession *s, gboolean notify)
     return;
   g_atomic_int_set (&s->media_up, 0);
   g_mutex_lock (&s->lock);
-  relay = g_steal_pointer (&s->relay);
-  if (relay && write (s->wake[1], "x", 1) != 1)
-    JANUS_LOG (LOG_ERR, "%s: cannot wake the relay thread\n", VA_PACKAGE);
   was = s->state;
   if (call_active_locked (s))
     s->state = CALL_ENDED;
   requested = s->hangup_requested;
   call_id = g_strdup (s->call_id);
   g_mutex_unlock (&s->lock);
-  /* Quick: the thread only polls and queues packets into Janus. */
-  if (relay)
-    g_thread_join (relay);
-  g_mutex_lock (&s->lock);
-  close_pipe (s->wake);
-  g_mutex_lock (&s->peer_lock);
-  sock = g_steal_pointer (&s->sock);
-  s->worker_len = 0;
-  g_mutex_unlock (&s->peer_lock);
-  g_mutex_unlock (&s->lock);
-  socket_release (sock);
+  va_relay_stop (s);
   if (was == CALL_READY || was == CALL_MEDIA) {
     const gchar *reason = requested ? "hangup request" : "media closed";
     JANUS_LOG (
@@ -1303,30 +928,6 @@ hangup_call (VaSession *s, gboolean notify)
  * Caller to worker (Janus's media threads)
  */
 
-/* Sends @size bytes to the worker, if one is connected. Never blocks:
- * the socket is non-blocking and a full buffer drops the packet. */
-static void
-send_to_worker (VaSession *s, const void *data, gsize size)
-{
-  struct sockaddr_storage to;
-  socklen_t len = 0;
-  VaSocket *sock = NULL;
-
-  g_mutex_lock (&s->peer_lock);
-  if (s->sock && s->worker_len > 0) {
-    sock = g_atomic_rc_box_acquire (s->sock);
-    to = s->worker;
-    len = s->worker_len;
-  }
-  g_mutex_unlock (&s->peer_lock);
-  if (sock == NULL)
-    return;
-  if (sendto (sock->fd, data, size, MSG_DONTWAIT | MSG_NOSIGNAL,
-          (struct sockaddr *)&to, len) < 0)
-    count (&s->counters.dropped);
-  socket_release (sock);
-}
-
 static void
 va_setup_media (janus_plugin_session *handle)
 {
@@ -1334,12 +935,21 @@ va_setup_media (janus_plugin_session *handle)
 
   if (s == NULL)
     return;
-  if (relay_start (s)) {
+  if (va_relay_start (s)) {
     g_atomic_int_set (&s->media_up, 1);
     JANUS_LOG (LOG_INFO, "%s: call media up\n", VA_PACKAGE);
     push (s, NULL, json_pack ("{sssb}", "voiceagent", "media", "up", 1), NULL);
+  } else if (call_state (s) == CALL_READY) {
+    /* Out of threads or descriptors: the call cannot work, say so and
+     * end it rather than leave a silent caller. */
+    push (s, NULL,
+        error_json (VA_ERROR_INTERNAL,
+            "the relay could not start (see Janus's log): the call is "
+            "hung up; retry on another gateway"),
+        NULL);
+    va_gateway->close_pc (handle);
   }
-  session_unref (s);
+  va_session_unref (s);
 }
 
 /* On the handle's loop thread, as destroy_session is: the session cannot
@@ -1353,11 +963,11 @@ va_incoming_rtp (janus_plugin_session *handle, janus_plugin_rtp *packet)
       g_atomic_int_get (&s->destroyed))
     return;
   if (!g_atomic_int_get (&s->media_up)) {
-    count (&s->counters.dropped);
+    va_count (&s->counters.dropped);
     return;
   }
-  count (&s->counters.rtp_from_caller);
-  send_to_worker (s, packet->buffer, packet->length);
+  va_count (&s->counters.rtp_from_caller);
+  va_send_to_worker (s, packet->buffer, packet->length);
 }
 
 /* Keeps the label of the caller's channel, so text from the worker goes
@@ -1389,13 +999,13 @@ va_incoming_data (janus_plugin_session *handle, janus_plugin_data *packet)
    * demultiplexing rule on the worker's side. */
   if (!g_atomic_int_get (&s->media_up) || packet->binary ||
       !va_text_valid (packet->buffer, packet->length)) {
-    count (&s->counters.dropped);
+    va_count (&s->counters.dropped);
   } else {
     remember_label (s, packet->label);
-    count (&s->counters.data_from_caller);
-    send_to_worker (s, packet->buffer, packet->length);
+    va_count (&s->counters.data_from_caller);
+    va_send_to_worker (s, packet->buffer, packet->length);
   }
-  session_unref (s);
+  va_session_unref (s);
 }
 
 static void
@@ -1406,7 +1016,7 @@ va_hangup_media (janus_plugin_session *handle)
   if (s == NULL)
     return;
   hangup_call (s, TRUE);
-  session_unref (s);
+  va_session_unref (s);
 }
 
 /* ---------------------------------------------------------------------
@@ -1421,10 +1031,10 @@ va_init (janus_callbacks *callback, const char *config_path)
   if (g_atomic_int_get (&stopping) || callback == NULL || config_path == NULL ||
       !config_load (config_path))
     return -1;
-  sessions =
-      g_hash_table_new_full (NULL, NULL, NULL, (GDestroyNotify)session_unref);
+  sessions = g_hash_table_new_full (
+      NULL, NULL, NULL, (GDestroyNotify)va_session_unref);
   messages = g_async_queue_new_full ((GDestroyNotify)message_free);
-  gateway = callback;
+  va_gateway = callback;
   g_atomic_int_set (&initialized, 1);
   handler_thread =
       g_thread_try_new ("va-handler", handler_thread_func, NULL, &error);
@@ -1440,8 +1050,8 @@ va_init (janus_callbacks *callback, const char *config_path)
   }
   JANUS_LOG (LOG_INFO,
       "%s initialized: calls on %s, ports %u-%u, %u worker networks\n", VA_NAME,
-      config.local_ip, config.port_min, config.port_max,
-      config.worker_networks->len);
+      va_config.local_ip, va_config.port_min, va_config.port_max,
+      va_config.worker_networks->len);
   return 0;
 }
 
@@ -1455,12 +1065,12 @@ hangup_all (void)
   g_mutex_lock (&sessions_lock);
   all = g_hash_table_get_values (sessions);
   for (l = all; l; l = l->next)
-    session_ref (l->data);
+    va_session_ref (l->data);
   g_mutex_unlock (&sessions_lock);
   for (l = all; l; l = l->next) {
     g_atomic_int_set (&((VaSession *)l->data)->destroyed, 1);
     hangup_call (l->data, FALSE);
-    session_unref (l->data);
+    va_session_unref (l->data);
   }
   g_list_free (all);
 }
@@ -1537,8 +1147,9 @@ static janus_plugin va_plugin = JANUS_PLUGIN_INIT (.init = va_init,
     .incoming_data = va_incoming_data, .hangup_media = va_hangup_media,
     .destroy_session = va_destroy_session, .query_session = va_query_session, );
 
-/* The entry point Janus looks up after dlopen. */
-janus_plugin *
+/* The entry point Janus looks up after dlopen: the module's only exported
+ * symbol. */
+__attribute__ ((visibility ("default"))) janus_plugin *
 create (void)
 {
   return &va_plugin;
