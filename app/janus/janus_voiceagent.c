@@ -764,6 +764,8 @@ request_connect (VaSession *s, json_t *msg)
   s->worker = addr;
   s->worker_len = len;
   epoch = ++s->epoch;
+  /* ms_since_worker_packet is about this worker: none yet. */
+  atomic_store (&s->last_worker_us, 0);
   g_mutex_unlock (&s->peer_lock);
   g_mutex_unlock (&s->lock);
   JANUS_LOG (LOG_INFO, "%s: call %s relays to %s:%u (epoch %u)\n", VA_PACKAGE,
