@@ -435,7 +435,8 @@ va_query_session (janus_plugin_session *handle)
  * The "call" request (handler thread)
  */
 
-/* The first audio m-line of @offer, or NULL. */
+/* The first audio m-line of @offer, or NULL. (Its port may be 0: a
+ * bundle-only section of a max-bundle offer.) */
 static janus_sdp_mline *
 first_audio (janus_sdp *offer)
 {
@@ -443,7 +444,7 @@ first_audio (janus_sdp *offer)
 
   for (l = offer->m_lines; l; l = l->next) {
     janus_sdp_mline *m = l->data;
-    if (m->type == JANUS_SDP_AUDIO && m->port > 0)
+    if (m->type == JANUS_SDP_AUDIO)
       return m;
   }
   return NULL;

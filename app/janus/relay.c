@@ -259,13 +259,17 @@ relay_thread_func (gpointer data)
   struct pollfd fds[2] = { { .fd = r->sock->fd, .events = POLLIN },
     { .fd = r->wake_fd, .events = POLLIN } };
 
-  read_datagrams (r, G_MAXUINT, FALSE);
+  /* What arrived before the media was up is stale (and a flood must not
+   * keep us here: at most a few bursts). */
+  read_datagrams (r, 16 * VA_RELAY_BURST, FALSE);
   while (TRUE) {
     gint n = poll (fds, G_N_ELEMENTS (fds), -1);
     if (n < 0 && errno == EINTR)
       continue;
     if (n < 0 || fds[1].revents != 0 || (fds[0].revents & POLLNVAL))
       break;
+    /* FIXME: after such an error (none is known to happen on a UDP
+     * socket) "status" still says the relay runs until the hangup. */
     if (fds[0].revents != 0 && !read_datagrams (r, VA_RELAY_BURST, TRUE)) {
       JANUS_LOG (LOG_ERR, "%s: the call's socket failed (%s): relay stopped\n",
           VA_PACKAGE, g_strerror (errno));
