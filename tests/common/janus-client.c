@@ -261,9 +261,10 @@ post_simple (
     JanusClient *c, const gchar *path, const gchar *verb, GError **error)
 {
   JsonObject *reply = post (c, path, new_request (c, verb, NULL), error);
+  gboolean ok = reply != NULL;
 
   g_clear_pointer (&reply, json_object_unref);
-  return reply != NULL;
+  return ok;
 }
 
 gboolean

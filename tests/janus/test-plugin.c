@@ -557,6 +557,7 @@ GST_START_TEST (test_bad_requests)
   gchar *pcmu = canned_offer ("0 PCMU/8000", FALSE);
   gchar *video = canned_offer (NULL, TRUE);
 
+  fail_unless (janus_client_keepalive (c, NULL));
   expect_error (c, h, "{\"request\":\"dance\"}", NULL, 470);
   expect_error (c, h, "{\"call_id\":\"x\"}", NULL, 470);
   expect_error (c, h, "{\"request\":\"statusstatusstatus1\"}", NULL, 470);
@@ -646,6 +647,7 @@ GST_START_TEST (test_answer_and_connect)
   st = status (c, h);
   fail_unless (json_object_get_null_member (st, "worker_host"));
   json_object_unref (st);
+  fail_unless (janus_client_detach (c, h, NULL));
   g_free (answer);
   g_free (offer);
   janus_client_free (c);
@@ -726,6 +728,9 @@ wait_media (JanusClient *c, guint64 handle)
 
   fail_unless (ev != NULL, "no {\"voiceagent\":\"media\"} event");
   fail_unless (json_object_get_boolean_member_with_default (ev, "up", FALSE));
+  json_object_unref (ev);
+  ev = janus_client_wait_event (c, handle, NULL, "webrtcup", TIMEOUT_MS);
+  fail_unless (ev != NULL, "no {\"janus\":\"webrtcup\"} event");
   json_object_unref (ev);
 }
 
