@@ -481,7 +481,9 @@ canned_offer (const gchar *audio, gboolean video)
     g_auto (GStrv) parts = g_strsplit (audio, " ", 2);
     g_string_append_printf (media,
         "m=audio 9 UDP/TLS/RTP/SAVPF %s\r\n" SECTION_COMMON
-        "a=mid:%u\r\na=sendrecv\r\na=rtcp-mux\r\na=rtpmap:%s %s\r\n",
+        "a=mid:%u\r\na=sendrecv\r\na=rtcp-mux\r\na=rtpmap:%s %s\r\n"
+        "a=extmap:1 urn:ietf:params:rtp-hdrext:sdes:mid\r\n"
+        "a=extmap:2 urn:ietf:params:rtp-hdrext:ssrc-audio-level\r\n",
         parts[0], mid, parts[0], parts[1]);
     g_string_append_printf (bundle, " %u", mid++);
   }
@@ -606,6 +608,10 @@ GST_START_TEST (test_answer_and_connect)
       strstr (answer, "m=audio 9 UDP/TLS/RTP/SAVPF 111") != NULL, "%s", answer);
   fail_unless (strstr (answer, "a=rtpmap:111 opus/48000/2") != NULL);
   fail_unless (strstr (answer, "useinbandfec=1") != NULL, "%s", answer);
+  fail_unless (strstr (answer, "a=sendrecv") != NULL, "%s", answer);
+  fail_unless (strstr (answer, "urn:ietf:params:rtp-hdrext:sdes:mid") != NULL,
+      "%s", answer);
+  fail_unless (strstr (answer, "ssrc-audio-level") == NULL, "%s", answer);
   fail_unless (strstr (answer, "m=video 0 ") != NULL, "%s", answer);
   fail_unless (strstr (answer, "webrtc-datachannel") != NULL, "%s", answer);
   expect_error (
