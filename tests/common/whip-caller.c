@@ -102,6 +102,41 @@ on_pad_added (GstElement *webrtc, GstPad *pad, gpointer data)
   gst_object_unref (sinkpad);
 }
 
+static GstPadProbeReturn
+on_rtp_probe (GstPad *pad, GstPadProbeInfo *info, gpointer data)
+{
+  WhipCaller *c = data;
+  gint64 now = g_get_monotonic_time ();
+  GstBufferList *list = (info->type & GST_PAD_PROBE_TYPE_BUFFER_LIST)
+      ? GST_PAD_PROBE_INFO_BUFFER_LIST (info)
+      : NULL;
+  guint i, n = list ? gst_buffer_list_length (list) : 1;
+
+  for (i = 0; i < n; i++) {
+    GstBuffer *buf =
+        list ? gst_buffer_list_get (list, i) : GST_PAD_PROBE_INFO_BUFFER (info);
+    GstMapInfo map;
+    if (buf && gst_buffer_map (buf, &map, GST_MAP_READ)) {
+      c->options.on_rtp (map.data, map.size, now, c->options.user_data);
+      gst_buffer_unmap (buf, &map);
+    }
+  }
+  return GST_PAD_PROBE_OK;
+}
+
+/* webrtcbin's rtpbin gets a recv_rtp_sink pad per transport: what enters
+ * it is the decrypted RTP as it arrived. */
+static void
+on_rtpbin_pad_added (GstElement *rtpbin, GstPad *pad, gpointer data)
+{
+  if (GST_PAD_DIRECTION (pad) != GST_PAD_SINK ||
+      !g_str_has_prefix (GST_PAD_NAME (pad), "recv_rtp_sink_"))
+    return;
+  gst_pad_add_probe (pad,
+      GST_PAD_PROBE_TYPE_BUFFER | GST_PAD_PROBE_TYPE_BUFFER_LIST, on_rtp_probe,
+      data, NULL);
+}
+
 static void
 on_channel_message (
     GstWebRTCDataChannel *channel, const gchar *text, gpointer data)
@@ -199,6 +234,12 @@ whip_caller_new (const WhipCallerOptions *o)
   g_signal_connect (c->webrtc, "pad-added", G_CALLBACK (on_pad_added), c);
   g_signal_connect (
       c->webrtc, "notify::ice-gathering-state", G_CALLBACK (on_gathering), c);
+  if (o->on_rtp) {
+    GstElement *rtpbin = gst_bin_get_by_name (GST_BIN (c->webrtc), "rtpbin");
+    g_assert (rtpbin);
+    g_signal_connect (rtpbin, "pad-added", G_CALLBACK (on_rtpbin_pad_added), c);
+    gst_object_unref (rtpbin);
+  }
   return c;
 }
 
@@ -376,27 +417,65 @@ apply_answer (WhipCaller *c, GError **error)
   return TRUE;
 }
 
+/* Waits (at most 5 s) until the audio reaching webrtcbin has caps: an
+ * offer made before says "OPUS/48000" without the channel count RFC 7587
+ * requires ("opus/48000/2"), which strict answerers (Janus) refuse. An
+ * opus_source caller's caps come with its first packet, pushed only once
+ * connected: it does not wait. */
+static void
+wait_send_caps (WhipCaller *c)
+{
+  GstPad *pad = c->options.opus_source
+      ? NULL
+      : gst_element_get_static_pad (c->webrtc, "sink_0");
+  gint64 deadline = g_get_monotonic_time () + 5 * G_USEC_PER_SEC;
+
+  while (pad && !gst_pad_has_current_caps (pad) &&
+      g_get_monotonic_time () < deadline)
+    g_usleep (10000);
+  gst_clear_object (&pad);
+}
+
+gchar *
+whip_caller_create_offer (WhipCaller *c)
+{
+  GstWebRTCSessionDescription *offer;
+
+  gst_element_set_state (c->pipeline, GST_STATE_PLAYING);
+  wait_send_caps (c);
+  set_direction (c);
+  open_channel (c);
+  offer = make_offer (c);
+  gst_webrtc_session_description_free (offer);
+  return local_sdp_after_gathering (c);
+}
+
+void
+whip_caller_set_answer (WhipCaller *c, const gchar *sdp)
+{
+  g_free (c->answer);
+  c->answer = g_strdup (sdp);
+  apply_answer (c, NULL);
+  if (c->wav)
+    whip_caller_play (c, c->wav);
+}
+
 guint
 whip_caller_connect (WhipCaller *c, GError **error)
 {
-  GstWebRTCSessionDescription *offer;
   SoupMessage *msg;
   GBytes *reply;
   gchar *sdp;
   guint status;
   const gchar *location;
 
-  gst_element_set_state (c->pipeline, GST_STATE_PLAYING);
-  set_direction (c);
-  open_channel (c);
-  offer = make_offer (c);
-  gst_webrtc_session_description_free (offer);
-  sdp = local_sdp_after_gathering (c);
+  sdp = whip_caller_create_offer (c);
   msg = post_offer (c, sdp, &reply, error);
   g_free (sdp);
   status = soup_message_get_status (msg);
   if (reply && status == 201) {
     GUri *abs;
+    gchar *answer;
     location = soup_message_headers_get_one (
         soup_message_get_response_headers (msg), "Location");
     c->etag = g_strdup (soup_message_headers_get_one (
@@ -406,11 +485,10 @@ whip_caller_connect (WhipCaller *c, GError **error)
                    : NULL;
     c->session_url = abs ? g_uri_to_string (abs) : NULL;
     g_clear_pointer (&abs, g_uri_unref);
-    c->answer =
+    answer =
         g_strndup (g_bytes_get_data (reply, NULL), g_bytes_get_size (reply));
-    apply_answer (c, error);
-    if (c->wav)
-      whip_caller_play (c, c->wav);
+    whip_caller_set_answer (c, answer);
+    g_free (answer);
   } else if (reply && error && *error == NULL) {
     g_set_error (error, G_IO_ERROR, G_IO_ERROR_FAILED, "HTTP %u: %.*s", status,
         (int)g_bytes_get_size (reply),

@@ -30,6 +30,11 @@ typedef struct
    * (16 kHz mono S16), and when it arrived (g_get_monotonic_time). */
   void (*on_audio) (const gint16 *pcm, gsize n_samples, gint64 arrival_us,
       gpointer user_data);
+  /* Called on a streaming thread with every received RTP packet as it
+   * enters the RTP session (decrypted, before the jitter buffer), and when
+   * it arrived (g_get_monotonic_time). */
+  void (*on_rtp) (
+      const guint8 *packet, gsize size, gint64 arrival_us, gpointer user_data);
   gpointer user_data;
 } WhipCallerOptions;
 
@@ -42,6 +47,13 @@ typedef struct
 
 WhipCaller *whip_caller_new (const WhipCallerOptions *options);
 void whip_caller_free (WhipCaller *caller);
+
+/* For signalling other than WHIP (e.g. Janus's API): starts the
+ * pipeline, makes the offer and returns its SDP once ICE gathering is
+ * complete (free it). Blocks (at most ~5 s). */
+gchar *whip_caller_create_offer (WhipCaller *caller);
+/* Applies the answerer's @sdp to an offer of whip_caller_create_offer(). */
+void whip_caller_set_answer (WhipCaller *caller, const gchar *sdp);
 
 /* Offers, POSTs, applies the answer. Returns the HTTP status (201 on
  * success) and sets @error on failure. Follows up to 3 307/308 redirects

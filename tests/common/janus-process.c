@@ -1,0 +1,352 @@
+/* Starts and stops a real Janus (/usr/bin/janus) for a test.
+ * SPDX-License-Identifier: LGPL-2.1-or-later
+ *
+ * Janus reads its configs folder from -F only, and loads every *.so of
+ * one plugins folder and one transports folder: a folder of links gives
+ * a test exactly our plugin and the HTTP transport, whatever else the
+ * machine has installed.
+ */
+#include <errno.h>
+#include <ifaddrs.h>
+#include <net/if.h>
+#include <signal.h>
+#include <string.h>
+#include <sys/prctl.h>
+#include <unistd.h>
+#include <glib/gstdio.h>
+#include <gio/gio.h>
+#include "janus-client.h"
+#include "janus-process.h"
+
+#define START_TIMEOUT_US (20 * G_USEC_PER_SEC)
+
+struct _JanusProcess
+{
+  GSubprocess *proc;
+  gchar *dir; /* the temporary folder: conf/, plugins/, ... */
+  gchar *log;
+  gchar *url;
+};
+
+/* TRUE when an interface other than loopback is up with an address. */
+static gboolean
+has_non_loopback (void)
+{
+  struct ifaddrs *all, *i;
+  gboolean found = FALSE;
+
+  if (getifaddrs (&all) != 0)
+    return FALSE;
+  for (i = all; i && !found; i = i->ifa_next)
+    found = i->ifa_addr && (i->ifa_flags & IFF_UP) &&
+        !(i->ifa_flags & IFF_LOOPBACK) &&
+        (i->ifa_addr->sa_family == AF_INET ||
+            i->ifa_addr->sa_family == AF_INET6);
+  freeifaddrs (all);
+  return found;
+}
+
+gchar *
+janus_process_missing (void)
+{
+  const gchar *janus = g_getenv ("VOICEAGENT_JANUS");
+  const gchar *plugin = g_getenv ("VOICEAGENT_JANUS_PLUGIN");
+  const gchar *http = g_getenv ("VOICEAGENT_JANUS_HTTP");
+
+  if (janus == NULL || !g_file_test (janus, G_FILE_TEST_IS_EXECUTABLE))
+    return g_strdup ("janus is not installed (Debian package janus)");
+  if (http == NULL || !g_file_test (http, G_FILE_TEST_EXISTS))
+    return g_strdup ("Janus's HTTP transport libjanus_http.so is missing "
+                     "(Debian package janus)");
+  if (plugin == NULL || !g_file_test (plugin, G_FILE_TEST_EXISTS))
+    return g_strdup ("libjanus_voiceagent.so is not built (Debian package "
+                     "janus-dev, then reconfigure)");
+  if (!has_non_loopback ())
+    return g_strdup ("no network interface but loopback: Janus's ICE never "
+                     "gathers loopback candidates");
+  return NULL;
+}
+
+/* A TCP port free on 127.0.0.1 now. */
+static guint
+free_port (void)
+{
+  GSocket *s = g_socket_new (
+      G_SOCKET_FAMILY_IPV4, G_SOCKET_TYPE_STREAM, G_SOCKET_PROTOCOL_TCP, NULL);
+  GInetAddress *lo = g_inet_address_new_loopback (G_SOCKET_FAMILY_IPV4);
+  GSocketAddress *any = g_inet_socket_address_new (lo, 0);
+  GSocketAddress *bound = NULL;
+  guint port = 0;
+
+  if (s && g_socket_bind (s, any, FALSE, NULL))
+    bound = g_socket_get_local_address (s, NULL);
+  if (bound)
+    port = g_inet_socket_address_get_port (G_INET_SOCKET_ADDRESS (bound));
+  g_clear_object (&bound);
+  g_object_unref (any);
+  g_object_unref (lo);
+  g_clear_object (&s);
+  return port;
+}
+
+static gboolean
+write_file (const gchar *dir, const gchar *name, const gchar *text)
+{
+  gchar *path = g_build_filename (dir, name, NULL);
+  GError *error = NULL;
+  gboolean ok = g_file_set_contents (path, text, -1, &error);
+
+  if (!ok) {
+    g_printerr ("cannot write %s: %s\n", path, error->message);
+    g_error_free (error);
+  }
+  g_free (path);
+  return ok;
+}
+
+/* Makes @dir/@sub holding one link, to @target. */
+static gboolean
+link_folder (const gchar *dir, const gchar *sub, const gchar *target)
+{
+  gchar *folder = g_build_filename (dir, sub, NULL);
+  gchar *base = g_path_get_basename (target);
+  gchar *link = g_build_filename (folder, base, NULL);
+  gboolean ok = g_mkdir (folder, 0700) == 0 &&
+      (target[0] == '\0' || symlink (target, link) == 0);
+
+  if (!ok)
+    g_printerr ("cannot make %s: %s\n", link, g_strerror (errno));
+  g_free (link);
+  g_free (base);
+  g_free (folder);
+  return ok;
+}
+
+static gboolean
+write_config (JanusProcess *j, const JanusProcessOptions *o, guint port)
+{
+  gchar *conf = g_build_filename (j->dir, "conf", NULL);
+  gchar *main_cfg =
+      g_strdup_printf ("general: {\n"
+                       "  plugins_folder = \"%s/plugins\"\n"
+                       "  transports_folder = \"%s/transports\"\n"
+                       "  events_folder = \"%s/empty\"\n"
+                       "  loggers_folder = \"%s/empty\"\n"
+                       "  debug_level = %u\n"
+                       "  debug_colors = false\n"
+                       "  session_timeout = 60\n"
+                       "}\n"
+                       "media: { }\nnat: { }\nplugins: { }\ntransports: { }\n"
+                       "events: { broadcast = false }\n",
+          j->dir, j->dir, j->dir, j->dir, o->debug_level ? o->debug_level : 4);
+  gchar *http_cfg = g_strdup_printf (
+      "general: { json = \"compact\" base_path = \"/janus\" http = true "
+      "port = %u ip = \"127.0.0.1\" https = false }\n"
+      "admin: { admin_http = false admin_https = false }\n",
+      port);
+  gboolean ok = g_mkdir (conf, 0700) == 0 &&
+      write_file (conf, "janus.jcfg", main_cfg) &&
+      write_file (conf, "janus.transport.http.jcfg", http_cfg) &&
+      (o->plugin_config == NULL ||
+          write_file (conf, "janus.plugin.voiceagent.jcfg", o->plugin_config));
+
+  g_free (http_cfg);
+  g_free (main_cfg);
+  g_free (conf);
+  return ok &&
+      link_folder (j->dir, "plugins", g_getenv ("VOICEAGENT_JANUS_PLUGIN")) &&
+      link_folder (j->dir, "transports", g_getenv ("VOICEAGENT_JANUS_HTTP")) &&
+      link_folder (j->dir, "empty", "");
+}
+
+/* In the child: a test killed by its timeout must not leave Janus
+ * running. */
+static void
+die_with_parent (gpointer data)
+{
+  prctl (PR_SET_PDEATHSIG, SIGTERM);
+}
+
+static gboolean
+spawn (JanusProcess *j)
+{
+  GSubprocessLauncher *launcher =
+      g_subprocess_launcher_new (G_SUBPROCESS_FLAGS_STDERR_MERGE);
+  gchar *conf = g_build_filename (j->dir, "conf", NULL);
+  const gchar *argv[] = { g_getenv ("VOICEAGENT_JANUS"), "-F", conf, "-o",
+    NULL };
+  GError *error = NULL;
+
+  g_subprocess_launcher_set_stdout_file_path (launcher, j->log);
+  g_subprocess_launcher_set_child_setup (launcher, die_with_parent, NULL, NULL);
+  j->proc = g_subprocess_launcher_spawnv (launcher, argv, &error);
+  g_object_unref (launcher);
+  g_free (conf);
+  if (j->proc == NULL) {
+    g_printerr ("cannot start %s: %s\n", argv[0], error->message);
+    g_error_free (error);
+  }
+  return j->proc != NULL;
+}
+
+/* TRUE once the child has exited: GLib reaps it (the identifier goes), or
+ * it is a zombie waiting for that. */
+static gboolean
+child_exited (GSubprocess *proc)
+{
+  const gchar *pid = g_subprocess_get_identifier (proc);
+  gchar *path, *stat = NULL;
+  gboolean exited = TRUE;
+
+  if (pid == NULL)
+    return TRUE;
+  path = g_strdup_printf ("/proc/%s/stat", pid);
+  if (g_file_get_contents (path, &stat, NULL, NULL)) {
+    const gchar *end = strrchr (stat, ')');
+    exited = end && end[1] == ' ' && end[2] == 'Z';
+  }
+  g_free (stat);
+  g_free (path);
+  return exited;
+}
+
+static gboolean
+wait_ready (JanusProcess *j)
+{
+  gint64 deadline = g_get_monotonic_time () + START_TIMEOUT_US;
+
+  while (g_get_monotonic_time () < deadline) {
+    JsonObject *info = janus_client_get_info (j->url, NULL);
+    if (info) {
+      json_object_unref (info);
+      return TRUE;
+    }
+    if (child_exited (j->proc)) {
+      g_printerr ("janus exited before answering\n");
+      return FALSE;
+    }
+    g_usleep (50 * 1000);
+  }
+  g_printerr ("janus did not answer %s/info within 20 s\n", j->url);
+  return FALSE;
+}
+
+JanusProcess *
+janus_process_start (const JanusProcessOptions *options)
+{
+  JanusProcessOptions none = { 0 };
+  JanusProcess *j = g_new0 (JanusProcess, 1);
+  GError *error = NULL;
+  guint port = free_port ();
+
+  j->dir = g_dir_make_tmp ("janus-XXXXXX", &error);
+  if (j->dir == NULL) {
+    g_printerr ("cannot make a folder for janus: %s\n", error->message);
+    g_error_free (error);
+    janus_process_stop (j, FALSE);
+    return NULL;
+  }
+  j->log = g_build_filename (j->dir, "janus.log", NULL);
+  j->url = g_strdup_printf ("http://127.0.0.1:%u/janus", port);
+  if (port == 0 || !write_config (j, options ? options : &none, port) ||
+      !spawn (j) || !wait_ready (j)) {
+    janus_process_stop (j, TRUE);
+    return NULL;
+  }
+  return j;
+}
+
+/* Removes @path and everything under it; links are removed, not
+ * followed. */
+static void
+remove_tree (const gchar *path)
+{
+  GDir *dir;
+  const gchar *name;
+
+  if (!g_file_test (path, G_FILE_TEST_IS_SYMLINK) &&
+      g_file_test (path, G_FILE_TEST_IS_DIR) &&
+      (dir = g_dir_open (path, 0, NULL)) != NULL) {
+    while ((name = g_dir_read_name (dir)) != NULL) {
+      gchar *child = g_build_filename (path, name, NULL);
+      remove_tree (child);
+      g_free (child);
+    }
+    g_dir_close (dir);
+    g_rmdir (path);
+    return;
+  }
+  g_unlink (path);
+}
+
+static void
+print_log (JanusProcess *j)
+{
+  gchar *text = NULL;
+
+  if (j->log && g_file_get_contents (j->log, &text, NULL, NULL))
+    g_print ("---- janus output ----\n%s---- end of janus output ----\n", text);
+  g_free (text);
+}
+
+void
+janus_process_stop (JanusProcess *j, gboolean print)
+{
+  if (j == NULL)
+    return;
+  if (j->proc) {
+    gint64 deadline = g_get_monotonic_time () + 10 * G_USEC_PER_SEC;
+    g_subprocess_send_signal (j->proc, SIGTERM);
+    while (!child_exited (j->proc) && g_get_monotonic_time () < deadline)
+      g_usleep (10000);
+    if (!child_exited (j->proc))
+      g_subprocess_force_exit (j->proc);
+    g_subprocess_wait (j->proc, NULL, NULL);
+    g_object_unref (j->proc);
+  }
+  if (print)
+    print_log (j);
+  if (j->dir)
+    remove_tree (j->dir);
+  g_free (j->dir);
+  g_free (j->log);
+  g_free (j->url);
+  g_free (j);
+}
+
+const gchar *
+janus_process_get_url (JanusProcess *j)
+{
+  return j->url;
+}
+
+guint
+janus_process_get_pid (JanusProcess *j)
+{
+  const gchar *id = g_subprocess_get_identifier (j->proc);
+
+  return id ? (guint)g_ascii_strtoull (id, NULL, 10) : 0;
+}
+
+guint
+janus_process_count_threads (JanusProcess *j, const gchar *prefix)
+{
+  gchar *tasks = g_strdup_printf ("/proc/%u/task", janus_process_get_pid (j));
+  GDir *dir = g_dir_open (tasks, 0, NULL);
+  const gchar *tid;
+  guint n = 0;
+
+  while (dir && (tid = g_dir_read_name (dir)) != NULL) {
+    gchar *path = g_build_filename (tasks, tid, "comm", NULL);
+    gchar *comm = NULL;
+    if (g_file_get_contents (path, &comm, NULL, NULL) &&
+        (prefix == NULL || g_str_has_prefix (comm, prefix)))
+      n++;
+    g_free (comm);
+    g_free (path);
+  }
+  if (dir)
+    g_dir_close (dir);
+  g_free (tasks);
+  return n;
+}
