@@ -333,11 +333,20 @@ on_channel_message (
       NULL, G_PRIORITY_DEFAULT, handle_channel_text, ct, channel_text_free);
 }
 
-/* (streaming thread) A data-channel message relayed by the gateway. */
+static gboolean greet_channel (gpointer data);
+
+/* (streaming thread) A data-channel message relayed by the gateway, or,
+ * with @text NULL, the gateway's first datagram: it relays to us, so the
+ * caller can hear from us too. */
 static void
 on_gateway_text (const gchar *text, gpointer data)
 {
-  on_channel_message (NULL, text, data);
+  VaCall *call = data;
+
+  if (text)
+    on_channel_message (NULL, text, call);
+  else if (g_atomic_int_compare_and_exchange (&call->channel_greeted, 0, 1))
+    g_main_context_invoke (NULL, greet_channel, call);
 }
 
 static gboolean
@@ -748,10 +757,7 @@ va_call_start_rtp (VaCall *call, const VaTemplate *tmpl, GHashTable *vars,
   if (call->config->max_call_s > 0)
     call->max_duration_timer = g_timeout_add_seconds (
         call->config->max_call_s, max_duration_reached, call);
-  /* The gateway holds it until the caller's data channel is open. */
-  g_atomic_int_set (&call->channel_greeted, 1);
-  greet_channel (call);
-  ok = TRUE;
+  ok = TRUE; /* the greeting waits for the caller's audio */
 out:
   g_free (peer_host);
   return ok;

@@ -32,6 +32,7 @@ struct _VaRtpLink
   GMutex lock;
   VaRtpLinkText text;
   gpointer user_data;
+  gboolean heard; /* a datagram came */
 };
 
 VaRtpLink *
@@ -121,8 +122,16 @@ take_text (GstPad *pad, GstPadProbeInfo *info, gpointer data)
   GstMapInfo map;
   gboolean rtp;
 
+  VaRtpLink *link = data;
+
   if (!gst_buffer_map (buf, &map, GST_MAP_READ))
     return GST_PAD_PROBE_DROP;
+  g_mutex_lock (&link->lock);
+  if (!link->heard && link->text) {
+    link->heard = TRUE;
+    link->text (NULL, link->user_data);
+  }
+  g_mutex_unlock (&link->lock);
   rtp = va_rtp_link_is_rtp (map.data, map.size);
   if (!rtp)
     deliver_text (data, map.data, map.size);

@@ -12,7 +12,8 @@ G_BEGIN_DECLS
 
 typedef struct _VaRtpLink VaRtpLink;
 
-/* A data-channel message from the caller. (streaming thread) */
+/* A data-channel message from the caller; NULL once, for the first
+ * datagram from the gateway (it relays now). (streaming thread) */
 typedef void (*VaRtpLinkText) (const gchar *text, gpointer user_data);
 
 /* Binds one UDP socket on @bind_ip, port chosen by the system: the

@@ -1011,6 +1011,24 @@ va_incoming_data (janus_plugin_session *handle, janus_plugin_data *packet)
   va_session_unref (s);
 }
 
+/* SCTP is up: the worker's held text may go out once the caller's
+ * channel has had time to open (relay.c). */
+static void
+va_data_ready (janus_plugin_session *handle)
+{
+  VaSession *s;
+  gint64 none = 0;
+
+  if (g_atomic_int_get (&handle->stopped))
+    return;
+  s = session_lookup (handle);
+  if (s == NULL)
+    return;
+  atomic_compare_exchange_strong (
+      &s->data_ready_us, &none, g_get_monotonic_time ());
+  va_session_unref (s);
+}
+
 static void
 va_hangup_media (janus_plugin_session *handle)
 {
@@ -1147,8 +1165,9 @@ static janus_plugin va_plugin = JANUS_PLUGIN_INIT (.init = va_init,
     .get_author = va_get_author, .get_package = va_get_package,
     .create_session = va_create_session, .handle_message = va_handle_message,
     .setup_media = va_setup_media, .incoming_rtp = va_incoming_rtp,
-    .incoming_data = va_incoming_data, .hangup_media = va_hangup_media,
-    .destroy_session = va_destroy_session, .query_session = va_query_session, );
+    .incoming_data = va_incoming_data, .data_ready = va_data_ready,
+    .hangup_media = va_hangup_media, .destroy_session = va_destroy_session,
+    .query_session = va_query_session, );
 
 /* The entry point Janus looks up after dlopen: the module's only exported
  * symbol. */

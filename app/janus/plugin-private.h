@@ -89,7 +89,20 @@ typedef struct
 
   VaCounters counters; /* atomic */
   atomic_llong last_worker_us; /* atomic; monotonic µs, 0: never */
+  atomic_llong data_ready_us; /* atomic; SCTP first writable, 0: not yet */
 } VaSession;
+
+/* The label the worker's text goes out on while the caller's channel is
+ * not known from a message of its own: the one our clients open. */
+#define VA_DEFAULT_LABEL "events"
+/* How long after SCTP is up the worker's text waits for the caller's
+ * channel to open (its DCEP OPEN follows at once on any sane path):
+ * sending earlier on an unknown label would make Janus open a second
+ * channel of that name. */
+#define VA_LABEL_WAIT_US (1000 * G_TIME_SPAN_MILLISECOND)
+/* Text held meanwhile, at most; the oldest goes first past it. */
+#define VA_HELD_MAX 64
+#define VA_HELD_BYTES_MAX (64 * 1024)
 
 static inline void
 va_count (atomic_ullong *counter)

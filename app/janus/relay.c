@@ -112,12 +112,18 @@ typedef struct
   janus_rtp_switching_context ctx; /* the caller's one outgoing stream */
   guint epoch; /* the worker epoch ctx was last rebased for */
   gboolean marker; /* mark the first packet after a rebase */
+  /* The worker's text that came before the caller's channel could take
+   * it (GBytes*, in order) and its size. */
+  GQueue held;
+  gsize held_bytes;
+  gint64 started_us; /* monotonic: setup_media */
   guint8 buf[VA_DATA_MAX + 1];
 } Relay;
 
 static void
 relay_free (Relay *r)
 {
+  g_queue_clear_full (&r->held, (GDestroyNotify)g_bytes_unref);
   va_socket_release (r->sock);
   va_session_unref (r->session);
   g_free (r);
@@ -170,31 +176,98 @@ forward_rtp (Relay *r, gsize size, guint epoch)
   va_count (&r->session->counters.rtp_to_caller);
 }
 
-/* The text message in r->buf to the caller, on the caller's channel. */
+/* The label text may go out on now (copied into @label), or FALSE while
+ * it must wait: the caller's own channel once it has spoken on it, else
+ * VA_DEFAULT_LABEL once SCTP has been up for VA_LABEL_WAIT_US. */
+static gboolean
+text_label (Relay *r, gchar label[VA_LABEL_MAX + 1])
+{
+  VaSession *s = r->session;
+  gint64 ready = atomic_load (&s->data_ready_us);
+  gboolean known;
+
+  g_mutex_lock (&s->peer_lock);
+  known = s->label != NULL;
+  if (known)
+    g_strlcpy (label, s->label, VA_LABEL_MAX + 1);
+  g_mutex_unlock (&s->peer_lock);
+  if (known)
+    return TRUE;
+  /* Should Janus never say SCTP is up, the media's start stands in. */
+  if (ready == 0)
+    ready = r->started_us + VA_LABEL_WAIT_US;
+  if (g_get_monotonic_time () < ready + VA_LABEL_WAIT_US)
+    return FALSE;
+  g_strlcpy (label, VA_DEFAULT_LABEL, VA_LABEL_MAX + 1);
+  return TRUE;
+}
+
+static void
+send_text (VaSession *s, const gchar *label, gconstpointer data, gsize size)
+{
+  janus_plugin_data pkt = { .binary = FALSE };
+
+  pkt.label = (char *)label;
+  pkt.buffer = (char *)data;
+  pkt.length = (uint16_t)size;
+  va_gateway->relay_data (s->handle, &pkt);
+  va_count (&s->counters.data_to_caller);
+}
+
+/* Sends the held text once a label is known. */
+static void
+flush_held (Relay *r)
+{
+  gchar label[VA_LABEL_MAX + 1];
+  GBytes *b;
+
+  if (g_queue_is_empty (&r->held) ||
+      !g_atomic_int_get (&r->session->media_up) || !text_label (r, label))
+    return;
+  while ((b = g_queue_pop_head (&r->held))) {
+    gsize size;
+    gconstpointer data = g_bytes_get_data (b, &size);
+    send_text (r->session, label, data, size);
+    r->held_bytes -= size;
+    g_bytes_unref (b);
+  }
+}
+
+static void
+hold_text (Relay *r, gsize size)
+{
+  while (!g_queue_is_empty (&r->held) &&
+      (r->held.length >= VA_HELD_MAX ||
+          r->held_bytes + size > VA_HELD_BYTES_MAX)) {
+    GBytes *oldest = g_queue_pop_head (&r->held);
+    r->held_bytes -= g_bytes_get_size (oldest);
+    g_bytes_unref (oldest);
+    va_count (&r->session->counters.dropped);
+  }
+  g_queue_push_tail (&r->held, g_bytes_new (r->buf, size));
+  r->held_bytes += size;
+}
+
+/* The text message in r->buf to the caller, on the caller's channel, in
+ * order after any held. */
 static void
 forward_text (Relay *r, gsize size)
 {
   VaSession *s = r->session;
-  gchar label[VA_LABEL_MAX + 1];
-  gboolean has_label;
-  janus_plugin_data pkt = { .binary = FALSE };
 
   if (!va_text_valid ((const gchar *)r->buf, size)) {
     va_count (&s->counters.dropped);
     return;
   }
-  g_mutex_lock (&s->peer_lock);
-  has_label = s->label != NULL;
-  if (has_label)
-    g_strlcpy (label, s->label, sizeof label);
-  g_mutex_unlock (&s->peer_lock);
-  /* Before the caller has spoken on a channel its label is unknown: NULL
-   * is Janus's default channel. */
-  pkt.label = has_label ? label : NULL;
-  pkt.buffer = (char *)r->buf;
-  pkt.length = (uint16_t)size;
-  va_gateway->relay_data (s->handle, &pkt);
-  va_count (&s->counters.data_to_caller);
+  flush_held (r);
+  if (g_queue_is_empty (&r->held)) {
+    gchar label[VA_LABEL_MAX + 1];
+    if (g_atomic_int_get (&s->media_up) && text_label (r, label)) {
+      send_text (s, label, r->buf, size);
+      return;
+    }
+  }
+  hold_text (r, size);
 }
 
 /* One datagram of @size bytes (more than the buffer when truncated) from
@@ -229,8 +302,26 @@ relay_datagram (Relay *r, gsize size, const struct sockaddr_storage *from)
   }
 }
 
-/* Reads up to @max datagrams. @relay FALSE drops them (those queued
- * before setup_media). Returns FALSE on a socket error. */
+/* Before setup_media: the worker's text (its greeting) is held for the
+ * caller; its RTP is stale. */
+static void
+keep_early_text (Relay *r, gsize size, const struct sockaddr_storage *from)
+{
+  struct sockaddr_storage worker;
+  socklen_t len;
+  guint epoch;
+
+  copy_worker (r->session, &worker, &len, &epoch);
+  if (len != 0 && va_address_equal (from, &worker) && size <= VA_DATA_MAX &&
+      va_datagram_classify (r->buf, size) == VA_DATAGRAM_TEXT &&
+      va_text_valid ((const gchar *)r->buf, size))
+    hold_text (r, size);
+  else
+    va_count (&r->session->counters.dropped);
+}
+
+/* Reads up to @max datagrams. @relay FALSE keeps only the worker's text
+ * (those queued before setup_media). Returns FALSE on a socket error. */
 static gboolean
 read_datagrams (Relay *r, guint max, gboolean relay)
 {
@@ -247,7 +338,7 @@ read_datagrams (Relay *r, guint max, gboolean relay)
     if (relay)
       relay_datagram (r, (gsize)n, &from);
     else
-      va_count (&r->session->counters.dropped);
+      keep_early_text (r, (gsize)n, &from);
   }
   return TRUE;
 }
@@ -259,11 +350,15 @@ relay_thread_func (gpointer data)
   struct pollfd fds[2] = { { .fd = r->sock->fd, .events = POLLIN },
     { .fd = r->wake_fd, .events = POLLIN } };
 
+  r->started_us = g_get_monotonic_time ();
   /* What arrived before the media was up is stale (and a flood must not
    * keep us here: at most a few bursts). */
   read_datagrams (r, 16 * VA_RELAY_BURST, FALSE);
   while (TRUE) {
-    gint n = poll (fds, G_N_ELEMENTS (fds), -1);
+    /* Held text waits for a label: look again every 100 ms. */
+    gint n =
+        poll (fds, G_N_ELEMENTS (fds), g_queue_is_empty (&r->held) ? -1 : 100);
+    flush_held (r);
     if (n < 0 && errno == EINTR)
       continue;
     if (n < 0 || fds[1].revents != 0 || (fds[0].revents & POLLNVAL))
