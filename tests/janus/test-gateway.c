@@ -1,0 +1,288 @@
+/* Gateway mode end to end: a real Janus with janus.plugin.voiceagent, a
+ * redis-server, two voiceagent workers and a voiceagent front, all of the
+ * test's own on loopback; a webrtcbin caller (tests/common/whip-caller)
+ * that knows nothing of gateways. The worker serving the call is killed
+ * with SIGKILL mid-conversation: the caller's connection stays up and the
+ * next turn is answered by the other worker, with the history intact.
+ * SPDX-License-Identifier: LGPL-2.1-or-later
+ */
+#include <signal.h>
+#include <string.h>
+#include <sys/prctl.h>
+#include <gio/gio.h>
+#include <gst/check/gstcheck.h>
+#include "emulator-process.h"
+#include "janus-process.h"
+#include "test-skip.h"
+#include "whip-caller.h"
+
+#define CLUSTER_TOKEN "test-cluster-token"
+#define EMULATOR_KEY "local-emulator-key"
+#define REPLY_TIMEOUT_MS 30000
+
+static guint
+free_port (void)
+{
+  GInetAddress *lo = g_inet_address_new_loopback (G_SOCKET_FAMILY_IPV4);
+  GSocketAddress *any = g_inet_socket_address_new (lo, 0), *bound;
+  GSocket *s = g_socket_new (
+      G_SOCKET_FAMILY_IPV4, G_SOCKET_TYPE_STREAM, G_SOCKET_PROTOCOL_TCP, NULL);
+  guint port;
+
+  fail_unless (g_socket_bind (s, any, FALSE, NULL));
+  bound = g_socket_get_local_address (s, NULL);
+  port = g_inet_socket_address_get_port (G_INET_SOCKET_ADDRESS (bound));
+  g_object_unref (bound);
+  g_object_unref (s);
+  g_object_unref (any);
+  g_object_unref (lo);
+  return port;
+}
+
+static void
+die_with_parent (gpointer data)
+{
+  prctl (PR_SET_PDEATHSIG, SIGKILL);
+}
+
+/* redis-server on a free loopback port, in memory only. */
+static GSubprocess *
+redis_start (guint *port)
+{
+  GSubprocessLauncher *l =
+      g_subprocess_launcher_new (G_SUBPROCESS_FLAGS_STDOUT_SILENCE);
+  gchar *p;
+  GSubprocess *proc;
+  GSocketClient *client = g_socket_client_new ();
+  gint64 deadline = g_get_monotonic_time () + 10 * G_USEC_PER_SEC;
+  gboolean up = FALSE;
+
+  *port = free_port ();
+  p = g_strdup_printf ("%u", *port);
+  g_subprocess_launcher_set_child_setup (l, die_with_parent, NULL, NULL);
+  proc = g_subprocess_launcher_spawn (l, NULL, "redis-server", "--port", p,
+      "--bind", "127.0.0.1", "--save", "", "--appendonly", "no", NULL);
+  fail_unless (proc != NULL, "cannot start redis-server");
+  while (!up && g_get_monotonic_time () < deadline) {
+    GSocketConnection *c = g_socket_client_connect_to_host (
+        client, "127.0.0.1", *port, NULL, NULL);
+    up = c != NULL;
+    g_clear_object (&c);
+    if (!up)
+      g_usleep (20000);
+  }
+  fail_unless (up, "redis-server does not answer");
+  g_object_unref (client);
+  g_object_unref (l);
+  g_free (p);
+  return proc;
+}
+
+/* A voiceagent with --redis, every service on @emu, and @extra flags. */
+static EmuProcess *
+instance_start (EmuProcess *emu, const gchar *redis, const gchar *extra1,
+    const gchar *extra2)
+{
+  static guint n;
+  gchar *dg = g_strdup_printf ("%s/v1/listen", emu_process_get_ws_url (emu));
+  gchar *llm = g_strdup_printf ("%s/v1", emu_process_get_http_url (emu));
+  gchar *db = g_strdup_printf (
+      "%s/voiceagent-gateway-%d-%u.db", g_get_tmp_dir (), getpid (), n++);
+  const gchar *args[] = { "--redis", redis, "--database", db, "--deepgram-url",
+    dg, "--deepgram-key", EMULATOR_KEY, "--elevenlabs-url",
+    emu_process_get_ws_url (emu), "--elevenlabs-key", EMULATOR_KEY, "--llm-url",
+    llm, "--llm-key", EMULATOR_KEY, "--drain-timeout", "1", extra1, extra2,
+    NULL };
+  EmuProcess *p;
+
+  g_setenv ("VOICEAGENT_CLUSTER_TOKEN", CLUSTER_TOKEN, TRUE);
+  p = emu_process_start_program (g_getenv ("VOICEAGENT_BIN"), args);
+  fail_unless (p != NULL, "voiceagent did not start");
+  g_free (dg);
+  g_free (llm);
+  g_free (db);
+  return p;
+}
+
+/* Waits until the front's /readyz sees @n live instances. */
+static void
+wait_instances (EmuProcess *front, guint n)
+{
+  gint64 deadline = g_get_monotonic_time () + 15 * G_USEC_PER_SEC;
+  gchar *needle = g_strdup_printf ("\"instances\":%u", n);
+  gboolean ok = FALSE;
+
+  while (!ok && g_get_monotonic_time () < deadline) {
+    gchar *body = emu_process_request (front, "/readyz", NULL, NULL);
+    ok = body && strstr (body, needle);
+    g_free (body);
+    if (!ok)
+      g_usleep (100000);
+  }
+  fail_unless (ok, "the front never saw %u instances", n);
+  g_free (needle);
+}
+
+static gchar *
+expect_message (WhipCaller *c, const gchar *needle)
+{
+  gchar *m = whip_caller_wait_message (c, needle, REPLY_TIMEOUT_MS);
+
+  fail_unless (m != NULL, "no data-channel event with %s", needle);
+  return m;
+}
+
+/* Types @text and returns the agent's answer. */
+static gchar *
+ask (WhipCaller *c, const gchar *text)
+{
+  gchar *json = g_strdup_printf ("{\"type\":\"text\",\"text\":\"%s\"}", text);
+
+  fail_unless (whip_caller_send (c, json));
+  g_free (json);
+  return expect_message (c, "\"role\":\"agent\"");
+}
+
+/* Which of @workers runs the call @id (its /calls lists it), or -1. */
+static gint
+serving (EmuProcess **workers, guint n, const gchar *id)
+{
+  for (guint i = 0; i < n; i++) {
+    gchar *body = emu_process_request (workers[i], "/calls", NULL, NULL);
+    gboolean here = body && strstr (body, id);
+    g_free (body);
+    if (here)
+      return (gint)i;
+  }
+  return -1;
+}
+
+/* Waits until the front's /metrics counts one failover, and prints how
+ * long it took. */
+static void
+wait_failover (EmuProcess *front)
+{
+  gint64 deadline = g_get_monotonic_time () + 10 * G_USEC_PER_SEC;
+  gchar *m = NULL;
+  const gchar *sum;
+
+  while (g_get_monotonic_time () < deadline) {
+    g_free (m);
+    m = emu_process_request (front, "/metrics", NULL, NULL);
+    if (m && strstr (m, "voiceagent_gateway_failover_seconds_count 1"))
+      break;
+    g_usleep (20000);
+  }
+  fail_unless (m && strstr (m, "voiceagent_gateway_failover_seconds_count 1"),
+      "the front moved no call: %s", m ? m : "(no metrics)");
+  sum = strstr (m, "voiceagent_gateway_failover_seconds_sum ");
+  if (sum)
+    g_print ("failover: %.1f ms from the worker's death to the relay "
+             "re-pointed\n",
+        1000 *
+            g_ascii_strtod (
+                sum + strlen ("voiceagent_gateway_failover_seconds_sum "),
+                NULL));
+  g_free (m);
+}
+
+GST_START_TEST (test_failover)
+{
+  const gchar *emu_args[] = { "--quiet", "--stt-engine", "scripted",
+    "--tts-engine", "tone", NULL };
+  EmuProcess *emu = emu_process_start (emu_args), *workers[2], *front;
+  JanusProcessOptions jopts = { 0 };
+  JanusProcess *janus = janus_process_start (&jopts);
+  guint redis_port;
+  GSubprocess *redis = redis_start (&redis_port);
+  gchar *redis_url = g_strdup_printf ("redis://127.0.0.1:%u", redis_port);
+  gchar *url, *m, *id;
+  WhipCallerOptions o = { .data_channel = TRUE };
+  WhipCaller *c;
+  gint dead;
+  const gchar *p;
+
+  fail_unless (emu != NULL && janus != NULL);
+  workers[0] = instance_start (emu, redis_url, NULL, NULL);
+  workers[1] = instance_start (emu, redis_url, NULL, NULL);
+  front = instance_start (
+      emu, redis_url, "--gateway", janus_process_get_url (janus));
+  wait_instances (front, 3);
+
+  url = g_strconcat (emu_process_get_http_url (front), "/whip", NULL);
+  o.url = url;
+  c = whip_caller_new (&o);
+  fail_unless_equals_int (whip_caller_connect (c, NULL), 201);
+  m = expect_message (c, "\"type\":\"call\"");
+  p = strstr (m, "\"id\":\"");
+  fail_unless (p != NULL, "%s", m);
+  id = g_strndup (p + 6, 16);
+  g_free (m);
+  g_free (ask (c, "My favourite colour is green."));
+
+  dead = serving (workers, 2, id);
+  fail_unless (dead >= 0, "no worker lists call %s", id);
+  /* Let the turn's state reach Redis (writes are coalesced over 50 ms). */
+  g_usleep (300000);
+  kill ((pid_t)emu_process_get_pid (workers[dead]), SIGKILL);
+  emu_process_stop (workers[dead]);
+
+  /* The front moves the call within a fraction of a second; what the
+   * caller says meanwhile is lost as it would be on a bad link, so the
+   * next turn comes once it has moved, as a person's would. */
+  wait_failover (front);
+  /* Nothing on the caller's side: the same connection, the next turn. */
+  m = ask (c, "What did I say?");
+  fail_unless (strstr (m, "green") != NULL, "the agent forgot: %s", m);
+  g_free (m);
+  fail_unless_equals_int (serving (&workers[1 - dead], 1, id), 0);
+
+  fail_unless_equals_int (whip_caller_hangup (c), 200);
+  whip_caller_free (c);
+  g_free (id);
+  g_free (url);
+  emu_process_stop (front);
+  emu_process_stop (workers[1 - dead]);
+  janus_process_stop (janus, FALSE);
+  g_subprocess_force_exit (redis);
+  g_subprocess_wait (redis, NULL, NULL);
+  g_object_unref (redis);
+  g_free (redis_url);
+  emu_process_stop (emu);
+}
+
+GST_END_TEST;
+
+static Suite *
+gateway_suite (void)
+{
+  Suite *s = suite_create ("gateway");
+  TCase *tc = tcase_create ("failover");
+
+  tcase_set_timeout (tc, 180);
+  tcase_add_test (tc, test_failover);
+  suite_add_tcase (s, tc);
+  return s;
+}
+
+int
+main (int argc, char **argv)
+{
+  gchar *missing = janus_process_missing ();
+  Suite *s;
+  SRunner *sr;
+  int failed;
+
+  if (missing) {
+    int status = test_cannot_run ("%s", missing);
+    g_free (missing);
+    return status;
+  }
+  gst_check_init (&argc, &argv);
+  s = gateway_suite ();
+  sr = srunner_create (s);
+  srunner_run_all (sr, CK_NORMAL);
+  failed = srunner_ntests_failed (sr);
+  srunner_free (sr);
+  return failed == 0 ? 0 : 1;
+}
