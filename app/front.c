@@ -440,8 +440,7 @@ va_front_post (VaFront *f, SoupServerMessage *msg, const gchar *agent,
     va_offer_free (offer);
     return;
   }
-  id = va_auth_new_token ();
-  id[16] = '\0';
+  id = va_server_new_call_id ();
   c = g_new0 (FrontCall, 1);
   c->front = f;
   c->id = id;

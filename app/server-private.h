@@ -114,6 +114,9 @@ void va_ops_route (VaServer *server, SoupServerMessage *msg, const gchar *path,
     GHashTable *query);
 
 /* server.c */
+/* A new id (free it) for a call, a listener or an ICE answer: random,
+ * 64 bits, grants nothing. */
+gchar *va_server_new_call_id (void);
 /* Calls, resumes loading and listeners: what --max-calls counts. */
 guint va_server_load (VaServer *server);
 /* Creates the call and answers @offer (taken); @stored (a resumed call's

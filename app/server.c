@@ -303,8 +303,8 @@ call_variables (VaServer *server, const gchar *id, gint opus_pt)
 /* Ids name calls in URLs, logs and records; they grant nothing (the
  * tokens do), but they are random too, so one call's id says nothing of
  * another's. */
-static gchar *
-new_id (void)
+gchar *
+va_server_new_call_id (void)
 {
   gchar *token = va_auth_new_token ();
 
@@ -399,7 +399,7 @@ va_server_start_call (VaServer *server, SoupServerMessage *msg, gboolean paused,
     const VaTemplate *tmpl, const gchar *agent, VaOffer *offer,
     const gchar *token, const VaStoredCall *stored, gint64 post_us)
 {
-  gchar *id = new_id ();
+  gchar *id = va_server_new_call_id ();
   CallEntry *e = new_entry (server, id, agent, post_us);
   GHashTable *vars = call_variables (server, id, offer->opus_pt);
   GError *error = NULL;
@@ -666,7 +666,7 @@ whep_post (VaServer *server, SoupServerMessage *msg, CallEntry *e)
   if (!check_listener_room (server, msg, e) ||
       (offer = parse_offer (server, msg)) == NULL)
     return;
-  lid = new_id ();
+  lid = va_server_new_call_id ();
   g_hash_table_insert (e->listener_tokens, g_strdup (lid),
       va_grants_issue (server->grants, va_call_get_id (e->call), lid));
   if (!va_call_add_listener (
@@ -745,7 +745,9 @@ route_session (VaServer *server, SoupServerMessage *msg, const gchar *method,
 static void
 endpoint_options (VaServer *server, SoupServerMessage *msg, gboolean whep)
 {
-  gchar *ice_id = !whep && va_access_may_call (server, msg) ? new_id () : NULL;
+  gchar *ice_id = !whep && va_access_may_call (server, msg)
+      ? va_server_new_call_id ()
+      : NULL;
 
   va_respond_options (server, msg, "OPTIONS, GET, POST", ice_id);
   g_free (ice_id);
