@@ -363,6 +363,8 @@ greet_channel (gpointer data)
 
   va_call_send_json (call, json);
   g_free (json);
+  if (call->rtp && call->callbacks.first_media)
+    call->callbacks.first_media (call, call->user_data);
   return G_SOURCE_REMOVE;
 }
 

@@ -36,6 +36,9 @@ typedef struct
       gpointer user_data);
   /* An element message from the pipeline (transcripts, VAD, metrics). */
   void (*message) (VaCall *call, const GstStructure *s, gpointer user_data);
+  /* Gateway mode: the gateway's first datagram reached the call, so the
+   * caller's media flows here now. Once; may be NULL. */
+  void (*first_media) (VaCall *call, gpointer user_data);
 } VaCallCallbacks;
 
 /* Everything runs on the main context. */

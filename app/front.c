@@ -259,15 +259,12 @@ on_connected (
               : "the gateway did not point the call at its worker");
     return;
   }
-  watch_worker (c->front, c->worker_url);
   if (c->failed_at) {
-    gdouble ms = (g_get_monotonic_time () - c->failed_at) / 1000.0;
-    c->front->failovers++;
-    va_metrics_observe (
-        c->front->server->metrics, "gateway_failover", ms / 1000.0);
-    GST_INFO ("gateway call %s moved to %s, %.1f ms after its worker died",
-        c->id, c->worker_url, ms);
-    c->failed_at = 0;
+    /* The gap ends when the new worker hears the caller (on_watch_text). */
+    GST_INFO ("gateway call %s re-pointed to %s, %.1f ms after its worker "
+              "died",
+        c->id, c->worker_url,
+        (g_get_monotonic_time () - c->failed_at) / 1000.0);
     return;
   }
   answer_caller (c);
@@ -315,6 +312,8 @@ start_on_worker (FrontCall *c)
   JsonNode *root;
   gchar *json;
 
+  /* Watched before it is asked, so its "media" event finds the watch. */
+  watch_worker (c->front, c->worker_url);
   json_builder_begin_object (b);
   json_builder_set_member_name (b, "id");
   json_builder_add_string_value (b, c->id);
@@ -524,6 +523,40 @@ on_watch_closed (SoupWebsocketConnection *conn, gpointer data)
   g_free (url);
 }
 
+/* A moved call's failover ends when its new worker hears the caller. */
+static void
+failover_done (FrontCall *c)
+{
+  gdouble ms = (g_get_monotonic_time () - c->failed_at) / 1000.0;
+
+  c->failed_at = 0;
+  c->front->failovers++;
+  va_metrics_observe (
+      c->front->server->metrics, "gateway_failover", ms / 1000.0);
+  GST_INFO ("gateway call %s: %s hears the caller %.1f ms after its worker "
+            "died",
+      c->id, c->worker_url, ms);
+}
+
+/* {"event":"media","id"}: a call's first datagram reached the worker. */
+static void
+on_watch_message (
+    SoupWebsocketConnection *conn, gint type, GBytes *message, gpointer data)
+{
+  Watch *w = data;
+  JsonObject *o =
+      type == SOUP_WEBSOCKET_DATA_TEXT ? parse_object (message) : NULL;
+  const gchar *id =
+      o ? json_object_get_string_member_with_default (o, "id", NULL) : NULL;
+  FrontCall *c = id ? g_hash_table_lookup (w->front->calls, id) : NULL;
+
+  if (c && c->failed_at && g_strcmp0 (c->worker_url, w->url) == 0 &&
+      g_strcmp0 (json_object_get_string_member_with_default (o, "event", ""),
+          "media") == 0)
+    failover_done (c);
+  g_clear_pointer (&o, json_object_unref);
+}
+
 static void
 on_watch_open (GObject *source, GAsyncResult *res, gpointer data)
 {
@@ -545,6 +578,7 @@ on_watch_open (GObject *source, GAsyncResult *res, gpointer data)
   w->conn = conn;
   soup_websocket_connection_set_keepalive_interval (conn, 10);
   g_signal_connect (conn, "closed", G_CALLBACK (on_watch_closed), w);
+  g_signal_connect (conn, "message", G_CALLBACK (on_watch_message), w);
 }
 
 static void

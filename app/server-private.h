@@ -57,6 +57,9 @@ struct _VaServer
    * "ended" write a resync repeats (it is lost if Redis was down then) */
   GQueue recently_ended;
   guint trim_timer; /* gives the heap back once idle */
+  /* The fronts' /gateway/watch WebSockets (SoupWebsocketConnection*,
+   * owned); main thread */
+  GPtrArray *watches;
 };
 
 typedef struct
@@ -83,6 +86,7 @@ struct _CallEntry
   gint64 post_us; /* monotonic time the POST arrived */
   gint64 state_us; /* time taken to load a resumed call's state, or -1 */
   gint64 pipeline_us; /* POST to the pipeline playing and the offer set */
+  gboolean media; /* gateway mode: the caller's media has arrived */
 };
 
 /* respond.c */

@@ -362,6 +362,16 @@ check_capacity (VaServer *server, SoupServerMessage *msg, const gchar *agent,
   return FALSE;
 }
 
+/* Gateway mode: the front times a failover up to this moment. */
+static void
+on_call_first_media (VaCall *call, gpointer data)
+{
+  CallEntry *e = data;
+
+  e->media = TRUE;
+  va_worker_tell_fronts (e->server, "media", va_call_get_id (call));
+}
+
 /* Creates the call and answers @offer (taken); @stored (a resumed call's
  * state, or NULL) gives its conversation. The POST is paused (unless
  * @paused says it already is) until the answer. Returns the call's entry,
@@ -371,7 +381,7 @@ static CallEntry *
 new_entry (VaServer *server, gchar *id, const gchar *agent, gint64 post_us)
 {
   static const VaCallCallbacks callbacks = { on_call_answered, on_call_ended,
-    on_call_message };
+    on_call_message, on_call_first_media };
   static const VaConversationOutput conversation_output = { conversation_send,
     conversation_observe, conversation_underrun };
   CallEntry *e = g_new0 (CallEntry, 1);
@@ -1003,6 +1013,7 @@ va_server_free (VaServer *server)
     g_hash_table_foreach (server->resumes, (GHFunc)va_resume_free_key, NULL);
     g_hash_table_unref (server->resumes);
   }
+  va_worker_close_watches (server);
   g_clear_pointer (&server->guard, va_http_guard_free);
   if (server->soup) {
     soup_server_disconnect (server->soup);

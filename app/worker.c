@@ -14,7 +14,10 @@
  *   GET    /gateway/watch       WebSocket the front holds open: it breaks
  *                               the moment this process dies (the kernel
  *                               closes its sockets), which is how the front
- *                               learns to move the calls at once
+ *                               learns to move the calls at once; the
+ *                               worker says {"event":"media","id"} on it
+ *                               when a call's first datagram from the
+ *                               gateway arrives (the failover gap's end)
  *
  * Who may call: the front only, with `Authorization: Bearer` and the
  * --cluster-token (VOICEAGENT_CLUSTER_TOKEN); without one the routes do
@@ -264,7 +267,34 @@ va_worker_route (VaServer *server, SoupServerMessage *msg, const gchar *method,
 static void
 on_watch_closed (SoupWebsocketConnection *conn, gpointer data)
 {
-  g_object_unref (conn);
+  VaServer *server = data;
+
+  g_ptr_array_remove_fast (server->watches, conn); /* unrefs it */
+}
+
+static void
+send_event (SoupWebsocketConnection *conn, const gchar *event, const gchar *id)
+{
+  /* Events are words and ids hex: nothing to escape. */
+  gchar *json = g_strdup_printf ("{\"event\":\"%s\",\"id\":\"%s\"}", event, id);
+
+  if (soup_websocket_connection_get_state (conn) == SOUP_WEBSOCKET_STATE_OPEN)
+    soup_websocket_connection_send_text (conn, json);
+  g_free (json);
+}
+
+/* A front that opens its watch after a call's media arrived (it placed
+ * the call as the watch was still connecting) still learns of it. */
+static void
+tell_media_so_far (SoupWebsocketConnection *conn, VaServer *server)
+{
+  GHashTableIter iter;
+  gpointer id, value;
+
+  g_hash_table_iter_init (&iter, server->calls);
+  while (g_hash_table_iter_next (&iter, &id, &value))
+    if (((CallEntry *)value)->media)
+      send_event (conn, "media", id);
 }
 
 static void
@@ -278,16 +308,37 @@ on_watch (SoupServer *soup, SoupServerMessage *msg, const char *path,
         conn, SOUP_WEBSOCKET_CLOSE_POLICY_VIOLATION, "the cluster token only");
     return;
   }
-  /* Nothing is said on it; it only has to break when this process dies.
-   * Keepalive pings keep idle timeouts on the way from closing it. */
+  /* It has to break when this process dies; the only thing said on it is
+   * which calls' media has arrived (va_worker_tell_fronts). Keepalive pings
+   * keep idle timeouts on the way from closing it. */
   soup_websocket_connection_set_keepalive_interval (conn, 10);
-  g_signal_connect (conn, "closed", G_CALLBACK (on_watch_closed), NULL);
-  g_object_ref (conn);
+  g_signal_connect (conn, "closed", G_CALLBACK (on_watch_closed), server);
+  g_ptr_array_add (server->watches, g_object_ref (conn));
+  tell_media_so_far (conn, server);
+}
+
+void
+va_worker_tell_fronts (VaServer *server, const gchar *event, const gchar *id)
+{
+  for (guint i = 0; i < server->watches->len; i++)
+    send_event (g_ptr_array_index (server->watches, i), event, id);
 }
 
 void
 va_worker_add_watch (VaServer *server)
 {
+  server->watches = g_ptr_array_new_with_free_func (g_object_unref);
   soup_server_add_websocket_handler (
       server->soup, "/gateway/watch", NULL, NULL, on_watch, server, NULL);
+}
+
+void
+va_worker_close_watches (VaServer *server)
+{
+  if (server->watches == NULL)
+    return;
+  for (guint i = 0; i < server->watches->len; i++)
+    g_signal_handlers_disconnect_by_data (
+        g_ptr_array_index (server->watches, i), server);
+  g_clear_pointer (&server->watches, g_ptr_array_unref);
 }
