@@ -128,7 +128,8 @@ parse_object (GBytes *body)
   JsonParser *p = json_parser_new ();
   JsonObject *o = NULL;
 
-  if (body &&
+  /* An empty GBytes has no data pointer: json-glib refuses that. */
+  if (body && g_bytes_get_size (body) > 0 &&
       json_parser_load_from_data (p, g_bytes_get_data (body, NULL),
           (gssize)g_bytes_get_size (body), NULL) &&
       JSON_NODE_HOLDS_OBJECT (json_parser_get_root (p)))

@@ -450,6 +450,24 @@ first_audio (janus_sdp *offer)
   return NULL;
 }
 
+/* The rtpmaps of @audio, for an error message; bounded. */
+static gchar *
+offered_codecs (janus_sdp_mline *audio)
+{
+  GString *codecs = g_string_new (NULL);
+  GList *l;
+
+  for (l = audio->attributes; l && codecs->len < 200; l = l->next) {
+    janus_sdp_attribute *a = l->data;
+    if (a->name && a->value && g_str_equal (a->name, "rtpmap"))
+      g_string_append_printf (
+          codecs, "%s%s", codecs->len ? ", " : "", a->value);
+  }
+  if (codecs->len == 0)
+    g_string_append (codecs, "no rtpmap");
+  return g_string_free (codecs, FALSE);
+}
+
 /* Answers @offer: @audio with Opus sendrecv (in-band FEC, the mid
  * extension, no DTMF), data channels as offered, everything else
  * refused. */
@@ -520,11 +538,14 @@ answer_offer (const gchar *sdp, gint *pt, json_t **error)
   if (audio == NULL)
     *error = error_json (VA_ERROR_NO_AUDIO,
         "the offer has no audio m-line: offer one audio track (Opus)");
-  else if (janus_sdp_get_codec_pt (offer, audio->index, "opus") < 0)
+  else if (janus_sdp_get_codec_pt (offer, audio->index, "opus") < 0) {
+    gchar *codecs = offered_codecs (audio);
     *error = error_json (VA_ERROR_NO_OPUS,
-        "the offer's audio has no Opus: offer opus/48000/2 (no transcoding "
-        "is done)");
-  else
+        "the offer's audio has no Opus (it offers %s): offer opus/48000/2 "
+        "(no transcoding is done)",
+        codecs);
+    g_free (codecs);
+  } else
     answer = build_answer (offer, audio);
   if (answer) {
     *pt = janus_sdp_get_codec_pt (answer, -1, "opus");

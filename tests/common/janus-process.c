@@ -126,6 +126,9 @@ static gboolean
 write_config (JanusProcess *j, const JanusProcessOptions *o, guint port)
 {
   gchar *conf = g_build_filename (j->dir, "conf", NULL);
+  gchar *loops = o->event_loops
+      ? g_strdup_printf ("event_loops = %u", o->event_loops)
+      : g_strdup ("");
   gchar *main_cfg =
       g_strdup_printf ("general: {\n"
                        "  plugins_folder = \"%s/plugins\"\n"
@@ -135,10 +138,12 @@ write_config (JanusProcess *j, const JanusProcessOptions *o, guint port)
                        "  debug_level = %u\n"
                        "  debug_colors = false\n"
                        "  session_timeout = 60\n"
+                       "  %s\n"
                        "}\n"
                        "media: { }\nnat: { }\nplugins: { }\ntransports: { }\n"
                        "events: { broadcast = false }\n",
-          j->dir, j->dir, j->dir, j->dir, o->debug_level ? o->debug_level : 4);
+          j->dir, j->dir, j->dir, j->dir, o->debug_level ? o->debug_level : 4,
+          loops);
   gchar *http_cfg = g_strdup_printf (
       "general: { json = \"compact\" base_path = \"/janus\" http = true "
       "port = %u ip = \"127.0.0.1\" https = false }\n"
@@ -152,6 +157,7 @@ write_config (JanusProcess *j, const JanusProcessOptions *o, guint port)
 
   g_free (http_cfg);
   g_free (main_cfg);
+  g_free (loops);
   g_free (conf);
   return ok &&
       link_folder (j->dir, "plugins", g_getenv ("VOICEAGENT_JANUS_PLUGIN")) &&

@@ -15,6 +15,9 @@ typedef struct
   const gchar *plugin_config;
   /* Janus's debug_level, 0-7; 0 means 4 (info). */
   guint debug_level;
+  /* Janus's event_loops: handles share this many loop threads; 0 means
+   * Janus's default, a loop thread per handle. */
+  guint event_loops;
 } JanusProcessOptions;
 
 /* What this machine lacks to start Janus with our plugin (a sentence

@@ -243,29 +243,37 @@ whip_caller_new (const WhipCallerOptions *o)
   return c;
 }
 
+#define OPUS_SEND_CAPS                                                         \
+  "application/x-rtp,media=audio,encoding-name=OPUS,payload=111,"              \
+  "clock-rate=48000,encoding-params=(string)2"
+
 static void
 set_direction (WhipCaller *c)
 {
   GstWebRTCRTPTransceiver *t = NULL;
+  GstCaps *caps;
 
   if (c->options.recvonly) {
-    GstCaps *caps = gst_caps_from_string (
-        "application/x-rtp,media=audio,"
-        "encoding-name=OPUS,payload=111,clock-rate=48000");
+    caps = gst_caps_from_string (OPUS_SEND_CAPS);
     g_signal_emit_by_name (c->webrtc, "add-transceiver",
         GST_WEBRTC_RTP_TRANSCEIVER_DIRECTION_RECVONLY, caps, &t);
     gst_caps_unref (caps);
     gst_clear_object (&t);
     return;
   }
-  if (!c->options.sendonly)
-    return;
   g_signal_emit_by_name (c->webrtc, "get-transceiver", 0, &t);
-  if (t) {
+  if (t == NULL)
+    return;
+  /* The offer then says "opus/48000/2" (RFC 7587) even before any caps
+   * flow, which an opus_source caller's never do in time: strict
+   * answerers (Janus) refuse "OPUS/48000". */
+  caps = gst_caps_from_string (OPUS_SEND_CAPS);
+  g_object_set (t, "codec-preferences", caps, NULL);
+  gst_caps_unref (caps);
+  if (c->options.sendonly)
     g_object_set (
         t, "direction", GST_WEBRTC_RTP_TRANSCEIVER_DIRECTION_SENDONLY, NULL);
-    gst_object_unref (t);
-  }
+  gst_object_unref (t);
 }
 
 static void

@@ -5,6 +5,9 @@
 #include <string.h>
 #include "lg-report.h"
 
+const gchar *const lg_cost_names[LG_N_COSTS] = { "server", "emulator",
+  "gateway", "front" };
+
 static gint
 compare_doubles (gconstpointer a, gconstpointer b)
 {
@@ -199,8 +202,8 @@ lg_step_add_json (JsonBuilder *b, const LgStep *s, const LgTargets *t)
       r->packets_received
           ? 100.0 * r->packets_lost / (r->packets_received + r->packets_lost)
           : NAN);
-  add_cost (b, "server", s, &s->server);
-  add_cost (b, "emulator", s, &s->emulator);
+  for (guint g = 0; g < LG_N_COSTS; g++)
+    add_cost (b, lg_cost_names[g], s, &s->costs[g]);
   add_number (b, "loadgen_cpu_pct", s->loadgen_cpu_pct);
   json_builder_end_object (b);
   g_array_unref (o);
@@ -222,7 +225,7 @@ lg_step_print_row (GString *md, const LgStep *s, const LgTargets *t)
 {
   const LgResults *r = &s->results;
   GArray *o = overheads (s, t);
-  const LgCost *c = &s->server;
+  const LgCost *c = &s->costs[LG_COST_SERVER];
 
   g_string_append_printf (md,
       "| %u | %u | %.0f / %.0f | %.0f / %.0f | %.0f / %.0f | %u | %.0f | "

@@ -28,12 +28,24 @@ typedef struct
   LgProcSample idle, peak;
 } LgCost;
 
+/* The processes whose costs a step samples (--server-pid, ...). */
+typedef enum {
+  LG_COST_SERVER, /* voiceagent instances: direct mode, or the workers */
+  LG_COST_EMULATOR,
+  LG_COST_GATEWAY, /* Janus (gateway mode) */
+  LG_COST_FRONT, /* the gateway's voiceagent front */
+  LG_N_COSTS
+} LgCostGroup;
+
+/* "server", "emulator", "gateway", "front": JSON member names. */
+extern const gchar *const lg_cost_names[LG_N_COSTS];
+
 typedef struct
 {
   guint calls;
   gdouble seconds;
   LgResults results;
-  LgCost server, emulator;
+  LgCost costs[LG_N_COSTS];
   gdouble loadgen_cpu_pct;
   gdouble underruns; /* from the server's /metrics, -1 if unknown */
   gdouble server_failures; /* same */

@@ -19,8 +19,8 @@ typedef struct
 {
   gchar **urls; /* callers are spread over them, round robin */
   gchar *script_path, *steps, *json_path, *markdown_path, *token;
-  gchar **server_pid_args, **emulator_pid_args;
-  GArray *server_pids, *emulator_pids; /* of guint */
+  gchar **pid_args[LG_N_COSTS]; /* --server-pid, --emulator-pid, ... */
+  GArray *pids[LG_N_COSTS]; /* of guint */
   gboolean resume;
   gint step_seconds, arrival_ms, connect_threads;
   gboolean ramp, verbose, no_data_channel;
@@ -204,20 +204,21 @@ start_calls (const Options *o, GPtrArray *callers)
 static void
 watch_costs (const Options *o, LgStep *s)
 {
-  LgProcSample first_server = { 0 }, last_server, first_emu = { 0 }, last_emu;
+  LgProcSample first[LG_N_COSTS] = { 0 }, last[LG_N_COSTS];
   gint64 end = g_get_monotonic_time () + o->step_seconds * G_USEC_PER_SEC;
   gdouble cpu0 = own_cpu_s ();
   gint64 t0 = g_get_monotonic_time ();
+  guint g;
 
-  cost_sample (&s->server, o->server_pids, &first_server);
-  cost_sample (&s->emulator, o->emulator_pids, &first_emu);
+  for (g = 0; g < LG_N_COSTS; g++)
+    cost_sample (&s->costs[g], o->pids[g], &first[g]);
   while (g_get_monotonic_time () < end) {
     g_usleep (G_USEC_PER_SEC);
-    cost_sample (&s->server, o->server_pids, &last_server);
-    cost_sample (&s->emulator, o->emulator_pids, &last_emu);
+    for (g = 0; g < LG_N_COSTS; g++)
+      cost_sample (&s->costs[g], o->pids[g], &last[g]);
   }
-  s->server.cpu_pct = lg_proc_cpu_percent (&first_server, &last_server);
-  s->emulator.cpu_pct = lg_proc_cpu_percent (&first_emu, &last_emu);
+  for (g = 0; g < LG_N_COSTS; g++)
+    s->costs[g].cpu_pct = lg_proc_cpu_percent (&first[g], &last[g]);
   s->seconds = (g_get_monotonic_time () - t0) / 1e6;
   s->loadgen_cpu_pct = 100.0 * (own_cpu_s () - cpu0) / s->seconds;
 }
@@ -225,15 +226,16 @@ watch_costs (const Options *o, LgStep *s)
 static void
 measure_idle (const Options *o, LgStep *s)
 {
-  LgProcSample server0, emu0;
-  gboolean have_server = lg_proc_sample_all (o->server_pids, &server0);
-  gboolean have_emu = lg_proc_sample_all (o->emulator_pids, &emu0);
+  LgProcSample before[LG_N_COSTS];
+  gboolean have[LG_N_COSTS];
+  guint g;
 
+  for (g = 0; g < LG_N_COSTS; g++)
+    have[g] = lg_proc_sample_all (o->pids[g], &before[g]);
   g_usleep (2 * G_USEC_PER_SEC);
-  if (have_server)
-    cost_begin (&s->server, o->server_pids, &server0);
-  if (have_emu)
-    cost_begin (&s->emulator, o->emulator_pids, &emu0);
+  for (g = 0; g < LG_N_COSTS; g++)
+    if (have[g])
+      cost_begin (&s->costs[g], o->pids[g], &before[g]);
 }
 
 static void
@@ -408,12 +410,19 @@ parse_options (int argc, char **argv, Options *o)
         "Callers open no data channel (no server-side timings then)", NULL },
     { "ramp", 0, 0, G_OPTION_ARG_NONE, &o->ramp,
         "Stop at the first step that does not hold", NULL },
-    { "server-pid", 0, 0, G_OPTION_ARG_STRING_ARRAY, &o->server_pid_args,
+    { "server-pid", 0, 0, G_OPTION_ARG_STRING_ARRAY,
+        &o->pid_args[LG_COST_SERVER],
         "Sample this process's CPU, RSS, threads, files (repeat it for "
-        "several instances: their sum)",
+        "several instances, or a gateway's workers: their sum)",
         "PID" },
-    { "emulator-pid", 0, 0, G_OPTION_ARG_STRING_ARRAY, &o->emulator_pid_args,
-        "And this one's (the emulator)", "PID" },
+    { "emulator-pid", 0, 0, G_OPTION_ARG_STRING_ARRAY,
+        &o->pid_args[LG_COST_EMULATOR], "And this one's (the emulator)",
+        "PID" },
+    { "gateway-pid", 0, 0, G_OPTION_ARG_STRING_ARRAY,
+        &o->pid_args[LG_COST_GATEWAY], "And this one's (Janus, gateway mode)",
+        "PID" },
+    { "front-pid", 0, 0, G_OPTION_ARG_STRING_ARRAY, &o->pid_args[LG_COST_FRONT],
+        "And this one's (the gateway's voiceagent front)", "PID" },
     { "json", 0, 0, G_OPTION_ARG_FILENAME, &o->json_path,
         "Write the results as JSON", "FILE" },
     { "markdown", 0, 0, G_OPTION_ARG_FILENAME, &o->markdown_path,
@@ -497,10 +506,10 @@ static void
 free_options (Options *o)
 {
   g_strfreev (o->urls);
-  g_strfreev (o->server_pid_args);
-  g_strfreev (o->emulator_pid_args);
-  g_array_unref (o->server_pids);
-  g_array_unref (o->emulator_pids);
+  for (guint g = 0; g < LG_N_COSTS; g++) {
+    g_strfreev (o->pid_args[g]);
+    g_clear_pointer (&o->pids[g], g_array_unref);
+  }
   g_free (o->script_path);
   g_free (o->steps);
   g_free (o->json_path);
@@ -523,8 +532,8 @@ main (int argc, char **argv)
     goto out;
   if (o.urls == NULL)
     o.urls = g_strsplit ("http://127.0.0.1:8080/whip", " ", -1);
-  o.server_pids = parse_pids (o.server_pid_args);
-  o.emulator_pids = parse_pids (o.emulator_pid_args);
+  for (guint g = 0; g < LG_N_COSTS; g++)
+    o.pids[g] = parse_pids (o.pid_args[g]);
   if (o.steps == NULL)
     o.steps = g_strdup ("1");
   script = lg_script_load (o.script_path, &error);
