@@ -386,60 +386,69 @@ on_answered (
   g_clear_error (&refused);
 }
 
+/* Sends @req (taken) to @path; done() gets its answer. */
 static void
-request (VaJanus *j, const gchar *path, JsonObject *req, const gchar *t,
-    gboolean ack_is_answer, VaJanusDone done, gpointer user_data)
+request (VaJanus *j, const gchar *path, JsonObject *req, gboolean ack_is_answer,
+    VaJanusDone done, gpointer user_data)
 {
   Pending *p = g_new0 (Pending, 1);
+  gchar *t = g_strdup (json_object_get_string_member (req, "transaction"));
 
   p->done = done;
   p->user_data = user_data;
   p->ack_is_answer = ack_is_answer;
   g_hash_table_insert (j->pending, g_strdup (t), p);
   send_request (j, path, req, t, on_answered);
+  g_free (t);
 }
 
-static gboolean
-refuse_without_session (VaJanus *j, VaJanusDone done, gpointer user_data)
+/* Sends @req (taken) to @handle. */
+static void
+handle_request (VaJanus *j, guint64 handle, JsonObject *req,
+    gboolean ack_is_answer, VaJanusDone done, gpointer user_data)
+{
+  gchar *path = g_strdup_printf (
+      "/%" G_GUINT64_FORMAT "/%" G_GUINT64_FORMAT, j->session, handle);
+
+  request (j, path, req, ack_is_answer, done, user_data);
+  g_free (path);
+}
+
+/* A new request @verb with its transaction; NULL, having told done(),
+ * while no session is open. */
+static JsonObject *
+begin_request (
+    VaJanus *j, const gchar *verb, VaJanusDone done, gpointer user_data)
 {
   GError *error;
+  gchar *t;
+  JsonObject *req;
 
-  if (j->session)
-    return FALSE;
-  error = g_error_new_literal (G_IO_ERROR, G_IO_ERROR_NOT_CONNECTED,
-      "no Janus session: is Janus up at --gateway?");
-  done (NULL, NULL, error, user_data);
-  g_error_free (error);
-  return TRUE;
+  if (j->session == 0) {
+    error = g_error_new_literal (G_IO_ERROR, G_IO_ERROR_NOT_CONNECTED,
+        "no Janus session: is Janus up at --gateway?");
+    done (NULL, NULL, error, user_data);
+    g_error_free (error);
+    return NULL;
+  }
+  t = new_transaction (j);
+  req = new_request (j, verb, t);
+  g_free (t);
+  return req;
 }
 
 void
 va_janus_attach (
     VaJanus *j, const gchar *plugin, VaJanusDone done, gpointer user_data)
 {
-  gchar *t, *path;
-  JsonObject *req;
+  JsonObject *req = begin_request (j, "attach", done, user_data);
+  gchar *path;
 
-  if (refuse_without_session (j, done, user_data))
+  if (req == NULL)
     return;
-  t = new_transaction (j);
-  req = new_request (j, "attach", t);
   json_object_set_string_member (req, "plugin", plugin);
   path = g_strdup_printf ("/%" G_GUINT64_FORMAT, j->session);
-  request (j, path, req, t, FALSE, done, user_data);
-  g_free (path);
-  g_free (t);
-}
-
-/* Sends @req (taken), of transaction @t, to @handle. */
-static void
-handle_request (VaJanus *j, guint64 handle, JsonObject *req, const gchar *t,
-    gboolean ack_is_answer, VaJanusDone done, gpointer user_data)
-{
-  gchar *path = g_strdup_printf (
-      "/%" G_GUINT64_FORMAT "/%" G_GUINT64_FORMAT, j->session, handle);
-
-  request (j, path, req, t, ack_is_answer, done, user_data);
+  request (j, path, req, FALSE, done, user_data);
   g_free (path);
 }
 
@@ -447,31 +456,24 @@ void
 va_janus_message (VaJanus *j, guint64 handle, JsonObject *body,
     JsonObject *jsep, VaJanusDone done, gpointer user_data)
 {
-  gchar *t;
-  JsonObject *req;
+  JsonObject *req = begin_request (j, "message", done, user_data);
 
-  if (refuse_without_session (j, done, user_data))
+  if (req == NULL)
     return;
-  t = new_transaction (j);
-  req = new_request (j, "message", t);
   json_object_set_object_member (req, "body", json_object_ref (body));
   if (jsep)
     json_object_set_object_member (req, "jsep", json_object_ref (jsep));
-  handle_request (j, handle, req, t, FALSE, done, user_data);
-  g_free (t);
+  handle_request (j, handle, req, FALSE, done, user_data);
 }
 
 void
 va_janus_trickle (VaJanus *j, guint64 handle, JsonArray *candidates,
     VaJanusDone done, gpointer user_data)
 {
-  gchar *t;
-  JsonObject *req;
+  JsonObject *req = begin_request (j, "trickle", done, user_data);
 
-  if (refuse_without_session (j, done, user_data))
+  if (req == NULL)
     return;
-  t = new_transaction (j);
-  req = new_request (j, "trickle", t);
   /* One candidate goes as "candidate", so that Janus says why it refuses
    * it; it takes an array's members without checking them. */
   if (json_array_get_length (candidates) == 1)
@@ -480,8 +482,7 @@ va_janus_trickle (VaJanus *j, guint64 handle, JsonArray *candidates,
   else
     json_object_set_array_member (
         req, "candidates", json_array_ref (candidates));
-  handle_request (j, handle, req, t, TRUE, done, user_data);
-  g_free (t);
+  handle_request (j, handle, req, TRUE, done, user_data);
 }
 
 static void
@@ -496,8 +497,7 @@ va_janus_detach (VaJanus *j, guint64 handle)
   if (j->session == 0 || handle == 0)
     return;
   t = new_transaction (j);
-  handle_request (
-      j, handle, new_request (j, "detach", t), t, FALSE, ignore, NULL);
+  handle_request (j, handle, new_request (j, "detach", t), FALSE, ignore, NULL);
   g_free (t);
 }
 
