@@ -653,7 +653,7 @@ janus_candidates (const VaSdpFrag *frag)
     const VaCandidate *vc = g_ptr_array_index (frag->candidates, i);
     o = json_object_new ();
     /* The mid names the media section whatever the fragment's m= lines
-     * are (RFC 8840 §9); the index only counts those. */
+     * are (RFC 8840); the index only counts those. */
     if (vc->mid)
       json_object_set_string_member (o, "sdpMid", vc->mid);
     else

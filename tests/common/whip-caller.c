@@ -341,7 +341,7 @@ without_candidates (gchar *sdp)
   return g_string_free (out, FALSE);
 }
 
-/* What each trickled fragment starts with (RFC 8840 §9): the first
+/* What each trickled fragment starts with (RFC 8840): the first
  * section's ICE credentials and mid. */
 static gchar *
 fragment_head (const GstSDPMessage *sdp)
