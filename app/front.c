@@ -12,6 +12,12 @@
  * Any failure answers the caller (502/503 with the cause) and undoes what
  * was done.
  *
+ * Trickle ICE: the caller's PATCH /calls/{id} passes direct mode's checks
+ * (va_server_read_patch: ETag, Content-Type, the fragment), and its
+ * candidates go to Janus as a "trickle" on the call's handle; the PATCH is
+ * answered once Janus acknowledged them. ICE restarts are refused (422)
+ * as in direct mode: the plugin takes one offer per call.
+ *
  * Failover: the front holds a WebSocket (/gateway/watch) to every worker
  * it has calls on. A worker that dies (even by SIGKILL: the kernel closes
  * its sockets) closes it; each of its calls is then started again on
@@ -50,6 +56,10 @@ typedef struct
   gchar *token; /* resume token: the call's key in Redis */
   gint opus_pt;
   gchar *offer_sdp;
+  gchar *remote_ufrag; /* the offer's: a PATCH with another is a restart */
+  gchar *etag; /* the WHIP session's, for If-Match */
+  GPtrArray *patches; /* Patch*: PATCHes whose candidates Janus has not
+                       * acknowledged yet */
   SoupServerMessage *pending; /* the POST, until answered */
   gint64 post_us;
   guint64 handle; /* Janus's, 0 before the attach */
@@ -80,6 +90,14 @@ struct _VaFront
   guint64 failovers; /* calls moved */
 };
 
+/* A PATCH waiting for Janus: the request's own data, since several may
+ * be on their way at once and Janus may answer them in any order. */
+typedef struct
+{
+  FrontCall *call;
+  SoupServerMessage *msg;
+} Patch;
+
 static void watch_worker (VaFront *f, const gchar *url);
 
 static void
@@ -90,6 +108,9 @@ front_call_free (FrontCall *c)
   g_free (c->call_token);
   g_free (c->token);
   g_free (c->offer_sdp);
+  g_free (c->remote_ufrag);
+  g_free (c->etag);
+  g_ptr_array_unref (c->patches);
   g_free (c->answer_sdp);
   g_free (c->relay_host);
   g_free (c->worker_url);
@@ -128,7 +149,7 @@ parse_object (GBytes *body)
   JsonParser *p = json_parser_new ();
   JsonObject *o = NULL;
 
-  /* An empty GBytes has no data pointer: json-glib refuses that. */
+  /* An empty body (a DELETE's) has no data to parse. */
   if (body && g_bytes_get_size (body) > 0 &&
       json_parser_load_from_data (p, g_bytes_get_data (body, NULL),
           (gssize)g_bytes_get_size (body), NULL) &&
@@ -199,6 +220,22 @@ respond_failure (FrontCall *c, guint status, const gchar *why)
   g_object_unref (msg);
 }
 
+/* Answers @p's PATCH and forgets it. */
+static void
+patch_done (Patch *p, guint status, const gchar *why)
+{
+  VaServer *server = p->call->front->server;
+
+  if (why)
+    va_respond_error (server, p->msg, status, "%s", why);
+  else
+    va_respond_empty (server, p->msg, status);
+  soup_server_message_unpause (p->msg);
+  g_object_unref (p->msg);
+  g_ptr_array_remove_fast (p->call->patches, p);
+  g_free (p);
+}
+
 /* Undoes everything @c holds and forgets it. */
 static void
 end_call (FrontCall *c, const gchar *why)
@@ -208,6 +245,12 @@ end_call (FrontCall *c, const gchar *why)
   GST_INFO ("gateway call %s ends: %s", c->id, why);
   respond_failure (c, SOUP_STATUS_SERVICE_UNAVAILABLE, why);
   va_janus_cancel (f->janus, c);
+  while (c->patches->len) {
+    Patch *p = g_ptr_array_index (c->patches, 0);
+    va_janus_cancel (f->janus, p);
+    patch_done (p, SOUP_STATUS_NOT_FOUND,
+        "the call ended before the media gateway took these candidates");
+  }
   if (c->worker_url) {
     gchar *path = g_strconcat ("/gateway/calls/", c->id, NULL);
     worker_request (c, "DELETE", path, NULL, NULL);
@@ -236,7 +279,7 @@ answer_caller (FrontCall *c)
   h = soup_server_message_get_response_headers (msg);
   soup_message_headers_replace (h, CALL_TOKEN_HEADER, c->call_token);
   soup_message_headers_replace (h, RESUME_TOKEN_HEADER, c->token);
-  va_respond_sdp (server, msg, c->id, c->answer_sdp, location, NULL);
+  va_respond_sdp (server, msg, c->id, c->answer_sdp, location, c->etag);
   soup_server_message_unpause (msg);
   g_object_unref (msg);
   g_free (location);
@@ -448,6 +491,9 @@ va_front_post (VaFront *f, SoupServerMessage *msg, const gchar *agent,
   c->post_us = post_us;
   c->opus_pt = offer->opus_pt;
   c->offer_sdp = gst_sdp_message_as_text (offer->sdp);
+  c->remote_ufrag = g_strdup (va_sdp_get_ice_ufrag (offer->sdp));
+  c->etag = va_peer_new_etag ();
+  c->patches = g_ptr_array_new ();
   c->call_token = va_grants_issue (f->server->grants, id, NULL);
   c->token = va_auth_new_token ();
   c->pending = g_object_ref (msg);
@@ -610,6 +656,80 @@ watch_worker (VaFront *f, const gchar *url)
 
 /* ---- Sessions, events ---- */
 
+static void
+on_trickled (
+    JsonObject *data, JsonObject *jsep, const GError *error, gpointer user_data)
+{
+  Patch *p = user_data;
+  gchar *why;
+
+  if (error == NULL) {
+    patch_done (p, SOUP_STATUS_NO_CONTENT, NULL);
+    return;
+  }
+  why = g_strdup_printf ("the media gateway did not take the candidates: %s; "
+                         "the call goes on with those it has (if its ICE "
+                         "fails, DELETE it and POST a new offer)",
+      error->message);
+  GST_WARNING ("gateway call %s: %s", p->call->id, why);
+  patch_done (p, SOUP_STATUS_BAD_GATEWAY, why);
+  g_free (why);
+}
+
+/* @frag's candidates as Janus's trickle objects. */
+static JsonArray *
+janus_candidates (const VaSdpFrag *frag)
+{
+  JsonArray *a = json_array_new ();
+  JsonObject *o;
+
+  for (guint i = 0; i < frag->candidates->len; i++) {
+    const VaCandidate *vc = g_ptr_array_index (frag->candidates, i);
+    o = json_object_new ();
+    /* The mid names the media section whatever the fragment's m= lines
+     * are (RFC 8840); the index only counts those. */
+    if (vc->mid)
+      json_object_set_string_member (o, "sdpMid", vc->mid);
+    else
+      json_object_set_int_member (o, "sdpMLineIndex", vc->mline);
+    json_object_set_string_member (o, "candidate", vc->candidate);
+    json_array_add_object_element (a, o);
+  }
+  if (frag->end_of_candidates) {
+    o = json_object_new ();
+    json_object_set_boolean_member (o, "completed", TRUE);
+    json_array_add_object_element (a, o);
+  }
+  return a;
+}
+
+/* Trickle ICE: the PATCH is answered once Janus took its candidates. */
+static void
+session_patch (FrontCall *c, SoupServerMessage *msg)
+{
+  VaSdpFrag *frag =
+      va_server_read_patch (c->front->server, msg, c->etag, c->remote_ufrag);
+  JsonArray *candidates;
+  Patch *p;
+
+  if (frag == NULL)
+    return;
+  candidates = janus_candidates (frag);
+  va_sdpfrag_free (frag);
+  if (json_array_get_length (candidates) == 0) {
+    va_respond_empty (c->front->server, msg, SOUP_STATUS_NO_CONTENT);
+    json_array_unref (candidates);
+    return;
+  }
+  p = g_new0 (Patch, 1);
+  p->call = c;
+  p->msg = g_object_ref (msg);
+  g_ptr_array_add (c->patches, p);
+  soup_server_message_pause (msg);
+  va_janus_trickle (c->front->janus, c->handle, candidates, on_trickled, p);
+  json_array_unref (candidates);
+}
+
 gboolean
 va_front_route_session (VaFront *f, SoupServerMessage *msg, const gchar *method,
     gchar **parts, GHashTable *query)
@@ -622,13 +742,13 @@ va_front_route_session (VaFront *f, SoupServerMessage *msg, const gchar *method,
   if (g_str_equal (method, "DELETE")) {
     end_call (c, "hangup");
     va_respond_empty (f->server, msg, SOUP_STATUS_OK);
+  } else if (g_str_equal (method, "PATCH")) {
+    session_patch (c, msg);
   } else if (g_str_equal (method, "GET") || g_str_equal (method, "HEAD")) {
     va_respond_empty (f->server, msg, SOUP_STATUS_NO_CONTENT);
   } else {
     va_respond_error (f->server, msg, SOUP_STATUS_METHOD_NOT_ALLOWED,
-        "%s is not allowed on a gateway call (trickle ICE goes to the "
-        "gateway with the offer)",
-        method);
+        "%s is not allowed on a call: use PATCH, DELETE or GET", method);
   }
   return TRUE;
 }

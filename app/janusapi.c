@@ -32,6 +32,7 @@ typedef struct
 {
   VaJanusDone done;
   gpointer user_data;
+  gboolean ack_is_answer; /* a trickle: no event follows its ack */
 } Pending;
 
 struct _VaJanus
@@ -259,12 +260,14 @@ static void
 complete (VaJanus *j, const gchar *transaction, JsonObject *data,
     JsonObject *jsep, const GError *error)
 {
+  gchar *key;
   Pending *p;
 
   if (transaction == NULL ||
       !g_hash_table_steal_extended (
-          j->pending, transaction, NULL, (gpointer *)&p))
+          j->pending, transaction, (gpointer *)&key, (gpointer *)&p))
     return;
+  g_free (key); /* the table's copy; @transaction is the caller's */
   p->done (data, jsep, error, p->user_data);
   g_free (p);
 }
@@ -356,8 +359,12 @@ on_answered (
   const gchar *verb = o ? verb_of (o) : "";
   GError *refused = NULL;
 
-  if (g_str_equal (verb, "ack"))
-    return; /* the event follows on the long poll */
+  if (g_str_equal (verb, "ack")) {
+    Pending *p = g_hash_table_lookup (j->pending, transaction);
+    if (p && p->ack_is_answer)
+      complete (j, transaction, NULL, NULL, NULL);
+    return; /* else the event follows on the long poll */
+  }
   if (g_str_equal (verb, "success")) {
     JsonObject *data = object_member (object_member (o, "plugindata"), "data");
     complete (j, transaction, data ? data : object_member (o, "data"),
@@ -379,69 +386,103 @@ on_answered (
   g_clear_error (&refused);
 }
 
+/* Sends @req (taken) to @path; done() gets its answer. */
 static void
-request (VaJanus *j, const gchar *path, JsonObject *req, const gchar *t,
+request (VaJanus *j, const gchar *path, JsonObject *req, gboolean ack_is_answer,
     VaJanusDone done, gpointer user_data)
 {
   Pending *p = g_new0 (Pending, 1);
+  gchar *t = g_strdup (json_object_get_string_member (req, "transaction"));
 
   p->done = done;
   p->user_data = user_data;
+  p->ack_is_answer = ack_is_answer;
   g_hash_table_insert (j->pending, g_strdup (t), p);
   send_request (j, path, req, t, on_answered);
+  g_free (t);
 }
 
-static gboolean
-refuse_without_session (VaJanus *j, VaJanusDone done, gpointer user_data)
+/* Sends @req (taken) to @handle. */
+static void
+handle_request (VaJanus *j, guint64 handle, JsonObject *req,
+    gboolean ack_is_answer, VaJanusDone done, gpointer user_data)
+{
+  gchar *path = g_strdup_printf (
+      "/%" G_GUINT64_FORMAT "/%" G_GUINT64_FORMAT, j->session, handle);
+
+  request (j, path, req, ack_is_answer, done, user_data);
+  g_free (path);
+}
+
+/* A new request @verb with its transaction; NULL, having told done(),
+ * while no session is open. */
+static JsonObject *
+begin_request (
+    VaJanus *j, const gchar *verb, VaJanusDone done, gpointer user_data)
 {
   GError *error;
+  gchar *t;
+  JsonObject *req;
 
-  if (j->session)
-    return FALSE;
-  error = g_error_new_literal (G_IO_ERROR, G_IO_ERROR_NOT_CONNECTED,
-      "no Janus session: is Janus up at --gateway?");
-  done (NULL, NULL, error, user_data);
-  g_error_free (error);
-  return TRUE;
+  if (j->session == 0) {
+    error = g_error_new_literal (G_IO_ERROR, G_IO_ERROR_NOT_CONNECTED,
+        "no Janus session: is Janus up at --gateway?");
+    done (NULL, NULL, error, user_data);
+    g_error_free (error);
+    return NULL;
+  }
+  t = new_transaction (j);
+  req = new_request (j, verb, t);
+  g_free (t);
+  return req;
 }
 
 void
 va_janus_attach (
     VaJanus *j, const gchar *plugin, VaJanusDone done, gpointer user_data)
 {
-  gchar *t, *path;
-  JsonObject *req;
+  JsonObject *req = begin_request (j, "attach", done, user_data);
+  gchar *path;
 
-  if (refuse_without_session (j, done, user_data))
+  if (req == NULL)
     return;
-  t = new_transaction (j);
-  req = new_request (j, "attach", t);
   json_object_set_string_member (req, "plugin", plugin);
   path = g_strdup_printf ("/%" G_GUINT64_FORMAT, j->session);
-  request (j, path, req, t, done, user_data);
+  request (j, path, req, FALSE, done, user_data);
   g_free (path);
-  g_free (t);
 }
 
 void
 va_janus_message (VaJanus *j, guint64 handle, JsonObject *body,
     JsonObject *jsep, VaJanusDone done, gpointer user_data)
 {
-  gchar *t, *path;
-  JsonObject *req;
+  JsonObject *req = begin_request (j, "message", done, user_data);
 
-  if (refuse_without_session (j, done, user_data))
+  if (req == NULL)
     return;
-  t = new_transaction (j);
-  req = new_request (j, "message", t);
   json_object_set_object_member (req, "body", json_object_ref (body));
   if (jsep)
     json_object_set_object_member (req, "jsep", json_object_ref (jsep));
-  path = g_strdup_printf (
-      "/%" G_GUINT64_FORMAT "/%" G_GUINT64_FORMAT, j->session, handle);
-  request (j, path, req, t, done, user_data);
-  g_free (path);
-  g_free (t);
+  handle_request (j, handle, req, FALSE, done, user_data);
+}
+
+void
+va_janus_trickle (VaJanus *j, guint64 handle, JsonArray *candidates,
+    VaJanusDone done, gpointer user_data)
+{
+  JsonObject *req = begin_request (j, "trickle", done, user_data);
+
+  if (req == NULL)
+    return;
+  /* One candidate goes as "candidate", so that Janus says why it refuses
+   * it; it takes an array's members without checking them. */
+  if (json_array_get_length (candidates) == 1)
+    json_object_set_object_member (req, "candidate",
+        json_object_ref (json_array_get_object_element (candidates, 0)));
+  else
+    json_object_set_array_member (
+        req, "candidates", json_array_ref (candidates));
+  handle_request (j, handle, req, TRUE, done, user_data);
 }
 
 static void
@@ -451,15 +492,12 @@ ignore (JsonObject *data, JsonObject *jsep, const GError *error, gpointer u)
 void
 va_janus_detach (VaJanus *j, guint64 handle)
 {
-  gchar *t, *path;
+  gchar *t;
 
   if (j->session == 0 || handle == 0)
     return;
   t = new_transaction (j);
-  path = g_strdup_printf (
-      "/%" G_GUINT64_FORMAT "/%" G_GUINT64_FORMAT, j->session, handle);
-  request (j, path, new_request (j, "detach", t), t, ignore, NULL);
-  g_free (path);
+  handle_request (j, handle, new_request (j, "detach", t), FALSE, ignore, NULL);
   g_free (t);
 }
 

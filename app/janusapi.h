@@ -40,6 +40,12 @@ void va_janus_attach (
  * neither. */
 void va_janus_message (VaJanus *janus, guint64 handle, JsonObject *body,
     JsonObject *jsep, VaJanusDone done, gpointer user_data);
+/* Hands the caller's trickled @candidates (Janus's trickle objects:
+ * {"sdpMid","sdpMLineIndex","candidate"}, or {"completed":true} for the
+ * end) to @handle's peer connection; done() gets no data once Janus took
+ * them (its "ack"), or the error. Takes none of them. */
+void va_janus_trickle (VaJanus *janus, guint64 handle, JsonArray *candidates,
+    VaJanusDone done, gpointer user_data);
 /* Detaches @handle; nothing is reported. */
 void va_janus_detach (VaJanus *janus, guint64 handle);
 /* Forgets every request of @user_data: their done() is never called. */

@@ -158,8 +158,8 @@ fail_async (VaPeer *peer, const gchar *what)
       (GDestroyNotify)g_error_free);
 }
 
-static gchar *
-new_etag (void)
+gchar *
+va_peer_new_etag (void)
 {
   return g_strdup_printf ("\"%08x%08x\"", g_random_int (), g_random_int ());
 }
@@ -190,7 +190,7 @@ deliver_answer (VaPeer *peer)
   gst_webrtc_session_description_free (local);
   peer->answered = TRUE;
   g_free (peer->etag);
-  peer->etag = new_etag ();
+  peer->etag = va_peer_new_etag ();
   peer->callbacks.answered (peer, text, NULL, peer->user_data);
   g_free (text);
 }

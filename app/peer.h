@@ -38,6 +38,9 @@ void va_peer_answer (VaPeer *peer, VaOffer *offer);
 guint va_peer_add_candidates (VaPeer *peer, const VaSdpFrag *frag);
 
 const gchar *va_peer_get_etag (VaPeer *peer);
+/* A new WHIP session ETag (free it): a peer's, or a gateway call's, whose
+ * peer is in the media gateway. */
+gchar *va_peer_new_etag (void);
 const gchar *va_peer_get_remote_ufrag (VaPeer *peer);
 
 void va_peer_add_ice_servers (VaPeer *peer, gchar **stun, gchar **turn);

@@ -678,6 +678,8 @@ va_sdpfrag_parse (const gchar *text, gsize len, GError **error)
     } else if (g_str_has_prefix (l, "m=")) {
       mline++;
       g_clear_pointer (&mid, g_free);
+    } else if (g_str_equal (l, "a=end-of-candidates")) {
+      frag->end_of_candidates = TRUE;
     } else if (g_str_has_prefix (l, "a=mid:")) {
       g_free (mid);
       mid = g_strdup (l + 6);

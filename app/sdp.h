@@ -68,6 +68,7 @@ typedef struct
   gchar *ufrag; /* a=ice-ufrag, or NULL */
   gchar *pwd; /* a=ice-pwd, or NULL */
   GPtrArray *candidates; /* of VaCandidate* */
+  gboolean end_of_candidates; /* a=end-of-candidates: no more will come */
 } VaSdpFrag;
 
 typedef struct

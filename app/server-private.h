@@ -131,6 +131,15 @@ CallEntry *va_server_start_call (VaServer *server, SoupServerMessage *msg,
     gboolean paused, const VaTemplate *tmpl, const gchar *agent, VaOffer *offer,
     const gchar *token, const VaStoredCall *stored, gint64 post_us);
 
+/* A WHIP PATCH (RFC 9725 §4.3) of a session whose ETag is @etag and
+ * whose offer had @remote_ufrag, in direct and gateway mode alike:
+ * answers 415 (Content-Type), 428 (no If-Match), 400 (a malformed or
+ * oversized fragment), 422 (an ICE restart, which neither mode does) or
+ * 412 (a stale If-Match) and returns NULL; else returns the fragment to
+ * apply (free it), the request still to answer. */
+VaSdpFrag *va_server_read_patch (VaServer *server, SoupServerMessage *msg,
+    const gchar *etag, const gchar *remote_ufrag);
+
 /* Gateway mode (worker.c): a call whose caller is on the media gateway. */
 typedef struct
 {

@@ -544,46 +544,72 @@ get_if_match (SoupServerMessage *msg)
   return v ? v : soup_message_headers_get_one (h, "ETag");
 }
 
-static void
-session_patch (VaServer *server, SoupServerMessage *msg, VaPeer *peer)
+/* RFC 9725 §4.3.2: If-Match "*", or credentials other than the offer's. */
+static gboolean
+is_ice_restart (
+    const gchar *if_match, const VaSdpFrag *frag, const gchar *remote_ufrag)
+{
+  return g_str_equal (if_match, "*") ||
+      (frag->ufrag && g_strcmp0 (frag->ufrag, remote_ufrag) != 0);
+}
+
+VaSdpFrag *
+va_server_read_patch (VaServer *server, SoupServerMessage *msg,
+    const gchar *etag, const gchar *remote_ufrag)
 {
   const gchar *if_match = get_if_match (msg), *data;
   gsize len;
   VaSdpFrag *frag;
   GError *error = NULL;
-  gboolean restart;
 
   if (!check_content_type (server, msg, SDPFRAG_TYPE))
-    return;
+    return NULL;
   get_body (msg, &data, &len);
   if (if_match == NULL) {
     va_respond_error (server, msg, 428 /* Precondition Required, RFC 6585 */,
         "PATCH needs If-Match with the session's ETag (or \"*\" for an "
         "ICE restart)");
-    return;
+    return NULL;
   }
   frag = va_sdpfrag_parse (data, len, &error);
   if (frag == NULL) {
     va_respond_error (
         server, msg, SOUP_STATUS_BAD_REQUEST, "%s", error->message);
     g_error_free (error);
-    return;
+    return NULL;
   }
-  restart = g_str_equal (if_match, "*") ||
-      (frag->ufrag &&
-          g_strcmp0 (frag->ufrag, va_peer_get_remote_ufrag (peer)) != 0);
-  if (restart) {
-    /* The session stays as it is; RFC 9725 §4.4.2 lets a server refuse. */
+  if (is_ice_restart (if_match, frag, remote_ufrag)) {
+    /* The session stays as it is: RFC 9725 §4.3 has a server that
+     * trickles but does not restart answer 422. */
     va_respond_error (server, msg, SOUP_STATUS_UNPROCESSABLE_ENTITY,
-        "ICE restart is not supported: the session goes on with its current "
-        "ICE credentials; to reconnect, DELETE it and POST a new offer");
-  } else if (g_strcmp0 (if_match, va_peer_get_etag (peer)) != 0) {
+        "ICE restart is not supported%s: the session goes on with its "
+        "current ICE credentials; to reconnect, DELETE it and POST a new "
+        "offer",
+        server->front ? " in gateway mode (the media gateway's plugin takes "
+                        "one offer per call)"
+                      : "");
+  } else if (g_strcmp0 (if_match, etag) != 0) {
     va_respond_error (server, msg, SOUP_STATUS_PRECONDITION_FAILED,
-        "If-Match %s does not match the session's ETag", if_match);
+        "If-Match %s does not match the session's ETag (the 201's ETag "
+        "header)",
+        if_match);
   } else {
-    va_peer_add_candidates (peer, frag);
-    va_respond_empty (server, msg, SOUP_STATUS_NO_CONTENT);
+    return frag;
   }
+  va_sdpfrag_free (frag);
+  return NULL;
+}
+
+static void
+session_patch (VaServer *server, SoupServerMessage *msg, VaPeer *peer)
+{
+  VaSdpFrag *frag = va_server_read_patch (
+      server, msg, va_peer_get_etag (peer), va_peer_get_remote_ufrag (peer));
+
+  if (frag == NULL)
+    return;
+  va_peer_add_candidates (peer, frag);
+  va_respond_empty (server, msg, SOUP_STATUS_NO_CONTENT);
   va_sdpfrag_free (frag);
 }
 

@@ -281,6 +281,13 @@ GST_START_TEST (test_sdpfrag)
   fail_unless_equals_string (frag->ufrag, "abcd");
   fail_unless_equals_string (
       ((VaCandidate *)g_ptr_array_index (frag->candidates, 0))->mid, "0");
+  fail_if (frag->end_of_candidates);
+  va_sdpfrag_free (frag);
+
+  /* The end of the caller's gathering, alone or after candidates. */
+  frag = va_sdpfrag_parse ("a=end-of-candidates\r\n", 21, &error);
+  fail_unless (frag != NULL && frag->end_of_candidates);
+  fail_unless_equals_int (frag->candidates->len, 0);
   va_sdpfrag_free (frag);
 
   g_string_append (s, cand);

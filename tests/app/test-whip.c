@@ -249,6 +249,28 @@ GST_START_TEST (test_call_sendrecv)
 
 GST_END_TEST;
 
+/* A caller that offers without candidates and PATCHes them as it gathers
+ * (RFC 9725 §4.3.1), ignoring the answer's: ICE comes up only because the
+ * server took them, and the audio comes back. */
+GST_START_TEST (test_call_trickled)
+{
+  WhipCallerOptions o = {
+    .tone_hz = 440, .trickle = TRUE, .ignore_answer_candidates = TRUE
+  };
+  WhipCaller *c = new_caller (server, "/whip", &o);
+  GError *error = NULL;
+  guint status = whip_caller_connect (c, &error);
+
+  fail_unless (
+      status == 201, "HTTP %u: %s", status, error ? error->message : "");
+  fail_unless (whip_caller_wait_audio (c, 0.05, 15000),
+      "no audio came back (peak RMS %f)", whip_caller_get_peak_rms (c));
+  fail_unless_equals_int (whip_caller_hangup (c), 200);
+  whip_caller_free (c);
+}
+
+GST_END_TEST;
+
 /* A strict WHIP client's sendonly offer gets a recvonly answer. */
 GST_START_TEST (test_call_sendonly)
 {
@@ -720,6 +742,7 @@ whip_suite (void)
   tcase_add_test (tc, test_get);
   tcase_add_test (tc, test_call_sendrecv);
   tcase_add_test (tc, test_call_sendonly);
+  tcase_add_test (tc, test_call_trickled);
   tcase_add_test (tc, test_call_setup_roles);
   tcase_add_test (tc, test_patch_and_delete);
   tcase_add_test (tc, test_call_limit);

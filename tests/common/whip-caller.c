@@ -32,6 +32,8 @@ struct _WhipCaller
   gchar *answer;
   SoupMessageHeaders *response_headers; /* of the last POST */
   guint redirects;
+  gchar *reply; /* of the last whip_caller_request */
+  gchar *frag_head; /* trickle: the fragments' ufrag, pwd, m= and mid */
 
   GMutex lock;
   GCond cond;
@@ -39,6 +41,7 @@ struct _WhipCaller
   GQueue messages; /* of gchar*, protected by lock */
   GstWebRTCDataChannel *channel; /* protected by lock */
   gboolean gathered; /* protected by lock */
+  GQueue candidates; /* trickle: gchar* not sent yet, protected by lock */
 };
 
 static GstFlowReturn
@@ -164,6 +167,21 @@ on_gathering (GObject *webrtc, GParamSpec *pspec, gpointer data)
   g_mutex_unlock (&c->lock);
 }
 
+/* With max-bundle every candidate is the first section's. */
+static void
+on_ice_candidate (
+    GstElement *webrtc, guint mline, const gchar *candidate, gpointer data)
+{
+  WhipCaller *c = data;
+
+  if (mline != 0 || candidate == NULL || *candidate == '\0')
+    return;
+  g_mutex_lock (&c->lock);
+  g_queue_push_tail (&c->candidates, g_strdup (candidate));
+  g_cond_broadcast (&c->cond);
+  g_mutex_unlock (&c->lock);
+}
+
 static gchar *
 build_description (WhipCaller *c)
 {
@@ -217,6 +235,7 @@ whip_caller_new (const WhipCallerOptions *o)
   g_mutex_init (&c->lock);
   g_cond_init (&c->cond);
   g_queue_init (&c->messages);
+  g_queue_init (&c->candidates);
   c->http = soup_session_new_with_options ("timeout", 30, NULL);
   desc = build_description (c);
   c->pipeline = gst_parse_launch (desc, NULL);
@@ -234,6 +253,9 @@ whip_caller_new (const WhipCallerOptions *o)
   g_signal_connect (c->webrtc, "pad-added", G_CALLBACK (on_pad_added), c);
   g_signal_connect (
       c->webrtc, "notify::ice-gathering-state", G_CALLBACK (on_gathering), c);
+  if (o->trickle)
+    g_signal_connect (
+        c->webrtc, "on-ice-candidate", G_CALLBACK (on_ice_candidate), c);
   if (o->on_rtp) {
     GstElement *rtpbin = gst_bin_get_by_name (GST_BIN (c->webrtc), "rtpbin");
     g_assert (rtpbin);
@@ -311,6 +333,38 @@ make_offer (WhipCaller *c)
   return offer;
 }
 
+/* @sdp without its a=candidate and a=end-of-candidates lines (takes it). */
+static gchar *
+without_candidates (gchar *sdp)
+{
+  gchar **lines = g_strsplit (sdp, "\r\n", -1);
+  GString *out = g_string_new (NULL);
+
+  for (gchar **l = lines; *l && **l; l++)
+    if (!g_str_has_prefix (*l, "a=candidate:") &&
+        !g_str_has_prefix (*l, "a=end-of-candidates"))
+      g_string_append_printf (out, "%s\r\n", *l);
+  g_strfreev (lines);
+  g_free (sdp);
+  return g_string_free (out, FALSE);
+}
+
+/* What each trickled fragment starts with (RFC 8840): the first
+ * section's ICE credentials and mid. */
+static gchar *
+fragment_head (const GstSDPMessage *sdp)
+{
+  const GstSDPMedia *m = gst_sdp_message_get_media (sdp, 0);
+
+  return g_strdup_printf ("a=ice-ufrag:%s\r\na=ice-pwd:%s\r\n"
+                          "m=%s 9 UDP/TLS/RTP/SAVPF 0\r\na=mid:%s\r\n",
+      gst_sdp_media_get_attribute_val (m, "ice-ufrag"),
+      gst_sdp_media_get_attribute_val (m, "ice-pwd"),
+      gst_sdp_media_get_media (m), gst_sdp_media_get_attribute_val (m, "mid"));
+}
+
+/* The local offer: after gathering, or at once without candidates to
+ * trickle them. */
 static gchar *
 local_sdp_after_gathering (WhipCaller *c)
 {
@@ -319,11 +373,17 @@ local_sdp_after_gathering (WhipCaller *c)
   gchar *text, *tmp;
 
   g_mutex_lock (&c->lock);
-  while (!c->gathered && g_cond_wait_until (&c->cond, &c->lock, deadline))
+  while (!c->options.trickle && !c->gathered &&
+      g_cond_wait_until (&c->cond, &c->lock, deadline))
     ;
   g_mutex_unlock (&c->lock);
   g_object_get (c->webrtc, "local-description", &local, NULL);
   text = gst_sdp_message_as_text (local->sdp);
+  if (c->options.trickle) {
+    text = without_candidates (text);
+    g_free (c->frag_head);
+    c->frag_head = fragment_head (local->sdp);
+  }
   gst_webrtc_session_description_free (local);
   if (c->setup) {
     gchar *repl = g_strdup_printf ("a=setup:%s", c->setup);
@@ -463,9 +523,59 @@ whip_caller_set_answer (WhipCaller *c, const gchar *sdp)
 {
   g_free (c->answer);
   c->answer = g_strdup (sdp);
+  if (c->options.ignore_answer_candidates)
+    c->answer = without_candidates (c->answer);
   apply_answer (c, NULL);
   if (c->wav)
     whip_caller_play (c, c->wav);
+}
+
+/* The next fragment to PATCH: the candidates gathered since the last
+ * one (waits for one), and a=end-of-candidates once gathering is over.
+ * Sets @last then. */
+static gchar *
+next_fragment (WhipCaller *c, gint64 deadline, gboolean *last)
+{
+  GString *frag = g_string_new (c->frag_head);
+  gchar *candidate;
+
+  g_mutex_lock (&c->lock);
+  while (g_queue_is_empty (&c->candidates) && !c->gathered &&
+      g_cond_wait_until (&c->cond, &c->lock, deadline))
+    ;
+  while ((candidate = g_queue_pop_head (&c->candidates))) {
+    g_string_append_printf (frag, "a=%s\r\n", candidate);
+    g_free (candidate);
+  }
+  *last = c->gathered || g_get_monotonic_time () >= deadline;
+  g_mutex_unlock (&c->lock);
+  if (*last)
+    g_string_append (frag, "a=end-of-candidates\r\n");
+  return g_string_free (frag, FALSE);
+}
+
+/* RFC 9725 §4.3.1: each fragment with If-Match, until the last. Returns
+ * 201, or the status of the PATCH that was refused. */
+static guint
+trickle_candidates (WhipCaller *c, GError **error)
+{
+  const gchar *if_match[] = { "If-Match", c->etag, NULL };
+  gint64 deadline = g_get_monotonic_time () + ICE_WAIT_US;
+  gboolean last = FALSE;
+  guint status = 201;
+
+  while (!last && status == 201) {
+    gchar *frag = next_fragment (c, deadline, &last);
+    guint s = whip_caller_request (
+        c, "PATCH", "application/trickle-ice-sdpfrag", frag, if_match);
+    if (s != SOUP_STATUS_NO_CONTENT) {
+      g_set_error (error, G_IO_ERROR, G_IO_ERROR_FAILED,
+          "PATCH of candidates: HTTP %u: %s", s, c->reply ? c->reply : "");
+      status = s;
+    }
+    g_free (frag);
+  }
+  return status;
 }
 
 guint
@@ -497,6 +607,8 @@ whip_caller_connect (WhipCaller *c, GError **error)
         g_strndup (g_bytes_get_data (reply, NULL), g_bytes_get_size (reply));
     whip_caller_set_answer (c, answer);
     g_free (answer);
+    if (c->options.trickle)
+      status = trickle_candidates (c, error);
   } else if (reply && error && *error == NULL) {
     g_set_error (error, G_IO_ERROR, G_IO_ERROR_FAILED, "HTTP %u: %.*s", status,
         (int)g_bytes_get_size (reply),
@@ -714,9 +826,19 @@ whip_caller_request (WhipCaller *c, const gchar *method,
         soup_message_get_request_headers (msg), headers[0], headers[1]);
   reply = soup_session_send_and_read (c->http, msg, NULL, NULL);
   status = soup_message_get_status (msg);
+  g_free (c->reply);
+  c->reply = reply
+      ? g_strndup (g_bytes_get_data (reply, NULL), g_bytes_get_size (reply))
+      : NULL;
   g_clear_pointer (&reply, g_bytes_unref);
   g_object_unref (msg);
   return status;
+}
+
+const gchar *
+whip_caller_get_reply (WhipCaller *c)
+{
+  return c->reply;
 }
 
 guint
@@ -737,6 +859,7 @@ whip_caller_free (WhipCaller *c)
   g_clear_object (&c->channel);
   g_object_unref (c->http);
   g_queue_clear_full (&c->messages, g_free);
+  g_queue_clear_full (&c->candidates, g_free);
   g_mutex_clear (&c->lock);
   g_cond_clear (&c->cond);
   g_free (c->url);
@@ -748,6 +871,8 @@ whip_caller_free (WhipCaller *c)
   g_free (c->session_url);
   g_free (c->etag);
   g_free (c->answer);
+  g_free (c->reply);
+  g_free (c->frag_head);
   g_free (c);
 }
 

@@ -23,6 +23,13 @@ typedef struct
    * middle of the media path would present another certificate. */
   gboolean forge_fingerprint;
   const gchar *resume; /* resume token: sent as Voiceagent-Resume */
+  /* Trickle ICE (RFC 9725 §4.3.1): POST the offer at once, without
+   * candidates, then PATCH them to the session as they are gathered, and
+   * a=end-of-candidates last. */
+  gboolean trickle;
+  /* Drop the answer's candidates: ICE then works only if ours reached
+   * the answerer (by trickle), whose checks we answer. */
+  gboolean ignore_answer_candidates;
   /* Send Opus packets given to whip_caller_push_opus() instead of an
    * encoded source (the load generator encodes its audio once). */
   gboolean opus_source;
@@ -57,7 +64,9 @@ void whip_caller_set_answer (WhipCaller *caller, const gchar *sdp);
 
 /* Offers, POSTs, applies the answer. Returns the HTTP status (201 on
  * success) and sets @error on failure. Follows up to 3 307/308 redirects
- * (same body and headers: RFC 9725 §4.5). Blocks (at most ~20 s). */
+ * (same body and headers: RFC 9725 §4.5). Blocks (at most ~20 s). With
+ * the trickle option, returns once every candidate went by PATCH, or the
+ * status of the first PATCH that was not answered 204. */
 guint whip_caller_connect (WhipCaller *caller, GError **error);
 
 /* Plays @wav (any WAV) into the call from now on, mixed with what is
@@ -99,6 +108,9 @@ guint whip_caller_get_redirects (WhipCaller *caller);
 /* Sends an HTTP request to the session URL; returns the status. */
 guint whip_caller_request (WhipCaller *caller, const gchar *method,
     const gchar *content_type, const gchar *body, const gchar *const *headers);
+
+/* The body of the last whip_caller_request()'s response, or NULL. */
+const gchar *whip_caller_get_reply (WhipCaller *caller);
 
 /* DELETE the session; returns the status. */
 guint whip_caller_hangup (WhipCaller *caller);

@@ -1,9 +1,14 @@
 /* Gateway mode end to end: a real Janus with janus.plugin.voiceagent, a
- * redis-server, two voiceagent workers and a voiceagent front, all of the
+ * redis-server, voiceagent workers and a voiceagent front, all of the
  * test's own on loopback; a webrtcbin caller (tests/common/whip-caller)
- * that knows nothing of gateways. The worker serving the call is killed
- * with SIGKILL mid-conversation: the caller's connection stays up and the
- * next turn is answered by the other worker, with the history intact.
+ * that knows nothing of gateways.
+ * - failover: the worker serving the call is killed with SIGKILL
+ *   mid-conversation: the caller's connection stays up and the next turn
+ *   is answered by the other worker, with the history intact;
+ * - trickle: a caller that offers without candidates and PATCHes them
+ *   (RFC 9725 §4.3.1) gets media through the gateway; the PATCH contract
+ *   (If-Match, Content-Type, fragment, ICE restart) holds as in direct
+ *   mode.
  * SPDX-License-Identifier: LGPL-2.1-or-later
  */
 #include <signal.h>
@@ -186,31 +191,72 @@ wait_failover (EmuProcess *front)
   g_free (m);
 }
 
-GST_START_TEST (test_failover)
+/* Everything a gateway call needs: the emulated services, Janus, Redis,
+ * workers and the front. */
+typedef struct
+{
+  EmuProcess *emu;
+  JanusProcess *janus;
+  GSubprocess *redis;
+  gchar *redis_url;
+  EmuProcess *workers[2];
+  guint n_workers;
+  EmuProcess *front;
+  gchar *whip_url; /* the front's WHIP endpoint */
+} Cluster;
+
+static void
+cluster_start (Cluster *k, guint n_workers)
 {
   const gchar *emu_args[] = { "--quiet", "--stt-engine", "scripted",
     "--tts-engine", "tone", NULL };
-  EmuProcess *emu = emu_process_start (emu_args), *workers[2], *front;
   JanusProcessOptions jopts = { 0 };
-  JanusProcess *janus = janus_process_start (&jopts);
   guint redis_port;
-  GSubprocess *redis = redis_start (&redis_port);
-  gchar *redis_url = g_strdup_printf ("redis://127.0.0.1:%u", redis_port);
-  gchar *url, *m, *id;
+
+  memset (k, 0, sizeof *k);
+  k->emu = emu_process_start (emu_args);
+  k->janus = janus_process_start (&jopts);
+  fail_unless (k->emu != NULL && k->janus != NULL);
+  k->redis = redis_start (&redis_port);
+  k->redis_url = g_strdup_printf ("redis://127.0.0.1:%u", redis_port);
+  for (k->n_workers = 0; k->n_workers < n_workers; k->n_workers++)
+    k->workers[k->n_workers] =
+        instance_start (k->emu, k->redis_url, NULL, NULL);
+  k->front = instance_start (
+      k->emu, k->redis_url, "--gateway", janus_process_get_url (k->janus));
+  wait_instances (k->front, n_workers + 1);
+  k->whip_url =
+      g_strconcat (emu_process_get_http_url (k->front), "/whip", NULL);
+}
+
+/* Stops what runs; a worker the test stopped itself is NULL. */
+static void
+cluster_stop (Cluster *k)
+{
+  emu_process_stop (k->front);
+  for (guint i = 0; i < k->n_workers; i++)
+    if (k->workers[i])
+      emu_process_stop (k->workers[i]);
+  janus_process_stop (k->janus, FALSE);
+  g_subprocess_force_exit (k->redis);
+  g_subprocess_wait (k->redis, NULL, NULL);
+  g_object_unref (k->redis);
+  g_free (k->redis_url);
+  g_free (k->whip_url);
+  emu_process_stop (k->emu);
+}
+
+GST_START_TEST (test_failover)
+{
+  Cluster k;
+  gchar *m, *id;
   WhipCallerOptions o = { .data_channel = TRUE };
   WhipCaller *c;
   gint dead;
   const gchar *p;
 
-  fail_unless (emu != NULL && janus != NULL);
-  workers[0] = instance_start (emu, redis_url, NULL, NULL);
-  workers[1] = instance_start (emu, redis_url, NULL, NULL);
-  front = instance_start (
-      emu, redis_url, "--gateway", janus_process_get_url (janus));
-  wait_instances (front, 3);
-
-  url = g_strconcat (emu_process_get_http_url (front), "/whip", NULL);
-  o.url = url;
+  cluster_start (&k, 2);
+  o.url = k.whip_url;
   c = whip_caller_new (&o);
   fail_unless_equals_int (whip_caller_connect (c, NULL), 201);
   m = expect_message (c, "\"type\":\"call\"");
@@ -220,35 +266,112 @@ GST_START_TEST (test_failover)
   g_free (m);
   g_free (ask (c, "My favourite colour is green."));
 
-  dead = serving (workers, 2, id);
+  dead = serving (k.workers, 2, id);
   fail_unless (dead >= 0, "no worker lists call %s", id);
   /* Let the turn's state reach Redis (writes are coalesced over 50 ms). */
   g_usleep (300000);
-  kill ((pid_t)emu_process_get_pid (workers[dead]), SIGKILL);
-  emu_process_stop (workers[dead]);
+  kill ((pid_t)emu_process_get_pid (k.workers[dead]), SIGKILL);
+  emu_process_stop (k.workers[dead]);
+  k.workers[dead] = NULL;
 
   /* The front moves the call within a fraction of a second; what the
    * caller says meanwhile is lost as it would be on a bad link, so the
    * next turn comes once it has moved, as a person's would. */
-  wait_failover (front);
+  wait_failover (k.front);
   /* Nothing on the caller's side: the same connection, the next turn. */
   m = ask (c, "What did I say?");
   fail_unless (strstr (m, "green") != NULL, "the agent forgot: %s", m);
   g_free (m);
-  fail_unless_equals_int (serving (&workers[1 - dead], 1, id), 0);
+  fail_unless_equals_int (serving (&k.workers[1 - dead], 1, id), 0);
 
   fail_unless_equals_int (whip_caller_hangup (c), 200);
   whip_caller_free (c);
   g_free (id);
-  g_free (url);
-  emu_process_stop (front);
-  emu_process_stop (workers[1 - dead]);
-  janus_process_stop (janus, FALSE);
-  g_subprocess_force_exit (redis);
-  g_subprocess_wait (redis, NULL, NULL);
-  g_object_unref (redis);
-  g_free (redis_url);
-  emu_process_stop (emu);
+  cluster_stop (&k);
+}
+
+GST_END_TEST;
+
+#define SDPFRAG "application/trickle-ice-sdpfrag"
+
+/* PATCHes @frag with @if_match (no If-Match if NULL) and @type; checks
+ * the status and, for an error, that the JSON body names @fault. */
+static void
+expect_patch (WhipCaller *c, const gchar *type, const gchar *if_match,
+    const gchar *frag, guint status, const gchar *fault)
+{
+  const gchar *headers[] = { "If-Match", if_match, NULL };
+  const gchar *reply;
+
+  fail_unless_equals_int (
+      whip_caller_request (c, "PATCH", type, frag, if_match ? headers : NULL),
+      status);
+  if (fault == NULL)
+    return;
+  reply = whip_caller_get_reply (c);
+  fail_unless (reply && strstr (reply, "\"error\"") && strstr (reply, fault),
+      "PATCH %u: the body does not say \"%s\": %s", status, fault,
+      reply ? reply : "(none)");
+}
+
+/* The checks direct mode makes, on a gateway call. */
+static void
+check_patch_contract (WhipCaller *c)
+{
+  const gchar *etag = whip_caller_get_etag (c);
+  const gchar late[] =
+      "a=candidate:9 1 UDP 2130706431 127.0.0.1 9 typ host\r\n";
+  GString *many = g_string_new (NULL);
+
+  expect_patch (c, SDPFRAG, NULL, late, 428, "If-Match");
+  expect_patch (c, SDPFRAG, "\"stale\"", late, 412, "ETag");
+  expect_patch (c, "text/plain", etag, late, 415, SDPFRAG);
+  expect_patch (c, SDPFRAG, etag, "garbage\r\n", 400, "not an SDP fragment");
+  for (guint i = 0; i <= 64; i++)
+    g_string_append (many, late);
+  expect_patch (c, SDPFRAG, etag, many->str, 400, "more than 64 candidates");
+  g_string_free (many, TRUE);
+  expect_patch (c, SDPFRAG, "*",
+      "a=ice-ufrag:newufrag\r\na=ice-pwd:newpasswordnewpassword\r\n", 422,
+      "not supported in gateway mode");
+  /* A late candidate still goes to Janus; nothing was restarted. */
+  expect_patch (c, SDPFRAG, etag, late, 204, NULL);
+}
+
+GST_START_TEST (test_trickle)
+{
+  Cluster k;
+  WhipCallerOptions o = {
+    .data_channel = TRUE, .trickle = TRUE, .ignore_answer_candidates = TRUE
+  };
+  WhipCaller *c;
+  GError *error = NULL;
+  guint status;
+
+  cluster_start (&k, 1);
+  o.url = k.whip_url;
+  c = whip_caller_new (&o);
+  /* Each PATCH of the caller's candidates answered 204. */
+  status = whip_caller_connect (c, &error);
+  fail_unless (
+      status == 201, "HTTP %u: %s", status, error ? error->message : "");
+  fail_unless (whip_caller_get_etag (c) != NULL, "the 201 has no ETag");
+  /* The caller ignored Janus's candidates: ICE came up only because
+   * Janus had the caller's by trickle. Text and the agent's voice. */
+  g_free (expect_message (c, "\"type\":\"call\""));
+  g_free (ask (c, "Hello there."));
+  fail_unless (whip_caller_wait_audio (c, 0.05, REPLY_TIMEOUT_MS),
+      "no audio from the agent through the gateway (peak RMS %.3f)",
+      whip_caller_get_peak_rms (c));
+
+  check_patch_contract (c);
+  fail_unless_equals_int (
+      whip_caller_request (c, "GET", NULL, NULL, NULL), 204);
+  fail_unless_equals_int (whip_caller_hangup (c), 200);
+  expect_patch (c, SDPFRAG, whip_caller_get_etag (c), "a=end-of-candidates\r\n",
+      404, NULL);
+  whip_caller_free (c);
+  cluster_stop (&k);
 }
 
 GST_END_TEST;
@@ -261,6 +384,10 @@ gateway_suite (void)
 
   tcase_set_timeout (tc, 180);
   tcase_add_test (tc, test_failover);
+  suite_add_tcase (s, tc);
+  tc = tcase_create ("trickle");
+  tcase_set_timeout (tc, 180);
+  tcase_add_test (tc, test_trickle);
   suite_add_tcase (s, tc);
   return s;
 }
