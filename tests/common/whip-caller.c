@@ -26,6 +26,7 @@ struct _WhipCaller
   GstElement *pipeline;
   GstElement *webrtc;
   GstElement *appsrc; /* opus_source only */
+  guint ssrc; /* of the audio it sends; in the offer too */
   SoupSession *http;
   gchar *session_url;
   gchar *etag;
@@ -208,13 +209,14 @@ build_description (WhipCaller *c)
 
   desc = g_strdup_printf (
       "webrtcbin name=webrtc bundle-policy=max-bundle "
-      "%s%s ! rtpopuspay pt=111 ! "
+      "%s%s ! rtpopuspay pt=111 ssrc=%u ! "
       "application/x-rtp,media=audio,encoding-name=OPUS,payload=111,"
       "clock-rate=48000 ! webrtc.",
       src,
       c->options.opus_source ? ""
                              : " ! audio/x-raw,rate=48000,channels=1 "
-                               "! opusenc frame-size=20");
+                               "! opusenc frame-size=20",
+      c->ssrc);
   g_free (src);
   return desc;
 }
@@ -237,6 +239,7 @@ whip_caller_new (const WhipCallerOptions *o)
   g_queue_init (&c->messages);
   g_queue_init (&c->candidates);
   c->http = soup_session_new_with_options ("timeout", 30, NULL);
+  c->ssrc = g_random_int_range (1, G_MAXINT32);
   desc = build_description (c);
   c->pipeline = gst_parse_launch (desc, NULL);
   g_free (desc);
@@ -288,8 +291,11 @@ set_direction (WhipCaller *c)
     return;
   /* The offer then says "opus/48000/2" (RFC 7587) even before any caps
    * flow, which an opus_source caller's never do in time: strict
-   * answerers (Janus) refuse "OPUS/48000". */
+   * answerers (Janus) refuse "OPUS/48000". With the payloader's SSRC: an
+   * answerer that maps RTP to its m-line by the offer's a=ssrc (Janus,
+   * without the mid extension) drops packets of any other. */
   caps = gst_caps_from_string (OPUS_SEND_CAPS);
+  gst_caps_set_simple (caps, "ssrc", G_TYPE_UINT, c->ssrc, NULL);
   g_object_set (t, "codec-preferences", caps, NULL);
   gst_caps_unref (caps);
   if (c->options.sendonly)

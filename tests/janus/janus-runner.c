@@ -7,8 +7,8 @@
  *   voiceagent-janus-runner --url-file F --pid-file F [--event-loops N]
  *
  * Writes Janus's HTTP API URL and its process id once it answers, then
- * runs until SIGTERM or SIGINT, when it stops Janus and removes its
- * folder. Exit 77 (with the reason) when this machine cannot run Janus
+ * runs until SIGTERM or SIGINT, when it stops Janus, prints Janus's log
+ * on stderr and removes its folder. Exit 77 (with the reason) when this machine cannot run Janus
  * with our plugin; the environment is the janus suite's (VOICEAGENT_JANUS,
  * VOICEAGENT_JANUS_HTTP, VOICEAGENT_JANUS_PLUGIN; meson devenv sets them).
  */
@@ -96,7 +96,7 @@ main (int argc, char **argv)
   g_unix_signal_add (SIGINT, quit, loop);
   g_main_loop_run (loop);
   g_main_loop_unref (loop);
-  janus_process_stop (janus, FALSE);
+  janus_process_stop (janus, TRUE);
   g_free (url_file);
   g_free (pid_file);
   return 0;
