@@ -44,6 +44,9 @@ struct _VaConversation
   gdouble stt_seconds_reported; /* deepgram-usage is cumulative */
   guint64 tts_characters_heard; /* of the agent's turns, as played */
   guint speaking_turn; /* the agent turn playing, for false interruptions */
+  /* A resumed call's turns so far: its new pipeline's elements count from
+   * 1 again, and this keeps the numbers going on */
+  guint turn_offset;
 };
 
 VaConversation *
@@ -192,6 +195,15 @@ get_uint (const GstStructure *s, const gchar *field)
   return v;
 }
 
+/* The message's turn in the call's numbering (0: none). */
+static guint
+turn_of (VaConversation *c, const GstStructure *s)
+{
+  guint turn = get_uint (s, "turn");
+
+  return turn ? turn + c->turn_offset : 0;
+}
+
 static gint64
 get_wallclock (const GstStructure *s)
 {
@@ -267,7 +279,7 @@ handle_transcript (VaConversation *c, const GstStructure *s)
 {
   const gchar *text = gst_structure_get_string (s, "text");
   gboolean is_final = FALSE, speech_final = FALSE;
-  guint turn = get_uint (s, "turn");
+  guint turn = turn_of (c, s);
   JsonBuilder *b;
   gint64 end_us;
 
@@ -348,7 +360,7 @@ handle_turn (VaConversation *c, const GstStructure *s)
 {
   const gchar *event = gst_structure_get_string (s, "event");
   const gchar *state = NULL;
-  guint turn = get_uint (s, "turn");
+  guint turn = turn_of (c, s);
   JsonBuilder *b;
 
   if (g_strcmp0 (event, "end-of-turn") == 0) {
@@ -382,7 +394,7 @@ static void
 handle_llm (VaConversation *c, const GstStructure *s)
 {
   const gchar *event = gst_structure_get_string (s, "event");
-  guint turn = get_uint (s, "turn");
+  guint turn = turn_of (c, s);
   gint64 tokens = 0;
   JsonBuilder *b;
 
@@ -421,7 +433,7 @@ handle_tts_sink (VaConversation *c, const GstStructure *s)
   const gchar *event = gst_structure_get_string (s, "event");
 
   if (g_strcmp0 (event, "first-audio") == 0) {
-    Turn *t = get_turn (c, get_uint (s, "turn"));
+    Turn *t = get_turn (c, turn_of (c, s));
     t->tts_ttfb_ms = ns_field_ms (s, "ttfb");
     observe (c, "tts_ttfb", t->tts_ttfb_ms);
   } else if (g_strcmp0 (event, "turn-done") == 0 ||
@@ -444,7 +456,7 @@ static void
 handle_tts_src (VaConversation *c, const GstStructure *s)
 {
   const gchar *event = gst_structure_get_string (s, "event");
-  guint turn = get_uint (s, "turn");
+  guint turn = turn_of (c, s);
   gboolean interrupted = FALSE;
   Turn *t;
 
@@ -537,20 +549,71 @@ va_conversation_handle (VaConversation *c, const GstStructure *s)
   }
 }
 
+static JsonArray *
+parse_array (JsonParser *p, const gchar *json)
+{
+  if (json && json_parser_load_from_data (p, json, -1, NULL) &&
+      JSON_NODE_HOLDS_ARRAY (json_parser_get_root (p)))
+    return json_node_get_array (json_parser_get_root (p));
+  return NULL;
+}
+
+static gdouble
+ms_member (JsonObject *o, const gchar *name)
+{
+  JsonNode *n = json_object_get_member (o, name);
+
+  return n && JSON_NODE_HOLDS_VALUE (n) ? json_node_get_double (n) : -1;
+}
+
+/* One element of va_conversation_turns_json(), already reported. */
+static void
+restore_turn (VaConversation *c, JsonObject *o)
+{
+  gint64 n = json_object_get_int_member_with_default (o, "turn", 0);
+  const gchar *spec =
+      json_object_get_string_member_with_default (o, "speculative", "");
+  Turn *t;
+
+  if (n < 1 || n > G_MAXINT)
+    return;
+  t = get_turn (c, (guint)n);
+  t->stt_ms = ms_member (o, "stt_ms");
+  t->llm_ttft_ms = ms_member (o, "llm_ttft_ms");
+  t->tts_ttfb_ms = ms_member (o, "tts_ttfb_ms");
+  t->v2v_ms = ms_member (o, "voice_to_voice_ms");
+  t->eot_ms = ms_member (o, "eot_ms");
+  /* Static strings, as the live turns hold. */
+  t->speculative = g_strcmp0 (spec, "used") == 0 ? "used"
+      : g_strcmp0 (spec, "dropped") == 0         ? "dropped"
+                                                 : NULL;
+  t->false_interruptions =
+      json_object_get_int_member_with_default (o, "false_interruptions", 0);
+  t->reported = TRUE;
+  c->turn_offset = MAX (c->turn_offset, t->turn);
+}
+
 void
-va_conversation_restore (VaConversation *c, const gchar *transcript)
+va_conversation_restore (
+    VaConversation *c, const gchar *transcript, const gchar *turns)
 {
   JsonParser *p = json_parser_new ();
-  JsonArray *a;
+  JsonArray *a = parse_array (p, transcript);
   guint i;
 
-  if (transcript && json_parser_load_from_data (p, transcript, -1, NULL) &&
-      JSON_NODE_HOLDS_ARRAY (json_parser_get_root (p))) {
-    a = json_node_get_array (json_parser_get_root (p));
-    for (i = 0; i < json_array_get_length (a); i++)
-      json_array_add_element (
-          c->transcript, json_node_copy (json_array_get_element (a, i)));
+  for (i = 0; a && i < json_array_get_length (a); i++) {
+    JsonNode *line = json_array_get_element (a, i);
+    json_array_add_element (c->transcript, json_node_copy (line));
+    if (JSON_NODE_HOLDS_OBJECT (line))
+      c->turn_offset = MAX (c->turn_offset,
+          (guint)CLAMP (json_object_get_int_member_with_default (
+                            json_node_get_object (line), "turn", 0),
+              0, G_MAXINT));
   }
+  a = parse_array (p, turns);
+  for (i = 0; a && i < json_array_get_length (a); i++)
+    if (JSON_NODE_HOLDS_OBJECT (json_array_get_element (a, i)))
+      restore_turn (c, json_array_get_object_element (a, i));
   g_object_unref (p);
 }
 

@@ -28,9 +28,12 @@ void va_conversation_free (VaConversation *conv);
 /* Consumes one element message of the call's pipeline. Main context. */
 void va_conversation_handle (VaConversation *conv, const GstStructure *s);
 
-/* A resumed call: the transcript so far (as
- * va_conversation_transcript_json() wrote it) opens this one's. */
-void va_conversation_restore (VaConversation *conv, const gchar *transcript);
+/* A resumed call: the transcript and turns so far (as
+ * va_conversation_transcript_json() and va_conversation_turns_json() wrote
+ * them; either may be NULL) open this one's, and its turns are numbered on
+ * from the last. */
+void va_conversation_restore (
+    VaConversation *conv, const gchar *transcript, const gchar *turns);
 
 /* [{"role","text","t","turn"}], t in seconds since the conversation began. */
 gchar *va_conversation_transcript_json (VaConversation *conv);

@@ -62,6 +62,7 @@ typedef struct
                        * acknowledged yet */
   SoupServerMessage *pending; /* the POST, until answered */
   gint64 post_us;
+  gint64 started_s; /* wall clock, for GET /calls */
   guint64 handle; /* Janus's, 0 before the attach */
   gchar *answer_sdp;
   gchar *relay_host; /* Janus's socket of the call */
@@ -270,12 +271,13 @@ answer_caller (FrontCall *c)
 {
   VaServer *server = c->front->server;
   SoupServerMessage *msg = g_steal_pointer (&c->pending);
-  gchar *location =
-      g_strdup_printf ("/calls/%s?access_token=%s", c->id, c->call_token);
+  gchar *location;
   SoupMessageHeaders *h;
 
   if (msg == NULL)
     return;
+  location =
+      g_strdup_printf ("/calls/%s?access_token=%s", c->id, c->call_token);
   h = soup_server_message_get_response_headers (msg);
   soup_message_headers_replace (h, CALL_TOKEN_HEADER, c->call_token);
   soup_message_headers_replace (h, RESUME_TOKEN_HEADER, c->token);
@@ -303,12 +305,10 @@ on_connected (
               : "the gateway did not point the call at its worker");
     return;
   }
-  if (c->failed_at) {
-    /* The gap ends when the new worker hears the caller (on_watch_text). */
-    GST_INFO ("gateway call %s re-pointed to %s, %.1f ms after its worker "
-              "died",
-        c->id, c->worker_url,
-        (g_get_monotonic_time () - c->failed_at) / 1000.0);
+  if (c->live) {
+    /* A moved call: its gap ends when the new worker hears the caller
+     * (on_watch_message), which may come before this answer. */
+    GST_INFO ("gateway call %s re-pointed to %s", c->id, c->worker_url);
     return;
   }
   answer_caller (c);
@@ -365,6 +365,8 @@ start_on_worker (FrontCall *c)
   json_builder_add_string_value (b, c->agent);
   json_builder_set_member_name (b, "token");
   json_builder_add_string_value (b, c->token);
+  json_builder_set_member_name (b, "call_token");
+  json_builder_add_string_value (b, c->call_token);
   json_builder_set_member_name (b, "gateway_host");
   json_builder_add_string_value (b, c->relay_host);
   json_builder_set_member_name (b, "gateway_port");
@@ -489,6 +491,7 @@ va_front_post (VaFront *f, SoupServerMessage *msg, const gchar *agent,
   c->id = id;
   c->agent = g_strdup (agent);
   c->post_us = post_us;
+  c->started_s = g_get_real_time () / G_USEC_PER_SEC;
   c->opus_pt = offer->opus_pt;
   c->offer_sdp = gst_sdp_message_as_text (offer->sdp);
   c->remote_ufrag = g_strdup (va_sdp_get_ice_ufrag (offer->sdp));
@@ -773,6 +776,30 @@ on_janus_event (
                          data, "voiceagent", ""),
               "hangup") == 0))
     end_call (c, "the caller's peer connection closed");
+}
+
+void
+va_front_list_calls (VaFront *f, JsonBuilder *b)
+{
+  GHashTableIter iter;
+  gpointer value;
+
+  g_hash_table_iter_init (&iter, f->calls);
+  while (g_hash_table_iter_next (&iter, NULL, &value)) {
+    FrontCall *c = value;
+    if (!c->live)
+      continue;
+    json_builder_begin_object (b);
+    json_builder_set_member_name (b, "id");
+    json_builder_add_string_value (b, c->id);
+    json_builder_set_member_name (b, "agent");
+    json_builder_add_string_value (b, c->agent);
+    json_builder_set_member_name (b, "started");
+    json_builder_add_int_value (b, c->started_s);
+    json_builder_set_member_name (b, "worker");
+    json_builder_add_string_value (b, c->worker_url ? c->worker_url : "");
+    json_builder_end_object (b);
+  }
 }
 
 guint

@@ -4,6 +4,7 @@
 #pragma once
 
 #include <libsoup/soup.h>
+#include <json-glib/json-glib.h>
 #include "sdp.h"
 #include "server.h"
 
@@ -27,6 +28,9 @@ gboolean va_front_route_session (VaFront *front, SoupServerMessage *msg,
 
 /* Calls placed and being placed: what --max-calls counts on a front. */
 guint va_front_count (VaFront *front);
+/* Adds the live calls to @b (in an array) as GET /calls lists them, with
+ * the "worker" each runs on. */
+void va_front_list_calls (VaFront *front, JsonBuilder *b);
 /* Ends every call (shutdown). */
 void va_front_end_all (VaFront *front);
 

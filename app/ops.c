@@ -12,6 +12,7 @@
 #include <gst/gst.h>
 #include <json-glib/json-glib.h>
 #include "server-private.h"
+#include "front.h"
 
 
 static void
@@ -35,6 +36,8 @@ serve_calls (VaServer *server, SoupServerMessage *msg)
     json_builder_add_int_value (b, va_call_get_start_time (e->call) / 1000000);
     json_builder_end_object (b);
   }
+  if (server->front)
+    va_front_list_calls (server->front, b);
   json_builder_end_array (b);
   root = json_builder_get_root (b);
   va_respond_text (server, msg, SOUP_STATUS_OK, "application/json",
@@ -118,7 +121,8 @@ void
 va_ops_route (VaServer *server, SoupServerMessage *msg, const gchar *path,
     GHashTable *query)
 {
-  guint active = g_hash_table_size (server->calls);
+  guint active = g_hash_table_size (server->calls) +
+      (server->front ? va_front_count (server->front) : 0);
   gboolean full = va_server_load (server) >= server->config->max_calls;
 
   if (g_str_equal (path, "/metrics")) {

@@ -128,7 +128,8 @@ va_state_prepare (CallEntry *e, GHashTable *vars, const gchar *token,
   if (stored) {
     restore_vars (vars, stored->vars);
     va_call_set_history (e->call, stored->history);
-    va_conversation_restore (e->conversation, stored->transcript);
+    va_conversation_restore (
+        e->conversation, stored->transcript, stored->turns);
   }
   e->token = token ? g_strdup (token) : va_auth_new_token ();
   e->vars_json = vars_to_json (vars);

@@ -146,6 +146,9 @@ typedef struct
   const gchar *id; /* the front's call id */
   const gchar *agent; /* an RTP template */
   const gchar *token; /* the resume token: the call's key in Redis */
+  /* the caller's capability the front issued, told to the caller in the
+   * "call" event; NULL: the worker issues one */
+  const gchar *call_token;
   const gchar *gateway_host; /* the gateway's socket for this call */
   guint gateway_port;
   gint opus_pt;

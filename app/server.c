@@ -447,6 +447,12 @@ va_server_start_rtp_call (VaServer *server, const VaRtpCallRequest *req,
   *rtp_port = va_rtp_link_get_port (link);
   e = new_entry (
       server, g_strdup (req->id), req->agent, g_get_monotonic_time ());
+  if (req->call_token) {
+    /* The caller knows the front's (the front checks it, not us). */
+    g_free (e->call_token);
+    e->call_token = g_strdup (req->call_token);
+    va_call_set_call_token (e->call, e->call_token);
+  }
   vars = call_variables (server, req->id, req->opus_pt);
   g_hash_table_insert (
       vars, (gpointer) "RTP_HOST", g_strdup (req->gateway_host));

@@ -5,7 +5,8 @@
  * the front (another voiceagent) asks a worker for the call's pipeline:
  *
  *   POST   /gateway/calls       {"id","agent","token","gateway_host",
- *                                "gateway_port","opus_pt"[,"resume":true]}
+ *                                "gateway_port","opus_pt"[,"call_token"]
+ *                                [,"resume":true]}
  *                               → 201 {"id","rtp_host","rtp_port"}
  *
  * "resume" (failover: the call's worker died) loads the call's state from
@@ -96,15 +97,19 @@ parse_request (VaServer *server, SoupServerMessage *msg, JsonParser *parser,
   req->agent = json_object_get_string_member_with_default (
       o, "agent", server->config->default_agent);
   req->token = json_object_get_string_member_with_default (o, "token", NULL);
+  req->call_token =
+      json_object_get_string_member_with_default (o, "call_token", NULL);
   req->gateway_host =
       json_object_get_string_member_with_default (o, "gateway_host", NULL);
   port = json_object_get_int_member_with_default (o, "gateway_port", 0);
   pt = json_object_get_int_member_with_default (o, "opus_pt", 111);
   if (!is_call_id (req->id) || req->gateway_host == NULL || port < 1 ||
-      port > 65535 || pt < 96 || pt > 127) {
+      port > 65535 || pt < 96 || pt > 127 ||
+      (req->call_token && !is_call_id (req->call_token))) {
     va_respond_error (server, msg, SOUP_STATUS_UNPROCESSABLE_ENTITY,
         "needs \"id\" (1-64 of A-Z a-z 0-9 - _), \"gateway_host\", "
-        "\"gateway_port\" (1-65535) and \"opus_pt\" (96-127)");
+        "\"gateway_port\" (1-65535) and \"opus_pt\" (96-127); "
+        "\"call_token\", if given, is 1-64 of A-Z a-z 0-9 - _");
     return FALSE;
   }
   req->gateway_port = (guint)port;

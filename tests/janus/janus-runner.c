@@ -81,14 +81,18 @@ main (int argc, char **argv)
   g_option_context_free (ctx);
   if ((missing = janus_process_missing ())) {
     g_printerr ("voiceagent-janus-runner: %s\n", missing);
+    g_free (missing);
+    g_free (url_file);
+    g_free (pid_file);
     return 77;
   }
   o.event_loops = (guint)event_loops;
   o.debug_level = (guint)debug_level;
-  if ((janus = janus_process_start (&o)) == NULL)
-    return 1;
-  if (!publish (janus, url_file, pid_file)) {
+  if ((janus = janus_process_start (&o)) == NULL ||
+      !publish (janus, url_file, pid_file)) {
     janus_process_stop (janus, TRUE);
+    g_free (url_file);
+    g_free (pid_file);
     return 1;
   }
   loop = g_main_loop_new (NULL, FALSE);
