@@ -7,7 +7,6 @@
  */
 #include <signal.h>
 #include <string.h>
-#include <sys/prctl.h>
 #include <gio/gio.h>
 #include <glib/gstdio.h>
 #include <gst/check/gstcheck.h>
@@ -15,7 +14,9 @@
 #include <json-glib/json-glib.h>
 #include <libsoup/soup.h>
 #include "emulator-process.h"
+#include "redis-process.h"
 #include "redisstate.h"
+#include "test-process.h"
 #include "whip-caller.h"
 
 #define REPLY_TIMEOUT_MS 30000
@@ -26,159 +27,20 @@ GST_DEBUG_CATEGORY (voiceagent_debug);
 
 /* ---- redis-server ---- */
 
-typedef struct
-{
-  GSubprocess *proc;
-  guint port;
-  /* Its working directory: a replica writes the primary's snapshot there,
-   * and a server started in a directory holding one would load it. */
-  gchar *dir;
-} Redis;
-
-/* @n distinct free loopback ports: all are held until all are chosen. */
-static void
-free_ports (guint n, guint *ports)
-{
-  GInetAddress *lo = g_inet_address_new_loopback (G_SOCKET_FAMILY_IPV4);
-  GSocketAddress *any = g_inet_socket_address_new (lo, 0);
-  GSocket *held[8];
-
-  g_assert (n <= G_N_ELEMENTS (held));
-  for (guint i = 0; i < n; i++) {
-    GSocketAddress *bound;
-    held[i] = g_socket_new (G_SOCKET_FAMILY_IPV4, G_SOCKET_TYPE_STREAM,
-        G_SOCKET_PROTOCOL_TCP, NULL);
-    fail_unless (g_socket_bind (held[i], any, FALSE, NULL));
-    bound = g_socket_get_local_address (held[i], NULL);
-    ports[i] = g_inet_socket_address_get_port (G_INET_SOCKET_ADDRESS (bound));
-    g_object_unref (bound);
-  }
-  for (guint i = 0; i < n; i++)
-    g_object_unref (held[i]);
-  g_object_unref (any);
-  g_object_unref (lo);
-}
-
-static guint
-free_port (void)
-{
-  guint port;
-
-  free_ports (1, &port);
-  return port;
-}
-
-static redisContext *
-redis_connect (guint port)
-{
-  struct timeval tv = { 1, 0 };
-  redisContext *ctx = redisConnectWithTimeout ("127.0.0.1", (int)port, tv);
-
-  if (ctx && ctx->err) {
-    redisFree (ctx);
-    return NULL;
-  }
-  return ctx;
-}
-
-static void
-die_with_parent (gpointer data)
-{
-  prctl (PR_SET_PDEATHSIG, SIGKILL);
-}
-
-/* The process id of the redis-server on @port, or 0. */
-static gint
-redis_pid (guint port)
-{
-  redisContext *ctx = redis_connect (port);
-  redisReply *reply = ctx ? redisCommand (ctx, "INFO server") : NULL;
-  const gchar *line = reply && reply->type == REDIS_REPLY_STRING
-      ? strstr (reply->str, "process_id:")
-      : NULL;
-  gint pid = line ? atoi (line + strlen ("process_id:")) : 0;
-
-  if (reply)
-    freeReplyObject (reply);
-  if (ctx)
-    redisFree (ctx);
-  return pid;
-}
-
-/* Starts redis-server on @port (0: a free one), in memory only, with the
- * configuration file @conf and @extra arguments (both may be NULL). */
+/* Starts redis-server on @port (0: a free one) with the configuration
+ * file @conf and @extra arguments (both may be NULL), or fails the test. */
 static void
 redis_start_args (
-    Redis *r, guint port, const gchar *conf, const gchar *const *extra)
+    RedisProcess *r, guint port, const gchar *conf, const gchar *const *extra)
 {
-  GSubprocessLauncher *l =
-      g_subprocess_launcher_new (G_SUBPROCESS_FLAGS_STDOUT_SILENCE);
-  GPtrArray *argv = g_ptr_array_new_with_free_func (g_free);
-  gint64 deadline = g_get_monotonic_time () + 10 * G_USEC_PER_SEC;
-  redisContext *ctx = NULL;
-  GError *error = NULL;
-  const gchar *base[] = { "redis-server", "--port", NULL, "--bind", "127.0.0.1",
-    "--save", "", "--appendonly", "no", "--dir", NULL, NULL };
-
-  r->port = port ? port : free_port ();
-  r->dir = g_dir_make_tmp ("voiceagent-redis-XXXXXX", NULL);
-  fail_unless (r->dir != NULL);
-  g_ptr_array_add (argv, g_strdup (base[0]));
-  if (conf) /* redis-server takes it first */
-    g_ptr_array_add (argv, g_strdup (conf));
-  for (guint i = 1; i < G_N_ELEMENTS (base) - 1; i++)
-    g_ptr_array_add (argv,
-        base[i]      ? g_strdup (base[i])
-            : i == 2 ? g_strdup_printf ("%u", r->port)
-                     : g_strdup (r->dir));
-  for (guint i = 0; extra && extra[i]; i++)
-    g_ptr_array_add (argv, g_strdup (extra[i]));
-  g_ptr_array_add (argv, NULL);
-  g_subprocess_launcher_set_child_setup (l, die_with_parent, NULL, NULL);
-  r->proc = g_subprocess_launcher_spawnv (
-      l, (const gchar *const *)argv->pdata, &error);
-  g_object_unref (l);
-  g_ptr_array_unref (argv);
-  fail_unless (r->proc != NULL, "cannot start redis-server: %s",
-      error ? error->message : "");
-  while (g_get_monotonic_time () < deadline && !(ctx = redis_connect (r->port)))
-    g_usleep (20000);
-  fail_unless (ctx != NULL, "redis-server does not answer");
-  redisFree (ctx);
-  fail_unless (
-      redis_pid (r->port) == atoi (g_subprocess_get_identifier (r->proc)),
-      "port %u is another process's (a free port was taken meanwhile)",
-      r->port);
+  fail_unless (redis_process_start (r, port, conf, extra),
+      "redis-server did not start (why is above)");
 }
 
 static void
-redis_start (Redis *r, guint port)
+redis_start (RedisProcess *r, guint port)
 {
   redis_start_args (r, port, NULL, NULL);
-}
-
-/* Stops it and removes its directory: a restart starts empty. */
-static void
-redis_stop (Redis *r)
-{
-  GDir *d = r->dir ? g_dir_open (r->dir, 0, NULL) : NULL;
-  const gchar *name;
-
-  if (r->proc) {
-    g_subprocess_force_exit (r->proc);
-    g_subprocess_wait (r->proc, NULL, NULL);
-    g_clear_object (&r->proc);
-  }
-  while (d && (name = g_dir_read_name (d))) {
-    gchar *path = g_build_filename (r->dir, name, NULL);
-    g_unlink (path);
-    g_free (path);
-  }
-  if (d) {
-    g_dir_close (d);
-    g_rmdir (r->dir);
-  }
-  g_clear_pointer (&r->dir, g_free);
 }
 
 /* HGET {voiceagent}:call:<token> @field on 127.0.0.1:@port, or NULL (free
@@ -186,7 +48,7 @@ redis_stop (Redis *r)
 static gchar *
 call_field (guint port, const gchar *token, const gchar *field)
 {
-  redisContext *ctx = redis_connect (port);
+  redisContext *ctx = redis_process_connect (port);
   redisReply *reply;
   gchar *value = NULL;
 
@@ -464,7 +326,7 @@ raw_post (EmuProcess *server, gchar **location)
  * the answer is 503. */
 GST_START_TEST (test_redirect_when_full)
 {
-  Redis redis = { 0 };
+  RedisProcess redis = { 0 };
   EmuProcess *emu = emulator_start (), *in[3];
   WhipCaller *c[3];
   gchar *location = NULL;
@@ -515,7 +377,7 @@ GST_START_TEST (test_redirect_when_full)
   for (i = 0; i < 3; i++)
     emu_process_stop (in[i]);
   emu_process_stop (emu);
-  redis_stop (&redis);
+  redis_process_stop (&redis);
 }
 
 GST_END_TEST;
@@ -526,7 +388,7 @@ GST_END_TEST;
  * server time for the state. */
 GST_START_TEST (test_resume_after_kill)
 {
-  Redis redis = { 0 };
+  RedisProcess redis = { 0 };
   EmuProcess *emu = emulator_start (), *a, *b;
   WhipCaller *c, *again;
   gchar *token, *m, *history, *owner, *b_id;
@@ -595,7 +457,7 @@ GST_START_TEST (test_resume_after_kill)
   g_free (token);
   emu_process_stop (b);
   emu_process_stop (emu);
-  redis_stop (&redis);
+  redis_process_stop (&redis);
 }
 
 GST_END_TEST;
@@ -606,7 +468,7 @@ GST_END_TEST;
  * of a call that ended meanwhile. */
 GST_START_TEST (test_redis_restart)
 {
-  Redis redis = { 0 };
+  RedisProcess redis = { 0 };
   EmuProcess *emu = emulator_start (), *a;
   WhipCaller *c, *during, *brief;
   gchar *token, *token2, *token3, *m, *v;
@@ -620,7 +482,7 @@ GST_START_TEST (test_redis_restart)
   token = resume_token (c);
   tell (c, redis.port, token, "I live in Paris.");
 
-  redis_stop (&redis);
+  redis_process_stop (&redis);
   wait_ready (a, "degraded", -1);
   m = ask (c, "My dog is called Rex.");
   g_free (m);
@@ -657,7 +519,7 @@ GST_START_TEST (test_redis_restart)
   g_free (token3);
   emu_process_stop (a);
   emu_process_stop (emu);
-  redis_stop (&redis);
+  redis_process_stop (&redis);
 }
 
 GST_END_TEST;
@@ -666,7 +528,7 @@ GST_END_TEST;
 static redisReply *
 redis_run (guint port, const gchar *const *argv)
 {
-  redisContext *ctx = redis_connect (port);
+  redisContext *ctx = redis_process_connect (port);
   redisReply *reply;
 
   if (ctx == NULL)
@@ -745,7 +607,7 @@ is_primary (guint port)
  * primary (its heartbeat refreshes its registry entry there). */
 GST_START_TEST (test_sentinel_failover)
 {
-  Redis primary = { 0 }, replica = { 0 }, sentinel = { 0 };
+  RedisProcess primary = { 0 }, replica = { 0 }, sentinel = { 0 };
   gchar *dir = g_dir_make_tmp ("voiceagent-sentinel-XXXXXX", NULL);
   gchar *conf = g_build_filename (dir, "sentinel.conf", NULL);
   gchar *text, *port, *url, *token, *v;
@@ -802,9 +664,9 @@ GST_START_TEST (test_sentinel_failover)
   hang_up (c);
   emu_process_stop (a);
   emu_process_stop (emu);
-  redis_stop (&sentinel);
-  redis_stop (&replica);
-  redis_stop (&primary);
+  redis_process_stop (&sentinel);
+  redis_process_stop (&replica);
+  redis_process_stop (&primary);
   g_unlink (conf);
   g_rmdir (dir);
   g_free (conf);
@@ -864,7 +726,7 @@ node_id (guint port)
 }
 
 static gboolean
-all_cluster_ok (const Redis *nodes)
+all_cluster_ok (const RedisProcess *nodes)
 {
   return cluster_ok (nodes[0].port) && cluster_ok (nodes[1].port) &&
       cluster_ok (nodes[2].port);
@@ -903,7 +765,7 @@ cluster_tool (guint port, const gchar *const *args)
  * (MOVED) follows it again. */
 GST_START_TEST (test_cluster)
 {
-  Redis nodes[3] = { { 0 } };
+  RedisProcess nodes[3] = { { 0 } };
   guint ports[6];
   gchar *url, *token, *v, *from, *to;
   EmuProcess *emu = emulator_start (), *a;
@@ -914,7 +776,7 @@ GST_START_TEST (test_cluster)
 
   /* Data ports, then bus ports: the bus port defaults to port + 10000,
    * past 65535 for most free ports. */
-  free_ports (6, ports);
+  fail_unless (test_process_free_ports (6, ports));
   for (i = 0; i < 3; i++) {
     gchar *bus = g_strdup_printf ("%u", ports[3 + i]);
     /* nodes.conf goes to the node's --dir */
@@ -967,7 +829,7 @@ GST_START_TEST (test_cluster)
   emu_process_stop (a);
   emu_process_stop (emu);
   for (i = 0; i < 3; i++)
-    redis_stop (&nodes[i]);
+    redis_process_stop (&nodes[i]);
   g_free (url);
   g_free (from);
   g_free (to);

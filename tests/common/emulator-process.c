@@ -2,13 +2,13 @@
  * SPDX-License-Identifier: LGPL-2.1-or-later
  */
 #include <signal.h>
-#include <sys/prctl.h>
 #include <string.h>
 #include <unistd.h>
 #include <glib/gstdio.h>
 #include <gio/gio.h>
 #include <libsoup/soup.h>
 #include "emulator-process.h"
+#include "test-process.h"
 
 #define START_TIMEOUT_US (20 * G_USEC_PER_SEC)
 
@@ -21,9 +21,11 @@ struct _EmuProcess
   gchar *ws_url;
 };
 
+/* Ready once it has written its port to the port file. */
 static gboolean
-read_port (EmuProcess *emu)
+read_port (gpointer data)
 {
+  EmuProcess *emu = data;
   gchar *text = NULL;
   gboolean ok = FALSE;
 
@@ -33,46 +35,6 @@ read_port (EmuProcess *emu)
   }
   g_free (text);
   return ok;
-}
-
-/* TRUE once the child has exited (a zombie waiting to be reaped);
- * g_subprocess_get_if_exited() may only be asked after a wait. */
-static gboolean
-child_exited (GSubprocess *proc)
-{
-  const gchar *pid = g_subprocess_get_identifier (proc);
-  gchar *path, *stat = NULL;
-  gboolean exited = TRUE;
-
-  if (pid == NULL)
-    return TRUE;
-  path = g_strdup_printf ("/proc/%s/stat", pid);
-  if (g_file_get_contents (path, &stat, NULL, NULL)) {
-    const gchar *end = strrchr (stat, ')');
-    exited = end && end[1] == ' ' && end[2] == 'Z';
-  }
-  g_free (stat);
-  g_free (path);
-  return exited;
-}
-
-static gboolean
-wait_listening (EmuProcess *emu)
-{
-  gint64 deadline = g_get_monotonic_time () + START_TIMEOUT_US;
-
-  while (g_get_monotonic_time () < deadline) {
-    if (read_port (emu))
-      return TRUE;
-    if (child_exited (emu->proc)) {
-      g_printerr ("%s exited before listening\n",
-          g_subprocess_get_identifier (emu->proc));
-      return FALSE;
-    }
-    g_usleep (20000);
-  }
-  g_printerr ("voiceagent-emulator did not listen within 20 s\n");
-  return FALSE;
 }
 
 EmuProcess *
@@ -87,14 +49,6 @@ emu_process_start (const gchar *const *args)
   return emu_process_start_program (exe, args);
 }
 
-/* In the child: a test killed by its timeout must not leave its server
- * running (and holding the test runner's output pipe). */
-static void
-die_with_parent (gpointer data)
-{
-  prctl (PR_SET_PDEATHSIG, SIGTERM);
-}
-
 EmuProcess *
 emu_process_start_program (const gchar *exe, const gchar *const *args)
 {
@@ -105,7 +59,6 @@ EmuProcess *
 emu_process_start_logged (
     const gchar *exe, const gchar *const *args, const gchar *stderr_path)
 {
-  GSubprocessLauncher *launcher;
   GPtrArray *argv;
   EmuProcess *emu;
   GError *error = NULL;
@@ -126,13 +79,8 @@ emu_process_start_logged (
     g_ptr_array_add (argv, (gpointer)*args);
   g_ptr_array_add (argv, NULL);
 
-  launcher = g_subprocess_launcher_new (G_SUBPROCESS_FLAGS_NONE);
-  g_subprocess_launcher_set_child_setup (launcher, die_with_parent, NULL, NULL);
-  if (stderr_path)
-    g_subprocess_launcher_set_stderr_file_path (launcher, stderr_path);
-  emu->proc = g_subprocess_launcher_spawnv (
-      launcher, (const gchar *const *)argv->pdata, &error);
-  g_object_unref (launcher);
+  emu->proc = test_process_spawn ((const gchar *const *)argv->pdata,
+      stderr_path, G_SUBPROCESS_FLAGS_NONE, &error);
   g_ptr_array_free (argv, TRUE);
   if (emu->proc == NULL) {
     g_printerr ("cannot start %s: %s\n", exe, error->message);
@@ -140,7 +88,8 @@ emu_process_start_logged (
     emu_process_stop (emu);
     return NULL;
   }
-  if (!wait_listening (emu)) {
+  if (!test_process_wait_ready (
+          emu->proc, exe, read_port, emu, START_TIMEOUT_US)) {
     emu_process_stop (emu);
     return NULL;
   }
@@ -154,17 +103,7 @@ emu_process_stop (EmuProcess *emu)
 {
   if (emu == NULL)
     return;
-  if (emu->proc) {
-    gint64 deadline = g_get_monotonic_time () + 10 * G_USEC_PER_SEC;
-    g_subprocess_send_signal (emu->proc, SIGTERM);
-    while (!child_exited (emu->proc) && g_get_monotonic_time () < deadline)
-      g_usleep (10000);
-    /* A program that ignores SIGTERM must not hang the test. */
-    if (!child_exited (emu->proc))
-      g_subprocess_force_exit (emu->proc);
-    g_subprocess_wait (emu->proc, NULL, NULL);
-    g_object_unref (emu->proc);
-  }
+  test_process_stop (&emu->proc, SIGTERM, 10 * G_USEC_PER_SEC);
   if (emu->port_file) {
     g_unlink (emu->port_file);
     g_free (emu->port_file);

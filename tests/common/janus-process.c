@@ -10,13 +10,12 @@
 #include <ifaddrs.h>
 #include <net/if.h>
 #include <signal.h>
-#include <string.h>
-#include <sys/prctl.h>
 #include <unistd.h>
 #include <glib/gstdio.h>
 #include <gio/gio.h>
 #include "janus-client.h"
 #include "janus-process.h"
+#include "test-process.h"
 
 #define START_TIMEOUT_US (20 * G_USEC_PER_SEC)
 
@@ -65,28 +64,6 @@ janus_process_missing (void)
     return g_strdup ("no network interface but loopback: Janus's ICE never "
                      "gathers loopback candidates");
   return NULL;
-}
-
-/* A TCP port free on 127.0.0.1 now. */
-static guint
-free_port (void)
-{
-  GSocket *s = g_socket_new (
-      G_SOCKET_FAMILY_IPV4, G_SOCKET_TYPE_STREAM, G_SOCKET_PROTOCOL_TCP, NULL);
-  GInetAddress *lo = g_inet_address_new_loopback (G_SOCKET_FAMILY_IPV4);
-  GSocketAddress *any = g_inet_socket_address_new (lo, 0);
-  GSocketAddress *bound = NULL;
-  guint port = 0;
-
-  if (s && g_socket_bind (s, any, FALSE, NULL))
-    bound = g_socket_get_local_address (s, NULL);
-  if (bound)
-    port = g_inet_socket_address_get_port (G_INET_SOCKET_ADDRESS (bound));
-  g_clear_object (&bound);
-  g_object_unref (any);
-  g_object_unref (lo);
-  g_clear_object (&s);
-  return port;
 }
 
 static gboolean
@@ -165,28 +142,16 @@ write_config (JanusProcess *j, const JanusProcessOptions *o, guint port)
       link_folder (j->dir, "empty", "");
 }
 
-/* In the child: a test killed by its timeout must not leave Janus
- * running. */
-static void
-die_with_parent (gpointer data)
-{
-  prctl (PR_SET_PDEATHSIG, SIGTERM);
-}
-
 static gboolean
 spawn (JanusProcess *j)
 {
-  GSubprocessLauncher *launcher =
-      g_subprocess_launcher_new (G_SUBPROCESS_FLAGS_STDERR_MERGE);
   gchar *conf = g_build_filename (j->dir, "conf", NULL);
   const gchar *argv[] = { g_getenv ("VOICEAGENT_JANUS"), "-F", conf, "-o",
     NULL };
   GError *error = NULL;
 
-  g_subprocess_launcher_set_stdout_file_path (launcher, j->log);
-  g_subprocess_launcher_set_child_setup (launcher, die_with_parent, NULL, NULL);
-  j->proc = g_subprocess_launcher_spawnv (launcher, argv, &error);
-  g_object_unref (launcher);
+  j->proc = test_process_spawn (
+      argv, j->log, G_SUBPROCESS_FLAGS_STDERR_MERGE, &error);
   g_free (conf);
   if (j->proc == NULL) {
     g_printerr ("cannot start %s: %s\n", argv[0], error->message);
@@ -195,46 +160,16 @@ spawn (JanusProcess *j)
   return j->proc != NULL;
 }
 
-/* TRUE once the child has exited: GLib reaps it (the identifier goes), or
- * it is a zombie waiting for that. */
+/* Ready once /janus/info answers. */
 static gboolean
-child_exited (GSubprocess *proc)
+answers (gpointer data)
 {
-  const gchar *pid = g_subprocess_get_identifier (proc);
-  gchar *path, *stat = NULL;
-  gboolean exited = TRUE;
+  JanusProcess *j = data;
+  JsonObject *info = janus_client_get_info (j->url, NULL);
 
-  if (pid == NULL)
-    return TRUE;
-  path = g_strdup_printf ("/proc/%s/stat", pid);
-  if (g_file_get_contents (path, &stat, NULL, NULL)) {
-    const gchar *end = strrchr (stat, ')');
-    exited = end && end[1] == ' ' && end[2] == 'Z';
-  }
-  g_free (stat);
-  g_free (path);
-  return exited;
-}
-
-static gboolean
-wait_ready (JanusProcess *j)
-{
-  gint64 deadline = g_get_monotonic_time () + START_TIMEOUT_US;
-
-  while (g_get_monotonic_time () < deadline) {
-    JsonObject *info = janus_client_get_info (j->url, NULL);
-    if (info) {
-      json_object_unref (info);
-      return TRUE;
-    }
-    if (child_exited (j->proc)) {
-      g_printerr ("janus exited before answering\n");
-      return FALSE;
-    }
-    g_usleep (50 * 1000);
-  }
-  g_printerr ("janus did not answer %s/info within 20 s\n", j->url);
-  return FALSE;
+  if (info)
+    json_object_unref (info);
+  return info != NULL;
 }
 
 JanusProcess *
@@ -243,7 +178,7 @@ janus_process_start (const JanusProcessOptions *options)
   JanusProcessOptions none = { 0 };
   JanusProcess *j = g_new0 (JanusProcess, 1);
   GError *error = NULL;
-  guint port = free_port ();
+  guint port = test_process_free_port ();
 
   j->dir = g_dir_make_tmp ("janus-XXXXXX", &error);
   if (j->dir == NULL) {
@@ -255,34 +190,13 @@ janus_process_start (const JanusProcessOptions *options)
   j->log = g_build_filename (j->dir, "janus.log", NULL);
   j->url = g_strdup_printf ("http://127.0.0.1:%u/janus", port);
   if (port == 0 || !write_config (j, options ? options : &none, port) ||
-      !spawn (j) || !wait_ready (j)) {
+      !spawn (j) ||
+      !test_process_wait_ready (
+          j->proc, "janus", answers, j, START_TIMEOUT_US)) {
     janus_process_stop (j, TRUE);
     return NULL;
   }
   return j;
-}
-
-/* Removes @path and everything under it; links are removed, not
- * followed. */
-static void
-remove_tree (const gchar *path)
-{
-  GDir *dir;
-  const gchar *name;
-
-  if (!g_file_test (path, G_FILE_TEST_IS_SYMLINK) &&
-      g_file_test (path, G_FILE_TEST_IS_DIR) &&
-      (dir = g_dir_open (path, 0, NULL)) != NULL) {
-    while ((name = g_dir_read_name (dir)) != NULL) {
-      gchar *child = g_build_filename (path, name, NULL);
-      remove_tree (child);
-      g_free (child);
-    }
-    g_dir_close (dir);
-    g_rmdir (path);
-    return;
-  }
-  g_unlink (path);
 }
 
 static void
@@ -300,20 +214,11 @@ janus_process_stop (JanusProcess *j, gboolean print)
 {
   if (j == NULL)
     return;
-  if (j->proc) {
-    gint64 deadline = g_get_monotonic_time () + 10 * G_USEC_PER_SEC;
-    g_subprocess_send_signal (j->proc, SIGTERM);
-    while (!child_exited (j->proc) && g_get_monotonic_time () < deadline)
-      g_usleep (10000);
-    if (!child_exited (j->proc))
-      g_subprocess_force_exit (j->proc);
-    g_subprocess_wait (j->proc, NULL, NULL);
-    g_object_unref (j->proc);
-  }
+  test_process_stop (&j->proc, SIGTERM, 10 * G_USEC_PER_SEC);
   if (print)
     print_log (j);
   if (j->dir)
-    remove_tree (j->dir);
+    test_process_remove_tree (j->dir);
   g_free (j->dir);
   g_free (j->log);
   g_free (j->url);

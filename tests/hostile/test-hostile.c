@@ -24,6 +24,7 @@
 #include <gst/check/gstcheck.h>
 #include <json-glib/json-glib.h>
 #include <libsoup/soup.h>
+#include "test-process.h"
 #include "whip-caller.h"
 
 /* The servers' secrets. Not the issue's "s3cret" and "adm": "adm" is in
@@ -194,22 +195,6 @@ server_child_setup (gpointer data)
   }
 }
 
-/* TRUE once the server has exited (a zombie until server_stop reaps it). */
-static gboolean
-server_exited (Server *s)
-{
-  gchar *path = g_strdup_printf ("/proc/%u/stat", s->pid), *stat = NULL;
-  gboolean exited = TRUE;
-
-  if (g_file_get_contents (path, &stat, NULL, NULL)) {
-    const gchar *end = strrchr (stat, ')');
-    exited = end && end[1] == ' ' && end[2] == 'Z';
-  }
-  g_free (stat);
-  g_free (path);
-  return exited;
-}
-
 
 /* Every server has the caller and admin tokens, a TURN secret and a TURN
  * server with a long-term password: the secrets no response may carry. */
@@ -266,7 +251,8 @@ server_start_full (const gchar *const *extra, guint nofile)
     if (g_file_get_contents (port_file, &text, NULL, NULL))
       s->port = g_ascii_strtoull (text, NULL, 10);
     g_clear_pointer (&text, g_free);
-    fail_if (server_exited (s), "voiceagent exited before listening");
+    fail_if (test_process_child_exited (s->proc),
+        "voiceagent exited before listening");
     if (s->port == 0)
       g_usleep (20000);
   }
@@ -282,26 +268,6 @@ server_start (const gchar *const *extra)
   return server_start_full (extra, 0);
 }
 
-/* @dir and what it holds (what a server left, if it was not stopped). */
-static void
-remove_dir (const gchar *dir)
-{
-  GDir *d = g_dir_open (dir, 0, NULL);
-  const gchar *name;
-
-  while (d && (name = g_dir_read_name (d))) {
-    gchar *path = g_build_filename (dir, name, NULL);
-    if (g_file_test (path, G_FILE_TEST_IS_DIR))
-      remove_dir (path);
-    else
-      g_unlink (path);
-    g_free (path);
-  }
-  if (d)
-    g_dir_close (d);
-  g_rmdir (dir);
-}
-
 /* SIGTERM: the server drains (--drain-timeout 1) and must exit with 0; a
  * sanitizer report (a leak, a bad access) at exit would make it 1 or kill
  * it, and the report itself is in the test log. */
@@ -314,9 +280,10 @@ server_stop (Server *s)
 
   if (s == NULL)
     return;
-  died = server_exited (s);
+  died = test_process_child_exited (s->proc);
   g_subprocess_send_signal (s->proc, SIGTERM);
-  while (!(exited = server_exited (s)) && g_get_monotonic_time () < deadline)
+  while (!(exited = test_process_child_exited (s->proc)) &&
+      g_get_monotonic_time () < deadline)
     g_usleep (20000);
   if (!exited)
     g_subprocess_force_exit (s->proc);
@@ -325,7 +292,7 @@ server_stop (Server *s)
   clean = exited && g_subprocess_get_if_exited (s->proc) &&
       g_subprocess_get_exit_status (s->proc) == 0;
   g_object_unref (s->proc);
-  remove_dir (s->dir);
+  test_process_remove_tree (s->dir);
   g_free (s->dir);
   g_free (s->url);
   g_free (s);
@@ -505,7 +472,8 @@ status_of (
 static void
 check_healthy (Server *s, const gchar *after)
 {
-  fail_if (server_exited (s), "voiceagent died after %s", after);
+  fail_if (
+      test_process_child_exited (s->proc), "voiceagent died after %s", after);
   fail_unless_equals_int (status_of (s, "GET", "/healthz", NULL), 200);
 }
 
@@ -776,22 +744,6 @@ static struct
   Server ops; /* the server, as seen on its --ops-listen address */
 } live;
 
-/* A loopback port nobody listens on now. */
-static guint
-free_port (void)
-{
-  struct sockaddr_in a = { 0 };
-  socklen_t len = sizeof a;
-  gint fd = socket (AF_INET, SOCK_STREAM, 0);
-
-  a.sin_family = AF_INET;
-  a.sin_addr.s_addr = htonl (INADDR_LOOPBACK);
-  fail_unless (bind (fd, (struct sockaddr *)&a, sizeof a) == 0 &&
-      getsockname (fd, (struct sockaddr *)&a, &len) == 0);
-  close (fd);
-  return ntohs (a.sin_port);
-}
-
 static WhipCaller *
 new_caller (Server *s, const gchar *path, WhipCallerOptions *o)
 {
@@ -835,7 +787,7 @@ live_start (void)
   guint status = 0;
 
   memcpy (args, live_args, sizeof live_args);
-  ops = g_strdup_printf ("127.0.0.1:%u", free_port ());
+  ops = g_strdup_printf ("127.0.0.1:%u", test_process_free_port ());
   args[G_N_ELEMENTS (args) - 2] = ops;
   srv = server_start (args);
   live.ops = *srv;
@@ -2189,7 +2141,7 @@ main (int argc, char **argv)
   g_assert (work_dir != NULL);
   record_path = g_build_filename (work_dir, "responses", NULL);
   failed = gst_check_run_suite (hostile_suite (), "hostile", __FILE__);
-  remove_dir (work_dir);
+  test_process_remove_tree (work_dir);
   g_free (record_path);
   g_free (work_dir);
   return failed;

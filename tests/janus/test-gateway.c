@@ -13,75 +13,17 @@
  */
 #include <signal.h>
 #include <string.h>
-#include <sys/prctl.h>
 #include <gio/gio.h>
 #include <gst/check/gstcheck.h>
 #include "emulator-process.h"
 #include "janus-process.h"
+#include "redis-process.h"
 #include "test-skip.h"
 #include "whip-caller.h"
 
 #define CLUSTER_TOKEN "test-cluster-token"
 #define EMULATOR_KEY "local-emulator-key"
 #define REPLY_TIMEOUT_MS 30000
-
-static guint
-free_port (void)
-{
-  GInetAddress *lo = g_inet_address_new_loopback (G_SOCKET_FAMILY_IPV4);
-  GSocketAddress *any = g_inet_socket_address_new (lo, 0), *bound;
-  GSocket *s = g_socket_new (
-      G_SOCKET_FAMILY_IPV4, G_SOCKET_TYPE_STREAM, G_SOCKET_PROTOCOL_TCP, NULL);
-  guint port;
-
-  fail_unless (g_socket_bind (s, any, FALSE, NULL));
-  bound = g_socket_get_local_address (s, NULL);
-  port = g_inet_socket_address_get_port (G_INET_SOCKET_ADDRESS (bound));
-  g_object_unref (bound);
-  g_object_unref (s);
-  g_object_unref (any);
-  g_object_unref (lo);
-  return port;
-}
-
-static void
-die_with_parent (gpointer data)
-{
-  prctl (PR_SET_PDEATHSIG, SIGKILL);
-}
-
-/* redis-server on a free loopback port, in memory only. */
-static GSubprocess *
-redis_start (guint *port)
-{
-  GSubprocessLauncher *l =
-      g_subprocess_launcher_new (G_SUBPROCESS_FLAGS_STDOUT_SILENCE);
-  gchar *p;
-  GSubprocess *proc;
-  GSocketClient *client = g_socket_client_new ();
-  gint64 deadline = g_get_monotonic_time () + 10 * G_USEC_PER_SEC;
-  gboolean up = FALSE;
-
-  *port = free_port ();
-  p = g_strdup_printf ("%u", *port);
-  g_subprocess_launcher_set_child_setup (l, die_with_parent, NULL, NULL);
-  proc = g_subprocess_launcher_spawn (l, NULL, "redis-server", "--port", p,
-      "--bind", "127.0.0.1", "--save", "", "--appendonly", "no", NULL);
-  fail_unless (proc != NULL, "cannot start redis-server");
-  while (!up && g_get_monotonic_time () < deadline) {
-    GSocketConnection *c = g_socket_client_connect_to_host (
-        client, "127.0.0.1", *port, NULL, NULL);
-    up = c != NULL;
-    g_clear_object (&c);
-    if (!up)
-      g_usleep (20000);
-  }
-  fail_unless (up, "redis-server does not answer");
-  g_object_unref (client);
-  g_object_unref (l);
-  g_free (p);
-  return proc;
-}
 
 /* A voiceagent with --redis, every service on @emu, and @extra flags. */
 static EmuProcess *
@@ -179,7 +121,8 @@ wait_failover (EmuProcess *front)
     g_usleep (20000);
   }
   fail_unless (m && strstr (m, "voiceagent_gateway_failover_seconds_count 1"),
-      "no call moved, or its new worker never heard the caller: %s", m ? m : "(no metrics)");
+      "no call moved, or its new worker never heard the caller: %s",
+      m ? m : "(no metrics)");
   sum = strstr (m, "voiceagent_gateway_failover_seconds_sum ");
   if (sum)
     g_print ("failover: %.1f ms from the worker's death to the new worker "
@@ -197,7 +140,7 @@ typedef struct
 {
   EmuProcess *emu;
   JanusProcess *janus;
-  GSubprocess *redis;
+  RedisProcess redis;
   gchar *redis_url;
   EmuProcess *workers[2];
   guint n_workers;
@@ -211,14 +154,13 @@ cluster_start (Cluster *k, guint n_workers)
   const gchar *emu_args[] = { "--quiet", "--stt-engine", "scripted",
     "--tts-engine", "tone", NULL };
   JanusProcessOptions jopts = { 0 };
-  guint redis_port;
 
   memset (k, 0, sizeof *k);
   k->emu = emu_process_start (emu_args);
   k->janus = janus_process_start (&jopts);
   fail_unless (k->emu != NULL && k->janus != NULL);
-  k->redis = redis_start (&redis_port);
-  k->redis_url = g_strdup_printf ("redis://127.0.0.1:%u", redis_port);
+  fail_unless (redis_process_start (&k->redis, 0, NULL, NULL));
+  k->redis_url = g_strdup_printf ("redis://127.0.0.1:%u", k->redis.port);
   for (k->n_workers = 0; k->n_workers < n_workers; k->n_workers++)
     k->workers[k->n_workers] =
         instance_start (k->emu, k->redis_url, NULL, NULL);
@@ -238,9 +180,7 @@ cluster_stop (Cluster *k)
     if (k->workers[i])
       emu_process_stop (k->workers[i]);
   janus_process_stop (k->janus, FALSE);
-  g_subprocess_force_exit (k->redis);
-  g_subprocess_wait (k->redis, NULL, NULL);
-  g_object_unref (k->redis);
+  redis_process_stop (&k->redis);
   g_free (k->redis_url);
   g_free (k->whip_url);
   emu_process_stop (k->emu);

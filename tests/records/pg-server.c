@@ -4,12 +4,12 @@
 #include <errno.h>
 #include <pwd.h>
 #include <signal.h>
-#include <string.h>
 #include <unistd.h>
-#include <sys/prctl.h>
 #include <glib/gstdio.h>
 #include <gio/gio.h>
 #include "pg-server.h"
+#include "test-process.h"
+#include "test-skip.h"
 
 #define BINDIR "/usr/lib/postgresql/15/bin"
 #define START_TIMEOUT_US (30 * G_USEC_PER_SEC)
@@ -38,41 +38,16 @@ pg_server_bindir (void)
       : NULL;
 }
 
-static guint
-free_port (void)
-{
-  GInetAddress *lo = g_inet_address_new_loopback (G_SOCKET_FAMILY_IPV4);
-  GSocketAddress *any = g_inet_socket_address_new (lo, 0), *bound;
-  GSocket *s = g_socket_new (
-      G_SOCKET_FAMILY_IPV4, G_SOCKET_TYPE_STREAM, G_SOCKET_PROTOCOL_TCP, NULL);
-  guint port = 0;
-
-  if (g_socket_bind (s, any, FALSE, NULL)) {
-    bound = g_socket_get_local_address (s, NULL);
-    port = g_inet_socket_address_get_port (G_INET_SOCKET_ADDRESS (bound));
-    g_object_unref (bound);
-  }
-  g_object_unref (s);
-  g_object_unref (any);
-  g_object_unref (lo);
-  return port;
-}
-
-/* In the child (not as root: setpriv sets its own): a test killed by its
- * timeout must not leave the server running. */
-static void
-die_with_parent (gpointer data)
-{
-  prctl (PR_SET_PDEATHSIG, SIGQUIT);
-}
-
 /* @program of BINDIR with @args, as the postgres user when we are root.
  * Its output goes to @log. */
 static GSubprocess *
 spawn (PgServer *pg, const gchar *program, const gchar *const *args,
     const gchar *log, GError **error)
 {
-  GSubprocessLauncher *l = g_subprocess_launcher_new (G_SUBPROCESS_FLAGS_NONE);
+  /* SIGQUIT, an immediate shutdown, when the test dies; as root setpriv
+   * sets it instead. */
+  GSubprocessLauncher *l = test_process_launcher_new (
+      G_SUBPROCESS_FLAGS_NONE, pg->as_postgres ? 0 : SIGQUIT);
   GPtrArray *argv = g_ptr_array_new_with_free_func (g_free);
   GSubprocess *proc;
 
@@ -85,8 +60,6 @@ spawn (PgServer *pg, const gchar *program, const gchar *const *args,
     g_ptr_array_add (argv, g_strdup ("--clear-groups"));
     g_ptr_array_add (argv, g_strdup ("--pdeathsig=SIGQUIT"));
     g_ptr_array_add (argv, g_strdup ("--"));
-  } else {
-    g_subprocess_launcher_set_child_setup (l, die_with_parent, NULL, NULL);
   }
   g_ptr_array_add (argv, g_build_filename (BINDIR, program, NULL));
   for (; *args; args++)
@@ -159,22 +132,9 @@ conninfo (PgServer *pg, const gchar *dbname)
 }
 
 static gboolean
-exited (GSubprocess *proc)
+answers (gpointer info)
 {
-  const gchar *pid = g_subprocess_get_identifier (proc);
-  gchar *path, *stat = NULL;
-  gboolean gone = TRUE;
-
-  if (pid == NULL)
-    return TRUE;
-  path = g_strdup_printf ("/proc/%s/stat", pid);
-  if (g_file_get_contents (path, &stat, NULL, NULL)) {
-    const gchar *end = strrchr (stat, ')');
-    gone = end && end[1] == ' ' && end[2] == 'Z';
-  }
-  g_free (stat);
-  g_free (path);
-  return gone;
+  return PQping (info) == PQPING_OK;
 }
 
 gboolean
@@ -186,16 +146,12 @@ pg_server_start (PgServer *pg, GError **error)
   const gchar *args[] = { "-D", pg->data, "-k", pg->dir, "-p", port, "-c",
     "listen_addresses=127.0.0.1", "-c", "shared_buffers=16MB", "-c",
     "max_connections=30", NULL };
-  gint64 deadline = g_get_monotonic_time () + START_TIMEOUT_US;
-  gboolean up = FALSE;
+  gboolean up;
 
   pg->proc = spawn (pg, "postgres", args, log, error);
-  while (pg->proc && !up && g_get_monotonic_time () < deadline &&
-      !exited (pg->proc)) {
-    up = PQping (info) == PQPING_OK;
-    if (!up)
-      g_usleep (50000);
-  }
+  up = pg->proc &&
+      test_process_wait_ready (
+          pg->proc, "postgres", answers, info, START_TIMEOUT_US);
   if (pg->proc && !up) {
     gchar *text = read_log (pg, "postgres.log");
     g_set_error (error, G_IO_ERROR, G_IO_ERROR_FAILED,
@@ -212,17 +168,7 @@ pg_server_start (PgServer *pg, GError **error)
 void
 pg_server_stop (PgServer *pg, gboolean immediate)
 {
-  gint64 deadline = g_get_monotonic_time () + STOP_TIMEOUT_US;
-
-  if (pg->proc == NULL)
-    return;
-  g_subprocess_send_signal (pg->proc, immediate ? SIGQUIT : SIGINT);
-  while (!exited (pg->proc) && g_get_monotonic_time () < deadline)
-    g_usleep (10000);
-  if (!exited (pg->proc))
-    g_subprocess_force_exit (pg->proc);
-  g_subprocess_wait (pg->proc, NULL, NULL);
-  g_clear_object (&pg->proc);
+  test_process_stop (&pg->proc, immediate ? SIGQUIT : SIGINT, STOP_TIMEOUT_US);
 }
 
 PgServer *
@@ -232,7 +178,7 @@ pg_server_new (const gchar *password, GError **error)
   struct passwd *pw;
 
   pg->password = g_strdup (password);
-  pg->port = free_port ();
+  pg->port = test_process_free_port ();
   pg->dir = g_dir_make_tmp ("voiceagent-pg-XXXXXX", error);
   if (pg->dir == NULL) {
     pg_server_free (pg);
@@ -267,33 +213,13 @@ pg_server_new (const gchar *password, GError **error)
 }
 
 void
-pg_server_remove_tree (const gchar *path)
-{
-  GDir *d = g_dir_open (path, 0, NULL);
-  const gchar *name;
-
-  while (d && (name = g_dir_read_name (d))) {
-    gchar *child = g_build_filename (path, name, NULL);
-    if (g_file_test (child, G_FILE_TEST_IS_DIR) &&
-        !g_file_test (child, G_FILE_TEST_IS_SYMLINK))
-      pg_server_remove_tree (child);
-    else
-      g_unlink (child);
-    g_free (child);
-  }
-  if (d)
-    g_dir_close (d);
-  g_rmdir (path);
-}
-
-void
 pg_server_free (PgServer *pg)
 {
   if (pg == NULL)
     return;
   pg_server_stop (pg, FALSE);
   if (pg->dir)
-    pg_server_remove_tree (pg->dir);
+    test_process_remove_tree (pg->dir);
   g_free (pg->dir);
   g_free (pg->data);
   g_free (pg->password);
@@ -381,4 +307,50 @@ pg_server_tmpdir_new (void)
   g_setenv ("TMPDIR", root, TRUE);
   g_assert (g_str_equal (g_get_tmp_dir (), root));
   return root;
+}
+
+PgTestDb *
+pg_test_db_new (const gchar *password)
+{
+  PgTestDb *pg = g_new0 (PgTestDb, 1);
+  GError *error = NULL;
+
+  pg->server = pg_server_new (password, &error);
+  fail_unless (pg->server != NULL, "cannot start PostgreSQL: %s",
+      error ? error->message : "?");
+  pg->db = pg_server_new_database (pg->server);
+  fail_unless (pg->db != NULL, "cannot create a database");
+  pg->uri = pg_server_uri (pg->server, pg->db, TRUE);
+  return pg;
+}
+
+void
+pg_test_db_free (PgTestDb *pg)
+{
+  g_free (pg->uri);
+  g_free (pg->db);
+  pg_server_free (pg->server);
+  g_free (pg);
+}
+
+int
+pg_server_run_suite (Suite *(*make_suite) (void), gchar *tmp_root)
+{
+  SRunner *sr;
+  int failed;
+
+  if (pg_server_bindir () == NULL) {
+    test_process_remove_tree (tmp_root);
+    g_free (tmp_root);
+    return test_cannot_run (
+        "PostgreSQL 15 is not installed "
+        "(/usr/lib/postgresql/15/bin: Debian's postgresql)");
+  }
+  sr = srunner_create (make_suite ());
+  srunner_run_all (sr, CK_NORMAL);
+  failed = srunner_ntests_failed (sr);
+  srunner_free (sr);
+  test_process_remove_tree (tmp_root);
+  g_free (tmp_root);
+  return failed == 0 ? 0 : 1;
 }

@@ -1,9 +1,11 @@
-/* A real PostgreSQL server of the test's own, on 127.0.0.1.
+/* A real PostgreSQL server of the test's own, on 127.0.0.1, and what the
+ * records tests share around it: a server with a database, their main.
  * SPDX-License-Identifier: LGPL-2.1-or-later
  */
 #pragma once
 
 #include <glib.h>
+#include <gst/check/gstcheck.h>
 #include <libpq-fe.h>
 
 G_BEGIN_DECLS
@@ -44,12 +46,32 @@ PGconn *pg_server_connect (PgServer *pg, const gchar *dbname);
 gchar *pg_server_query_value (
     PGconn *conn, const gchar *sql, int n_params, const gchar *const *params);
 
+/* What a test starts from: a server of its own with one new database,
+ * and the URI to that with the password. */
+typedef struct
+{
+  PgServer *server;
+  gchar *db;
+  gchar *uri;
+} PgTestDb;
+
+/* Fails the test (check) when the server or the database cannot be
+ * made. */
+PgTestDb *pg_test_db_new (const gchar *password);
+/* Stops the server and removes its folder. */
+void pg_test_db_free (PgTestDb *pg);
+
 /* A temporary folder for everything the test makes, servers included,
  * made TMPDIR (call it first in main, before anything asks GLib for the
- * temporary folder, gst_init included): the test removes it whole with
- * pg_server_remove_tree() at the end, even after a test failed in its
- * forked child without cleaning up. */
+ * temporary folder, gst_init included): pg_server_run_suite() removes it
+ * whole at the end, even after a test failed in its forked child without
+ * cleaning up. */
 gchar *pg_server_tmpdir_new (void);
-void pg_server_remove_tree (const gchar *path);
+
+/* The rest of a records test's main, after gst_check_init(): runs the
+ * suite @make_suite returns, or says the test cannot run (test-skip.h)
+ * when PostgreSQL is not installed; then removes and frees @tmp_root
+ * (from pg_server_tmpdir_new()). Returns main's exit status. */
+int pg_server_run_suite (Suite *(*make_suite) (void), gchar *tmp_root);
 
 G_END_DECLS

@@ -10,14 +10,11 @@
 #include <gst/check/gstcheck.h>
 #include "emulator-process.h"
 #include "pg-server.h"
-#include "test-skip.h"
 #include "whip-caller.h"
 
 #define PASSWORD "Srv-pw-93d1c0aa"
 #define REPLY_TIMEOUT_MS 30000
 #define WAIT_US (60 * G_USEC_PER_SEC)
-
-static gchar *tmp_root;
 
 static EmuProcess *
 start_server (const gchar *uri, const gchar *log)
@@ -196,20 +193,16 @@ check_conversation_record (PGconn *conn, const gchar *id)
  * log nor the command line show the password. */
 GST_START_TEST (test_calls_recorded_in_postgresql)
 {
+  PgTestDb *pg = pg_test_db_new (PASSWORD);
+  gchar *log = g_build_filename (g_get_tmp_dir (), "voiceagent.log", NULL);
+  EmuProcess *server = start_server (pg->uri, log);
   GError *error = NULL;
-  PgServer *pg = pg_server_new (PASSWORD, &error);
-  gchar *db, *uri, *log, *id[4], *text, *body, *cmdline, *path;
-  EmuProcess *server;
+  gchar *id[4], *text, *body, *cmdline, *path;
   WhipCaller *c;
   PGconn *conn;
   gint64 deadline;
   gsize size;
 
-  fail_unless (pg != NULL, "%s", error ? error->message : "");
-  db = pg_server_new_database (pg);
-  uri = pg_server_uri (pg, db, TRUE);
-  log = g_build_filename (g_get_tmp_dir (), "voiceagent.log", NULL);
-  server = start_server (uri, log);
 
   /* 1: a conversation, typed so it needs no speech recognition. */
   c = call (server);
@@ -223,7 +216,7 @@ GST_START_TEST (test_calls_recorded_in_postgresql)
   g_free (text);
   fail_unless_equals_int (whip_caller_hangup (c), 200);
   whip_caller_free (c);
-  conn = pg_server_connect (pg, db);
+  conn = pg_server_connect (pg->server, pg->db);
   deadline = g_get_monotonic_time () + WAIT_US;
   while (int_column (conn, "started_us", id[0]) < 0 &&
       g_get_monotonic_time () < deadline)
@@ -233,16 +226,17 @@ GST_START_TEST (test_calls_recorded_in_postgresql)
   fail_unless_equals_int ((gint)WRITTEN (server), 1);
 
   /* 2-4 while PostgreSQL is down: the bound (2) drops the oldest. */
-  pg_server_stop (pg, FALSE);
+  pg_server_stop (pg->server, FALSE);
   for (guint i = 1; i < 4; i++)
     id[i] = short_call (server);
   WAIT_METRICS (server,
       QUEUED (server) == 2 && DROPPED (server) == 1 && RETRIED (server) >= 1 &&
           UP (server) == 0);
-  fail_unless (pg_server_start (pg, &error), "%s", error ? error->message : "");
+  fail_unless (
+      pg_server_start (pg->server, &error), "%s", error ? error->message : "");
   WAIT_METRICS (server,
       WRITTEN (server) == 3 && QUEUED (server) == 0 && UP (server) == 1);
-  conn = pg_server_connect (pg, db);
+  conn = pg_server_connect (pg->server, pg->db);
   fail_unless_equals_int (int_column (conn, "count(*)", id[0]), 1);
   fail_unless (column (conn, "id", id[1]) == NULL, "call 2 was not dropped");
   for (guint i = 2; i < 4; i++) {
@@ -284,9 +278,7 @@ GST_START_TEST (test_calls_recorded_in_postgresql)
   for (guint i = 0; i < 4; i++)
     g_free (id[i]);
   g_free (log);
-  g_free (uri);
-  g_free (db);
-  pg_server_free (pg);
+  pg_test_db_free (pg);
 }
 
 GST_END_TEST;
@@ -306,23 +298,9 @@ records_server_suite (void)
 int
 main (int argc, char **argv)
 {
-  SRunner *sr;
-  int failed;
-
   /* First: every temporary file and server goes in there. */
-  tmp_root = pg_server_tmpdir_new ();
+  gchar *tmp_root = pg_server_tmpdir_new ();
+
   gst_check_init (&argc, &argv);
-  if (pg_server_bindir () == NULL) {
-    pg_server_remove_tree (tmp_root);
-    return test_cannot_run (
-        "PostgreSQL 15 is not installed "
-        "(/usr/lib/postgresql/15/bin: Debian's postgresql)");
-  }
-  sr = srunner_create (records_server_suite ());
-  srunner_run_all (sr, CK_NORMAL);
-  failed = srunner_ntests_failed (sr);
-  srunner_free (sr);
-  pg_server_remove_tree (tmp_root);
-  g_free (tmp_root);
-  return failed == 0 ? 0 : 1;
+  return pg_server_run_suite (records_server_suite, tmp_root);
 }

@@ -10,15 +10,12 @@
 #include <gst/check/gstcheck.h>
 #include "pg-server.h"
 #include "records.h"
-#include "test-skip.h"
 
 /* records.c logs here (main.c defines it in the server). */
 GST_DEBUG_CATEGORY (voiceagent_debug);
 
 #define PASSWORD "Tst-pw-4e8c2f91"
 #define WAIT_US (60 * G_USEC_PER_SEC)
-
-static gchar *tmp_root;
 
 /* ---- Helpers ---- */
 
@@ -47,17 +44,6 @@ make_record (guint i)
   r->usage.llm_completion_tokens = 56 + i;
   r->cost_usd = 0.1234567890123 + i * 1e-7;
   return r;
-}
-
-static PgServer *
-start_pg (void)
-{
-  GError *error = NULL;
-  PgServer *pg = pg_server_new (PASSWORD, &error);
-
-  fail_unless (
-      pg != NULL, "cannot start PostgreSQL: %s", error ? error->message : "?");
-  return pg;
 }
 
 static VaRecords *
@@ -107,9 +93,9 @@ query (PGconn *conn, const gchar *sql)
 }
 
 static gint64
-count_rows (PgServer *pg, const gchar *db)
+count_rows (PgTestDb *pg)
 {
-  PGconn *conn = pg_server_connect (pg, db);
+  PGconn *conn = pg_server_connect (pg->server, pg->db);
   gchar *n = query (conn, "SELECT count(*) FROM calls");
   gchar *distinct = query (conn, "SELECT count(DISTINCT id) FROM calls");
   gint64 rows;
@@ -224,17 +210,15 @@ write_records (VaRecords *records, guint first, guint n)
  * all, with the schema version recorded. */
 GST_START_TEST (test_pg_fields)
 {
-  PgServer *pg = start_pg ();
-  gchar *db = pg_server_new_database (pg);
-  gchar *uri = pg_server_uri (pg, db, TRUE);
-  VaRecords *records = open_records (uri, 0, 0);
+  PgTestDb *pg = pg_test_db_new (PASSWORD);
+  VaRecords *records = open_records (pg->uri, 0, 0);
   PGconn *conn;
   gchar *version;
 
   write_records (records, 0, 6);
   WAIT_STATS (records, m.written == 6 && m.queued == 0 && m.database_up);
   fail_unless_equals_int (va_records_close (records), 0);
-  conn = pg_server_connect (pg, db);
+  conn = pg_server_connect (pg->server, pg->db);
   for (guint i = 0; i < 6; i++) {
     VaCallRecord *r = make_record (i);
     check_row (conn, r);
@@ -245,12 +229,10 @@ GST_START_TEST (test_pg_fields)
   g_free (version);
   PQfinish (conn);
   /* Opening again finds the schema there: nothing is created twice. */
-  records = open_records (uri, 0, 0);
+  records = open_records (pg->uri, 0, 0);
   fail_unless_equals_int (va_records_close (records), 0);
-  fail_unless_equals_int (count_rows (pg, db), 6);
-  g_free (uri);
-  g_free (db);
-  pg_server_free (pg);
+  fail_unless_equals_int (count_rows (pg), 6);
+  pg_test_db_free (pg);
 }
 
 GST_END_TEST;
@@ -259,14 +241,12 @@ GST_END_TEST;
  * records in SQLite and in PostgreSQL, and fail alike for a missing id. */
 GST_START_TEST (test_same_output)
 {
-  PgServer *pg = start_pg ();
-  gchar *db = pg_server_new_database (pg);
-  gchar *uri = pg_server_uri (pg, db, TRUE);
+  PgTestDb *pg = pg_test_db_new (PASSWORD);
   gchar *file = g_build_filename (g_get_tmp_dir (), "same.db", NULL);
   const gchar *list_file[] = { "--database", file, "calls", "list", NULL };
   const gchar *list_env[] = { "calls", "list", NULL };
   VaRecords *sqlite = open_records (file, 0, 0);
-  VaRecords *postgres = open_records (uri, 0, 0);
+  VaRecords *postgres = open_records (pg->uri, 0, 0);
   Run a, b;
 
   write_records (sqlite, 0, 8);
@@ -275,7 +255,7 @@ GST_START_TEST (test_same_output)
   fail_unless_equals_int (va_records_close (postgres), 0);
 
   a = run_voiceagent (list_file, NULL);
-  b = run_voiceagent (list_env, uri);
+  b = run_voiceagent (list_env, pg->uri);
   fail_unless_equals_int (a.status, 0);
   fail_unless_equals_int (b.status, 0);
   fail_unless (strstr (a.out, "0000000000a0007") != NULL, "%s", a.out);
@@ -291,7 +271,7 @@ GST_START_TEST (test_same_output)
       NULL };
     const gchar *show_env[] = { "calls", "show", id, NULL };
     a = run_voiceagent (show_file, NULL);
-    b = run_voiceagent (show_env, uri);
+    b = run_voiceagent (show_env, pg->uri);
     fail_unless_equals_int (a.status, i < 8 ? 0 : 1);
     fail_unless_equals_int (b.status, a.status);
     fail_unless_equals_string (b.out, a.out);
@@ -304,9 +284,7 @@ GST_START_TEST (test_same_output)
   }
   g_unlink (file);
   g_free (file);
-  g_free (uri);
-  g_free (db);
-  pg_server_free (pg);
+  pg_test_db_free (pg);
 }
 
 GST_END_TEST;
@@ -316,16 +294,14 @@ GST_END_TEST;
  * exactly once. */
 GST_START_TEST (test_restart_loses_nothing)
 {
-  PgServer *pg = start_pg ();
-  gchar *db = pg_server_new_database (pg);
-  gchar *uri = pg_server_uri (pg, db, TRUE);
-  VaRecords *records = open_records (uri, 0, 0);
+  PgTestDb *pg = pg_test_db_new (PASSWORD);
+  VaRecords *records = open_records (pg->uri, 0, 0);
   GError *error = NULL;
   gint64 t0;
 
   write_records (records, 0, 50);
   WAIT_STATS (records, m.written == 50);
-  pg_server_stop (pg, FALSE);
+  pg_server_stop (pg->server, FALSE);
   write_records (records, 50, 300);
   WAIT_STATS (records, m.retried >= 3 && !m.database_up);
   {
@@ -334,16 +310,15 @@ GST_START_TEST (test_restart_loses_nothing)
     fail_unless_equals_uint64 (m.queued, 300);
     fail_unless_equals_uint64 (m.dropped, 0);
   }
-  fail_unless (pg_server_start (pg, &error), "%s", error ? error->message : "");
+  fail_unless (
+      pg_server_start (pg->server, &error), "%s", error ? error->message : "");
   t0 = g_get_monotonic_time ();
   WAIT_STATS (records, m.written == 350 && m.queued == 0 && m.database_up);
   g_print ("300 records written %.2f s after PostgreSQL was back\n",
       (g_get_monotonic_time () - t0) / 1e6);
   fail_unless_equals_int (va_records_close (records), 0);
-  fail_unless_equals_int (count_rows (pg, db), 350);
-  g_free (uri);
-  g_free (db);
-  pg_server_free (pg);
+  fail_unless_equals_int (count_rows (pg), 350);
+  pg_test_db_free (pg);
 }
 
 GST_END_TEST;
@@ -353,10 +328,8 @@ GST_END_TEST;
  * recovery every record is there exactly once. */
 GST_START_TEST (test_crash_mid_write)
 {
-  PgServer *pg = start_pg ();
-  gchar *db = pg_server_new_database (pg);
-  gchar *uri = pg_server_uri (pg, db, TRUE);
-  VaRecords *records = open_records (uri, 0, 0);
+  PgTestDb *pg = pg_test_db_new (PASSWORD);
+  VaRecords *records = open_records (pg->uri, 0, 0);
   GError *error = NULL;
   const guint n = 3000;
   gint64 t0 = g_get_monotonic_time ();
@@ -364,18 +337,17 @@ GST_START_TEST (test_crash_mid_write)
 
   write_records (records, 0, n);
   WAIT_STATS (records, m.written >= 200);
-  pg_server_stop (pg, TRUE);
+  pg_server_stop (pg->server, TRUE);
   fail_unless (stats (records).written < n, "all written before the crash");
-  fail_unless (pg_server_start (pg, &error), "%s", error ? error->message : "");
+  fail_unless (
+      pg_server_start (pg->server, &error), "%s", error ? error->message : "");
   WAIT_STATS (records, m.written == n && m.queued == 0);
   rate = n / ((g_get_monotonic_time () - t0) / 1e6);
   fail_unless_equals_int (va_records_close (records), 0);
-  fail_unless_equals_int (count_rows (pg, db), n);
+  fail_unless_equals_int (count_rows (pg), n);
   g_print (
       "%u records through a crash and recovery: %.0f records/s\n", n, rate);
-  g_free (uri);
-  g_free (db);
-  pg_server_free (pg);
+  pg_test_db_free (pg);
 }
 
 GST_END_TEST;
@@ -384,10 +356,8 @@ GST_END_TEST;
  * is not stored again nor changed. */
 GST_START_TEST (test_retry_does_not_duplicate)
 {
-  PgServer *pg = start_pg ();
-  gchar *db = pg_server_new_database (pg);
-  gchar *uri = pg_server_uri (pg, db, TRUE);
-  VaRecords *records = open_records (uri, 0, 0);
+  PgTestDb *pg = pg_test_db_new (PASSWORD);
+  VaRecords *records = open_records (pg->uri, 0, 0);
   VaCallRecord *again = make_record (1);
   PGconn *conn;
   gchar *agent;
@@ -399,15 +369,13 @@ GST_START_TEST (test_retry_does_not_duplicate)
   va_records_write (records, again);
   WAIT_STATS (records, m.written == 2 && m.queued == 0);
   fail_unless_equals_int (va_records_close (records), 0);
-  fail_unless_equals_int (count_rows (pg, db), 1);
-  conn = pg_server_connect (pg, db);
+  fail_unless_equals_int (count_rows (pg), 1);
+  conn = pg_server_connect (pg->server, pg->db);
   agent = query (conn, "SELECT agent FROM calls");
   fail_unless_equals_string (agent, "agent");
   g_free (agent);
   PQfinish (conn);
-  g_free (uri);
-  g_free (db);
-  pg_server_free (pg);
+  pg_test_db_free (pg);
 }
 
 GST_END_TEST;
@@ -417,33 +385,30 @@ GST_END_TEST;
  * back. */
 GST_START_TEST (test_bound_drops_oldest)
 {
-  PgServer *pg = start_pg ();
-  gchar *db = pg_server_new_database (pg);
-  gchar *uri = pg_server_uri (pg, db, TRUE);
+  PgTestDb *pg = pg_test_db_new (PASSWORD);
   VaRecords *records;
   GError *error = NULL;
   PGconn *conn;
   gchar *ids;
 
-  pg_server_stop (pg, FALSE);
+  pg_server_stop (pg->server, FALSE);
   /* Down at start: the server still starts, records wait. */
-  records = open_records (uri, 5, 0);
+  records = open_records (pg->uri, 5, 0);
   fail_unless (!stats (records).database_up);
   write_records (records, 0, 12);
   WAIT_STATS (records, m.dropped == 7 && m.queued == 5 && m.retried >= 1);
-  fail_unless (pg_server_start (pg, &error), "%s", error ? error->message : "");
+  fail_unless (
+      pg_server_start (pg->server, &error), "%s", error ? error->message : "");
   WAIT_STATS (records, m.written == 5 && m.queued == 0);
   fail_unless_equals_int (va_records_close (records), 0);
-  conn = pg_server_connect (pg, db);
+  conn = pg_server_connect (pg->server, pg->db);
   ids = query (conn, "SELECT string_agg(id, ',' ORDER BY id) FROM calls");
   fail_unless_equals_string (ids,
       "00000000000a0007,00000000000a0008,00000000000a0009,"
       "00000000000a000a,00000000000a000b");
   g_free (ids);
   PQfinish (conn);
-  g_free (uri);
-  g_free (db);
-  pg_server_free (pg);
+  pg_test_db_free (pg);
 }
 
 GST_END_TEST;
@@ -452,22 +417,18 @@ GST_END_TEST;
  * and says how many records were not written. */
 GST_START_TEST (test_close_counts_unwritten)
 {
-  PgServer *pg = start_pg ();
-  gchar *db = pg_server_new_database (pg);
-  gchar *uri = pg_server_uri (pg, db, TRUE);
-  VaRecords *records = open_records (uri, 0, 500);
+  PgTestDb *pg = pg_test_db_new (PASSWORD);
+  VaRecords *records = open_records (pg->uri, 0, 500);
   gint64 t0;
 
-  pg_server_stop (pg, FALSE);
+  pg_server_stop (pg->server, FALSE);
   write_records (records, 0, 3);
   WAIT_STATS (records, m.retried >= 1);
   t0 = g_get_monotonic_time ();
   fail_unless_equals_int (va_records_close (records), 3);
   /* The timeout, and at most one connection attempt in progress. */
   fail_unless (g_get_monotonic_time () - t0 < 7 * G_USEC_PER_SEC);
-  g_free (uri);
-  g_free (db);
-  pg_server_free (pg);
+  pg_test_db_free (pg);
 }
 
 GST_END_TEST;
@@ -476,12 +437,11 @@ GST_END_TEST;
  * URI; with none, opening fails naming the fix. */
 GST_START_TEST (test_password_sources)
 {
-  PgServer *pg = start_pg ();
-  gchar *db = pg_server_new_database (pg);
-  gchar *bare = pg_server_uri (pg, db, FALSE);
+  PgTestDb *pg = pg_test_db_new (PASSWORD);
+  gchar *bare = pg_server_uri (pg->server, pg->db, FALSE);
   gchar *pgpass = g_build_filename (g_get_tmp_dir (), "pgpass", NULL);
   gchar *line = g_strdup_printf ("127.0.0.1:%u:%s:%s:%s\n",
-      pg_server_get_port (pg), db, PG_SERVER_USER, PASSWORD);
+      pg_server_get_port (pg->server), pg->db, PG_SERVER_USER, PASSWORD);
   GError *error = NULL;
   VaRecords *records;
 
@@ -508,12 +468,11 @@ GST_START_TEST (test_password_sources)
   write_records (records, 1, 1);
   fail_unless_equals_int (va_records_close (records), 0);
   g_unsetenv ("PGPASSFILE");
-  fail_unless_equals_int (count_rows (pg, db), 2);
+  fail_unless_equals_int (count_rows (pg), 2);
   g_free (line);
   g_free (pgpass);
   g_free (bare);
-  g_free (db);
-  pg_server_free (pg);
+  pg_test_db_free (pg);
 }
 
 GST_END_TEST;
@@ -522,10 +481,10 @@ GST_END_TEST;
  * and how to fix it, and never with the password. */
 GST_START_TEST (test_bad_uri)
 {
-  PgServer *pg = start_pg ();
+  PgTestDb *pg = pg_test_db_new (PASSWORD);
   gchar *wrong = g_strdup_printf ("postgresql://" PG_SERVER_USER
                                   ":Wrong-pw-77a1@127.0.0.1:%u/postgres",
-      pg_server_get_port (pg));
+      pg_server_get_port (pg->server));
   const struct
   {
     const gchar *uri;
@@ -585,7 +544,7 @@ GST_START_TEST (test_bad_uri)
     run_clear (&run);
   }
   g_free (wrong);
-  pg_server_free (pg);
+  pg_test_db_free (pg);
 }
 
 GST_END_TEST;
@@ -615,11 +574,9 @@ GST_END_TEST;
  * not judged: timing is the benchmarks' business). */
 GST_START_TEST (test_throughput)
 {
-  PgServer *pg = start_pg ();
-  gchar *db = pg_server_new_database (pg);
-  gchar *uri = pg_server_uri (pg, db, TRUE);
+  PgTestDb *pg = pg_test_db_new (PASSWORD);
   gchar *file = g_build_filename (g_get_tmp_dir (), "rate.db", NULL);
-  const gchar *targets[] = { uri, file };
+  const gchar *targets[] = { pg->uri, file };
   const guint n = 5000;
 
   for (guint t = 0; t < G_N_ELEMENTS (targets); t++) {
@@ -633,12 +590,10 @@ GST_START_TEST (test_throughput)
         n / ((g_get_monotonic_time () - t0) / 1e6));
     fail_unless_equals_int (va_records_close (records), 0);
   }
-  fail_unless_equals_int (count_rows (pg, db), n);
+  fail_unless_equals_int (count_rows (pg), n);
   g_unlink (file);
   g_free (file);
-  g_free (uri);
-  g_free (db);
-  pg_server_free (pg);
+  pg_test_db_free (pg);
 }
 
 GST_END_TEST;
@@ -668,24 +623,10 @@ records_suite (void)
 int
 main (int argc, char **argv)
 {
-  SRunner *sr;
-  int failed;
-
   /* First: every temporary file and server goes in there. */
-  tmp_root = pg_server_tmpdir_new ();
+  gchar *tmp_root = pg_server_tmpdir_new ();
+
   gst_check_init (&argc, &argv);
   GST_DEBUG_CATEGORY_INIT (voiceagent_debug, "voiceagent", 0, "records");
-  if (pg_server_bindir () == NULL) {
-    pg_server_remove_tree (tmp_root);
-    return test_cannot_run (
-        "PostgreSQL 15 is not installed "
-        "(/usr/lib/postgresql/15/bin: Debian's postgresql)");
-  }
-  sr = srunner_create (records_suite ());
-  srunner_run_all (sr, CK_NORMAL);
-  failed = srunner_ntests_failed (sr);
-  srunner_free (sr);
-  pg_server_remove_tree (tmp_root);
-  g_free (tmp_root);
-  return failed == 0 ? 0 : 1;
+  return pg_server_run_suite (records_suite, tmp_root);
 }

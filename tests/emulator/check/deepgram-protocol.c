@@ -14,8 +14,8 @@
 #include <libsoup/soup.h>
 #include <math.h>
 #include <signal.h>
-#include <sys/prctl.h>
 #include <string.h>
+#include "test-process.h"
 
 #define KEY "dg-test-key"
 #define RATE 16000
@@ -34,18 +34,11 @@ static SoupSession *session;
 /* ---------- the emulator process ---------- */
 
 static void
-die_with_parent (gpointer data)
-{
-  prctl (PR_SET_PDEATHSIG, SIGTERM);
-}
-
-static void
 emulator_start (Emulator *e, const gchar *const *extra)
 {
   g_autoptr (GPtrArray) argv = g_ptr_array_new ();
   g_autoptr (GError) error = NULL;
   g_autofree gchar *port_file = NULL;
-  g_autoptr (GSubprocessLauncher) launcher = NULL;
   gint64 deadline = g_get_monotonic_time () + 20 * G_USEC_PER_SEC;
 
   e->dir = g_dir_make_tmp ("deepgram-test-XXXXXX", &error);
@@ -61,12 +54,10 @@ emulator_start (Emulator *e, const gchar *const *extra)
   for (guint i = 0; extra && extra[i]; i++)
     g_ptr_array_add (argv, (gpointer)extra[i]);
   g_ptr_array_add (argv, NULL);
-  launcher = g_subprocess_launcher_new (G_SUBPROCESS_FLAGS_NONE);
   /* a failed assertion must not leave the emulator holding the test's
-   * stdout (meson would wait for it) */
-  g_subprocess_launcher_set_child_setup (launcher, die_with_parent, NULL, NULL);
-  e->proc = g_subprocess_launcher_spawnv (
-      launcher, (const gchar *const *)argv->pdata, &error);
+   * stdout (meson would wait for it): it dies with the test */
+  e->proc = test_process_spawn (
+      (const gchar *const *)argv->pdata, NULL, G_SUBPROCESS_FLAGS_NONE, &error);
   g_assert_no_error (error);
 
   while (g_get_monotonic_time () < deadline) {
