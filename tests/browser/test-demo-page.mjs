@@ -15,21 +15,14 @@
 // skip (run-browser-test turns that into a failure under strict).
 // SPDX-License-Identifier: LGPL-2.1-or-later
 
-import { spawn, execFileSync } from 'node:child_process';
 import fs from 'node:fs';
-import os from 'node:os';
 import path from 'node:path';
-import { setTimeout as sleep } from 'node:timers/promises';
 import { parseArgs } from 'node:util';
-import { createRequire } from 'node:module';
+import {
+  Harness, Skip, sleep, sourceDir, serverEnv, listCalls, requireTools, inboundAudio, events,
+  eventTypes, logEvents,
+} from './lib.mjs';
 
-// run-browser-test installs playwright-core into the build dir; by hand,
-// `npm ci` here works too.
-const { chromium } = process.env.BROWSER_TEST_MODULES
-  ? createRequire(path.join(process.env.BROWSER_TEST_MODULES, 'package.json'))('playwright-core')
-  : await import('playwright-core');
-
-const SKIP = 77;
 const PAGE = process.env.DEMO_PAGE_PATH || '/';
 const SPEECH = 'What time does the pizza place open tomorrow?';
 
@@ -46,55 +39,17 @@ if (!['echo', 'full'].includes(opts.agent)) {
   process.exit(2);
 }
 const mode = opts.agent;
-const t0 = Date.now();
-const tmp = fs.mkdtempSync(path.join(os.tmpdir(), `voiceagent-browser-${mode}-`));
-const results = [];
+const h = new Harness(mode, { keep: opts.keep });
+const log = (msg) => h.log(msg);
+const check = (...a) => h.check(...a);
+const until = (...a) => h.until(...a);
 let server = null;
-let context = null;
 let callPage = null; // the page of the call, for the report on failure
-
-function log(msg) {
-  console.log(`[${((Date.now() - t0) / 1000).toFixed(1).padStart(5)} s] ${msg}`);
-}
-
-class Skip extends Error {}
-
-// A failed check ends the test unless it is soft: then the test goes on and
-// fails at the end, so one run reports every check it can.
-function check(name, ok, detail = '', { soft = false } = {}) {
-  results.push({ name, ok: !!ok });
-  log(`${ok ? 'ok    ' : 'FAIL  '} ${name}${detail ? ': ' + detail : ''}`);
-  if (!ok && !soft) throw new Error(`check failed: ${name}${detail ? ': ' + detail : ''}`);
-}
-
-async function until(what, fn, timeoutMs, intervalMs = 100) {
-  const end = Date.now() + timeoutMs;
-  let last;
-  for (;;) {
-    last = await fn();
-    if (last) return last;
-    if (Date.now() > end) throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}`);
-    if (server && server.exitCode !== null) throw new Error(`voiceagent exited (${server.exitCode}) while waiting for ${what}`);
-    await sleep(intervalMs);
-  }
-}
-
-/* ---- The fake microphone: espeak-ng speech as 16-bit PCM WAV ---- */
-
-function makeSpeechWav() {
-  const raw = path.join(tmp, 'espeak.wav');
-  const wav = path.join(tmp, 'speech.wav');
-  execFileSync('espeak-ng', ['-s', '150', '-w', raw, SPEECH]);
-  // Chromium wants 16-bit PCM; 48 kHz mono, with silence after the speech
-  // so the VAD sees the turn end before the file loops.
-  execFileSync('sox', [raw, '-r', '48000', '-c', '1', '-b', '16', '-e', 'signed-integer', wav, 'pad', '0.3', '2.5']);
-  return wav;
-}
 
 /* ---- The server ---- */
 
 async function startServer(token) {
-  const src = process.env.VOICEAGENT_SOURCE_DIR || path.resolve(import.meta.dirname, '../..');
+  const src = sourceDir();
   const bin = process.env.VOICEAGENT_BIN;
   if (!bin || !fs.existsSync(bin)) throw new Error(`VOICEAGENT_BIN is not set or missing (${bin})`);
   const pipelines = opts.pipelines ||
@@ -102,130 +57,26 @@ async function startServer(token) {
   // The repo has it: its absence is a bug, not a reason to skip.
   if (mode === 'full' && !fs.existsSync(path.join(pipelines, 'agent.pipeline')))
     throw new Error(`${pipelines}/agent.pipeline does not exist: the full agent cannot run`);
-  const portFile = path.join(tmp, 'port');
-  const env = { ...process.env };
-  for (const k of ['DEEPGRAM_API_KEY', 'DEEPGRAM_URL', 'ELEVENLABS_API_KEY', 'ELEVENLABS_URL',
-    'LLM_API_KEY', 'LLM_URL', 'OPENAI_API_KEY'])
-    delete env[k];
-  if (mode === 'echo') {
-    // The echo template uses no service: keys keep the emulator from starting.
-    env.DEEPGRAM_API_KEY = 'unused';
-    env.ELEVENLABS_API_KEY = 'unused';
-    env.LLM_API_KEY = 'unused';
-  }
-  // Secrets through the environment, as docs/http-api.md advises (a flag
-  // would be in argv); the operator token lets the test list calls.
+  // The echo template uses no service: keys keep the emulator from
+  // starting. Secrets through the environment, as docs/http-api.md advises
+  // (a flag would be in argv); the operator token lets the test list calls.
+  const env = serverEnv(mode === 'echo'
+    ? { DEEPGRAM_API_KEY: 'unused', ELEVENLABS_API_KEY: 'unused', LLM_API_KEY: 'unused' } : {});
   env.VOICEAGENT_TOKEN = token;
-  env.VOICEAGENT_ADMIN_TOKEN = adminToken;
-  const args = ['--host', '127.0.0.1', '--port', '0', '--port-file', portFile, '--pipelines', pipelines,
-    '--database', path.join(tmp, 'calls.db'), '--drain-timeout', '2'];
+  const args = ['--host', '127.0.0.1', '--pipelines', pipelines,
+    '--database', path.join(h.tmp, 'calls.db'), '--drain-timeout', '2'];
   if (mode === 'full' && process.env.VOICEAGENT_EMULATOR) args.push('--emulator', process.env.VOICEAGENT_EMULATOR);
-  log(`starting ${bin} ${args.join(' ')}`);
-  const out = fs.openSync(path.join(tmp, 'voiceagent.log'), 'w');
-  server = spawn(bin, args, { env, stdio: ['ignore', out, out] });
-  fs.closeSync(out);
-  server.on('exit', (code, sig) => log(`voiceagent (pid ${server.pid}) exited: ${code ?? sig}`));
-  let port = 0;
-  const end = Date.now() + 60000;
-  while (!port) {
-    if (server.exitCode !== null || server.signalCode !== null) {
-      const text = fs.readFileSync(path.join(tmp, 'voiceagent.log'), 'utf8');
-      process.stdout.write(text.replace(/^/gm, '  voiceagent| '));
-      if (mode === 'full' && /\.pipeline:\d+: no (element|property) "/.test(text))
-        throw new Skip('voiceagent refuses the full agent template (an element is missing; see its output above)');
-      throw new Error(`voiceagent exited with ${server.exitCode ?? server.signalCode} before listening`);
-    }
-    if (Date.now() > end) throw new Error('voiceagent did not write its port file within 60 s');
-    try {
-      port = parseInt(fs.readFileSync(portFile, 'utf8'), 10) || 0;
-    } catch {
-      port = 0;
-    }
-    if (!port) await sleep(50);
+  try {
+    server = await h.startListening('voiceagent', bin, args, { env });
+  } catch (e) {
+    const failed = h.procs.find((p) => p.name === 'voiceagent');
+    if (failed) h.dumpLog(failed);
+    const text = failed && fs.existsSync(failed.logPath) ? fs.readFileSync(failed.logPath, 'utf8') : '';
+    if (mode === 'full' && /\.pipeline:\d+: no (element|property) "/.test(text))
+      throw new Skip('voiceagent refuses the full agent template (an element is missing; see its output above)');
+    throw e;
   }
-  return `http://127.0.0.1:${port}`;
-}
-
-async function stopServer() {
-  if (!server || server.exitCode !== null || server.signalCode !== null) return;
-  const exited = new Promise((resolve) => server.once('exit', (code, sig) => resolve(code ?? sig)));
-  server.kill('SIGTERM');
-  let how = await Promise.race([exited, sleep(10000).then(() => null)]);
-  if (how === null) {
-    server.kill('SIGTERM'); // a second signal ends the calls at once
-    how = await Promise.race([exited, sleep(10000).then(() => null)]);
-  }
-  if (how === null) {
-    server.kill('SIGKILL');
-    how = await exited;
-  }
-  log(`voiceagent exited: ${how}`);
-}
-
-const adminToken = process.env.VOICEAGENT_ADMIN_TOKEN || 'browser-test-admin';
-
-async function listCalls(base) {
-  const resp = await fetch(`${base}/calls`, { headers: { Authorization: `Bearer ${adminToken}` } });
-  if (!resp.ok) throw new Error(`GET /calls: HTTP ${resp.status}`);
-  return resp.json();
-}
-
-/* ---- The browser ---- */
-
-async function launch(wav) {
-  const executablePath = process.env.CHROMIUM || '/usr/bin/chromium';
-  const profile = path.join(tmp, 'profile');
-  context = await chromium.launchPersistentContext(profile, {
-    executablePath,
-    headless: true,
-    viewport: { width: 900, height: 1000 },
-    args: [
-      '--headless', '--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run',
-      '--disable-background-networking', '--disable-component-update', '--disable-sync',
-      '--use-fake-ui-for-media-stream', '--use-fake-device-for-media-stream',
-      `--use-file-for-fake-audio-capture=${wav}`,
-      // ICE between two processes on one machine: loopback candidates too.
-      '--allow-loopback-in-peer-connection',
-    ],
-  });
-  log(`chromium ${context.browser()?.version() ?? ''} up`);
-  return context;
-}
-
-function watchPage(page, name) {
-  page.on('console', (m) => {
-    if (m.type() === 'error' || m.type() === 'warning') log(`${name} console.${m.type()}: ${m.text()}`);
-  });
-  page.on('pageerror', (e) => log(`${name} page error: ${e.message}`));
-}
-
-async function inboundAudio(page) {
-  return page.evaluate(async () => {
-    const pc = window.voiceagent.pc;
-    if (!pc) return null;
-    const stats = await pc.getStats();
-    for (const s of stats.values()) {
-      if (s.type === 'inbound-rtp' && s.kind === 'audio')
-        return { packets: s.packetsReceived || 0, energy: s.totalAudioEnergy || 0 };
-    }
-    return null;
-  });
-}
-
-async function events(page) {
-  return page.evaluate(() => window.voiceagent.events.filter((e) => e.dir === 'in').map((e) => e.text));
-}
-
-function eventTypes(texts) {
-  const types = {};
-  for (const t of texts) {
-    let type = '(not JSON)';
-    try {
-      type = JSON.parse(t).type ?? '(no type)';
-    } catch {}
-    types[type] = (types[type] || 0) + 1;
-  }
-  return types;
+  return server.url;
 }
 
 /* ---- The test ---- */
@@ -301,8 +152,8 @@ async function checkRendering(page) {
 }
 
 async function checkBadToken(base) {
-  const page = await context.newPage();
-  watchPage(page, 'bad-token page');
+  const page = await h.context.newPage();
+  h.watchPage(page, 'bad-token page');
   await page.goto(`${base}${PAGE}?token=wrong`);
   await page.click('#call');
   await page.waitForSelector('#error.shown', { timeout: 15000 });
@@ -315,22 +166,16 @@ async function checkBadToken(base) {
 }
 
 async function run() {
-  for (const tool of ['espeak-ng', 'sox']) {
-    try {
-      execFileSync('sh', ['-c', `command -v ${tool}`], { stdio: 'ignore' });
-    } catch {
-      throw new Error(`${tool} is not installed (scripts/setup installs it)`);
-    }
-  }
-  const wav = makeSpeechWav();
+  requireTools(['espeak-ng', 'sox']);
+  const wav = h.speechWav(SPEECH);
   const token = 'browser-test-token';
   const base = await startServer(token);
   log(`voiceagent at ${base}, agent ${mode}`);
-  await launch(wav);
+  const context = await h.launch(wav);
 
   const page = context.pages()[0] || (await context.newPage());
   callPage = page;
-  watchPage(page, 'page');
+  h.watchPage(page, 'page');
   const resp = await page.goto(`${base}${PAGE}?token=${token}`);
   check('GET / serves the demo page', resp.status() === 200 && (await page.title()) === 'voiceagent',
     `HTTP ${resp.status()}`);
@@ -406,34 +251,11 @@ async function run() {
   await checkBadToken(base);
 }
 
-let status = 0;
-try {
-  await run();
-  if (results.some((r) => !r.ok)) status = 1;
-} catch (e) {
-  if (e instanceof Skip) {
-    log(`SKIP: ${e.message}`);
-    status = SKIP;
-  } else {
-    log(`error: ${e.stack || e}`);
-    status = 1;
-  }
-}
+const status = await h.outcome(run);
 if (status === 1 && callPage) {
-  // What the server sent: enough to tell a page bug from a server that
-  // does not send an event yet.
-  const got = (await events(callPage).catch(() => [])).filter((t) => !scriptedTexts.has(t));
-  log(`data channel events from the server, by type: ${JSON.stringify(eventTypes(got))}`);
-  for (const t of got.slice(-15)) log(`  ← ${t.length > 300 ? t.slice(0, 300) + '…' : t}`);
+  await logEvents(h, callPage, scriptedTexts);
   await callPage.screenshot({ path: path.join(opts.out, `browser-${mode}-failed.png`), fullPage: true }).catch(() => {});
 }
-if (context) await context.close().catch(() => {});
-await stopServer();
-if (status === 1) {
-  const logFile = path.join(tmp, 'voiceagent.log');
-  if (fs.existsSync(logFile)) process.stdout.write(fs.readFileSync(logFile, 'utf8').replace(/^/gm, '  voiceagent| '));
-}
-if (!opts.keep) fs.rmSync(tmp, { recursive: true, force: true });
-const passed = results.filter((r) => r.ok).length;
-log(`${mode}: ${passed} passed, ${results.length - passed} failed${status === SKIP ? ' (skipped)' : ''}`);
-process.exit(status);
+await h.stopAll();
+if (status === 1 && server) h.dumpLog(server);
+await h.finish(status);
