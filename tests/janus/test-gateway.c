@@ -4,7 +4,9 @@
  * that knows nothing of gateways.
  * - failover: the worker serving the call is killed with SIGKILL
  *   mid-conversation: the caller's connection stays up and the next turn
- *   is answered by the other worker, with the history intact;
+ *   is answered by the other worker, with the history intact; the call's
+ *   one record, in the workers' shared PostgreSQL, holds both workers'
+ *   turns;
  * - trickle: a caller that offers without candidates and PATCHes them
  *   (RFC 9725 §4.3.1) gets media through the gateway; the PATCH contract
  *   (If-Match, Content-Type, fragment, ICE restart) holds as in direct
@@ -17,6 +19,7 @@
 #include <gst/check/gstcheck.h>
 #include "emulator-process.h"
 #include "janus-process.h"
+#include "pg-server.h"
 #include "redis-process.h"
 #include "test-skip.h"
 #include "whip-caller.h"
@@ -24,27 +27,32 @@
 #define CLUSTER_TOKEN "test-cluster-token"
 #define EMULATOR_KEY "local-emulator-key"
 #define REPLY_TIMEOUT_MS 30000
+#define PG_PASSWORD "gateway-test-password"
 
-/* A voiceagent with --redis, every service on @emu, and @extra flags. */
+/* A voiceagent with --redis, every service on @emu, and @extra flags. Its
+ * records go to @database_url (the environment, not argv: it holds a
+ * password), or to a SQLite file of its own when NULL. */
 static EmuProcess *
-instance_start (EmuProcess *emu, const gchar *redis, const gchar *extra1,
-    const gchar *extra2)
+instance_start (EmuProcess *emu, const gchar *redis, const gchar *database_url,
+    const gchar *extra1, const gchar *extra2)
 {
   static guint n;
   gchar *dg = g_strdup_printf ("%s/v1/listen", emu_process_get_ws_url (emu));
   gchar *llm = g_strdup_printf ("%s/v1", emu_process_get_http_url (emu));
   gchar *db = g_strdup_printf (
       "%s/voiceagent-gateway-%d-%u.db", g_get_tmp_dir (), getpid (), n++);
-  const gchar *args[] = { "--redis", redis, "--database", db, "--deepgram-url",
-    dg, "--deepgram-key", EMULATOR_KEY, "--elevenlabs-url",
+  const gchar *args[] = { "--redis", redis, "--deepgram-url", dg,
+    "--deepgram-key", EMULATOR_KEY, "--elevenlabs-url",
     emu_process_get_ws_url (emu), "--elevenlabs-key", EMULATOR_KEY, "--llm-url",
     llm, "--llm-key", EMULATOR_KEY, "--drain-timeout", "1", extra1, extra2,
     NULL };
   EmuProcess *p;
 
   g_setenv ("VOICEAGENT_CLUSTER_TOKEN", CLUSTER_TOKEN, TRUE);
+  g_setenv ("VOICEAGENT_DATABASE_URL", database_url ? database_url : db, TRUE);
   p = emu_process_start_program (g_getenv ("VOICEAGENT_BIN"), args);
   fail_unless (p != NULL, "voiceagent did not start");
+  g_unsetenv ("VOICEAGENT_DATABASE_URL");
   g_free (dg);
   g_free (llm);
   g_free (db);
@@ -146,10 +154,11 @@ typedef struct
   guint n_workers;
   EmuProcess *front;
   gchar *whip_url; /* the front's WHIP endpoint */
+  PgTestDb *pg; /* the workers' call records, or NULL: SQLite each */
 } Cluster;
 
 static void
-cluster_start (Cluster *k, guint n_workers)
+cluster_start (Cluster *k, guint n_workers, gboolean postgresql)
 {
   const gchar *emu_args[] = { "--quiet", "--stt-engine", "scripted",
     "--tts-engine", "tone", NULL };
@@ -161,11 +170,13 @@ cluster_start (Cluster *k, guint n_workers)
   fail_unless (k->emu != NULL && k->janus != NULL);
   fail_unless (redis_process_start (&k->redis, 0, NULL, NULL));
   k->redis_url = g_strdup_printf ("redis://127.0.0.1:%u", k->redis.port);
+  if (postgresql)
+    k->pg = pg_test_db_new (PG_PASSWORD);
   for (k->n_workers = 0; k->n_workers < n_workers; k->n_workers++)
-    k->workers[k->n_workers] =
-        instance_start (k->emu, k->redis_url, NULL, NULL);
-  k->front = instance_start (
-      k->emu, k->redis_url, "--gateway", janus_process_get_url (k->janus));
+    k->workers[k->n_workers] = instance_start (
+        k->emu, k->redis_url, k->pg ? k->pg->uri : NULL, NULL, NULL);
+  k->front = instance_start (k->emu, k->redis_url, NULL, "--gateway",
+      janus_process_get_url (k->janus));
   wait_instances (k->front, n_workers + 1);
   k->whip_url =
       g_strconcat (emu_process_get_http_url (k->front), "/whip", NULL);
@@ -184,27 +195,63 @@ cluster_stop (Cluster *k)
   g_free (k->redis_url);
   g_free (k->whip_url);
   emu_process_stop (k->emu);
+  g_clear_pointer (&k->pg, pg_test_db_free);
+}
+
+/* The call's record in the fleet's PostgreSQL: exactly one row, written
+ * by the worker that ran it last, after hang-up (waits for it). Returns
+ * its "turns" and "transcript" joined. */
+static gchar *
+expect_record (PgTestDb *pg, const gchar *id)
+{
+  PGconn *conn = pg_server_connect (pg->server, pg->db);
+  const gchar *params[] = { id };
+  gint64 deadline = g_get_monotonic_time () + 15 * G_USEC_PER_SEC;
+  gchar *n = NULL, *record = NULL;
+
+  while (g_get_monotonic_time () < deadline) {
+    g_free (n);
+    n = pg_server_query_value (
+        conn, "SELECT count(*) FROM calls WHERE id = $1", 1, params);
+    if (g_strcmp0 (n, "1") == 0)
+      break;
+    g_usleep (100000);
+  }
+  fail_unless_equals_string (n, "1");
+  record = pg_server_query_value (
+      conn, "SELECT turns || transcript FROM calls WHERE id = $1", 1, params);
+  g_free (n);
+  PQfinish (conn);
+  return record;
 }
 
 GST_START_TEST (test_failover)
 {
   Cluster k;
-  gchar *m, *id;
+  gchar *m, *id, *token;
   WhipCallerOptions o = { .data_channel = TRUE };
   WhipCaller *c;
   gint dead;
   const gchar *p;
 
-  cluster_start (&k, 2);
+  cluster_start (&k, 2, TRUE);
   o.url = k.whip_url;
   c = whip_caller_new (&o);
   fail_unless_equals_int (whip_caller_connect (c, NULL), 201);
+  token = g_strdup_printf ("\"call_token\":\"%s\"",
+      whip_caller_get_response_header (c, "Voiceagent-Call-Token"));
   m = expect_message (c, "\"type\":\"call\"");
   p = strstr (m, "\"id\":\"");
   fail_unless (p != NULL, "%s", m);
   id = g_strndup (p + 6, 16);
+  /* The token the front answered with: the one its /calls/{id} takes. */
+  fail_unless (
+      strstr (m, token) != NULL, "%s has not the front's %s", m, token);
   g_free (m);
   g_free (ask (c, "My favourite colour is green."));
+  m = emu_process_request (k.front, "/calls", NULL, NULL);
+  fail_unless (m && strstr (m, id), "the front does not list %s: %s", id, m);
+  g_free (m);
 
   dead = serving (k.workers, 2, id);
   fail_unless (dead >= 0, "no worker lists call %s", id);
@@ -221,11 +268,21 @@ GST_START_TEST (test_failover)
   /* Nothing on the caller's side: the same connection, the next turn. */
   m = ask (c, "What did I say?");
   fail_unless (strstr (m, "green") != NULL, "the agent forgot: %s", m);
+  /* The new worker's pipeline counts from 1; the call goes on at 2. */
+  fail_unless (strstr (m, "\"turn\":2") != NULL, "not turn 2: %s", m);
   g_free (m);
   fail_unless_equals_int (serving (&k.workers[1 - dead], 1, id), 0);
 
   fail_unless_equals_int (whip_caller_hangup (c), 200);
   whip_caller_free (c);
+  /* One record for the fleet, both workers' turns in it (typed turns
+   * have no transcript lines: only heard speech and recognized words
+   * do). */
+  m = expect_record (k.pg, id);
+  fail_unless (strstr (m, "{\"turn\":1,") && strstr (m, "{\"turn\":2,"),
+      "the record lost part of the call: %s", m);
+  g_free (m);
+  g_free (token);
   g_free (id);
   cluster_stop (&k);
 }
@@ -288,7 +345,7 @@ GST_START_TEST (test_trickle)
   GError *error = NULL;
   guint status;
 
-  cluster_start (&k, 1);
+  cluster_start (&k, 1, FALSE);
   o.url = k.whip_url;
   c = whip_caller_new (&o);
   /* Each PATCH of the caller's candidates answered 204. */
@@ -336,20 +393,15 @@ int
 main (int argc, char **argv)
 {
   gchar *missing = janus_process_missing ();
-  Suite *s;
-  SRunner *sr;
-  int failed;
+  gchar *tmp_root;
 
   if (missing) {
     int status = test_cannot_run ("%s", missing);
     g_free (missing);
     return status;
   }
+  /* PostgreSQL's folders (and everything else temporary) go in there. */
+  tmp_root = pg_server_tmpdir_new ();
   gst_check_init (&argc, &argv);
-  s = gateway_suite ();
-  sr = srunner_create (s);
-  srunner_run_all (sr, CK_NORMAL);
-  failed = srunner_ntests_failed (sr);
-  srunner_free (sr);
-  return failed == 0 ? 0 : 1;
+  return pg_server_run_suite (gateway_suite, tmp_root);
 }
