@@ -338,12 +338,16 @@ on_worker_started (FrontCall *c, guint status, JsonObject *reply)
 
   if (status != SOUP_STATUS_CREATED || host == NULL || port < 1 ||
       port > 65535) {
-    gchar *why = g_strdup_printf ("the worker %s did not start the call "
-                                  "(HTTP %u)",
-        c->worker_url, status);
+    /* The worker's address is the cluster's business: the log has it,
+     * the caller's answer does not. */
+    GST_WARNING ("gateway call %s: the worker %s did not start it (HTTP %u)",
+        c->id, c->worker_url, status);
     g_clear_pointer (&c->worker_url, g_free); /* nothing to end there */
-    end_call (c, why);
-    g_free (why);
+    end_call (c,
+        status == SOUP_STATUS_NOT_FOUND
+            ? "no worker has this agent's RTP template (NAME-rtp.pipeline)"
+            : "the worker picked for the call could not start it; try "
+              "again");
     return;
   }
   connect_relay (c, host, (guint)port);
@@ -588,7 +592,8 @@ failover_done (FrontCall *c)
       c->id, c->worker_url, ms);
 }
 
-/* {"event":"media","id"}: a call's first datagram reached the worker. */
+/* {"event":"media","id"}: a call's first datagram reached the worker;
+ * {"event":"ended","id"}: the worker ended the call itself. */
 static void
 on_watch_message (
     SoupWebsocketConnection *conn, gint type, GBytes *message, gpointer data)
@@ -599,11 +604,17 @@ on_watch_message (
   const gchar *id =
       o ? json_object_get_string_member_with_default (o, "id", NULL) : NULL;
   FrontCall *c = id ? g_hash_table_lookup (w->front->calls, id) : NULL;
+  const gchar *event =
+      o ? json_object_get_string_member_with_default (o, "event", "") : "";
 
-  if (c && c->failed_at && g_strcmp0 (c->worker_url, w->url) == 0 &&
-      g_strcmp0 (json_object_get_string_member_with_default (o, "event", ""),
-          "media") == 0)
-    failover_done (c);
+  if (c && g_strcmp0 (c->worker_url, w->url) == 0) {
+    if (c->failed_at && g_str_equal (event, "media"))
+      failover_done (c);
+    else if (!c->failed_at && g_str_equal (event, "ended"))
+      end_call (c,
+          "its worker ended it (an error, or the call's time "
+          "limit: the worker's log says which)");
+  }
   g_clear_pointer (&o, json_object_unref);
 }
 

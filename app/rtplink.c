@@ -13,6 +13,7 @@
 
 #include <string.h>
 #include <gio/gio.h>
+#include <gst/net/gstnetaddressmeta.h>
 #include "rtplink.h"
 
 GST_DEBUG_CATEGORY_EXTERN (voiceagent_debug);
@@ -27,8 +28,8 @@ struct _VaRtpLink
   GstPad *probed; /* rtp_in's src pad */
   gulong probe;
 
-  /* lock guards text and user_data; a leaf (the callback only hops to the
-   * main context). */
+  /* lock guards text, user_data and heard; a leaf (the callback only hops
+   * to the main context). */
   GMutex lock;
   VaRtpLinkText text;
   gpointer user_data;
@@ -113,8 +114,27 @@ deliver_text (VaRtpLink *link, const guint8 *data, gsize size)
   g_free (text);
 }
 
+/* TRUE when @buf came from the gateway's socket for this call: the
+ * worker's port is reachable by anyone on its network, and only the
+ * gateway may speak for the caller. */
+static gboolean
+from_gateway (VaRtpLink *link, GstBuffer *buf)
+{
+  GstNetAddressMeta *meta = gst_buffer_get_net_address_meta (buf);
+  GInetSocketAddress *from, *peer = G_INET_SOCKET_ADDRESS (link->peer);
+
+  if (meta == NULL || !G_IS_INET_SOCKET_ADDRESS (meta->addr))
+    return FALSE;
+  from = G_INET_SOCKET_ADDRESS (meta->addr);
+  return g_inet_socket_address_get_port (from) ==
+      g_inet_socket_address_get_port (peer) &&
+      g_inet_address_equal (g_inet_socket_address_get_address (from),
+          g_inet_socket_address_get_address (peer));
+}
+
 /* (streaming thread) Data-channel messages share the socket with RTP:
- * they leave the stream here. */
+ * they leave the stream here, and so does whatever the gateway did not
+ * send. */
 static GstPadProbeReturn
 take_text (GstPad *pad, GstPadProbeInfo *info, gpointer data)
 {
@@ -124,6 +144,10 @@ take_text (GstPad *pad, GstPadProbeInfo *info, gpointer data)
 
   VaRtpLink *link = data;
 
+  if (!from_gateway (link, buf)) {
+    GST_LOG ("a datagram not from the gateway: dropped");
+    return GST_PAD_PROBE_DROP;
+  }
   if (!gst_buffer_map (buf, &map, GST_MAP_READ))
     return GST_PAD_PROBE_DROP;
   g_mutex_lock (&link->lock);

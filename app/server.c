@@ -235,6 +235,10 @@ on_call_ended (
       server->metrics, va_conversation_get_usage (e->conversation));
   write_record (e, reason);
   va_state_end (e, reason);
+  /* Gateway mode: the caller is on Janus, which only the front can hang
+   * up. (A hang-up came from the front; a shutdown's calls move.) */
+  if (reason != VA_CALL_END_HANGUP && reason != VA_CALL_END_SHUTDOWN)
+    va_worker_tell_fronts (server, "ended", va_call_get_id (call));
   va_grants_end (server->grants, va_call_get_id (call), NULL);
   g_hash_table_remove (server->calls, va_call_get_id (call));
   va_server_publish_load (server);

@@ -18,7 +18,9 @@
  *                               learns to move the calls at once; the
  *                               worker says {"event":"media","id"} on it
  *                               when a call's first datagram from the
- *                               gateway arrives (the failover gap's end)
+ *                               gateway arrives (the failover gap's end),
+ *                               and {"event":"ended","id"} when it ends a
+ *                               call itself (an error, the time limit)
  *
  * Who may call: the front only, with `Authorization: Bearer` and the
  * --cluster-token (VOICEAGENT_CLUSTER_TOKEN); without one the routes do
@@ -105,11 +107,14 @@ parse_request (VaServer *server, SoupServerMessage *msg, JsonParser *parser,
   pt = json_object_get_int_member_with_default (o, "opus_pt", 111);
   if (!is_call_id (req->id) || req->gateway_host == NULL || port < 1 ||
       port > 65535 || pt < 96 || pt > 127 ||
-      (req->call_token && !is_call_id (req->call_token))) {
+      (req->call_token && !is_call_id (req->call_token)) ||
+      (req->token && !is_call_id (req->token)) ||
+      strlen (req->agent) > MAX_ID) {
     va_respond_error (server, msg, SOUP_STATUS_UNPROCESSABLE_ENTITY,
         "needs \"id\" (1-64 of A-Z a-z 0-9 - _), \"gateway_host\", "
         "\"gateway_port\" (1-65535) and \"opus_pt\" (96-127); "
-        "\"call_token\", if given, is 1-64 of A-Z a-z 0-9 - _");
+        "\"token\" and \"call_token\", if given, and \"agent\" are 1-64 "
+        "of A-Z a-z 0-9 - _");
     return FALSE;
   }
   req->gateway_port = (guint)port;
@@ -280,7 +285,8 @@ on_watch_closed (SoupWebsocketConnection *conn, gpointer data)
 static void
 send_event (SoupWebsocketConnection *conn, const gchar *event, const gchar *id)
 {
-  /* Events are words and ids hex: nothing to escape. */
+  /* Events are words and ids [A-Za-z0-9_-] (is_call_id): nothing to
+   * escape. */
   gchar *json = g_strdup_printf ("{\"event\":\"%s\",\"id\":\"%s\"}", event, id);
 
   if (soup_websocket_connection_get_state (conn) == SOUP_WEBSOCKET_STATE_OPEN)
@@ -325,7 +331,7 @@ on_watch (SoupServer *soup, SoupServerMessage *msg, const char *path,
 void
 va_worker_tell_fronts (VaServer *server, const gchar *event, const gchar *id)
 {
-  for (guint i = 0; i < server->watches->len; i++)
+  for (guint i = 0; server->watches && i < server->watches->len; i++)
     send_event (g_ptr_array_index (server->watches, i), event, id);
 }
 

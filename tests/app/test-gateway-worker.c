@@ -178,14 +178,16 @@ GST_START_TEST (test_front_only)
 GST_END_TEST;
 
 /* A call on plain RTP: the agent's greeting and its data-channel events
- * come from the one port the worker named, typed text is answered, and
- * DELETE ends it. */
+ * come from the one port the worker named, typed text is answered, a
+ * datagram from anyone but the gateway is not, and DELETE ends it. */
 GST_START_TEST (test_rtp_call)
 {
   EmuProcess *w = start_worker ();
   guint gw_port, rtp_port;
   GSocket *gw = gateway_socket (&gw_port);
   Received r = { 0, 0, FALSE, g_string_new (NULL) };
+  GSocket *stranger;
+  guint stranger_port;
   gchar *body, *out = NULL;
   const gchar *p;
 
@@ -204,11 +206,17 @@ GST_START_TEST (test_rtp_call)
       409);
   g_free (body);
 
+  /* Anyone else's datagram is dropped: no greeting, no answer. */
+  stranger = gateway_socket (&stranger_port);
+  send_text (stranger, rtp_port, "{\"type\":\"text\",\"text\":\"intruder\"}");
   /* The worker greets the caller once the gateway relays to it: its
    * first datagram (here a typed message). */
   receive_for (gw, 1000, &r);
   fail_if (strstr (r.texts->str, "\"type\":\"call\""),
       "greeted before the gateway relayed: %s", r.texts->str);
+  fail_unless_equals_int (
+      g_socket_condition_check (stranger, G_IO_IN) & G_IO_IN, 0);
+  g_object_unref (stranger);
   send_text (gw, rtp_port, "{\"type\":\"text\",\"text\":\"hello\"}");
   receive_for (gw, 8000, &r);
   fail_unless (r.rtp > 20, "only %u RTP packets of the greeting", r.rtp);
