@@ -17,7 +17,7 @@
 #include "redis-process.h"
 #include "redisstate.h"
 #include "test-process.h"
-#include "whip-caller.h"
+#include "whip-check.h"
 
 #define REPLY_TIMEOUT_MS 30000
 
@@ -247,27 +247,6 @@ wait_calls (EmuProcess *server, guint n)
 }
 
 static gchar *
-expect_message (WhipCaller *c, const gchar *needle)
-{
-  gchar *m = whip_caller_wait_message (c, needle, REPLY_TIMEOUT_MS);
-
-  fail_unless (m != NULL, "no data-channel event with %s", needle);
-  return m;
-}
-
-/* Says @text (typed) and waits for the agent's written answer; returns
- * the answer's event (free it). */
-static gchar *
-ask (WhipCaller *c, const gchar *text)
-{
-  gchar *json = g_strdup_printf ("{\"type\":\"text\",\"text\":\"%s\"}", text);
-
-  fail_unless (whip_caller_send (c, json));
-  g_free (json);
-  return expect_message (c, "\"role\":\"agent\"");
-}
-
-static gchar *
 resume_token (WhipCaller *c)
 {
   const gchar *t =
@@ -281,7 +260,7 @@ resume_token (WhipCaller *c)
 static void
 tell (WhipCaller *c, guint redis_port, const gchar *token, const gchar *text)
 {
-  g_free (ask (c, text));
+  g_free (whip_check_ask (c, text, REPLY_TIMEOUT_MS));
   g_free (wait_call_field (redis_port, token, "history", text));
 }
 
@@ -404,10 +383,10 @@ GST_START_TEST (test_resume_after_kill)
   token =
       g_strdup (whip_caller_get_response_header (c, "Voiceagent-Resume-Token"));
   fail_unless (token != NULL && strlen (token) == 32);
-  m = expect_message (c, "\"type\":\"call\"");
+  m = whip_check_message (c, "\"type\":\"call\"", REPLY_TIMEOUT_MS);
   fail_unless (strstr (m, token) != NULL, "no resume token in %s", m);
   g_free (m);
-  m = ask (c, "My favourite colour is green.");
+  m = whip_check_ask (c, "My favourite colour is green.", REPLY_TIMEOUT_MS);
   g_free (m);
   /* The answer too: a turn the caller heard no answer to would be
    * answered again, together with the next one. */
@@ -429,10 +408,10 @@ GST_START_TEST (test_resume_after_kill)
   fail_unless_equals_string (
       whip_caller_get_response_header (again, "Voiceagent-Resume-Token"),
       token);
-  m = expect_message (again, "\"type\":\"call\"");
+  m = whip_check_message (again, "\"type\":\"call\"", REPLY_TIMEOUT_MS);
   g_free (m);
   /* The emulator answers this from the earlier user message. */
-  m = ask (again, "What did I say?");
+  m = whip_check_ask (again, "What did I say?", REPLY_TIMEOUT_MS);
   fail_unless (strstr (m, "green") != NULL, "the agent forgot: %s", m);
   g_free (m);
   m = emu_process_request (b, "/metrics", NULL, NULL);
@@ -484,7 +463,7 @@ GST_START_TEST (test_redis_restart)
 
   redis_process_stop (&redis);
   wait_ready (a, "degraded", -1);
-  m = ask (c, "My dog is called Rex.");
+  m = whip_check_ask (c, "My dog is called Rex.", REPLY_TIMEOUT_MS);
   g_free (m);
   during = call (a, NULL);
   token2 = resume_token (during);
@@ -506,7 +485,7 @@ GST_START_TEST (test_redis_restart)
   v = wait_call_field (redis.port, token3, "end_reason", "hangup");
   g_free (v);
   /* The call itself never noticed. */
-  m = ask (c, "What did I say?");
+  m = whip_check_ask (c, "What did I say?", REPLY_TIMEOUT_MS);
   fail_unless (strstr (m, "Rex") != NULL, "the agent forgot: %s", m);
   g_free (m);
 

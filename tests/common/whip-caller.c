@@ -12,6 +12,7 @@
 #include <gst/audio/audio.h>
 #include <gst/sdp/sdp.h>
 #include <gst/webrtc/webrtc.h>
+#include <json-glib/json-glib.h>
 #include <libsoup/soup.h>
 #include "iceagent.h"
 #include "whip-caller.h"
@@ -796,6 +797,37 @@ whip_caller_send (WhipCaller *c, const gchar *json)
     gst_webrtc_data_channel_send_string (channel, json);
   g_object_unref (channel);
   return state == GST_WEBRTC_DATA_CHANNEL_STATE_OPEN;
+}
+
+gboolean
+whip_caller_send_text (WhipCaller *c, const gchar *text)
+{
+  JsonBuilder *b = json_builder_new ();
+  JsonNode *root;
+  gchar *json;
+  gboolean sent;
+
+  json_builder_begin_object (b);
+  json_builder_set_member_name (b, "type");
+  json_builder_add_string_value (b, "text");
+  json_builder_set_member_name (b, "text");
+  json_builder_add_string_value (b, text);
+  json_builder_end_object (b);
+  root = json_builder_get_root (b);
+  json = json_to_string (root, FALSE);
+  sent = whip_caller_send (c, json);
+  g_free (json);
+  json_node_unref (root);
+  g_object_unref (b);
+  return sent;
+}
+
+gchar *
+whip_caller_ask (WhipCaller *c, const gchar *text, guint timeout_ms)
+{
+  if (!whip_caller_send_text (c, text))
+    return NULL;
+  return whip_caller_wait_message (c, "\"role\":\"agent\"", timeout_ms);
 }
 
 const gchar *

@@ -94,6 +94,12 @@ gchar *whip_caller_pop_message (WhipCaller *caller, guint timeout_ms);
 gchar *whip_caller_wait_message (
     WhipCaller *caller, const gchar *needle, guint timeout_ms);
 gboolean whip_caller_send (WhipCaller *caller, const gchar *json);
+/* Types @text: sends {"type":"text","text":@text} (JSON-escaped). */
+gboolean whip_caller_send_text (WhipCaller *caller, const gchar *text);
+/* Types @text and waits for the agent's written answer (its transcript
+ * event, free it); NULL if it could not be sent or no answer came. */
+gchar *whip_caller_ask (
+    WhipCaller *caller, const gchar *text, guint timeout_ms);
 
 /* WHIP session URL (absolute) and ETag from the 201. */
 const gchar *whip_caller_get_session_url (WhipCaller *caller);

@@ -22,7 +22,7 @@
 #include "pg-server.h"
 #include "redis-process.h"
 #include "test-skip.h"
-#include "whip-caller.h"
+#include "whip-check.h"
 
 #define CLUSTER_TOKEN "test-cluster-token"
 #define EMULATOR_KEY "local-emulator-key"
@@ -76,26 +76,6 @@ wait_instances (EmuProcess *front, guint n)
   }
   fail_unless (ok, "the front never saw %u instances", n);
   g_free (needle);
-}
-
-static gchar *
-expect_message (WhipCaller *c, const gchar *needle)
-{
-  gchar *m = whip_caller_wait_message (c, needle, REPLY_TIMEOUT_MS);
-
-  fail_unless (m != NULL, "no data-channel event with %s", needle);
-  return m;
-}
-
-/* Types @text and returns the agent's answer. */
-static gchar *
-ask (WhipCaller *c, const gchar *text)
-{
-  gchar *json = g_strdup_printf ("{\"type\":\"text\",\"text\":\"%s\"}", text);
-
-  fail_unless (whip_caller_send (c, json));
-  g_free (json);
-  return expect_message (c, "\"role\":\"agent\"");
 }
 
 /* Which of @workers runs the call @id (its /calls lists it), or -1. */
@@ -240,7 +220,7 @@ GST_START_TEST (test_failover)
   fail_unless_equals_int (whip_caller_connect (c, NULL), 201);
   token = g_strdup_printf ("\"call_token\":\"%s\"",
       whip_caller_get_response_header (c, "Voiceagent-Call-Token"));
-  m = expect_message (c, "\"type\":\"call\"");
+  m = whip_check_message (c, "\"type\":\"call\"", REPLY_TIMEOUT_MS);
   p = strstr (m, "\"id\":\"");
   fail_unless (p != NULL, "%s", m);
   id = g_strndup (p + 6, 16);
@@ -248,7 +228,8 @@ GST_START_TEST (test_failover)
   fail_unless (
       strstr (m, token) != NULL, "%s has not the front's %s", m, token);
   g_free (m);
-  g_free (ask (c, "My favourite colour is green."));
+  g_free (
+      whip_check_ask (c, "My favourite colour is green.", REPLY_TIMEOUT_MS));
   m = emu_process_request (k.front, "/calls", NULL, NULL);
   fail_unless (m && strstr (m, id), "the front does not list %s: %s", id, m);
   g_free (m);
@@ -266,7 +247,7 @@ GST_START_TEST (test_failover)
    * next turn comes once it has moved, as a person's would. */
   wait_failover (k.front);
   /* Nothing on the caller's side: the same connection, the next turn. */
-  m = ask (c, "What did I say?");
+  m = whip_check_ask (c, "What did I say?", REPLY_TIMEOUT_MS);
   fail_unless (strstr (m, "green") != NULL, "the agent forgot: %s", m);
   /* The new worker's pipeline counts from 1; the call goes on at 2. */
   fail_unless (strstr (m, "\"turn\":2") != NULL, "not turn 2: %s", m);
@@ -355,8 +336,8 @@ GST_START_TEST (test_trickle)
   fail_unless (whip_caller_get_etag (c) != NULL, "the 201 has no ETag");
   /* The caller ignored Janus's candidates: ICE came up only because
    * Janus had the caller's by trickle. Text and the agent's voice. */
-  g_free (expect_message (c, "\"type\":\"call\""));
-  g_free (ask (c, "Hello there."));
+  g_free (whip_check_message (c, "\"type\":\"call\"", REPLY_TIMEOUT_MS));
+  g_free (whip_check_ask (c, "Hello there.", REPLY_TIMEOUT_MS));
   fail_unless (whip_caller_wait_audio (c, 0.05, REPLY_TIMEOUT_MS),
       "no audio from the agent through the gateway (peak RMS %.3f)",
       whip_caller_get_peak_rms (c));

@@ -207,9 +207,8 @@ GST_START_TEST (test_calls_recorded_in_postgresql)
   /* 1: a conversation, typed so it needs no speech recognition. */
   c = call (server);
   id[0] = call_id (c);
-  fail_unless (whip_caller_send (c,
-      "{\"type\":\"text\",\"text\":"
-      "\"Please tell me a long story about the sea.\"}"));
+  fail_unless (
+      whip_caller_send_text (c, "Please tell me a long story about the sea."));
   text = whip_caller_wait_message (
       c, "\"type\":\"agent\",\"speaking\":false", REPLY_TIMEOUT_MS);
   fail_unless (text != NULL, "the agent did not finish its reply");
