@@ -73,6 +73,28 @@ struct _VaRecordsBackend
   void (*close) (VaRecordsDb *db);
 };
 
+/* The columns `calls list` and `calls show` read, in this order: both
+ * backends select them so, and va_records_read_row() reads them so. */
+#define VA_RECORDS_LIST_COLUMNS                                                \
+  "id, agent, started_us, ended_us, end_reason, cost_usd"
+#define VA_RECORDS_SHOW_COLUMNS                                                \
+  VA_RECORDS_LIST_COLUMNS ", transcript, turns, stt_seconds, "                 \
+                          "tts_characters, llm_prompt_tokens, "                \
+                          "llm_completion_tokens"
+
+/* One result row, read by column index with a backend's getters. */
+typedef struct
+{
+  gchar *(*text) (gpointer row, int column); /* NULL for SQL NULL; free */
+  gint64 (*integer) (gpointer row, int column);
+  gdouble (*real) (gpointer row, int column);
+} VaRecordsRow;
+
+/* A record from a row of VA_RECORDS_LIST_COLUMNS (empty transcript and
+ * turns), or of VA_RECORDS_SHOW_COLUMNS when @full. */
+VaCallRecord *va_records_read_row (
+    const VaRecordsRow *reader, gpointer row, gboolean full);
+
 extern const VaRecordsBackend va_records_sqlite;
 #ifdef HAVE_LIBPQ
 extern const VaRecordsBackend va_records_pg;

@@ -71,13 +71,11 @@ static const gchar insert_sql[] =
 
 /* Ties broken by id in byte order, as SQLite compares text. */
 static const gchar list_sql[] =
-    "SELECT id, agent, started_us, ended_us, end_reason, cost_usd FROM calls "
+    "SELECT " VA_RECORDS_LIST_COLUMNS " FROM calls "
     "ORDER BY started_us DESC, id COLLATE \"C\" DESC LIMIT 50";
 
 static const gchar show_sql[] =
-    "SELECT id, agent, started_us, ended_us, end_reason, transcript, turns, "
-    "stt_seconds, tts_characters, llm_prompt_tokens, llm_completion_tokens, "
-    "cost_usd FROM calls WHERE id = $1";
+    "SELECT " VA_RECORDS_SHOW_COLUMNS " FROM calls WHERE id = $1";
 
 G_STATIC_ASSERT (VA_RECORDS_LIST_LIMIT == 50);
 
@@ -431,40 +429,40 @@ pg_insert (
   return FALSE;
 }
 
-static gchar *
-value (const PGresult *res, int row, int column)
+/* A row of a result: what VaRecordsRow's getters read. */
+typedef struct
 {
-  return PQgetisnull (res, row, column)
+  const PGresult *res;
+  int row;
+} PgRow;
+
+static gchar *
+pg_text (gpointer data, int column)
+{
+  const PgRow *r = data;
+
+  return PQgetisnull (r->res, r->row, column)
       ? NULL
-      : g_strdup (PQgetvalue (res, row, column));
+      : g_strdup (PQgetvalue (r->res, r->row, column));
 }
 
 static gint64
-integer (const PGresult *res, int row, int column)
+pg_integer (gpointer data, int column)
 {
-  return g_ascii_strtoll (PQgetvalue (res, row, column), NULL, 10);
+  const PgRow *r = data;
+
+  return g_ascii_strtoll (PQgetvalue (r->res, r->row, column), NULL, 10);
 }
 
 static gdouble
-real (const PGresult *res, int row, int column)
+pg_real (gpointer data, int column)
 {
-  return g_ascii_strtod (PQgetvalue (res, row, column), NULL);
+  const PgRow *r = data;
+
+  return g_ascii_strtod (PQgetvalue (r->res, r->row, column), NULL);
 }
 
-/* The columns of list_sql, which show_sql begins with too. */
-static VaCallRecord *
-row_summary (const PGresult *res, int row, int cost_column)
-{
-  VaCallRecord *r = g_new0 (VaCallRecord, 1);
-
-  r->id = value (res, row, 0);
-  r->agent = value (res, row, 1);
-  r->started_us = integer (res, row, 2);
-  r->ended_us = integer (res, row, 3);
-  r->end_reason = value (res, row, 4);
-  r->cost_usd = real (res, row, cost_column);
-  return r;
-}
+static const VaRecordsRow pg_row = { pg_text, pg_integer, pg_real };
 
 static GPtrArray *
 pg_list (VaRecordsDb *db, GError **error)
@@ -479,8 +477,10 @@ pg_list (VaRecordsDb *db, GError **error)
     return NULL;
   }
   rows = g_ptr_array_new_with_free_func ((GDestroyNotify)va_call_record_free);
-  for (int i = 0; i < PQntuples (res); i++)
-    g_ptr_array_add (rows, row_summary (res, i, 5));
+  for (int i = 0; i < PQntuples (res); i++) {
+    PgRow row = { res, i };
+    g_ptr_array_add (rows, va_records_read_row (&pg_row, &row, FALSE));
+  }
   PQclear (res);
   return rows;
 }
@@ -502,13 +502,7 @@ pg_show (VaRecordsDb *db, const gchar *id, GError **error)
     PQclear (res);
     return NULL;
   }
-  r = row_summary (res, 0, 11);
-  r->transcript_json = value (res, 0, 5);
-  r->turns_json = value (res, 0, 6);
-  r->usage.stt_seconds = real (res, 0, 7);
-  r->usage.tts_characters = (guint64)integer (res, 0, 8);
-  r->usage.llm_prompt_tokens = (guint64)integer (res, 0, 9);
-  r->usage.llm_completion_tokens = (guint64)integer (res, 0, 10);
+  r = va_records_read_row (&pg_row, &(PgRow){ res, 0 }, TRUE);
   PQclear (res);
   return r;
 }

@@ -36,14 +36,11 @@ static const gchar insert_sql[] =
     "llm_completion_tokens, cost_usd) VALUES (?,?,?,?,?,?,?,?,?,?,?,?) "
     "ON CONFLICT (id) DO NOTHING";
 
-static const gchar list_sql[] =
-    "SELECT id, agent, started_us, ended_us, end_reason, cost_usd FROM calls "
-    "ORDER BY started_us DESC, id DESC LIMIT 50";
+static const gchar list_sql[] = "SELECT " VA_RECORDS_LIST_COLUMNS " FROM calls "
+                                "ORDER BY started_us DESC, id DESC LIMIT 50";
 
 static const gchar show_sql[] =
-    "SELECT id, agent, started_us, ended_us, end_reason, transcript, turns, "
-    "stt_seconds, tts_characters, llm_prompt_tokens, llm_completion_tokens, "
-    "cost_usd FROM calls WHERE id = ?";
+    "SELECT " VA_RECORDS_SHOW_COLUMNS " FROM calls WHERE id = ?";
 
 G_STATIC_ASSERT (VA_RECORDS_LIST_LIMIT == 50);
 
@@ -200,25 +197,25 @@ sqlite_insert (
 }
 
 static gchar *
-column_text (sqlite3_stmt *st, int i)
+column_text (gpointer st, int i)
 {
   return g_strdup ((const gchar *)sqlite3_column_text (st, i));
 }
 
-/* The columns of list_sql, which show_sql begins with too. */
-static VaCallRecord *
-row_summary (sqlite3_stmt *st, int cost_column)
+static gint64
+column_integer (gpointer st, int i)
 {
-  VaCallRecord *r = g_new0 (VaCallRecord, 1);
-
-  r->id = column_text (st, 0);
-  r->agent = column_text (st, 1);
-  r->started_us = sqlite3_column_int64 (st, 2);
-  r->ended_us = sqlite3_column_int64 (st, 3);
-  r->end_reason = column_text (st, 4);
-  r->cost_usd = sqlite3_column_double (st, cost_column);
-  return r;
+  return sqlite3_column_int64 (st, i);
 }
+
+static gdouble
+column_real (gpointer st, int i)
+{
+  return sqlite3_column_double (st, i);
+}
+
+static const VaRecordsRow sqlite_row = { column_text, column_integer,
+  column_real };
 
 static GPtrArray *
 sqlite_list (VaRecordsDb *db, GError **error)
@@ -230,7 +227,7 @@ sqlite_list (VaRecordsDb *db, GError **error)
   int rc = sqlite3_prepare_v2 (s->db, list_sql, -1, &st, NULL);
 
   while (rc == SQLITE_OK && (rc = sqlite3_step (st)) == SQLITE_ROW) {
-    g_ptr_array_add (rows, row_summary (st, 5));
+    g_ptr_array_add (rows, va_records_read_row (&sqlite_row, st, FALSE));
     rc = SQLITE_OK;
   }
   if (rc != SQLITE_DONE) {
@@ -254,13 +251,7 @@ sqlite_show (VaRecordsDb *db, const gchar *id, GError **error)
     rc = sqlite3_step (st);
   }
   if (rc == SQLITE_ROW) {
-    r = row_summary (st, 11);
-    r->transcript_json = column_text (st, 5);
-    r->turns_json = column_text (st, 6);
-    r->usage.stt_seconds = sqlite3_column_double (st, 7);
-    r->usage.tts_characters = (guint64)sqlite3_column_int64 (st, 8);
-    r->usage.llm_prompt_tokens = (guint64)sqlite3_column_int64 (st, 9);
-    r->usage.llm_completion_tokens = (guint64)sqlite3_column_int64 (st, 10);
+    r = va_records_read_row (&sqlite_row, st, TRUE);
   } else if (rc != SQLITE_DONE) {
     set_error (s, rc, "reading the call", error);
   }

@@ -89,6 +89,28 @@ va_call_record_free (VaCallRecord *r)
   g_free (r);
 }
 
+VaCallRecord *
+va_records_read_row (const VaRecordsRow *reader, gpointer row, gboolean full)
+{
+  VaCallRecord *r = g_new0 (VaCallRecord, 1);
+
+  r->id = reader->text (row, 0);
+  r->agent = reader->text (row, 1);
+  r->started_us = reader->integer (row, 2);
+  r->ended_us = reader->integer (row, 3);
+  r->end_reason = reader->text (row, 4);
+  r->cost_usd = reader->real (row, 5);
+  if (!full)
+    return r;
+  r->transcript_json = reader->text (row, 6);
+  r->turns_json = reader->text (row, 7);
+  r->usage.stt_seconds = reader->real (row, 8);
+  r->usage.tts_characters = (guint64)reader->integer (row, 9);
+  r->usage.llm_prompt_tokens = (guint64)reader->integer (row, 10);
+  r->usage.llm_completion_tokens = (guint64)reader->integer (row, 11);
+  return r;
+}
+
 /* What @r costs the queue's byte budget. */
 static gsize
 record_size (const VaCallRecord *r)
