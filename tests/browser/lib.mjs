@@ -27,6 +27,25 @@ async function playwright() {
   return dir ? createRequire(path.join(dir, 'package.json'))('playwright-core') : import('playwright-core');
 }
 
+// Headless Chromium (CHROMIUM, default /usr/bin/chromium) with a fake
+// microphone playing @wav, allowed to call a server on this machine.
+export async function launchChromium(profileDir, wav) {
+  const { chromium } = await playwright();
+  return chromium.launchPersistentContext(profileDir, {
+    executablePath: process.env.CHROMIUM || '/usr/bin/chromium',
+    headless: true,
+    viewport: { width: 900, height: 1000 },
+    args: [
+      '--headless', '--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run',
+      '--disable-background-networking', '--disable-component-update', '--disable-sync',
+      '--use-fake-ui-for-media-stream', '--use-fake-device-for-media-stream',
+      `--use-file-for-fake-audio-capture=${wav}`,
+      // ICE between two processes on one machine: loopback candidates too.
+      '--allow-loopback-in-peer-connection',
+    ],
+  });
+}
+
 export const adminToken = process.env.VOICEAGENT_ADMIN_TOKEN || 'browser-test-admin';
 
 export function sourceDir() {
@@ -251,20 +270,7 @@ export class Harness {
   /* ---- The browser ---- */
 
   async launch(wav) {
-    const { chromium } = await playwright();
-    this.context = await chromium.launchPersistentContext(path.join(this.tmp, 'profile'), {
-      executablePath: process.env.CHROMIUM || '/usr/bin/chromium',
-      headless: true,
-      viewport: { width: 900, height: 1000 },
-      args: [
-        '--headless', '--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run',
-        '--disable-background-networking', '--disable-component-update', '--disable-sync',
-        '--use-fake-ui-for-media-stream', '--use-fake-device-for-media-stream',
-        `--use-file-for-fake-audio-capture=${wav}`,
-        // ICE between two processes on one machine: loopback candidates too.
-        '--allow-loopback-in-peer-connection',
-      ],
-    });
+    this.context = await launchChromium(path.join(this.tmp, 'profile'), wav);
     this.log(`chromium ${this.context.browser()?.version() ?? ''} up`);
     return this.context;
   }

@@ -29,11 +29,8 @@ import os from 'node:os';
 import path from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { parseArgs } from 'node:util';
-import { createRequire } from 'node:module';
+import { launchChromium } from '../browser/lib.mjs';
 
-const { chromium } = process.env.BROWSER_TEST_MODULES
-  ? createRequire(path.join(process.env.BROWSER_TEST_MODULES, 'package.json'))('playwright-core')
-  : await import('playwright-core');
 
 const { values: opts } = parseArgs({
   options: {
@@ -276,18 +273,7 @@ let context = null;
 let page = null;
 
 async function launch(wav) {
-  const executablePath = process.env.CHROMIUM || '/usr/bin/chromium';
-  context = await chromium.launchPersistentContext(path.join(tmp, 'profile'), {
-    executablePath,
-    headless: true,
-    args: [
-      '--headless', '--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run',
-      '--disable-background-networking', '--disable-component-update', '--disable-sync',
-      '--use-fake-ui-for-media-stream', '--use-fake-device-for-media-stream',
-      `--use-file-for-fake-audio-capture=${wav}`,
-      '--allow-loopback-in-peer-connection',
-    ],
-  });
+  context = await launchChromium(path.join(tmp, 'profile'), wav);
   log(`chromium ${context.browser()?.version() ?? ''} up`);
 }
 
