@@ -11,6 +11,7 @@
 #include <gio/gio.h>
 #include <glib/gstdio.h>
 #include "backends.h"
+#include "paths.h"
 #include "voice.h"
 
 #define EMULATOR_KEY "local-emulator-key"
@@ -28,22 +29,18 @@ struct _VaBackends
   gchar *port_file;
 };
 
-static const gchar *
+static gchar *
 emulator_path (const VaConfig *c)
 {
-  static const gchar *const candidates[] = {
-    VOICEAGENT_BUILD_DIR "/tests/emulator/voiceagent-emulator",
-    VOICEAGENT_BINDIR "/voiceagent-emulator",
-  };
-  guint i;
+  gchar *beside;
 
   if (c->emulator_path)
-    return c->emulator_path;
-  for (i = 0; i < G_N_ELEMENTS (candidates); i++) {
-    if (g_file_test (candidates[i], G_FILE_TEST_IS_EXECUTABLE))
-      return candidates[i];
-  }
-  return "voiceagent-emulator";
+    return g_strdup (c->emulator_path);
+  beside = va_paths_emulator ();
+  if (g_file_test (beside, G_FILE_TEST_IS_EXECUTABLE))
+    return beside;
+  g_free (beside);
+  return g_strdup ("voiceagent-emulator");
 }
 
 /* TRUE once the child has exited (a zombie waiting to be reaped);
@@ -101,7 +98,7 @@ spawn_emulator (VaBackends *b, const VaConfig *c, guint *port, GError **error)
   if (fd < 0)
     return FALSE;
   close (fd);
-  g_ptr_array_add (argv, g_strdup (emulator_path (c)));
+  g_ptr_array_add (argv, emulator_path (c));
   g_ptr_array_add (argv, g_strdup ("--port"));
   g_ptr_array_add (argv, g_strdup ("0"));
   g_ptr_array_add (argv, g_strdup ("--port-file"));

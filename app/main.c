@@ -11,6 +11,7 @@
 #include <gst/gst.h>
 #include "backends.h"
 #include "vaconfig.h"
+#include "paths.h"
 #include "records.h"
 #include "server.h"
 #include "voice.h"
@@ -51,18 +52,6 @@ on_signal (gpointer data)
       va_server_get_active_calls (app->server));
   va_server_drain (app->server, drained, app);
   return G_SOURCE_CONTINUE;
-}
-
-static gchar *
-default_pipelines_dir (void)
-{
-  gchar *src = g_build_filename (VOICEAGENT_SOURCE_DIR, "pipelines", NULL);
-
-  /* Running from a checkout: its own templates; installed: the shared ones. */
-  if (g_file_test (src, G_FILE_TEST_IS_DIR))
-    return src;
-  g_free (src);
-  return g_strdup (VOICEAGENT_PIPELINES_DIR);
 }
 
 static gboolean
@@ -112,14 +101,16 @@ static int
 serve (VaConfig *config)
 {
   App app = { 0 };
-  VaBackends *backends;
+  VaBackends *backends = NULL;
   GError *error = NULL;
   guint port, sigterm, sigint;
 
   if (config->pipelines_dir == NULL)
-    config->pipelines_dir = default_pipelines_dir ();
+    config->pipelines_dir = va_paths_pipelines_dir ();
   raise_fd_limit ();
   warn_if_open (config);
+  if (!va_paths_register_plugins (&error))
+    goto fail;
   backends = va_backends_start (config, &error);
   if (backends == NULL)
     goto fail;

@@ -293,17 +293,63 @@ set_from_file (VaConfig *c, const Setting *s, const gchar *path, GError **error)
 }
 
 static gboolean
-load_key_file (VaConfig *c, const gchar *path, GError **error)
+is_setting_key (const gchar *key)
 {
-  GKeyFile *kf = g_key_file_new ();
+  guint i;
+
+  for (i = 0; i < G_N_ELEMENTS (settings); i++) {
+    const gchar *flag = settings[i].flag;
+    gsize n = strlen (flag);
+
+    if (g_str_equal (key, flag) ||
+        (settings[i].secret && strncmp (key, flag, n) == 0 &&
+            g_str_equal (key + n, "-file")))
+      return TRUE;
+  }
+  return FALSE;
+}
+
+/* A misspelt key would otherwise be a setting silently not applied. */
+static gboolean
+check_keys (GKeyFile *kf, const gchar *path, GError **error)
+{
+  gchar **keys = g_key_file_get_keys (kf, "voiceagent", NULL, NULL);
   gboolean ok = TRUE;
   guint i;
 
+  for (i = 0; ok && keys && keys[i]; i++) {
+    if (!is_setting_key (keys[i])) {
+      g_set_error (error, G_OPTION_ERROR, G_OPTION_ERROR_BAD_VALUE,
+          "key file %s: unknown key \"%s\" in [voiceagent]: keys are the "
+          "long option names of voiceagent --help, without the dashes",
+          path, keys[i]);
+      ok = FALSE;
+    }
+  }
+  g_strfreev (keys);
+  return ok;
+}
+
+static gboolean
+load_key_file (VaConfig *c, const gchar *path, GError **error)
+{
+  GKeyFile *kf = g_key_file_new ();
+  gboolean ok;
+  guint i;
+
   if (!g_key_file_load_from_file (kf, path, G_KEY_FILE_NONE, error)) {
-    g_prefix_error (error, "key file %s: ", path);
+    if (g_error_matches (*error, G_FILE_ERROR, G_FILE_ERROR_NOENT)) {
+      g_clear_error (error);
+      g_set_error (error, G_FILE_ERROR, G_FILE_ERROR_NOENT,
+          "key file %s does not exist: copy voiceagent.conf.sample (the "
+          "install puts it in the same directory) to it and edit it",
+          path);
+    } else
+      g_prefix_error (error, "key file %s: ", path);
     g_key_file_unref (kf);
     return FALSE;
   }
+  ok = check_keys (kf, path, error);
   for (i = 0; ok && i < G_N_ELEMENTS (settings); i++) {
     gchar *v = g_key_file_get_string (kf, "voiceagent", settings[i].flag, NULL);
     gchar *file_key = g_strconcat (settings[i].flag, "-file", NULL);

@@ -220,7 +220,8 @@ gst_silero_vad_class_init (GstSileroVadClass *klass)
    *
    * The silero_vad.onnx (v5) to load when the element starts. The default
    * is $VOICEAGENT_MODEL_DIR/silero_vad.onnx when that variable is set,
-   * else the file scripts/setup installs.
+   * else the copy in the installed tree the plugin was loaded from
+   * (<prefix>/share/gst-voiceagent), else the file scripts/setup installs.
    */
   g_object_class_install_property (gobject_class, PROP_MODEL,
       g_param_spec_string ("model", "Model",
@@ -341,14 +342,51 @@ gst_silero_vad_class_init (GstSileroVadClass *klass)
   trans_class->passthrough_on_same_caps = TRUE;
 }
 
+/* The model of the tree this plugin was installed in: an installed tree
+ * is relocatable (a --destdir copy, /opt), so the data directory is found
+ * from the plugin file, not from the prefix it was configured with. NULL
+ * when the plugin is not in an installed layout (the build tree). */
+static gchar *
+installed_model_path (GstSileroVad *self)
+{
+  GstElementFactory *factory = gst_element_get_factory (GST_ELEMENT (self));
+  GstPlugin *plugin = factory
+      ? gst_plugin_feature_get_plugin (GST_PLUGIN_FEATURE (factory))
+      : NULL;
+  const gchar *file = plugin ? gst_plugin_get_filename (plugin) : NULL;
+  gchar *dir, *path = NULL;
+
+  if (file) {
+    dir = g_path_get_dirname (file);
+    path = g_build_filename (dir, VOICEAGENT_PLUGINS_TO_PREFIX,
+        VOICEAGENT_REL_DATADIR, "silero_vad.onnx", NULL);
+    g_free (dir);
+    if (!g_file_test (path, G_FILE_TEST_EXISTS))
+      g_clear_pointer (&path, g_free);
+  }
+  if (plugin)
+    gst_object_unref (plugin);
+  return path;
+}
+
+/* $VOICEAGENT_MODEL_DIR, else the installed tree's own copy, else the
+ * configured data directory (where scripts/setup puts it). */
+static gchar *
+default_model_path (GstSileroVad *self)
+{
+  const gchar *dir = g_getenv ("VOICEAGENT_MODEL_DIR");
+  gchar *installed;
+
+  if (dir && *dir)
+    return g_build_filename (dir, "silero_vad.onnx", NULL);
+  installed = installed_model_path (self);
+  return installed ? installed : g_strdup (DEFAULT_MODEL);
+}
+
 static void
 gst_silero_vad_init (GstSileroVad *self)
 {
-  const gchar *dir = g_getenv ("VOICEAGENT_MODEL_DIR");
-
-  self->model_path = dir && *dir
-      ? g_build_filename (dir, "silero_vad.onnx", NULL)
-      : g_strdup (DEFAULT_MODEL);
+  self->model_path = default_model_path (self);
   self->threshold = DEFAULT_THRESHOLD;
   self->neg_threshold = DEFAULT_NEG_THRESHOLD;
   self->min_speech_ms = DEFAULT_MIN_SPEECH_MS;

@@ -276,7 +276,12 @@ parse_with_string (GstEvent *event, GstVoiceEventType expected,
 
 /**
  * gst_voice_event_parse_end_of_turn:
- * @transcript: (out) (optional) (transfer none): valid while @event lives
+ * @event: a conversation event
+ * @running_time: (out) (optional): the running time it refers to
+ * @turn: (out) (optional): its turn number
+ * @transcript: (out) (optional) (transfer none): the words of the turn, valid while @event lives
+ *
+ * Returns: TRUE if @event is an `end-of-turn` event (outputs are then set).
  */
 gboolean
 gst_voice_event_parse_end_of_turn (GstEvent *event, GstClockTime *running_time,
@@ -288,7 +293,12 @@ gst_voice_event_parse_end_of_turn (GstEvent *event, GstClockTime *running_time,
 
 /**
  * gst_voice_event_parse_turn_likely:
- * @transcript: (out) (optional) (transfer none): valid while @event lives
+ * @event: a conversation event
+ * @running_time: (out) (optional): the running time it refers to
+ * @turn: (out) (optional): its turn number
+ * @transcript: (out) (optional) (transfer none): the words so far, valid while @event lives
+ *
+ * Returns: TRUE if @event is an `turn-likely` event (outputs are then set).
  */
 gboolean
 gst_voice_event_parse_turn_likely (GstEvent *event, GstClockTime *running_time,
@@ -300,7 +310,12 @@ gst_voice_event_parse_turn_likely (GstEvent *event, GstClockTime *running_time,
 
 /**
  * gst_voice_event_parse_interrupt:
- * @reason: (out) (optional) (transfer none): valid while @event lives
+ * @event: a conversation event
+ * @running_time: (out) (optional): the running time it refers to
+ * @turn: (out) (optional): its turn number
+ * @reason: (out) (optional) (transfer none): why, valid while @event lives
+ *
+ * Returns: TRUE if @event is an `interrupt` event (outputs are then set).
  */
 gboolean
 gst_voice_event_parse_interrupt (GstEvent *event, GstClockTime *running_time,
@@ -312,8 +327,13 @@ gst_voice_event_parse_interrupt (GstEvent *event, GstClockTime *running_time,
 
 /**
  * gst_voice_event_parse_spoken:
- * @spoken_text: (out) (optional) (transfer none): valid while @event lives
- * @complete: (out) (optional):
+ * @event: a conversation event
+ * @running_time: (out) (optional): the running time it refers to
+ * @turn: (out) (optional): its turn number
+ * @spoken_text: (out) (optional) (transfer none): what the caller heard, valid while @event lives
+ * @complete: (out) (optional): whether the whole reply was heard
+ *
+ * Returns: TRUE if @event is a `spoken` event (outputs are then set).
  */
 gboolean
 gst_voice_event_parse_spoken (GstEvent *event, GstClockTime *running_time,

@@ -3,8 +3,7 @@
  */
 #pragma once
 
-#include "gstvoiceevents.h"
-#include "gstvoicemeta.h"
+#include "voiceagent.h"
 #include "gstvoiceoptions.h"
 #include "gstvoicequeue.h"
 #include "gstvoicesession.h"
@@ -15,8 +14,3 @@
 #include "gstvoicedeferred.h"
 #include "gstvoiceturn.h"
 
-G_BEGIN_DECLS
-
-void gst_voice_init (void);
-
-G_END_DECLS
