@@ -54,13 +54,15 @@ make_pspec (guint opt)
       return g_param_spec_string ("model", "Model",
           "Deepgram model, e.g. nova-3, nova-3-medical, nova-2-phonecall",
           DG_DEFAULT_MODEL, OPT_FLAGS);
-    case DG_OPT_LANGUAGE:
+    case DG_OPT_LANGUAGE_CODE:
       /**
-       * GstDeepgramSink:language:
+       * GstDeepgramSink:language-code:
        *
-       * The spoken language; "multi" for code switching (nova-3).
+       * The spoken language; "multi" for code switching (nova-3). Named as
+       * gst-plugins-rs's deepgramtranscriber names it (formerly
+       * `language`, still accepted, deprecated).
        */
-      return g_param_spec_string ("language", "Language",
+      return g_param_spec_string ("language-code", "Language code",
           "BCP-47 language tag (en, en-US, es, multi, ...); empty for the "
           "model's default",
           DG_DEFAULT_LANGUAGE, OPT_FLAGS);
@@ -75,15 +77,17 @@ make_pspec (guint opt)
           "Ask for interim (not yet final) results; needed for "
           "utterance-end-ms and for deepgramsrc interim=true",
           DG_DEFAULT_INTERIM_RESULTS, OPT_FLAGS);
-    case DG_OPT_ENDPOINTING:
+    case DG_OPT_ENDPOINTING_MS:
       /**
-       * GstDeepgramSink:endpointing:
+       * GstDeepgramSink:endpointing-ms:
        *
        * 300 ms: long enough not to split a sentence at a breath, short
        * enough for quick turns when no VAD sends speech-stop. With silerovad
        * gate=true, the VAD's speech-stop (Finalize) usually ends the turn.
+       * Formerly `endpointing` (still accepted, deprecated): every duration
+       * property names its unit.
        */
-      return g_param_spec_uint ("endpointing", "Endpointing",
+      return g_param_spec_uint ("endpointing-ms", "Endpointing",
           "Silence (in milliseconds) after which Deepgram ends an utterance "
           "with speech_final (an end-of-turn); 0 turns Deepgram's "
           "endpointing off",
@@ -165,7 +169,10 @@ make_pspec (guint opt)
           "slow or reconnecting; beyond it the oldest is dropped and a "
           "warning posted (the streaming thread never blocks)",
           100, 600000, DG_DEFAULT_MAX_BACKLOG_MS, OPT_FLAGS);
+    case DG_OPT_DEPRECATED_LANGUAGE:
+    case DG_OPT_DEPRECATED_ENDPOINTING:
     case DG_OPT_COUNT:
+      /* Aliases get their pspec from the option's (gstvoiceoptions.c). */
       break;
   }
   g_assert_not_reached ();
@@ -180,9 +187,9 @@ static const GstVoiceOption options[DG_OPT_COUNT] = {
   [DG_OPT_MODEL] = { G_STRUCT_OFFSET (DgOptions, model),
       GST_VOICE_OPTION_NULL_IS_DEFAULT },
   /* NULL is the model's default language, as "" is. */
-  [DG_OPT_LANGUAGE] = { G_STRUCT_OFFSET (DgOptions, language), 0, "" },
+  [DG_OPT_LANGUAGE_CODE] = { G_STRUCT_OFFSET (DgOptions, language), 0, "" },
   [DG_OPT_INTERIM_RESULTS] = { G_STRUCT_OFFSET (DgOptions, interim_results) },
-  [DG_OPT_ENDPOINTING] = { G_STRUCT_OFFSET (DgOptions, endpointing_ms) },
+  [DG_OPT_ENDPOINTING_MS] = { G_STRUCT_OFFSET (DgOptions, endpointing_ms) },
   [DG_OPT_UTTERANCE_END_MS] = { G_STRUCT_OFFSET (DgOptions, utterance_end_ms) },
   [DG_OPT_SMART_FORMAT] = { G_STRUCT_OFFSET (DgOptions, smart_format) },
   [DG_OPT_PUNCTUATE] = { G_STRUCT_OFFSET (DgOptions, punctuate) },
@@ -190,6 +197,10 @@ static const GstVoiceOption options[DG_OPT_COUNT] = {
   [DG_OPT_VAD_EVENTS] = { G_STRUCT_OFFSET (DgOptions, vad_events) },
   [DG_OPT_EXTRA_PARAMS] = { G_STRUCT_OFFSET (DgOptions, extra_params) },
   [DG_OPT_MAX_BACKLOG_MS] = { G_STRUCT_OFFSET (DgOptions, max_backlog_ms) },
+  [DG_OPT_DEPRECATED_LANGUAGE] =
+      GST_VOICE_OPTION_ALIAS ("language", DG_OPT_LANGUAGE_CODE, 1),
+  [DG_OPT_DEPRECATED_ENDPOINTING] =
+      GST_VOICE_OPTION_ALIAS ("endpointing", DG_OPT_ENDPOINTING_MS, 1),
 };
 
 GstVoiceOptionTable dg_options_table =

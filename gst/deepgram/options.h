@@ -36,9 +36,9 @@ typedef enum {
   DG_OPT_API_KEY = 0,
   DG_OPT_URL,
   DG_OPT_MODEL,
-  DG_OPT_LANGUAGE,
+  DG_OPT_LANGUAGE_CODE,
   DG_OPT_INTERIM_RESULTS,
-  DG_OPT_ENDPOINTING,
+  DG_OPT_ENDPOINTING_MS,
   DG_OPT_UTTERANCE_END_MS,
   DG_OPT_SMART_FORMAT,
   DG_OPT_PUNCTUATE,
@@ -46,6 +46,10 @@ typedef enum {
   DG_OPT_VAD_EVENTS,
   DG_OPT_EXTRA_PARAMS,
   DG_OPT_MAX_BACKLOG_MS,
+  /* Deprecated names (docs/elements/README.md, "Migration"), kept for one
+   * release: language, endpointing. */
+  DG_OPT_DEPRECATED_LANGUAGE,
+  DG_OPT_DEPRECATED_ENDPOINTING,
   DG_OPT_COUNT
 } DgOption;
 

@@ -23,7 +23,11 @@ plugin_init (GstPlugin *plugin)
   return ret;
 }
 
-GST_PLUGIN_DEFINE (GST_VERSION_MAJOR, GST_VERSION_MINOR, deepgram,
+/* voicedeepgram (libgstvoicedeepgram.so), not deepgram: gst-plugins-rs
+ * ships a plugin named deepgram (libgstdeepgram.so, deepgramtranscriber),
+ * and two plugins of one name cannot be installed side by side
+ * (docs/elements/README.md). */
+GST_PLUGIN_DEFINE (GST_VERSION_MAJOR, GST_VERSION_MINOR, voicedeepgram,
     "Deepgram live speech-to-text: deepgramsink, deepgramsrc and the deepgram "
     "bin",
     plugin_init, VERSION, GST_LICENSE, GST_PACKAGE_NAME, GST_PACKAGE_ORIGIN)

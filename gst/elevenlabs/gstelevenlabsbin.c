@@ -124,7 +124,7 @@ gst_elevenlabs_bin_class_init (GstElevenLabsBinClass *klass)
   gst_element_class_add_static_pad_template (element_class, &sink_template);
   gst_element_class_add_static_pad_template (element_class, &src_template);
   gst_element_class_set_static_metadata (element_class,
-      "ElevenLabs text-to-speech", "Filter/Network/Audio",
+      "ElevenLabs text-to-speech", "Filter/Text/Audio/Network",
       "Text in, clock-paced speech out: elevenlabssink and elevenlabssrc "
       "paired in one bin",
       "gst-voiceagent contributors");

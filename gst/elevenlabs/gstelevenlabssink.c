@@ -33,7 +33,7 @@
  * barge-ins trip in other frameworks.
  *
  * The socket is kept open between turns (keep-alives at half of
- * #GstElevenLabsSink:inactivity-timeout) and re-opened when it drops; after
+ * #GstElevenLabsSink:inactivity-timeout-ms) and re-opened when it drops; after
  * an error frame (invalid input, timeouts) the element reconnects and
  * re-sends the text of the current turn that had not been spoken yet (the
  * alignment data tell which). #GstElevenLabsSink:protocol=http uses HTTP
@@ -173,7 +173,7 @@ gst_elevenlabs_sink_class_init (GstElevenLabsSinkClass *klass)
 
   gst_element_class_add_static_pad_template (element_class, &sink_template);
   gst_element_class_set_static_metadata (element_class,
-      "ElevenLabs text-to-speech (text in)", "Sink/Network/Audio",
+      "ElevenLabs text-to-speech (text in)", "Sink/Text/Network",
       "Streams text to ElevenLabs' multi-context WebSocket; the paired "
       "elevenlabssrc plays the speech",
       "gst-voiceagent contributors");

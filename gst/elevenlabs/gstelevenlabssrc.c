@@ -251,7 +251,7 @@ gst_elevenlabs_src_class_init (GstElevenLabsSrcClass *klass)
 
   gst_element_class_add_static_pad_template (element_class, &src_template);
   gst_element_class_set_static_metadata (element_class,
-      "ElevenLabs text-to-speech (audio out)", "Source/Network/Audio",
+      "ElevenLabs text-to-speech (audio out)", "Source/Audio/Network",
       "Plays ElevenLabs speech as a clock-paced live stream, silence "
       "between turns, stopping within one buffer on barge-in",
       "gst-voiceagent contributors");

@@ -150,11 +150,15 @@ make_pspec (guint prop_id)
           "WebSocket streaming, or HTTP streaming (one request per sentence) "
           "where WebSockets cannot be used",
           GST_TYPE_ELEVENLABS_PROTOCOL, EL_DEFAULT_PROTOCOL, RW_READY);
-    case EL_PROP_INACTIVITY_TIMEOUT:
-      return g_param_spec_uint ("inactivity-timeout", "Inactivity timeout",
-          "Seconds the service keeps an idle connection (inactivity_timeout); "
+    case EL_PROP_INACTIVITY_TIMEOUT_MS:
+      /* Formerly inactivity-timeout, in seconds (still accepted,
+       * deprecated): every duration property is in milliseconds, though
+       * the service counts whole seconds. */
+      return g_param_spec_uint ("inactivity-timeout-ms", "Inactivity timeout",
+          "How long the service keeps an idle connection, in milliseconds "
+          "(sent as inactivity_timeout, rounded up to whole seconds); "
           "keep-alives go out at half of it between turns",
-          1, 180, EL_DEFAULT_INACTIVITY_TIMEOUT, RW_READY);
+          1000, 180000, EL_DEFAULT_INACTIVITY_TIMEOUT_MS, RW_READY);
     case EL_PROP_INTERRUPTION:
       return g_param_spec_enum ("interruption", "Interruption",
           "What stops the agent mid-turn (barge-in)",
@@ -188,9 +192,11 @@ static const GstVoiceOption options[] = {
   { G_STRUCT_OFFSET (ElConfig, synth.auto_mode) },
   { G_STRUCT_OFFSET (ElConfig, synth.flush_first_clause) },
   { G_STRUCT_OFFSET (ElConfig, synth.protocol) },
-  { G_STRUCT_OFFSET (ElConfig, synth.inactivity_timeout_s) },
+  { G_STRUCT_OFFSET (ElConfig, synth.inactivity_timeout_ms) },
   { G_STRUCT_OFFSET (ElConfig, interruption) },
   { G_STRUCT_OFFSET (ElConfig, session), GST_VOICE_OPTION_NULL_IS_DEFAULT },
+  GST_VOICE_OPTION_ALIAS (
+      "inactivity-timeout", EL_PROP_INACTIVITY_TIMEOUT_MS - 1, 1000),
 };
 G_STATIC_ASSERT (G_N_ELEMENTS (options) == EL_PROP_LAST - 1);
 

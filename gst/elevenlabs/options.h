@@ -49,9 +49,12 @@ enum {
   EL_PROP_AUTO_MODE,
   EL_PROP_FLUSH_FIRST_CLAUSE,
   EL_PROP_PROTOCOL,
-  EL_PROP_INACTIVITY_TIMEOUT,
+  EL_PROP_INACTIVITY_TIMEOUT_MS,
   EL_PROP_INTERRUPTION,
   EL_PROP_SESSION,
+  /* Deprecated names (docs/elements/README.md, "Migration"), kept for one
+   * release: inactivity-timeout (in seconds). */
+  EL_PROP_DEPRECATED_INACTIVITY_TIMEOUT,
   EL_PROP_LAST /* element properties start here */
 };
 
@@ -65,7 +68,7 @@ enum {
 #define EL_DEFAULT_AUTO_MODE TRUE
 #define EL_DEFAULT_FLUSH_FIRST_CLAUSE TRUE
 #define EL_DEFAULT_PROTOCOL EL_PROTOCOL_WEBSOCKET
-#define EL_DEFAULT_INACTIVITY_TIMEOUT 20
+#define EL_DEFAULT_INACTIVITY_TIMEOUT_MS 20000
 #define EL_DEFAULT_INTERRUPTION GST_ELEVENLABS_INTERRUPTION_VAD
 #define EL_DEFAULT_SESSION "default"
 /* Defaults of the properties only one half has; the bin forwards them and

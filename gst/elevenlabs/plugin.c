@@ -29,7 +29,11 @@ plugin_init (GstPlugin *plugin)
   return ok;
 }
 
-GST_PLUGIN_DEFINE (GST_VERSION_MAJOR, GST_VERSION_MINOR, elevenlabs,
+/* voiceelevenlabs (libgstvoiceelevenlabs.so), not elevenlabs:
+ * gst-plugins-rs ships a plugin named elevenlabs (libgstelevenlabs.so,
+ * elevenlabssynthesizer), and two plugins of one name cannot be installed
+ * side by side (docs/elements/README.md). */
+GST_PLUGIN_DEFINE (GST_VERSION_MAJOR, GST_VERSION_MINOR, voiceelevenlabs,
     "ElevenLabs streaming text-to-speech: a text sink, a clock-paced live "
     "audio source with barge-in, and a bin pairing them",
     plugin_init, VERSION, GST_LICENSE, GST_PACKAGE_NAME, GST_PACKAGE_ORIGIN)

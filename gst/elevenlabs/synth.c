@@ -328,7 +328,7 @@ el_synth_new (GstElement *owner, const gchar *message_name,
   s->out = out;
   s->own = own;
   s->keepalive_us =
-      MAX (1, (gint64)config->inactivity_timeout_s) * G_USEC_PER_SEC / 2;
+      MAX (1000, (gint64)config->inactivity_timeout_ms) * 1000 / 2;
   g_queue_init (&s->turns);
   s->client = gst_voice_client_new (GST_OBJECT_NAME (owner));
   gst_voice_client_set_backoff (s->client, 250, 5000, 0);
@@ -365,7 +365,7 @@ el_synth_start (ElSynth *s)
   headers = soup_message_headers_new (SOUP_MESSAGE_HEADERS_REQUEST);
   soup_message_headers_append (headers, "xi-api-key", s->cfg.api_key);
   url = el_ws_url (s->cfg.url, s->cfg.voice_id, s->cfg.model_id, s->cfg.format,
-      s->cfg.auto_mode, s->cfg.inactivity_timeout_s);
+      s->cfg.auto_mode, (s->cfg.inactivity_timeout_ms + 999) / 1000);
   gst_voice_client_open_websocket (s->client, url, headers, NULL, TRUE);
   soup_message_headers_unref (headers);
   g_free (url);

@@ -32,7 +32,7 @@ typedef struct
   gboolean auto_mode;
   gboolean flush_first_clause; /* speak a turn's first text at once */
   ElProtocol protocol;
-  guint inactivity_timeout_s;
+  guint inactivity_timeout_ms; /* sent rounded up to whole seconds */
   guint turn_timeout_ms; /* end a turn whose text stopped; 0: never */
 } ElSynthConfig;
 

@@ -282,7 +282,7 @@ gst_llm_transform_class_init (GstLlmTransformClass *klass)
   gst_element_class_add_static_pad_template (element_class, &sink_template);
   gst_element_class_add_static_pad_template (element_class, &src_template);
   gst_element_class_set_static_metadata (element_class, "LLM transform",
-      "Filter/Text",
+      "Filter/Text/Network",
       "Answers the caller's turns with a streamed OpenAI-compatible chat "
       "completion, cut into speakable clauses, cancellable on barge-in",
       "gst-voiceagent contributors");

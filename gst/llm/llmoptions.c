@@ -70,11 +70,19 @@ make_pspec (guint opt)
       return g_param_spec_int ("max-tokens", "Max tokens",
           "Upper bound of tokens per reply, sent as max_tokens (0: not sent)",
           0, G_MAXINT, LLM_DEFAULT_MAX_TOKENS, OPT_FLAGS);
-    case LLM_OPT_HISTORY_TURNS:
-      return g_param_spec_uint ("history-turns", "History turns",
+    case LLM_OPT_HISTORY_SIZE:
+      /**
+       * GstLlmTransform:history-size:
+       *
+       * Named as gst-plugins-rs's llamacpp-texttransform names its history
+       * bound (formerly `history-turns`, still accepted, deprecated). It
+       * counts exchanges, as it always did: a caller's turn and the answer
+       * the caller heard are one (rs counts messages).
+       */
+      return g_param_spec_uint ("history-size", "History size",
           "Past exchanges (caller's words and what the caller heard of the "
           "answer) sent with each request (0: none)",
-          0, 100000, LLM_DEFAULT_HISTORY_TURNS, OPT_FLAGS);
+          0, 100000, LLM_DEFAULT_HISTORY_SIZE, OPT_FLAGS);
     case LLM_OPT_EXTRA_BODY:
       /**
        * GstLlmTransform:extra-body:
@@ -88,11 +96,17 @@ make_pspec (guint opt)
           "JSON object merged at the top level of every request body, for "
           "server-specific options",
           LLM_DEFAULT_EXTRA_BODY, OPT_FLAGS);
-    case LLM_OPT_FIRST_TOKEN_TIMEOUT:
-      return g_param_spec_uint ("first-token-timeout", "First token timeout",
+    case LLM_OPT_FIRST_TOKEN_TIMEOUT_MS:
+      /**
+       * GstLlmTransform:first-token-timeout-ms:
+       *
+       * Formerly `first-token-timeout` (still accepted, deprecated): every
+       * duration property names its unit.
+       */
+      return g_param_spec_uint ("first-token-timeout-ms", "First token timeout",
           "A first token later than this (in milliseconds) counts as a "
           "failed request (0: wait for ever)",
-          0, 600000, LLM_DEFAULT_FIRST_TOKEN_TIMEOUT, OPT_FLAGS);
+          0, 600000, LLM_DEFAULT_FIRST_TOKEN_TIMEOUT_MS, OPT_FLAGS);
     case LLM_OPT_FALLBACK_TEXT:
       return g_param_spec_string ("fallback-text", "Fallback text",
           "Said when the server fails twice (or once, if a retry cannot "
@@ -167,7 +181,10 @@ make_pspec (guint opt)
       return g_param_spec_string ("turn-language", "Turn language",
           "Group of turn-words to use (a BCP-47 tag)",
           LLM_DEFAULT_TURN_LANGUAGE, OPT_FLAGS);
+    case LLM_OPT_DEPRECATED_HISTORY_TURNS:
+    case LLM_OPT_DEPRECATED_FIRST_TOKEN_TIMEOUT:
     case LLM_OPT_COUNT:
+      /* Aliases get their pspec from the option's (gstvoiceoptions.c). */
       break;
   }
   g_assert_not_reached ();
@@ -184,12 +201,12 @@ static const GstVoiceOption options[LLM_OPT_COUNT] = {
   [LLM_OPT_GREETING] = { G_STRUCT_OFFSET (LlmOptions, greeting) },
   [LLM_OPT_TEMPERATURE] = { G_STRUCT_OFFSET (LlmOptions, temperature) },
   [LLM_OPT_MAX_TOKENS] = { G_STRUCT_OFFSET (LlmOptions, max_tokens) },
-  [LLM_OPT_HISTORY_TURNS] = { G_STRUCT_OFFSET (LlmOptions, history_turns) },
+  [LLM_OPT_HISTORY_SIZE] = { G_STRUCT_OFFSET (LlmOptions, history_size) },
   /* Stored as given: set_property checks it (and warns) first, because the
    * check logs for the element. */
   [LLM_OPT_EXTRA_BODY] = { G_STRUCT_OFFSET (LlmOptions, extra_body) },
-  [LLM_OPT_FIRST_TOKEN_TIMEOUT] = { G_STRUCT_OFFSET (
-      LlmOptions, first_token_timeout) },
+  [LLM_OPT_FIRST_TOKEN_TIMEOUT_MS] = { G_STRUCT_OFFSET (
+      LlmOptions, first_token_timeout_ms) },
   [LLM_OPT_FALLBACK_TEXT] = { G_STRUCT_OFFSET (LlmOptions, fallback_text) },
   [LLM_OPT_INTERRUPTION] = { G_STRUCT_OFFSET (LlmOptions, interruption) },
   [LLM_OPT_CLAUSE_MIN_CHARS] = { G_STRUCT_OFFSET (
@@ -207,6 +224,10 @@ static const GstVoiceOption options[LLM_OPT_COUNT] = {
   [LLM_OPT_TURN_WORDS] = { G_STRUCT_OFFSET (LlmOptions, turn_words) },
   [LLM_OPT_TURN_LANGUAGE] = { G_STRUCT_OFFSET (LlmOptions, turn_language),
       GST_VOICE_OPTION_NULL_IS_DEFAULT },
+  [LLM_OPT_DEPRECATED_HISTORY_TURNS] =
+      GST_VOICE_OPTION_ALIAS ("history-turns", LLM_OPT_HISTORY_SIZE, 1),
+  [LLM_OPT_DEPRECATED_FIRST_TOKEN_TIMEOUT] = GST_VOICE_OPTION_ALIAS (
+      "first-token-timeout", LLM_OPT_FIRST_TOKEN_TIMEOUT_MS, 1),
 };
 
 GstVoiceOptionTable llm_options_table =

@@ -26,9 +26,9 @@ G_BEGIN_DECLS
 #define LLM_DEFAULT_GREETING NULL
 #define LLM_DEFAULT_TEMPERATURE (-1.0)
 #define LLM_DEFAULT_MAX_TOKENS 0
-#define LLM_DEFAULT_HISTORY_TURNS 20
+#define LLM_DEFAULT_HISTORY_SIZE 20
 #define LLM_DEFAULT_EXTRA_BODY NULL
-#define LLM_DEFAULT_FIRST_TOKEN_TIMEOUT 3000
+#define LLM_DEFAULT_FIRST_TOKEN_TIMEOUT_MS 3000
 #define LLM_DEFAULT_FALLBACK_TEXT                                              \
   "Sorry, I'm having trouble answering right now. Could you say that again?"
 #define LLM_DEFAULT_INTERRUPTION GST_LLM_INTERRUPTION_CONFIRMED
@@ -51,9 +51,9 @@ typedef enum {
   LLM_OPT_GREETING,
   LLM_OPT_TEMPERATURE,
   LLM_OPT_MAX_TOKENS,
-  LLM_OPT_HISTORY_TURNS,
+  LLM_OPT_HISTORY_SIZE,
   LLM_OPT_EXTRA_BODY,
-  LLM_OPT_FIRST_TOKEN_TIMEOUT,
+  LLM_OPT_FIRST_TOKEN_TIMEOUT_MS,
   LLM_OPT_FALLBACK_TEXT,
   LLM_OPT_INTERRUPTION,
   LLM_OPT_CLAUSE_MIN_CHARS,
@@ -65,6 +65,10 @@ typedef enum {
   LLM_OPT_SPECULATIVE_MAX_WORDS,
   LLM_OPT_TURN_WORDS,
   LLM_OPT_TURN_LANGUAGE,
+  /* Deprecated names (docs/elements/README.md, "Migration"), kept for one
+   * release: history-turns, first-token-timeout. */
+  LLM_OPT_DEPRECATED_HISTORY_TURNS,
+  LLM_OPT_DEPRECATED_FIRST_TOKEN_TIMEOUT,
   LLM_OPT_COUNT
 } LlmOption;
 
@@ -79,9 +83,9 @@ typedef struct
   gchar *greeting;
   gdouble temperature; /* -1: not sent */
   gint max_tokens; /* 0: not sent */
-  guint history_turns;
+  guint history_size; /* in exchanges */
   gchar *extra_body; /* JSON object text, checked when set and at start */
-  guint first_token_timeout; /* in milliseconds, 0: none */
+  guint first_token_timeout_ms; /* 0: none */
   gchar *fallback_text;
   GstLlmInterruption interruption;
   guint clause_min_chars;

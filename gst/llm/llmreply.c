@@ -182,7 +182,7 @@ speak_locked (GstLlmTransform *self, const gchar *text, guint turn,
   /* An application that only ever says things must not grow the history
    * without bound. */
   GST_OBJECT_LOCK (self);
-  keep = self->opts.history_turns;
+  keep = self->opts.history_size;
   GST_OBJECT_UNLOCK (self);
   llm_history_trim (&self->history, keep);
   e = llm_history_add (&self->history, turn, NULL);
@@ -429,7 +429,7 @@ reply_new_locked (GstLlmTransform *self, const LlmOptions *s, guint turn,
     g_free (url);
     return NULL;
   }
-  llm_history_trim (&self->history, s->history_turns);
+  llm_history_trim (&self->history, s->history_size);
 
   r = g_new0 (Reply, 1);
   r->id = ++self->next_id;
@@ -445,7 +445,7 @@ reply_new_locked (GstLlmTransform *self, const LlmOptions *s, guint turn,
   r->fallback_text = g_strdup (s->fallback_text ? s->fallback_text : "");
   r->min_chars = MAX (s->clause_min_chars, 1);
   r->max_wait_ms = s->clause_max_wait_ms;
-  r->token_timeout_ms = s->first_token_timeout;
+  r->token_timeout_ms = s->first_token_timeout_ms;
   r->after = g_ptr_array_new_with_free_func (g_free);
   r->start_us = g_get_monotonic_time ();
   r->queued = g_string_new (NULL);

@@ -16,6 +16,8 @@ plugin_init (GstPlugin *plugin)
   return GST_ELEMENT_REGISTER (llmtransform, plugin);
 }
 
-GST_PLUGIN_DEFINE (GST_VERSION_MAJOR, GST_VERSION_MINOR, llm,
+/* Every plugin of the project is named voice*, so none can take the name
+ * of another project's (docs/elements/README.md). */
+GST_PLUGIN_DEFINE (GST_VERSION_MAJOR, GST_VERSION_MINOR, voicellm,
     "LLM turns over OpenAI-compatible chat completions", plugin_init, VERSION,
     GST_LICENSE, GST_PACKAGE_NAME, GST_PACKAGE_ORIGIN)

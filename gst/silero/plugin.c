@@ -18,6 +18,8 @@ plugin_init (GstPlugin *plugin)
   return GST_ELEMENT_REGISTER (silerovad, plugin);
 }
 
-GST_PLUGIN_DEFINE (GST_VERSION_MAJOR, GST_VERSION_MINOR, silero,
+/* Every plugin of the project is named voice*, so none can take the name
+ * of another project's (docs/elements/README.md). */
+GST_PLUGIN_DEFINE (GST_VERSION_MAJOR, GST_VERSION_MINOR, voicesilero,
     "Voice activity detection with Silero VAD v5, in plain C", plugin_init,
     VERSION, GST_LICENSE, GST_PACKAGE_NAME, GST_PACKAGE_ORIGIN)

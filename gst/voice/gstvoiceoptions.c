@@ -7,7 +7,9 @@
  * element's lock and used without it. Each option's name, blurb, range and
  * default live in its GParamSpec only; this file derives the struct's
  * init, copy, clear, set and get from the pspec's value type, so adding an
- * option is one pspec and one table row. */
+ * option is one pspec and one table row. Renaming one is a row too: a
+ * GST_VOICE_OPTION_ALIAS keeps the old name working, deprecated, for a
+ * release, with its pspec made from the new one's. */
 
 /* Locking order: no lock of its own (the templates are made under
  * g_once). Callers hold their element's OBJECT_LOCK around set and get;
@@ -24,6 +26,66 @@
 /* The field of @opt in @opts; const is the callers' to keep. */
 #define FIELD(opts, opt, type)                                                 \
   ((type *)((guint8 *)(gsize)(opts) + (opt)->offset))
+
+static gboolean
+is_alias (const GstVoiceOption *opt)
+{
+  return (opt->flags & GST_VOICE_OPTION_ALIAS) != 0;
+}
+
+static guint
+alias_scale (const GstVoiceOption *opt)
+{
+  return MAX (opt->alias_scale, 1);
+}
+
+/* The deprecated property of alias @opt, made from @target (its option's
+ * pspec): the same type and flags, the range and default in the alias's
+ * unit, and a blurb naming the property to use instead. */
+static GParamSpec *
+alias_pspec_new (const GstVoiceOption *opt, GParamSpec *target)
+{
+  GParamFlags flags =
+      (target->flags & ~G_PARAM_STATIC_BLURB) | G_PARAM_DEPRECATED;
+  guint scale = alias_scale (opt);
+  gchar *blurb;
+  GParamSpec *pspec = NULL;
+
+  blurb = g_strdup_printf ("Deprecated: use %s%s", target->name,
+      scale == 1000 ? " (this one is in seconds)" : "");
+  if (G_IS_PARAM_SPEC_UINT (target)) {
+    GParamSpecUInt *u = G_PARAM_SPEC_UINT (target);
+
+    pspec = g_param_spec_uint (opt->alias_name, g_param_spec_get_nick (target),
+        blurb, u->minimum / scale, u->maximum / scale, u->default_value / scale,
+        flags);
+  } else if (G_IS_PARAM_SPEC_STRING (target) && scale == 1) {
+    pspec =
+        g_param_spec_string (opt->alias_name, g_param_spec_get_nick (target),
+            blurb, G_PARAM_SPEC_STRING (target)->default_value, flags);
+  }
+  if (pspec == NULL)
+    g_critical ("alias %s of %s: only string and uint options can have one, "
+                "and only a uint can change unit",
+        opt->alias_name, target->name);
+  g_free (blurb);
+  return pspec;
+}
+
+/* A new (floating) pspec of option @i, an alias's included. */
+static GParamSpec *
+make_any_pspec (GstVoiceOptionTable *table, guint i)
+{
+  const GstVoiceOption *opt = &table->options[i];
+  GParamSpec *target, *pspec;
+
+  if (!is_alias (opt))
+    return table->make_pspec (i);
+  target = g_param_spec_ref_sink (table->make_pspec (opt->alias_of));
+  pspec = alias_pspec_new (opt, target);
+  g_param_spec_unref (target);
+  return pspec;
+}
 
 /* Strings of a GstValueArray pspec: the only array kind the plugins use. */
 static gboolean
@@ -51,7 +113,7 @@ gst_voice_options_get_pspec (GstVoiceOptionTable *table, guint i)
     GParamSpec **t = g_new (GParamSpec *, table->n_options);
 
     for (guint k = 0; k < table->n_options; k++)
-      t[k] = g_param_spec_ref_sink (table->make_pspec (k));
+      t[k] = g_param_spec_ref_sink (make_any_pspec (table, k));
     g_once_init_leave (&table->templates, t);
   }
   return table->templates[i];
@@ -71,7 +133,7 @@ gst_voice_options_install (
 {
   for (guint i = 0; i < table->n_options; i++)
     g_object_class_install_property (
-        klass, first_prop_id + i, table->make_pspec (i));
+        klass, first_prop_id + i, make_any_pspec (table, i));
 }
 
 static void
@@ -160,6 +222,8 @@ free_field (GstVoiceOptionTable *table, guint i, gpointer opts)
   const GstVoiceOption *opt = &table->options[i];
   GParamSpec *pspec = gst_voice_options_get_pspec (table, i);
 
+  if (is_alias (opt))
+    return;
   if (is_strv (pspec))
     g_clear_pointer (FIELD (opts, opt, gchar **), g_strfreev);
   else if (G_PARAM_SPEC_VALUE_TYPE (pspec) == G_TYPE_STRING)
@@ -180,6 +244,8 @@ gst_voice_options_init (GstVoiceOptionTable *table, gpointer opts)
   for (guint i = 0; i < table->n_options; i++) {
     GParamSpec *pspec = gst_voice_options_get_pspec (table, i);
 
+    if (is_alias (&table->options[i]))
+      continue;
     if (is_strv (pspec)) {
       *FIELD (opts, &table->options[i], gchar **) = g_new0 (gchar *, 1);
     } else {
@@ -228,6 +294,8 @@ gst_voice_options_copy (
     GParamSpec *pspec = gst_voice_options_get_pspec (table, i);
     gsize size;
 
+    if (is_alias (opt))
+      continue;
     if (is_strv (pspec)) {
       *FIELD (dest, opt, gchar **) = g_strdupv (*FIELD (src, opt, gchar **));
       continue;
@@ -251,6 +319,50 @@ gst_voice_options_copy (
   }
 }
 
+/* Sets the option alias @i stands for, in the option's unit. */
+static gboolean
+set_alias (
+    GstVoiceOptionTable *table, gpointer opts, guint i, const GValue *value)
+{
+  const GstVoiceOption *opt = &table->options[i];
+  GValue v = G_VALUE_INIT;
+  gboolean ret;
+
+  if (!G_VALUE_HOLDS_UINT (value))
+    return gst_voice_options_set (table, opts, opt->alias_of, value);
+  /* The alias's range is the option's divided by the scale, so this stays
+   * in the option's range. */
+  g_value_init (&v, G_TYPE_UINT);
+  g_value_set_uint (&v, g_value_get_uint (value) * alias_scale (opt));
+  ret = gst_voice_options_set (table, opts, opt->alias_of, &v);
+  g_value_unset (&v);
+  return ret;
+}
+
+/* Reads the option alias @i stands for, in the alias's unit (rounded to
+ * the nearest, within the alias's range). */
+static gboolean
+get_alias (
+    GstVoiceOptionTable *table, gconstpointer opts, guint i, GValue *value)
+{
+  const GstVoiceOption *opt = &table->options[i];
+  GParamSpec *pspec;
+  GValue v = G_VALUE_INIT;
+  guint scale = alias_scale (opt), n;
+
+  if (!G_VALUE_HOLDS_UINT (value))
+    return gst_voice_options_get (table, opts, opt->alias_of, value);
+  pspec = gst_voice_options_get_pspec (table, i);
+  g_value_init (&v, G_TYPE_UINT);
+  gst_voice_options_get (table, opts, opt->alias_of, &v);
+  n = (g_value_get_uint (&v) + scale / 2) / scale;
+  g_value_set_uint (value,
+      CLAMP (n, G_PARAM_SPEC_UINT (pspec)->minimum,
+          G_PARAM_SPEC_UINT (pspec)->maximum));
+  g_value_unset (&v);
+  return TRUE;
+}
+
 /**
  * gst_voice_options_set:
  * @table: the options
@@ -269,6 +381,8 @@ gst_voice_options_set (
 {
   if (i >= table->n_options)
     return FALSE;
+  if (is_alias (&table->options[i]))
+    return set_alias (table, opts, i, value);
   free_field (table, i, opts);
   put_value (table, i, opts, value);
   return TRUE;
@@ -296,6 +410,8 @@ gst_voice_options_get (
   if (i >= table->n_options)
     return FALSE;
   opt = &table->options[i];
+  if (is_alias (opt))
+    return get_alias (table, opts, i, value);
   pspec = gst_voice_options_get_pspec (table, i);
   g_return_val_if_fail (!(opt->flags & GST_VOICE_OPTION_SECRET), TRUE);
 

@@ -15,6 +15,8 @@ G_BEGIN_DECLS
  *   gst_voice_redact_add_secret() when set (pair it with a write-only pspec)
  * @GST_VOICE_OPTION_NULL_IS_DEFAULT: a string set to NULL stores the pspec's
  *   default instead
+ * @GST_VOICE_OPTION_ALIAS: not an option of its own but a deprecated name of
+ *   another (declare it with GST_VOICE_OPTION_ALIAS())
  *
  * Special cases of one option, for what its type alone does not say.
  */
@@ -22,6 +24,7 @@ typedef enum {
   GST_VOICE_OPTION_NONE = 0,
   GST_VOICE_OPTION_SECRET = 1 << 0,
   GST_VOICE_OPTION_NULL_IS_DEFAULT = 1 << 1,
+  GST_VOICE_OPTION_ALIAS = 1 << 2,
 } GstVoiceOptionFlags;
 
 /**
@@ -30,18 +33,45 @@ typedef enum {
  * @flags: its special cases
  * @null_value: for a string without %GST_VOICE_OPTION_NULL_IS_DEFAULT, what
  *   a NULL is stored as (NULL: NULL)
+ * @alias_name: an alias's (old) property name
+ * @alias_of: an alias's option: the id of the option it reads and writes
+ * @alias_scale: an alias's unit: the option's value is the alias's times
+ *   this (1000 for seconds standing for milliseconds); 0 or 1: the same
  *
  * Where one option lives. The field's C type follows the pspec's value
  * type: gchar * (string), gboolean, gint, guint, gint64, guint64, gdouble,
  * gint (enum), or a NULL-terminated gchar ** (a GstValueArray of strings,
  * never NULL).
+ *
+ * An alias has no field: it is a property with the old name of a renamed
+ * option, flagged %G_PARAM_DEPRECATED, with the blurb "Deprecated: use
+ * NEW", that sets and reads the option itself. Its pspec is made from the
+ * option's, so the two cannot disagree.
  */
 typedef struct
 {
   gsize offset;
   GstVoiceOptionFlags flags;
   const gchar *null_value;
+  const gchar *alias_name;
+  guint alias_of;
+  guint alias_scale;
 } GstVoiceOption;
+
+/**
+ * GST_VOICE_OPTION_ALIAS:
+ * @name: the old property name, a string literal
+ * @option: the id of the option it stands for
+ * @scale: the option's value per unit of the alias (1: the same unit)
+ *
+ * A table row for a deprecated name of @option. Only string and unsigned
+ * integer options can have one; a @scale other than 1 needs an unsigned
+ * integer.
+ */
+#define GST_VOICE_OPTION_ALIAS(name, option, scale)                            \
+  {                                                                            \
+    0, GST_VOICE_OPTION_ALIAS, NULL, (name), (option), (scale)                 \
+  }
 
 /**
  * GstVoiceOptionTable:

@@ -291,10 +291,10 @@ GST_START_TEST (test_properties)
 
   fail_unless (sink && src);
   gst_util_set_object_arg (G_OBJECT (bin), "model", "nova-2-phonecall");
-  gst_util_set_object_arg (G_OBJECT (bin), "endpointing", "500");
+  gst_util_set_object_arg (G_OBJECT (bin), "endpointing-ms", "500");
   gst_util_set_object_arg (G_OBJECT (bin), "interim", "true");
-  g_object_get (
-      sink, "model", &model, "endpointing", &endpointing, "session", &s1, NULL);
+  g_object_get (sink, "model", &model, "endpointing-ms", &endpointing,
+      "session", &s1, NULL);
   g_object_get (src, "interim", &interim, "session", &s2, NULL);
   fail_unless_equals_string (model, "nova-2-phonecall");
   fail_unless_equals_int (endpointing, 500);

@@ -157,7 +157,7 @@ GST_START_TEST (test_interim_then_final)
 {
   EmuProcess *emu = fx_start_emulator (scripted);
   Fx *fx = fx_new (emu, CAPS_16K,
-      (const gchar *[]){ "endpointing=300",
+      (const gchar *[]){ "endpointing-ms=300",
           "extra-params=emu_transcript=please%20book%20a%20table%20for%20two",
           NULL },
       (const gchar *[]){ "interim=true", NULL });
@@ -212,7 +212,7 @@ GST_START_TEST (test_end_of_turn_on_utterance_end)
 {
   EmuProcess *emu = fx_start_emulator (scripted);
   Fx *fx = fx_new (emu, CAPS_16K,
-      (const gchar *[]){ "endpointing=0", "utterance-end-ms=1000",
+      (const gchar *[]){ "endpointing-ms=0", "utterance-end-ms=1000",
           "extra-params=emu_transcript=first%20turn|second%20turn", NULL },
       NULL);
   const GstStructure *s;
@@ -260,7 +260,7 @@ GST_START_TEST (test_finalize_and_events)
 {
   EmuProcess *emu = fx_start_emulator (scripted);
   Fx *fx = fx_new (emu, CAPS_16K,
-      (const gchar *[]){ "endpointing=0", "utterance-end-ms=0",
+      (const gchar *[]){ "endpointing-ms=0", "utterance-end-ms=0",
           "extra-params=emu_transcript=stop%20right%20there", NULL },
       NULL);
   gint start, interrupt, stop, final = -1, eot;
@@ -327,7 +327,7 @@ GST_START_TEST (test_keepalive)
 {
   EmuProcess *emu = fx_start_emulator (scripted);
   Fx *fx = fx_new (emu, CAPS_16K,
-      (const gchar *[]){ "endpointing=0", "utterance-end-ms=0",
+      (const gchar *[]){ "endpointing-ms=0", "utterance-end-ms=0",
           "extra-params=emu_transcript=before|after", NULL },
       NULL);
 
@@ -371,7 +371,7 @@ GST_START_TEST (test_drop_mid_utterance)
 
   fx_emu_arm_fault (emu, "close:messages=3:code=1011:reason=NET-0001");
   fx = fx_new (emu, CAPS_16K,
-      (const gchar *[]){ "endpointing=300", "utterance-end-ms=0",
+      (const gchar *[]){ "endpointing-ms=300", "utterance-end-ms=0",
           "extra-params=emu_transcript=one%20two%20three", NULL },
       (const gchar *[]){ "turn-detection=endpointing", NULL });
   fx_push_tone (fx, 1000);
@@ -449,7 +449,7 @@ GST_START_TEST (test_stalled_connection)
 
   fx_emu_arm_fault (emu, "stall");
   fx = fx_new (emu, CAPS_16K,
-      (const gchar *[]){ "endpointing=0", "utterance-end-ms=0",
+      (const gchar *[]){ "endpointing-ms=0", "utterance-end-ms=0",
           "extra-params=emu_transcript=are%20you%20there", NULL },
       NULL);
   fx_push_tone (fx, 1000);
@@ -556,7 +556,7 @@ GST_START_TEST (test_mulaw)
 {
   EmuProcess *emu = fx_start_emulator (scripted);
   Fx *fx = fx_new (emu, CAPS_MULAW,
-      (const gchar *[]){ "endpointing=300",
+      (const gchar *[]){ "endpointing-ms=300",
           "extra-params=emu_transcript=telephone%20call", NULL },
       NULL);
 
@@ -627,7 +627,8 @@ live_turn (EmuProcess *emu, const gchar *transcript, const gchar *ending)
 {
   gchar *param = g_strdup_printf ("extra-params=emu_transcript=%s", transcript);
   Fx *fx = fx_new (emu, CAPS_16K,
-      (const gchar *[]){ "endpointing=300", "utterance-end-ms=0", param, NULL },
+      (const gchar *[]){
+          "endpointing-ms=300", "utterance-end-ms=0", param, NULL },
       NULL);
   const gchar *likely = NULL, *eot_text = NULL;
   const GstStructure *s;

@@ -475,8 +475,8 @@ GST_END_TEST;
  * spoken yet; the whole turn is heard once. */
 GST_START_TEST (test_reconnect_after_error_frame)
 {
-  const gchar *sink_props[] = { "inactivity-timeout=1", "turn-timeout-ms=0",
-    NULL };
+  const gchar *sink_props[] = { "inactivity-timeout-ms=1000",
+    "turn-timeout-ms=0", NULL };
   Fx *fx = fx_new (NULL, sink_props, NULL);
   const GstStructure *s;
   guint resent = 0;
@@ -616,7 +616,7 @@ GST_END_TEST;
  * inactivity timeout) and the next turn is spoken on it. */
 GST_START_TEST (test_keepalive)
 {
-  const gchar *props[] = { "inactivity-timeout=2", NULL };
+  const gchar *props[] = { "inactivity-timeout-ms=2000", NULL };
   Fx *fx = fx_new (NULL, props, NULL);
 
   fx_say (fx, 1, "First.", TRUE);

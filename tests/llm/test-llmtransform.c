@@ -40,7 +40,7 @@ llm_new (const gchar *url, const gchar *first_prop, ...)
   l->element = gst_element_factory_make ("llmtransform", NULL);
   fail_unless (l->element != NULL);
   g_object_set (l->element, "url", url, "api-key", "test-key",
-      "first-token-timeout", 0, NULL);
+      "first-token-timeout-ms", 0, NULL);
   va_start (args, first_prop);
   if (first_prop)
     g_object_set_valist (G_OBJECT (l->element), first_prop, args);
@@ -400,7 +400,7 @@ GST_START_TEST (test_recorded_stream)
 
 GST_END_TEST;
 
-/* Each request carries the system prompt and the last history-turns
+/* Each request carries the system prompt and the last history-size
  * exchanges, the caller's words and the answers the caller heard. */
 GST_START_TEST (test_history_cap)
 {
@@ -410,7 +410,7 @@ GST_START_TEST (test_history_cap)
   static const gchar *a4[] = { "Answer four.", NULL };
   FakeServer *fs = fake_server_new ();
   Llm *l = llm_new (
-      fake_server_url (fs), "history-turns", 2, "system-prompt", "SYS", NULL);
+      fake_server_url (fs), "history-size", 2, "system-prompt", "SYS", NULL);
   gchar *reply, *m;
 
   fake_server_add_stream (fs, a1);
@@ -797,7 +797,7 @@ GST_START_TEST (test_first_token_timeout)
 {
   EmuProcess *emu = start_emulator (NULL);
   gchar *url = emu_url (emu), *w, *reply;
-  Llm *l = llm_new (url, "first-token-timeout", 1000, "fallback-text",
+  Llm *l = llm_new (url, "first-token-timeout-ms", 1000, "fallback-text",
       "One moment please.", NULL);
   GstTestClock *clock = gst_harness_get_testclock (l->h);
   GstClockTime now = gst_clock_get_time (GST_CLOCK (clock));

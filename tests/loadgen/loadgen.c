@@ -433,7 +433,7 @@ parse_options (int argc, char **argv, Options *o)
         "Time between two calls starting (default 150)", "MS" },
     { "eot-silence-ms", 0, 0, G_OPTION_ARG_INT, &o->targets.eot_silence_ms,
         "End-of-turn silence the pipeline waits for (default 300: "
-        "the deepgram element's endpointing, which ends a turn before "
+        "the deepgram element's endpointing-ms, which ends a turn before "
         "silerovad's min-silence-ms of 500)",
         "MS" },
     { "service-ms", 0, 0, G_OPTION_ARG_INT, &o->targets.service_ms,

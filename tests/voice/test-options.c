@@ -32,6 +32,8 @@ enum {
   OPT_RATIO,
   OPT_MODE,
   OPT_WORDS,
+  OPT_OLD_LANG, /* deprecated alias of lang */
+  OPT_COUNT_TENS, /* deprecated alias of count, in tens */
   N_OPTS
 };
 
@@ -82,6 +84,8 @@ static const GstVoiceOption options[N_OPTS] = {
   [OPT_RATIO] = { G_STRUCT_OFFSET (Opts, ratio) },
   [OPT_MODE] = { G_STRUCT_OFFSET (Opts, mode) },
   [OPT_WORDS] = { G_STRUCT_OFFSET (Opts, words) },
+  [OPT_OLD_LANG] = GST_VOICE_OPTION_ALIAS ("old-lang", OPT_LANG, 1),
+  [OPT_COUNT_TENS] = GST_VOICE_OPTION_ALIAS ("count-tens", OPT_COUNT, 10),
 };
 
 static GstVoiceOptionTable table =
@@ -195,6 +199,62 @@ GST_START_TEST (test_options_set_get_copy)
 
 GST_END_TEST;
 
+static guint
+get_uint (Opts *o, guint i)
+{
+  GValue v = G_VALUE_INIT;
+  guint n;
+
+  g_value_init (&v, G_TYPE_UINT);
+  fail_unless (gst_voice_options_get (&table, o, i, &v));
+  n = g_value_get_uint (&v);
+  g_value_unset (&v);
+  return n;
+}
+
+/* An alias is a deprecated pspec made from its option's, in its own unit,
+ * with no field: it reads and writes the option. */
+GST_START_TEST (test_options_alias)
+{
+  GParamSpec *old = gst_voice_options_get_pspec (&table, OPT_OLD_LANG);
+  GParamSpec *tens = gst_voice_options_get_pspec (&table, OPT_COUNT_TENS);
+  GValue v = G_VALUE_INIT;
+  Opts o, c;
+
+  fail_unless_equals_string (old->name, "old-lang");
+  fail_unless (old->flags & G_PARAM_DEPRECATED);
+  fail_unless_equals_string (
+      g_param_spec_get_blurb (old), "Deprecated: use lang");
+  fail_unless_equals_string (G_PARAM_SPEC_STRING (old)->default_value, "en");
+  fail_unless (tens->flags & G_PARAM_DEPRECATED);
+  fail_unless_equals_int (G_PARAM_SPEC_UINT (tens)->maximum, 9);
+  fail_unless_equals_int (G_PARAM_SPEC_UINT (tens)->default_value, 0);
+
+  gst_voice_options_init (&table, &o);
+  set_string (&o, OPT_OLD_LANG, "de");
+  fail_unless_equals_string (o.lang, "de");
+  /* The option's own NULL rule applies through the alias. */
+  set_string (&o, OPT_OLD_LANG, NULL);
+  fail_unless_equals_string (o.lang, "");
+
+  g_value_init (&v, G_TYPE_UINT);
+  g_value_set_uint (&v, 5);
+  fail_unless (gst_voice_options_set (&table, &o, OPT_COUNT_TENS, &v));
+  g_value_unset (&v);
+  fail_unless_equals_int (o.count, 50);
+  o.count = 47;
+  fail_unless_equals_int (get_uint (&o, OPT_COUNT_TENS), 5);
+  o.count = 44;
+  fail_unless_equals_int (get_uint (&o, OPT_COUNT_TENS), 4);
+
+  gst_voice_options_copy (&table, &o, &c);
+  fail_unless_equals_int (c.count, 44);
+  gst_voice_options_clear (&table, &o);
+  gst_voice_options_clear (&table, &c);
+}
+
+GST_END_TEST;
+
 /* A secret option is masked in logs from the moment it is set. */
 GST_START_TEST (test_options_secret)
 {
@@ -260,6 +320,7 @@ options_suite (void)
   suite_add_tcase (s, tc);
   tcase_add_test (tc, test_options_init_defaults);
   tcase_add_test (tc, test_options_set_get_copy);
+  tcase_add_test (tc, test_options_alias);
   tcase_add_test (tc, test_options_secret);
   tcase_add_test (tc, test_api_key_resolve);
   return s;

@@ -254,7 +254,7 @@ pair_new (EmuProcess *emu, const gchar *caps, gboolean latency_config)
   g_object_set (sink, "session", session, "url", url, "api-key", "bench",
       "extra-params", "emu_transcript=order%20a%20pizza", NULL);
   if (latency_config)
-    g_object_set (sink, "interim-results", FALSE, "endpointing", 0,
+    g_object_set (sink, "interim-results", FALSE, "endpointing-ms", 0,
         "utterance-end-ms", 0, NULL);
   /* The same bus: errors and transcripts in one place. */
   bus = gst_element_get_bus (p->pipe);
