@@ -63,9 +63,9 @@ const SERVER_EVENTS = new Set(['call', 'transcript', 'vad', 'agent', 'interrupte
  * @typedef {object} VadOptions
  * @property {string} [model='v5'] vad-web's model: 'v5' (32 ms frames, the
  *   quicker speech-start) or 'legacy' (96 ms frames)
- * @property {number} [positiveSpeechThreshold=0.5] a frame this likely
+ * @property {number} [positiveSpeechThreshold=0.3] a frame this likely
  *   speech starts speech
- * @property {number} [negativeSpeechThreshold=0.35] below this, silence
+ * @property {number} [negativeSpeechThreshold=0.25] below this, silence
  * @property {number} [redemptionMs=600] silence that ends speech
  * @property {number} [minSpeechMs=250] shorter speech is a misfire
  * @property {number} [verdictMs=1500] after speech stops: how long to wait
@@ -99,8 +99,8 @@ const DEFAULTS = {
 
 const VAD_DEFAULTS = {
   model: 'v5',
-  positiveSpeechThreshold: 0.5,
-  negativeSpeechThreshold: 0.35,
+  positiveSpeechThreshold: 0.3,
+  negativeSpeechThreshold: 0.25,
   redemptionMs: 600,
   minSpeechMs: 250,
   verdictMs: 1500,
