@@ -252,6 +252,45 @@ va_call_interrupt (VaCall *call, const gchar *reason)
   gst_object_unref (llm);
 }
 
+/**
+ * va_call_user_speech:
+ * @speaking: TRUE when the caller's own VAD (the browser's) heard speech
+ *   start, FALSE when it heard it stop
+ *
+ * The caller's VAD as if it were the server's: a `speech-start` (or
+ * `speech-stop`) enters the pipeline at the LLM, so llmtransform's
+ * interruption=confirmed pauses the agent and then confirms or resumes
+ * (docs/turn-taking.md). Unlike va_call_interrupt() nothing is cut off
+ * yet. The server's own VAD goes on too: a second `speech-start` during
+ * a pause only means the caller is still talking. `speech-stop` is
+ * serialized, so this waits for the LLM's input stream lock (held only
+ * while it takes one buffer).
+ */
+void
+va_call_user_speech (VaCall *call, gboolean speaking)
+{
+  GstElement *llm = find_element (call, "llm");
+  GstPad *pad;
+
+  if (llm == NULL) {
+    GST_WARNING (
+        "call %s: no element named \"llm\" for the caller's VAD", call->id);
+    return;
+  }
+  pad = gst_element_get_static_pad (llm, "sink");
+  if (pad) {
+    GstEvent *event = speaking
+        ? gst_voice_event_new_speech_start (GST_CLOCK_TIME_NONE, 0)
+        : gst_voice_event_new_speech_stop (GST_CLOCK_TIME_NONE, 0);
+    /* llmtransform reports a pause it makes for this as "caller-vad". */
+    gst_structure_set (gst_event_writable_structure (event), "source",
+        G_TYPE_STRING, "caller", NULL);
+    gst_pad_send_event (pad, event);
+    gst_object_unref (pad);
+  }
+  gst_object_unref (llm);
+}
+
 void
 va_call_push_user_text (VaCall *call, const gchar *text)
 {
@@ -282,6 +321,7 @@ handle_channel_text (gpointer data)
 {
   ChannelText *ct = data;
   JsonParser *parser = json_parser_new ();
+  const gchar *event;
   JsonObject *o;
 
   if (!json_parser_load_from_data (parser, ct->text, -1, NULL) ||
@@ -291,9 +331,13 @@ handle_channel_text (gpointer data)
     goto out;
   }
   o = json_node_get_object (json_parser_get_root (parser));
-  if (g_strcmp0 (json_object_get_string_member_with_default (o, "event", ""),
-          "user_interrupted") == 0) {
+  event = json_object_get_string_member_with_default (o, "event", "");
+  /* NULL for {"event":null} or a number. */
+  if (g_strcmp0 (event, "user_interrupted") == 0) {
     va_call_interrupt (ct->call, "user_interrupted");
+  } else if (g_strcmp0 (event, "user_speech_start") == 0 ||
+      g_strcmp0 (event, "user_speech_stop") == 0) {
+    va_call_user_speech (ct->call, g_strcmp0 (event, "user_speech_start") == 0);
   } else if (g_strcmp0 (
                  json_object_get_string_member_with_default (o, "type", ""),
                  "text") == 0 &&
@@ -303,7 +347,9 @@ handle_channel_text (gpointer data)
   } else {
     va_call_send_json (ct->call,
         "{\"type\":\"error\",\"message\":"
-        "\"unknown message: send {\\\"event\\\":\\\"user_interrupted\\\"} "
+        "\"unknown message: send {\\\"event\\\":\\\"user_interrupted\\\"}, "
+        "{\\\"event\\\":\\\"user_speech_start\\\"}, "
+        "{\\\"event\\\":\\\"user_speech_stop\\\"} "
         "or {\\\"type\\\":\\\"text\\\",\\\"text\\\":\\\"...\\\"}\"}");
   }
 out:

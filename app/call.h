@@ -82,6 +82,7 @@ void va_call_send_json (VaCall *call, const gchar *json);
 
 /* Data channel input from the caller, also callable by the server. */
 void va_call_interrupt (VaCall *call, const gchar *reason);
+void va_call_user_speech (VaCall *call, gboolean speaking);
 void va_call_push_user_text (VaCall *call, const gchar *text);
 
 /* WHEP: a listener hears the caller and the agent mixed. */

@@ -1,9 +1,11 @@
 /* voiceagent: what operators and load balancers read: /calls, /metrics,
- * /healthz, /readyz, and the demo page at /.
+ * /healthz, /readyz; and what browsers load: the demo page at /, the
+ * client library at /voiceagent.js and its VAD files at /vendor/FILE.
  * SPDX-License-Identifier: LGPL-2.1-or-later
  *
  * /calls and /metrics need the operator's credentials (access.c);
- * /healthz, /readyz and the page are open. Main context only.
+ * /healthz, /readyz, the page, the library and /vendor are open. Main
+ * context only.
  */
 #ifdef HAVE_CONFIG_H
 #include "config.h"
@@ -14,6 +16,8 @@
 #include "server-private.h"
 #include "front.h"
 
+GST_DEBUG_CATEGORY_EXTERN (voiceagent_debug);
+#define GST_CAT_DEFAULT voiceagent_debug
 
 static void
 serve_calls (VaServer *server, SoupServerMessage *msg)
@@ -61,6 +65,79 @@ serve_resource (VaServer *server, SoupServerMessage *msg, const gchar *path,
   soup_server_message_set_response (msg, type, SOUP_MEMORY_COPY,
       g_bytes_get_data (bytes, NULL), g_bytes_get_size (bytes));
   g_bytes_unref (bytes);
+}
+
+/* The browser VAD's files that scripts/setup vendors (npm tarballs checked
+ * by SHA-256) and voiceagent.js loads. Only these names are served: no
+ * path from the request ever reaches the file system. */
+static const struct
+{
+  const gchar *name;
+  const gchar *type;
+} vendor_files[] = {
+  { "bundle.min.js", "text/javascript; charset=utf-8" },
+  { "vad.worklet.bundle.min.js", "text/javascript; charset=utf-8" },
+  { "silero_vad_v5.onnx", "application/octet-stream" },
+  { "silero_vad_legacy.onnx", "application/octet-stream" },
+  { "ort.wasm.min.js", "text/javascript; charset=utf-8" },
+  { "ort-wasm-simd-threaded.mjs", "text/javascript; charset=utf-8" },
+  { "ort-wasm-simd-threaded.wasm", "application/wasm" },
+};
+
+/* Where scripts/setup put them: $VOICEAGENT_MODEL_DIR/www/vendor, or the
+ * model directory the build was configured with. Returns a new string. */
+static gchar *
+vendor_dir (void)
+{
+  const gchar *dir = g_getenv ("VOICEAGENT_MODEL_DIR");
+
+  return g_build_filename (
+      dir && *dir ? dir : VOICEAGENT_MODEL_DIR, "www", "vendor", NULL);
+}
+
+/* GET /vendor/NAME: one of vendor_files, read from vendor_dir(). */
+static void
+serve_vendor (VaServer *server, SoupServerMessage *msg, const gchar *name)
+{
+  gchar *dir, *file, *data = NULL;
+  GError *error = NULL;
+  gsize len = 0;
+  guint i;
+
+  for (i = 0; i < G_N_ELEMENTS (vendor_files); i++)
+    if (g_str_equal (name, vendor_files[i].name))
+      break;
+  if (i == G_N_ELEMENTS (vendor_files)) {
+    va_respond_error (server, msg, SOUP_STATUS_NOT_FOUND,
+        "no vendored file /vendor/%s (the client VAD's files are "
+        "bundle.min.js, vad.worklet.bundle.min.js, silero_vad_v5.onnx, "
+        "silero_vad_legacy.onnx, ort.wasm.min.js, ort-wasm-simd-threaded.mjs "
+        "and ort-wasm-simd-threaded.wasm)",
+        name);
+    return;
+  }
+  dir = vendor_dir ();
+  file = g_build_filename (dir, name, NULL);
+  if (!g_file_get_contents (file, &data, &len, &error)) {
+    GST_WARNING ("GET /vendor/%s: %s", name, error->message);
+    va_respond_error (server, msg, SOUP_STATUS_NOT_FOUND,
+        "%s is not installed in %s: run scripts/setup, which vendors the "
+        "browser VAD's files there (or set VOICEAGENT_MODEL_DIR to the "
+        "directory that holds www/vendor)",
+        name, dir);
+    g_error_free (error);
+  } else {
+    va_respond_cors (server, msg);
+    /* The names are fixed but scripts/setup may install another version. */
+    soup_message_headers_replace (
+        soup_server_message_get_response_headers (msg), "Cache-Control",
+        "public, max-age=3600");
+    soup_server_message_set_status (msg, SOUP_STATUS_OK, NULL);
+    soup_server_message_set_response (
+        msg, vendor_files[i].type, SOUP_MEMORY_TAKE, data, len);
+  }
+  g_free (file);
+  g_free (dir);
 }
 
 /* The metrics, the call records' and with --redis the scale-out ones. */
@@ -147,6 +224,11 @@ va_ops_route (VaServer *server, SoupServerMessage *msg, const gchar *path,
   } else if (g_str_equal (path, "/") || g_str_equal (path, "/index.html")) {
     serve_resource (server, msg, "/org/voiceagent/www/index.html",
         "text/html; charset=utf-8");
+  } else if (g_str_equal (path, "/voiceagent.js")) {
+    serve_resource (server, msg, "/org/voiceagent/www/voiceagent.js",
+        "text/javascript; charset=utf-8");
+  } else if (g_str_has_prefix (path, "/vendor/")) {
+    serve_vendor (server, msg, path + strlen ("/vendor/"));
   } else {
     va_respond_error (
         server, msg, SOUP_STATUS_NOT_FOUND, "no resource %s", path);

@@ -88,7 +88,9 @@
  * - `speculation`: `outcome` (started, used, dropped), `reason` (why it
  *   was dropped: resumed, different words, failed, superseded, ...).
  * - `barge-in`: `outcome` (paused, resumed, confirmed, backchannel),
- *   `reason`, `paused` (ns the agent was paused so far).
+ *   `reason` (for paused: `speech-start`, or `caller-vad` when the
+ *   `speech-start` carries `source` = "caller", the caller's own VAD),
+ *   `paused` (ns the agent was paused so far).
  * - conversation events (`end-of-turn`, `speech-start`, `interrupt`,
  *   `spoken`) as gst_voice_event_to_message_structure() builds them, with
  *   `action` "acted" or "forwarded".

@@ -474,16 +474,25 @@ judge_words_locked (GstLlmTransform *self, Deferred *d)
  *
  * With interruption=confirmed: pauses the agent if it is heard, and
  * forwards @event marked `barge-in=deferred`, so the TTS leaves the
- * decision to us. Returns: FALSE if the mode is another one (@event is
- * then untouched and the caller handles it).
+ * decision to us. The pause's reason is "speech-start", or "caller-vad"
+ * when @event carries `source` = "caller" (the caller's own VAD).
+ * Returns: FALSE if the mode is another one (@event is then untouched and
+ * the caller handles it).
  */
 gboolean
 barge_speech_start (GstLlmTransform *self, GstEvent *event)
 {
+  const gchar *reason;
   Deferred d = { 0 };
 
   if (interruption_mode (self) != GST_LLM_INTERRUPTION_CONFIRMED)
     return FALSE;
+  /* The caller's own VAD (voiceagent's data channel) marks its events. */
+  reason = g_strcmp0 (gst_structure_get_string (
+                          gst_event_get_structure (event), "source"),
+               "caller") == 0
+      ? "caller-vad"
+      : "speech-start";
   event = gst_voice_event_mark_barge_in_deferred (event);
   g_mutex_lock (&self->lock);
   defer_structure (self, &d,
@@ -497,10 +506,10 @@ barge_speech_start (GstLlmTransform *self, GstEvent *event)
     self->paused = TRUE;
     self->pause_start_us = g_get_monotonic_time ();
     self->pause_speech_end_us = 0;
-    barge_message_locked (self, "paused", "speech-start", &d);
+    barge_message_locked (self, "paused", reason, &d);
     queue_head_locked (self,
         gst_voice_event_new_pause (
-            running_time_now (self), self->last_turn, "speech-start"));
+            running_time_now (self), self->last_turn, reason));
   }
   g_mutex_unlock (&self->lock);
   deferred_run (self, &d);
