@@ -13,6 +13,7 @@
 
 #include <gst/gst.h>
 #include <json-glib/json-glib.h>
+#include "paths.h"
 #include "server-private.h"
 #include "front.h"
 
@@ -84,15 +85,17 @@ static const struct
   { "ort-wasm-simd-threaded.wasm", "application/wasm" },
 };
 
-/* Where scripts/setup put them: $VOICEAGENT_MODEL_DIR/www/vendor, or the
- * model directory the build was configured with. Returns a new string. */
+/* Where scripts/setup put them: $VOICEAGENT_MODEL_DIR/www/vendor, else
+ * the data directory of the tree this server runs from (paths.c).
+ * Returns a new string. */
 static gchar *
 vendor_dir (void)
 {
   const gchar *dir = g_getenv ("VOICEAGENT_MODEL_DIR");
 
-  return g_build_filename (
-      dir && *dir ? dir : VOICEAGENT_MODEL_DIR, "www", "vendor", NULL);
+  if (dir && *dir)
+    return g_build_filename (dir, "www", "vendor", NULL);
+  return va_paths_data_file ("www", "vendor", NULL);
 }
 
 /* GET /vendor/NAME: one of vendor_files, read from vendor_dir(). */
