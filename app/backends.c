@@ -27,7 +27,39 @@ struct _VaBackends
 {
   GSubprocess *emulator;
   gchar *port_file;
+  /* --log-format json: the emulator's output, read line by line on the
+   * main context and logged as ours, so the stream stays JSON */
+  GDataInputStream *emulator_output;
+  GCancellable *cancel;
 };
+
+static void
+forward_emulator_line (GObject *source, GAsyncResult *result, gpointer data)
+{
+  GDataInputStream *in = G_DATA_INPUT_STREAM (source);
+  GCancellable *cancel = data;
+  gchar *line =
+      g_data_input_stream_read_line_finish_utf8 (in, result, NULL, NULL);
+
+  /* NULL: end of output, cancelled (the backends are gone) or not UTF-8. */
+  if (line == NULL)
+    return;
+  g_print ("%s\n", line);
+  g_free (line);
+  g_data_input_stream_read_line_async (
+      in, G_PRIORITY_LOW, cancel, forward_emulator_line, cancel);
+}
+
+static void
+forward_emulator_output (VaBackends *b)
+{
+  GInputStream *out = g_subprocess_get_stdout_pipe (b->emulator);
+
+  b->cancel = g_cancellable_new ();
+  b->emulator_output = g_data_input_stream_new (out);
+  g_data_input_stream_read_line_async (b->emulator_output, G_PRIORITY_LOW,
+      b->cancel, forward_emulator_line, b->cancel);
+}
 
 static gchar *
 emulator_path (const VaConfig *c)
@@ -93,6 +125,7 @@ spawn_emulator (VaBackends *b, const VaConfig *c, guint *port, GError **error)
   GPtrArray *argv = g_ptr_array_new_with_free_func (g_free);
   gchar **extra = NULL;
   gint fd = g_file_open_tmp ("voiceagent-emu-XXXXXX", &b->port_file, error);
+  gboolean json_log = g_strcmp0 (c->log_format, "json") == 0;
   guint i;
 
   if (fd < 0)
@@ -115,13 +148,18 @@ spawn_emulator (VaBackends *b, const VaConfig *c, guint *port, GError **error)
     g_ptr_array_add (argv, g_strdup (extra[i]));
   g_strfreev (extra);
   g_ptr_array_add (argv, NULL);
-  b->emulator = g_subprocess_newv (
-      (const gchar *const *)argv->pdata, G_SUBPROCESS_FLAGS_NONE, error);
+  b->emulator = g_subprocess_newv ((const gchar *const *)argv->pdata,
+      json_log
+          ? G_SUBPROCESS_FLAGS_STDOUT_PIPE | G_SUBPROCESS_FLAGS_STDERR_MERGE
+          : G_SUBPROCESS_FLAGS_NONE,
+      error);
   g_ptr_array_unref (argv);
   if (b->emulator == NULL) {
     g_prefix_error (error, "cannot start the local emulator: ");
     return FALSE;
   }
+  if (json_log)
+    forward_emulator_output (b);
   *port = wait_for_port (b, error);
   return *port != 0;
 }
@@ -208,6 +246,10 @@ va_backends_stop (VaBackends *b)
 {
   if (b == NULL)
     return;
+  if (b->cancel)
+    g_cancellable_cancel (b->cancel);
+  g_clear_object (&b->emulator_output);
+  g_clear_object (&b->cancel);
   if (b->emulator) {
     g_subprocess_send_signal (b->emulator, SIGTERM);
     g_subprocess_wait (b->emulator, NULL, NULL);

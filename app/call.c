@@ -13,6 +13,7 @@
 #include <gst/webrtc/webrtc.h>
 #include <json-glib/json-glib.h>
 #include "call.h"
+#include "oplog.h"
 #include "voice.h"
 
 GST_DEBUG_CATEGORY_EXTERN (voiceagent_debug);
@@ -610,6 +611,22 @@ factory_name_of (GstObject *object)
   return f ? GST_OBJECT_NAME (f) : "";
 }
 
+/* An element's error or warning, with the debug string that names the
+ * cause (redacted on the way out, like every line). */
+static void
+log_element_problem (VaCall *call, VaLogLevel level, GstMessage *msg,
+    const GError *error, const gchar *debug)
+{
+  VaLogLine *l = va_log_begin (level,
+      level == VA_LOG_ERROR ? "call.error" : "call.warning", call->id, 0);
+
+  va_log_add_string (l, "element", GST_OBJECT_NAME (GST_MESSAGE_SRC (msg)));
+  va_log_add_string (l, "factory", factory_name_of (GST_MESSAGE_SRC (msg)));
+  va_log_add_string (l, "msg", error->message);
+  va_log_add_string (l, "debug", debug);
+  va_log_end (l);
+}
+
 static gboolean
 on_bus_message (GstBus *bus, GstMessage *msg, gpointer data)
 {
@@ -623,12 +640,14 @@ on_bus_message (GstBus *bus, GstMessage *msg, gpointer data)
       GST_WARNING ("call %s: error from %s: %s (%s)", call->id,
           GST_OBJECT_NAME (GST_MESSAGE_SRC (msg)), error->message,
           debug ? debug : "");
+      log_element_problem (call, VA_LOG_ERROR, msg, error, debug);
       va_call_end (call, VA_CALL_END_ERROR, error->message);
       break;
     case GST_MESSAGE_WARNING:
       gst_message_parse_warning (msg, &error, &debug);
       GST_INFO ("call %s: warning from %s: %s", call->id,
           GST_OBJECT_NAME (GST_MESSAGE_SRC (msg)), error->message);
+      log_element_problem (call, VA_LOG_WARNING, msg, error, debug);
       if (call->callbacks.message) {
         GstStructure *s = gst_structure_new ("warning", "element",
             G_TYPE_STRING, GST_OBJECT_NAME (GST_MESSAGE_SRC (msg)), "factory",
@@ -668,6 +687,15 @@ caller_answered (
 }
 
 static void
+log_ice (VaCall *call, const gchar *state)
+{
+  VaLogLine *l = va_log_begin (VA_LOG_INFO, "call.ice", call->id, 0);
+
+  va_log_add_string (l, "state", state);
+  va_log_end (l);
+}
+
+static void
 caller_ice_state (
     VaPeer *peer, GstWebRTCICEConnectionState state, gpointer data)
 {
@@ -676,15 +704,20 @@ caller_ice_state (
   GST_DEBUG ("call %s: ICE state %d", call->id, state);
   switch (state) {
     case GST_WEBRTC_ICE_CONNECTION_STATE_FAILED:
+      log_ice (call, "failed");
       va_call_end (call, VA_CALL_END_ICE_FAILED, NULL);
       break;
     case GST_WEBRTC_ICE_CONNECTION_STATE_DISCONNECTED:
+      log_ice (call, "disconnected");
       if (call->disconnect_timer == 0)
         call->disconnect_timer = g_timeout_add_seconds (
             call->config->disconnect_timeout_s, disconnect_timeout, call);
       break;
     case GST_WEBRTC_ICE_CONNECTION_STATE_CONNECTED:
     case GST_WEBRTC_ICE_CONNECTION_STATE_COMPLETED:
+      log_ice (call,
+          state == GST_WEBRTC_ICE_CONNECTION_STATE_COMPLETED ? "completed"
+                                                             : "connected");
       g_clear_handle_id (&call->disconnect_timer, g_source_remove);
       g_clear_handle_id (&call->connect_timer, g_source_remove);
       break;
@@ -847,10 +880,21 @@ release_tap_pad (GstPad *pad)
 
 /* Removes (frees) @l from the source whose id is @source. */
 static void
+log_listener (Listener *l, const gchar *event, const gchar *why)
+{
+  VaLogLine *line = va_log_begin (VA_LOG_INFO, event, l->call->id, 0);
+
+  va_log_add_string (line, "listener", l->id);
+  va_log_add_string (line, "why", why);
+  va_log_end (line);
+}
+
+static void
 drop_listener_from (Listener *l, guint *source, const gchar *why)
 {
   *source = 0;
   GST_INFO ("call %s: listener %s dropped (%s)", l->call->id, l->id, why);
+  log_listener (l, "listener.end", why);
   va_call_remove_listener (l->call, l->id);
 }
 
@@ -1013,6 +1057,7 @@ va_call_add_listener (VaCall *call, const gchar *listener_id, VaOffer *offer,
   va_peer_add_ice_servers (
       l->peer, call->config->stun_servers, call->config->turn_servers);
   g_hash_table_insert (call->listeners, l->id, l);
+  log_listener (l, "listener.start", NULL);
   va_peer_answer (l->peer, offer);
   l = NULL;
   ok = TRUE;

@@ -11,6 +11,7 @@
 #include <gst/gst.h>
 #include "backends.h"
 #include "vaconfig.h"
+#include "oplog.h"
 #include "paths.h"
 #include "records.h"
 #include "server.h"
@@ -147,6 +148,7 @@ int
 main (int argc, char **argv)
 {
   VaConfig *config = va_config_new ();
+  VaLogFormat log_format;
   GError *error = NULL;
   int status;
 
@@ -154,12 +156,18 @@ main (int argc, char **argv)
   gst_voice_init ();
   GST_DEBUG_CATEGORY_INIT (
       voiceagent_debug, "voiceagent", 0, "voiceagent server");
-  if (!va_config_load (config, &argc, &argv, &error)) {
+  va_log_hold ();
+  if (!va_config_load (config, &argc, &argv, &error) ||
+      !va_log_format_from_string (config->log_format, &log_format, &error)) {
+    va_log_install (VA_LOG_FORMAT_TEXT);
     g_printerr ("voiceagent: %s (see --help)\n", error->message);
     g_error_free (error);
     va_config_free (config);
     return 2;
   }
+  va_config_register_secrets (config);
+  gst_voice_redact_add_secret (g_getenv ("PGPASSWORD"));
+  va_log_install (log_format);
   if (argc >= 2 && g_str_equal (argv[1], "calls"))
     status = va_records_command (config, argc - 1, argv + 1);
   else if (argc >= 2) {

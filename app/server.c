@@ -33,6 +33,7 @@
 #include <json-glib/json-glib.h>
 #include <libsoup/soup.h>
 #include "auth.h"
+#include "oplog.h"
 #include "server-private.h"
 #include "front.h"
 #include "worker.h"
@@ -221,6 +222,24 @@ trim_heap_when_idle (VaServer *server)
 }
 
 static void
+log_call_end (CallEntry *e, VaCallEndReason reason, const gchar *detail)
+{
+  const VaUsage *usage = va_conversation_get_usage (e->conversation);
+  VaLogLine *l =
+      va_log_begin (reason == VA_CALL_END_ERROR ? VA_LOG_WARNING : VA_LOG_INFO,
+          "call.end", va_call_get_id (e->call), 0);
+
+  va_log_add_string (l, "reason", va_call_end_reason_name (reason));
+  va_log_add_string (l, "detail", detail);
+  va_log_add_double (l, "duration_s",
+      (g_get_real_time () - va_call_get_start_time (e->call)) /
+          (gdouble)G_USEC_PER_SEC);
+  va_log_add_int (l, "turns", usage->turns);
+  va_log_add_int (l, "barge_ins", usage->barge_ins);
+  va_log_end (l);
+}
+
+static void
 on_call_ended (
     VaCall *call, VaCallEndReason reason, const gchar *detail, gpointer data)
 {
@@ -229,6 +248,7 @@ on_call_ended (
   gboolean failed = reason != VA_CALL_END_HANGUP &&
       reason != VA_CALL_END_SHUTDOWN && reason != VA_CALL_END_MAX_DURATION;
 
+  log_call_end (e, reason, detail);
   va_metrics_call_ended (
       server->metrics, va_call_end_reason_name (reason), failed);
   va_metrics_add_usage (
@@ -260,6 +280,7 @@ conversation_send (const gchar *json, gpointer data)
 {
   CallEntry *e = data;
 
+  va_log_data_channel_event (va_call_get_id (e->call), json);
   va_call_send_json (e->call, json);
 }
 
@@ -380,6 +401,17 @@ on_call_first_media (VaCall *call, gpointer data)
  * state, or NULL) gives its conversation. The POST is paused (unless
  * @paused says it already is) until the answer. Returns the call's entry,
  * owned by server->calls. */
+static void
+log_call_start (CallEntry *e)
+{
+  VaLogLine *l =
+      va_log_begin (VA_LOG_INFO, "call.start", va_call_get_id (e->call), 0);
+
+  va_log_add_string (l, "agent", e->agent);
+  va_log_add_int (l, "active", g_hash_table_size (e->server->calls));
+  va_log_end (l);
+}
+
 /* A new call's entry, registered under @id (taken). */
 static CallEntry *
 new_entry (VaServer *server, gchar *id, const gchar *agent, gint64 post_us)
@@ -403,6 +435,7 @@ new_entry (VaServer *server, gchar *id, const gchar *agent, gint64 post_us)
   va_call_set_call_token (e->call, e->call_token);
   e->conversation = va_conversation_new (&conversation_output, e);
   g_hash_table_insert (server->calls, id, e);
+  log_call_start (e);
   va_metrics_call_started (server->metrics);
   va_server_publish_load (server);
   return e;

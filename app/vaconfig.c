@@ -15,6 +15,7 @@
 #include <string.h>
 #include "auth.h"
 #include "vaconfig.h"
+#include "voice.h"
 
 typedef enum {
   SETTING_STRING,
@@ -50,6 +51,11 @@ static const Setting settings[] = {
       "HTTP port (default 8080; 0 picks a free one)", "PORT" },
   { "port-file", NULL, SETTING_STRING, OFF (port_file),
       "Write the port to FILE once listening", "FILE" },
+  { "log-format", "VOICEAGENT_LOG_FORMAT", SETTING_STRING, OFF (log_format),
+      "Log lines as text (voiceagent: EVENT call=ID turn=N key=value...) "
+      "or json (one object per line, for journald/Loki/Elasticsearch; "
+      "default text)",
+      "text|json" },
   { "token", "VOICEAGENT_TOKEN", SETTING_STRING, OFF (token),
       "Bearer token callers send to POST /whip (default: none, anyone may "
       "call)",
@@ -215,6 +221,51 @@ va_config_new (void)
   c->price_llm_per_m_input = 0.15;
   c->price_llm_per_m_output = 0.60;
   return c;
+}
+
+/* The password part of scheme://user:password@host, or NULL. */
+static gchar *
+url_password (const gchar *url)
+{
+  gchar *password = NULL;
+
+  g_uri_split_with_user (url, G_URI_FLAGS_NONE, NULL, NULL, &password, NULL,
+      NULL, NULL, NULL, NULL, NULL, NULL);
+  return password;
+}
+
+/**
+ * va_config_register_secrets:
+ * @c: the loaded configuration
+ *
+ * Tells the log's redaction (gst_voice_redact) every token, key and URL
+ * password configured, so none of them can appear in a log line even
+ * where no pattern would catch it.
+ */
+void
+va_config_register_secrets (const VaConfig *c)
+{
+  guint i, j;
+
+  for (i = 0; i < G_N_ELEMENTS (settings); i++) {
+    const Setting *s = &settings[i];
+    gpointer field = FIELD (c, s);
+    const gchar *one[] = { NULL, NULL };
+    const gchar *const *values = one;
+
+    if (!s->secret && !s->url_password)
+      continue;
+    if (s->type == SETTING_STRING)
+      one[0] = *(gchar **)field;
+    else if (s->type == SETTING_STRV && *(gchar ***)field)
+      values = (const gchar *const *)*(gchar ***)field;
+    for (j = 0; values[j]; j++) {
+      gchar *password = s->url_password ? url_password (values[j]) : NULL;
+
+      gst_voice_redact_add_secret (s->secret ? values[j] : password);
+      g_free (password);
+    }
+  }
 }
 
 void

@@ -13,6 +13,7 @@ typedef struct
   gchar *host; /* listen address, default 127.0.0.1 */
   guint port; /* default 8080; 0 picks a free one */
   gchar *port_file; /* write the port here once listening */
+  gchar *log_format; /* "text" (default) or "json" */
   gchar *token; /* Bearer token callers send to POST /whip, or NULL */
   gchar *admin_token; /* operators: /calls, /metrics, any call; or NULL */
   gchar *ops_listen; /* ADDR:PORT serving ops endpoints without a token */
@@ -73,6 +74,7 @@ typedef struct
 
 VaConfig *va_config_new (void);
 void va_config_free (VaConfig *config);
+void va_config_register_secrets (const VaConfig *config);
 
 /* Parses @argv (flags win over the environment, which wins over the key
  * file, which wins over defaults). Returns FALSE with @error on a bad value;

@@ -5,6 +5,8 @@
  */
 #include <string.h>
 #include <gst/check/gstcheck.h>
+#include <glib/gstdio.h>
+#include <json-glib/json-glib.h>
 #include <libsoup/soup.h>
 #include "emulator-process.h"
 #include "whip-check.h"
@@ -306,6 +308,90 @@ GST_START_TEST (test_sequential_calls_release_everything)
 
 GST_END_TEST;
 
+/* --log-format json: every line of the server's output (its emulator's
+ * included) is one JSON object; the call's lines carry its id (and their
+ * turn); no secret and nothing the caller said is in any line. */
+static void
+check_json_log (const gchar *log, const gchar *call_id)
+{
+  gchar **lines = g_strsplit (log, "\n", -1);
+  JsonParser *p = json_parser_new ();
+  GHashTable *seen = g_hash_table_new (g_str_hash, g_str_equal);
+  guint i;
+
+  for (i = 0; lines[i]; i++) {
+    JsonObject *o;
+    const gchar *event, *call;
+
+    if (*lines[i] == '\0')
+      continue;
+    fail_unless (json_parser_load_from_data (p, lines[i], -1, NULL) &&
+            JSON_NODE_HOLDS_OBJECT (json_parser_get_root (p)),
+        "not a JSON object: %s", lines[i]);
+    o = json_node_get_object (json_parser_get_root (p));
+    event = json_object_get_string_member_with_default (o, "event", NULL);
+    fail_unless (event && json_object_has_member (o, "ts"), "%s", lines[i]);
+    call = json_object_get_string_member_with_default (o, "call", NULL);
+    if (call && g_str_equal (call, call_id))
+      g_hash_table_add (seen, (gpointer)g_intern_string (event));
+    if (g_str_equal (event, "dc.metrics"))
+      fail_unless (json_object_get_int_member (o, "turn") >= 1, "%s", lines[i]);
+  }
+  fail_unless (g_hash_table_contains (seen, "call.start"), "%s", log);
+  fail_unless (g_hash_table_contains (seen, "call.ice"), "%s", log);
+  fail_unless (g_hash_table_contains (seen, "dc.metrics"), "%s", log);
+  fail_unless (g_hash_table_contains (seen, "call.end"), "%s", log);
+  g_hash_table_unref (seen);
+  g_object_unref (p);
+  g_strfreev (lines);
+}
+
+GST_START_TEST (test_operator_log_json)
+{
+  const gchar *args[] = { "--database", ":memory:", "--emulator-args",
+    "--quiet", "--log-format", "json", "--turn-secret",
+    "turn-secret-never-logged", "--ice-timeout-ms", "1000", NULL };
+  gchar *log_path = g_build_filename (g_get_tmp_dir (), "oplog.json", NULL);
+  EmuProcess *server;
+  WhipCallerOptions o = { .data_channel = TRUE,
+    .token = "caller-token-never-logged",
+    .wav = question_wav };
+  WhipCaller *c;
+  gchar *url, *m, *log = NULL, *call_id;
+
+  g_setenv ("VOICEAGENT_TOKEN", "caller-token-never-logged", TRUE);
+  server = emu_process_start_logged_all (
+      g_getenv ("VOICEAGENT_BIN"), args, log_path);
+  g_unsetenv ("VOICEAGENT_TOKEN");
+  fail_unless (server != NULL, "voiceagent did not start");
+  url = g_strconcat (emu_process_get_http_url (server), "/whip", NULL);
+  o.url = url;
+  c = whip_caller_new (&o);
+  fail_unless_equals_int (whip_caller_connect (c, NULL), 201);
+  m = whip_check_message (c, "\"type\":\"call\"", ANSWER_TIMEOUT_MS);
+  call_id = g_strndup (
+      strstr (m, "\"id\":\"") + 6, strcspn (strstr (m, "\"id\":\"") + 6, "\""));
+  g_free (m);
+  g_free (
+      whip_check_ask (c, "Tell me about purple elephants", ANSWER_TIMEOUT_MS));
+  g_free (whip_check_message (c, "\"voice_to_voice_ms\"", ANSWER_TIMEOUT_MS));
+  fail_unless_equals_int (whip_caller_hangup (c), 200);
+  whip_caller_free (c);
+  emu_process_stop (server);
+
+  fail_unless (g_file_get_contents (log_path, &log, NULL, NULL));
+  fail_if (strstr (log, "never-logged"), "a secret in the log:\n%s", log);
+  fail_if (strstr (log, "pizza"), "what the caller said:\n%s", log);
+  check_json_log (log, call_id);
+  g_unlink (log_path);
+  g_free (log_path);
+  g_free (log);
+  g_free (call_id);
+  g_free (url);
+}
+
+GST_END_TEST;
+
 static Suite *
 agent_suite (void)
 {
@@ -322,6 +408,7 @@ agent_suite (void)
   tcase_add_test (tc, test_barge_in_data_channel);
   tcase_add_test (tc, test_barge_in_voice);
   tcase_add_test (tc, test_sequential_calls_release_everything);
+  tcase_add_test (tc, test_operator_log_json);
   return s;
 }
 

@@ -55,9 +55,26 @@ emu_process_start_program (const gchar *exe, const gchar *const *args)
   return emu_process_start_logged (exe, args, NULL);
 }
 
+static EmuProcess *start (const gchar *exe, const gchar *const *args,
+    const gchar *log_path, GSubprocessFlags flags);
+
 EmuProcess *
 emu_process_start_logged (
     const gchar *exe, const gchar *const *args, const gchar *stderr_path)
+{
+  return start (exe, args, stderr_path, G_SUBPROCESS_FLAGS_NONE);
+}
+
+EmuProcess *
+emu_process_start_logged_all (
+    const gchar *exe, const gchar *const *args, const gchar *log_path)
+{
+  return start (exe, args, log_path, G_SUBPROCESS_FLAGS_STDERR_MERGE);
+}
+
+static EmuProcess *
+start (const gchar *exe, const gchar *const *args, const gchar *log_path,
+    GSubprocessFlags flags)
 {
   GPtrArray *argv;
   EmuProcess *emu;
@@ -79,8 +96,8 @@ emu_process_start_logged (
     g_ptr_array_add (argv, (gpointer)*args);
   g_ptr_array_add (argv, NULL);
 
-  emu->proc = test_process_spawn ((const gchar *const *)argv->pdata,
-      stderr_path, G_SUBPROCESS_FLAGS_NONE, &error);
+  emu->proc = test_process_spawn (
+      (const gchar *const *)argv->pdata, log_path, flags, &error);
   g_ptr_array_free (argv, TRUE);
   if (emu->proc == NULL) {
     g_printerr ("cannot start %s: %s\n", exe, error->message);

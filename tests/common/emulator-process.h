@@ -24,6 +24,9 @@ EmuProcess *emu_process_start_program (
  * (NULL: the test's own), for a test that reads what it logged. */
 EmuProcess *emu_process_start_logged (
     const gchar *exe, const gchar *const *args, const gchar *stderr_path);
+/* The same, with stdout and stderr both written to @log_path. */
+EmuProcess *emu_process_start_logged_all (
+    const gchar *exe, const gchar *const *args, const gchar *log_path);
 
 /* Kills the emulator (SIGTERM, then waits) and frees @emu. */
 void emu_process_stop (EmuProcess *emu);
