@@ -72,9 +72,21 @@ va_recording_clear (VaRecording *rec)
 gboolean
 va_recorder_check_dir (const gchar *dir, GError **error)
 {
+  static const gchar *const needed[] = { "audiomixer", "opusenc", "oggmux" };
   gchar *probe;
   int fd;
 
+  for (guint i = 0; i < G_N_ELEMENTS (needed); i++) {
+    GstElementFactory *f = gst_element_factory_find (needed[i]);
+    if (f == NULL) {
+      g_set_error (error, GST_CORE_ERROR, GST_CORE_ERROR_MISSING_PLUGIN,
+          "--record needs the GStreamer element %s: install "
+          "gstreamer1.0-plugins-base",
+          needed[i]);
+      return FALSE;
+    }
+    gst_object_unref (f);
+  }
   if (!g_file_test (dir, G_FILE_TEST_IS_DIR)) {
     g_set_error (error, G_FILE_ERROR, G_FILE_ERROR_NOTDIR,
         "--record %s is not a folder: create it (mode 0750, owned by the "
@@ -205,7 +217,7 @@ make_bin (VaRecorder *r, GError **error)
   };
   GstElement *e;
   GstPad *pad;
-  gchar *name;
+  gchar *name, *matrix;
 
   g_free (desc);
   g_free (location);
@@ -220,7 +232,10 @@ make_bin (VaRecorder *r, GError **error)
     gst_object_unref (e);
     name = g_strconcat (sides[i][0], "_conv", NULL);
     e = gst_bin_get_by_name (GST_BIN (bin), name);
-    gst_util_set_object_arg (G_OBJECT (e), "mix-matrix", sides[i][1]);
+    /* Deserializing an array writes into its text: a copy. */
+    matrix = g_strdup (sides[i][1]);
+    gst_util_set_object_arg (G_OBJECT (e), "mix-matrix", matrix);
+    g_free (matrix);
     gst_object_unref (e);
     g_free (name);
   }
