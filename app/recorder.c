@@ -327,6 +327,8 @@ va_recorder_attach (GstElement *pipeline, const gchar *dir,
     const gchar *call_id, guint64 max_bytes, GError **error)
 {
   VaRecorder *r;
+  GstElement *tap;
+  GstBin *parent;
   gchar *name = g_strconcat (call_id, ".opus", NULL);
 
   if (!check_free_space (dir, max_bytes, error)) {
@@ -347,7 +349,12 @@ va_recorder_attach (GstElement *pipeline, const gchar *dir,
   if (r->bin == NULL)
     goto fail;
   gst_object_ref_sink (r->bin);
-  gst_bin_add (GST_BIN (pipeline), r->bin);
+  /* Beside the taps: a link cannot cross into another bin. */
+  tap = gst_bin_get_by_name (GST_BIN (pipeline), "caller_tap");
+  parent = tap ? GST_BIN (gst_object_get_parent (GST_OBJECT (tap)))
+               : GST_BIN (gst_object_ref (pipeline));
+  gst_clear_object (&tap);
+  gst_bin_add (parent, r->bin);
   r->caller_src = link_tap (pipeline, "caller_tap", r->bin, "caller");
   r->agent_src = link_tap (pipeline, "agent_tap", r->bin, "agent");
   if (r->caller_src == NULL || r->agent_src == NULL) {
@@ -355,9 +362,11 @@ va_recorder_attach (GstElement *pipeline, const gchar *dir,
         "the pipeline has no tees named caller_tap and agent_tap to record "
         "from (docs/pipelines.md): fix the template or run without "
         "--record");
-    gst_bin_remove (GST_BIN (pipeline), r->bin);
+    gst_bin_remove (parent, r->bin);
+    gst_object_unref (parent);
     goto fail;
   }
+  gst_object_unref (parent);
   return r;
 
 fail:
