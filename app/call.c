@@ -14,6 +14,7 @@
 #include <json-glib/json-glib.h>
 #include "call.h"
 #include "oplog.h"
+#include "recorder.h"
 #include "voice.h"
 
 GST_DEBUG_CATEGORY_EXTERN (voiceagent_debug);
@@ -47,6 +48,12 @@ struct _VaCall
   GstElement *pipeline;
   GstElement *webrtc; /* direct mode, or NULL */
   VaRtpLink *rtp; /* gateway mode, or NULL; freed after the pipeline */
+  gchar *record_dir; /* record the call here (va_call_set_recording) */
+  guint64 record_max_bytes;
+  /* Handed to the teardown thread by va_call_end; the recording it made
+   * is filled there before ended() is reported, read after. */
+  VaRecorder *recorder;
+  VaRecording recording;
 
   /* Main context only */
   VaPeer *peer;
@@ -115,6 +122,8 @@ va_call_free (VaCall *call)
   g_free (call->resume_token);
   g_free (call->call_token);
   g_free (call->history);
+  g_free (call->record_dir);
+  va_recording_clear (&call->recording);
   g_free (call->id);
   g_free (call);
 }
@@ -155,6 +164,20 @@ va_call_set_call_token (VaCall *call, const gchar *token)
 {
   g_free (call->call_token);
   call->call_token = g_strdup (token);
+}
+
+void
+va_call_set_recording (VaCall *call, const gchar *dir, guint64 max_bytes)
+{
+  g_free (call->record_dir);
+  call->record_dir = g_strdup (dir);
+  call->record_max_bytes = max_bytes;
+}
+
+const VaRecording *
+va_call_get_recording (VaCall *call)
+{
+  return &call->recording;
 }
 
 void
@@ -453,6 +476,7 @@ typedef struct
   VaCall *call;
   GstElement *pipeline;
   VaRtpLink *rtp; /* its socket outlives the pipeline's use of it */
+  VaRecorder *recorder; /* or NULL */
 } Teardown;
 
 static gboolean
@@ -493,13 +517,20 @@ static void
 teardown_pipeline (gpointer data, gpointer unused)
 {
   Teardown *t = data;
-  GstIterator *elements = gst_bin_iterate_recurse (GST_BIN (t->pipeline));
+  GstIterator *elements;
 
+  /* While the pipeline plays: the recording's last page needs its
+   * encoder drained. */
+  if (t->recorder)
+    va_recorder_finish (t->recorder);
+  elements = gst_bin_iterate_recurse (GST_BIN (t->pipeline));
   gst_iterator_foreach (elements, flush_webrtcbin_inputs, NULL);
   gst_iterator_free (elements);
   gst_element_set_state (t->pipeline, GST_STATE_NULL);
   gst_object_unref (t->pipeline);
   va_rtp_link_free (t->rtp);
+  if (t->recorder)
+    va_recorder_close (t->recorder, &t->call->recording);
   /* An idle, never an invoke: the main context must report it, even if
    * nobody iterates it right now. */
   g_idle_add (report_ended, t->call);
@@ -556,6 +587,7 @@ va_call_end (VaCall *call, VaCallEndReason reason, const gchar *detail)
   t->call = call;
   t->pipeline = g_steal_pointer (&call->pipeline);
   t->rtp = g_steal_pointer (&call->rtp);
+  t->recorder = g_steal_pointer (&call->recorder);
   if (g_once_init_enter (&teardown_pool)) {
     GThreadPool *pool =
         g_thread_pool_new (teardown_pipeline, NULL, 2, FALSE, NULL);
@@ -758,6 +790,24 @@ watch_caller_audio (VaCall *call)
   gst_object_unref (tap);
 }
 
+/* With --record: the recording branch, before the pipeline plays. A call
+ * that cannot be recorded (a full disk) goes on unrecorded. */
+static void
+start_recording (VaCall *call)
+{
+  GError *error = NULL;
+
+  if (call->record_dir == NULL)
+    return;
+  call->recorder = va_recorder_attach (call->pipeline, call->record_dir,
+      call->id, call->record_max_bytes, &error);
+  if (call->recorder == NULL) {
+    g_printerr (
+        "voiceagent: call %s is not recorded: %s\n", call->id, error->message);
+    g_error_free (error);
+  }
+}
+
 static void
 watch_bus (VaCall *call)
 {
@@ -784,6 +834,7 @@ va_call_start (VaCall *call, const VaTemplate *tmpl, GHashTable *vars,
   g_signal_connect (
       call->webrtc, "on-data-channel", G_CALLBACK (on_data_channel), call);
   watch_bus (call);
+  start_recording (call);
 
   call->peer = va_peer_new (call->webrtc, call->config->ice_timeout_ms,
       call->config->public_ip, &peer_callbacks, call);
@@ -826,6 +877,7 @@ va_call_start_rtp (VaCall *call, const VaTemplate *tmpl, GHashTable *vars,
           on_gateway_text, call, error))
     goto out;
   watch_bus (call);
+  start_recording (call);
   watch_caller_audio (call);
   restore_history (call);
   if (gst_element_set_state (call->pipeline, GST_STATE_PLAYING) ==

@@ -6,6 +6,7 @@
 #include <gst/gst.h>
 #include "vaconfig.h"
 #include "peer.h"
+#include "recorder.h"
 #include "template.h"
 #include "rtplink.h"
 
@@ -54,6 +55,11 @@ void va_call_set_resume_token (VaCall *call, const gchar *token);
  * "Authorization"), told to the caller in the "call" event. */
 void va_call_set_call_token (VaCall *call, const gchar *token);
 void va_call_set_history (VaCall *call, const gchar *history_json);
+/* Before va_call_start: record the call into @dir (recorder.h), at most
+ * @max_bytes (0: no bound). */
+void va_call_set_recording (VaCall *call, const gchar *dir, guint64 max_bytes);
+/* In and after ended(): the call's recording (path NULL: none). */
+const VaRecording *va_call_get_recording (VaCall *call);
 /* The LLM's conversation so far (JSON chat messages; free it), or NULL
  * when the template has no llmtransform named "llm". */
 gchar *va_call_get_history (VaCall *call);

@@ -243,10 +243,45 @@ render_records (GString *out, const VaRecordsMetrics *r)
       (gdouble)r->dropped);
 }
 
+static void
+render_webhook (GString *out, const VaWebhookMetrics *w)
+{
+  render_gauge (out, "voiceagent_webhook_queued", "gauge",
+      "Webhook deliveries waiting or in progress", (gdouble)w->queued);
+  render_gauge (out, "voiceagent_webhook_delivered_total", "counter",
+      "Webhook deliveries the receiver answered with 2xx",
+      (gdouble)w->delivered);
+  render_gauge (out, "voiceagent_webhook_failed_total", "counter",
+      "Webhook deliveries given up: refused with 4xx, or out of attempts",
+      (gdouble)w->failed);
+  render_gauge (out, "voiceagent_webhook_retried_total", "counter",
+      "Webhook attempts that failed and were tried again", (gdouble)w->retried);
+  render_gauge (out, "voiceagent_webhook_dropped_total", "counter",
+      "Webhook deliveries dropped, the oldest, over the queue's bound",
+      (gdouble)w->dropped);
+}
+
+static void
+render_recording (GString *out, const VaRecordingMetrics *r)
+{
+  render_gauge (out, "voiceagent_recordings_written_total", "counter",
+      "Call recordings written", (gdouble)r->written);
+  render_gauge (out, "voiceagent_recording_bytes_total", "counter",
+      "Bytes of call recordings written", (gdouble)r->bytes);
+  render_gauge (out, "voiceagent_recording_dropped_buffers_total", "counter",
+      "Audio buffers recordings dropped because the disk was too slow",
+      (gdouble)r->dropped);
+  render_gauge (out, "voiceagent_recordings_skipped_total", "counter",
+      "Calls not recorded though they should have been (disk full, "
+      "no audio)",
+      (gdouble)r->skipped);
+}
+
 gchar *
 va_metrics_render (VaMetrics *m, const VaConfig *c, guint active,
     gboolean draining, const VaScaleoutMetrics *scaleout,
-    const VaRecordsMetrics *records)
+    const VaRecordsMetrics *records, const VaWebhookMetrics *webhook,
+    const VaRecordingMetrics *recording)
 {
   GString *out = g_string_new (NULL);
   guint i;
@@ -312,5 +347,9 @@ va_metrics_render (VaMetrics *m, const VaConfig *c, guint active,
     render_scaleout (out, scaleout);
   if (records)
     render_records (out, records);
+  if (webhook)
+    render_webhook (out, webhook);
+  if (recording)
+    render_recording (out, recording);
   return g_string_free (out, FALSE);
 }

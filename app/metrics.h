@@ -61,10 +61,31 @@ typedef struct
   guint64 dropped; /* the oldest, over the queue's bound; or refused */
 } VaRecordsMetrics;
 
+/* With --webhook (webhook.h). */
+typedef struct
+{
+  guint64 queued; /* waiting, or being attempted */
+  guint64 delivered; /* answered 2xx */
+  guint64 failed; /* given up: refused (4xx) or out of attempts */
+  guint64 retried; /* attempts that failed and were tried again */
+  guint64 dropped; /* the oldest, over the queue's bound */
+} VaWebhookMetrics;
+
+/* With --record (recorder.h). */
+typedef struct
+{
+  guint64 written; /* recordings kept */
+  guint64 bytes; /* their size */
+  guint64 dropped; /* audio buffers the slow disk cost them */
+  guint64 skipped; /* calls that should have been recorded and were not */
+} VaRecordingMetrics;
+
 /* The Prometheus text (free it); @scaleout NULL without --redis, @records
- * NULL without a records writer. */
+ * NULL without a records writer, @webhook without --webhook, @recording
+ * without --record. */
 gchar *va_metrics_render (VaMetrics *m, const VaConfig *config,
     guint active_calls, gboolean draining, const VaScaleoutMetrics *scaleout,
-    const VaRecordsMetrics *records);
+    const VaRecordsMetrics *records, const VaWebhookMetrics *webhook,
+    const VaRecordingMetrics *recording);
 
 G_END_DECLS

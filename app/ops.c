@@ -149,19 +149,26 @@ render_metrics (VaServer *server, guint active)
 {
   VaScaleoutMetrics scaleout = { 0 };
   VaRecordsMetrics records = { 0 };
+  VaWebhookMetrics webhook = { 0 };
+  const VaRecordingMetrics *recording =
+      server->config->record_dir ? &server->recording : NULL;
   gchar *problem;
 
   va_records_get_stats (server->records, &records);
+  if (server->webhook)
+    va_webhook_get_stats (server->webhook, &webhook);
   if (server->scaleout == NULL)
     return va_metrics_render (server->metrics, server->config, active,
-        server->draining, NULL, &records);
+        server->draining, NULL, &records, server->webhook ? &webhook : NULL,
+        recording);
   problem = va_scaleout_get_problem (server->scaleout);
   scaleout.redis_up = problem == NULL;
   scaleout.instances = va_scaleout_count_instances (server->scaleout);
   scaleout.resumed = server->resumed;
   g_free (problem);
   return va_metrics_render (server->metrics, server->config, active,
-      server->draining, &scaleout, &records);
+      server->draining, &scaleout, &records, server->webhook ? &webhook : NULL,
+      recording);
 }
 
 /* Ready, and whether Redis works: without it calls are still taken here

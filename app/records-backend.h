@@ -15,9 +15,10 @@ G_BEGIN_DECLS
 /* The layout of the `calls` table both backends create (docs/http-api.md,
  * "Call records"). Version 1 is the layout SQLite databases have had
  * from the start, so such a database without a version row is version 1.
+ * Version 2 adds the recording columns.
  * A later layout adds a migration step from the version before it and
  * bumps this. */
-#define VA_RECORDS_SCHEMA_VERSION 1
+#define VA_RECORDS_SCHEMA_VERSION 2
 
 /* Newest first, at most this many rows in `calls list`. */
 #define VA_RECORDS_LIST_LIMIT 50
@@ -80,7 +81,9 @@ struct _VaRecordsBackend
 #define VA_RECORDS_SHOW_COLUMNS                                                \
   VA_RECORDS_LIST_COLUMNS ", transcript, turns, stt_seconds, "                 \
                           "tts_characters, llm_prompt_tokens, "                \
-                          "llm_completion_tokens"
+                          "llm_completion_tokens, recording, "                 \
+                          "recording_bytes, recording_seconds, "               \
+                          "recording_dropped"
 
 /* One result row, read by column index with a backend's getters. */
 typedef struct

@@ -60,13 +60,21 @@ static const gchar schema_sql[] =
     "CREATE TABLE IF NOT EXISTS voiceagent_schema ("
     " version INTEGER PRIMARY KEY);"
     "INSERT INTO voiceagent_schema VALUES (1) ON CONFLICT DO NOTHING;"
+    /* Version 2: recordings. */
+    "ALTER TABLE calls ADD COLUMN IF NOT EXISTS recording TEXT,"
+    " ADD COLUMN IF NOT EXISTS recording_bytes BIGINT,"
+    " ADD COLUMN IF NOT EXISTS recording_seconds DOUBLE PRECISION,"
+    " ADD COLUMN IF NOT EXISTS recording_dropped BIGINT;"
+    "INSERT INTO voiceagent_schema VALUES (2) ON CONFLICT DO NOTHING;"
     "COMMIT";
 
 static const gchar insert_sql[] =
     "INSERT INTO calls (id, agent, started_us, ended_us, end_reason, "
     "transcript, turns, stt_seconds, tts_characters, llm_prompt_tokens, "
-    "llm_completion_tokens, cost_usd) "
-    "VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12) "
+    "llm_completion_tokens, cost_usd, recording, recording_bytes, "
+    "recording_seconds, recording_dropped) "
+    "VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, "
+    "$15, $16) "
     "ON CONFLICT (id) DO NOTHING";
 
 /* Ties broken by id in byte order, as SQLite compares text. */
@@ -357,8 +365,8 @@ pg_ensure_schema (VaRecordsDb *db, GError **error)
 /* One record's parameters, as text (libpq's default format). */
 typedef struct
 {
-  gchar *numbers[7];
-  const gchar *values[12];
+  gchar *numbers[10];
+  const gchar *values[16];
 } Params;
 
 static void
@@ -388,6 +396,13 @@ params_fill (Params *p, const VaCallRecord *r)
   p->values[6] = r->turns_json ? r->turns_json : "[]";
   for (i = 2; i < 7; i++)
     p->values[5 + i] = p->numbers[i];
+  p->numbers[7] = g_strdup_printf ("%" G_GUINT64_FORMAT, r->recording_bytes);
+  p->numbers[8] =
+      g_strdup (g_ascii_dtostr (num, sizeof num, r->recording_seconds));
+  p->numbers[9] = g_strdup_printf ("%" G_GUINT64_FORMAT, r->recording_dropped);
+  p->values[12] = r->recording; /* NULL: SQL NULL, not recorded */
+  for (i = 7; i < 10; i++)
+    p->values[6 + i] = p->numbers[i];
 }
 
 static void

@@ -30,10 +30,21 @@ static const gchar schema[] =
     " version INTEGER PRIMARY KEY);"
     "INSERT OR IGNORE INTO voiceagent_schema VALUES (1);";
 
+/* Version 1 to 2: recordings. A database made by version 1 gets them
+ * too, in the transaction that checks its version. */
+static const gchar migrate_2[] =
+    "ALTER TABLE calls ADD COLUMN recording TEXT;"
+    "ALTER TABLE calls ADD COLUMN recording_bytes INTEGER;"
+    "ALTER TABLE calls ADD COLUMN recording_seconds REAL;"
+    "ALTER TABLE calls ADD COLUMN recording_dropped INTEGER;"
+    "INSERT OR IGNORE INTO voiceagent_schema VALUES (2);";
+
 static const gchar insert_sql[] =
     "INSERT INTO calls (id, agent, started_us, ended_us, end_reason, "
     "transcript, turns, stt_seconds, tts_characters, llm_prompt_tokens, "
-    "llm_completion_tokens, cost_usd) VALUES (?,?,?,?,?,?,?,?,?,?,?,?) "
+    "llm_completion_tokens, cost_usd, recording, recording_bytes, "
+    "recording_seconds, recording_dropped) "
+    "VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?) "
     "ON CONFLICT (id) DO NOTHING";
 
 static const gchar list_sql[] = "SELECT " VA_RECORDS_LIST_COLUMNS " FROM calls "
@@ -118,17 +129,23 @@ static gboolean
 sqlite_ensure_schema (VaRecordsDb *db, GError **error)
 {
   SqliteDb *s = (SqliteDb *)db;
-  gint64 version;
+  gint64 version = -1;
   int rc;
 
-  /* IMMEDIATE: two servers given the same file create it once. */
+  /* IMMEDIATE: two servers given the same file create (and migrate) it
+   * once. */
   rc = sqlite3_exec (s->db, "BEGIN IMMEDIATE", NULL, NULL, NULL);
   if (rc == SQLITE_OK)
     rc = sqlite3_exec (s->db, schema, NULL, NULL, NULL);
+  if (rc == SQLITE_OK && (version = schema_version (s, error)) < 0)
+    rc = SQLITE_ERROR;
+  if (rc == SQLITE_OK && version < 2)
+    rc = sqlite3_exec (s->db, migrate_2, NULL, NULL, NULL);
   if (rc == SQLITE_OK)
     rc = sqlite3_exec (s->db, "COMMIT", NULL, NULL, NULL);
   if (rc != SQLITE_OK) {
-    set_error (s, rc, "creating the calls table", error);
+    if (error && *error == NULL)
+      set_error (s, rc, "creating the calls table", error);
     sqlite3_exec (s->db, "ROLLBACK", NULL, NULL, NULL);
     return FALSE;
   }
@@ -163,6 +180,10 @@ insert_one (sqlite3_stmt *st, const VaCallRecord *r)
   sqlite3_bind_int64 (st, 10, (sqlite3_int64)r->usage.llm_prompt_tokens);
   sqlite3_bind_int64 (st, 11, (sqlite3_int64)r->usage.llm_completion_tokens);
   sqlite3_bind_double (st, 12, r->cost_usd);
+  sqlite3_bind_text (st, 13, r->recording, -1, SQLITE_STATIC);
+  sqlite3_bind_int64 (st, 14, (sqlite3_int64)r->recording_bytes);
+  sqlite3_bind_double (st, 15, r->recording_seconds);
+  sqlite3_bind_int64 (st, 16, (sqlite3_int64)r->recording_dropped);
   rc = sqlite3_step (st);
   return rc == SQLITE_DONE ? SQLITE_OK : rc;
 }

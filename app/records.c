@@ -28,6 +28,7 @@
 #include <stdio.h>
 #include <string.h>
 #include <gst/gst.h>
+#include <json-glib/json-glib.h>
 #include "gstvoicehttp.h"
 #include "records-backend.h"
 
@@ -86,6 +87,7 @@ va_call_record_free (VaCallRecord *r)
   g_free (r->end_reason);
   g_free (r->transcript_json);
   g_free (r->turns_json);
+  g_free (r->recording);
   g_free (r);
 }
 
@@ -108,6 +110,10 @@ va_records_read_row (const VaRecordsRow *reader, gpointer row, gboolean full)
   r->usage.tts_characters = (guint64)reader->integer (row, 9);
   r->usage.llm_prompt_tokens = (guint64)reader->integer (row, 10);
   r->usage.llm_completion_tokens = (guint64)reader->integer (row, 11);
+  r->recording = reader->text (row, 12);
+  r->recording_bytes = (guint64)reader->integer (row, 13);
+  r->recording_seconds = reader->real (row, 14);
+  r->recording_dropped = (guint64)reader->integer (row, 15);
   return r;
 }
 
@@ -119,7 +125,97 @@ record_size (const VaCallRecord *r)
       (r->agent ? strlen (r->agent) : 0) +
       (r->end_reason ? strlen (r->end_reason) : 0) +
       (r->transcript_json ? strlen (r->transcript_json) : 0) +
-      (r->turns_json ? strlen (r->turns_json) : 0);
+      (r->turns_json ? strlen (r->turns_json) : 0) +
+      (r->recording ? strlen (r->recording) : 0);
+}
+
+/* @json parsed (an array), or an empty array when it is not JSON. */
+static JsonNode *
+parse_array (const gchar *json)
+{
+  JsonNode *node = json ? json_from_string (json, NULL) : NULL;
+
+  if (node == NULL || !JSON_NODE_HOLDS_ARRAY (node)) {
+    g_clear_pointer (&node, json_node_unref);
+    node = json_node_init_array (json_node_alloc (), json_array_new ());
+  }
+  return node;
+}
+
+static gchar *
+iso_time (gint64 us)
+{
+  GDateTime *t = g_date_time_new_from_unix_utc (us / G_USEC_PER_SEC);
+  gchar *s = g_date_time_format (t, "%Y-%m-%dT%H:%M:%SZ");
+
+  g_date_time_unref (t);
+  return s;
+}
+
+gchar *
+va_call_record_to_json (const VaCallRecord *r)
+{
+  JsonBuilder *b = json_builder_new ();
+  JsonNode *root;
+  gchar *json, *t;
+
+  json_builder_begin_object (b);
+  json_builder_set_member_name (b, "id");
+  json_builder_add_string_value (b, r->id);
+  json_builder_set_member_name (b, "agent");
+  json_builder_add_string_value (b, r->agent);
+  json_builder_set_member_name (b, "started_at");
+  json_builder_add_string_value (b, t = iso_time (r->started_us));
+  g_free (t);
+  json_builder_set_member_name (b, "ended_at");
+  json_builder_add_string_value (b, t = iso_time (r->ended_us));
+  g_free (t);
+  json_builder_set_member_name (b, "started_us");
+  json_builder_add_int_value (b, r->started_us);
+  json_builder_set_member_name (b, "ended_us");
+  json_builder_add_int_value (b, r->ended_us);
+  json_builder_set_member_name (b, "duration_s");
+  json_builder_add_double_value (b, (r->ended_us - r->started_us) / 1e6);
+  json_builder_set_member_name (b, "end_reason");
+  json_builder_add_string_value (b, r->end_reason);
+  json_builder_set_member_name (b, "transcript");
+  json_builder_add_value (b, parse_array (r->transcript_json));
+  json_builder_set_member_name (b, "turns");
+  json_builder_add_value (b, parse_array (r->turns_json));
+  json_builder_set_member_name (b, "usage");
+  json_builder_begin_object (b);
+  json_builder_set_member_name (b, "stt_seconds");
+  json_builder_add_double_value (b, r->usage.stt_seconds);
+  json_builder_set_member_name (b, "tts_characters");
+  json_builder_add_int_value (b, (gint64)r->usage.tts_characters);
+  json_builder_set_member_name (b, "llm_prompt_tokens");
+  json_builder_add_int_value (b, (gint64)r->usage.llm_prompt_tokens);
+  json_builder_set_member_name (b, "llm_completion_tokens");
+  json_builder_add_int_value (b, (gint64)r->usage.llm_completion_tokens);
+  json_builder_end_object (b);
+  json_builder_set_member_name (b, "cost_usd");
+  json_builder_add_double_value (b, r->cost_usd);
+  json_builder_set_member_name (b, "recording");
+  if (r->recording == NULL) {
+    json_builder_add_null_value (b);
+  } else {
+    json_builder_begin_object (b);
+    json_builder_set_member_name (b, "path");
+    json_builder_add_string_value (b, r->recording);
+    json_builder_set_member_name (b, "bytes");
+    json_builder_add_int_value (b, (gint64)r->recording_bytes);
+    json_builder_set_member_name (b, "seconds");
+    json_builder_add_double_value (b, r->recording_seconds);
+    json_builder_set_member_name (b, "dropped_buffers");
+    json_builder_add_int_value (b, (gint64)r->recording_dropped);
+    json_builder_end_object (b);
+  }
+  json_builder_end_object (b);
+  root = json_builder_get_root (b);
+  json = json_to_string (root, FALSE);
+  json_node_unref (root);
+  g_object_unref (b);
+  return json;
 }
 
 const VaRecordsBackend *
@@ -544,7 +640,7 @@ list_calls (VaRecordsDb *db)
 }
 
 static int
-show_call (VaRecordsDb *db, const gchar *id)
+show_call (VaRecordsDb *db, const gchar *id, gboolean as_json)
 {
   GError *error = NULL;
   VaCallRecord *r = db->backend->show (db, id, &error);
@@ -558,6 +654,13 @@ show_call (VaRecordsDb *db, const gchar *id)
     g_clear_error (&error);
     return 1;
   }
+  if (as_json) {
+    gchar *json = va_call_record_to_json (r);
+    printf ("%s\n", json);
+    g_free (json);
+    va_call_record_free (r);
+    return 0;
+  }
   started = format_time (r->started_us);
   printf ("call:        %s\nagent:       %s\nstarted:     %s\n"
           "duration:    %.1f s\nended:       %s\ntranscript:  %s\n"
@@ -569,6 +672,13 @@ show_call (VaRecordsDb *db, const gchar *id)
       text (r->transcript_json), text (r->turns_json), r->usage.stt_seconds,
       r->usage.tts_characters, r->usage.llm_prompt_tokens,
       r->usage.llm_completion_tokens, r->cost_usd);
+  if (r->recording)
+    printf ("recording:   %s (%" G_GUINT64_FORMAT
+            " bytes, %.1f s, %" G_GUINT64_FORMAT " buffers dropped)\n",
+        r->recording, r->recording_bytes, r->recording_seconds,
+        r->recording_dropped);
+  else
+    printf ("recording:   none\n");
   g_free (started);
   va_call_record_free (r);
   return 0;
@@ -582,12 +692,17 @@ va_records_command (const VaConfig *config, int argc, char **argv)
   VaRecordsDb *db = NULL;
   int status;
 
+  /* `calls json ID`: a subcommand, not a flag, since GOption owns the
+   * flags before the subcommand is known. */
+  gboolean as_json = argc == 3 && g_str_equal (argv[1], "json");
+
   if (argc < 2 ||
       (!g_str_equal (argv[1], "list") &&
-          !(g_str_equal (argv[1], "show") && argc == 3))) {
+          !(g_str_equal (argv[1], "show") && argc == 3) && !as_json)) {
     fprintf (stderr,
         "usage: voiceagent [--database FILE|URI] calls list\n"
-        "       voiceagent [--database FILE|URI] calls show ID\n");
+        "       voiceagent [--database FILE|URI] calls show ID\n"
+        "       voiceagent [--database FILE|URI] calls json ID\n");
     return 2;
   }
   backend = va_records_backend_for (config->database, &error);
@@ -598,8 +713,8 @@ va_records_command (const VaConfig *config, int argc, char **argv)
     g_error_free (error);
     return 1;
   }
-  status =
-      g_str_equal (argv[1], "list") ? list_calls (db) : show_call (db, argv[2]);
+  status = g_str_equal (argv[1], "list") ? list_calls (db)
+                                         : show_call (db, argv[2], as_json);
   backend->close (db);
   return status;
 }

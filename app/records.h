@@ -23,9 +23,16 @@ typedef struct
   gchar *turns_json; /* per-turn metrics [{...}] */
   VaUsage usage;
   gdouble cost_usd;
+  gchar *recording; /* the recording's path, or NULL: not recorded */
+  guint64 recording_bytes;
+  gdouble recording_seconds;
+  guint64 recording_dropped; /* audio buffers a slow disk cost it */
 } VaCallRecord;
 
 void va_call_record_free (VaCallRecord *record);
+/* The record as JSON (free it): `calls show --json` and the webhook's
+ * body (docs/operations.md). */
+gchar *va_call_record_to_json (const VaCallRecord *record);
 
 /* Most records waiting for the database (memory while it is down); more
  * drop the oldest. VOICEAGENT_RECORDS_QUEUE_MAX overrides it (tests). */

@@ -18,6 +18,7 @@
 #include "sdp.h"
 #include "server.h"
 #include "template.h"
+#include "webhook.h"
 
 G_BEGIN_DECLS
 
@@ -43,6 +44,8 @@ struct _VaServer
   GHashTable *calls; /* id → CallEntry* */
   VaMetrics *metrics;
   VaRecords *records;
+  VaWebhook *webhook; /* --webhook, or NULL */
+  VaRecordingMetrics recording; /* --record: totals of ended calls */
   gboolean draining;
   GSourceFunc drain_done;
   gpointer drain_data;
@@ -87,6 +90,7 @@ struct _CallEntry
   gint64 state_us; /* time taken to load a resumed call's state, or -1 */
   gint64 pipeline_us; /* POST to the pipeline playing and the offer set */
   gboolean media; /* gateway mode: the caller's media has arrived */
+  gboolean record; /* --record applies to this call */
 };
 
 /* respond.c */

@@ -175,13 +175,42 @@ call_entry_free (CallEntry *e)
 
 static void check_drained (VaServer *server);
 
-/* The call's durable record, written off the main thread by VaRecords. */
+/* Adds the call's recording to @r and to the totals in /metrics. */
+static void
+add_recording (CallEntry *e, VaCallRecord *r)
+{
+  const VaRecording *rec = va_call_get_recording (e->call);
+  VaRecordingMetrics *m = &e->server->recording;
+
+  if (!e->record)
+    return;
+  if (rec->path == NULL) {
+    m->skipped++;
+    return;
+  }
+  r->recording = g_strdup (rec->path);
+  r->recording_bytes = rec->bytes;
+  r->recording_seconds = rec->seconds;
+  r->recording_dropped = rec->dropped;
+  m->written++;
+  m->bytes += rec->bytes;
+  m->dropped += rec->dropped;
+  if (rec->dropped > 0 || rec->truncated)
+    g_printerr ("voiceagent: call %s: recording %s: %s%" G_GUINT64_FORMAT
+                " audio buffers dropped (disk too slow)\n",
+        r->id, rec->path,
+        rec->truncated ? "reached --record-max-mb and was cut short; " : "",
+        rec->dropped);
+}
+
+/* The call's durable record, written off the main thread by VaRecords,
+ * and with --webhook sent off it by VaWebhook. */
 static void
 write_record (CallEntry *e, VaCallEndReason reason)
 {
   VaCallRecord *r;
 
-  if (e->server->records == NULL)
+  if (e->server->records == NULL && e->server->webhook == NULL)
     return;
   r = g_new0 (VaCallRecord, 1);
   r->id = g_strdup (va_call_get_id (e->call));
@@ -193,7 +222,48 @@ write_record (CallEntry *e, VaCallEndReason reason)
   r->turns_json = va_conversation_turns_json (e->conversation);
   r->usage = *va_conversation_get_usage (e->conversation);
   r->cost_usd = va_usage_cost (&r->usage, e->server->config);
-  va_records_write (e->server->records, r);
+  add_recording (e, r);
+  if (e->server->webhook)
+    va_webhook_send (
+        e->server->webhook, "call.ended", r->id, va_call_record_to_json (r));
+  if (e->server->records)
+    va_records_write (e->server->records, r);
+  else
+    va_call_record_free (r);
+}
+
+/* Whether --record applies to the call @msg asks for: every call, or with
+ * --record-calls opt-in those whose URL has record=1. */
+static gboolean
+wants_recording (VaServer *server, SoupServerMessage *msg)
+{
+  const gchar *query;
+  GHashTable *params;
+  gboolean yes;
+
+  if (server->config->record_dir == NULL)
+    return FALSE;
+  if (g_str_equal (server->config->record_calls, "all"))
+    return TRUE;
+  query = g_uri_get_query (soup_server_message_get_uri (msg));
+  if (query == NULL)
+    return FALSE;
+  params = soup_form_decode (query);
+  yes = g_strcmp0 (g_hash_table_lookup (params, "record"), "1") == 0;
+  g_hash_table_unref (params);
+  return yes;
+}
+
+/* Before the call starts: where it records, if it does. */
+static void
+set_recording (CallEntry *e, gboolean record)
+{
+  const VaConfig *c = e->server->config;
+
+  e->record = record;
+  if (record)
+    va_call_set_recording (
+        e->call, c->record_dir, (guint64)c->record_max_mb * 1024 * 1024);
 }
 
 /* glibc keeps what the calls' threads freed in its arenas: after 25 calls
@@ -453,6 +523,7 @@ va_server_start_call (VaServer *server, SoupServerMessage *msg, gboolean paused,
 
   if (server->scaleout)
     va_state_prepare (e, vars, token, stored);
+  set_recording (e, wants_recording (server, msg));
   e->pending = g_object_ref (msg);
   if (!paused)
     soup_server_message_pause (msg);
@@ -497,6 +568,10 @@ va_server_start_rtp_call (VaServer *server, const VaRtpCallRequest *req,
       vars, (gpointer) "RTP_PORT", g_strdup_printf ("%u", req->gateway_port));
   if (server->scaleout)
     va_state_prepare (e, vars, req->token, stored);
+  /* The front does not pass ?record=1 on: a worker records all or none. */
+  set_recording (e,
+      server->config->record_dir &&
+          g_str_equal (server->config->record_calls, "all"));
   if (!va_call_start_rtp (e->call, tmpl, vars, link, error)) {
     GST_WARNING ("call %s: cannot start: %s", req->id, (*error)->message);
     va_call_end (e->call, VA_CALL_END_ERROR, (*error)->message);
@@ -975,9 +1050,17 @@ va_server_new (VaConfig *config, GError **error)
   server->grants = va_grants_new ();
   server->metrics = va_metrics_new ();
   server->records = va_records_open (config->database, error);
-  if (server->records == NULL) {
+  if (server->records == NULL ||
+      (config->record_dir &&
+          !va_recorder_check_dir (config->record_dir, error))) {
     va_server_free (server);
     return NULL;
+  }
+  if (config->webhook_url) {
+    VaWebhookOptions hook = { .attempts = config->webhook_retries,
+      .timeout_s = config->webhook_timeout_s };
+    server->webhook =
+        va_webhook_new (config->webhook_url, config->webhook_secret, &hook);
   }
   server->soup = soup_server_new ("server-header", "voiceagent/" VERSION, NULL);
   soup_server_add_handler (server->soup, NULL, handle_request, server, NULL);
@@ -1092,6 +1175,7 @@ va_server_free (VaServer *server)
   g_clear_pointer (&server->grants, va_grants_free);
   g_clear_pointer (&server->templates, g_hash_table_unref);
   va_metrics_free (server->metrics);
+  va_webhook_close (server->webhook);
   va_records_close (server->records);
   g_free (server->base_url);
   g_free (server);

@@ -178,6 +178,34 @@ static const Setting settings[] = {
       "as postgresql://[user[:password]@]host[:port]/dbname (the password "
       "from VOICEAGENT_DATABASE_URL, PGPASSWORD or ~/.pgpass)",
       "FILE|URI", URL_PASSWORD },
+  { "record", "VOICEAGENT_RECORD", SETTING_STRING, OFF (record_dir),
+      "Record calls as stereo Ogg/Opus (caller left, agent right) into DIR "
+      "as CALL-ID.opus (default: none)",
+      "DIR" },
+  { "record-calls", "VOICEAGENT_RECORD_CALLS", SETTING_STRING,
+      OFF (record_calls),
+      "With --record: all calls, or opt-in: only those whose POST /whip "
+      "has ?record=1 (default all)",
+      "all|opt-in" },
+  { "record-max-mb", NULL, SETTING_UINT, OFF (record_max_mb),
+      "A recording stops growing at MB megabytes, and a call is not "
+      "recorded while DIR has less free (default 100, ~4 hours)",
+      "MB" },
+  { "webhook", "VOICEAGENT_WEBHOOK", SETTING_STRING, OFF (webhook_url),
+      "POST each ended call's record (JSON, event call.ended) to URL, "
+      "signed with VOICEAGENT_WEBHOOK_SECRET (default: none)",
+      "URL", URL_PASSWORD },
+  { "webhook-secret", "VOICEAGENT_WEBHOOK_SECRET", SETTING_STRING,
+      OFF (webhook_secret),
+      "HMAC-SHA256 key that signs webhook deliveries (required with "
+      "--webhook)",
+      "SECRET", SECRET },
+  { "webhook-retries", NULL, SETTING_UINT, OFF (webhook_retries),
+      "Attempts per webhook delivery, backing off from 5 s doubling "
+      "(default 6, over about 2.5 minutes)",
+      "N" },
+  { "webhook-timeout", NULL, SETTING_UINT, OFF (webhook_timeout_s),
+      "Seconds one webhook attempt may take (default 10)", "S" },
   { "price-stt-per-min", NULL, SETTING_DOUBLE, OFF (price_stt_per_min),
       "USD per minute of STT audio (default 0.0048, Deepgram nova-3)", "USD" },
   { "price-tts-per-1k-chars", NULL, SETTING_DOUBLE,
@@ -216,6 +244,10 @@ va_config_new (void)
   c->connect_timeout_s = 30;
   c->drain_timeout_s = 300;
   c->database = g_strdup ("voiceagent.db");
+  c->record_calls = g_strdup ("all");
+  c->record_max_mb = 100;
+  c->webhook_retries = 6;
+  c->webhook_timeout_s = 10;
   c->price_stt_per_min = 0.0048;
   c->price_tts_per_1k_chars = 0.05;
   c->price_llm_per_m_input = 0.15;
@@ -603,7 +635,7 @@ load_flags (VaConfig *c, gint *argc, gchar ***argv, GError **error)
         "Key file ([voiceagent] group, keys named like the flags)", "FILE" };
 
   ctx = g_option_context_new (
-      "[calls list|calls show ID] - WHIP/WHEP voice-agent server");
+      "[calls list|calls show ID|calls json ID] - WHIP/WHEP voice-agent server");
   g_option_context_set_summary (ctx,
       "Answers WebRTC calls (WHIP) with a voice agent: Silero VAD, Deepgram "
       "speech-to-text,\nan OpenAI-compatible LLM and ElevenLabs "
@@ -616,7 +648,8 @@ load_flags (VaConfig *c, gint *argc, gchar ***argv, GError **error)
       "also read from a file: --FLAG-file FILE, the variable with _FILE "
       "added (e.g.\nDEEPGRAM_API_KEY_FILE), or FLAG-file in the key file.\n\n"
       "Subcommands:\n  calls list        recent calls from the database\n"
-      "  calls show ID     one call's transcript, metrics and cost\n");
+      "  calls show ID     one call's transcript, metrics and cost\n"
+      "  calls json ID     the same as JSON (the webhook's body)\n");
   g_option_context_add_main_entries (ctx, entries, NULL);
   ok = g_option_context_parse (ctx, argc, argv, error);
   g_option_context_free (ctx);
@@ -671,11 +704,45 @@ derive_defaults (VaConfig *c)
     c->turn_ttl_s = c->max_call_s + 60;
 }
 
+/* Settings that only make sense together. */
+static gboolean
+check_combinations (VaConfig *c, GError **error)
+{
+  if (!g_str_equal (c->record_calls, "all") &&
+      !g_str_equal (c->record_calls, "opt-in")) {
+    g_set_error (error, G_OPTION_ERROR, G_OPTION_ERROR_BAD_VALUE,
+        "--record-calls is \"%s\": give all or opt-in", c->record_calls);
+    return FALSE;
+  }
+  if (c->webhook_url == NULL || *c->webhook_url == '\0')
+    return TRUE;
+  if (!g_str_has_prefix (c->webhook_url, "http://") &&
+      !g_str_has_prefix (c->webhook_url, "https://")) {
+    g_set_error (error, G_OPTION_ERROR, G_OPTION_ERROR_BAD_VALUE,
+        "--webhook must be an http:// or https:// URL");
+    return FALSE;
+  }
+  /* An unsigned hook lets anyone who finds its URL post fake calls. */
+  if (c->webhook_secret == NULL || *c->webhook_secret == '\0') {
+    g_set_error (error, G_OPTION_ERROR, G_OPTION_ERROR_BAD_VALUE,
+        "--webhook needs a signing secret: set VOICEAGENT_WEBHOOK_SECRET "
+        "(or --webhook-secret-file FILE) to a long random string the "
+        "receiver also knows");
+    return FALSE;
+  }
+  if (c->webhook_retries == 0) {
+    g_set_error (error, G_OPTION_ERROR, G_OPTION_ERROR_BAD_VALUE,
+        "--webhook-retries must be at least 1 (the first attempt)");
+    return FALSE;
+  }
+  return TRUE;
+}
+
 gboolean
 va_config_load (VaConfig *c, gint *argc, gchar ***argv, GError **error)
 {
   if (!load_env (c, error) || !load_flags (c, argc, argv, error))
     return FALSE;
   derive_defaults (c);
-  return TRUE;
+  return check_combinations (c, error);
 }

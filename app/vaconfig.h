@@ -69,6 +69,15 @@ typedef struct
   gdouble price_llm_per_m_input; /* USD per million prompt tokens */
   gdouble price_llm_per_m_output; /* USD per million completion tokens */
 
+  /* Recordings and webhooks (docs/operations.md) */
+  gchar *record_dir; /* --record DIR, or NULL: no recordings */
+  gchar *record_calls; /* "all" or "opt-in" (POST /whip?record=1) */
+  guint record_max_mb; /* one recording's bound, and the free space needed */
+  gchar *webhook_url; /* POST call.ended here, or NULL */
+  gchar *webhook_secret; /* HMAC-SHA256 key; never logged */
+  guint webhook_retries; /* attempts per delivery */
+  guint webhook_timeout_s; /* per attempt */
+
   gchar *key_file; /* optional key file the values above came from */
 } VaConfig;
 

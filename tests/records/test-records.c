@@ -6,6 +6,7 @@
  * SPDX-License-Identifier: LGPL-2.1-or-later
  */
 #include <string.h>
+#include <sqlite3.h>
 #include <glib/gstdio.h>
 #include <gst/check/gstcheck.h>
 #include "pg-server.h"
@@ -43,6 +44,12 @@ make_record (guint i)
   r->usage.llm_prompt_tokens = G_GUINT64_CONSTANT (1) << 40 | i;
   r->usage.llm_completion_tokens = 56 + i;
   r->cost_usd = 0.1234567890123 + i * 1e-7;
+  if (i % 2) {
+    r->recording = g_strdup_printf ("/var/rec/O'Brien/%s.opus", r->id);
+    r->recording_bytes = 600000 + i;
+    r->recording_seconds = 100.5 + i;
+    r->recording_dropped = i;
+  }
   return r;
 }
 
@@ -225,7 +232,7 @@ GST_START_TEST (test_pg_fields)
     va_call_record_free (r);
   }
   version = query (conn, "SELECT max(version) FROM voiceagent_schema");
-  fail_unless_equals_string (version, "1");
+  fail_unless_equals_string (version, "2");
   g_free (version);
   PQfinish (conn);
   /* Opening again finds the schema there: nothing is created twice. */
@@ -570,6 +577,49 @@ GST_START_TEST (test_sqlite)
 
 GST_END_TEST;
 
+/* A database made by schema version 1 (no recording columns) is migrated
+ * when the server opens it: its rows stay, new ones have recordings. */
+GST_START_TEST (test_sqlite_migrates_v1)
+{
+  gchar *file = g_build_filename (g_get_tmp_dir (), "v1.db", NULL);
+  sqlite3 *db = NULL;
+  sqlite3_stmt *st = NULL;
+  VaRecords *records;
+
+  g_unlink (file);
+  fail_unless (sqlite3_open (file, &db) == SQLITE_OK);
+  fail_unless (sqlite3_exec (db,
+                   "CREATE TABLE calls (id TEXT PRIMARY KEY, agent TEXT, "
+                   "started_us INTEGER, ended_us INTEGER, end_reason TEXT, "
+                   "transcript TEXT, turns TEXT, stt_seconds REAL, "
+                   "tts_characters INTEGER, llm_prompt_tokens INTEGER, "
+                   "llm_completion_tokens INTEGER, cost_usd REAL);"
+                   "CREATE TABLE voiceagent_schema (version INTEGER PRIMARY "
+                   "KEY); INSERT INTO voiceagent_schema VALUES (1);"
+                   "INSERT INTO calls (id) VALUES ('old');",
+                   NULL, NULL, NULL) == SQLITE_OK);
+  sqlite3_close (db);
+  records = open_records (file, 0, 0);
+  write_records (records, 1, 1);
+  WAIT_STATS (records, m.written == 1 && m.queued == 0);
+  fail_unless_equals_int (va_records_close (records), 0);
+  fail_unless (sqlite3_open (file, &db) == SQLITE_OK);
+  fail_unless (sqlite3_prepare_v2 (db,
+                   "SELECT (SELECT max(version) FROM voiceagent_schema), "
+                   "count(*), max(recording_bytes) FROM calls",
+                   -1, &st, NULL) == SQLITE_OK);
+  fail_unless (sqlite3_step (st) == SQLITE_ROW);
+  fail_unless_equals_int (sqlite3_column_int (st, 0), 2);
+  fail_unless_equals_int (sqlite3_column_int (st, 1), 2);
+  fail_unless_equals_int (sqlite3_column_int (st, 2), 600001);
+  sqlite3_finalize (st);
+  sqlite3_close (db);
+  g_unlink (file);
+  g_free (file);
+}
+
+GST_END_TEST;
+
 /* How fast the writer empties a full queue into each backend (printed,
  * not judged: timing is the benchmarks' business). */
 GST_START_TEST (test_throughput)
@@ -616,6 +666,7 @@ records_suite (void)
   tcase_add_test (tc, test_password_sources);
   tcase_add_test (tc, test_bad_uri);
   tcase_add_test (tc, test_sqlite);
+  tcase_add_test (tc, test_sqlite_migrates_v1);
   tcase_add_test (tc, test_throughput);
   return s;
 }
