@@ -175,6 +175,23 @@ call_entry_free (CallEntry *e)
 
 static void check_drained (VaServer *server);
 
+/* Dropped buffers mean the disk was too slow; truncated, that the call
+ * outgrew --record-max-mb: both make it a warning. */
+static void
+log_recording (const gchar *call_id, const VaRecording *rec)
+{
+  gboolean lossy = rec->dropped > 0 || rec->truncated;
+  VaLogLine *l = va_log_begin (
+      lossy ? VA_LOG_WARNING : VA_LOG_INFO, "recording.end", call_id, 0);
+
+  va_log_add_string (l, "path", rec->path);
+  va_log_add_int (l, "bytes", rec->bytes);
+  va_log_add_double (l, "seconds", rec->seconds);
+  va_log_add_int (l, "dropped_buffers", rec->dropped);
+  va_log_add_bool (l, "truncated", rec->truncated);
+  va_log_end (l);
+}
+
 /* Adds the call's recording to @r and to the totals in /metrics. */
 static void
 add_recording (CallEntry *e, VaCallRecord *r)
@@ -195,12 +212,7 @@ add_recording (CallEntry *e, VaCallRecord *r)
   m->written++;
   m->bytes += rec->bytes;
   m->dropped += rec->dropped;
-  if (rec->dropped > 0 || rec->truncated)
-    g_printerr ("voiceagent: call %s: recording %s: %s%" G_GUINT64_FORMAT
-                " audio buffers dropped (disk too slow)\n",
-        r->id, rec->path,
-        rec->truncated ? "reached --record-max-mb and was cut short; " : "",
-        rec->dropped);
+  log_recording (r->id, rec);
 }
 
 /* The call's durable record, written off the main thread by VaRecords,

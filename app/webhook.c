@@ -28,6 +28,7 @@
 #include <gst/gst.h>
 #include <libsoup/soup.h>
 #include "gstvoicehttp.h"
+#include "oplog.h"
 #include "webhook.h"
 
 GST_DEBUG_CATEGORY_EXTERN (voiceagent_debug);
@@ -121,9 +122,13 @@ va_webhook_send (
   g_cond_signal (&hook->cond);
   g_mutex_unlock (&hook->lock);
   if (oldest) {
-    g_printerr ("voiceagent: webhook: the queue is full (%u deliveries): "
-                "dropped the oldest, call %s\n",
-        hook->max_queued, oldest->call_id);
+    VaLogLine *l =
+        va_log_begin (VA_LOG_WARNING, "webhook.dropped", oldest->call_id, 0);
+
+    va_log_add_string (l, "delivery", oldest->id);
+    va_log_add_int (l, "queue", hook->max_queued);
+    va_log_add_string (l, "why", "the queue is full: the oldest goes");
+    va_log_end (l);
     delivery_free (oldest);
   }
 }
@@ -234,6 +239,31 @@ attempt (VaWebhook *hook, SoupSession *session, Delivery *d, gchar **why)
   return status;
 }
 
+/* One line per attempt: delivered, retrying, refused (4xx: the receiver
+ * must be fixed, not retried) or given up. */
+static void
+log_attempt (VaWebhook *hook, Delivery *d, Outcome outcome, gboolean retry,
+    const gchar *what, guint delay_ms)
+{
+  const gchar *event = outcome == OUTCOME_REFUSED ? "refused"
+      : retry                                     ? "retrying"
+      : outcome == OUTCOME_RETRY                  ? "gave_up"
+                                                  : "delivered";
+  VaLogLine *l = va_log_begin (
+      g_str_equal (event, "delivered") ? VA_LOG_INFO : VA_LOG_WARNING,
+      "webhook.delivery", d->call_id, 0);
+
+  va_log_add_string (l, "outcome", event);
+  va_log_add_string (l, "delivery", d->id);
+  va_log_add_string (l, "to", hook->where);
+  va_log_add_int (l, "attempt", d->attempt);
+  va_log_add_int (l, "attempts", hook->attempts);
+  va_log_add_string (l, "result", what);
+  if (retry)
+    va_log_add_double (l, "retry_in_s", delay_ms / 1000.0);
+  va_log_end (l);
+}
+
 /* After an attempt at @d: counts it, and puts it back to retry, or frees
  * it. Says what went wrong; a delivery says nothing when it succeeds. */
 static void
@@ -258,22 +288,7 @@ settle (VaWebhook *hook, Delivery *d, guint status, const gchar *why)
   }
   g_mutex_unlock (&hook->lock);
 
-  if (outcome == OUTCOME_REFUSED)
-    g_printerr ("voiceagent: webhook: call %s: %s refused delivery %s with "
-                "%s; not retried (fix the receiver)\n",
-        d->call_id, hook->where, d->id, what);
-  else if (retry)
-    g_printerr ("voiceagent: webhook: call %s: attempt %u of %u to %s "
-                "failed (%s); retrying in %.1f s\n",
-        d->call_id, d->attempt, hook->attempts, hook->where, what,
-        delay_ms / 1000.0);
-  else if (outcome == OUTCOME_RETRY)
-    g_printerr ("voiceagent: webhook: call %s: gave up delivery %s to %s "
-                "after %u attempts (last: %s)\n",
-        d->call_id, d->id, hook->where, d->attempt, what);
-  else
-    GST_INFO ("webhook: call %s: delivered (%s, attempt %u)", d->call_id, what,
-        d->attempt);
+  log_attempt (hook, d, outcome, retry, what, delay_ms);
   g_free (what);
   if (!retry)
     delivery_free (d);
