@@ -57,11 +57,11 @@ static const Setting settings[] = {
       "default text)",
       "text|json" },
   { "token", "VOICEAGENT_TOKEN", SETTING_STRING, OFF (token),
-      "Bearer token callers send to POST /whip (default: none, anyone may "
-      "call)",
+      "The bearer-token callers send to POST /whip (default: none, anyone "
+      "may call)",
       "TOKEN", SECRET },
   { "admin-token", "VOICEAGENT_ADMIN_TOKEN", SETTING_STRING, OFF (admin_token),
-      "Bearer token of operators: /calls, /metrics, listening to and "
+      "The bearer-token of operators: /calls, /metrics, listening to and "
       "ending any call (default: none, ops only on --ops-listen)",
       "TOKEN", SECRET },
   { "ops-listen", "VOICEAGENT_OPS_LISTEN", SETTING_STRING, OFF (ops_listen),
@@ -113,7 +113,7 @@ static const Setting settings[] = {
       "URL" },
   { "cluster-token", "VOICEAGENT_CLUSTER_TOKEN", SETTING_STRING,
       OFF (cluster_token),
-      "Gateway mode: the Bearer token the front presents on /gateway/ "
+      "Gateway mode: the token the front presents on /gateway/ "
       "(default: none, this instance is no gateway worker)",
       "TOKEN", SECRET },
   { "rtp-bind", "VOICEAGENT_RTP_BIND", SETTING_STRING, OFF (rtp_bind),
