@@ -30,6 +30,7 @@ GST_START_TEST (test_installed_server_answers)
       "the answer was never heard (peak RMS %.3f)",
       whip_caller_get_peak_rms (c));
   g_free (answer);
+  fail_unless_equals_int (whip_caller_hangup (c), 200);
   whip_caller_free (c);
 }
 GST_END_TEST;
