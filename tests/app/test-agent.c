@@ -9,6 +9,7 @@
 #include <json-glib/json-glib.h>
 #include <libsoup/soup.h>
 #include "emulator-process.h"
+#include "test-speech.h"
 #include "whip-check.h"
 
 #define ANSWER_TIMEOUT_MS 30000
@@ -16,23 +17,15 @@
 static gchar *question_wav;
 static gchar *interrupt_wav;
 
+/* Runs while the suite is built, outside any test: no fail_unless. */
 static gchar *
-speak (const gchar *text, const gchar *name)
+speech (const gchar *text, const gchar *name)
 {
-  gchar *raw = g_build_filename (g_get_tmp_dir (), name, NULL);
-  gchar *wav = g_strconcat (raw, "-48k.wav", NULL);
-  gchar *cmd = g_strdup_printf (
-      "sh -c 'espeak-ng -s 130 -v en-us+m1 -w "
-      "\"%s\" \"%s\" && sox \"%s\" -r 48000 -c 1 \"%s\" pad 0.3 2'",
-      raw, text, raw, wav);
-  gint status = -1;
+  GError *error = NULL;
+  gchar *wav = test_speech_wav (text, name, 2, &error);
 
-  /* Runs while the suite is built, outside any test: no fail_unless. */
-  if (!g_spawn_command_line_sync (cmd, NULL, NULL, &status, NULL) ||
-      status != 0)
-    g_error ("espeak-ng/sox failed: %s", cmd);
-  g_free (cmd);
-  g_free (raw);
+  if (wav == NULL)
+    g_error ("%s", error->message);
   return wav;
 }
 
@@ -399,9 +392,9 @@ agent_suite (void)
   TCase *tc = tcase_create ("e2e");
 
   question_wav =
-      speak ("I want to order a large pizza with cheese", "e2e-question");
+      speech ("I want to order a large pizza with cheese", "e2e-question");
   interrupt_wav =
-      speak ("Wait, stop, I have another question", "e2e-interrupt");
+      speech ("Wait, stop, I have another question", "e2e-interrupt");
   tcase_set_timeout (tc, 600);
   suite_add_tcase (s, tc);
   tcase_add_test (tc, test_conversation);

@@ -11,6 +11,7 @@
 #include <json-glib/json-glib.h>
 #include <libsoup/soup.h>
 #include "emulator-process.h"
+#include "test-speech.h"
 #include "whip-check.h"
 #include "webhook.h"
 
@@ -366,25 +367,6 @@ decode (const gchar *path)
   return d;
 }
 
-static gchar *
-speak (const gchar *text, const gchar *name)
-{
-  gchar *raw = g_build_filename (g_get_tmp_dir (), name, NULL);
-  gchar *wav = g_strconcat (raw, "-48k.wav", NULL);
-  gchar *cmd = g_strdup_printf (
-      "sh -c 'espeak-ng -s 130 -v en-us+m1 -w "
-      "\"%s\" \"%s\" && sox \"%s\" -r 48000 -c 1 \"%s\" pad 0.3 1'",
-      raw, text, raw, wav);
-  gint status = -1;
-
-  fail_unless (
-      g_spawn_command_line_sync (cmd, NULL, NULL, &status, NULL) && status == 0,
-      "espeak-ng/sox failed: %s", cmd);
-  g_free (cmd);
-  g_free (raw);
-  return wav;
-}
-
 /* The server with --record and --webhook: the call's recording is stereo
  * Ogg/Opus at 48 kHz as long as the call, the caller on the left and the
  * agent on the right; the webhook (after two 503s) brings the record with
@@ -400,7 +382,9 @@ GST_START_TEST (test_call_recorded_and_posted)
   const gchar *args[] = { "--database", db, "--record", rec_dir, "--webhook",
     url, "--emulator-args", "--quiet --stt-engine scripted --tts-engine tone",
     "--drain-timeout", "1", "--ice-timeout-ms", "1000", NULL };
-  gchar *wav = speak ("Hello, I would like a pizza", "recweb-caller");
+  GError *error = NULL;
+  gchar *wav = test_speech_wav (
+      "Hello, I would like a pizza", "recweb-caller", 1, &error);
   gchar *whip, *path, *logged = NULL, *id;
   WhipCallerOptions o = { .wav = wav, .data_channel = TRUE };
   WhipCaller *c;
@@ -412,6 +396,7 @@ GST_START_TEST (test_call_recorded_and_posted)
   JsonObject *rec;
   GStatBuf st;
 
+  fail_unless (wav != NULL, "%s", error ? error->message : "");
   g_mkdir (rec_dir, 0750);
   g_unsetenv ("DEEPGRAM_API_KEY");
   g_unsetenv ("ELEVENLABS_API_KEY");

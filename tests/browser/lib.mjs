@@ -66,6 +66,29 @@ export function serverEnv(extra = {}) {
 
 // GET @path of a voiceagent as its operator; JSON, or the text when
 // @text.
+// Starts the built voiceagent ($VOICEAGENT_BIN) on 127.0.0.1 with the
+// templates in `pipelines` and a database in the harness's scratch folder.
+// With `agent`, the template runs the real elements on the local emulator:
+// a template the server refuses for a missing element is a Skip there (it
+// cannot run on this machine), and the server's log is shown either way.
+export async function startVoiceagent(h, { pipelines, env, agent = true }) {
+  const bin = process.env.VOICEAGENT_BIN;
+  if (!bin || !fs.existsSync(bin)) throw new Error(`VOICEAGENT_BIN is not set or missing (${bin})`);
+  const args = ['--host', '127.0.0.1', '--pipelines', pipelines,
+    '--database', path.join(h.tmp, 'calls.db'), '--drain-timeout', '2'];
+  if (agent && process.env.VOICEAGENT_EMULATOR) args.push('--emulator', process.env.VOICEAGENT_EMULATOR);
+  try {
+    return await h.startListening('voiceagent', bin, args, { env });
+  } catch (e) {
+    const failed = h.procs.find((p) => p.name === 'voiceagent');
+    if (failed) h.dumpLog(failed);
+    const text = failed && fs.existsSync(failed.logPath) ? fs.readFileSync(failed.logPath, 'utf8') : '';
+    if (agent && /\.pipeline:\d+: no (element|property) "/.test(text))
+      throw new Skip('voiceagent refuses the full agent template (an element is missing; see its output above)');
+    throw e;
+  }
+}
+
 export async function adminGet(base, p, { text = false } = {}) {
   const resp = await fetch(`${base}${p}`, { headers: { Authorization: `Bearer ${adminToken}` } });
   if (!resp.ok) throw new Error(`GET ${base}${p}: HTTP ${resp.status}`);

@@ -20,12 +20,11 @@
 // Environment: as test-demo-page.mjs. Exit 0 pass, 1 fail, 77 skip.
 // SPDX-License-Identifier: LGPL-2.1-or-later
 
-import fs from 'node:fs';
 import path from 'node:path';
 import { execFileSync } from 'node:child_process';
 import { parseArgs } from 'node:util';
 import {
-  Harness, Skip, sourceDir, serverEnv, requireTools, events, logEvents, adminGet, listCalls,
+  Harness, sourceDir, serverEnv, startVoiceagent, requireTools, events, logEvents, adminGet, listCalls,
 } from './lib.mjs';
 
 const SILENCE_S = 9;
@@ -64,23 +63,8 @@ function micWav() {
 }
 
 async function startServer() {
-  const bin = process.env.VOICEAGENT_BIN;
-  if (!bin || !fs.existsSync(bin)) throw new Error(`VOICEAGENT_BIN is not set or missing (${bin})`);
-  const pipelines = path.join(sourceDir(), 'pipelines');
   const env = serverEnv({ VOICEAGENT_GREETING: 'Hi.' });
-  const args = ['--host', '127.0.0.1', '--pipelines', pipelines,
-    '--database', path.join(h.tmp, 'calls.db'), '--drain-timeout', '2'];
-  if (process.env.VOICEAGENT_EMULATOR) args.push('--emulator', process.env.VOICEAGENT_EMULATOR);
-  try {
-    server = await h.startListening('voiceagent', bin, args, { env });
-  } catch (e) {
-    const failed = h.procs.find((p) => p.name === 'voiceagent');
-    if (failed) h.dumpLog(failed);
-    const text = failed && fs.existsSync(failed.logPath) ? fs.readFileSync(failed.logPath, 'utf8') : '';
-    if (/\.pipeline:\d+: no (element|property) "/.test(text))
-      throw new Skip('voiceagent refuses the full agent template (an element is missing; see its output above)');
-    throw e;
-  }
+  server = await startVoiceagent(h, { pipelines: path.join(sourceDir(), 'pipelines'), env });
   return server.url;
 }
 

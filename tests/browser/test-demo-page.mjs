@@ -19,7 +19,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { parseArgs } from 'node:util';
 import {
-  Harness, Skip, sleep, sourceDir, serverEnv, listCalls, requireTools, inboundAudio, events,
+  Harness, sleep, sourceDir, serverEnv, startVoiceagent, listCalls, requireTools, inboundAudio, events,
   eventTypes, logEvents,
 } from './lib.mjs';
 
@@ -63,19 +63,7 @@ async function startServer(token) {
   const env = serverEnv(mode === 'echo'
     ? { DEEPGRAM_API_KEY: 'unused', ELEVENLABS_API_KEY: 'unused', LLM_API_KEY: 'unused' } : {});
   env.VOICEAGENT_TOKEN = token;
-  const args = ['--host', '127.0.0.1', '--pipelines', pipelines,
-    '--database', path.join(h.tmp, 'calls.db'), '--drain-timeout', '2'];
-  if (mode === 'full' && process.env.VOICEAGENT_EMULATOR) args.push('--emulator', process.env.VOICEAGENT_EMULATOR);
-  try {
-    server = await h.startListening('voiceagent', bin, args, { env });
-  } catch (e) {
-    const failed = h.procs.find((p) => p.name === 'voiceagent');
-    if (failed) h.dumpLog(failed);
-    const text = failed && fs.existsSync(failed.logPath) ? fs.readFileSync(failed.logPath, 'utf8') : '';
-    if (mode === 'full' && /\.pipeline:\d+: no (element|property) "/.test(text))
-      throw new Skip('voiceagent refuses the full agent template (an element is missing; see its output above)');
-    throw e;
-  }
+  server = await startVoiceagent(h, { pipelines, env, agent: mode === 'full' });
   return server.url;
 }
 
