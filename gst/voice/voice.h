@@ -13,4 +13,3 @@
 #include "gstvoicehttp.h"
 #include "gstvoicedeferred.h"
 #include "gstvoiceturn.h"
-
