@@ -378,6 +378,7 @@ run_call_locked (GstLlmTransform *self, Reply *r, guint i, LlmToolCall *c,
     result = g_strdup ("{\"status\":\"ending the call\"}");
   } else if (tool->kind == LLM_TOOL_TRANSFER) {
     post_builtin_locked (self, r, "transfer", c, d);
+    r->transferring = TRUE;
     result = g_strdup ("{\"status\":\"transferring\"}");
   } else {
     post_builtin_locked (self, r, "wait", c, d);
@@ -436,7 +437,9 @@ static void
 tools_continue_locked (GstLlmTransform *self, Reply *r, Deferred *d)
 {
   tools_stop_filler_locked (r);
-  if (r->waiting || (r->end_call && r->queued->len > 0) ||
+  /* After end_call or transfer the model's words before the call are its
+   * last ones; without any, it is asked to say them. */
+  if (r->waiting || ((r->end_call || r->transferring) && r->queued->len > 0) ||
       r->round > r->max_tool_rounds) {
     finish_reply_locked (self, r, d);
     return;

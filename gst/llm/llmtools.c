@@ -420,6 +420,10 @@ call_for_delta (LlmToolCalls *calls, const LlmToolDelta *d)
     /* A new id on a known index is a new call (a server reusing index 0). */
     if (has_id && c->id && !g_str_equal (c->id, d->id))
       return NULL;
+    /* Another name is another call (ids not known yet). */
+    if (d->name && *d->name && c->name->len > 0 &&
+        !g_str_equal (c->name->str, d->name))
+      return NULL;
     return c;
   }
   return NULL;

@@ -114,6 +114,7 @@ typedef struct
   gboolean filler_said;
   gboolean end_call; /* end_call called: hang up once the reply was heard */
   gboolean waiting; /* wait called: no follow-up until the caller speaks */
+  gboolean transferring; /* transfer called */
 } Reply;
 
 /* What the src task pushes: a buffer or a serialized event. Protected by
