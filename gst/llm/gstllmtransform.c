@@ -85,6 +85,13 @@
  *   `usage-reported` (FALSE: the server sent no usage; completion-tokens is
  *   then the number of deltas), `duration` (ns).
  * - `say`: `text`, `origin` (greeting or say).
+ * - tools (`tools-file`): `tool-call` (`round`, `tool-call-id`, `name`,
+ *   `arguments`, `kind`), `tool-result` (`round`, `tool-call-id`, `name`,
+ *   `ok`, `error`, `result`, `duration-ms`), and from the built-ins
+ *   `end-call` (`heard`; once the goodbye was heard), `transfer` and
+ *   `wait` (`tool-call-id`, `arguments`). Webhooks get a POST with
+ *   `name`, `tool_call_id`, `call_id`, `turn`, `arguments`, signed with
+ *   `X-Voiceagent-Signature` when a secret is set.
  * - `speculation`: `outcome` (started, used, dropped), `reason` (why it
  *   was dropped: resumed, different words, failed, superseded, ...).
  * - `barge-in`: `outcome` (paused, resumed, confirmed, backchannel),
