@@ -85,6 +85,13 @@
  *   `usage-reported` (FALSE: the server sent no usage; completion-tokens is
  *   then the number of deltas), `duration` (ns).
  * - `say`: `text`, `origin` (greeting or say).
+ * - tools (`tools-file`): `tool-call` (`round`, `tool-call-id`, `name`,
+ *   `arguments`, `kind`), `tool-result` (`round`, `tool-call-id`, `name`,
+ *   `ok`, `error`, `result`, `duration-ms`), and from the built-ins
+ *   `end-call` (`heard`; once the goodbye was heard), `transfer` and
+ *   `wait` (`tool-call-id`, `arguments`). Webhooks get a POST with
+ *   `name`, `tool_call_id`, `call_id`, `turn`, `arguments`, signed with
+ *   `X-Voiceagent-Signature` when a secret is set.
  * - `speculation`: `outcome` (started, used, dropped), `reason` (why it
  *   was dropped: resumed, different words, failed, superseded, ...).
  * - `barge-in`: `outcome` (paused, resumed, confirmed, backchannel),
@@ -338,6 +345,8 @@ gst_llm_transform_finalize (GObject *object)
   g_string_free (self->pause_words, TRUE);
   g_free (self->pause_interim);
   gst_voice_turn_words_unref (self->turn_words);
+  llm_tool_set_unref (self->tools);
+  g_free (self->tools_path);
   g_mutex_clear (&self->lock);
   g_cond_clear (&self->cond);
   g_cond_clear (&self->requests_cond);
@@ -596,6 +605,7 @@ handle_spoken (GstLlmTransform *self, GstEvent *event)
   gst_voice_event_parse_spoken (event, NULL, &turn, &text, &complete);
   g_mutex_lock (&self->lock);
   barge_spoken_locked (self, turn);
+  tools_spoken_locked (self, turn, complete, &d);
   e = llm_history_find_turn (&self->history, turn);
   if (e) {
     llm_exchange_set_heard (e, text, complete);
@@ -815,10 +825,16 @@ start_client (GstLlmTransform *self)
     g_error_free (err);
     return FALSE;
   }
-  g_mutex_lock (&self->lock);
-  self->client = gst_voice_client_new (GST_OBJECT_NAME (self));
-  g_mutex_unlock (&self->lock);
-  return TRUE;
+  {
+    Deferred d = { 0 };
+    g_mutex_lock (&self->lock);
+    ok = tools_load_locked (self, TRUE, &d);
+    if (ok)
+      self->client = gst_voice_client_new (GST_OBJECT_NAME (self));
+    g_mutex_unlock (&self->lock);
+    deferred_run (self, &d);
+  }
+  return ok;
 }
 
 static void
@@ -850,6 +866,7 @@ reset_conversation (GstLlmTransform *self)
   self->eos_pending = FALSE;
   self->last_turn = 0;
   self->speaking_turn = 0;
+  self->end_call_turn = 0;
   self->spec_turn = self->spec_attempts = 0;
   barge_reset_locked (self);
   /* turn-words may have changed since the last call. */

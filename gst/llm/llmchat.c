@@ -58,6 +58,21 @@ llm_chat_check_extra_body (const gchar *extra_body, GError **error)
   return TRUE;
 }
 
+/* Returns: (transfer full): the node of JSON text we built ourselves
+ * (tool calls, the tools array); null if it somehow does not parse. */
+static JsonNode *
+parse_json (const gchar *json)
+{
+  JsonParser *parser = json_parser_new ();
+  JsonNode *node = NULL;
+
+  if (json_parser_load_from_data (parser, json, -1, NULL) &&
+      json_parser_get_root (parser))
+    node = json_node_copy (json_parser_get_root (parser));
+  g_object_unref (parser);
+  return node ? node : json_node_new (JSON_NODE_NULL);
+}
+
 static JsonArray *
 build_messages (const LlmChatRequest *req)
 {
@@ -65,9 +80,17 @@ build_messages (const LlmChatRequest *req)
   guint i;
 
   for (i = 0; i < req->n_messages; i++) {
+    const LlmChatMessage *msg = &req->messages[i];
     JsonObject *m = json_object_new ();
-    json_object_set_string_member (m, "role", req->messages[i].role);
-    json_object_set_string_member (m, "content", req->messages[i].content);
+    json_object_set_string_member (m, "role", msg->role);
+    if (msg->content)
+      json_object_set_string_member (m, "content", msg->content);
+    else
+      json_object_set_null_member (m, "content");
+    if (msg->tool_calls)
+      json_object_set_member (m, "tool_calls", parse_json (msg->tool_calls));
+    if (msg->tool_call_id)
+      json_object_set_string_member (m, "tool_call_id", msg->tool_call_id);
     json_array_add_object_element (messages, m);
   }
   return messages;
@@ -102,6 +125,10 @@ llm_chat_build_request (const LlmChatRequest *req, GError **error)
     json_object_set_double_member (root, "temperature", req->temperature);
   if (req->max_tokens > 0)
     json_object_set_int_member (root, "max_tokens", req->max_tokens);
+  if (req->tools)
+    json_object_set_member (root, "tools", parse_json (req->tools));
+  if (req->tools && req->tool_choice)
+    json_object_set_string_member (root, "tool_choice", req->tool_choice);
 
   if (req->extra_body && *req->extra_body) {
     JsonObject *extra = parse_object (req->extra_body, error);
@@ -133,6 +160,8 @@ llm_chat_chunk_clear (LlmChatChunk *chunk)
   g_free (chunk->reasoning);
   g_free (chunk->finish_reason);
   g_free (chunk->error);
+  if (chunk->tool_deltas)
+    g_ptr_array_unref (chunk->tool_deltas);
   memset (chunk, 0, sizeof (*chunk));
 }
 
@@ -249,6 +278,37 @@ llm_chat_error_message (const gchar *body, gsize len)
   return text;
 }
 
+/* The `tool_calls` deltas of a chunk, in order. */
+static void
+parse_tool_deltas (JsonObject *delta, LlmChatChunk *chunk)
+{
+  JsonNode *n = json_object_get_member (delta, "tool_calls");
+  JsonArray *a;
+  guint i;
+
+  if (n == NULL || !JSON_NODE_HOLDS_ARRAY (n))
+    return;
+  a = json_node_get_array (n);
+  for (i = 0; i < json_array_get_length (a); i++) {
+    JsonNode *e = json_array_get_element (a, i);
+    JsonObject *o, *fn;
+    LlmToolDelta *d;
+    if (!JSON_NODE_HOLDS_OBJECT (e))
+      continue;
+    o = json_node_get_object (e);
+    fn = get_object (o, "function");
+    d = g_new0 (LlmToolDelta, 1);
+    d->index = json_object_has_member (o, "index") ? get_int (o, "index") : -1;
+    d->id = g_strdup (get_string (o, "id"));
+    d->name = g_strdup (get_string (fn, "name"));
+    d->arguments = g_strdup (get_string (fn, "arguments"));
+    if (chunk->tool_deltas == NULL)
+      chunk->tool_deltas =
+          g_ptr_array_new_with_free_func ((GDestroyNotify)llm_tool_delta_free);
+    g_ptr_array_add (chunk->tool_deltas, d);
+  }
+}
+
 static void
 parse_choice (JsonObject *choice, LlmChatChunk *chunk)
 {
@@ -265,6 +325,7 @@ parse_choice (JsonObject *choice, LlmChatChunk *chunk)
     chunk->reasoning = g_strdup (s);
   else if ((s = get_string (delta, "reasoning")) && *s)
     chunk->reasoning = g_strdup (s);
+  parse_tool_deltas (delta, chunk);
 }
 
 /* The choice with index 0 (we never ask for n > 1). */

@@ -8,6 +8,8 @@
 #include <json-glib/json-glib.h>
 #include <libsoup/soup.h>
 
+#include "llmtools.h"
+
 G_BEGIN_DECLS
 
 /* The OpenAI Chat Completions wire format, as spoken by OpenAI, vLLM,
@@ -15,8 +17,10 @@ G_BEGIN_DECLS
 
 typedef struct
 {
-  const gchar *role; /* "system", "user" or "assistant" */
-  const gchar *content;
+  const gchar *role; /* "system", "user", "assistant" or "tool" */
+  const gchar *content; /* NULL: sent as null (an assistant's tool calls) */
+  const gchar *tool_calls; /* assistant: JSON array text, or NULL */
+  const gchar *tool_call_id; /* tool: the call it answers, or NULL */
 } LlmChatMessage;
 
 typedef struct
@@ -27,6 +31,8 @@ typedef struct
   gdouble temperature; /* < 0: not sent (the server's default) */
   gint max_tokens; /* <= 0: not sent */
   const gchar *extra_body; /* JSON object merged at the top level, or NULL */
+  const gchar *tools; /* the `tools` array as JSON text, or NULL */
+  const gchar *tool_choice; /* e.g. "none" after the last round, or NULL */
 } LlmChatRequest;
 
 gchar *llm_chat_build_request (const LlmChatRequest *req, GError **error);
@@ -40,6 +46,7 @@ typedef struct
   gchar *reasoning; /* reasoning / reasoning_content: never spoken */
   gchar *finish_reason; /* NULL until the last choice chunk */
   gchar *error; /* the server reported a failure mid-stream */
+  GPtrArray *tool_deltas; /* LlmToolDelta* of `tool_calls`, or NULL */
   gboolean has_usage;
   gint64 prompt_tokens;
   gint64 completion_tokens;

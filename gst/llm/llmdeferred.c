@@ -189,6 +189,14 @@ defer_send (GstLlmTransform *self, Deferred *d, Attempt *a)
   gst_voice_deferred_add (d, STAGE_SEND, send_run, c, client_call_free);
 }
 
+/* Runs @func (@data) with the sends, after the lock is released. */
+void
+defer_call (Deferred *d, GstVoiceDeferredFunc func, gpointer data,
+    GDestroyNotify destroy)
+{
+  gst_voice_deferred_add (d, STAGE_SEND, func, data, destroy);
+}
+
 void
 deferred_run (GstLlmTransform *self, Deferred *d)
 {

@@ -11,13 +11,34 @@
 #include "config.h"
 #endif
 
+#include <string.h>
 #include <json-glib/json-glib.h>
 
 #include "llmhistory.h"
 
+/* What a request says for a result not back yet: the call is running, so
+ * the model does not call it again, and says so if asked. */
+#define PENDING_RESULT                                                         \
+  "{\"status\":\"pending\",\"note\":\"the caller spoke before the result "     \
+  "came back\"}"
+
+static void
+round_free (LlmToolRound *r)
+{
+  g_free (r->text);
+  g_free (r->calls_json);
+  g_strfreev (r->ids);
+  for (guint i = 0; i < r->n_calls; i++)
+    g_free (r->results[i]);
+  g_free (r->results);
+  g_free (r);
+}
+
 static void
 exchange_free (LlmExchange *e)
 {
+  if (e->rounds)
+    g_ptr_array_unref (e->rounds);
   g_free (e->user);
   g_string_free (e->agent, TRUE);
   g_free (e->heard);
@@ -137,44 +158,126 @@ llm_history_trim (LlmHistory *history, guint keep)
 }
 
 /**
+ * llm_exchange_add_round:
+ * @said: all the text of the answer so far (queued for the caller, maybe
+ *   not pushed yet)
+ * @calls_json: the `tool_calls` array of the assistant message
+ * @ids: the @n_calls call ids, in the order of @calls_json
+ *
+ * Records a round of tool calls after the agent text sent so far; its
+ * results are pending until set in the round's `results`.
+ *
+ * Returns: (transfer none): the round, owned by @exchange.
+ */
+LlmToolRound *
+llm_exchange_add_round (LlmExchange *exchange, const gchar *said,
+    const gchar *calls_json, const gchar *const *ids, guint n_calls)
+{
+  LlmToolRound *r = g_new0 (LlmToolRound, 1);
+  gsize start = 0;
+
+  if (exchange->rounds == NULL)
+    exchange->rounds =
+        g_ptr_array_new_with_free_func ((GDestroyNotify)round_free);
+  if (exchange->rounds->len > 0) {
+    LlmToolRound *prev =
+        g_ptr_array_index (exchange->rounds, exchange->rounds->len - 1);
+    start = prev->text_end;
+  }
+  r->text_end = strlen (said);
+  r->text = g_strndup (
+      said + MIN (start, r->text_end), r->text_end - MIN (start, r->text_end));
+  r->calls_json = g_strdup (calls_json);
+  r->n_calls = n_calls;
+  r->ids = g_new0 (gchar *, n_calls + 1);
+  r->results = g_new0 (gchar *, n_calls + 1);
+  for (guint i = 0; i < n_calls; i++)
+    r->ids[i] = g_strdup (ids[i]);
+  g_ptr_array_add (exchange->rounds, r);
+  return r;
+}
+
+/* Returns: TRUE when every call of @round has its result. */
+gboolean
+llm_tool_round_complete (const LlmToolRound *round)
+{
+  for (guint i = 0; i < round->n_calls; i++) {
+    if (round->results[i] == NULL)
+      return FALSE;
+  }
+  return TRUE;
+}
+
+static void
+append (GArray *a, const gchar *role, const gchar *content,
+    const gchar *tool_calls, const gchar *tool_call_id)
+{
+  LlmChatMessage m = { role, content, tool_calls, tool_call_id };
+
+  g_array_append_val (a, m);
+}
+
+/* The answer's messages when tools were called: per round the assistant
+ * message with the text said before the calls and the calls, then a tool
+ * message per call; then what the caller heard after the last round. */
+static void
+append_rounds (GArray *a, LlmExchange *e)
+{
+  const gchar *heard = llm_exchange_heard (e);
+  gsize heard_len = strlen (heard), offset = 0;
+  guint i, j;
+
+  for (i = 0; i < e->rounds->len; i++) {
+    LlmToolRound *r = g_ptr_array_index (e->rounds, i);
+    append (a, "assistant", *r->text ? r->text : NULL, r->calls_json, NULL);
+    for (j = 0; j < r->n_calls; j++)
+      append (a, "tool", r->results[j] ? r->results[j] : PENDING_RESULT, NULL,
+          r->ids[j]);
+    offset = r->text_end;
+  }
+  /* The heard text may be shorter than what was sent before the calls
+   * (the caller cut the agent short); then nothing follows them. */
+  if (heard_len > offset) {
+    const gchar *rest = heard + offset;
+    while (*rest && (*rest & 0xC0) == 0x80)
+      rest++;
+    if (*rest)
+      append (a, "assistant", rest, NULL, NULL);
+  }
+}
+
+/**
  * llm_history_messages:
  * @system_prompt: (nullable): first message, unless empty
- * @user: the caller's words to answer
+ * @user: (nullable): the caller's words to answer; NULL for the request
+ *   that goes on after tool results (the last exchange is being answered)
  *
  * Returns: (transfer container): the messages of a request: the system
- * prompt, every exchange (the caller's words, then what the caller heard
- * of the answer, if anything), then @user. They point into @history and
- * the arguments, valid until either changes.
+ * prompt, every exchange (the caller's words, the tool rounds of the
+ * answer, then what the caller heard of the answer, if anything), then
+ * @user. They point into @history and the arguments, valid until either
+ * changes.
  */
 GArray *
 llm_history_messages (
     LlmHistory *history, const gchar *system_prompt, const gchar *user)
 {
   GArray *a = g_array_new (FALSE, FALSE, sizeof (LlmChatMessage));
-  LlmChatMessage m;
   GList *l;
 
-  if (system_prompt && *system_prompt) {
-    m.role = "system";
-    m.content = system_prompt;
-    g_array_append_val (a, m);
-  }
+  if (system_prompt && *system_prompt)
+    append (a, "system", system_prompt, NULL, NULL);
   for (l = history->exchanges.head; l; l = l->next) {
     LlmExchange *e = l->data;
-    if (e->user) {
-      m.role = "user";
-      m.content = e->user;
-      g_array_append_val (a, m);
-    }
-    if (*llm_exchange_heard (e)) {
-      m.role = "assistant";
-      m.content = llm_exchange_heard (e);
-      g_array_append_val (a, m);
-    }
+    if (e->user)
+      append (a, "user", e->user, NULL, NULL);
+    if (e->rounds)
+      append_rounds (a, e);
+    else if (*llm_exchange_heard (e))
+      append (a, "assistant", llm_exchange_heard (e), NULL, NULL);
   }
-  m.role = "user";
-  m.content = user;
-  g_array_append_val (a, m);
+  if (user)
+    append (a, "user", user, NULL, NULL);
   return a;
 }
 
@@ -225,21 +328,23 @@ llm_exchange_set_heard (
  * Returns: (transfer full): the conversation as OpenAI chat messages, a
  * JSON array of `{"role":"user"|"assistant","content":"..."}` in order,
  * without the system prompt; what the caller heard stands for the
- * agent's side.
+ * agent's side. Tool calls and results are left out: a resumed call
+ * keeps what was said.
  */
 gchar *
 llm_history_to_json (LlmHistory *history)
 {
-  GArray *msgs = llm_history_messages (history, NULL, "");
+  GArray *msgs = llm_history_messages (history, NULL, NULL);
   JsonBuilder *b = json_builder_new ();
   JsonNode *root;
   gchar *json;
   guint i;
 
   json_builder_begin_array (b);
-  /* The last message is the empty "new words" llm_history_messages adds. */
-  for (i = 0; i + 1 < msgs->len; i++) {
+  for (i = 0; i < msgs->len; i++) {
     LlmChatMessage *m = &g_array_index (msgs, LlmChatMessage, i);
+    if (m->content == NULL || g_str_equal (m->role, "tool"))
+      continue;
     json_builder_begin_object (b);
     json_builder_set_member_name (b, "role");
     json_builder_add_string_value (b, m->role);

@@ -11,6 +11,25 @@
 G_BEGIN_DECLS
 
 /**
+ * LlmToolRound:
+ *
+ * One round of tool calls within an exchange: the assistant message that
+ * asked for them (the text said before them, and the calls) and a result
+ * per call. A result still NULL is pending (the caller spoke before it
+ * came back): requests send a placeholder for it, so every call id always
+ * has its result, and the real one replaces it when it arrives.
+ */
+typedef struct
+{
+  gsize text_end; /* bytes of the answer's text said before the calls */
+  gchar *text; /* the text said in this round before the calls */
+  gchar *calls_json; /* the `tool_calls` array */
+  guint n_calls;
+  gchar **ids; /* n_calls call ids */
+  gchar **results; /* n_calls results (JSON text), NULL while pending */
+} LlmToolRound;
+
+/**
  * LlmExchange:
  *
  * One exchange of the conversation: what the caller said and what the
@@ -24,6 +43,7 @@ typedef struct
   GString *agent; /* text pushed towards the caller */
   gchar *heard; /* what the TTS says the caller heard, when cut short */
   gboolean answered; /* a reply ended with text queued for the caller */
+  GPtrArray *rounds; /* LlmToolRound*, NULL when no tool was called */
 } LlmExchange;
 
 /**
@@ -48,6 +68,9 @@ LlmExchange *llm_history_last (LlmHistory *history);
 void llm_history_drop_last (LlmHistory *history);
 void llm_history_remove (LlmHistory *history, guint id);
 void llm_history_trim (LlmHistory *history, guint keep);
+LlmToolRound *llm_exchange_add_round (LlmExchange *exchange, const gchar *said,
+    const gchar *calls_json, const gchar *const *ids, guint n_calls);
+gboolean llm_tool_round_complete (const LlmToolRound *round);
 GArray *llm_history_messages (
     LlmHistory *history, const gchar *system_prompt, const gchar *user);
 

@@ -181,6 +181,60 @@ make_pspec (guint opt)
       return g_param_spec_string ("turn-language", "Turn language",
           "Group of turn-words to use (a BCP-47 tag)",
           LLM_DEFAULT_TURN_LANGUAGE, OPT_FLAGS);
+    case LLM_OPT_TOOLS_FILE:
+      /**
+       * GstLlmTransform:tools-file:
+       *
+       * A JSON array of OpenAI tool objects, each with `"webhook": {"url",
+       * "timeout_ms", "headers_env"}` or `"builtin": "end_call" |
+       * "transfer" | "wait"` (docs/elements/llmtransform.md, "Tools").
+       * Read when the element starts and again when the property changes;
+       * a file that cannot be used is an element error at start, a
+       * warning later (requests then go without tools).
+       */
+      return g_param_spec_string ("tools-file", "Tools file",
+          "Path of a JSON file declaring the tools the model may call "
+          "(OpenAI tool objects, each with a webhook or a builtin); NULL: "
+          "no tools",
+          NULL, OPT_FLAGS);
+    case LLM_OPT_TOOLS_SECRET:
+      /**
+       * GstLlmTransform:tools-secret:
+       *
+       * Signs every webhook request (`X-Voiceagent-Signature: t=<unix
+       * time>,v1=<hex HMAC-SHA256 of "<t>.<body>">`). Write-only and
+       * redacted from logs; unset, $VOICEAGENT_TOOLS_SECRET is read.
+       */
+      return g_param_spec_string ("tools-secret", "Tools secret",
+          "Key of the HMAC-SHA256 signature of webhook requests (default: "
+          "$VOICEAGENT_TOOLS_SECRET; empty: not signed)",
+          NULL, OPT_FLAGS & ~G_PARAM_READABLE);
+    case LLM_OPT_CALL_ID:
+      return g_param_spec_string ("call-id", "Call id",
+          "The call's id, sent to webhooks as call_id and put in tool "
+          "messages (NULL: none)",
+          NULL, OPT_FLAGS);
+    case LLM_OPT_MAX_TOOL_ROUNDS:
+      /**
+       * GstLlmTransform:max-tool-rounds:
+       *
+       * A model that keeps calling tools must still answer: the request
+       * after the last round says `tool_choice: "none"`, and calls past
+       * the limit get an error result instead of running.
+       */
+      return g_param_spec_uint ("max-tool-rounds", "Max tool rounds",
+          "Rounds of tool calls one turn may make (0: tools are never run)", 0,
+          20, LLM_DEFAULT_MAX_TOOL_ROUNDS, OPT_FLAGS);
+    case LLM_OPT_TOOL_FILLER_TEXT:
+      return g_param_spec_string ("tool-filler-text", "Tool filler text",
+          "Said once per turn while tool calls take longer than "
+          "tool-filler-ms (empty: nothing)",
+          LLM_DEFAULT_TOOL_FILLER_TEXT, OPT_FLAGS);
+    case LLM_OPT_TOOL_FILLER_MS:
+      return g_param_spec_uint ("tool-filler-ms", "Tool filler delay",
+          "Tool calls running this long (in milliseconds) make the agent "
+          "say tool-filler-text (0: never)",
+          0, 60000, LLM_DEFAULT_TOOL_FILLER_MS, OPT_FLAGS);
     case LLM_OPT_DEPRECATED_HISTORY_TURNS:
     case LLM_OPT_DEPRECATED_FIRST_TOKEN_TIMEOUT:
     case LLM_OPT_COUNT:
@@ -224,6 +278,14 @@ static const GstVoiceOption options[LLM_OPT_COUNT] = {
   [LLM_OPT_TURN_WORDS] = { G_STRUCT_OFFSET (LlmOptions, turn_words) },
   [LLM_OPT_TURN_LANGUAGE] = { G_STRUCT_OFFSET (LlmOptions, turn_language),
       GST_VOICE_OPTION_NULL_IS_DEFAULT },
+  [LLM_OPT_TOOLS_FILE] = { G_STRUCT_OFFSET (LlmOptions, tools_file) },
+  [LLM_OPT_TOOLS_SECRET] = { G_STRUCT_OFFSET (LlmOptions, tools_secret),
+      GST_VOICE_OPTION_SECRET },
+  [LLM_OPT_CALL_ID] = { G_STRUCT_OFFSET (LlmOptions, call_id) },
+  [LLM_OPT_MAX_TOOL_ROUNDS] = { G_STRUCT_OFFSET (LlmOptions, max_tool_rounds) },
+  [LLM_OPT_TOOL_FILLER_TEXT] = { G_STRUCT_OFFSET (
+      LlmOptions, tool_filler_text) },
+  [LLM_OPT_TOOL_FILLER_MS] = { G_STRUCT_OFFSET (LlmOptions, tool_filler_ms) },
   [LLM_OPT_DEPRECATED_HISTORY_TURNS] =
       GST_VOICE_OPTION_ALIAS ("history-turns", LLM_OPT_HISTORY_SIZE, 1),
   [LLM_OPT_DEPRECATED_FIRST_TOKEN_TIMEOUT] = GST_VOICE_OPTION_ALIAS (
@@ -264,4 +326,21 @@ llm_options_resolve_api_key (const LlmOptions *opts)
   static const gchar *const env[] = { "LLM_API_KEY", "OPENAI_API_KEY", NULL };
 
   return gst_voice_api_key_resolve (opts->api_key, env);
+}
+
+/**
+ * llm_options_resolve_tools_secret:
+ *
+ * The key webhook signatures use: the tools-secret property if set, else
+ * $VOICEAGENT_TOOLS_SECRET, registered with the redaction list.
+ *
+ * Returns: (transfer full) (nullable): the secret; NULL: requests are not
+ *   signed
+ */
+gchar *
+llm_options_resolve_tools_secret (const LlmOptions *opts)
+{
+  static const gchar *const env[] = { "VOICEAGENT_TOOLS_SECRET", NULL };
+
+  return gst_voice_api_key_resolve (opts->tools_secret, env);
 }

@@ -40,6 +40,9 @@ G_BEGIN_DECLS
 #define LLM_DEFAULT_SPECULATIVE_MAX 2
 #define LLM_DEFAULT_SPECULATIVE_MAX_WORDS 60
 #define LLM_DEFAULT_TURN_LANGUAGE "en"
+#define LLM_DEFAULT_MAX_TOOL_ROUNDS 3
+#define LLM_DEFAULT_TOOL_FILLER_TEXT "One moment."
+#define LLM_DEFAULT_TOOL_FILLER_MS 1000
 
 /* Option ids, relative to the first id the class gives llm_options_install;
  * in the order the properties always had. */
@@ -65,6 +68,12 @@ typedef enum {
   LLM_OPT_SPECULATIVE_MAX_WORDS,
   LLM_OPT_TURN_WORDS,
   LLM_OPT_TURN_LANGUAGE,
+  LLM_OPT_TOOLS_FILE,
+  LLM_OPT_TOOLS_SECRET,
+  LLM_OPT_CALL_ID,
+  LLM_OPT_MAX_TOOL_ROUNDS,
+  LLM_OPT_TOOL_FILLER_TEXT,
+  LLM_OPT_TOOL_FILLER_MS,
   /* Deprecated names (docs/elements/README.md, "Migration"), kept for one
    * release: history-turns, first-token-timeout. */
   LLM_OPT_DEPRECATED_HISTORY_TURNS,
@@ -97,6 +106,12 @@ typedef struct
   guint speculative_max_words;
   gchar *turn_words; /* NULL: the built-in lists */
   gchar *turn_language;
+  gchar *tools_file; /* NULL: no tools */
+  gchar *tools_secret; /* NULL: $VOICEAGENT_TOOLS_SECRET */
+  gchar *call_id;
+  guint max_tool_rounds;
+  gchar *tool_filler_text;
+  guint tool_filler_ms; /* 0: no filler */
 } LlmOptions;
 
 void llm_options_install (GObjectClass *klass, guint first_prop_id);
@@ -106,5 +121,6 @@ extern GstVoiceOptionTable llm_options_table;
 GST_VOICE_OPTIONS_DEFINE_ACCESSORS (
     llm, LlmOptions, LlmOption, llm_options_table)
 gchar *llm_options_resolve_api_key (const LlmOptions *opts);
+gchar *llm_options_resolve_tools_secret (const LlmOptions *opts);
 
 G_END_DECLS

@@ -234,6 +234,13 @@ reply_free_locked (Reply *r, Deferred *d)
   g_free (r->spec_words);
   g_queue_clear_full (&r->held, (GDestroyNotify)out_item_free);
   g_free (r->held_end);
+  tools_stop_filler_locked (r);
+  llm_tool_calls_clear (&r->calls);
+  llm_tool_set_unref (r->tools);
+  g_free (r->call_id);
+  g_free (r->tools_secret);
+  g_free (r->filler_text);
+  llm_options_clear (&r->opts);
   g_free (r);
 }
 
@@ -251,8 +258,9 @@ done_message_locked (GstLlmTransform *self, Reply *r, const gchar *outcome,
       "total-tokens", G_TYPE_INT64,
       r->usage_reported ? r->total_tokens : completion, "usage-reported",
       G_TYPE_BOOLEAN, r->usage_reported, "speculative", G_TYPE_BOOLEAN,
-      r->speculative, "duration", G_TYPE_UINT64,
-      (guint64)(g_get_monotonic_time () - r->start_us) * 1000, NULL);
+      r->speculative, "tool-rounds", G_TYPE_UINT, r->round, "duration",
+      G_TYPE_UINT64, (guint64)(g_get_monotonic_time () - r->start_us) * 1000,
+      NULL);
   defer_structure (self, d, s);
 }
 
@@ -273,6 +281,8 @@ end_reply_locked (GstLlmTransform *self, const gchar *outcome,
   done_message_locked (self, r, outcome, reason,
       cancelled ? (e ? e->agent->str : "") : r->queued->str, d);
   self->reply = NULL;
+  if (g_str_equal (outcome, "completed"))
+    tools_reply_completed_locked (self, r, d);
   for (i = 0; !cancelled && i < r->after->len; i++)
     speak_locked (
         self, g_ptr_array_index (r->after, i), self->last_turn + 1, "say", d);
@@ -311,6 +321,8 @@ reset_attempt_locked (Reply *r)
   r->got_finish = FALSE;
   g_clear_pointer (&r->stream_error, g_free);
   g_clear_pointer (&r->finish_reason, g_free);
+  llm_tool_calls_clear (&r->calls);
+  llm_tool_calls_init (&r->calls);
 }
 
 static void
@@ -338,7 +350,7 @@ start_attempt_locked (GstLlmTransform *self, Reply *r, Deferred *d)
   gst_structure_set (s, "attempt", G_TYPE_UINT, r->attempt, "model",
       G_TYPE_STRING, r->model, "url", G_TYPE_STRING, safe_url, "messages",
       G_TYPE_UINT, r->n_messages, "combined", G_TYPE_BOOLEAN, r->combined,
-      NULL);
+      "round", G_TYPE_UINT, r->round, NULL);
   defer_structure (self, d, s);
   GST_DEBUG_OBJECT (
       self, "turn %u: attempt %u to %s", r->turn, r->attempt, safe_url);
@@ -381,7 +393,8 @@ url_is_http (const gchar *url)
  * history, or NULL (error posted) when it cannot be built. */
 static GBytes *
 build_body_locked (GstLlmTransform *self, const LlmOptions *s,
-    const gchar *user, guint *n_messages, Deferred *d)
+    const gchar *user, LlmToolSet *tools, gboolean last_round,
+    guint *n_messages, Deferred *d)
 {
   GArray *msgs = llm_history_messages (&self->history, s->system_prompt, user);
   LlmChatRequest req = { 0 };
@@ -394,6 +407,11 @@ build_body_locked (GstLlmTransform *self, const LlmOptions *s,
   req.temperature = s->temperature;
   req.max_tokens = s->max_tokens;
   req.extra_body = s->extra_body;
+  if (tools && llm_tool_set_size (tools) > 0 && s->max_tool_rounds > 0) {
+    req.tools = llm_tool_set_request_json (tools);
+    /* After the last round the model must answer in words. */
+    req.tool_choice = last_round ? "none" : NULL;
+  }
   body = llm_chat_build_request (&req, &err);
   if (body == NULL) {
     gchar *text = g_strdup_printf ("extra-body is not a JSON object (%s): "
@@ -441,7 +459,16 @@ reply_new_locked (GstLlmTransform *self, const LlmOptions *s, guint turn,
     r->auth = g_strconcat ("Bearer ", key, NULL);
   g_free (key);
   r->model = g_strdup (s->model ? s->model : "");
-  r->body = build_body_locked (self, s, user, &r->n_messages, d);
+  r->tools = self->tools ? llm_tool_set_ref (self->tools) : NULL;
+  r->body =
+      build_body_locked (self, s, user, r->tools, FALSE, &r->n_messages, d);
+  llm_options_copy (s, &r->opts);
+  r->call_id = g_strdup (s->call_id);
+  r->tools_secret = llm_options_resolve_tools_secret (s);
+  r->max_tool_rounds = s->max_tool_rounds;
+  r->filler_text = g_strdup (s->tool_filler_text ? s->tool_filler_text : "");
+  r->filler_ms = s->tool_filler_ms;
+  llm_tool_calls_init (&r->calls);
   r->fallback_text = g_strdup (s->fallback_text ? s->fallback_text : "");
   r->min_chars = MAX (s->clause_min_chars, 1);
   r->max_wait_ms = s->clause_max_wait_ms;
@@ -467,6 +494,7 @@ begin_reply_locked (GstLlmTransform *self, guint turn, const gchar *user,
   LlmOptions s;
   Reply *r;
 
+  tools_load_locked (self, FALSE, d);
   GST_OBJECT_LOCK (self);
   llm_options_copy (&self->opts, &s);
   GST_OBJECT_UNLOCK (self);
@@ -526,9 +554,10 @@ note_token_locked (GstLlmTransform *self, Reply *r, Deferred *d)
   r->got_token = TRUE;
   defer_unschedule (d, &r->timers[TIMER_TOKEN]);
   s = turn_message_new (self, "first-token", r->turn);
-  gst_structure_set (s, "attempt", G_TYPE_UINT, r->attempt, "ttft",
-      G_TYPE_UINT64, (guint64)(now - r->request_us) * 1000, "since-turn-end",
-      G_TYPE_UINT64, (guint64)(now - r->start_us) * 1000, NULL);
+  gst_structure_set (s, "attempt", G_TYPE_UINT, r->attempt, "round",
+      G_TYPE_UINT, r->round, "ttft", G_TYPE_UINT64,
+      (guint64)(now - r->request_us) * 1000, "since-turn-end", G_TYPE_UINT64,
+      (guint64)(now - r->start_us) * 1000, NULL);
   defer_structure (self, d, s);
 }
 
@@ -572,10 +601,12 @@ on_sse_event (
     llm_chat_chunk_clear (&chunk);
     return FALSE;
   }
-  if (chunk.content || chunk.reasoning) {
+  if (chunk.content || chunk.reasoning || chunk.tool_deltas) {
     note_token_locked (c->self, r, c->d);
     r->deltas++;
   }
+  for (guint i = 0; chunk.tool_deltas && i < chunk.tool_deltas->len; i++)
+    llm_tool_calls_feed (&r->calls, g_ptr_array_index (chunk.tool_deltas, i));
   if (chunk.content)
     llm_chunker_push (&r->chunker, chunk.content);
   if (chunk.finish_reason) {
@@ -644,6 +675,21 @@ complete_reply_locked (GstLlmTransform *self, Reply *r, Deferred *d)
 {
   gchar *rest;
 
+  if (r->calls.calls->len > 0 && r->speculative) {
+    /* A tool may have side effects: only a committed turn runs one. */
+    drop_speculation_locked (self, "tool call", d);
+    return;
+  }
+  if (r->calls.calls->len > 0) {
+    /* The text before the calls goes out now, whole. */
+    cut_clauses_locked (self, r, d);
+    rest = llm_chunker_finish (&r->chunker);
+    queue_piece_locked (self, r, rest, FALSE);
+    g_free (rest);
+    defer_unschedule (d, &r->timers[TIMER_CHUNK]);
+    run_tool_round_locked (self, r, d);
+    return;
+  }
   cut_clauses_locked (self, r, d);
   rest = llm_chunker_finish (&r->chunker);
   queue_piece_locked (self, r, rest, TRUE);
@@ -655,6 +701,38 @@ complete_reply_locked (GstLlmTransform *self, Reply *r, Deferred *d)
   }
   end_reply_locked (
       self, "completed", r->finish_reason ? r->finish_reason : "stop", d);
+}
+
+void
+queue_text_locked (GstLlmTransform *self, Reply *r, const gchar *text)
+{
+  queue_piece_locked (self, r, text, FALSE);
+}
+
+/* Ends @r after its tool round when no follow-up is asked for (wait,
+ * end_call after its goodbye, the round limit): the last piece goes out;
+ * a turn that said nothing says the fallback, except after `wait`. */
+void
+finish_reply_locked (GstLlmTransform *self, Reply *r, Deferred *d)
+{
+  if (r->queued->len == 0 && !r->waiting && *r->fallback_text)
+    queue_piece_locked (self, r, r->fallback_text, TRUE);
+  else if (r->pieces > 0)
+    queue_piece_locked (self, r, "", TRUE);
+  end_reply_locked (self, "completed", "tool_calls", d);
+}
+
+/* Asks the model to go on after a tool round: the history now holds the
+ * calls and their results. @last_round: tools may no longer be called. */
+void
+restart_reply_locked (
+    GstLlmTransform *self, Reply *r, gboolean last_round, Deferred *d)
+{
+  g_bytes_unref (r->body);
+  r->body = build_body_locked (
+      self, &r->opts, NULL, r->tools, last_round, &r->n_messages, d);
+  r->attempt = 0;
+  start_attempt_locked (self, r, d);
 }
 
 /* The attempt failed with the server's @message. One retry when it may

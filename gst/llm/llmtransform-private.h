@@ -31,6 +31,7 @@
 #include "llmhistory.h"
 #include "llmoptions.h"
 #include "llmsse.h"
+#include "llmtools.h"
 
 G_BEGIN_DECLS
 
@@ -97,6 +98,23 @@ typedef struct
   gchar *spec_words; /* gst_voice_turn_normalize() of the words answered */
   GQueue held; /* OutItem* */
   gchar *held_end; /* it completed while held: the finish reason */
+
+  /* Tool calls (llmtoolrun.c) */
+  LlmOptions opts; /* the options it started with, for follow-ups */
+  LlmToolSet *tools; /* ref; NULL: no tools offered */
+  gchar *call_id; /* sent to webhooks */
+  gchar *tools_secret; /* signs webhook requests; NULL: unsigned */
+  guint max_tool_rounds;
+  gchar *filler_text;
+  guint filler_ms;
+  LlmToolCalls calls; /* of the current attempt, being assembled */
+  guint round; /* tool rounds run in this turn */
+  guint pending; /* webhooks of this round not answered yet */
+  GSource *filler; /* the filler timer (I/O context), or NULL */
+  gboolean filler_said;
+  gboolean end_call; /* end_call called: hang up once the reply was heard */
+  gboolean waiting; /* wait called: no follow-up until the caller speaks */
+  gboolean transferring; /* transfer called */
 } Reply;
 
 /* What the src task pushes: a buffer or a serialized event. Protected by
@@ -165,6 +183,9 @@ struct _GstLlmTransform
   GString *pause_words; /* the caller's final words since the pause */
   gchar *pause_interim; /* the latest interim after them, or NULL */
   GstVoiceTurnWords *turn_words; /* backchannels; loaded on first use */
+  LlmToolSet *tools; /* from tools_path, NULL: none; protected by lock */
+  gchar *tools_path; /* the file @tools came from; protected by lock */
+  guint end_call_turn; /* end-call posted once its turn is heard; 0: none */
 };
 
 /* Defined in llmreply.c and llmdeferred.c, called from gstllmtransform.c
@@ -192,6 +213,8 @@ G_GNUC_INTERNAL void defer_cancel (
     GstLlmTransform *self, Deferred *d, guint request_id);
 G_GNUC_INTERNAL void defer_send (
     GstLlmTransform *self, Deferred *d, Attempt *a);
+G_GNUC_INTERNAL void defer_call (Deferred *d, GstVoiceDeferredFunc func,
+    gpointer data, GDestroyNotify destroy);
 G_GNUC_INTERNAL void deferred_run (GstLlmTransform *self, Deferred *d);
 
 /* llmreply.c: sends @a on @client; call without the lock. */
@@ -257,5 +280,24 @@ G_GNUC_INTERNAL gboolean barge_backchannel_turn_locked (
 G_GNUC_INTERNAL void barge_turn_locked (GstLlmTransform *self, Deferred *d);
 G_GNUC_INTERNAL void barge_reset_locked (GstLlmTransform *self);
 G_GNUC_INTERNAL void barge_spoken_locked (GstLlmTransform *self, guint turn);
+
+/* llmreply.c, for the tool rounds. */
+G_GNUC_INTERNAL void queue_text_locked (
+    GstLlmTransform *self, Reply *r, const gchar *text);
+G_GNUC_INTERNAL void finish_reply_locked (
+    GstLlmTransform *self, Reply *r, Deferred *d);
+G_GNUC_INTERNAL void restart_reply_locked (
+    GstLlmTransform *self, Reply *r, gboolean last_round, Deferred *d);
+
+/* Tool calls (llmtoolrun.c). */
+G_GNUC_INTERNAL gboolean tools_load_locked (
+    GstLlmTransform *self, gboolean fatal, Deferred *d);
+G_GNUC_INTERNAL void run_tool_round_locked (
+    GstLlmTransform *self, Reply *r, Deferred *d);
+G_GNUC_INTERNAL void tools_stop_filler_locked (Reply *r);
+G_GNUC_INTERNAL void tools_reply_completed_locked (
+    GstLlmTransform *self, Reply *r, Deferred *d);
+G_GNUC_INTERNAL void tools_spoken_locked (
+    GstLlmTransform *self, guint turn, gboolean complete, Deferred *d);
 
 G_END_DECLS

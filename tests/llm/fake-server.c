@@ -37,6 +37,10 @@ struct _FakeServer
   GQueue answers; /* Answer*, protected by lock */
   GPtrArray *bodies; /* gchar*, protected by lock */
   Stream *held; /* protected by lock */
+  gchar *hook_url;
+  GQueue hooks; /* Hook* answers, protected by lock */
+  GPtrArray *hook_bodies; /* gchar*, protected by lock */
+  GPtrArray *hook_signatures; /* gchar* (NULL: none), protected by lock */
   guint early_releases; /* releases before the hold: protected by lock */
 };
 
@@ -179,6 +183,74 @@ handle (SoupServer *server, SoupServerMessage *msg, const char *path,
   send_next (st);
 }
 
+typedef struct
+{
+  guint status;
+  gchar *body;
+  guint delay_ms;
+  SoupServerMessage *msg; /* while delayed */
+} Hook;
+
+static void
+hook_free (Hook *k)
+{
+  g_free (k->body);
+  g_clear_object (&k->msg);
+  g_free (k);
+}
+
+static void
+hook_answer (Hook *k)
+{
+  soup_server_message_set_status (k->msg, k->status, NULL);
+  soup_server_message_set_response (
+      k->msg, "application/json", SOUP_MEMORY_COPY, k->body, strlen (k->body));
+  soup_server_message_unpause (k->msg);
+}
+
+static gboolean
+hook_later (gpointer data)
+{
+  hook_answer (data);
+  return G_SOURCE_REMOVE;
+}
+
+static void
+handle_hook (SoupServer *server, SoupServerMessage *msg, const char *path,
+    GHashTable *query, gpointer data)
+{
+  FakeServer *fs = data;
+  SoupMessageBody *req = soup_server_message_get_request_body (msg);
+  SoupMessageHeaders *rh = soup_server_message_get_request_headers (msg);
+  Hook *k;
+
+  g_mutex_lock (&fs->lock);
+  g_ptr_array_add (fs->hook_bodies, g_strndup (req->data, req->length));
+  g_ptr_array_add (fs->hook_signatures,
+      g_strdup (soup_message_headers_get_one (rh, "X-Voiceagent-Signature")));
+  k = g_queue_pop_head (&fs->hooks);
+  g_cond_broadcast (&fs->cond);
+  g_mutex_unlock (&fs->lock);
+  if (k == NULL) {
+    k = g_new0 (Hook, 1);
+    k->status = 500;
+    k->body = g_strdup ("{\"error\":\"no scripted hook answer\"}");
+  }
+  k->msg = g_object_ref (msg);
+  soup_server_message_pause (msg);
+  if (k->delay_ms == 0) {
+    hook_answer (k);
+    hook_free (k);
+    return;
+  }
+  {
+    GSource *s = g_timeout_source_new (k->delay_ms);
+    g_source_set_callback (s, hook_later, k, (GDestroyNotify)hook_free);
+    g_source_attach (s, fs->context);
+    g_source_unref (s);
+  }
+}
+
 static gpointer
 server_thread (gpointer data)
 {
@@ -218,6 +290,10 @@ fake_server_new (void)
   fs->server = soup_server_new (NULL, NULL);
   soup_server_add_handler (
       fs->server, "/v1/chat/completions", handle, fs, NULL);
+  soup_server_add_handler (fs->server, "/hook", handle_hook, fs, NULL);
+  g_queue_init (&fs->hooks);
+  fs->hook_bodies = g_ptr_array_new_with_free_func (g_free);
+  fs->hook_signatures = g_ptr_array_new_with_free_func (g_free);
   if (!soup_server_listen_local (
           fs->server, 0, SOUP_SERVER_LISTEN_IPV4_ONLY, &err))
     g_error ("fake server: %s", err->message);
@@ -225,6 +301,8 @@ fake_server_new (void)
   uris = soup_server_get_uris (fs->server);
   fs->url =
       g_strdup_printf ("http://127.0.0.1:%d/v1", g_uri_get_port (uris->data));
+  fs->hook_url =
+      g_strdup_printf ("http://127.0.0.1:%d/hook", g_uri_get_port (uris->data));
   g_slist_free_full (uris, (GDestroyNotify)g_uri_unref);
   fs->thread = g_thread_new ("fake-llm", server_thread, fs);
   return fs;
@@ -245,6 +323,10 @@ fake_server_free (FakeServer *fs)
   g_main_context_unref (fs->context);
   g_queue_clear_full (&fs->answers, (GDestroyNotify)answer_free);
   g_ptr_array_unref (fs->bodies);
+  g_queue_clear_full (&fs->hooks, (GDestroyNotify)hook_free);
+  g_ptr_array_unref (fs->hook_bodies);
+  g_ptr_array_unref (fs->hook_signatures);
+  g_free (fs->hook_url);
   g_mutex_clear (&fs->lock);
   g_cond_clear (&fs->cond);
   g_free (fs->url);
@@ -394,4 +476,62 @@ gboolean
 fake_server_wait_requests (FakeServer *fs, guint n, guint timeout_ms)
 {
   return wait_until (fs, has_requests, n, timeout_ms);
+}
+
+const gchar *
+fake_server_hook_url (FakeServer *fs)
+{
+  return fs->hook_url;
+}
+
+void
+fake_server_add_hook (
+    FakeServer *fs, guint status, const gchar *body, guint delay_ms)
+{
+  Hook *k = g_new0 (Hook, 1);
+
+  k->status = status;
+  k->body = g_strdup (body);
+  k->delay_ms = delay_ms;
+  g_mutex_lock (&fs->lock);
+  g_queue_push_tail (&fs->hooks, k);
+  g_mutex_unlock (&fs->lock);
+}
+
+guint
+fake_server_n_hooks (FakeServer *fs)
+{
+  guint n;
+
+  g_mutex_lock (&fs->lock);
+  n = fs->hook_bodies->len;
+  g_mutex_unlock (&fs->lock);
+  return n;
+}
+
+gchar *
+fake_server_get_hook (FakeServer *fs, guint i, gchar **signature)
+{
+  gchar *body = NULL;
+
+  g_mutex_lock (&fs->lock);
+  if (i < fs->hook_bodies->len) {
+    body = g_strdup (g_ptr_array_index (fs->hook_bodies, i));
+    if (signature)
+      *signature = g_strdup (g_ptr_array_index (fs->hook_signatures, i));
+  }
+  g_mutex_unlock (&fs->lock);
+  return body;
+}
+
+static gboolean
+has_hooks (FakeServer *fs, guint n)
+{
+  return fs->hook_bodies->len >= n;
+}
+
+gboolean
+fake_server_wait_hooks (FakeServer *fs, guint n, guint timeout_ms)
+{
+  return wait_until (fs, has_hooks, n, timeout_ms);
 }

@@ -35,4 +35,14 @@ gchar *fake_server_get_body (FakeServer *fs, guint i);
 /* Waits (up to @timeout_ms) until @n requests arrived. */
 gboolean fake_server_wait_requests (FakeServer *fs, guint n, guint timeout_ms);
 
+/* Webhooks: POST {hook_url} answers with the queued answers in order
+ * (@status, @body as application/json or as given, after @delay_ms), or
+ * 500 when none is queued; requests are recorded with their signature. */
+const gchar *fake_server_hook_url (FakeServer *fs);
+void fake_server_add_hook (
+    FakeServer *fs, guint status, const gchar *body, guint delay_ms);
+guint fake_server_n_hooks (FakeServer *fs);
+gchar *fake_server_get_hook (FakeServer *fs, guint i, gchar **signature);
+gboolean fake_server_wait_hooks (FakeServer *fs, guint n, guint timeout_ms);
+
 G_END_DECLS
