@@ -87,6 +87,7 @@ va_call_end_reason_name (VaCallEndReason reason)
     "max-duration",
     "shutdown",
     "never-connected",
+    "agent-hangup",
   };
   return reason < G_N_ELEMENTS (names) ? names[reason] : "unknown";
 }
@@ -817,6 +818,29 @@ watch_bus (VaCall *call)
   gst_object_unref (bus);
 }
 
+/* The call's id for the tools' webhooks, and the template's tools file
+ * unless the template names one itself. */
+static void
+configure_llm (VaCall *call, const VaTemplate *tmpl)
+{
+  GstElement *llm = find_element (call, "llm");
+  const gchar *tools = va_template_get_tools_path (tmpl);
+  gchar *own = NULL;
+
+  if (llm == NULL)
+    return;
+  if (g_object_class_find_property (G_OBJECT_GET_CLASS (llm), "call-id"))
+    g_object_set (llm, "call-id", call->id, NULL);
+  if (tools &&
+      g_object_class_find_property (G_OBJECT_GET_CLASS (llm), "tools-file")) {
+    g_object_get (llm, "tools-file", &own, NULL);
+    if (own == NULL)
+      g_object_set (llm, "tools-file", tools, NULL);
+    g_free (own);
+  }
+  gst_object_unref (llm);
+}
+
 gboolean
 va_call_start (VaCall *call, const VaTemplate *tmpl, GHashTable *vars,
     VaOffer *offer, GError **error)
@@ -830,6 +854,7 @@ va_call_start (VaCall *call, const VaTemplate *tmpl, GHashTable *vars,
     return FALSE;
   }
   gst_object_set_name (GST_OBJECT (call->pipeline), call->id);
+  configure_llm (call, tmpl);
   call->webrtc = gst_bin_get_by_name (GST_BIN (call->pipeline), "webrtc");
   g_signal_connect (
       call->webrtc, "on-data-channel", G_CALLBACK (on_data_channel), call);
@@ -873,6 +898,7 @@ va_call_start_rtp (VaCall *call, const VaTemplate *tmpl, GHashTable *vars,
   if (call->pipeline == NULL)
     goto out;
   gst_object_set_name (GST_OBJECT (call->pipeline), call->id);
+  configure_llm (call, tmpl);
   if (!va_rtp_link_attach (call->rtp, call->pipeline, peer_host, peer_port,
           on_gateway_text, call, error))
     goto out;

@@ -23,6 +23,7 @@ typedef enum {
   VA_CALL_END_MAX_DURATION,
   VA_CALL_END_SHUTDOWN,
   VA_CALL_END_NEVER_CONNECTED, /* no ICE connection within --connect-timeout */
+  VA_CALL_END_AGENT_HANGUP, /* the model called the end_call tool */
 } VaCallEndReason;
 
 const gchar *va_call_end_reason_name (VaCallEndReason reason);

@@ -390,6 +390,107 @@ handle_turn (VaConversation *c, const GstStructure *s)
   send_builder (c, b);
 }
 
+static JsonBuilder *
+add_turn_member (JsonBuilder *b, guint turn)
+{
+  json_builder_set_member_name (b, "turn");
+  json_builder_add_int_value (b, turn);
+  return b;
+}
+
+/* The model's arguments as JSON (they are an object by the time the tool
+ * runs), or as the text the model sent when they were not JSON. */
+static void
+add_arguments (JsonBuilder *b, const gchar *arguments)
+{
+  JsonNode *node = arguments ? json_from_string (arguments, NULL) : NULL;
+
+  json_builder_set_member_name (b, "arguments");
+  if (node)
+    json_builder_add_value (b, node);
+  else if (arguments)
+    json_builder_add_string_value (b, arguments);
+  else
+    json_builder_add_null_value (b);
+}
+
+/* llmtransform runs a tool: the caller sees which, with what. */
+static void
+handle_tool_call (VaConversation *c, const GstStructure *s, guint turn)
+{
+  JsonBuilder *b = add_turn_member (begin_event ("tool_call"), turn);
+
+  add_string_or_null (b, "id", gst_structure_get_string (s, "tool-call-id"));
+  add_string_or_null (b, "name", gst_structure_get_string (s, "name"));
+  add_string_or_null (b, "kind", gst_structure_get_string (s, "kind"));
+  add_arguments (b, gst_structure_get_string (s, "arguments"));
+  send_builder (c, b);
+}
+
+/* The record keeps what the tool answered (the operator's data); the
+ * caller gets whether it worked and how long it took, not the answer
+ * itself, which may hold what the service did not mean to show. */
+static void
+record_tool_result (VaConversation *c, const GstStructure *s, guint turn,
+    gboolean ok, gdouble ms)
+{
+  const gchar *name = gst_structure_get_string (s, "name");
+  const gchar *error = gst_structure_get_string (s, "error");
+  const gchar *result = gst_structure_get_string (s, "result");
+  gchar *text = ok ? g_strdup_printf ("%s: ok (%.0f ms)", name, ms)
+                   : g_strdup_printf ("%s: error: %s (%.0f ms)", name,
+                         error ? error : "?", ms);
+  JsonArray *transcript = c->transcript;
+  JsonObject *o;
+
+  add_transcript (c, "tool", text, turn);
+  o = json_array_get_object_element (
+      transcript, json_array_get_length (transcript) - 1);
+  json_object_set_string_member (o, "name", name);
+  json_object_set_boolean_member (o, "ok", ok);
+  json_object_set_double_member (o, "duration_ms", ms);
+  if (result)
+    json_object_set_string_member (o, "result", result);
+  g_free (text);
+}
+
+static void
+handle_tool_result (VaConversation *c, const GstStructure *s, guint turn)
+{
+  gboolean ok = FALSE;
+  gdouble ms = -1;
+  JsonBuilder *b = add_turn_member (begin_event ("tool_result"), turn);
+
+  gst_structure_get_boolean (s, "ok", &ok);
+  gst_structure_get_double (s, "duration-ms", &ms);
+  c->usage.tool_calls++;
+  if (!ok)
+    c->usage.tool_failures++;
+  observe (c, "tool_call", ms);
+  add_string_or_null (b, "id", gst_structure_get_string (s, "tool-call-id"));
+  add_string_or_null (b, "name", gst_structure_get_string (s, "name"));
+  json_builder_set_member_name (b, "ok");
+  json_builder_add_boolean_value (b, ok);
+  add_string_or_null (
+      b, "error", ok ? NULL : gst_structure_get_string (s, "error"));
+  add_ms (b, "duration_ms", ms);
+  send_builder (c, b);
+  record_tool_result (c, s, turn, ok, ms);
+}
+
+/* transfer (no telephony here: the application or the caller's page acts
+ * on it) and wait (the caller asked for a moment). */
+static void
+handle_tool_action (
+    VaConversation *c, const GstStructure *s, const gchar *event, guint turn)
+{
+  JsonBuilder *b = add_turn_member (begin_event (event), turn);
+
+  add_string_or_null (b, "id", gst_structure_get_string (s, "tool-call-id"));
+  add_arguments (b, gst_structure_get_string (s, "arguments"));
+  send_builder (c, b);
+}
+
 static void
 handle_llm (VaConversation *c, const GstStructure *s)
 {
@@ -408,6 +509,17 @@ handle_llm (VaConversation *c, const GstStructure *s)
     Turn *t = get_turn (c, turn);
     t->llm_ttft_ms = ns_field_ms (s, "since-turn-end");
     observe (c, "llm_ttft", t->llm_ttft_ms);
+  } else if (g_strcmp0 (event, "tool-call") == 0) {
+    handle_tool_call (c, s, turn);
+  } else if (g_strcmp0 (event, "tool-result") == 0) {
+    handle_tool_result (c, s, turn);
+  } else if (g_strcmp0 (event, "transfer") == 0 ||
+      g_strcmp0 (event, "wait") == 0) {
+    handle_tool_action (c, s, event, turn);
+  } else if (g_strcmp0 (event, "end-call") == 0) {
+    send_builder (c, add_turn_member (begin_event ("end_call"), turn));
+    if (c->output.end_call)
+      c->output.end_call (c->user_data);
   } else if (g_strcmp0 (event, "done") == 0) {
     const gchar *text = gst_structure_get_string (s, "text");
     if (gst_structure_get_int64 (s, "prompt-tokens", &tokens) && tokens > 0)

@@ -19,6 +19,10 @@ typedef struct
   void (*observe) (const gchar *name, gdouble seconds, gpointer user_data);
   /* The agent's audio ran dry mid-turn (an elevenlabssrc `underrun`). */
   void (*underrun) (gpointer user_data);
+  /* The model called the end_call tool and its goodbye was heard: hang
+   * up. Called from va_conversation_handle(): must not free the
+   * conversation before it returns. */
+  void (*end_call) (gpointer user_data);
 } VaConversationOutput;
 
 VaConversation *va_conversation_new (

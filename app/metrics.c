@@ -44,7 +44,7 @@ struct _VaMetrics
   GHashTable *ended; /* reason → guint64* */
   GHashTable *failed; /* reason → guint64* */
   GHashTable *rejected; /* cause → guint64* */
-  Histogram hist[6];
+  Histogram hist[7];
   VaUsage usage;
   guint64 playout_underruns;
 };
@@ -79,6 +79,9 @@ va_metrics_new (void)
   m->hist[5].name = "gateway_failover";
   m->hist[5].help = "Gateway front: a worker's death to its call's relay "
                     "pointing at the next worker";
+  m->hist[6].name = "tool_call";
+  m->hist[6].help = "A tool call the model made, from its start to its "
+                    "result (webhook or built-in)";
   return m;
 }
 
@@ -156,6 +159,8 @@ va_metrics_add_usage (VaMetrics *m, const VaUsage *u)
   m->usage.llm_speculative_used += u->llm_speculative_used;
   m->usage.turns += u->turns;
   m->usage.barge_ins += u->barge_ins;
+  m->usage.tool_calls += u->tool_calls;
+  m->usage.tool_failures += u->tool_failures;
   m->usage.false_interruptions += u->false_interruptions;
   m->usage.backchannels += u->backchannels;
 }
@@ -328,6 +333,13 @@ va_metrics_render (VaMetrics *m, const VaConfig *c, guint active,
   render_gauge (out, "voiceagent_llm_speculative_used_total", "counter",
       "Speculative LLM requests whose reply answered the committed turn",
       m->usage.llm_speculative_used);
+  render_gauge (out, "voiceagent_tool_calls_total", "counter",
+      "Tool calls whose result the model got (docs/elements/llmtransform.md)",
+      m->usage.tool_calls);
+  render_gauge (out, "voiceagent_tool_failures_total", "counter",
+      "Tool calls whose result was an error (timeout, HTTP status, bad "
+      "arguments, unknown tool)",
+      m->usage.tool_failures);
   render_gauge (out, "voiceagent_barge_ins_total", "counter",
       "Barge-ins confirmed: the agent was cut off", m->usage.barge_ins);
   render_gauge (out, "voiceagent_false_interruptions_total", "counter",

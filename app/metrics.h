@@ -26,6 +26,9 @@ typedef struct
   guint64 barge_ins; /* confirmed: the agent was cut off */
   guint64 false_interruptions; /* paused, then resumed */
   guint64 backchannels; /* "mhm" over the agent, not a turn */
+  /* Tool calls (docs/elements/llmtransform.md, Tools) */
+  guint64 tool_calls; /* results the model got */
+  guint64 tool_failures; /* ... that were errors */
 } VaUsage;
 
 gdouble va_usage_cost (const VaUsage *usage, const VaConfig *config);
@@ -37,7 +40,8 @@ void va_metrics_call_started (VaMetrics *m);
 void va_metrics_call_ended (VaMetrics *m, const gchar *reason, gboolean failed);
 void va_metrics_call_rejected (VaMetrics *m, const gchar *cause);
 
-/* @name: stt, llm_ttft, tts_ttfb, voice_to_voice or end_of_turn. */
+/* @name: stt, llm_ttft, tts_ttfb, voice_to_voice, end_of_turn,
+ * gateway_failover or tool_call. */
 void va_metrics_observe (VaMetrics *m, const gchar *name, gdouble seconds);
 void va_metrics_add_usage (VaMetrics *m, const VaUsage *usage);
 /* The agent's audio ran dry mid-turn (elevenlabssrc `underrun`). */

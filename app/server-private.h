@@ -90,6 +90,7 @@ struct _CallEntry
   gint64 state_us; /* time taken to load a resumed call's state, or -1 */
   gint64 pipeline_us; /* POST to the pipeline playing and the offer set */
   gboolean media; /* gateway mode: the caller's media has arrived */
+  guint agent_hangup; /* idle source ending the call for end_call, or 0 */
   gboolean record; /* --record applies to this call */
 };
 

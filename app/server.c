@@ -149,6 +149,7 @@ call_entry_free (CallEntry *e)
   GHashTableIter iter;
   gpointer value;
 
+  g_clear_handle_id (&e->agent_hangup, g_source_remove);
   if (e->pending) {
     va_respond_error (e->server, e->pending, SOUP_STATUS_SERVICE_UNAVAILABLE,
         "the call ended before it was answered");
@@ -328,7 +329,8 @@ on_call_ended (
   CallEntry *e = data;
   VaServer *server = e->server;
   gboolean failed = reason != VA_CALL_END_HANGUP &&
-      reason != VA_CALL_END_SHUTDOWN && reason != VA_CALL_END_MAX_DURATION;
+      reason != VA_CALL_END_SHUTDOWN && reason != VA_CALL_END_MAX_DURATION &&
+      reason != VA_CALL_END_AGENT_HANGUP;
 
   log_call_end (e, reason, detail);
   va_metrics_call_ended (
@@ -372,6 +374,28 @@ conversation_observe (const gchar *name, gdouble seconds, gpointer data)
   CallEntry *e = data;
 
   va_metrics_observe (e->server->metrics, name, seconds);
+}
+
+static gboolean
+end_call_by_agent (gpointer data)
+{
+  CallEntry *e = data;
+
+  e->agent_hangup = 0;
+  va_call_end (
+      e->call, VA_CALL_END_AGENT_HANGUP, "the agent ended the call (end_call)");
+  return G_SOURCE_REMOVE;
+}
+
+/* From inside the conversation's message handling: the call (and its
+ * conversation) must outlive that, so it ends from the main loop next. */
+static void
+conversation_end_call (gpointer data)
+{
+  CallEntry *e = data;
+
+  if (e->agent_hangup == 0)
+    e->agent_hangup = g_idle_add (end_call_by_agent, e);
 }
 
 static void
@@ -501,7 +525,7 @@ new_entry (VaServer *server, gchar *id, const gchar *agent, gint64 post_us)
   static const VaCallCallbacks callbacks = { on_call_answered, on_call_ended,
     on_call_message, on_call_first_media };
   static const VaConversationOutput conversation_output = { conversation_send,
-    conversation_observe, conversation_underrun };
+    conversation_observe, conversation_underrun, conversation_end_call };
   CallEntry *e = g_new0 (CallEntry, 1);
 
   e->server = server;

@@ -13,6 +13,7 @@
 #endif
 
 #include <string.h>
+#include <json-glib/json-glib.h>
 #include "template.h"
 
 const gchar *const va_template_variables[] = { "CALL_ID", "SESSION", "OPUS_PT",
@@ -26,6 +27,7 @@ struct _VaTemplate
   gchar *path;
   gchar *text; /* comments removed, lines kept for numbering */
   VaTemplateKind kind;
+  gchar *tools_path; /* NAME.tools.json beside it, or NULL */
 };
 
 static void
@@ -33,8 +35,23 @@ template_free (VaTemplate *t)
 {
   g_free (t->name);
   g_free (t->path);
+  g_free (t->tools_path);
   g_free (t->text);
   g_free (t);
+}
+
+/**
+ * va_template_get_tools_path:
+ * @tmpl: a template
+ *
+ * Returns: (nullable): the tools file beside the template
+ * (`NAME.tools.json`, docs/elements/llmtransform.md "Tools"), or NULL when
+ * there is none.
+ */
+const gchar *
+va_template_get_tools_path (const VaTemplate *tmpl)
+{
+  return tmpl->tools_path;
 }
 
 const gchar *
@@ -263,6 +280,41 @@ placeholder_vars (void)
   return vars;
 }
 
+/* NAME.tools.json beside the template: a JSON array, checked here so a
+ * broken file stops the server at start, not every call; llmtransform
+ * checks each tool when the call starts. */
+static gboolean
+find_tools (VaTemplate *t, const gchar *dir, GError **error)
+{
+  gchar *name = g_strconcat (t->name, ".tools.json", NULL);
+  gchar *path = g_build_filename (dir, name, NULL);
+  JsonParser *p;
+  gboolean ok = TRUE;
+
+  g_free (name);
+  if (!g_file_test (path, G_FILE_TEST_EXISTS)) {
+    g_free (path);
+    return TRUE;
+  }
+  p = json_parser_new ();
+  if (!json_parser_load_from_file (p, path, error)) {
+    g_prefix_error (error, "tools file %s: ", path);
+    ok = FALSE;
+  } else if (!JSON_NODE_HOLDS_ARRAY (json_parser_get_root (p))) {
+    g_set_error (error, G_FILE_ERROR, G_FILE_ERROR_INVAL,
+        "tools file %s is not a JSON array of tools "
+        "(docs/elements/llmtransform.md, Tools)",
+        path);
+    ok = FALSE;
+  }
+  g_object_unref (p);
+  if (ok)
+    t->tools_path = path;
+  else
+    g_free (path);
+  return ok;
+}
+
 static VaTemplate *
 load_one (const gchar *dir, const gchar *file, GError **error)
 {
@@ -273,7 +325,8 @@ load_one (const gchar *dir, const gchar *file, GError **error)
 
   t->path = g_build_filename (dir, file, NULL);
   t->name = g_strndup (file, strlen (file) - strlen (".pipeline"));
-  if (!g_file_get_contents (t->path, &raw, NULL, error)) {
+  if (!find_tools (t, dir, error) ||
+      !g_file_get_contents (t->path, &raw, NULL, error)) {
     template_free (t);
     return NULL;
   }

@@ -30,6 +30,7 @@ extern const gchar *const va_template_variables[];
 GHashTable *va_templates_load (const gchar *dir, GError **error);
 
 const gchar *va_template_get_name (const VaTemplate *tmpl);
+const gchar *va_template_get_tools_path (const VaTemplate *tmpl);
 VaTemplateKind va_template_get_kind (const VaTemplate *tmpl);
 
 /* Fills in @vars (name → value; values are escaped for gst-launch quoting)
