@@ -31,6 +31,14 @@
  * - `turn` `{turn, state: 'likely'|'resumed'|'committed', text?, eot_ms?, ending?}`
  * - `barge_in` `{state: 'paused'|'resumed'|'confirmed'|'backchannel', reason}`
  * - `metrics` `{turn, stt_ms, llm_ttft_ms, tts_ttfb_ms, voice_to_voice_ms, eot_ms, speculative, false_interruptions}`
+ * - `tool_call` `{turn, id, name, kind, arguments}`: the agent runs a tool
+ *   (kind `webhook`, `end_call`, `transfer`, `wait` or `unknown`)
+ * - `tool_result` `{turn, id, name, ok, error, duration_ms}`: its outcome
+ *   (the tool's answer itself stays on the server, in the call record)
+ * - `transfer` `{turn, id, arguments}`: the agent hands the caller over
+ *   (e.g. `{department: 'billing'}`); the page decides what that means
+ * - `wait` `{turn, id}`: the caller asked for a moment; the agent waits
+ * - `end_call` `{turn}`: the agent said goodbye and hangs up now
  * - `error` `{message}`: a recoverable problem the server reports
  * - `message` `(event, text)`: every message from the server, known or not
  *
@@ -53,11 +61,13 @@
  * @type {readonly string[]}
  */
 export const EVENTS = Object.freeze([
-  'call', 'transcript', 'vad', 'agent', 'interrupted', 'turn', 'barge_in', 'metrics', 'error', 'message',
+  'call', 'transcript', 'vad', 'agent', 'interrupted', 'turn', 'barge_in', 'metrics',
+  'tool_call', 'tool_result', 'transfer', 'wait', 'end_call', 'error', 'message',
   'state', 'sent', 'track', 'session', 'resuming', 'failure', 'speech', 'playback',
 ]);
 
-const SERVER_EVENTS = new Set(['call', 'transcript', 'vad', 'agent', 'interrupted', 'turn', 'barge_in', 'metrics', 'error']);
+const SERVER_EVENTS = new Set(['call', 'transcript', 'vad', 'agent', 'interrupted', 'turn', 'barge_in', 'metrics',
+  'tool_call', 'tool_result', 'transfer', 'wait', 'end_call', 'error']);
 
 /**
  * @typedef {object} VadOptions

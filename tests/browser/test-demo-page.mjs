@@ -95,7 +95,15 @@ const SCRIPTED = [
 ];
 
 const SCRIPTED_ERROR = { type: 'error', message: 'LLM: HTTP 429 rate limited' };
-const scriptedTexts = new Set([...SCRIPTED, SCRIPTED_ERROR].map((e) => JSON.stringify(e)));
+// A tool round (docs/http-api.md, Events): the call's line, completed by
+// its result; a failed one marked.
+const SCRIPTED_TOOLS = [
+  { type: 'tool_call', turn: 4, id: 'call_1', name: 'get_order_status', kind: 'webhook', arguments: { order_id: '1234' } },
+  { type: 'tool_call', turn: 4, id: 'call_2', name: 'get_weather', kind: 'unknown', arguments: {} },
+  { type: 'tool_result', turn: 4, id: 'call_1', name: 'get_order_status', ok: true, error: null, duration_ms: 212.4 },
+  { type: 'tool_result', turn: 4, id: 'call_2', name: 'get_weather', ok: false, error: 'unknown tool "get_weather"', duration_ms: 0 },
+];
+const scriptedTexts = new Set([...SCRIPTED, SCRIPTED_ERROR, ...SCRIPTED_TOOLS].map((e) => JSON.stringify(e)));
 
 async function checkRendering(page) {
   await page.evaluate((events) => {
@@ -137,6 +145,16 @@ async function checkRendering(page) {
     { data: JSON.stringify(e) })), SCRIPTED_ERROR);
   const err = await page.textContent('#error.shown .text').catch(() => '');
   check('an error event is shown', /Agent error/.test(err) && /HTTP 429 rate limited/.test(err), JSON.stringify(err), soft);
+  const tools = await page.evaluate((events) => {
+    for (const e of events)
+      window.voiceagent.channel.dispatchEvent(new MessageEvent('message', { data: JSON.stringify(e) }));
+    return [...document.querySelectorAll('#transcript .line.tool')].map((l) => ({ cls: l.className, text: l.textContent }));
+  }, SCRIPTED_TOOLS);
+  check('tool calls are shown in the transcript with their outcome and time',
+    tools.length === 2 && tools[0].text === '⚙ get_order_status({"order_id":"1234"}) → ok (212 ms)' &&
+    !tools[0].cls.includes('failed') &&
+    tools[1].text === '⚙ get_weather({}) → unknown tool "get_weather" (0 ms)' && tools[1].cls.includes('failed'),
+    JSON.stringify(tools), soft);
 }
 
 async function checkBadToken(base) {
