@@ -639,6 +639,38 @@ list_calls (VaRecordsDb *db)
   return 0;
 }
 
+/* The tool calls of a record (its transcript's "tool" lines), one a
+ * line with what the tool answered: `calls show` lists them. */
+static void
+print_tools (const gchar *transcript_json)
+{
+  JsonParser *p = json_parser_new ();
+  JsonArray *lines = NULL;
+  guint i, n = 0;
+
+  if (transcript_json &&
+      json_parser_load_from_data (p, transcript_json, -1, NULL) &&
+      JSON_NODE_HOLDS_ARRAY (json_parser_get_root (p)))
+    lines = json_node_get_array (json_parser_get_root (p));
+  for (i = 0; lines && i < json_array_get_length (lines); i++) {
+    JsonObject *o = json_array_get_object_element (lines, i);
+
+    if (o == NULL ||
+        g_strcmp0 (json_object_get_string_member_with_default (o, "role", NULL),
+            "tool") != 0)
+      continue;
+    printf ("%s turn %" G_GINT64_FORMAT ": %s%s%s\n",
+        n++ == 0 ? "tools:      " : "            ",
+        json_object_get_int_member_with_default (o, "turn", 0),
+        json_object_get_string_member_with_default (o, "text", ""),
+        json_object_has_member (o, "result") ? " → " : "",
+        json_object_get_string_member_with_default (o, "result", ""));
+  }
+  if (n == 0)
+    printf ("tools:       none\n");
+  g_object_unref (p);
+}
+
 static int
 show_call (VaRecordsDb *db, const gchar *id, gboolean as_json)
 {
@@ -679,6 +711,7 @@ show_call (VaRecordsDb *db, const gchar *id, gboolean as_json)
         r->recording_dropped);
   else
     printf ("recording:   none\n");
+  print_tools (r->transcript_json);
   g_free (started);
   va_call_record_free (r);
   return 0;
