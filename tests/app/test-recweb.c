@@ -11,6 +11,7 @@
 #include <json-glib/json-glib.h>
 #include <libsoup/soup.h>
 #include "emulator-process.h"
+#include "http-receiver.h"
 #include "test-speech.h"
 #include "whip-check.h"
 #include "webhook.h"
@@ -19,14 +20,11 @@
 
 GST_DEBUG_CATEGORY (voiceagent_debug);
 
-/* ---- A receiver on a thread of its own ---- */
+/* ---- A webhook receiver (tests/common/http-receiver) ---- */
 
 typedef struct
 {
-  GThread *thread;
-  GMainContext *context;
-  GMainLoop *loop;
-  SoupServer *soup;
+  HttpReceiver *http;
   guint port;
   GMutex lock;
   /* Protected by lock */
@@ -39,46 +37,11 @@ typedef struct
   gboolean bad_signature; /* some request's did not verify */
 } Receiver;
 
-/* Verifies "t=<unix>,v1=<hex>" the way a receiver would: its own HMAC
- * over "<t>.<body>", and a timestamp within 5 minutes. */
-static gboolean
-signature_ok (const gchar *header, const gchar *body, gsize len)
-{
-  gchar **parts;
-  gint64 t;
-  GHmac *hmac;
-  gboolean ok;
-
-  if (header == NULL || !g_str_has_prefix (header, "t="))
-    return FALSE;
-  parts = g_strsplit (header + 2, ",v1=", 2);
-  if (g_strv_length (parts) != 2) {
-    g_strfreev (parts);
-    return FALSE;
-  }
-  t = g_ascii_strtoll (parts[0], NULL, 10);
-  hmac =
-      g_hmac_new (G_CHECKSUM_SHA256, (const guchar *)SECRET, strlen (SECRET));
-  g_hmac_update (hmac, (const guchar *)parts[0], -1);
-  g_hmac_update (hmac, (const guchar *)".", 1);
-  g_hmac_update (hmac, (const guchar *)body, len);
-  ok = g_str_equal (g_hmac_get_string (hmac), parts[1]) &&
-      ABS (g_get_real_time () / G_USEC_PER_SEC - t) < 300;
-  g_hmac_unref (hmac);
-  g_strfreev (parts);
-  return ok;
-}
-
-static void
-on_hook (SoupServer *soup, SoupServerMessage *msg, const gchar *path,
-    GHashTable *query, gpointer data)
+static guint
+on_hook (SoupMessageHeaders *h, const gchar *text, gsize len, GString *reply,
+    gpointer data)
 {
   Receiver *r = data;
-  SoupMessageBody *body = soup_server_message_get_request_body (msg);
-  SoupMessageHeaders *h = soup_server_message_get_request_headers (msg);
-  GBytes *bytes = soup_message_body_flatten (body);
-  gsize len;
-  const gchar *text = g_bytes_get_data (bytes, &len);
   guint status;
 
   g_mutex_lock (&r->lock);
@@ -89,25 +52,14 @@ on_hook (SoupServer *soup, SoupServerMessage *msg, const gchar *path,
   g_ptr_array_add (r->bodies, g_strndup (text, len));
   g_ptr_array_add (r->deliveries,
       g_strdup (soup_message_headers_get_one (h, "X-Voiceagent-Delivery")));
-  if (!signature_ok (soup_message_headers_get_one (h, "X-Voiceagent-Signature"),
+  if (!http_signature_ok (
+          soup_message_headers_get_one (h, "X-Voiceagent-Signature"), SECRET,
           text, len) ||
       g_strcmp0 (soup_message_headers_get_one (h, "X-Voiceagent-Event"),
           "call.ended") != 0)
     r->bad_signature = TRUE;
   g_mutex_unlock (&r->lock);
-  g_bytes_unref (bytes);
-  soup_server_message_set_status (msg, status, NULL);
-}
-
-static gpointer
-receiver_main (gpointer data)
-{
-  Receiver *r = data;
-
-  g_main_context_push_thread_default (r->context);
-  g_main_loop_run (r->loop);
-  g_main_context_pop_thread_default (r->context);
-  return NULL;
+  return status;
 }
 
 /* Listens on @port (0: any free one); answers the first @fail_first
@@ -116,44 +68,21 @@ static Receiver *
 receiver_new (guint port, guint fail_first, guint fail_status)
 {
   Receiver *r = g_new0 (Receiver, 1);
-  GSList *uris;
 
   g_mutex_init (&r->lock);
   r->fail_first = fail_first;
   r->fail_status = fail_status;
   r->bodies = g_ptr_array_new_with_free_func (g_free);
   r->deliveries = g_ptr_array_new_with_free_func (g_free);
-  r->context = g_main_context_new ();
-  r->loop = g_main_loop_new (r->context, FALSE);
-  g_main_context_push_thread_default (r->context);
-  r->soup = soup_server_new (NULL, NULL);
-  soup_server_add_handler (r->soup, "/hook", on_hook, r, NULL);
-  fail_unless (soup_server_listen_local (r->soup, port, 0, NULL));
-  g_main_context_pop_thread_default (r->context);
-  uris = soup_server_get_uris (r->soup);
-  r->port = g_uri_get_port (uris->data);
-  g_slist_free_full (uris, (GDestroyNotify)g_uri_unref);
-  r->thread = g_thread_new ("receiver", receiver_main, r);
+  r->http = http_receiver_new (port, "/hook", on_hook, r);
+  r->port = http_receiver_get_port (r->http);
   return r;
-}
-
-static gboolean
-quit_loop (gpointer loop)
-{
-  g_main_loop_quit (loop);
-  return G_SOURCE_REMOVE;
 }
 
 static void
 receiver_free (Receiver *r)
 {
-  /* From the loop itself: a quit before it runs would be lost. */
-  g_main_context_invoke (r->context, quit_loop, r->loop);
-  g_thread_join (r->thread);
-  soup_server_disconnect (r->soup);
-  g_object_unref (r->soup);
-  g_main_loop_unref (r->loop);
-  g_main_context_unref (r->context);
+  http_receiver_free (r->http);
   g_ptr_array_unref (r->bodies);
   g_ptr_array_unref (r->deliveries);
   g_mutex_clear (&r->lock);
