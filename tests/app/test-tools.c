@@ -1,0 +1,316 @@
+/* End to end over WebRTC: the agent calls tools. A caller asks for an
+ * order's status; the emulator's LLM calls get_order_status; the tool's
+ * webhook (here, in the test) answers; the agent speaks the answer. And a
+ * caller who says goodbye is hung up on (end_call) after the goodbye was
+ * heard. The server runs the repo's agent.pipeline with a tools file
+ * beside it, as an operator would install one.
+ * SPDX-License-Identifier: LGPL-2.1-or-later
+ */
+#include <string.h>
+#include <glib/gstdio.h>
+#include <gst/check/gstcheck.h>
+#include <json-glib/json-glib.h>
+#include "emulator-process.h"
+#include "http-receiver.h"
+#include "test-process.h"
+#include "whip-check.h"
+
+#define ANSWER_TIMEOUT_MS 30000
+#define SECRET "tools-secret-5d1c7a2e9b"
+
+/* ---- The order service: the get_order_status webhook ---- */
+
+typedef struct
+{
+  GMutex lock;
+  /* Protected by lock */
+  guint requests;
+  gboolean bad; /* a request without a valid signature or shape */
+  gchar *call_id; /* of the last request */
+  gchar *order_id;
+} Orders;
+
+static guint
+on_order (SoupMessageHeaders *h, const gchar *body, gsize len, GString *reply,
+    gpointer data)
+{
+  Orders *o = data;
+  JsonNode *root = json_from_string (body, NULL);
+  JsonObject *req = root && JSON_NODE_HOLDS_OBJECT (root)
+      ? json_node_get_object (root)
+      : NULL;
+  JsonObject *args = req && json_object_has_member (req, "arguments")
+      ? json_object_get_object_member (req, "arguments")
+      : NULL;
+  const gchar *order = args
+      ? json_object_get_string_member_with_default (args, "order_id", NULL)
+      : NULL;
+
+  g_mutex_lock (&o->lock);
+  o->requests++;
+  if (!http_signature_ok (
+          soup_message_headers_get_one (h, "X-Voiceagent-Signature"), SECRET,
+          body, len) ||
+      order == NULL ||
+      g_strcmp0 (json_object_get_string_member_with_default (req, "name", NULL),
+          "get_order_status") != 0)
+    o->bad = TRUE;
+  g_free (o->call_id);
+  o->call_id = req ? g_strdup (json_object_get_string_member_with_default (
+                         req, "call_id", NULL))
+                   : NULL;
+  g_free (o->order_id);
+  o->order_id = g_strdup (order);
+  g_mutex_unlock (&o->lock);
+  g_string_printf (reply,
+      "{\"order_id\":\"%s\",\"status\":\"shipped\",\"eta\":\"Friday\"}",
+      order ? order : "?");
+  if (root)
+    json_node_unref (root);
+  return 200;
+}
+
+/* ---- The server, with a tools file beside its agent template ---- */
+
+/* pipelines/agent.tools.json with its webhook pointed at @port. */
+static gchar *
+tools_json (guint port)
+{
+  gchar *src = g_build_filename (g_getenv ("VOICEAGENT_SOURCE_DIR"),
+      "pipelines", "agent.tools.json", NULL);
+  JsonParser *p = json_parser_new ();
+  JsonArray *tools;
+  gchar *url = g_strdup_printf ("http://127.0.0.1:%u/orders", port);
+  gchar *out;
+  guint i;
+
+  fail_unless (json_parser_load_from_file (p, src, NULL), "%s", src);
+  tools = json_node_get_array (json_parser_get_root (p));
+  for (i = 0; i < json_array_get_length (tools); i++) {
+    JsonObject *t = json_array_get_object_element (tools, i);
+
+    if (json_object_has_member (t, "webhook"))
+      json_object_set_string_member (
+          json_object_get_object_member (t, "webhook"), "url", url);
+  }
+  out = json_to_string (json_parser_get_root (p), TRUE);
+  g_object_unref (p);
+  g_free (url);
+  g_free (src);
+  return out;
+}
+
+/* A folder with the repo's agent.pipeline and a tools file for it. */
+static gchar *
+pipelines_dir (guint port)
+{
+  gchar *dir = g_dir_make_tmp ("voiceagent-tools-XXXXXX", NULL);
+  gchar *src = g_build_filename (
+      g_getenv ("VOICEAGENT_SOURCE_DIR"), "pipelines", "agent.pipeline", NULL);
+  gchar *text = NULL, *dst, *tools;
+
+  fail_unless (g_file_get_contents (src, &text, NULL, NULL), "%s", src);
+  dst = g_build_filename (dir, "agent.pipeline", NULL);
+  fail_unless (g_file_set_contents (dst, text, -1, NULL));
+  g_free (dst);
+  dst = g_build_filename (dir, "agent.tools.json", NULL);
+  tools = tools_json (port);
+  fail_unless (g_file_set_contents (dst, tools, -1, NULL));
+  g_free (tools);
+  g_free (dst);
+  g_free (text);
+  g_free (src);
+  return dir;
+}
+
+typedef struct
+{
+  gchar *dir;
+  gchar *db;
+  EmuProcess *server;
+  Orders orders;
+  HttpReceiver *http;
+} Fixture;
+
+static void
+fixture_start (Fixture *f)
+{
+  const gchar *args[] = { "--pipelines", NULL, "--database", NULL,
+    "--emulator-args", "--quiet", "--ice-timeout-ms", "1000", NULL };
+
+  g_mutex_init (&f->orders.lock);
+  f->http = http_receiver_new (0, "/orders", on_order, &f->orders);
+  f->dir = pipelines_dir (http_receiver_get_port (f->http));
+  f->db = g_build_filename (f->dir, "calls.db", NULL);
+  args[1] = f->dir;
+  args[3] = f->db;
+  g_unsetenv ("DEEPGRAM_API_KEY");
+  g_unsetenv ("ELEVENLABS_API_KEY");
+  g_unsetenv ("LLM_API_KEY");
+  g_unsetenv ("OPENAI_API_KEY");
+  g_setenv ("VOICEAGENT_TOOLS_SECRET", SECRET, TRUE);
+  f->server = emu_process_start_program (g_getenv ("VOICEAGENT_BIN"), args);
+  fail_unless (f->server != NULL, "voiceagent did not start");
+}
+
+static void
+fixture_stop (Fixture *f)
+{
+  emu_process_stop (f->server);
+  http_receiver_free (f->http);
+  test_process_remove_tree (f->dir);
+  g_free (f->orders.call_id);
+  g_free (f->orders.order_id);
+  g_mutex_clear (&f->orders.lock);
+  g_free (f->dir);
+  g_free (f->db);
+}
+
+static WhipCaller *
+call (Fixture *f, gchar **call_id)
+{
+  gchar *url =
+      g_strconcat (emu_process_get_http_url (f->server), "/whip", NULL);
+  WhipCallerOptions o = { .url = url, .data_channel = TRUE };
+  WhipCaller *c = whip_caller_new (&o);
+  gchar *m, *id;
+
+  fail_unless_equals_int (whip_caller_connect (c, NULL), 201);
+  m = whip_check_message (c, "\"type\":\"call\"", ANSWER_TIMEOUT_MS);
+  id = strstr (m, "\"id\":\"") + strlen ("\"id\":\"");
+  *call_id = g_strndup (id, strcspn (id, "\""));
+  g_free (m);
+  g_free (url);
+  return c;
+}
+
+/* `voiceagent calls show ID` on the fixture's records. */
+static gchar *
+show_call (Fixture *f, const gchar *id)
+{
+  const gchar *argv[] = { g_getenv ("VOICEAGENT_BIN"), "--database", f->db,
+    "calls", "show", id, NULL };
+  gchar *out = NULL;
+  gint status = -1;
+  gint i;
+
+  /* The record is written by the records thread after the call ends. */
+  for (i = 0; i < 50; i++) {
+    g_free (out);
+    out = NULL;
+    if (g_spawn_sync (NULL, (gchar **)argv, NULL, G_SPAWN_STDERR_TO_DEV_NULL,
+            NULL, NULL, &out, NULL, &status, NULL) &&
+        status == 0)
+      return out;
+    g_usleep (100 * 1000);
+  }
+  fail ("no record of call %s", id);
+  return out;
+}
+
+/* The caller asks about an order: the model calls get_order_status, the
+ * webhook gets a signed request with the call's id, the answer is spoken,
+ * the caller sees the tool's events, and the record lists the call. */
+GST_START_TEST (test_order_status_over_webhook)
+{
+  Fixture f = { 0 };
+  WhipCaller *c;
+  gchar *id, *m, *record;
+
+  fixture_start (&f);
+  c = call (&f, &id);
+  fail_unless (whip_caller_send_text (c, "What is the status of order 1234?"));
+  m = whip_check_message (c, "\"type\":\"tool_call\"", ANSWER_TIMEOUT_MS);
+  fail_unless (strstr (m, "\"name\":\"get_order_status\"") &&
+          strstr (m, "\"order_id\":\"1234\""),
+      "%s", m);
+  g_free (m);
+  m = whip_check_message (c, "\"type\":\"tool_result\"", ANSWER_TIMEOUT_MS);
+  fail_unless (
+      strstr (m, "\"ok\":true") && strstr (m, "\"duration_ms\":"), "%s", m);
+  fail_if (
+      strstr (m, "shipped"), "the tool's answer reached the caller: %s", m);
+  g_free (m);
+  m = whip_check_message (c, "shipped", ANSWER_TIMEOUT_MS);
+  fail_unless (strstr (m, "\"role\":\"agent\""), "%s", m);
+  g_free (m);
+  fail_unless (whip_caller_wait_audio (c, 0.05, ANSWER_TIMEOUT_MS),
+      "the answer was not heard (peak %f)", whip_caller_get_peak_rms (c));
+
+  g_mutex_lock (&f.orders.lock);
+  fail_unless_equals_int (f.orders.requests, 1);
+  fail_if (f.orders.bad,
+      "the webhook's request was not signed or shaped "
+      "as docs/elements/llmtransform.md says");
+  fail_unless_equals_string (f.orders.call_id, id);
+  fail_unless_equals_string (f.orders.order_id, "1234");
+  g_mutex_unlock (&f.orders.lock);
+
+  fail_unless_equals_int (whip_caller_hangup (c), 200);
+  whip_caller_free (c);
+  record = show_call (&f, id);
+  fail_unless (strstr (record, "tools:       turn 1: get_order_status: ok"),
+      "%s", record);
+  fail_unless (strstr (record, "shipped"), "%s", record);
+  g_free (record);
+  g_free (id);
+  fixture_stop (&f);
+}
+
+GST_END_TEST;
+
+/* The caller says goodbye: the agent says its goodbye, the caller hears
+ * it, and only then does the agent hang up (end_call): the call ends with
+ * reason agent-hangup. */
+GST_START_TEST (test_goodbye_ends_the_call)
+{
+  Fixture f = { 0 };
+  WhipCaller *c;
+  gchar *id, *m, *record;
+  guint status = 0;
+  gint i;
+
+  fixture_start (&f);
+  c = call (&f, &id);
+  fail_unless (whip_caller_send_text (c, "Thanks, that is all. Goodbye!"));
+  m = whip_check_message (c, "\"type\":\"tool_call\"", ANSWER_TIMEOUT_MS);
+  fail_unless (strstr (m, "\"name\":\"end_call\""), "%s", m);
+  g_free (m);
+  fail_unless (whip_caller_wait_audio (c, 0.05, ANSWER_TIMEOUT_MS),
+      "the goodbye was not heard (peak %f)", whip_caller_get_peak_rms (c));
+  /* In this order: the goodbye's audio ends, then the agent hangs up (a
+   * hang-up before would have been skipped by the first wait). */
+  g_free (whip_check_message (
+      c, "\"type\":\"agent\",\"speaking\":false", ANSWER_TIMEOUT_MS));
+  g_free (whip_check_message (c, "\"type\":\"end_call\"", ANSWER_TIMEOUT_MS));
+  for (i = 0; i < 100 && status != 404; i++) {
+    status = whip_caller_request (c, "GET", NULL, NULL, NULL);
+    if (status != 404)
+      g_usleep (100 * 1000);
+  }
+  fail_unless_equals_int (status, 404);
+  whip_caller_free (c);
+  record = show_call (&f, id);
+  fail_unless (strstr (record, "ended:       agent-hangup"), "%s", record);
+  fail_unless (strstr (record, "end_call: ok"), "%s", record);
+  g_free (record);
+  g_free (id);
+  fixture_stop (&f);
+}
+
+GST_END_TEST;
+
+static Suite *
+tools_suite (void)
+{
+  Suite *s = suite_create ("tools");
+  TCase *tc = tcase_create ("e2e");
+
+  tcase_set_timeout (tc, 300);
+  tcase_add_test (tc, test_order_status_over_webhook);
+  tcase_add_test (tc, test_goodbye_ends_the_call);
+  suite_add_tcase (s, tc);
+  return s;
+}
+
+GST_CHECK_MAIN (tools);
