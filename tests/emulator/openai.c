@@ -616,11 +616,11 @@ expand_node (JsonNode *node, const GMatchInfo *mi, const gchar *user)
 {
   if (JSON_NODE_HOLDS_OBJECT (node)) {
     JsonObject *in = json_node_get_object (node), *out = json_object_new ();
-    JsonObjectIter iter;
+    JsonObjectIter iter; /* ordered: as written */
     const gchar *k;
     JsonNode *v;
-    json_object_iter_init (&iter, in);
-    while (json_object_iter_next (&iter, &k, &v))
+    json_object_iter_init_ordered (&iter, in);
+    while (json_object_iter_next_ordered (&iter, &k, &v))
       json_object_set_member (out, k, expand_node (v, mi, user));
     return json_node_init_object (json_node_alloc (), out);
   }
@@ -712,12 +712,12 @@ static void
 append_words (GString *s, JsonNode *node)
 {
   if (JSON_NODE_HOLDS_OBJECT (node)) {
-    JsonObjectIter iter;
+    JsonObjectIter iter; /* ordered: as written */
     const gchar *k;
     JsonNode *v;
     gboolean first = TRUE;
-    json_object_iter_init (&iter, json_node_get_object (node));
-    while (json_object_iter_next (&iter, &k, &v)) {
+    json_object_iter_init_ordered (&iter, json_node_get_object (node));
+    while (json_object_iter_next_ordered (&iter, &k, &v)) {
       g_autofree gchar *key = g_strdelimit (g_strdup (k), "_", ' ');
       g_string_append_printf (s, "%s%s ", first ? "" : ", ", key);
       append_words (s, v);
