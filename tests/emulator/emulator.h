@@ -60,6 +60,7 @@ typedef struct
   gchar *llm_rules; /* JSON rules file for the responder, may be NULL */
   gchar *deepgram_replay; /* JSON-lines file replayed verbatim, may be NULL */
   gchar *llm_replay; /* SSE body file served verbatim, may be NULL */
+  gchar *llm_tool_format; /* streamed tool calls: "openai" (NULL) or "vllm" */
 
   EmuLatency latency;
   /* Faults armed for every connection of a service (by flag). */

@@ -88,6 +88,7 @@ config_clear (EmuConfig *c)
   g_free (c->llm_rules);
   g_free (c->deepgram_replay);
   g_free (c->llm_replay);
+  g_free (c->llm_tool_format);
   emu_fault_clear (&c->deepgram_fault);
   emu_fault_clear (&c->elevenlabs_fault);
   emu_fault_clear (&c->llm_fault);
@@ -181,6 +182,9 @@ main (int argc, char **argv)
     { "llm-replay", 0, 0, G_OPTION_ARG_FILENAME, &config.llm_replay,
         "Serve this recorded SSE body verbatim for streamed completions",
         "FILE" },
+    { "llm-tool-format", 0, 0, G_OPTION_ARG_STRING, &config.llm_tool_format,
+        "Streamed tool calls as openai (default) or vllm sends them",
+        "FORMAT" },
     { "latency", 0, 0, G_OPTION_ARG_STRING, &latency,
         "Latency profile: zero or reference (default zero)", "PROFILE" },
     { "stt-final-ms", 0, 0, G_OPTION_ARG_INT, &stt_final_ms,
@@ -247,6 +251,13 @@ main (int argc, char **argv)
   }
   config.port = port;
 
+  if (config.llm_tool_format &&
+      !g_str_equal (config.llm_tool_format, "openai") &&
+      !g_str_equal (config.llm_tool_format, "vllm")) {
+    g_printerr ("voiceagent-emulator: --llm-tool-format must be openai or "
+                "vllm\n");
+    goto out;
+  }
   if (!emu_latency_profile (latency ? latency : "zero", &config.latency)) {
     g_printerr ("voiceagent-emulator: --latency must be zero or "
                 "reference\n");

@@ -139,3 +139,98 @@ test('aborting a stream is recorded by the emulator', async () => {
   assert.equal(aborted.length, 1);
   assert.match(aborted[0].detail, /^chatcmpl-/);
 });
+
+// Tool calls: the SDK assembles the streamed tool_calls deltas itself.
+const tools = [
+  {
+    type: 'function',
+    function: {
+      name: 'get_order_status',
+      description: 'Look up an order.',
+      parameters: { type: 'object', properties: { order_id: { type: 'string' } }, required: ['order_id'] },
+    },
+  },
+  {
+    type: 'function',
+    function: { name: 'end_call', description: 'Hang up.', parameters: { type: 'object', properties: {} } },
+  },
+];
+
+test('a streamed tool call is assembled by the SDK, and its result answered', async () => {
+  const messages = [{ role: 'user', content: 'Where is order 1234?' }];
+  const runner = client.chat.completions.stream({
+    model: 'gpt-4o-mini', messages, tools, stream_options: { include_usage: true },
+  });
+  const done = [];
+  runner.on('tool_calls.function.arguments.done', (e) => done.push(e));
+  const final = await runner.finalChatCompletion();
+  const choice = final.choices[0];
+  assert.equal(choice.finish_reason, 'tool_calls');
+  assert.equal(choice.message.content, null);
+  assert.equal(choice.message.tool_calls.length, 1);
+  const call = choice.message.tool_calls[0];
+  assert.match(call.id, /^call_/);
+  assert.equal(call.type, 'function');
+  assert.equal(call.function.name, 'get_order_status');
+  assert.deepEqual(JSON.parse(call.function.arguments), { order_id: '1234' });
+  assert.equal(done.length, 1);
+  assert.equal(done[0].name, 'get_order_status');
+  assert.ok(final.usage.completion_tokens >= 3);
+
+  // The result goes back as a tool message; the answer speaks it.
+  messages.push(choice.message);
+  messages.push({ role: 'tool', tool_call_id: call.id, content: JSON.stringify({ status: 'shipped' }) });
+  const answer = await client.chat.completions.create({ model: 'gpt-4o-mini', messages, tools, stream: true });
+  let text = '';
+  let finish = null;
+  for await (const c of answer) {
+    text += c.choices[0]?.delta?.content ?? '';
+    finish = c.choices[0]?.finish_reason ?? finish;
+  }
+  assert.equal(text, 'Order 1234 is shipped.');
+  assert.equal(finish, 'stop');
+});
+
+test('text then a tool call in one streamed reply (goodbye, end_call)', async () => {
+  const final = await client.chat.completions.stream({
+    model: 'gpt-4o-mini', messages: [{ role: 'user', content: 'thanks, goodbye' }], tools,
+  }).finalChatCompletion();
+  const m = final.choices[0].message;
+  assert.equal(m.content, 'Goodbye, thanks for calling!');
+  assert.equal(m.tool_calls[0].function.name, 'end_call');
+  assert.deepEqual(JSON.parse(m.tool_calls[0].function.arguments), {});
+});
+
+test('runTools runs the function the emulator calls and speaks its result', async () => {
+  const seen = [];
+  const runner = client.chat.completions.runTools({
+    model: 'gpt-4o-mini',
+    stream: true,
+    messages: [{ role: 'user', content: 'what about order number 77' }],
+    tools: [{
+      type: 'function',
+      function: {
+        name: 'get_order_status',
+        parameters: { type: 'object', properties: { order_id: { type: 'string' } } },
+        parse: JSON.parse,
+        function: (args) => { seen.push(args); return { status: 'out for delivery' }; },
+      },
+    }],
+  });
+  const content = await runner.finalContent();
+  assert.deepEqual(seen, [{ order_id: '77' }]);
+  assert.equal(content, 'Order 77 is out for delivery.');
+});
+
+test('tool_choice none and unoffered tools give text, never tool calls', async () => {
+  const none = await client.chat.completions.create({
+    model: 'gpt-4o-mini', messages: [{ role: 'user', content: 'order 5' }], tools, tool_choice: 'none',
+  });
+  assert.equal(none.choices[0].finish_reason, 'stop');
+  assert.equal(none.choices[0].message.tool_calls, undefined);
+  const other = await client.chat.completions.create({
+    model: 'gpt-4o-mini', messages: [{ role: 'user', content: 'order 5' }], tools: [tools[1]],
+  });
+  assert.equal(other.choices[0].finish_reason, 'stop');
+  assert.match(other.choices[0].message.content, /order 5/);
+});

@@ -1,0 +1,460 @@
+/* What a tool round adds to a turn, against voiceagent-emulator --latency
+ * reference (LLM first token 110 ms, 80 tokens/s) and a local webhook that
+ * answers after a fixed delay:
+ *
+ *   tool round overhead = T(tool turn) - T(plain turn) - webhook time
+ *
+ * T(plain turn): end-of-turn -> first text out of llmtransform, for a
+ * question answered at once with the same words as the tool turn's answer.
+ * T(tool turn): end-of-turn -> first text out when the model first calls
+ * get_order_status ("Where is order 1234?"), the webhook answers, and the
+ * follow-up request's answer is spoken. The webhook's own time is measured
+ * at the webhook (request read -> answer handed to libsoup). Turns
+ * alternate, so each pair sees the same load. Target: overhead <= LLM time
+ * to first token + 20 ms (the second request's first token is the part
+ * that cannot be avoided).
+ *
+ * Usage: bench-tools [TURNS [DELAY_MS...]]   (default 30 turns; 0 50 200)
+ * Prints numbers; asserts nothing (tests/bench/llm/bench-tools-smoke only
+ * checks that they are printed).
+ * SPDX-License-Identifier: LGPL-2.1-or-later
+ */
+#ifdef HAVE_CONFIG_H
+#include "config.h"
+#endif
+
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+#include <glib/gstdio.h>
+#include <gst/gst.h>
+#include <gst/check/gstharness.h>
+#include <libsoup/soup.h>
+
+#include "voice.h"
+#include "emulator-process.h"
+
+/* The element's first text buffer of a turn. */
+typedef struct
+{
+  GMutex lock;
+  GCond cond;
+  gint64 first_us; /* protected by lock */
+} Probe;
+
+/* The webhook: a libsoup server on its own thread and main context. */
+typedef struct
+{
+  GMainContext *context;
+  GMainLoop *loop;
+  GThread *thread;
+  SoupServer *server;
+  guint port;
+  guint delay_ms; /* set between turns only */
+  GMutex lock;
+  gdouble last_ms; /* protected by lock: the last call's own time */
+  gint64 arrived_us, answered_us; /* protected by lock: the last call's */
+  guint calls; /* protected by lock */
+} Webhook;
+
+typedef struct
+{
+  Webhook *w;
+  SoupServerMessage *msg;
+  gint64 arrived_us;
+} PendingCall;
+
+static GstPadProbeReturn
+on_buffer (GstPad *pad, GstPadProbeInfo *info, gpointer data)
+{
+  Probe *p = data;
+
+  g_mutex_lock (&p->lock);
+  if (p->first_us == 0)
+    p->first_us = g_get_monotonic_time ();
+  g_cond_broadcast (&p->cond);
+  g_mutex_unlock (&p->lock);
+  return GST_PAD_PROBE_OK;
+}
+
+static gint64
+probe_wait (Probe *p)
+{
+  gint64 deadline = g_get_monotonic_time () + 10 * G_USEC_PER_SEC, t;
+
+  g_mutex_lock (&p->lock);
+  while (p->first_us == 0 && g_cond_wait_until (&p->cond, &p->lock, deadline))
+    ;
+  t = p->first_us;
+  g_mutex_unlock (&p->lock);
+  if (t == 0) {
+    g_printerr ("no answer within 10 s\n");
+    exit (1);
+  }
+  return t;
+}
+
+/* ---------- webhook ---------- */
+
+static gboolean
+webhook_answer (gpointer data)
+{
+  PendingCall *c = data;
+  static const gchar body[] = "{\"status\":\"shipped\",\"eta\":\"Friday\"}";
+
+  soup_server_message_set_status (c->msg, SOUP_STATUS_OK, NULL);
+  soup_server_message_set_response (
+      c->msg, "application/json", SOUP_MEMORY_STATIC, body, strlen (body));
+  g_mutex_lock (&c->w->lock);
+  c->w->answered_us = g_get_monotonic_time ();
+  c->w->arrived_us = c->arrived_us;
+  c->w->last_ms = (c->w->answered_us - c->arrived_us) / 1000.0;
+  c->w->calls++;
+  g_mutex_unlock (&c->w->lock);
+  soup_server_message_unpause (c->msg);
+  g_object_unref (c->msg);
+  g_free (c);
+  return G_SOURCE_REMOVE;
+}
+
+static void
+webhook_cb (SoupServer *server, SoupServerMessage *msg, const char *path,
+    GHashTable *query, gpointer data)
+{
+  Webhook *w = data;
+  PendingCall *c = g_new0 (PendingCall, 1);
+  GSource *t;
+
+  c->w = w;
+  c->msg = g_object_ref (msg);
+  c->arrived_us = g_get_monotonic_time ();
+  soup_server_message_pause (msg);
+  t = g_timeout_source_new (w->delay_ms);
+  g_source_set_callback (t, webhook_answer, c, NULL);
+  g_source_attach (t, w->context);
+  g_source_unref (t);
+}
+
+static gpointer
+webhook_thread (gpointer data)
+{
+  Webhook *w = data;
+
+  g_main_context_push_thread_default (w->context);
+  g_main_loop_run (w->loop);
+  g_main_context_pop_thread_default (w->context);
+  return NULL;
+}
+
+static Webhook *
+webhook_start (void)
+{
+  Webhook *w = g_new0 (Webhook, 1);
+  g_autoptr (GError) error = NULL;
+  GSList *uris;
+
+  g_mutex_init (&w->lock);
+  w->context = g_main_context_new ();
+  w->loop = g_main_loop_new (w->context, FALSE);
+  g_main_context_push_thread_default (w->context);
+  w->server = soup_server_new (NULL, NULL);
+  soup_server_add_handler (w->server, "/orders", webhook_cb, w, NULL);
+  if (!soup_server_listen_local (
+          w->server, 0, SOUP_SERVER_LISTEN_IPV4_ONLY, &error)) {
+    g_printerr ("webhook: %s\n", error->message);
+    exit (1);
+  }
+  g_main_context_pop_thread_default (w->context);
+  uris = soup_server_get_uris (w->server);
+  w->port = g_uri_get_port (uris->data);
+  g_slist_free_full (uris, (GDestroyNotify)g_uri_unref);
+  w->thread = g_thread_new ("webhook", webhook_thread, w);
+  return w;
+}
+
+static void
+webhook_stop (Webhook *w)
+{
+  g_main_loop_quit (w->loop);
+  g_thread_join (w->thread);
+  g_object_unref (w->server);
+  g_main_loop_unref (w->loop);
+  g_main_context_unref (w->context);
+  g_mutex_clear (&w->lock);
+  g_free (w);
+}
+
+/* ---------- numbers ---------- */
+
+static int
+compare (const void *a, const void *b)
+{
+  gdouble x = *(const gdouble *)a, y = *(const gdouble *)b;
+
+  return x < y ? -1 : x > y;
+}
+
+static gdouble
+percentile (GArray *ms, guint p)
+{
+  gdouble *v = (gdouble *)ms->data;
+
+  qsort (v, ms->len, sizeof (gdouble), compare);
+  return v[MIN (ms->len - 1, ms->len * p / 100)];
+}
+
+/* The element's own time to first token of the turn's first request. */
+static gdouble
+element_ttft_ms (GstBus *bus)
+{
+  GstMessage *m;
+  gdouble ms = NAN;
+
+  while (isnan (ms) &&
+      (m = gst_bus_timed_pop_filtered (
+           bus, 5 * GST_SECOND, GST_MESSAGE_ELEMENT))) {
+    const GstStructure *s = gst_message_get_structure (m);
+    guint64 ns;
+    if (g_strcmp0 (gst_structure_get_string (s, "event"), "first-token") == 0 &&
+        gst_structure_get_uint64 (s, "ttft", &ns))
+      ms = ns / 1e6;
+    gst_message_unref (m);
+  }
+  return ms;
+}
+
+/* ---------- the turns ---------- */
+
+typedef struct
+{
+  GstHarness *h;
+  GstElement *element;
+  GstBus *bus;
+  Probe probe;
+  guint turn;
+  gint64 t0, t1; /* the last turn's end-of-turn and first text */
+} Agent;
+
+/* Pushes one end-of-turn with @text and returns the time to the first
+ * text out, in ms; *@ttft gets the element's time to first token. */
+static gdouble
+run_turn (Agent *a, const gchar *text, gdouble *ttft)
+{
+  gint64 t0, t1;
+  GstBuffer *b;
+  GstEvent *e;
+
+  g_mutex_lock (&a->probe.lock);
+  a->probe.first_us = 0;
+  g_mutex_unlock (&a->probe.lock);
+  t0 = g_get_monotonic_time ();
+  gst_harness_push_event (a->h,
+      gst_voice_event_new_end_of_turn (GST_CLOCK_TIME_NONE, ++a->turn, text));
+  t1 = probe_wait (&a->probe);
+  a->t0 = t0;
+  a->t1 = t1;
+  *ttft = element_ttft_ms (a->bus);
+  /* Let the turn finish (the rest of the answer) before the next one. */
+  g_usleep (400 * 1000);
+  while ((b = gst_harness_try_pull (a->h)))
+    gst_buffer_unref (b);
+  while ((e = gst_harness_try_pull_event (a->h)))
+    gst_event_unref (e);
+  gst_bus_set_flushing (a->bus, TRUE);
+  gst_bus_set_flushing (a->bus, FALSE);
+  return (t1 - t0) / 1000.0;
+}
+
+static void
+bench_delay (Agent *a, Webhook *w, guint delay_ms, guint turns)
+{
+  GArray *plain = g_array_new (FALSE, FALSE, sizeof (gdouble));
+  GArray *tool = g_array_new (FALSE, FALSE, sizeof (gdouble));
+  GArray *hook = g_array_new (FALSE, FALSE, sizeof (gdouble));
+  GArray *over = g_array_new (FALSE, FALSE, sizeof (gdouble));
+  GArray *ttfts = g_array_new (FALSE, FALSE, sizeof (gdouble));
+  GArray *to_hook = g_array_new (FALSE, FALSE, sizeof (gdouble));
+  GArray *from_hook = g_array_new (FALSE, FALSE, sizeof (gdouble));
+  gdouble ttft_p50, over_p50;
+
+  w->delay_ms = delay_ms;
+  for (guint i = 0; i < turns; i++) {
+    gdouble ttft, unused, tp, tt, wh, o;
+    guint calls;
+    tp = run_turn (a, "status please", &ttft);
+    g_mutex_lock (&w->lock);
+    calls = w->calls;
+    g_mutex_unlock (&w->lock);
+    tt = run_turn (a, "Where is order 1234?", &unused);
+    g_mutex_lock (&w->lock);
+    wh = w->last_ms;
+    o = (w->arrived_us - a->t0) / 1000.0;
+    g_array_append_val (to_hook, o);
+    o = (a->t1 - w->answered_us) / 1000.0;
+    g_array_append_val (from_hook, o);
+    if (w->calls != calls + 1) {
+      g_printerr ("the tool turn did not call the webhook once\n");
+      exit (1);
+    }
+    g_mutex_unlock (&w->lock);
+    o = tt - tp - wh;
+    g_array_append_val (plain, tp);
+    g_array_append_val (tool, tt);
+    g_array_append_val (hook, wh);
+    g_array_append_val (over, o);
+    g_array_append_val (ttfts, ttft);
+  }
+  ttft_p50 = percentile (ttfts, 50);
+  over_p50 = percentile (over, 50);
+  printf ("webhook %3u ms: T(plain) p50 %7.1f ms, T(tool) p50 %7.1f ms, "
+          "webhook p50 %6.1f ms\n",
+      delay_ms, percentile (plain, 50), percentile (tool, 50),
+      percentile (hook, 50));
+  printf ("webhook %3u ms: end-of-turn -> webhook request p50 %.1f ms "
+          "(TTFT + the call's streamed arguments), webhook answer -> first "
+          "text p50 %.1f ms (the follow-up's TTFT + first clause)\n",
+      delay_ms, percentile (to_hook, 50), percentile (from_hook, 50));
+  printf ("webhook %3u ms: tool round overhead = T(tool turn) - T(plain "
+          "turn) - webhook time: p50 %.1f ms, p95 %.1f ms; TTFT p50 %.1f ms; "
+          "target <= TTFT + 20 ms: %s\n",
+      delay_ms, over_p50, percentile (over, 95), ttft_p50,
+      over_p50 <= ttft_p50 + 20 ? "met" : "NOT met");
+  g_array_unref (plain);
+  g_array_unref (tool);
+  g_array_unref (hook);
+  g_array_unref (over);
+  g_array_unref (ttfts);
+  g_array_unref (to_hook);
+  g_array_unref (from_hook);
+}
+
+static gchar *
+write_tools_file (guint port)
+{
+  g_autofree gchar *json = g_strdup_printf (
+      "[{\"type\":\"function\",\"function\":{\"name\":\"get_order_status\","
+      "\"description\":\"Look up an order.\",\"parameters\":{\"type\":"
+      "\"object\",\"properties\":{\"order_id\":{\"type\":\"string\"}},"
+      "\"required\":[\"order_id\"]}},\"webhook\":{\"url\":"
+      "\"http://127.0.0.1:%u/orders\",\"timeout_ms\":5000}}]",
+      port);
+  gchar *path = NULL;
+  gint fd = g_file_open_tmp ("bench-tools-XXXXXX.json", &path, NULL);
+
+  if (fd < 0 || write (fd, json, strlen (json)) != (gssize)strlen (json)) {
+    g_printerr ("cannot write the tools file\n");
+    exit (1);
+  }
+  close (fd);
+  return path;
+}
+
+/* Points at the build tree unless the environment already does. */
+static void
+use_build_tree (void)
+{
+  gchar *path;
+
+  if (!g_getenv ("VOICEAGENT_EMULATOR")) {
+    path = g_build_filename (
+        VOICEAGENT_BUILD_DIR, "tests", "emulator", "voiceagent-emulator", NULL);
+    g_setenv ("VOICEAGENT_EMULATOR", path, TRUE);
+    g_free (path);
+  }
+  if (!g_getenv ("GST_PLUGIN_PATH_1_0") && !g_getenv ("GST_PLUGIN_PATH")) {
+    path = g_build_filename (VOICEAGENT_BUILD_DIR, "gst", "llm", NULL);
+    g_setenv ("GST_PLUGIN_PATH_1_0", path, TRUE);
+    g_free (path);
+    path = g_build_filename (VOICEAGENT_BUILD_DIR, "bench-registry.dat", NULL);
+    g_setenv ("GST_REGISTRY_1_0", path, TRUE);
+    g_free (path);
+    path = g_build_filename (
+        VOICEAGENT_BUILD_DIR, "tests", "system-plugins", NULL);
+    g_setenv ("GST_PLUGIN_SYSTEM_PATH_1_0", path, FALSE);
+    g_setenv ("GST_REGISTRY_FORK", "no", FALSE);
+    g_free (path);
+  }
+}
+
+int
+main (int argc, char **argv)
+{
+  /* The plain turn's answer is the tool turn's follow-up, word for word:
+   * the same first clause, so only the tool round differs. */
+  static const gchar rules[] = "{\"rules\":[{\"pattern\":\"status please\","
+                               "\"reply\":\"Order 1234 is shipped.\"}]}";
+  gchar *rules_path = NULL;
+  gint fd = g_file_open_tmp ("bench-rules-XXXXXX.json", &rules_path, NULL);
+  const gchar *args[] = { "--quiet", "--latency", "reference", "--llm-rules",
+    rules_path, NULL };
+  guint turns = argc > 1 ? (guint)atoi (argv[1]) : 30;
+  guint default_delays[] = { 0, 50, 200 };
+  Webhook *w;
+  EmuProcess *emu;
+  gchar *tools, *url;
+  Agent a = { 0 };
+  GstPad *src;
+  gdouble unused;
+
+  if (fd < 0 || write (fd, rules, strlen (rules)) != (gssize)strlen (rules))
+    return 1;
+  close (fd);
+  use_build_tree ();
+  gst_init (&argc, &argv);
+  gst_voice_init ();
+  turns = MAX (turns, 1);
+  if (!(emu = emu_process_start (args)))
+    return 1;
+  w = webhook_start ();
+  tools = write_tools_file (w->port);
+  url = g_strconcat (emu_process_get_http_url (emu), "/v1", NULL);
+
+  a.element = gst_element_factory_make ("llmtransform", NULL);
+  if (!a.element) {
+    g_printerr ("llmtransform not found (GST_PLUGIN_PATH?)\n");
+    return 1;
+  }
+  g_object_set (a.element, "url", url, "api-key", "bench", "tools-file", tools,
+      "tool-filler-ms", 0, "speculative", FALSE, NULL);
+  a.bus = gst_bus_new ();
+  gst_element_set_bus (a.element, a.bus);
+  a.h = gst_harness_new_with_element (a.element, "sink", "src");
+  gst_harness_use_systemclock (a.h);
+  gst_harness_set_src_caps_str (a.h, "text/x-raw,format=utf8");
+  g_mutex_init (&a.probe.lock);
+  g_cond_init (&a.probe.cond);
+  src = gst_element_get_static_pad (a.element, "src");
+  gst_pad_add_probe (src, GST_PAD_PROBE_TYPE_BUFFER, on_buffer, &a.probe, NULL);
+  gst_object_unref (src);
+
+  printf ("llmtransform tool round, emulator --latency reference (LLM first "
+          "token 110 ms, 80 tokens/s), %u turn pairs per delay\n",
+      turns);
+  /* Warm-up (connections, first allocations): not counted. */
+  run_turn (&a, "status please", &unused);
+  run_turn (&a, "Where is order 1234?", &unused);
+  if (argc > 2) {
+    for (gint i = 2; i < argc; i++)
+      bench_delay (&a, w, (guint)atoi (argv[i]), turns);
+  } else {
+    for (guint i = 0; i < G_N_ELEMENTS (default_delays); i++)
+      bench_delay (&a, w, default_delays[i], turns);
+  }
+
+  gst_harness_teardown (a.h);
+  gst_object_unref (a.element);
+  gst_bus_set_flushing (a.bus, TRUE);
+  gst_object_unref (a.bus);
+  g_mutex_clear (&a.probe.lock);
+  g_cond_clear (&a.probe.cond);
+  emu_process_stop (emu);
+  webhook_stop (w);
+  g_unlink (tools);
+  g_unlink (rules_path);
+  g_free (rules_path);
+  g_free (tools);
+  g_free (url);
+  return 0;
+}
