@@ -374,21 +374,6 @@ endpoint_url (const gchar *base)
   return url;
 }
 
-static gboolean
-url_is_http (const gchar *url)
-{
-  GUri *uri = g_uri_parse (url, G_URI_FLAGS_NONE, NULL);
-  gboolean ok;
-
-  if (uri == NULL)
-    return FALSE;
-  ok = (g_strcmp0 (g_uri_get_scheme (uri), "http") == 0 ||
-           g_strcmp0 (g_uri_get_scheme (uri), "https") == 0) &&
-      g_uri_get_host (uri) && *g_uri_get_host (uri);
-  g_uri_unref (uri);
-  return ok;
-}
-
 /* Returns: (transfer full): the request body answering @user after the
  * history, or NULL (error posted) when it cannot be built. */
 static GBytes *
@@ -437,7 +422,7 @@ reply_new_locked (GstLlmTransform *self, const LlmOptions *s, guint turn,
   gchar *url = endpoint_url (s->url);
   gchar *key;
 
-  if (!url_is_http (url)) {
+  if (!llm_url_is_http (url)) {
     gchar *debug = g_strdup_printf ("url=\"%s\"", s->url ? s->url : "");
     defer_error (self, d, GST_RESOURCE_ERROR_SETTINGS,
         "The url property is not an http:// or https:// URL: set it to the "

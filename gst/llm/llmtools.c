@@ -71,8 +71,15 @@ valid_name (const gchar *name)
   return TRUE;
 }
 
-static gboolean
-url_is_http (const gchar *url)
+/**
+ * llm_url_is_http:
+ * @url: a URL
+ *
+ * Returns: TRUE for an http or https URL with a host (the chat endpoint,
+ * a tool's webhook).
+ */
+gboolean
+llm_url_is_http (const gchar *url)
 {
   GUri *uri = g_uri_parse (url, G_URI_FLAGS_NONE, NULL);
   gboolean ok;
@@ -101,7 +108,7 @@ parse_webhook (LlmTool *t, JsonObject *hook, guint i, GError **error)
   JsonObject *headers;
 
   if (n == NULL || json_node_get_value_type (n) != G_TYPE_STRING ||
-      !url_is_http (json_node_get_string (n)))
+      !llm_url_is_http (json_node_get_string (n)))
     BAD ("tool %u (%s): webhook.url must be an http:// or https:// URL", i,
         t->name);
   t->url = g_strdup (json_node_get_string (n));

@@ -105,4 +105,6 @@ gchar *llm_tool_result_from_http (
     guint status, const gchar *body, gsize len, gchar **error);
 gchar *llm_tool_result_bound (const gchar *result);
 
+gboolean llm_url_is_http (const gchar *url);
+
 G_END_DECLS

@@ -20,6 +20,7 @@
 
 #include "voice.h"
 #include "emulator-process.h"
+#include "bench-env.h"
 
 typedef struct
 {
@@ -384,41 +385,12 @@ bench_cancel (guint turns)
   g_free (rules);
 }
 
-/* Points at the build tree unless the environment already does. */
-static void
-use_build_tree (void)
-{
-  gchar *path;
-
-  if (!g_getenv ("VOICEAGENT_EMULATOR")) {
-    path = g_build_filename (
-        VOICEAGENT_BUILD_DIR, "tests", "emulator", "voiceagent-emulator", NULL);
-    g_setenv ("VOICEAGENT_EMULATOR", path, TRUE);
-    g_free (path);
-  }
-  if (!g_getenv ("GST_PLUGIN_PATH_1_0") && !g_getenv ("GST_PLUGIN_PATH")) {
-    path = g_build_filename (VOICEAGENT_BUILD_DIR, "gst", "llm", NULL);
-    g_setenv ("GST_PLUGIN_PATH_1_0", path, TRUE);
-    g_free (path);
-    path = g_build_filename (VOICEAGENT_BUILD_DIR, "bench-registry.dat", NULL);
-    g_setenv ("GST_REGISTRY_1_0", path, TRUE);
-    g_free (path);
-    /* Only the plugins the tests use, scanned in-process (the forked
-     * scanner would not carry a sanitizer runtime). */
-    path = g_build_filename (
-        VOICEAGENT_BUILD_DIR, "tests", "system-plugins", NULL);
-    g_setenv ("GST_PLUGIN_SYSTEM_PATH_1_0", path, FALSE);
-    g_setenv ("GST_REGISTRY_FORK", "no", FALSE);
-    g_free (path);
-  }
-}
-
 int
 main (int argc, char **argv)
 {
   guint turns = argc > 1 ? (guint)atoi (argv[1]) : 40;
 
-  use_build_tree ();
+  bench_use_build_tree ();
   gst_init (&argc, &argv);
   gst_voice_init ();
   bench_first_buffer (MAX (turns, 1));

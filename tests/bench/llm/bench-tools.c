@@ -35,6 +35,7 @@
 
 #include "voice.h"
 #include "emulator-process.h"
+#include "bench-env.h"
 
 /* The element's first text buffer of a turn. */
 typedef struct
@@ -351,33 +352,6 @@ write_tools_file (guint port)
   return path;
 }
 
-/* Points at the build tree unless the environment already does. */
-static void
-use_build_tree (void)
-{
-  gchar *path;
-
-  if (!g_getenv ("VOICEAGENT_EMULATOR")) {
-    path = g_build_filename (
-        VOICEAGENT_BUILD_DIR, "tests", "emulator", "voiceagent-emulator", NULL);
-    g_setenv ("VOICEAGENT_EMULATOR", path, TRUE);
-    g_free (path);
-  }
-  if (!g_getenv ("GST_PLUGIN_PATH_1_0") && !g_getenv ("GST_PLUGIN_PATH")) {
-    path = g_build_filename (VOICEAGENT_BUILD_DIR, "gst", "llm", NULL);
-    g_setenv ("GST_PLUGIN_PATH_1_0", path, TRUE);
-    g_free (path);
-    path = g_build_filename (VOICEAGENT_BUILD_DIR, "bench-registry.dat", NULL);
-    g_setenv ("GST_REGISTRY_1_0", path, TRUE);
-    g_free (path);
-    path = g_build_filename (
-        VOICEAGENT_BUILD_DIR, "tests", "system-plugins", NULL);
-    g_setenv ("GST_PLUGIN_SYSTEM_PATH_1_0", path, FALSE);
-    g_setenv ("GST_REGISTRY_FORK", "no", FALSE);
-    g_free (path);
-  }
-}
-
 int
 main (int argc, char **argv)
 {
@@ -401,7 +375,7 @@ main (int argc, char **argv)
   if (fd < 0 || write (fd, rules, strlen (rules)) != (gssize)strlen (rules))
     return 1;
   close (fd);
-  use_build_tree ();
+  bench_use_build_tree ();
   gst_init (&argc, &argv);
   gst_voice_init ();
   turns = MAX (turns, 1);
