@@ -47,6 +47,7 @@ struct _VaConversation
   /* A resumed call's turns so far: its new pipeline's elements count from
    * 1 again, and this keeps the numbers going on */
   guint turn_offset;
+  GHashTable *webhook_calls; /* tool-call id → whether it is a webhook */
 };
 
 VaConversation *
@@ -56,6 +57,8 @@ va_conversation_new (const VaConversationOutput *output, gpointer user_data)
 
   c->output = *output;
   c->user_data = user_data;
+  c->webhook_calls =
+      g_hash_table_new_full (g_str_hash, g_str_equal, g_free, NULL);
   c->start_us = g_get_monotonic_time ();
   c->turns =
       g_hash_table_new_full (g_direct_hash, g_direct_equal, NULL, g_free);
@@ -68,6 +71,7 @@ va_conversation_free (VaConversation *c)
 {
   if (c == NULL)
     return;
+  g_hash_table_unref (c->webhook_calls);
   g_hash_table_unref (c->turns);
   json_array_unref (c->transcript);
   g_free (c);
@@ -419,6 +423,15 @@ static void
 handle_tool_call (VaConversation *c, const GstStructure *s, guint turn)
 {
   JsonBuilder *b = add_turn_member (begin_event ("tool_call"), turn);
+  const gchar *id = gst_structure_get_string (s, "tool-call-id");
+
+  /* Only webhooks' times go to the latency histogram: a built-in takes no
+   * time and would hide them. Ids are the model's and may repeat across
+   * rounds (SGLang counts from 0): the latest call of an id wins. */
+  if (id)
+    g_hash_table_insert (c->webhook_calls, g_strdup (id),
+        GINT_TO_POINTER (
+            g_strcmp0 (gst_structure_get_string (s, "kind"), "webhook") == 0));
 
   add_string_or_null (b, "id", gst_structure_get_string (s, "tool-call-id"));
   add_string_or_null (b, "name", gst_structure_get_string (s, "name"));
@@ -459,6 +472,7 @@ handle_tool_result (VaConversation *c, const GstStructure *s, guint turn)
 {
   gboolean ok = FALSE;
   gdouble ms = -1;
+  const gchar *id = gst_structure_get_string (s, "tool-call-id");
   JsonBuilder *b = add_turn_member (begin_event ("tool_result"), turn);
 
   gst_structure_get_boolean (s, "ok", &ok);
@@ -466,7 +480,8 @@ handle_tool_result (VaConversation *c, const GstStructure *s, guint turn)
   c->usage.tool_calls++;
   if (!ok)
     c->usage.tool_failures++;
-  observe (c, "tool_call", ms);
+  if (id && g_hash_table_lookup (c->webhook_calls, id))
+    observe (c, "tool_webhook", ms);
   add_string_or_null (b, "id", gst_structure_get_string (s, "tool-call-id"));
   add_string_or_null (b, "name", gst_structure_get_string (s, "name"));
   json_builder_set_member_name (b, "ok");
@@ -476,6 +491,21 @@ handle_tool_result (VaConversation *c, const GstStructure *s, guint turn)
   add_ms (b, "duration_ms", ms);
   send_builder (c, b);
   record_tool_result (c, s, turn, ok, ms);
+}
+
+/* The goodbye was heard: hang up. A caller who spoke over the goodbye
+ * ("wait, one more thing") is not hung up on: the conversation goes on. */
+static void
+handle_end_call (VaConversation *c, const GstStructure *s, guint turn)
+{
+  gboolean heard = TRUE;
+
+  gst_structure_get_boolean (s, "heard", &heard);
+  if (!heard)
+    return;
+  send_builder (c, add_turn_member (begin_event ("end_call"), turn));
+  if (c->output.end_call)
+    c->output.end_call (c->user_data);
 }
 
 /* transfer (no telephony here: the application or the caller's page acts
@@ -517,9 +547,7 @@ handle_llm (VaConversation *c, const GstStructure *s)
       g_strcmp0 (event, "wait") == 0) {
     handle_tool_action (c, s, event, turn);
   } else if (g_strcmp0 (event, "end-call") == 0) {
-    send_builder (c, add_turn_member (begin_event ("end_call"), turn));
-    if (c->output.end_call)
-      c->output.end_call (c->user_data);
+    handle_end_call (c, s, turn);
   } else if (g_strcmp0 (event, "done") == 0) {
     const gchar *text = gst_structure_get_string (s, "text");
     if (gst_structure_get_int64 (s, "prompt-tokens", &tokens) && tokens > 0)

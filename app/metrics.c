@@ -79,9 +79,9 @@ va_metrics_new (void)
   m->hist[5].name = "gateway_failover";
   m->hist[5].help = "Gateway front: a worker's death to its call's relay "
                     "pointing at the next worker";
-  m->hist[6].name = "tool_call";
-  m->hist[6].help = "A tool call the model made, from its start to its "
-                    "result (webhook or built-in)";
+  m->hist[6].name = "tool_webhook";
+  m->hist[6].help = "A tool's webhook, from the call's start to its result "
+                    "(built-ins, which take no time, are not counted)";
   return m;
 }
 

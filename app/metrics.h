@@ -41,7 +41,7 @@ void va_metrics_call_ended (VaMetrics *m, const gchar *reason, gboolean failed);
 void va_metrics_call_rejected (VaMetrics *m, const gchar *cause);
 
 /* @name: stt, llm_ttft, tts_ttfb, voice_to_voice, end_of_turn,
- * gateway_failover or tool_call. */
+ * gateway_failover or tool_webhook. */
 void va_metrics_observe (VaMetrics *m, const gchar *name, gdouble seconds);
 void va_metrics_add_usage (VaMetrics *m, const VaUsage *usage);
 /* The agent's audio ran dry mid-turn (elevenlabssrc `underrun`). */

@@ -384,13 +384,14 @@ va_log_end (VaLogLine *l)
   g_free (l);
 }
 
-/* Members of a data-channel event that carry what someone said: kept in
- * the call record, never in the log. */
+/* Members of a data-channel event that carry what someone said, or what
+ * the model took from it (a tool's arguments: an order number, an
+ * address): kept in the call record, never in the log. */
 static gboolean
 is_spoken_text (const gchar *member)
 {
   static const gchar *const names[] = { "text", "transcript", "words", "spoken",
-    "reply", NULL };
+    "reply", "arguments", NULL };
 
   return g_strv_contains (names, member);
 }

@@ -387,15 +387,20 @@ end_call_by_agent (gpointer data)
   return G_SOURCE_REMOVE;
 }
 
+/* The end_call event must reach the caller's page before its connection
+ * goes (SCTP sends it after this returns): a moment's grace. */
+#define AGENT_HANGUP_GRACE_MS 500
+
 /* From inside the conversation's message handling: the call (and its
- * conversation) must outlive that, so it ends from the main loop next. */
+ * conversation) must outlive that, so it ends from the main loop later. */
 static void
 conversation_end_call (gpointer data)
 {
   CallEntry *e = data;
 
   if (e->agent_hangup == 0)
-    e->agent_hangup = g_idle_add (end_call_by_agent, e);
+    e->agent_hangup =
+        g_timeout_add (AGENT_HANGUP_GRACE_MS, end_call_by_agent, e);
 }
 
 static void

@@ -280,9 +280,8 @@ placeholder_vars (void)
   return vars;
 }
 
-/* NAME.tools.json beside the template: a JSON array, checked here so a
- * broken file stops the server at start, not every call; llmtransform
- * checks each tool when the call starts. */
+/* NAME.tools.json beside the template, if there is one: a JSON array
+ * (check_tools below has llmtransform check each tool). */
 static gboolean
 find_tools (VaTemplate *t, const gchar *dir, GError **error)
 {
@@ -315,6 +314,51 @@ find_tools (VaTemplate *t, const gchar *dir, GError **error)
   return ok;
 }
 
+/* The tools file as each call's llmtransform will load it (every tool,
+ * URL and built-in checked): the element loads it going to READY, which
+ * opens no connection. A file it refuses stops the server here, with the
+ * element's own reason, instead of failing every call. */
+static gboolean
+check_tools (VaTemplate *t, GstElement *check, GError **error)
+{
+  GstElement *llm = gst_bin_get_by_name (GST_BIN (check), "llm");
+  GstBus *bus = gst_element_get_bus (check);
+  GstMessage *msg;
+  gchar *own = NULL;
+  gboolean ok = TRUE;
+
+  if (llm && t->tools_path &&
+      g_object_class_find_property (G_OBJECT_GET_CLASS (llm), "tools-file")) {
+    g_object_get (llm, "tools-file", &own, NULL);
+    if (own == NULL)
+      g_object_set (llm, "tools-file", t->tools_path, NULL);
+    ok = gst_element_set_state (llm, GST_STATE_READY) !=
+        GST_STATE_CHANGE_FAILURE;
+    gst_element_set_state (llm, GST_STATE_NULL);
+    msg = ok ? NULL : gst_bus_pop_filtered (bus, GST_MESSAGE_ERROR);
+    if (!ok) {
+      GError *err = NULL;
+      gchar *debug = NULL;
+
+      if (msg)
+        gst_message_parse_error (msg, &err, &debug);
+      g_set_error (error, G_FILE_ERROR, G_FILE_ERROR_INVAL,
+          "template %s: its tools file %s cannot be used: %s (%s)", t->name,
+          t->tools_path, err ? err->message : "llmtransform refused it",
+          debug ? debug : "");
+      g_clear_error (&err);
+      g_free (debug);
+      if (msg)
+        gst_message_unref (msg);
+    }
+    g_free (own);
+  }
+  if (llm)
+    gst_object_unref (llm);
+  gst_object_unref (bus);
+  return ok;
+}
+
 static VaTemplate *
 load_one (const gchar *dir, const gchar *file, GError **error)
 {
@@ -336,7 +380,9 @@ load_one (const gchar *dir, const gchar *file, GError **error)
   vars = placeholder_vars ();
   check = build (t, vars, &t->kind, error);
   g_hash_table_unref (vars);
-  if (check == NULL) {
+  if (check == NULL || !check_tools (t, check, error)) {
+    if (check)
+      gst_object_unref (check);
     template_free (t);
     return NULL;
   }
