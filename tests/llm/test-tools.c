@@ -316,9 +316,14 @@ GST_START_TEST (test_tools_file)
     path = g_build_filename (src, "pipelines", "agent.tools.json", NULL);
     set = llm_tool_set_load (path, &err);
     fail_unless (set != NULL, "%s", err ? err->message : "");
-    fail_unless (llm_tool_set_find (set, "get_order_status") != NULL);
+    /* The shipped file offers the built-ins; webhooks are the operator's. */
+    fail_unless (llm_tool_set_find (set, "get_order_status") == NULL);
+    fail_unless_equals_int (
+        llm_tool_set_find (set, "end_call")->kind, LLM_TOOL_END_CALL);
     fail_unless_equals_int (
         llm_tool_set_find (set, "transfer_call")->kind, LLM_TOOL_TRANSFER);
+    fail_unless_equals_int (
+        llm_tool_set_find (set, "wait")->kind, LLM_TOOL_WAIT);
     llm_tool_set_unref (set);
     g_free (path);
     set = llm_tool_set_load ("/nonexistent/tools.json", &err);
