@@ -48,6 +48,7 @@ struct _VaConversation
    * 1 again, and this keeps the numbers going on */
   guint turn_offset;
   GHashTable *webhook_calls; /* tool-call id → whether it is a webhook */
+  guint last_turn; /* the highest turn an element has named so far */
 };
 
 VaConversation *
@@ -205,7 +206,10 @@ turn_of (VaConversation *c, const GstStructure *s)
 {
   guint turn = get_uint (s, "turn");
 
-  return turn ? turn + c->turn_offset : 0;
+  if (turn == 0)
+    return 0;
+  c->last_turn = MAX (c->last_turn, turn + c->turn_offset);
+  return turn + c->turn_offset;
 }
 
 static gint64
@@ -805,6 +809,18 @@ va_conversation_turns_json (VaConversation *c)
   g_object_unref (b);
   g_list_free (turns);
   return json;
+}
+
+/**
+ * va_conversation_get_turn:
+ *
+ * Returns: the conversation's latest turn (0 before the first), for the
+ * log lines of events that carry none.
+ */
+guint
+va_conversation_get_turn (VaConversation *c)
+{
+  return c->last_turn;
 }
 
 const VaUsage *

@@ -44,5 +44,6 @@ gchar *va_conversation_transcript_json (VaConversation *conv);
 /* [{"turn","stt_ms","llm_ttft_ms","tts_ttfb_ms","voice_to_voice_ms"}] */
 gchar *va_conversation_turns_json (VaConversation *conv);
 const VaUsage *va_conversation_get_usage (VaConversation *conv);
+guint va_conversation_get_turn (VaConversation *conv);
 
 G_END_DECLS

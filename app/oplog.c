@@ -428,13 +428,15 @@ is_chatter (JsonObject *o, const gchar *type)
  * va_log_data_channel_event:
  * @call_id: the call
  * @json: an event the call sends its caller
+ * @current_turn: the conversation's turn, for an event that names none
  *
  * One line for the event: its type as the event name ("dc." prefixed),
  * its turn, and its scalar members except what was said (the length of
  * a text is logged instead of the text).
  */
 void
-va_log_data_channel_event (const gchar *call_id, const gchar *json)
+va_log_data_channel_event (
+    const gchar *call_id, const gchar *json, guint current_turn)
 {
   JsonNode *root = json_from_string (json, NULL);
   JsonObject *o = root && JSON_NODE_HOLDS_OBJECT (root)
@@ -453,7 +455,7 @@ va_log_data_channel_event (const gchar *call_id, const gchar *json)
   }
   event = g_strconcat ("dc.", type, NULL);
   l = va_log_begin (VA_LOG_INFO, event, call_id,
-      json_object_get_int_member_with_default (o, "turn", 0));
+      json_object_get_int_member_with_default (o, "turn", current_turn));
   members = json_object_get_members (o);
   for (m = members; m; m = m->next) {
     const gchar *name = m->data;

@@ -33,6 +33,7 @@ void va_log_add_double (VaLogLine *l, const gchar *key, gdouble value);
 void va_log_add_bool (VaLogLine *l, const gchar *key, gboolean value);
 void va_log_end (VaLogLine *l);
 
-void va_log_data_channel_event (const gchar *call_id, const gchar *json);
+void va_log_data_channel_event (
+    const gchar *call_id, const gchar *json, guint current_turn);
 
 G_END_DECLS

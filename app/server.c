@@ -308,17 +308,18 @@ static void
 log_call_end (CallEntry *e, VaCallEndReason reason, const gchar *detail)
 {
   const VaUsage *usage = va_conversation_get_usage (e->conversation);
-  VaLogLine *l =
-      va_log_begin (reason == VA_CALL_END_ERROR ? VA_LOG_WARNING : VA_LOG_INFO,
-          "call.end", va_call_get_id (e->call), 0);
+  VaLogLine *l = va_log_begin (
+      reason == VA_CALL_END_ERROR ? VA_LOG_WARNING : VA_LOG_INFO, "call.end",
+      va_call_get_id (e->call), va_conversation_get_turn (e->conversation));
 
   va_log_add_string (l, "reason", va_call_end_reason_name (reason));
   va_log_add_string (l, "detail", detail);
   va_log_add_double (l, "duration_s",
       (g_get_real_time () - va_call_get_start_time (e->call)) /
           (gdouble)G_USEC_PER_SEC);
-  va_log_add_int (l, "turns", usage->turns);
+  va_log_add_int (l, "spoken_turns", usage->turns);
   va_log_add_int (l, "barge_ins", usage->barge_ins);
+  va_log_add_int (l, "tool_calls", usage->tool_calls);
   va_log_end (l);
 }
 
@@ -364,7 +365,8 @@ conversation_send (const gchar *json, gpointer data)
 {
   CallEntry *e = data;
 
-  va_log_data_channel_event (va_call_get_id (e->call), json);
+  va_log_data_channel_event (va_call_get_id (e->call), json,
+      va_conversation_get_turn (e->conversation));
   va_call_send_json (e->call, json);
 }
 

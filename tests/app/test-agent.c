@@ -327,8 +327,9 @@ check_json_log (const gchar *log, const gchar *call_id)
     call = json_object_get_string_member_with_default (o, "call", NULL);
     if (call && g_str_equal (call, call_id))
       g_hash_table_add (seen, (gpointer)g_intern_string (event));
-    if (g_str_equal (event, "dc.metrics"))
-      fail_unless (json_object_get_int_member (o, "turn") >= 1, "%s", lines[i]);
+    if (g_str_equal (event, "dc.metrics") || g_str_equal (event, "call.end"))
+      fail_unless (json_object_get_int_member_with_default (o, "turn", 0) >= 1,
+          "%s", lines[i]);
   }
   fail_unless (g_hash_table_contains (seen, "call.start"), "%s", log);
   fail_unless (g_hash_table_contains (seen, "call.ice"), "%s", log);

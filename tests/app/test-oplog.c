@@ -53,15 +53,18 @@ emit_events (void)
   va_log_end (l);
   va_log_data_channel_event ("c0ffee",
       "{\"type\":\"transcript\",\"role\":\"user\",\"text\":\"my card is "
-      "4111\",\"final\":true,\"turn\":2}");
+      "4111\",\"final\":true,\"turn\":2}",
+      2);
   va_log_data_channel_event ("c0ffee",
       "{\"type\":\"transcript\",\"role\":\"user\",\"text\":\"my ca\","
-      "\"final\":false,\"turn\":2}");
+      "\"final\":false,\"turn\":2}",
+      2);
   va_log_data_channel_event ("c0ffee",
       "{\"type\":\"metrics\",\"turn\":2,\"voice_to_voice_ms\":640.5,"
-      "\"speculative\":null}");
+      "\"speculative\":null}",
+      2);
   va_log_data_channel_event ("c0ffee",
-      "{\"type\":\"call\",\"id\":\"c0ffee\",\"call_token\":\"tok-abc\"}");
+      "{\"type\":\"call\",\"id\":\"c0ffee\",\"call_token\":\"tok-abc\"}", 2);
   g_print ("voiceagent: listening with token " SECRET "\n");
   g_printerr ("voiceagent: warning: something \"odd\"\n");
 }
