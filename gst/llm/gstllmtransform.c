@@ -88,7 +88,8 @@
  * - tools (`tools-file`): `tool-call` (`round`, `tool-call-id`, `name`,
  *   `arguments`, `kind`), `tool-result` (`round`, `tool-call-id`, `name`,
  *   `ok`, `error`, `result`, `duration-ms`), and from the built-ins
- *   `end-call` (`heard`; once the goodbye was heard), `transfer` and
+ *   `end-call` (`heard`: TRUE once the goodbye was heard, FALSE when the
+ *   caller barged in on it: then do not hang up), `transfer` and
  *   `wait` (`tool-call-id`, `arguments`). Webhooks get a POST with
  *   `name`, `tool_call_id`, `call_id`, `turn`, `arguments`, signed with
  *   `X-Voiceagent-Signature` when a secret is set.

@@ -297,12 +297,15 @@ llm_exchange_heard (LlmExchange *exchange)
  * llm_exchange_unanswered:
  *
  * Returns: TRUE if the caller heard no answer to @exchange: the caller's
- * words then join the next turn's (the caller kept talking).
+ * words then join the next turn's (the caller kept talking). An exchange
+ * that called tools never is: dropping it would forget calls that ran (or
+ * still run) and make the model call them again with the merged words, so
+ * a webhook would be sent twice and its late result lost.
  */
 gboolean
 llm_exchange_unanswered (LlmExchange *exchange)
 {
-  if (exchange->user == NULL)
+  if (exchange->user == NULL || exchange->rounds != NULL)
     return FALSE;
   if (exchange->heard)
     return *exchange->heard == '\0';

@@ -935,9 +935,11 @@ send_attempt (GstLlmTransform *self, GstVoiceClient *client, Attempt *a)
   gboolean current;
   guint id;
 
+  /* msg is never NULL for a URL llm_url_is_http() accepted (the same
+   * parse); were it, nothing must wait for callbacks that never come. */
   g_mutex_lock (&self->lock);
   current = current_attempt_locked (self, a->attempt_id) != NULL;
-  if (current)
+  if (current && msg)
     self->requests_alive++;
   g_mutex_unlock (&self->lock);
   if (!current || msg == NULL) {

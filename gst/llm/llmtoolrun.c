@@ -217,7 +217,9 @@ on_hook_done (GstVoiceClient *client, guint request_id, const GError *error,
         "the tool service did not answer within %u ms", t->timeout_ms);
   } else if (error) {
     gchar *safe = gst_voice_redact (error->message);
-    GST_WARNING_OBJECT (self, "webhook %s for %s: %s", t->url, t->name, safe);
+    gchar *url = llm_url_for_log (t->url);
+    GST_WARNING_OBJECT (self, "webhook %s for %s: %s", url, t->name, safe);
+    g_free (url);
     g_free (safe);
     why = g_strdup ("the tool service could not be reached");
   } else if (t->too_big) {
@@ -269,6 +271,22 @@ on_hook_timeout (gpointer data)
   return G_SOURCE_REMOVE;
 }
 
+/* The call ends without a request: its error result goes where an
+ * answer would, so the round does not wait for one. */
+static void
+hook_not_sent (ToolRun *t, const gchar *why)
+{
+  GstLlmTransform *self = t->self;
+  Deferred d = { 0 };
+  gchar *result = llm_tool_error_result (why);
+
+  g_mutex_lock (&self->lock);
+  on_tool_done_locked (self, t, result, why, &d);
+  g_mutex_unlock (&self->lock);
+  deferred_run (self, &d);
+  g_free (result);
+}
+
 /* Sends the webhook request (after the lock is released). */
 static void
 send_hook (gpointer data)
@@ -277,10 +295,15 @@ send_hook (gpointer data)
   GstLlmTransform *self = t->self;
   SoupMessage *msg = soup_message_new (SOUP_METHOD_POST, t->url);
   SoupMessageHeaders *h;
+  gchar *url;
   guint i, id;
 
-  if (msg == NULL)
+  /* llm_url_is_http() accepted the URL at load as libsoup parses it, so
+   * this is a safety net, not a path the tools file can take. */
+  if (msg == NULL) {
+    hook_not_sent (t, "the tool's webhook URL cannot be used");
     return;
+  }
   h = soup_message_get_request_headers (msg);
   soup_message_headers_replace (h, "Accept", "application/json");
   soup_message_headers_replace (h, "X-Voiceagent-Tool", t->name);
@@ -309,8 +332,10 @@ send_hook (gpointer data)
   /* Timed out before its id was known. */
   if (g_atomic_int_get (&t->timed_out))
     gst_voice_client_cancel_request (t->client, id);
+  url = llm_url_for_log (t->url);
   GST_DEBUG_OBJECT (self, "turn %u: webhook %s for %s (request %u)", t->turn,
-      t->url, t->name, id);
+      url, t->name, id);
+  g_free (url);
 }
 
 static ToolRun *
@@ -348,7 +373,7 @@ tool_run_new (GstLlmTransform *self, Reply *r, guint index, LlmToolCall *c,
  * NULL for a webhook (sent after the lock is released). */
 static gchar *
 run_call_locked (GstLlmTransform *self, Reply *r, guint i, LlmToolCall *c,
-    gboolean *args_ok, gchar **error, Deferred *d)
+    gchar **error, Deferred *d)
 {
   const LlmTool *tool = llm_tool_set_find (r->tools, c->name->str);
   GError *err = NULL;
@@ -364,7 +389,6 @@ run_call_locked (GstLlmTransform *self, Reply *r, guint i, LlmToolCall *c,
     *error = g_strdup_printf ("unknown tool \"%s\"", c->name->str);
   } else if (!(args = llm_tool_parse_arguments (c, &err))) {
     *error = g_strdup_printf ("invalid arguments: %s", err->message);
-    *args_ok = FALSE;
     g_error_free (err);
   }
   if (*error) {
@@ -480,7 +504,6 @@ run_tool_round_locked (GstLlmTransform *self, Reply *r, Deferred *d)
 {
   LlmExchange *e = llm_history_find (&self->history, r->exchange_id);
   guint n = r->calls.calls->len, i;
-  gboolean *args_ok = g_new (gboolean, n);
   gchar **results = g_new0 (gchar *, n);
   gchar **errors = g_new0 (gchar *, n);
   const gchar **ids = g_new0 (const gchar *, n + 1);
@@ -491,13 +514,17 @@ run_tool_round_locked (GstLlmTransform *self, Reply *r, Deferred *d)
   llm_tool_calls_finish (&r->calls, r->round);
   GST_DEBUG_OBJECT (
       self, "turn %u: tool round %u, %u calls", r->turn, r->round, n);
+  if (r->calls.ignored > 0)
+    GST_WARNING_OBJECT (self,
+        "turn %u: the answer called more than %u tools: the rest (%u "
+        "deltas) ignored",
+        r->turn, LLM_TOOLS_MAX_ANSWER_CALLS, r->calls.ignored);
   for (i = 0; i < n; i++) {
     LlmToolCall *c = g_ptr_array_index (r->calls.calls, i);
-    args_ok[i] = TRUE;
     ids[i] = c->id;
-    results[i] = run_call_locked (self, r, i, c, &args_ok[i], &errors[i], d);
+    results[i] = run_call_locked (self, r, i, c, &errors[i], d);
   }
-  calls_json = llm_tool_calls_to_json (&r->calls, args_ok);
+  calls_json = llm_tool_calls_to_json (&r->calls);
   if (e)
     round = llm_exchange_add_round (e, r->queued->str, calls_json, ids, n);
   for (i = 0; i < n; i++) {
@@ -516,7 +543,6 @@ run_tool_round_locked (GstLlmTransform *self, Reply *r, Deferred *d)
   g_free (results);
   g_free (errors);
   g_free (ids);
-  g_free (args_ok);
   g_free (calls_json);
   llm_tool_calls_clear (&r->calls);
   llm_tool_calls_init (&r->calls);
@@ -552,13 +578,28 @@ tools_reply_completed_locked (GstLlmTransform *self, Reply *r, Deferred *d)
   self->end_call_turn = r->turn;
 }
 
-/* The TTS reported what the caller heard of @turn. */
+/* The TTS reported what the caller heard of @turn. A report of a later
+ * turn means the goodbye's own never came (its text was dropped before
+ * reaching the TTS): not heard. */
 void
 tools_spoken_locked (
     GstLlmTransform *self, guint turn, gboolean complete, Deferred *d)
 {
   if (self->end_call_turn == 0 || turn < self->end_call_turn)
     return;
-  post_end_call (self, self->end_call_turn, complete, d);
+  post_end_call (
+      self, self->end_call_turn, complete && turn == self->end_call_turn, d);
+  self->end_call_turn = 0;
+}
+
+/* The caller barged in: a goodbye still waiting for its `spoken` was cut
+ * short, so `end-call` goes out now with heard=FALSE (the application
+ * must not hang up on a goodbye the caller did not hear). */
+void
+tools_barge_in_locked (GstLlmTransform *self, Deferred *d)
+{
+  if (self->end_call_turn == 0)
+    return;
+  post_end_call (self, self->end_call_turn, FALSE, d);
   self->end_call_turn = 0;
 }

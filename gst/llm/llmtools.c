@@ -20,6 +20,7 @@
 
 #include <string.h>
 #include <glib/gstdio.h>
+#include <libsoup/soup.h>
 
 #include "llmtools.h"
 
@@ -75,13 +76,17 @@ valid_name (const gchar *name)
  * llm_url_is_http:
  * @url: a URL
  *
+ * Parsed as soup_message_new() parses it (SOUP_HTTP_URI_FLAGS, a host),
+ * so a URL accepted here always makes a request: a webhook refused by
+ * libsoup after its call was counted would leave the round waiting.
+ *
  * Returns: TRUE for an http or https URL with a host (the chat endpoint,
  * a tool's webhook).
  */
 gboolean
 llm_url_is_http (const gchar *url)
 {
-  GUri *uri = g_uri_parse (url, G_URI_FLAGS_NONE, NULL);
+  GUri *uri = url ? g_uri_parse (url, SOUP_HTTP_URI_FLAGS, NULL) : NULL;
   gboolean ok;
 
   if (uri == NULL)
@@ -91,6 +96,32 @@ llm_url_is_http (const gchar *url)
       g_uri_get_host (uri) && *g_uri_get_host (uri);
   g_uri_unref (uri);
   return ok;
+}
+
+/**
+ * llm_url_for_log:
+ *
+ * Returns: (transfer full): @url as logs may show it:
+ * scheme://host[:port]/path, without the user info (a password), the
+ * query and the fragment (where tokens often travel).
+ */
+gchar *
+llm_url_for_log (const gchar *url)
+{
+  /* Without SCHEME_NORMALIZE: the port is shown only when the URL has one. */
+  GUri *uri = url
+      ? g_uri_parse (
+            url, SOUP_HTTP_URI_FLAGS & ~G_URI_FLAGS_SCHEME_NORMALIZE, NULL)
+      : NULL;
+  gchar *text;
+
+  if (uri == NULL)
+    return g_strdup ("(an unparsable URL)");
+  text = g_uri_join (G_URI_FLAGS_ENCODED, g_uri_get_scheme (uri), NULL,
+      g_uri_get_host (uri), g_uri_get_port (uri), g_uri_get_path (uri), NULL,
+      NULL);
+  g_uri_unref (uri);
+  return text;
 }
 
 #define BAD(...)                                                               \
@@ -393,6 +424,7 @@ llm_tool_calls_init (LlmToolCalls *calls)
 {
   calls->calls = g_ptr_array_new_with_free_func ((GDestroyNotify)call_free);
   calls->made_up_ids = 0;
+  calls->ignored = 0;
 }
 
 void
@@ -413,6 +445,16 @@ call_new (LlmToolCalls *calls, gint index)
   return c;
 }
 
+/* Whether @name is the call's name (repeated by a server), as kept: a
+ * name cut to LLM_TOOLS_MAX_NAME matches its whole. */
+static gboolean
+name_matches (const LlmToolCall *c, const gchar *name)
+{
+  if (c->name_cut)
+    return g_str_has_prefix (name, c->name->str);
+  return g_str_equal (c->name->str, name);
+}
+
 /* The call a delta continues, or NULL when it starts a new one. */
 static LlmToolCall *
 call_for_delta (LlmToolCalls *calls, const LlmToolDelta *d)
@@ -428,32 +470,60 @@ call_for_delta (LlmToolCalls *calls, const LlmToolDelta *d)
     if (has_id && c->id && !g_str_equal (c->id, d->id))
       return NULL;
     /* Another name is another call (ids not known yet). */
-    if (d->name && *d->name && c->name->len > 0 &&
-        !g_str_equal (c->name->str, d->name))
+    if (d->name && *d->name && c->name->len > 0 && !name_matches (c, d->name))
       return NULL;
     return c;
   }
   return NULL;
 }
 
+/* Appends @name to the call's name, at most LLM_TOOLS_MAX_NAME bytes in
+ * all (cut at a character boundary). */
+static void
+append_name (LlmToolCall *c, const gchar *name)
+{
+  gsize room = LLM_TOOLS_MAX_NAME - MIN (c->name->len, LLM_TOOLS_MAX_NAME);
+  const gchar *end;
+
+  if (strlen (name) <= room) {
+    g_string_append (c->name, name);
+    return;
+  }
+  c->name_cut = TRUE;
+  end = g_utf8_find_prev_char (name, name + room + 1);
+  if (end)
+    g_string_append_len (c->name, name, end - name);
+}
+
 /**
  * llm_tool_calls_feed:
  *
  * Adds one delta: a new call, or the next fragment of one already begun.
+ * At most LLM_TOOLS_MAX_ANSWER_CALLS calls are assembled; deltas of
+ * further calls are counted in @calls->ignored and dropped, so a model
+ * looping on calls cannot grow the answer without bound.
  */
 void
 llm_tool_calls_feed (LlmToolCalls *calls, const LlmToolDelta *d)
 {
   LlmToolCall *c = call_for_delta (calls, d);
 
+  /* Once calls were dropped, a fragment naming no call (no index, no id)
+   * may be theirs: it must not land in the last kept call. */
+  if (calls->ignored > 0 && d->index < 0 && !(d->id && *d->id))
+    c = NULL;
+  if (c == NULL && calls->calls->len >= LLM_TOOLS_MAX_ANSWER_CALLS) {
+    calls->ignored++;
+    return;
+  }
   if (c == NULL)
     c = call_new (calls, d->index);
   if (c->id == NULL && d->id && *d->id)
     c->id = g_strdup (d->id);
   /* The name comes whole in one delta; a server repeating it in every
    * delta must not make "get_xget_x". */
-  if (d->name && *d->name && !g_str_equal (c->name->str, d->name))
-    g_string_append (c->name, d->name);
+  if (d->name && *d->name && !name_matches (c, d->name))
+    append_name (c, d->name);
   if (d->arguments && !c->too_long) {
     if (c->arguments->len + strlen (d->arguments) > LLM_TOOLS_MAX_ARGUMENTS)
       c->too_long = TRUE;
@@ -482,17 +552,34 @@ llm_tool_calls_finish (LlmToolCalls *calls, guint round)
   }
 }
 
+/* Returns: (transfer none): the call's arguments as the history keeps
+ * them: the model's text when it is a JSON object, else "{}" (cut off,
+ * malformed, not an object, empty), whatever became of the call (unknown
+ * tool, past a limit): a chat template that parses the history's
+ * arguments must not fail on the model's mistake. */
+static const gchar *
+history_arguments (const LlmToolCall *c)
+{
+  JsonNode *args;
+  gboolean blank = TRUE;
+  const gchar *p;
+
+  for (p = c->arguments->str; *p && blank; p++)
+    blank = g_ascii_isspace (*p);
+  if (blank || (args = llm_tool_parse_arguments (c, NULL)) == NULL)
+    return "{}";
+  json_node_unref (args);
+  return c->arguments->str;
+}
+
 /**
  * llm_tool_calls_to_json:
- * @valid_args: (nullable): per call, whether its arguments are a JSON
- *   object; others are sent back as "{}" (a chat template that parses the
- *   history's arguments must not fail on the model's mistake)
  *
  * Returns: (transfer full): the `tool_calls` array of the assistant
- * message.
+ * message; every call's `arguments` is a JSON object's text.
  */
 gchar *
-llm_tool_calls_to_json (const LlmToolCalls *calls, const gboolean *valid_args)
+llm_tool_calls_to_json (const LlmToolCalls *calls)
 {
   JsonBuilder *b = json_builder_new ();
   JsonNode *root;
@@ -502,7 +589,6 @@ llm_tool_calls_to_json (const LlmToolCalls *calls, const gboolean *valid_args)
   json_builder_begin_array (b);
   for (i = 0; i < calls->calls->len; i++) {
     LlmToolCall *c = g_ptr_array_index (calls->calls, i);
-    gboolean ok = valid_args ? valid_args[i] : TRUE;
     json_builder_begin_object (b);
     json_builder_set_member_name (b, "id");
     json_builder_add_string_value (b, c->id ? c->id : "");
@@ -513,8 +599,7 @@ llm_tool_calls_to_json (const LlmToolCalls *calls, const gboolean *valid_args)
     json_builder_set_member_name (b, "name");
     json_builder_add_string_value (b, c->name->str);
     json_builder_set_member_name (b, "arguments");
-    json_builder_add_string_value (
-        b, ok && c->arguments->len ? c->arguments->str : "{}");
+    json_builder_add_string_value (b, history_arguments (c));
     json_builder_end_object (b);
     json_builder_end_object (b);
   }

@@ -19,6 +19,10 @@ G_BEGIN_DECLS
 #define LLM_TOOLS_MAX_FILE (256 * 1024) /* bytes of the tools file */
 #define LLM_TOOLS_MAX_TOOLS 64 /* tools in one file */
 #define LLM_TOOLS_MAX_CALLS 8 /* calls run in one round; more get errors */
+#define LLM_TOOLS_MAX_ANSWER_CALLS                                             \
+  16 /* calls assembled per answer; more are
+                                       * ignored */
+#define LLM_TOOLS_MAX_NAME 64 /* bytes of a called name kept (longer: cut) */
 #define LLM_TOOLS_MAX_ARGUMENTS (16 * 1024) /* bytes of one call's arguments */
 #define LLM_TOOLS_MAX_RESULT (8 * 1024) /* bytes of one result given back */
 #define LLM_TOOLS_MAX_RESPONSE (256 * 1024) /* bytes read of a webhook answer */
@@ -76,6 +80,7 @@ typedef struct
   GString *name;
   GString *arguments;
   gboolean too_long; /* arguments beyond LLM_TOOLS_MAX_ARGUMENTS dropped */
+  gboolean name_cut; /* the name was longer than LLM_TOOLS_MAX_NAME */
 } LlmToolCall;
 
 /* The calls of one streamed answer, in the order they began. Not
@@ -84,14 +89,14 @@ typedef struct
 {
   GPtrArray *calls; /* LlmToolCall* */
   guint made_up_ids; /* ids we had to invent */
+  guint ignored; /* deltas dropped: calls past LLM_TOOLS_MAX_ANSWER_CALLS */
 } LlmToolCalls;
 
 void llm_tool_calls_init (LlmToolCalls *calls);
 void llm_tool_calls_clear (LlmToolCalls *calls);
 void llm_tool_calls_feed (LlmToolCalls *calls, const LlmToolDelta *delta);
 void llm_tool_calls_finish (LlmToolCalls *calls, guint round);
-gchar *llm_tool_calls_to_json (
-    const LlmToolCalls *calls, const gboolean *valid_args);
+gchar *llm_tool_calls_to_json (const LlmToolCalls *calls);
 
 JsonNode *llm_tool_parse_arguments (const LlmToolCall *call, GError **error);
 
@@ -106,5 +111,6 @@ gchar *llm_tool_result_from_http (
 gchar *llm_tool_result_bound (const gchar *result);
 
 gboolean llm_url_is_http (const gchar *url);
+gchar *llm_url_for_log (const gchar *url);
 
 G_END_DECLS

@@ -299,5 +299,6 @@ G_GNUC_INTERNAL void tools_reply_completed_locked (
     GstLlmTransform *self, Reply *r, Deferred *d);
 G_GNUC_INTERNAL void tools_spoken_locked (
     GstLlmTransform *self, guint turn, gboolean complete, Deferred *d);
+G_GNUC_INTERNAL void tools_barge_in_locked (GstLlmTransform *self, Deferred *d);
 
 G_END_DECLS

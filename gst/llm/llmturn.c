@@ -90,6 +90,8 @@ handle_barge_in (GstLlmTransform *self, GstEvent *event, gboolean is_vad)
   g_mutex_lock (&self->lock);
   if (!is_vad)
     barge_reset_locked (self);
+  if (!is_vad || mode == GST_LLM_INTERRUPTION_VAD)
+    tools_barge_in_locked (self, &d);
   if ((!is_vad || mode == GST_LLM_INTERRUPTION_VAD) &&
       reply_active_locked (self)) {
     cancel_reply_locked (self, is_vad ? "speech-start" : "interrupt", &d);
@@ -429,6 +431,7 @@ confirm_locked (GstLlmTransform *self, const gchar *why, Deferred *d)
   GST_DEBUG_OBJECT (self, "barge-in confirmed (%s)", why);
   barge_message_locked (self, "confirmed", why, d);
   end_pause_locked (self);
+  tools_barge_in_locked (self, d);
   cancel_reply_locked (self, "barge-in", d);
   queue_head_locked (self,
       gst_voice_event_new_interrupt (

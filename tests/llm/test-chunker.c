@@ -265,6 +265,17 @@ GST_START_TEST (test_history_unanswered)
   e = llm_history_add (&h, 1, NULL);
   fail_if (llm_exchange_unanswered (e));
   llm_history_drop_last (&h);
+  /* An answer that went straight to a tool call, cut before any text: its
+   * calls ran (or run), so it is kept, never merged into the next turn. */
+  {
+    static const gchar *ids[] = { "c1", NULL };
+    LlmExchange *t = llm_history_add (&h, 2, "where is my order");
+    llm_exchange_add_round (t, "", "[]", ids, 1);
+    fail_if (llm_exchange_unanswered (t));
+    llm_exchange_set_heard (t, "", FALSE);
+    fail_if (llm_exchange_unanswered (t));
+    llm_history_drop_last (&h);
+  }
   fail_unless (llm_history_last (&h)->turn == 1);
   llm_history_clear (&h);
 }

@@ -4,6 +4,7 @@
  * SPDX-License-Identifier: LGPL-2.1-or-later
  */
 #include <gst/check/gstcheck.h>
+#include <libsoup/soup.h>
 #include <string.h>
 
 #include "llmchat.h"
@@ -181,7 +182,6 @@ GST_START_TEST (test_delta_variants)
   LlmToolCall *c;
   gchar *big = g_strnfill (LLM_TOOLS_MAX_ARGUMENTS, 'x');
   gchar *json;
-  gboolean ok[2] = { TRUE, FALSE };
   GError *err = NULL;
 
   llm_tool_calls_init (&calls);
@@ -201,7 +201,7 @@ GST_START_TEST (test_delta_variants)
   fail_unless (llm_tool_parse_arguments (c, &err) == NULL);
   fail_unless (strstr (err->message, "longer than") != NULL);
   g_clear_error (&err);
-  json = llm_tool_calls_to_json (&calls, ok);
+  json = llm_tool_calls_to_json (&calls);
   fail_unless_equals_string (json,
       "[{\"id\":\"call_va3_0\",\"type\":\"function\",\"function\":{\"name\":"
       "\"end_call\",\"arguments\":\"{}\"}},{\"id\":\"c2\",\"type\":"
@@ -209,6 +209,130 @@ GST_START_TEST (test_delta_variants)
   g_free (json);
   llm_tool_calls_clear (&calls);
   g_free (big);
+}
+
+GST_END_TEST;
+
+/* Whatever the model sent as arguments, the history's `tool_calls` hold a
+ * JSON object's text: the model's when it is one, else "{}". */
+GST_START_TEST (test_history_arguments)
+{
+  static const gchar *sent[] = { "{\"order_id\": ", "[1]", "  ", "",
+    " {\"a\": 1} ", "{\"a\": 1} x", "\"str\"" };
+  static const gchar *kept[] = { "{}", "{}", "{}", "{}", " {\"a\": 1} ", "{}",
+    "{}" };
+  LlmToolCalls calls;
+  JsonParser *p = json_parser_new ();
+  JsonArray *a;
+  gchar *json, *big = g_strnfill (LLM_TOOLS_MAX_ARGUMENTS - 1, ' ');
+  guint i;
+
+  llm_tool_calls_init (&calls);
+  for (i = 0; i < G_N_ELEMENTS (sent); i++) {
+    gchar *id = g_strdup_printf ("c%u", i);
+    feed (&calls, delta (i, id, "t", sent[i]));
+    g_free (id);
+  }
+  /* Cut off past the bound: the kept text is a valid start, not an object. */
+  feed (&calls, delta (i, "big", "t", "{\"a\": \""));
+  feed (&calls, delta (i, NULL, NULL, big));
+  json = llm_tool_calls_to_json (&calls);
+  fail_unless (json_parser_load_from_data (p, json, -1, NULL), "%s", json);
+  a = json_node_get_array (json_parser_get_root (p));
+  fail_unless_equals_int (json_array_get_length (a), G_N_ELEMENTS (sent) + 1);
+  for (i = 0; i < json_array_get_length (a); i++) {
+    JsonObject *fn = json_object_get_object_member (
+        json_array_get_object_element (a, i), "function");
+    fail_unless_equals_string (json_object_get_string_member (fn, "arguments"),
+        i < G_N_ELEMENTS (kept) ? kept[i] : "{}");
+  }
+  g_free (json);
+  g_free (big);
+  g_object_unref (p);
+  llm_tool_calls_clear (&calls);
+}
+
+GST_END_TEST;
+
+/* At most LLM_TOOLS_MAX_ANSWER_CALLS calls per answer; a name is kept to
+ * LLM_TOOLS_MAX_NAME bytes (whole characters), and a server repeating the
+ * long name in every delta still makes one call. */
+GST_START_TEST (test_call_limits)
+{
+  LlmToolCalls calls;
+  LlmToolCall *c;
+  GString *name = g_string_new ("x");
+  guint i;
+
+  llm_tool_calls_init (&calls);
+  for (i = 0; i < LLM_TOOLS_MAX_ANSWER_CALLS + 4; i++) {
+    gchar *id = g_strdup_printf ("c%u", i);
+    feed (&calls, delta (i, id, "wait", "{"));
+    feed (&calls, delta (i, NULL, NULL, "}"));
+    g_free (id);
+  }
+  /* A fragment naming no call after the cap is not the last kept call's. */
+  feed (&calls, delta (-1, NULL, NULL, "junk"));
+  fail_unless_equals_int (calls.calls->len, LLM_TOOLS_MAX_ANSWER_CALLS);
+  fail_unless_equals_int (calls.ignored, 4 * 2 + 1);
+  for (i = 0; i < calls.calls->len; i++) {
+    c = g_ptr_array_index (calls.calls, i);
+    fail_unless_equals_string (c->arguments->str, "{}");
+  }
+  llm_tool_calls_clear (&calls);
+
+  /* 63 ASCII bytes then "é" (2 bytes) would end at 65: cut before it. */
+  for (i = 1; i < LLM_TOOLS_MAX_NAME - 1; i++)
+    g_string_append_c (name, 'x');
+  g_string_append (name, "\xc3\xa9tail");
+  llm_tool_calls_init (&calls);
+  feed (&calls, delta (0, "long", name->str, "{\"a\""));
+  feed (&calls, delta (0, "long", name->str, ":1}"));
+  fail_unless_equals_int (calls.calls->len, 1);
+  c = g_ptr_array_index (calls.calls, 0);
+  fail_unless (c->name_cut);
+  fail_unless_equals_int (c->name->len, LLM_TOOLS_MAX_NAME - 1);
+  fail_unless (g_utf8_validate (c->name->str, -1, NULL));
+  fail_unless_equals_string (c->arguments->str, "{\"a\":1}");
+  llm_tool_calls_clear (&calls);
+  g_string_free (name, TRUE);
+}
+
+GST_END_TEST;
+
+/* A URL llm_url_is_http() accepts is one libsoup makes a request of (a
+ * webhook it refused after the call was counted hung the round); logs
+ * show it without user info, query or fragment. */
+GST_START_TEST (test_urls)
+{
+  /* libsoup takes the first two (they stay percent-encoded); a stricter
+   * parse refused them at load, a laxer one would let a request fail. */
+  static const gchar *good[] = { "http://h/%00", "http://h/p?t=%00",
+    "http://u:p@h:8080/a/b?token=s3cret#frag", "HTTPS://H/x", "http://h/a b" };
+  static const gchar *bad[] = { "http://h/%zz", "http://h:99999/",
+    "http://[::1/", "http:///p", "ftp://h/", "h/p", "", "http://%zz/" };
+  gchar *log;
+  guint i;
+
+  for (i = 0; i < G_N_ELEMENTS (good); i++) {
+    SoupMessage *msg = soup_message_new ("POST", good[i]);
+    fail_unless (llm_url_is_http (good[i]), "%s", good[i]);
+    fail_unless (msg != NULL, "%s", good[i]);
+    g_object_unref (msg);
+  }
+  for (i = 0; i < G_N_ELEMENTS (bad); i++)
+    fail_if (llm_url_is_http (bad[i]), "%s", bad[i]);
+  fail_if (llm_url_is_http (NULL));
+
+  log = llm_url_for_log ("http://u:p@h:8080/a/b?token=s3cret#frag");
+  fail_unless_equals_string (log, "http://h:8080/a/b");
+  g_free (log);
+  log = llm_url_for_log ("https://hooks.example.com/orders?key=k");
+  fail_unless_equals_string (log, "https://hooks.example.com/orders");
+  g_free (log);
+  log = llm_url_for_log ("http://h/%zz?key=k");
+  fail_if (strstr (log, "key") != NULL, "%s", log);
+  g_free (log);
 }
 
 GST_END_TEST;
@@ -495,6 +619,9 @@ tools_suite (void)
   tcase_add_test (tc, test_captures_every_split);
   tcase_add_test (tc, test_delta_variants);
   tcase_add_test (tc, test_arguments);
+  tcase_add_test (tc, test_history_arguments);
+  tcase_add_test (tc, test_call_limits);
+  tcase_add_test (tc, test_urls);
   tcase_add_test (tc, test_tools_file);
   tcase_add_test (tc, test_webhook_contract);
   tcase_add_test (tc, test_results);

@@ -14,6 +14,7 @@
 #include "voice.h"
 #include "fake-server.h"
 #include "llm-harness.h"
+#include "llmtools.h"
 
 /* Writes a tools file: get_order_status (webhook to @fs, @timeout_ms),
  * end_call, transfer_call, wait. Returns: (transfer full): its path. */
@@ -99,6 +100,31 @@ add_calls (FakeServer *fs, const gchar *text, ...)
   g_ptr_array_unref (c);
 }
 
+/* An OpenAI-style stream of @n calls named @name (ids c0, c1, …), all
+ * with @arguments. */
+static void
+add_n_calls (FakeServer *fs, guint n, const gchar *name, const gchar *arguments)
+{
+  GPtrArray *c = g_ptr_array_new_with_free_func (g_free);
+  gchar *q = g_strescape (arguments, NULL);
+
+  for (guint i = 0; i < n; i++)
+    g_ptr_array_add (c,
+        g_strdup_printf ("data: {\"choices\":[{\"index\":0,\"delta\":{"
+                         "\"tool_calls\":[{\"index\":%u,\"id\":\"c%u\","
+                         "\"type\":\"function\",\"function\":{\"name\":"
+                         "\"%s\",\"arguments\":\"%s\"}}]}}]}\n\n",
+            i, i, name, q));
+  g_ptr_array_add (c,
+      g_strdup ("data: {\"choices\":[{\"index\":0,\"delta\":"
+                "{},\"finish_reason\":\"tool_calls\"}]}\n\n"
+                "data: [DONE]\n\n"));
+  g_ptr_array_add (c, NULL);
+  fake_server_add_answer (fs, 200, (const gchar *const *)c->pdata, -1, NULL);
+  g_ptr_array_unref (c);
+  g_free (q);
+}
+
 static JsonObject *
 body_json (FakeServer *fs, guint i, JsonParser *p)
 {
@@ -137,6 +163,36 @@ messages_of (FakeServer *fs, guint i)
   }
   g_object_unref (p);
   return g_string_free (s, FALSE);
+}
+
+/* Every call in request @i's history has arguments that parse as a JSON
+ * object. Returns: the number of calls seen. */
+static guint
+check_history_arguments (FakeServer *fs, guint i)
+{
+  JsonParser *p = json_parser_new (), *args = json_parser_new ();
+  JsonArray *a =
+      json_object_get_array_member (body_json (fs, i, p), "messages");
+  guint n = 0;
+
+  for (guint k = 0; k < json_array_get_length (a); k++) {
+    JsonObject *m = json_array_get_object_element (a, k);
+    JsonArray *calls;
+    if (!json_object_has_member (m, "tool_calls"))
+      continue;
+    calls = json_object_get_array_member (m, "tool_calls");
+    for (guint j = 0; j < json_array_get_length (calls); j++, n++) {
+      JsonObject *fn = json_object_get_object_member (
+          json_array_get_object_element (calls, j), "function");
+      const gchar *text = json_object_get_string_member (fn, "arguments");
+      fail_unless (json_parser_load_from_data (args, text, -1, NULL) &&
+              JSON_NODE_HOLDS_OBJECT (json_parser_get_root (args)),
+          "request %u, call %u: arguments %s", i, j, text);
+    }
+  }
+  g_object_unref (args);
+  g_object_unref (p);
+  return n;
 }
 
 static Llm *
@@ -374,6 +430,178 @@ GST_START_TEST (test_barge_in_during_call)
 
 GST_END_TEST;
 
+/* Barge-in while a webhook runs, the model having called it before any
+ * text: the exchange keeps its round (it is not an unanswered turn to
+ * merge into the next one), so the webhook is sent once, the next request
+ * carries the call with a pending result, and the one after it the real
+ * result. */
+GST_START_TEST (test_barge_in_before_text)
+{
+  static const gchar *next[] = { "Still checking.", NULL };
+  static const gchar *last[] = { "It has shipped.", NULL };
+  FakeServer *fs = fake_server_new ();
+  gchar *tools = tools_file (fs, 8000);
+  Llm *l = tools_llm (fs, tools, NULL);
+  const GstStructure *s;
+  gchar *reply, *m;
+
+  add_calls (
+      fs, "", "call_1", "get_order_status", "{\"order_id\":\"1234\"}", NULL);
+  fake_server_add_hook (fs, 200, "{\"status\":\"shipped\"}", 2000);
+  fake_server_add_stream (fs, next);
+  fake_server_add_stream (fs, last);
+  push_end_of_turn (l, 1, "Where is order 1234?");
+  fail_unless (fake_server_wait_hooks (fs, 1, 5000));
+  fail_unless (gst_harness_push_event (
+      l->h, gst_voice_event_new_interrupt (GST_CLOCK_TIME_NONE, 1, "user")));
+  s = wait_event_message (l, "done", 0);
+  fail_unless_equals_string (
+      gst_structure_get_string (s, "outcome"), "cancelled");
+
+  push_end_of_turn (l, 2, "Has it shipped?");
+  reply = pull_reply (l, 2);
+  fail_unless_equals_string (reply, "Still checking.");
+  g_free (reply);
+  m = messages_of (fs, 1);
+  fail_unless_equals_string (m,
+      "user:Where is order 1234?\n"
+      "assistant:(null) calls=1\n"
+      "tool:{\"status\":\"pending\",\"note\":\"the caller spoke before the "
+      "result came back\"} id=call_1\n"
+      "user:Has it shipped?");
+  g_free (m);
+
+  /* The late result lands in the kept exchange. */
+  s = wait_event_message (l, "tool-result", 0);
+  fail_unless_equals_string (
+      gst_structure_get_string (s, "result"), "{\"status\":\"shipped\"}");
+  push_end_of_turn (l, 3, "And when?");
+  reply = pull_reply (l, 3);
+  g_free (reply);
+  m = messages_of (fs, 2);
+  fail_unless (g_str_has_prefix (m,
+                   "user:Where is order 1234?\n"
+                   "assistant:(null) calls=1\n"
+                   "tool:{\"status\":\"shipped\"} id=call_1\n"
+                   "user:Has it shipped?\n"
+                   "assistant:Still checking.\n"
+                   "user:And when?"),
+      "%s", m);
+  g_free (m);
+  fail_unless_equals_int (fake_server_n_hooks (fs), 1);
+  fail_unless_equals_int (fake_server_n_requests (fs), 3);
+
+  llm_free (l);
+  fake_server_free (fs);
+  g_unlink (tools);
+  g_free (tools);
+}
+
+GST_END_TEST;
+
+/* Arguments that are not a JSON object never reach the history as sent,
+ * whatever became of the call: an unknown tool, calls past 8 in a round,
+ * a call past the round limit. */
+GST_START_TEST (test_history_arguments_valid)
+{
+  FakeServer *fs = fake_server_new ();
+  gchar *tools = tools_file (fs, 3000);
+  Llm *l = tools_llm (
+      fs, tools, "max-tool-rounds", 1, "fallback-text", "Sorry.", NULL);
+  gchar *reply, *m;
+
+  /* Round 1: an unknown tool and 9 waits, all with cut-off arguments. */
+  add_calls (fs, "", "u1", "fly_to_moon", "{\"when\": \"now", NULL);
+  add_n_calls (fs, LLM_TOOLS_MAX_CALLS + 1, "wait", "{\"x\": [");
+  push_end_of_turn (l, 1, "Fly me.");
+  reply = pull_reply (l, 1);
+  fail_unless_equals_string (reply, "Sorry.");
+  g_free (reply);
+  fail_unless_equals_int (check_history_arguments (fs, 1), 1);
+  m = messages_of (fs, 1);
+  fail_unless (strstr (m, "unknown tool \\\"fly_to_moon\\\"") != NULL, "%s", m);
+  g_free (m);
+
+  {
+    static const gchar *ok[] = { "Fine.", NULL };
+    fake_server_add_stream (fs, ok);
+    push_end_of_turn (l, 2, "Never mind.");
+    reply = pull_reply (l, 2);
+    g_free (reply);
+  }
+  /* The round past the limit is in the history too: 1 + 9 calls. */
+  fail_unless_equals_int (
+      check_history_arguments (fs, 2), 1 + LLM_TOOLS_MAX_CALLS + 1);
+  m = fake_server_get_body (fs, 2);
+  fail_unless (
+      strstr (m, "when") == NULL && strstr (m, "\\\"x\\\"") == NULL, "%s", m);
+  g_free (m);
+  m = messages_of (fs, 2);
+  fail_unless (strstr (m, "not run: at most 1 tool rounds") != NULL, "%s", m);
+  g_free (m);
+
+  llm_free (l);
+  fake_server_free (fs);
+  g_unlink (tools);
+  g_free (tools);
+}
+
+GST_END_TEST;
+
+/* An answer with more calls than LLM_TOOLS_MAX_ANSWER_CALLS: the rest are
+ * ignored; a name over LLM_TOOLS_MAX_NAME bytes is cut in the error and
+ * in the messages. */
+GST_START_TEST (test_call_limits)
+{
+  static const gchar *ok[] = { "I cannot do that.", NULL };
+  FakeServer *fs = fake_server_new ();
+  gchar *tools = tools_file (fs, 3000);
+  Llm *l = tools_llm (fs, tools, NULL);
+  gchar *name = g_strnfill (200, 'n'), *cut, *m, *expect, *reply;
+  const GstStructure *s;
+  guint i, n_tool = 0;
+
+  add_n_calls (fs, LLM_TOOLS_MAX_ANSWER_CALLS + 10, name, "{}");
+  fake_server_add_stream (fs, ok);
+  push_end_of_turn (l, 1, "Do everything.");
+  reply = pull_reply (l, 1);
+  fail_unless_equals_string (reply, "I cannot do that.");
+  g_free (reply);
+  fail_unless_equals_int (
+      check_history_arguments (fs, 1), LLM_TOOLS_MAX_ANSWER_CALLS);
+  m = messages_of (fs, 1);
+  for (gchar *p = m; (p = strstr (p, "\ntool:")); p++)
+    n_tool++;
+  fail_unless_equals_int (n_tool, LLM_TOOLS_MAX_ANSWER_CALLS);
+  cut = g_strndup (name, LLM_TOOLS_MAX_NAME);
+  expect = g_strdup_printf ("unknown tool \\\"%s\\\"\"} id=c0", cut);
+  fail_unless (strstr (m, expect) != NULL, "%s", m);
+  fail_unless (strstr (m, name) == NULL);
+  g_free (expect);
+  g_free (m);
+  m = fake_server_get_body (fs, 1);
+  fail_unless (strstr (m, name) == NULL);
+  g_free (m);
+  s = wait_event_message (l, "tool-call", 0);
+  fail_unless_equals_string (gst_structure_get_string (s, "name"), cut);
+  s = wait_event_message (l, "done", 0);
+  for (i = 0; i < l->messages->len; i++) {
+    GstMessage *msg = g_ptr_array_index (l->messages, i);
+    fail_if (message_matches (msg, GST_MESSAGE_ELEMENT, "tool-call") &&
+        g_str_equal (gst_structure_get_string (
+                         gst_message_get_structure (msg), "tool-call-id"),
+            "c16"));
+  }
+  g_free (cut);
+  g_free (name);
+  llm_free (l);
+  fake_server_free (fs);
+  g_unlink (tools);
+  g_free (tools);
+}
+
+GST_END_TEST;
+
 /* max-tool-rounds=1: the follow-up forbids tools; a model calling anyway
  * gets "not run" and the turn ends with the fallback. */
 GST_START_TEST (test_max_rounds)
@@ -482,6 +710,67 @@ GST_START_TEST (test_builtins)
 
 GST_END_TEST;
 
+/* Barge-in during the goodbye: `end-call` at once with heard=FALSE (the
+ * application must not hang up); the TTS's later report of the cut
+ * goodbye posts no second one. A goodbye whose own `spoken` never came is
+ * not heard either, even when a later turn's was complete. */
+GST_START_TEST (test_end_call_interrupted)
+{
+  static const gchar *more[] = { "Sure, what else?", NULL };
+  FakeServer *fs = fake_server_new ();
+  gchar *tools = tools_file (fs, 3000);
+  Llm *l = tools_llm (fs, tools, NULL);
+  const GstStructure *s;
+  gboolean heard = TRUE;
+  guint turn = 0, i, n = 0;
+  gchar *reply;
+
+  add_calls (fs, "Goodbye, have a nice day!", "e1", "end_call", "{}", NULL);
+  push_end_of_turn (l, 1, "That's all, bye.");
+  reply = pull_reply (l, 1);
+  g_free (reply);
+  wait_event_message (l, "done", 0);
+  fail_unless (gst_harness_push_event (
+      l->h, gst_voice_event_new_interrupt (GST_CLOCK_TIME_NONE, 1, "user")));
+  s = wait_event_message (l, "end-call", 0);
+  gst_structure_get_uint (s, "turn", &turn);
+  gst_structure_get_boolean (s, "heard", &heard);
+  fail_unless_equals_int (turn, 1);
+  fail_if (heard);
+  fail_unless (gst_harness_push_upstream_event (l->h,
+      gst_voice_event_new_spoken (GST_CLOCK_TIME_NONE, 1, "Goodbye,", FALSE)));
+
+  /* The goodbye of turn 2 never reported; turn 3's complete report. */
+  add_calls (fs, "Bye then!", "e2", "end_call", "{}", NULL);
+  push_end_of_turn (l, 2, "Oh wait, bye.");
+  reply = pull_reply (l, 2);
+  g_free (reply);
+  fake_server_add_stream (fs, more);
+  push_end_of_turn (l, 3, "One more thing.");
+  reply = pull_reply (l, 3);
+  g_free (reply);
+  fail_unless (gst_harness_push_upstream_event (l->h,
+      gst_voice_event_new_spoken (
+          GST_CLOCK_TIME_NONE, 3, "Sure, what else?", TRUE)));
+  s = wait_event_message (l, "end-call", 1);
+  heard = TRUE;
+  gst_structure_get_uint (s, "turn", &turn);
+  gst_structure_get_boolean (s, "heard", &heard);
+  fail_unless_equals_int (turn, 2);
+  fail_if (heard);
+  for (i = 0; i < l->messages->len; i++)
+    n += message_matches (
+        g_ptr_array_index (l->messages, i), GST_MESSAGE_ELEMENT, "end-call");
+  fail_unless_equals_int (n, 2);
+
+  llm_free (l);
+  fake_server_free (fs);
+  g_unlink (tools);
+  g_free (tools);
+}
+
+GST_END_TEST;
+
 /* A tools file that cannot be used stops the element at start with an
  * error naming the file. */
 GST_START_TEST (test_bad_tools_file)
@@ -523,8 +812,12 @@ tooluse_suite (void)
   tcase_add_test (tc, test_webhook_round);
   tcase_add_test (tc, test_errors);
   tcase_add_test (tc, test_barge_in_during_call);
+  tcase_add_test (tc, test_barge_in_before_text);
+  tcase_add_test (tc, test_history_arguments_valid);
+  tcase_add_test (tc, test_call_limits);
   tcase_add_test (tc, test_max_rounds);
   tcase_add_test (tc, test_builtins);
+  tcase_add_test (tc, test_end_call_interrupted);
   tcase_add_test (tc, test_bad_tools_file);
   return s;
 }
