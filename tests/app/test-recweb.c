@@ -1,7 +1,9 @@
 /* Recordings and webhooks: the webhook sender against a local receiver
- * (signature, retries, a receiver down for a while, 4xx), and a whole
- * call through voiceagent --record --webhook whose file is decoded and
- * whose channels are checked.
+ * (signature, retries, a receiver down for a while, 4xx), and whole calls
+ * through voiceagent --record --record-calls opt-in --webhook: the one
+ * that asked (?record=1) has its file decoded and its channels checked,
+ * the one that did not has none; the webhook's body is the whole record,
+ * the same as `voiceagent calls json ID`.
  * SPDX-License-Identifier: LGPL-2.1-or-later
  */
 #include <math.h>
