@@ -54,6 +54,9 @@ struct _VaCall
    * is filled there before ended() is reported, read after. */
   VaRecorder *recorder;
   VaRecording recording;
+  /* GstStructure*: the usage counts the elements posted as they stopped,
+   * after the bus watch was gone; filled the same way, or NULL. */
+  GPtrArray *last_usage;
 
   /* Main context only */
   VaPeer *peer;
@@ -120,6 +123,7 @@ va_call_free (VaCall *call)
   g_clear_object (&call->channel);
   g_mutex_clear (&call->lock);
   g_free (call->end_detail);
+  g_clear_pointer (&call->last_usage, g_ptr_array_unref);
   g_free (call->resume_token);
   g_free (call->call_token);
   g_free (call->history);
@@ -485,6 +489,10 @@ report_ended (gpointer data)
 {
   VaCall *call = data;
 
+  for (guint i = 0; call->last_usage && i < call->last_usage->len; i++)
+    if (call->callbacks.message)
+      call->callbacks.message (
+          call, g_ptr_array_index (call->last_usage, i), call->user_data);
   call->callbacks.ended (
       call, call->end_reason, call->end_detail, call->user_data);
   return G_SOURCE_REMOVE;
@@ -509,6 +517,29 @@ flush_webrtcbin_inputs (const GValue *item, gpointer unused)
   gst_iterator_free (pads);
 }
 
+/* (worker thread) Keeps the "*-usage" element messages left on
+ * @pipeline's bus for report_ended: deepgramsink posts its final count
+ * (re-sent audio included) only when it stops, and a call's record must
+ * bill it. */
+static void
+keep_last_usage (VaCall *call, GstElement *pipeline)
+{
+  GstBus *bus = gst_element_get_bus (pipeline);
+  GstMessage *msg;
+
+  while ((msg = gst_bus_pop_filtered (bus, GST_MESSAGE_ELEMENT))) {
+    const GstStructure *s = gst_message_get_structure (msg);
+    if (s && g_str_has_suffix (gst_structure_get_name (s), "-usage")) {
+      if (call->last_usage == NULL)
+        call->last_usage =
+            g_ptr_array_new_with_free_func ((GDestroyNotify)gst_structure_free);
+      g_ptr_array_add (call->last_usage, gst_structure_copy (s));
+    }
+    gst_message_unref (msg);
+  }
+  gst_object_unref (bus);
+}
+
 /* (worker thread) Setting a pipeline to NULL joins its threads.
  * FIXME: with GStreamer 1.22, a webrtcbin whose DTLS role came from an
  * offer with a=setup:active can hold an upstream streaming thread in a
@@ -527,7 +558,12 @@ teardown_pipeline (gpointer data, gpointer unused)
   elements = gst_bin_iterate_recurse (GST_BIN (t->pipeline));
   gst_iterator_foreach (elements, flush_webrtcbin_inputs, NULL);
   gst_iterator_free (elements);
+  /* The sinks stop, and post their last usage, going to NULL, where a
+   * pipeline would flush them off its bus. */
+  if (GST_IS_PIPELINE (t->pipeline))
+    gst_pipeline_set_auto_flush_bus (GST_PIPELINE (t->pipeline), FALSE);
   gst_element_set_state (t->pipeline, GST_STATE_NULL);
+  keep_last_usage (t->call, t->pipeline);
   gst_object_unref (t->pipeline);
   va_rtp_link_free (t->rtp);
   if (t->recorder)

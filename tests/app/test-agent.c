@@ -303,7 +303,8 @@ GST_END_TEST;
 
 /* --log-format json: every line of the server's output (its emulator's
  * included) is one JSON object; the call's lines carry its id (and their
- * turn); no secret and nothing the caller said is in any line. */
+ * turn), the webhook's failed deliveries of its record included; no
+ * secret and nothing the caller said is in any line. */
 static void
 check_json_log (const gchar *log, const gchar *call_id)
 {
@@ -335,6 +336,8 @@ check_json_log (const gchar *log, const gchar *call_id)
   fail_unless (g_hash_table_contains (seen, "call.ice"), "%s", log);
   fail_unless (g_hash_table_contains (seen, "dc.metrics"), "%s", log);
   fail_unless (g_hash_table_contains (seen, "call.end"), "%s", log);
+  fail_unless (g_hash_table_contains (seen, "webhook.delivery"),
+      "no webhook.delivery line names the call:\n%s", log);
   g_hash_table_unref (seen);
   g_object_unref (p);
   g_strfreev (lines);
@@ -342,9 +345,12 @@ check_json_log (const gchar *log, const gchar *call_id)
 
 GST_START_TEST (test_operator_log_json)
 {
+  /* Nothing listens on port 1: both attempts of the call's webhook fail
+   * at once, and each says so in a webhook.delivery line. */
   const gchar *args[] = { "--database", ":memory:", "--emulator-args",
     "--quiet", "--log-format", "json", "--turn-secret",
-    "turn-secret-never-logged", "--ice-timeout-ms", "1000", NULL };
+    "turn-secret-never-logged", "--ice-timeout-ms", "1000", "--webhook",
+    "http://127.0.0.1:1/hook", "--webhook-retries", "2", NULL };
   gchar *log_path = g_build_filename (g_get_tmp_dir (), "oplog.json", NULL);
   EmuProcess *server;
   WhipCallerOptions o = { .data_channel = TRUE,
@@ -354,9 +360,13 @@ GST_START_TEST (test_operator_log_json)
   gchar *url, *m, *log = NULL, *call_id;
 
   g_setenv ("VOICEAGENT_TOKEN", "caller-token-never-logged", TRUE);
+  g_setenv ("VOICEAGENT_WEBHOOK_SECRET", "whsec-never-logged-4e1", TRUE);
+  g_setenv ("VOICEAGENT_WEBHOOK_BACKOFF_MS", "50", TRUE);
   server = emu_process_start_logged_all (
       g_getenv ("VOICEAGENT_BIN"), args, log_path);
   g_unsetenv ("VOICEAGENT_TOKEN");
+  g_unsetenv ("VOICEAGENT_WEBHOOK_SECRET");
+  g_unsetenv ("VOICEAGENT_WEBHOOK_BACKOFF_MS");
   fail_unless (server != NULL, "voiceagent did not start");
   url = g_strconcat (emu_process_get_http_url (server), "/whip", NULL);
   o.url = url;

@@ -1,9 +1,12 @@
 /* Recordings and webhooks: the webhook sender against a local receiver
- * (signature, retries, a receiver down for a while, 4xx), and a whole
- * call through voiceagent --record --webhook whose file is decoded and
- * whose channels are checked.
+ * (signature, retries, a receiver down for a while, 4xx), and whole calls
+ * through voiceagent --record --record-calls opt-in --webhook: the one
+ * that asked (?record=1) has its file decoded and its channels checked,
+ * the one that did not has none; the webhook's body is the whole record,
+ * the same as `voiceagent calls json ID`.
  * SPDX-License-Identifier: LGPL-2.1-or-later
  */
+#include <math.h>
 #include <string.h>
 #include <glib/gstdio.h>
 #include <gst/check/gstcheck.h>
@@ -12,6 +15,7 @@
 #include <libsoup/soup.h>
 #include "emulator-process.h"
 #include "http-receiver.h"
+#include "test-process.h"
 #include "test-speech.h"
 #include "whip-check.h"
 #include "webhook.h"
@@ -296,10 +300,205 @@ decode (const gchar *path)
   return d;
 }
 
-/* The server with --record and --webhook: the call's recording is stereo
- * Ogg/Opus at 48 kHz as long as the call, the caller on the left and the
- * agent on the right; the webhook (after two 503s) brings the record with
- * the recording's path; the secret is in no log line. */
+/* The data channel's word that the agent started, or stopped, speaking. */
+#define AGENT_SPEAKS "\"type\":\"agent\",\"speaking\":true"
+#define AGENT_DONE "\"type\":\"agent\",\"speaking\":false"
+
+/* A JSON number: json-glib reads 3.0 as a double and 3 as an int. */
+static gboolean
+is_number (JsonObject *o, const gchar *name)
+{
+  JsonNode *n = json_object_get_member (o, name);
+
+  return n && JSON_NODE_HOLDS_VALUE (n) &&
+      (json_node_get_value_type (n) == G_TYPE_DOUBLE ||
+          json_node_get_value_type (n) == G_TYPE_INT64);
+}
+
+static gboolean
+is_int (JsonObject *o, const gchar *name)
+{
+  JsonNode *n = json_object_get_member (o, name);
+
+  return n && JSON_NODE_HOLDS_VALUE (n) &&
+      json_node_get_value_type (n) == G_TYPE_INT64;
+}
+
+static gchar *
+iso_utc (gint64 us)
+{
+  GDateTime *t = g_date_time_new_from_unix_utc (us / G_USEC_PER_SEC);
+  gchar *s = g_date_time_format (t, "%Y-%m-%dT%H:%M:%SZ");
+
+  g_date_time_unref (t);
+  return s;
+}
+
+/* @o, a call record (docs/operations.md, "Webhooks"), has every field with
+ * a value that fits call @id, which the test measured as @call_s long and
+ * in which the caller and the agent both spoke. */
+static void
+check_record_fields (JsonObject *o, const gchar *id, gdouble call_s)
+{
+  gint64 started, ended;
+  gchar *at;
+  JsonArray *a;
+  JsonObject *usage;
+  guint user = 0, agent = 0;
+
+  fail_unless_equals_string (json_object_get_string_member (o, "id"), id);
+  fail_unless (
+      *json_object_get_string_member_with_default (o, "agent", "") != '\0');
+  fail_unless (is_int (o, "started_us") && is_int (o, "ended_us"));
+  started = json_object_get_int_member (o, "started_us");
+  ended = json_object_get_int_member (o, "ended_us");
+  fail_unless (started > 0 && ended > started);
+  fail_unless_equals_string (
+      json_object_get_string_member (o, "started_at"), at = iso_utc (started));
+  g_free (at);
+  fail_unless_equals_string (
+      json_object_get_string_member (o, "ended_at"), at = iso_utc (ended));
+  g_free (at);
+  fail_unless (is_number (o, "duration_s"));
+  fail_unless (fabs (json_object_get_double_member (o, "duration_s") -
+                   (ended - started) / 1e6) < 1e-3);
+  /* The server's clock starts at the offer and stops at the teardown; the
+   * test's brackets both, give or take the answer and the teardown. */
+  fail_unless (fabs ((ended - started) / 1e6 - call_s) < 3,
+      "the record says %.2f s, the call took %.2f s", (ended - started) / 1e6,
+      call_s);
+  fail_unless_equals_string (
+      json_object_get_string_member (o, "end_reason"), "hangup");
+
+  fail_unless (json_object_has_member (o, "transcript") &&
+      JSON_NODE_HOLDS_ARRAY (json_object_get_member (o, "transcript")));
+  a = json_object_get_array_member (o, "transcript");
+  for (guint i = 0; i < json_array_get_length (a); i++) {
+    JsonObject *e = json_array_get_object_element (a, i);
+    const gchar *role;
+    fail_unless (e != NULL, "transcript entry %u is not an object", i);
+    role = json_object_get_string_member_with_default (e, "role", "");
+    fail_unless (
+        *json_object_get_string_member_with_default (e, "text", "") != '\0',
+        "transcript entry %u has no text", i);
+    fail_unless (is_number (e, "t") && is_int (e, "turn"));
+    user += g_str_equal (role, "user");
+    agent += g_str_equal (role, "agent");
+    fail_unless (g_str_equal (role, "user") || g_str_equal (role, "agent") ||
+            g_str_equal (role, "tool"),
+        "transcript entry %u: role \"%s\"", i, role);
+  }
+  fail_unless (user >= 1 && agent >= 1,
+      "the transcript has %u caller and %u agent entries: %s", user, agent,
+      json_to_string (json_object_get_member (o, "transcript"), FALSE));
+
+  fail_unless (json_object_has_member (o, "turns") &&
+      JSON_NODE_HOLDS_ARRAY (json_object_get_member (o, "turns")));
+  a = json_object_get_array_member (o, "turns");
+  fail_unless (json_array_get_length (a) >= 1, "no turn in the record");
+  for (guint i = 0; i < json_array_get_length (a); i++) {
+    JsonObject *t = json_array_get_object_element (a, i);
+    fail_unless (t && is_int (t, "turn") &&
+            json_object_has_member (t, "voice_to_voice_ms") &&
+            json_object_has_member (t, "tts_ttfb_ms"),
+        "turn %u lacks its metrics", i);
+  }
+
+  usage = json_object_get_object_member (o, "usage");
+  fail_unless (usage != NULL, "the record has no usage");
+  fail_unless (is_number (usage, "stt_seconds") &&
+      is_int (usage, "tts_characters") && is_int (usage, "llm_prompt_tokens") &&
+      is_int (usage, "llm_completion_tokens"));
+  fail_unless (json_object_get_double_member (usage, "stt_seconds") > 0,
+      "the caller spoke, yet stt_seconds is 0");
+  fail_unless (json_object_get_int_member (usage, "tts_characters") > 0,
+      "the agent spoke, yet tts_characters is 0");
+  fail_unless (is_number (o, "cost_usd") &&
+      json_object_get_double_member (o, "cost_usd") >= 0);
+}
+
+/* `voiceagent --database @db calls json @id`, parsed. */
+static JsonNode *
+calls_json (const gchar *db, const gchar *id)
+{
+  gchar *argv[] = { (gchar *)g_getenv ("VOICEAGENT_BIN"), "--database",
+    (gchar *)db, "calls", "json", (gchar *)id, NULL };
+  gchar *out = NULL, *err = NULL;
+  gint status = -1;
+  JsonNode *node;
+
+  fail_unless (g_spawn_sync (NULL, argv, NULL, G_SPAWN_DEFAULT, NULL, NULL,
+      &out, &err, &status, NULL));
+  fail_unless (g_spawn_check_wait_status (status, NULL),
+      "voiceagent calls json %s: %s", id, err);
+  node = json_from_string (out, NULL);
+  fail_unless (node && JSON_NODE_HOLDS_OBJECT (node),
+      "voiceagent calls json %s: not a JSON object: %s", id, out);
+  g_free (out);
+  g_free (err);
+  return node;
+}
+
+/* The call's id: the last segment of its session URL, without the query
+ * (?access_token=...). */
+static gchar *
+call_id_of (WhipCaller *c)
+{
+  gchar *id = g_path_get_basename (whip_caller_get_session_url (c));
+
+  if (strchr (id, '?'))
+    *strchr (id, '?') = '\0';
+  return id;
+}
+
+/* A second call on the opt-in server, without ?record=1: the caller
+ * speaks (a tone) and the agent answers, so a recording, had it been
+ * made, would have audio and a file. Returns its id. */
+static gchar *
+unrecorded_call (const gchar *whip)
+{
+  WhipCallerOptions o = { .url = whip, .tone_hz = 440, .data_channel = TRUE };
+  WhipCaller *c = whip_caller_new (&o);
+  gchar *id;
+
+  fail_unless_equals_int (whip_caller_connect (c, NULL), 201);
+  id = call_id_of (c);
+  g_free (whip_check_message (c, "\"type\":\"call\"", 30000));
+  fail_unless (whip_caller_send_text (c, "Say something short."));
+  fail_unless (whip_caller_wait_audio (c, 0.05, 30000), "no agent audio");
+  g_usleep (G_USEC_PER_SEC / 2);
+  fail_unless_equals_int (whip_caller_hangup (c), 200);
+  whip_caller_free (c);
+  return id;
+}
+
+/* The names in @dir, sorted, joined by spaces. */
+static gchar *
+dir_listing (const gchar *dir)
+{
+  GDir *d = g_dir_open (dir, 0, NULL);
+  GPtrArray *names = g_ptr_array_new ();
+  const gchar *name;
+  gchar *joined;
+
+  fail_unless (d != NULL, "cannot list %s", dir);
+  while ((name = g_dir_read_name (d)))
+    g_ptr_array_add (names, g_strdup (name));
+  g_ptr_array_sort (names, (GCompareFunc)g_strcmp0);
+  g_ptr_array_add (names, NULL);
+  joined = g_strjoinv (" ", (gchar **)names->pdata);
+  g_strfreev ((gchar **)g_ptr_array_free (names, FALSE));
+  g_dir_close (d);
+  return joined;
+}
+
+/* The server with --record --record-calls opt-in and --webhook. The call
+ * placed with POST /whip?record=1 is recorded: stereo Ogg/Opus at 48 kHz
+ * as long as the call, the caller on the left and the agent on the right;
+ * its webhook (after two 503s) brings the whole record with the
+ * recording's path, the same JSON as `voiceagent calls json ID`. A second
+ * call, without ?record=1, leaves no file and its record says so. The
+ * secret is in no log line. */
 GST_START_TEST (test_call_recorded_and_posted)
 {
   gchar *dir = g_dir_make_tmp ("voiceagent-rec-XXXXXX", NULL);
@@ -308,24 +507,31 @@ GST_START_TEST (test_call_recorded_and_posted)
   gchar *rec_dir = g_build_filename (dir, "rec", NULL);
   Receiver *r = receiver_new (0, 2, 503);
   gchar *url = hook_url (r->port);
-  const gchar *args[] = { "--database", db, "--record", rec_dir, "--webhook",
-    url, "--emulator-args", "--quiet --stt-engine scripted --tts-engine tone",
+  gchar *script = g_build_filename (dir, "stt-script", NULL);
+  gchar *emu_args = g_strdup_printf (
+      "--quiet --stt-engine scripted --stt-script '%s' --tts-engine tone",
+      script);
+  const gchar *args[] = { "--database", db, "--record", rec_dir,
+    "--record-calls", "opt-in", "--webhook", url, "--emulator-args", emu_args,
     "--drain-timeout", "1", "--ice-timeout-ms", "1000", NULL };
   GError *error = NULL;
   gchar *wav = test_speech_wav (
-      "Hello, I would like a pizza", "recweb-caller", 1, &error);
-  gchar *whip, *path, *logged = NULL, *id;
+      "I would like a large pizza with extra cheese and olives", "recweb-order",
+      1, &error);
+  gchar *whip, *whip_rec, *path, *logged = NULL, *id, *id2, *files, *want;
   WhipCallerOptions o = { .wav = wav, .data_channel = TRUE };
   WhipCaller *c;
   EmuProcess *server;
   gint64 started;
   gdouble call_s;
   Decoded d;
-  JsonNode *body;
+  JsonNode *body, *body2, *stored;
   JsonObject *rec;
   GStatBuf st;
 
   fail_unless (wav != NULL, "%s", error ? error->message : "");
+  fail_unless (g_file_set_contents (script,
+      "I would like a large pizza with extra cheese and olives\n", -1, NULL));
   g_mkdir (rec_dir, 0750);
   g_unsetenv ("DEEPGRAM_API_KEY");
   g_unsetenv ("ELEVENLABS_API_KEY");
@@ -336,19 +542,20 @@ GST_START_TEST (test_call_recorded_and_posted)
   server = emu_process_start_logged (g_getenv ("VOICEAGENT_BIN"), args, log);
   fail_unless (server != NULL, "voiceagent did not start");
   whip = g_strconcat (emu_process_get_http_url (server), "/whip", NULL);
-  o.url = whip;
+  whip_rec = g_strconcat (whip, "?record=1", NULL);
+  o.url = whip_rec;
   c = whip_caller_new (&o);
   started = g_get_monotonic_time ();
   fail_unless_equals_int (whip_caller_connect (c, NULL), 201);
-  id = g_path_get_basename (whip_caller_get_session_url (c));
-  if (strchr (id, '?'))
-    *strchr (id, '?') = '\0'; /* ?access_token=... */
+  id = call_id_of (c);
   g_free (whip_check_message (c, "\"type\":\"call\"", 30000));
-  /* The caller's words play first; then the agent speaks (a tone). */
-  g_usleep (4 * G_USEC_PER_SEC);
-  fail_unless (whip_caller_send_text (c, "Tell me a long story please."));
-  fail_unless (whip_caller_wait_audio (c, 0.05, 30000), "no agent audio");
-  g_usleep (2 * G_USEC_PER_SEC);
+  /* One spoken turn, the caller's words alone on the left, then the
+   * agent's answer (a tone) alone on the right, said to the end: the
+   * record has both sides' words (the agent's once it said them) and the
+   * turn's metrics. */
+  g_free (whip_check_message (c, AGENT_SPEAKS, 30000));
+  g_free (whip_check_message (c, AGENT_DONE, 30000));
+  g_usleep (G_USEC_PER_SEC / 2);
   fail_unless_equals_int (whip_caller_hangup (c), 200);
   call_s = (g_get_monotonic_time () - started) / 1e6;
   whip_caller_free (c);
@@ -360,8 +567,7 @@ GST_START_TEST (test_call_recorded_and_posted)
       g_ptr_array_index (r->deliveries, 2));
   body = json_from_string (g_ptr_array_index (r->bodies, 2), NULL);
   fail_unless (body && JSON_NODE_HOLDS_OBJECT (body));
-  fail_unless_equals_string (
-      json_object_get_string_member (json_node_get_object (body), "id"), id);
+  check_record_fields (json_node_get_object (body), id, call_s);
   rec =
       json_object_get_object_member (json_node_get_object (body), "recording");
   fail_unless (rec != NULL, "the record has no recording");
@@ -369,39 +575,86 @@ GST_START_TEST (test_call_recorded_and_posted)
   fail_unless (g_str_has_prefix (path, rec_dir) &&
           g_str_has_suffix (path, ".opus") && strstr (path, id),
       "%s", path);
-  fail_unless (json_object_get_array_member (
-                   json_node_get_object (body), "transcript") != NULL);
-  json_node_unref (body);
 
   fail_unless (g_stat (path, &st) == 0, "no file %s", path);
   fail_unless_equals_int (st.st_mode & 0777, 0640);
+  fail_unless_equals_int64 (
+      json_object_get_int_member (rec, "bytes"), (gint64)st.st_size);
   d = decode (path);
-  g_print ("recording: %d ch, %d Hz, %.2f s (call %.2f s); caller alone "
-           "%u, agent alone %u windows\n",
-      d.channels, d.rate, d.seconds, call_s, d.caller_alone, d.agent_alone);
+  g_print ("recording: %d ch, %d Hz, %.2f s (call %.2f s, record %.2f s); "
+           "caller alone %u, agent alone %u windows\n",
+      d.channels, d.rate, d.seconds, call_s,
+      json_object_get_double_member (rec, "seconds"), d.caller_alone,
+      d.agent_alone);
   fail_unless_equals_int (d.channels, 2);
   fail_unless_equals_int (d.rate, 48000);
   fail_unless (d.seconds > call_s - 4 && d.seconds < call_s + 1,
       "recording %.2f s, call %.2f s", d.seconds, call_s);
+  fail_unless (
+      fabs (json_object_get_double_member (rec, "seconds") - d.seconds) < 0.5,
+      "the record says %.2f s, the file has %.2f s",
+      json_object_get_double_member (rec, "seconds"), d.seconds);
   fail_unless (d.caller_alone >= 5, "the caller is not on the left alone");
   fail_unless (d.agent_alone >= 5, "the agent is not on the right alone");
+
+  /* Not asked for: not recorded (its delivery is the 4th request). */
+  id2 = unrecorded_call (whip);
+  wait_ok (r, 2, 60);
+  fail_unless_equals_int (receiver_count (r, NULL), 4);
+  body2 = json_from_string (g_ptr_array_index (r->bodies, 3), NULL);
+  fail_unless (body2 && JSON_NODE_HOLDS_OBJECT (body2));
+  fail_unless_equals_string (
+      json_object_get_string_member (json_node_get_object (body2), "id"), id2);
+  fail_unless (
+      json_object_has_member (json_node_get_object (body2), "recording") &&
+          json_object_get_null_member (
+              json_node_get_object (body2), "recording"),
+      "the call without ?record=1 has a recording: %s",
+      (gchar *)g_ptr_array_index (r->bodies, 3));
+  files = dir_listing (rec_dir);
+  want = g_strdup_printf ("%s.opus", id);
+  fail_unless_equals_string (files, want);
 
   emu_process_stop (server);
   g_file_get_contents (log, &logged, NULL, NULL);
   fail_unless (logged != NULL);
   fail_if (strstr (logged, SECRET), "the webhook secret is in the log");
+
+  /* What the database kept is what the webhook posted. */
+  stored = calls_json (db, id);
+  fail_unless (json_node_equal (stored, body),
+      "calls json %s differs from the webhook's body:\n%s\n%s", id,
+      json_to_string (stored, FALSE),
+      (gchar *)g_ptr_array_index (r->bodies, 2));
+  json_node_unref (stored);
+  stored = calls_json (db, id2);
+  fail_unless (json_node_equal (stored, body2),
+      "calls json %s differs from the webhook's body:\n%s\n%s", id2,
+      json_to_string (stored, FALSE),
+      (gchar *)g_ptr_array_index (r->bodies, 3));
+  json_node_unref (stored);
+
+  json_node_unref (body);
+  json_node_unref (body2);
   g_free (logged);
   g_unsetenv ("VOICEAGENT_WEBHOOK_SECRET");
   g_unsetenv ("VOICEAGENT_WEBHOOK_BACKOFF_MS");
   receiver_free (r);
+  g_free (files);
+  g_free (want);
   g_free (path);
   g_free (id);
+  g_free (id2);
   g_free (whip);
+  g_free (whip_rec);
   g_free (wav);
   g_free (url);
   g_free (db);
   g_free (log);
   g_free (rec_dir);
+  g_free (script);
+  g_free (emu_args);
+  test_process_remove_tree (dir);
   g_free (dir);
 }
 

@@ -38,14 +38,21 @@
 /* Port 9 (discard): nothing answers there, so the server's own TURN
  * allocation fails fast and host candidates carry the media. */
 #define TURN_LONG_TERM "turn://" TURN_USER ":" TURN_PASSWORD "@127.0.0.1:9"
+/* Every server also records calls and posts their records to a webhook:
+ * nothing listens on port 9, so each delivery is refused at once and
+ * given up (--webhook-retries 1). Its signing secret comes in the
+ * environment; the URL's key stands for a receiver's own credential. */
+#define WEBHOOK_SECRET "whsec-h0st1le-6d2"
+#define WEBHOOK_KEY "hookkey-5a9e"
+#define WEBHOOK_URL "http://127.0.0.1:9/hook?key=" WEBHOOK_KEY
 /* The service keys the servers get (the echo template uses none). */
 #define KEY_DG "test-key-dg-5e0"
 #define KEY_EL "test-key-el-a31"
 #define KEY_LLM "test-key-llm-77b"
 
 static const gchar *const secrets[] = { CALLER_TOKEN, ADMIN_TOKEN, TURN_SECRET,
-  TURN_USER, TURN_PASSWORD, KEY_DG, KEY_EL, KEY_LLM,
-  "test-admin-token", /* the test environment's, overridden here */
+  TURN_USER, TURN_PASSWORD, KEY_DG, KEY_EL, KEY_LLM, WEBHOOK_SECRET,
+  WEBHOOK_KEY, "test-admin-token", /* the test environment's, overridden here */
   NULL };
 
 /* Nobody's: 32 hex digits like a real capability. */
@@ -196,8 +203,9 @@ server_child_setup (gpointer data)
 }
 
 
-/* Every server has the caller and admin tokens, a TURN secret and a TURN
- * server with a long-term password: the secrets no response may carry. */
+/* Every server has the caller and admin tokens, a TURN secret, a TURN
+ * server with a long-term password and a webhook with its secret: the
+ * secrets no response may carry. It records calls into its folder. */
 static Server *
 server_start_full (const gchar *const *extra, guint nofile)
 {
@@ -208,12 +216,13 @@ server_start_full (const gchar *const *extra, guint nofile)
     "--stun-server", "stun://127.0.0.1:3478", "--ice-timeout-ms", "1000",
     "--drain-timeout", "1", "--token", CALLER_TOKEN, "--admin-token",
     ADMIN_TOKEN, "--turn-server", "turn:127.0.0.1:3478", "--turn-server",
-    TURN_LONG_TERM, "--turn-secret", TURN_SECRET, NULL };
+    TURN_LONG_TERM, "--turn-secret", TURN_SECRET, "--webhook", WEBHOOK_URL,
+    "--webhook-retries", "1", NULL };
   Server *s = g_new0 (Server, 1);
   GPtrArray *argv = g_ptr_array_new_with_free_func (g_free);
   GSubprocessLauncher *launcher;
   GError *error = NULL;
-  gchar *port_file, *text = NULL;
+  gchar *port_file, *rec_dir, *text = NULL;
   gint64 deadline = g_get_monotonic_time () + 20 * G_USEC_PER_SEC;
 
   fail_unless (exe != NULL, "VOICEAGENT_BIN is not set (run meson test)");
@@ -228,6 +237,11 @@ server_start_full (const gchar *const *extra, guint nofile)
   g_ptr_array_add (argv, g_strdup (port_file));
   g_ptr_array_add (argv, g_strdup ("--database"));
   g_ptr_array_add (argv, g_build_filename (s->dir, "calls.db", NULL));
+  rec_dir = g_build_filename (s->dir, "rec", NULL);
+  fail_unless (
+      g_mkdir (rec_dir, 0750) == 0, "%s: %s", rec_dir, g_strerror (errno));
+  g_ptr_array_add (argv, g_strdup ("--record"));
+  g_ptr_array_add (argv, rec_dir); /* the array's now */
   for (; extra && *extra; extra++)
     g_ptr_array_add (argv, g_strdup (*extra));
   g_ptr_array_add (argv, NULL);
@@ -239,6 +253,8 @@ server_start_full (const gchar *const *extra, guint nofile)
   g_subprocess_launcher_setenv (launcher, "DEEPGRAM_API_KEY", KEY_DG, TRUE);
   g_subprocess_launcher_setenv (launcher, "ELEVENLABS_API_KEY", KEY_EL, TRUE);
   g_subprocess_launcher_setenv (launcher, "LLM_API_KEY", KEY_LLM, TRUE);
+  g_subprocess_launcher_setenv (
+      launcher, "VOICEAGENT_WEBHOOK_SECRET", WEBHOOK_SECRET, TRUE);
   s->proc = g_subprocess_launcher_spawnv (
       launcher, (const gchar *const *)argv->pdata, &error);
   g_object_unref (launcher);
@@ -2038,9 +2054,10 @@ compare_uint (gconstpointer a, gconstpointer b)
 }
 
 /* No response the suite received carried the caller or admin token, the
- * TURN secret, the long-term TURN user or password, or a service key
- * (each was checked as it came; this reads them all again), and what
- * they were, counted. */
+ * TURN secret, the long-term TURN user or password, a service key, or the
+ * webhook's secret or URL key (each was checked as it came; this reads
+ * them all again), and what they were, counted. The servers' /metrics
+ * show the webhook and the recorder were on: the check covered them. */
 GST_START_TEST (test_summary)
 {
   gchar *text = NULL;
@@ -2054,6 +2071,11 @@ GST_START_TEST (test_summary)
   fail_unless (g_file_get_contents (record_path, &text, &len, NULL),
       "no responses were recorded (%s)", record_path);
   check_no_secret ("the suite's responses", text, len);
+  fail_unless (memmem (text, len, "voiceagent_webhook_queued",
+                   strlen ("voiceagent_webhook_queued")) &&
+          memmem (text, len, "voiceagent_recordings_written_total",
+              strlen ("voiceagent_recordings_written_total")),
+      "no /metrics response shows the webhook and the recorder");
   for (p = text, end = text + len; p < end;) {
     const gchar *eol = memchr (p, '\n', end - p);
     if (eol == NULL)
