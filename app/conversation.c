@@ -535,6 +535,9 @@ handle_llm (VaConversation *c, const GstStructure *s)
 
   if (g_strcmp0 (event, "request-start") == 0) {
     c->usage.llm_requests++;
+  } else if (g_strcmp0 (event, "user-text") == 0 &&
+      gst_structure_get_string (s, "text")) {
+    add_transcript (c, "user", gst_structure_get_string (s, "text"), turn);
   } else if (g_strcmp0 (event, "speculation") == 0) {
     handle_speculation (c, s, turn);
   } else if (g_strcmp0 (event, "barge-in") == 0) {

@@ -73,6 +73,7 @@
  *
  * Element messages (structure name `llmtransform`, all with `event`,
  * `turn`, `wallclock` (monotonic µs) and `running-time`):
+ * - `user-text`: `text`: a typed turn (push-user-text) begins
  * - `request-start`: `attempt` (1 or 2), `model`, `url`, `messages`
  *   (count sent), `combined` (the turn absorbed an unanswered one).
  * - `first-token`: `attempt`, `ttft` (ns from this attempt's request),
@@ -780,8 +781,15 @@ gst_llm_transform_push_user_text (GstLlmTransform *self, const gchar *text)
   g_strstrip (t);
   g_mutex_lock (&self->lock);
   ok = !self->flushing && self->client && *t;
-  if (ok)
-    start_reply_locked (self, ++self->last_turn, t, &d);
+  if (ok) {
+    GstStructure *s = turn_message_new (self, "user-text", ++self->last_turn);
+
+    /* The typed turn's words, for the application's transcript (spoken
+     * words reach it from the speech-to-text element). */
+    gst_structure_set (s, "text", G_TYPE_STRING, t, NULL);
+    defer_structure (self, &d, s);
+    start_reply_locked (self, self->last_turn, t, &d);
+  }
   g_mutex_unlock (&self->lock);
   deferred_run (self, &d);
   g_free (t);

@@ -254,6 +254,9 @@ GST_START_TEST (test_order_status_over_webhook)
   fail_unless (strstr (record, "tools:       turn 1: get_order_status: ok"),
       "%s", record);
   fail_unless (strstr (record, "shipped"), "%s", record);
+  /* The typed question is the caller's line of the transcript. */
+  fail_unless (
+      strstr (record, "What is the status of order 1234?"), "%s", record);
   g_free (record);
   g_free (id);
   fixture_stop (&f);
