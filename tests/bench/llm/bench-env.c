@@ -5,6 +5,8 @@
 #include "config.h"
 #endif
 
+#include <math.h>
+#include <gst/gst.h>
 #include "bench-env.h"
 
 /* Points at the build tree unless the environment already does. */
@@ -34,4 +36,26 @@ bench_use_build_tree (void)
     g_setenv ("GST_REGISTRY_FORK", "no", FALSE);
     g_free (path);
   }
+}
+
+/* Returns the element's own measure of the time to first token (request
+ * handed to the network thread → first token parsed) of the next
+ * `first-token` on @bus, in ms; NAN when none comes within 5 s. */
+gdouble
+bench_element_ttft_ms (GstBus *bus)
+{
+  GstMessage *m;
+  gdouble ms = NAN;
+
+  while (isnan (ms) &&
+      (m = gst_bus_timed_pop_filtered (
+           bus, 5 * GST_SECOND, GST_MESSAGE_ELEMENT))) {
+    const GstStructure *s = gst_message_get_structure (m);
+    guint64 ns;
+    if (g_strcmp0 (gst_structure_get_string (s, "event"), "first-token") == 0 &&
+        gst_structure_get_uint64 (s, "ttft", &ns))
+      ms = ns / 1e6;
+    gst_message_unref (m);
+  }
+  return ms;
 }

@@ -4,10 +4,11 @@
  */
 #pragma once
 
-#include <glib.h>
+#include <gst/gst.h>
 
 G_BEGIN_DECLS
 
 void bench_use_build_tree (void);
+gdouble bench_element_ttft_ms (GstBus *bus);
 
 G_END_DECLS

@@ -143,27 +143,6 @@ harness_new (EmuProcess *emu, GstElement **element, Probe *probe, GstBus *bus)
   return h;
 }
 
-/* Returns the element's own measure of the time to first token (request
- * handed to the network thread → first token parsed), in ms. */
-static gdouble
-element_ttft_ms (GstBus *bus)
-{
-  GstMessage *m;
-  gdouble ms = -1;
-
-  while (ms < 0 &&
-      (m = gst_bus_timed_pop_filtered (
-           bus, 5 * GST_SECOND, GST_MESSAGE_ELEMENT))) {
-    const GstStructure *s = gst_message_get_structure (m);
-    guint64 ns;
-    if (g_strcmp0 (gst_structure_get_string (s, "event"), "first-token") == 0 &&
-        gst_structure_get_uint64 (s, "ttft", &ns))
-      ms = ns / 1e6;
-    gst_message_unref (m);
-  }
-  return ms;
-}
-
 /* Returns the newest "llm-aborted" time (ms since the epoch), or 0. */
 static gint64
 last_abort_ms (EmuProcess *emu, guint *count)
@@ -279,7 +258,7 @@ bench_first_buffer (guint turns)
     t1 = probe_wait (&probe, FALSE);
     probe_wait (&probe, TRUE);
     drain (h);
-    elem_ttft = element_ttft_ms (bus);
+    elem_ttft = bench_element_ttft_ms (bus);
     gst_bus_set_flushing (bus, TRUE);
     gst_bus_set_flushing (bus, FALSE);
     if (i == 0)

@@ -206,26 +206,6 @@ percentile (GArray *ms, guint p)
   return v[MIN (ms->len - 1, ms->len * p / 100)];
 }
 
-/* The element's own time to first token of the turn's first request. */
-static gdouble
-element_ttft_ms (GstBus *bus)
-{
-  GstMessage *m;
-  gdouble ms = NAN;
-
-  while (isnan (ms) &&
-      (m = gst_bus_timed_pop_filtered (
-           bus, 5 * GST_SECOND, GST_MESSAGE_ELEMENT))) {
-    const GstStructure *s = gst_message_get_structure (m);
-    guint64 ns;
-    if (g_strcmp0 (gst_structure_get_string (s, "event"), "first-token") == 0 &&
-        gst_structure_get_uint64 (s, "ttft", &ns))
-      ms = ns / 1e6;
-    gst_message_unref (m);
-  }
-  return ms;
-}
-
 /* ---------- the turns ---------- */
 
 typedef struct
@@ -256,7 +236,7 @@ run_turn (Agent *a, const gchar *text, gdouble *ttft)
   t1 = probe_wait (&a->probe);
   a->t0 = t0;
   a->t1 = t1;
-  *ttft = element_ttft_ms (a->bus);
+  *ttft = bench_element_ttft_ms (a->bus);
   /* Let the turn finish (the rest of the answer) before the next one. */
   g_usleep (400 * 1000);
   while ((b = gst_harness_try_pull (a->h)))
