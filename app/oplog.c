@@ -126,34 +126,33 @@ hold (const gchar *string, VaLogLevel level)
   return TRUE;
 }
 
+/* Everything g_print (info) and g_printerr (error) are given. */
+static void
+print_line (const gchar *string, VaLogLevel level)
+{
+  gchar *line;
+
+  if (hold (string, level))
+    return;
+  if (log_format == VA_LOG_FORMAT_JSON) {
+    print_message (string, level);
+    return;
+  }
+  line = g_strdup (string);
+  write_line (level, g_strchomp (line));
+  g_free (line);
+}
+
 static void
 on_print (const gchar *string)
 {
-  if (hold (string, VA_LOG_INFO))
-    return;
-  if (log_format == VA_LOG_FORMAT_JSON)
-    print_message (string, VA_LOG_INFO);
-  else {
-    gchar *line = g_strdup (string);
-
-    write_line (VA_LOG_INFO, g_strchomp (line));
-    g_free (line);
-  }
+  print_line (string, VA_LOG_INFO);
 }
 
 static void
 on_printerr (const gchar *string)
 {
-  if (hold (string, VA_LOG_ERROR))
-    return;
-  if (log_format == VA_LOG_FORMAT_JSON)
-    print_message (string, VA_LOG_ERROR);
-  else {
-    gchar *line = g_strdup (string);
-
-    write_line (VA_LOG_ERROR, g_strchomp (line));
-    g_free (line);
-  }
+  print_line (string, VA_LOG_ERROR);
 }
 
 static VaLogLevel
@@ -216,10 +215,7 @@ va_log_install (VaLogFormat format)
   for (i = 0; held && i < held->len; i++) {
     const gchar *line = g_ptr_array_index (held, i);
 
-    if (line[0] - '0' == VA_LOG_INFO)
-      on_print (line + 1);
-    else
-      on_printerr (line + 1);
+    print_line (line + 1, (VaLogLevel)(line[0] - '0'));
   }
   if (held)
     g_ptr_array_unref (held);
