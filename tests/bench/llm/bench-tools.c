@@ -36,6 +36,7 @@
 #include "voice.h"
 #include "emulator-process.h"
 #include "bench-env.h"
+#include "http-receiver.h"
 
 /* The element's first text buffer of a turn. */
 typedef struct
@@ -45,13 +46,10 @@ typedef struct
   gint64 first_us; /* protected by lock */
 } Probe;
 
-/* The webhook: a libsoup server on its own thread and main context. */
+/* The webhook: tests/common's HTTP receiver, answering after a delay. */
 typedef struct
 {
-  GMainContext *context;
-  GMainLoop *loop;
-  GThread *thread;
-  SoupServer *server;
+  HttpReceiver *http;
   guint port;
   guint delay_ms; /* set between turns only */
   GMutex lock;
@@ -59,13 +57,6 @@ typedef struct
   gint64 arrived_us, answered_us; /* protected by lock: the last call's */
   guint calls; /* protected by lock */
 } Webhook;
-
-typedef struct
-{
-  Webhook *w;
-  SoupServerMessage *msg;
-  gint64 arrived_us;
-} PendingCall;
 
 static GstPadProbeReturn
 on_buffer (GstPad *pad, GstPadProbeInfo *info, gpointer data)
@@ -99,90 +90,42 @@ probe_wait (Probe *p)
 
 /* ---------- webhook ---------- */
 
-static gboolean
-webhook_answer (gpointer data)
-{
-  PendingCall *c = data;
-  static const gchar body[] = "{\"status\":\"shipped\",\"eta\":\"Friday\"}";
-
-  soup_server_message_set_status (c->msg, SOUP_STATUS_OK, NULL);
-  soup_server_message_set_response (
-      c->msg, "application/json", SOUP_MEMORY_STATIC, body, strlen (body));
-  g_mutex_lock (&c->w->lock);
-  c->w->answered_us = g_get_monotonic_time ();
-  c->w->arrived_us = c->arrived_us;
-  c->w->last_ms = (c->w->answered_us - c->arrived_us) / 1000.0;
-  c->w->calls++;
-  g_mutex_unlock (&c->w->lock);
-  soup_server_message_unpause (c->msg);
-  g_object_unref (c->msg);
-  g_free (c);
-  return G_SOURCE_REMOVE;
-}
-
-static void
-webhook_cb (SoupServer *server, SoupServerMessage *msg, const char *path,
-    GHashTable *query, gpointer data)
+/* The receiver's thread serves one call at a time, as the turns make
+ * them: the delay can be slept there. */
+static guint
+webhook_answer (SoupMessageHeaders *headers, const gchar *body, gsize len,
+    GString *reply, gpointer data)
 {
   Webhook *w = data;
-  PendingCall *c = g_new0 (PendingCall, 1);
-  GSource *t;
+  gint64 arrived_us = g_get_monotonic_time ();
 
-  c->w = w;
-  c->msg = g_object_ref (msg);
-  c->arrived_us = g_get_monotonic_time ();
-  soup_server_message_pause (msg);
-  t = g_timeout_source_new (w->delay_ms);
-  g_source_set_callback (t, webhook_answer, c, NULL);
-  g_source_attach (t, w->context);
-  g_source_unref (t);
-}
-
-static gpointer
-webhook_thread (gpointer data)
-{
-  Webhook *w = data;
-
-  g_main_context_push_thread_default (w->context);
-  g_main_loop_run (w->loop);
-  g_main_context_pop_thread_default (w->context);
-  return NULL;
+  if (w->delay_ms)
+    g_usleep (w->delay_ms * G_TIME_SPAN_MILLISECOND);
+  g_string_assign (reply, "{\"status\":\"shipped\",\"eta\":\"Friday\"}");
+  g_mutex_lock (&w->lock);
+  w->answered_us = g_get_monotonic_time ();
+  w->arrived_us = arrived_us;
+  w->last_ms = (w->answered_us - arrived_us) / 1000.0;
+  w->calls++;
+  g_mutex_unlock (&w->lock);
+  return SOUP_STATUS_OK;
 }
 
 static Webhook *
 webhook_start (void)
 {
   Webhook *w = g_new0 (Webhook, 1);
-  g_autoptr (GError) error = NULL;
-  GSList *uris;
 
   g_mutex_init (&w->lock);
-  w->context = g_main_context_new ();
-  w->loop = g_main_loop_new (w->context, FALSE);
-  g_main_context_push_thread_default (w->context);
-  w->server = soup_server_new (NULL, NULL);
-  soup_server_add_handler (w->server, "/orders", webhook_cb, w, NULL);
-  if (!soup_server_listen_local (
-          w->server, 0, SOUP_SERVER_LISTEN_IPV4_ONLY, &error)) {
-    g_printerr ("webhook: %s\n", error->message);
-    exit (1);
-  }
-  g_main_context_pop_thread_default (w->context);
-  uris = soup_server_get_uris (w->server);
-  w->port = g_uri_get_port (uris->data);
-  g_slist_free_full (uris, (GDestroyNotify)g_uri_unref);
-  w->thread = g_thread_new ("webhook", webhook_thread, w);
+  w->http = http_receiver_new (0, "/orders", webhook_answer, w);
+  w->port = http_receiver_get_port (w->http);
   return w;
 }
 
 static void
 webhook_stop (Webhook *w)
 {
-  g_main_loop_quit (w->loop);
-  g_thread_join (w->thread);
-  g_object_unref (w->server);
-  g_main_loop_unref (w->loop);
-  g_main_context_unref (w->context);
+  http_receiver_free (w->http);
   g_mutex_clear (&w->lock);
   g_free (w);
 }
