@@ -455,11 +455,22 @@ name_matches (const LlmToolCall *c, const gchar *name)
   return g_str_equal (c->name->str, name);
 }
 
+/* The delta's id, or NULL when it has none we keep: an id longer than
+ * LLM_TOOLS_MAX_ID is the server's mistake, and the call gets one of ours
+ * (llm_tool_calls_finish) rather than a history that grows with it. */
+static const gchar *
+delta_id (const LlmToolDelta *d)
+{
+  if (d->id == NULL || *d->id == '\0' || strlen (d->id) > LLM_TOOLS_MAX_ID)
+    return NULL;
+  return d->id;
+}
+
 /* The call a delta continues, or NULL when it starts a new one. */
 static LlmToolCall *
 call_for_delta (LlmToolCalls *calls, const LlmToolDelta *d)
 {
-  gboolean has_id = d->id && *d->id;
+  const gchar *id = delta_id (d);
   gint i;
 
   for (i = (gint)calls->calls->len - 1; i >= 0; i--) {
@@ -467,7 +478,7 @@ call_for_delta (LlmToolCalls *calls, const LlmToolDelta *d)
     if (d->index >= 0 && c->index != d->index)
       continue;
     /* A new id on a known index is a new call (a server reusing index 0). */
-    if (has_id && c->id && !g_str_equal (c->id, d->id))
+    if (id && c->id && !g_str_equal (c->id, id))
       return NULL;
     /* Another name is another call (ids not known yet). */
     if (d->name && *d->name && c->name->len > 0 && !name_matches (c, d->name))
@@ -507,10 +518,11 @@ void
 llm_tool_calls_feed (LlmToolCalls *calls, const LlmToolDelta *d)
 {
   LlmToolCall *c = call_for_delta (calls, d);
+  const gchar *id = delta_id (d);
 
   /* Once calls were dropped, a fragment naming no call (no index, no id)
    * may be theirs: it must not land in the last kept call. */
-  if (calls->ignored > 0 && d->index < 0 && !(d->id && *d->id))
+  if (calls->ignored > 0 && d->index < 0 && id == NULL)
     c = NULL;
   if (c == NULL && calls->calls->len >= LLM_TOOLS_MAX_ANSWER_CALLS) {
     calls->ignored++;
@@ -518,8 +530,8 @@ llm_tool_calls_feed (LlmToolCalls *calls, const LlmToolDelta *d)
   }
   if (c == NULL)
     c = call_new (calls, d->index);
-  if (c->id == NULL && d->id && *d->id)
-    c->id = g_strdup (d->id);
+  if (c->id == NULL && id)
+    c->id = g_strdup (id);
   /* The name comes whole in one delta; a server repeating it in every
    * delta must not make "get_xget_x". */
   if (d->name && *d->name && !name_matches (c, d->name))

@@ -22,6 +22,7 @@ G_BEGIN_DECLS
 #define LLM_TOOLS_MAX_ANSWER_CALLS                                             \
   16 /* calls assembled per answer; more are
                                        * ignored */
+#define LLM_TOOLS_MAX_ID 128 /* bytes of a call id kept (longer: ours) */
 #define LLM_TOOLS_MAX_NAME 64 /* bytes of a called name kept (longer: cut) */
 #define LLM_TOOLS_MAX_ARGUMENTS (16 * 1024) /* bytes of one call's arguments */
 #define LLM_TOOLS_MAX_RESULT (8 * 1024) /* bytes of one result given back */

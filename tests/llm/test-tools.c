@@ -295,6 +295,21 @@ GST_START_TEST (test_call_limits)
   fail_unless (g_utf8_validate (c->name->str, -1, NULL));
   fail_unless_equals_string (c->arguments->str, "{\"a\":1}");
   llm_tool_calls_clear (&calls);
+
+  /* An id past LLM_TOOLS_MAX_ID is not kept: the call gets one of ours. */
+  g_string_assign (name, "");
+  for (i = 0; i <= LLM_TOOLS_MAX_ID; i++)
+    g_string_append_c (name, 'i');
+  llm_tool_calls_init (&calls);
+  feed (&calls, delta (0, name->str, "wait", "{"));
+  feed (&calls, delta (0, name->str, NULL, "}"));
+  llm_tool_calls_finish (&calls, 1);
+  fail_unless_equals_int (calls.calls->len, 1);
+  c = g_ptr_array_index (calls.calls, 0);
+  fail_unless_equals_string (c->id, "call_va1_0");
+  fail_unless_equals_string (c->arguments->str, "{}");
+  fail_unless_equals_int (calls.made_up_ids, 1);
+  llm_tool_calls_clear (&calls);
   g_string_free (name, TRUE);
 }
 
