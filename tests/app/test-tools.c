@@ -1,9 +1,12 @@
-/* End to end over WebRTC: the agent calls tools. A caller asks for an
- * order's status; the emulator's LLM calls get_order_status; the tool's
- * webhook (here, in the test) answers; the agent speaks the answer. And a
- * caller who says goodbye is hung up on (end_call) after the goodbye was
- * heard. The server runs the repo's agent.pipeline with a tools file
- * beside it, as an operator would install one.
+/* End to end over WebRTC: the agent calls tools. A caller asks aloud for
+ * an order's status; the emulator's LLM calls get_order_status; the
+ * tool's webhook (here, in the test) answers; the agent speaks the answer.
+ * And a caller who says goodbye is hung up on (end_call) after the goodbye
+ * was heard. The server runs the repo's agent.pipeline with a tools file
+ * beside it, as an operator would install one. The callers speak (espeak-ng
+ * through VAD and the Deepgram protocol); the emulator's recognizer is the
+ * scripted one, because the rules under test are the tools', not
+ * pocketsphinx's reading of "one thousand two hundred thirty four".
  * SPDX-License-Identifier: LGPL-2.1-or-later
  */
 #include <string.h>
@@ -13,6 +16,7 @@
 #include "emulator-process.h"
 #include "http-receiver.h"
 #include "test-process.h"
+#include "test-speech.h"
 #include "whip-check.h"
 
 #define ANSWER_TIMEOUT_MS 30000
@@ -134,18 +138,26 @@ typedef struct
   HttpReceiver *http;
 } Fixture;
 
+/* The server, whose recognizer hears @said as the caller's one utterance. */
 static void
-fixture_start (Fixture *f)
+fixture_start (Fixture *f, const gchar *said)
 {
   const gchar *args[] = { "--pipelines", NULL, "--database", NULL,
-    "--emulator-args", "--quiet", "--ice-timeout-ms", "1000", NULL };
+    "--emulator-args", NULL, "--ice-timeout-ms", "1000", NULL };
+  gchar *script, *emulator_args, *line;
 
   g_mutex_init (&f->orders.lock);
   f->http = http_receiver_new (0, "/orders", on_order, &f->orders);
   f->dir = pipelines_dir (http_receiver_get_port (f->http));
   f->db = g_build_filename (f->dir, "calls.db", NULL);
+  script = g_build_filename (f->dir, "stt-script", NULL);
+  line = g_strconcat (said, "\n", NULL);
+  fail_unless (g_file_set_contents (script, line, -1, NULL));
+  emulator_args = g_strdup_printf (
+      "--quiet --stt-engine scripted --stt-script '%s'", script);
   args[1] = f->dir;
   args[3] = f->db;
+  args[5] = emulator_args;
   g_unsetenv ("DEEPGRAM_API_KEY");
   g_unsetenv ("ELEVENLABS_API_KEY");
   g_unsetenv ("LLM_API_KEY");
@@ -153,6 +165,20 @@ fixture_start (Fixture *f)
   g_setenv ("VOICEAGENT_TOOLS_SECRET", SECRET, TRUE);
   f->server = emu_process_start_program (g_getenv ("VOICEAGENT_BIN"), args);
   fail_unless (f->server != NULL, "voiceagent did not start");
+  g_free (emulator_args);
+  g_free (line);
+  g_free (script);
+}
+
+/* espeak-ng saying @text, for the caller to play. */
+static gchar *
+spoken (const gchar *text, const gchar *name)
+{
+  GError *error = NULL;
+  gchar *wav = test_speech_wav (text, name, 1, &error);
+
+  fail_unless (wav != NULL, "%s", error ? error->message : "");
+  return wav;
 }
 
 static void
@@ -210,18 +236,25 @@ show_call (Fixture *f, const gchar *id)
   return out;
 }
 
-/* The caller asks about an order: the model calls get_order_status, the
- * webhook gets a signed request with the call's id, the answer is spoken,
- * the caller sees the tool's events, and the record lists the call. */
+#define ORDER_QUESTION "What is the status of order 1234?"
+#define GOODBYE "Thanks, that is all, goodbye!"
+
+/* The caller asks aloud about an order: the model calls get_order_status,
+ * the webhook gets a signed request with the call's id, the answer is
+ * spoken, the caller sees the tool's events, and the record lists the
+ * call. */
 GST_START_TEST (test_order_status_over_webhook)
 {
   Fixture f = { 0 };
   WhipCaller *c;
   gchar *id, *m, *record;
+  gchar *wav = spoken (ORDER_QUESTION, "tools-order");
 
-  fixture_start (&f);
-  c = call (&f, NULL, &id);
-  fail_unless (whip_caller_send_text (c, "What is the status of order 1234?"));
+  fixture_start (&f, ORDER_QUESTION);
+  c = call (&f, wav, &id);
+  m = whip_check_message (c, "\"final\":true", ANSWER_TIMEOUT_MS);
+  fail_unless (strstr (m, "order 1234"), "%s", m);
+  g_free (m);
   m = whip_check_message (c, "\"type\":\"tool_call\"", ANSWER_TIMEOUT_MS);
   fail_unless (strstr (m, "\"name\":\"get_order_status\"") &&
           strstr (m, "\"order_id\":\"1234\""),
@@ -254,10 +287,10 @@ GST_START_TEST (test_order_status_over_webhook)
   fail_unless (strstr (record, "tools:       turn 1: get_order_status: ok"),
       "%s", record);
   fail_unless (strstr (record, "shipped"), "%s", record);
-  /* The typed question is the caller's line of the transcript. */
-  fail_unless (
-      strstr (record, "What is the status of order 1234?"), "%s", record);
+  /* The question heard is the caller's line of the transcript. */
+  fail_unless (strstr (record, ORDER_QUESTION), "%s", record);
   g_free (record);
+  g_free (wav);
   g_free (id);
   fixture_stop (&f);
 }
@@ -309,11 +342,10 @@ GST_START_TEST (test_goodbye_ends_the_call)
   guint status = 0;
   gint i;
 
-  fixture_start (&f);
-  c = call (&f, NULL, &id);
-  /* Typed: pocketsphinx's reading of a spoken goodbye varies ("good
-   * bye", "go by"), and the rule under test is the tool's, not STT's. */
-  fail_unless (whip_caller_send_text (c, "Thanks, that is all. Goodbye!"));
+  gchar *wav = spoken (GOODBYE, "tools-goodbye");
+
+  fixture_start (&f, GOODBYE);
+  c = call (&f, wav, &id);
   order = events_until_end_call (c);
   fail_unless (order.goodbye > 0, "the agent said no goodbye");
   fail_unless (order.silent > 0 && order.silent < order.end_call,
@@ -331,8 +363,10 @@ GST_START_TEST (test_goodbye_ends_the_call)
   record = show_call (&f, id);
   fail_unless (strstr (record, "ended:       agent-hangup"), "%s", record);
   fail_unless (strstr (record, "end_call: ok"), "%s", record);
+  fail_unless (strstr (record, GOODBYE), "%s", record);
   g_free (record);
   g_free (id);
+  g_free (wav);
   fixture_stop (&f);
 }
 
