@@ -32,6 +32,16 @@ struct _JanusClient
   GQueue events; /* of JsonObject*, protected by lock */
 };
 
+/* @o's member @name when it is an object, else NULL (Janus leaves members
+ * out: an event without plugindata, a reply without jsep). */
+static JsonObject *
+object_member (JsonObject *o, const gchar *name)
+{
+  JsonNode *n = o ? json_object_get_member (o, name) : NULL;
+
+  return n && JSON_NODE_HOLDS_OBJECT (n) ? json_node_get_object (n) : NULL;
+}
+
 static JsonObject *
 parse_object (GBytes *bytes, GError **error)
 {
@@ -117,7 +127,7 @@ post (JanusClient *c, const gchar *path, JsonObject *body, GError **error)
       g_strcmp0 (
           json_object_get_string_member_with_default (reply, "janus", ""),
           "error") == 0) {
-    JsonObject *e = json_object_get_object_member (reply, "error");
+    JsonObject *e = object_member (reply, "error");
     g_set_error (error, G_IO_ERROR, G_IO_ERROR_FAILED,
         "Janus error %" G_GINT64_FORMAT ": %s",
         e ? json_object_get_int_member_with_default (e, "code", 0) : 0,
@@ -200,8 +210,8 @@ janus_client_new (const gchar *url, GError **error)
     janus_client_free (c);
     return NULL;
   }
-  c->session = (guint64)json_object_get_int_member (
-      json_object_get_object_member (reply, "data"), "id");
+  c->session =
+      (guint64)json_object_get_int_member (object_member (reply, "data"), "id");
   json_object_unref (reply);
   c->poller = g_thread_new ("janus-poll", poll_thread, c);
   return c;
@@ -249,7 +259,7 @@ janus_client_attach (JanusClient *c, const gchar *plugin, GError **error)
   reply = post (c, path, body, error);
   if (reply) {
     handle = (guint64)json_object_get_int_member (
-        json_object_get_object_member (reply, "data"), "id");
+        object_member (reply, "data"), "id");
     json_object_unref (reply);
   }
   g_free (path);
@@ -330,11 +340,11 @@ match_transaction (JsonObject *event, gconstpointer transaction,
 static JsonObject *
 plugin_data (JsonObject *event)
 {
-  JsonObject *pd = json_object_get_object_member (event, "plugindata");
+  JsonObject *pd = object_member (event, "plugindata");
 
   if (pd == NULL || !json_object_has_member (pd, "data"))
     return NULL;
-  return json_object_get_object_member (pd, "data");
+  return object_member (pd, "data");
 }
 
 static gboolean
@@ -362,7 +372,7 @@ static JsonObject *
 reply_data (JsonObject *reply, gchar **answer_sdp, GError **error)
 {
   JsonObject *data = plugin_data (reply);
-  JsonObject *jsep = json_object_get_object_member (reply, "jsep");
+  JsonObject *jsep = object_member (reply, "jsep");
 
   if (answer_sdp)
     *answer_sdp = jsep ? g_strdup (json_object_get_string_member_with_default (

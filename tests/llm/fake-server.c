@@ -189,11 +189,20 @@ typedef struct
   gchar *body;
   guint delay_ms;
   SoupServerMessage *msg; /* while delayed */
+  gboolean finished; /* the client went away first (it timed out) */
 } Hook;
+
+static void
+hook_finished (SoupServerMessage *msg, Hook *k)
+{
+  k->finished = TRUE;
+}
 
 static void
 hook_free (Hook *k)
 {
+  if (k->msg)
+    g_signal_handlers_disconnect_by_data (k->msg, k);
   g_free (k->body);
   g_clear_object (&k->msg);
   g_free (k);
@@ -202,6 +211,9 @@ hook_free (Hook *k)
 static void
 hook_answer (Hook *k)
 {
+  /* libsoup has let go of a message whose client left. */
+  if (k->finished)
+    return;
   soup_server_message_set_status (k->msg, k->status, NULL);
   soup_server_message_set_response (
       k->msg, "application/json", SOUP_MEMORY_COPY, k->body, strlen (k->body));
@@ -237,6 +249,7 @@ handle_hook (SoupServer *server, SoupServerMessage *msg, const char *path,
     k->body = g_strdup ("{\"error\":\"no scripted hook answer\"}");
   }
   k->msg = g_object_ref (msg);
+  g_signal_connect (msg, "finished", G_CALLBACK (hook_finished), k);
   soup_server_message_pause (msg);
   if (k->delay_ms == 0) {
     hook_answer (k);
