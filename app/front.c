@@ -62,6 +62,7 @@ typedef struct
                        * acknowledged yet */
   SoupServerMessage *pending; /* the POST, until answered */
   gint64 post_us;
+  gboolean record; /* the caller asked for a recording (?record=1) */
   gint64 started_s; /* wall clock, for GET /calls */
   guint64 handle; /* Janus's, 0 before the attach */
   gchar *answer_sdp;
@@ -379,6 +380,8 @@ start_on_worker (FrontCall *c)
   json_builder_add_int_value (b, c->opus_pt);
   json_builder_set_member_name (b, "resume");
   json_builder_add_boolean_value (b, c->failed_at != 0);
+  json_builder_set_member_name (b, "record");
+  json_builder_add_boolean_value (b, c->record);
   json_builder_end_object (b);
   root = json_builder_get_root (b);
   json = json_to_string (root, FALSE);
@@ -495,6 +498,7 @@ va_front_post (VaFront *f, SoupServerMessage *msg, const gchar *agent,
   c->id = id;
   c->agent = g_strdup (agent);
   c->post_us = post_us;
+  c->record = va_server_asks_recording (msg);
   c->started_s = g_get_real_time () / G_USEC_PER_SEC;
   c->opus_pt = offer->opus_pt;
   c->offer_sdp = gst_sdp_message_as_text (offer->sdp);

@@ -126,6 +126,9 @@ void va_ops_route (VaServer *server, SoupServerMessage *msg, const gchar *path,
 /* A new id (free it) for a call, a listener or an ICE answer: random,
  * 64 bits, grants nothing. */
 gchar *va_server_new_call_id (void);
+
+/* Whether @msg (a POST /whip) asks for a recording: ?record=1. */
+gboolean va_server_asks_recording (SoupServerMessage *msg);
 /* Calls, resumes loading and listeners: what --max-calls counts. */
 guint va_server_load (VaServer *server);
 /* Creates the call and answers @offer (taken); @stored (a resumed call's
@@ -158,6 +161,7 @@ typedef struct
   guint gateway_port;
   gint opus_pt;
   gboolean resume; /* go on from the state stored under token */
+  gboolean record; /* the caller asked for a recording (POST /whip?record=1) */
 } VaRtpCallRequest;
 
 /* Starts @req's call from @tmpl (and @stored, a failed-over call's state,

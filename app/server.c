@@ -245,26 +245,29 @@ write_record (CallEntry *e, VaCallEndReason reason)
     va_call_record_free (r);
 }
 
-/* Whether --record applies to the call @msg asks for: every call, or with
- * --record-calls opt-in those whose URL has record=1. */
-static gboolean
-wants_recording (VaServer *server, SoupServerMessage *msg)
+gboolean
+va_server_asks_recording (SoupServerMessage *msg)
 {
-  const gchar *query;
+  const gchar *query = g_uri_get_query (soup_server_message_get_uri (msg));
   GHashTable *params;
   gboolean yes;
 
-  if (server->config->record_dir == NULL)
-    return FALSE;
-  if (g_str_equal (server->config->record_calls, "all"))
-    return TRUE;
-  query = g_uri_get_query (soup_server_message_get_uri (msg));
   if (query == NULL)
     return FALSE;
   params = soup_form_decode (query);
   yes = g_strcmp0 (g_hash_table_lookup (params, "record"), "1") == 0;
   g_hash_table_unref (params);
   return yes;
+}
+
+/* Whether --record applies to a call: every call, or with --record-calls
+ * opt-in those whose caller @asked (?record=1, passed on by a front). */
+static gboolean
+wants_recording (VaServer *server, gboolean asked)
+{
+  if (server->config->record_dir == NULL)
+    return FALSE;
+  return asked || g_str_equal (server->config->record_calls, "all");
 }
 
 /* Before the call starts: where it records, if it does. */
@@ -566,7 +569,7 @@ va_server_start_call (VaServer *server, SoupServerMessage *msg, gboolean paused,
 
   if (server->scaleout)
     va_state_prepare (e, vars, token, stored);
-  set_recording (e, wants_recording (server, msg));
+  set_recording (e, wants_recording (server, va_server_asks_recording (msg)));
   e->pending = g_object_ref (msg);
   if (!paused)
     soup_server_message_pause (msg);
@@ -611,10 +614,7 @@ va_server_start_rtp_call (VaServer *server, const VaRtpCallRequest *req,
       vars, (gpointer) "RTP_PORT", g_strdup_printf ("%u", req->gateway_port));
   if (server->scaleout)
     va_state_prepare (e, vars, req->token, stored);
-  /* The front does not pass ?record=1 on: a worker records all or none. */
-  set_recording (e,
-      server->config->record_dir &&
-          g_str_equal (server->config->record_calls, "all"));
+  set_recording (e, wants_recording (server, req->record));
   if (!va_call_start_rtp (e->call, tmpl, vars, link, error)) {
     GST_WARNING ("call %s: cannot start: %s", req->id, (*error)->message);
     va_call_end (e->call, VA_CALL_END_ERROR, (*error)->message);

@@ -6,7 +6,7 @@
  *
  *   POST   /gateway/calls       {"id","agent","token","gateway_host",
  *                                "gateway_port","opus_pt"[,"call_token"]
- *                                [,"resume":true]}
+ *                                [,"resume":true][,"record":true]}
  *                               → 201 {"id","rtp_host","rtp_port"}
  *
  * "resume" (failover: the call's worker died) loads the call's state from
@@ -121,6 +121,9 @@ parse_request (VaServer *server, SoupServerMessage *msg, JsonParser *parser,
   req->opus_pt = (gint)pt;
   req->resume =
       json_object_get_boolean_member_with_default (o, "resume", FALSE);
+  /* The caller's ?record=1, for a worker with --record-calls opt-in. */
+  req->record =
+      json_object_get_boolean_member_with_default (o, "record", FALSE);
   if (req->resume && (req->token == NULL || server->scaleout == NULL)) {
     va_respond_error (server, msg, SOUP_STATUS_UNPROCESSABLE_ENTITY,
         "\"resume\" needs the call's \"token\" and a worker with --redis");

@@ -5,17 +5,20 @@
  */
 #include <string.h>
 #include <gio/gio.h>
+#include <glib/gstdio.h>
 #include <gst/check/gstcheck.h>
 #include <libsoup/soup.h>
 #include "emulator-process.h"
 
 #define CLUSTER_TOKEN "test-cluster-token"
 
+/* A worker; with @record_dir, recording the calls that ask for it. */
 static EmuProcess *
-start_worker (void)
+start_worker (const gchar *record_dir)
 {
   const gchar *args[] = { "--database", NULL, "--emulator-args", "--quiet",
-    "--greeting", "Hello there, how can I help you today?", NULL };
+    "--greeting", "Hello there, how can I help you today?", NULL, NULL, NULL,
+    NULL, NULL };
   gchar *db = g_build_filename (g_get_tmp_dir (), "voiceagent-gw.db", NULL);
   EmuProcess *p;
 
@@ -24,6 +27,12 @@ start_worker (void)
   g_unsetenv ("LLM_API_KEY");
   g_setenv ("VOICEAGENT_CLUSTER_TOKEN", CLUSTER_TOKEN, TRUE);
   args[1] = db;
+  if (record_dir) {
+    args[6] = "--record";
+    args[7] = record_dir;
+    args[8] = "--record-calls";
+    args[9] = "opt-in";
+  }
   p = emu_process_start_program (g_getenv ("VOICEAGENT_BIN"), args);
   g_unsetenv ("VOICEAGENT_CLUSTER_TOKEN");
   g_free (db);
@@ -137,7 +146,7 @@ send_text (GSocket *s, guint port, const gchar *text)
 /* Only the front, with the cluster token and a well-formed request. */
 GST_START_TEST (test_front_only)
 {
-  EmuProcess *w = start_worker ();
+  EmuProcess *w = start_worker (NULL);
   gchar *out = NULL;
 
   fail_unless_equals_int (
@@ -182,7 +191,7 @@ GST_END_TEST;
  * datagram from anyone but the gateway is not, and DELETE ends it. */
 GST_START_TEST (test_rtp_call)
 {
-  EmuProcess *w = start_worker ();
+  EmuProcess *w = start_worker (NULL);
   guint gw_port, rtp_port;
   GSocket *gw = gateway_socket (&gw_port);
   Received r = { 0, 0, FALSE, g_string_new (NULL) };
@@ -236,6 +245,72 @@ GST_START_TEST (test_rtp_call)
 
 GST_END_TEST;
 
+/* Starts @id on @w ("record": @record), lets the greeting play for a
+ * while, ends it. */
+static void
+greeted_call (EmuProcess *w, const gchar *id, gboolean record)
+{
+  guint gw_port, rtp_port;
+  GSocket *gw = gateway_socket (&gw_port);
+  Received r = { 0, 0, FALSE, g_string_new (NULL) };
+  gchar *body, *out = NULL, *path;
+  const gchar *p;
+
+  body = g_strdup_printf ("{\"id\":\"%s\",\"gateway_host\":\"127.0.0.1\","
+                          "\"gateway_port\":%u,\"opus_pt\":111,\"record\":%s}",
+      id, gw_port, record ? "true" : "false");
+  fail_unless_equals_int (front_request (w, "POST", "/gateway/calls",
+                              "Bearer " CLUSTER_TOKEN, body, &out),
+      201);
+  p = strstr (out, "\"rtp_port\":");
+  fail_unless (p != NULL, "%s", out);
+  rtp_port = (guint)g_ascii_strtoull (p + strlen ("\"rtp_port\":"), NULL, 10);
+  send_text (gw, rtp_port, "{\"type\":\"text\",\"text\":\"hello\"}");
+  receive_for (gw, 4000, &r);
+  fail_unless (r.rtp > 20, "only %u RTP packets of the greeting", r.rtp);
+  path = g_strconcat ("/gateway/calls/", id, NULL);
+  fail_unless_equals_int (
+      front_request (w, "DELETE", path, "Bearer " CLUSTER_TOKEN, NULL, NULL),
+      200);
+  g_free (path);
+  g_free (out);
+  g_free (body);
+  g_string_free (r.texts, TRUE);
+  g_object_unref (gw);
+}
+
+/* A worker with --record-calls opt-in records the call the front says its
+ * caller asked to be recorded ("record": true, from POST /whip?record=1),
+ * and not the other. */
+GST_START_TEST (test_record_opt_in)
+{
+  gchar *dir = g_dir_make_tmp ("voiceagent-gwrec-XXXXXX", NULL);
+  EmuProcess *w = start_worker (dir);
+  gchar *recorded = g_build_filename (dir, "call-rec.opus", NULL);
+  gchar *plain = g_build_filename (dir, "call-plain.opus", NULL);
+  GStatBuf st;
+  gint i;
+
+  greeted_call (w, "call-rec", TRUE);
+  greeted_call (w, "call-plain", FALSE);
+  /* The file is renamed from .part once the recording's end is written. */
+  for (i = 0; i < 50 && g_stat (recorded, &st) != 0; i++)
+    g_usleep (100 * 1000);
+  fail_unless (g_stat (recorded, &st) == 0, "no %s", recorded);
+  fail_unless (
+      st.st_size > 1000, "%s is %ld bytes", recorded, (glong)st.st_size);
+  emu_process_stop (w);
+  fail_if (g_file_test (plain, G_FILE_TEST_EXISTS),
+      "a call that did not ask was recorded");
+  g_remove (recorded);
+  g_rmdir (dir);
+  g_free (plain);
+  g_free (recorded);
+  g_free (dir);
+}
+
+GST_END_TEST;
+
 static Suite *
 gateway_worker_suite (void)
 {
@@ -245,6 +320,7 @@ gateway_worker_suite (void)
   tcase_set_timeout (tc, 120);
   tcase_add_test (tc, test_front_only);
   tcase_add_test (tc, test_rtp_call);
+  tcase_add_test (tc, test_record_opt_in);
   suite_add_tcase (s, tc);
   return s;
 }

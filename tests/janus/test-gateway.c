@@ -21,6 +21,7 @@
 #include "janus-process.h"
 #include "pg-server.h"
 #include "redis-process.h"
+#include "test-process.h"
 #include "test-skip.h"
 #include "whip-check.h"
 
@@ -29,12 +30,13 @@
 #define REPLY_TIMEOUT_MS 30000
 #define PG_PASSWORD "gateway-test-password"
 
-/* A voiceagent with --redis, every service on @emu, and @extra flags. Its
- * records go to @database_url (the environment, not argv: it holds a
- * password), or to a SQLite file of its own when NULL. */
+/* A voiceagent with --redis, every service on @emu, and the flags of
+ * @extra (NULL-terminated, at most 4). Its records go to @database_url
+ * (the environment, not argv: it holds a password), or to a SQLite file of
+ * its own when NULL. */
 static EmuProcess *
 instance_start (EmuProcess *emu, const gchar *redis, const gchar *database_url,
-    const gchar *extra1, const gchar *extra2)
+    const gchar *const *extra)
 {
   static guint n;
   gchar *dg = g_strdup_printf ("%s/v1/listen", emu_process_get_ws_url (emu));
@@ -44,9 +46,15 @@ instance_start (EmuProcess *emu, const gchar *redis, const gchar *database_url,
   const gchar *args[] = { "--redis", redis, "--deepgram-url", dg,
     "--deepgram-key", EMULATOR_KEY, "--elevenlabs-url",
     emu_process_get_ws_url (emu), "--elevenlabs-key", EMULATOR_KEY, "--llm-url",
-    llm, "--llm-key", EMULATOR_KEY, "--drain-timeout", "1", extra1, extra2,
-    NULL };
+    llm, "--llm-key", EMULATOR_KEY, "--drain-timeout", "1", NULL, NULL, NULL,
+    NULL, NULL };
   EmuProcess *p;
+  guint i, first = G_N_ELEMENTS (args) - 5;
+
+  for (i = 0; extra && extra[i]; i++) {
+    g_assert (first + i < G_N_ELEMENTS (args) - 1);
+    args[first + i] = extra[i];
+  }
 
   g_setenv ("VOICEAGENT_CLUSTER_TOKEN", CLUSTER_TOKEN, TRUE);
   g_setenv ("VOICEAGENT_DATABASE_URL", database_url ? database_url : db, TRUE);
@@ -134,14 +142,20 @@ typedef struct
   guint n_workers;
   EmuProcess *front;
   gchar *whip_url; /* the front's WHIP endpoint */
+  gchar *record_dir; /* the workers' --record (opt-in), or NULL */
   PgTestDb *pg; /* the workers' call records, or NULL: SQLite each */
 } Cluster;
 
+/* With @record, the workers record the calls whose caller asked for it. */
 static void
-cluster_start (Cluster *k, guint n_workers, gboolean postgresql)
+cluster_start (
+    Cluster *k, guint n_workers, gboolean postgresql, gboolean record)
 {
   const gchar *emu_args[] = { "--quiet", "--stt-engine", "scripted",
     "--tts-engine", "tone", NULL };
+  const gchar *worker_args[] = { "--record", NULL, "--record-calls", "opt-in",
+    NULL };
+  const gchar *front_args[] = { "--gateway", NULL, NULL };
   JanusProcessOptions jopts = { 0 };
 
   memset (k, 0, sizeof *k);
@@ -152,11 +166,14 @@ cluster_start (Cluster *k, guint n_workers, gboolean postgresql)
   k->redis_url = g_strdup_printf ("redis://127.0.0.1:%u", k->redis.port);
   if (postgresql)
     k->pg = pg_test_db_new (PG_PASSWORD);
+  if (record)
+    worker_args[1] = k->record_dir =
+        g_dir_make_tmp ("voiceagent-gwrec-XXXXXX", NULL);
   for (k->n_workers = 0; k->n_workers < n_workers; k->n_workers++)
-    k->workers[k->n_workers] = instance_start (
-        k->emu, k->redis_url, k->pg ? k->pg->uri : NULL, NULL, NULL);
-  k->front = instance_start (k->emu, k->redis_url, NULL, "--gateway",
-      janus_process_get_url (k->janus));
+    k->workers[k->n_workers] = instance_start (k->emu, k->redis_url,
+        k->pg ? k->pg->uri : NULL, record ? worker_args : NULL);
+  front_args[1] = janus_process_get_url (k->janus);
+  k->front = instance_start (k->emu, k->redis_url, NULL, front_args);
   wait_instances (k->front, n_workers + 1);
   k->whip_url =
       g_strconcat (emu_process_get_http_url (k->front), "/whip", NULL);
@@ -174,6 +191,9 @@ cluster_stop (Cluster *k)
   redis_process_stop (&k->redis);
   g_free (k->redis_url);
   g_free (k->whip_url);
+  if (k->record_dir)
+    test_process_remove_tree (k->record_dir);
+  g_free (k->record_dir);
   emu_process_stop (k->emu);
   g_clear_pointer (&k->pg, pg_test_db_free);
 }
@@ -214,7 +234,7 @@ GST_START_TEST (test_failover)
   gint dead;
   const gchar *p;
 
-  cluster_start (&k, 2, TRUE);
+  cluster_start (&k, 2, TRUE, FALSE);
   o.url = k.whip_url;
   c = whip_caller_new (&o);
   fail_unless_equals_int (whip_caller_connect (c, NULL), 201);
@@ -325,9 +345,15 @@ GST_START_TEST (test_trickle)
   WhipCaller *c;
   GError *error = NULL;
   guint status;
+  gchar *url, *m, *recording;
+  const gchar *id;
+  gint i;
 
-  cluster_start (&k, 1, FALSE);
-  o.url = k.whip_url;
+  /* The caller asks to be recorded: the front passes it on to the worker
+   * (--record-calls opt-in). */
+  cluster_start (&k, 1, FALSE, TRUE);
+  url = g_strconcat (k.whip_url, "?record=1", NULL);
+  o.url = url;
   c = whip_caller_new (&o);
   /* Each PATCH of the caller's candidates answered 204. */
   status = whip_caller_connect (c, &error);
@@ -336,7 +362,11 @@ GST_START_TEST (test_trickle)
   fail_unless (whip_caller_get_etag (c) != NULL, "the 201 has no ETag");
   /* The caller ignored Janus's candidates: ICE came up only because
    * Janus had the caller's by trickle. Text and the agent's voice. */
-  g_free (whip_check_message (c, "\"type\":\"call\"", REPLY_TIMEOUT_MS));
+  m = whip_check_message (c, "\"type\":\"call\"", REPLY_TIMEOUT_MS);
+  id = strstr (m, "\"id\":\"") + strlen ("\"id\":\"");
+  recording = g_strdup_printf (
+      "%s/%.*s.opus", k.record_dir, (gint)strcspn (id, "\""), id);
+  g_free (m);
   g_free (whip_check_ask (c, "Hello there.", REPLY_TIMEOUT_MS));
   fail_unless (whip_caller_wait_audio (c, 0.05, REPLY_TIMEOUT_MS),
       "no audio from the agent through the gateway (peak RMS %.3f)",
@@ -349,6 +379,13 @@ GST_START_TEST (test_trickle)
   expect_patch (c, SDPFRAG, whip_caller_get_etag (c), "a=end-of-candidates\r\n",
       404, NULL);
   whip_caller_free (c);
+  /* Renamed from .part once the recording's end is written. */
+  for (i = 0; i < 50 && !g_file_test (recording, G_FILE_TEST_EXISTS); i++)
+    g_usleep (100 * 1000);
+  fail_unless (g_file_test (recording, G_FILE_TEST_EXISTS),
+      "the front did not pass ?record=1 on: no %s", recording);
+  g_free (recording);
+  g_free (url);
   cluster_stop (&k);
 }
 
