@@ -144,6 +144,25 @@ send_text (GSocket *s, guint port, const gchar *text)
 }
 
 /* Only the front, with the cluster token and a well-formed request. */
+/* POSTs @body to @w's /gateway/calls as the front; returns the worker's
+ * rtp_port from the 201. */
+static guint
+start_call (EmuProcess *w, const gchar *body)
+{
+  gchar *out = NULL;
+  const gchar *p;
+  guint rtp_port;
+
+  fail_unless_equals_int (front_request (w, "POST", "/gateway/calls",
+                              "Bearer " CLUSTER_TOKEN, body, &out),
+      201);
+  p = strstr (out, "\"rtp_port\":");
+  fail_unless (p != NULL, "%s", out);
+  rtp_port = (guint)g_ascii_strtoull (p + strlen ("\"rtp_port\":"), NULL, 10);
+  g_free (out);
+  return rtp_port;
+}
+
 GST_START_TEST (test_front_only)
 {
   EmuProcess *w = start_worker (NULL);
@@ -197,19 +216,12 @@ GST_START_TEST (test_rtp_call)
   Received r = { 0, 0, FALSE, g_string_new (NULL) };
   GSocket *stranger;
   guint stranger_port;
-  gchar *body, *out = NULL;
-  const gchar *p;
+  gchar *body;
 
   body = g_strdup_printf ("{\"id\":\"call-1\",\"gateway_host\":\"127.0.0.1\","
                           "\"gateway_port\":%u,\"opus_pt\":111}",
       gw_port);
-  fail_unless_equals_int (front_request (w, "POST", "/gateway/calls",
-                              "Bearer " CLUSTER_TOKEN, body, &out),
-      201);
-  p = strstr (out, "\"rtp_port\":");
-  fail_unless (p != NULL, "%s", out);
-  rtp_port = (guint)g_ascii_strtoull (p + strlen ("\"rtp_port\":"), NULL, 10);
-  g_free (out);
+  rtp_port = start_call (w, body);
   fail_unless_equals_int (front_request (w, "POST", "/gateway/calls",
                               "Bearer " CLUSTER_TOKEN, body, NULL),
       409);
@@ -253,18 +265,12 @@ greeted_call (EmuProcess *w, const gchar *id, gboolean record)
   guint gw_port, rtp_port;
   GSocket *gw = gateway_socket (&gw_port);
   Received r = { 0, 0, FALSE, g_string_new (NULL) };
-  gchar *body, *out = NULL, *path;
-  const gchar *p;
+  gchar *body, *path;
 
   body = g_strdup_printf ("{\"id\":\"%s\",\"gateway_host\":\"127.0.0.1\","
                           "\"gateway_port\":%u,\"opus_pt\":111,\"record\":%s}",
       id, gw_port, record ? "true" : "false");
-  fail_unless_equals_int (front_request (w, "POST", "/gateway/calls",
-                              "Bearer " CLUSTER_TOKEN, body, &out),
-      201);
-  p = strstr (out, "\"rtp_port\":");
-  fail_unless (p != NULL, "%s", out);
-  rtp_port = (guint)g_ascii_strtoull (p + strlen ("\"rtp_port\":"), NULL, 10);
+  rtp_port = start_call (w, body);
   send_text (gw, rtp_port, "{\"type\":\"text\",\"text\":\"hello\"}");
   receive_for (gw, 4000, &r);
   fail_unless (r.rtp > 20, "only %u RTP packets of the greeting", r.rtp);
@@ -273,7 +279,6 @@ greeted_call (EmuProcess *w, const gchar *id, gboolean record)
       front_request (w, "DELETE", path, "Bearer " CLUSTER_TOKEN, NULL, NULL),
       200);
   g_free (path);
-  g_free (out);
   g_free (body);
   g_string_free (r.texts, TRUE);
   g_object_unref (gw);

@@ -67,6 +67,13 @@ emit_events (void)
       "{\"type\":\"call\",\"id\":\"c0ffee\",\"call_token\":\"tok-abc\"}", 2);
   g_print ("voiceagent: listening with token " SECRET "\n");
   g_printerr ("voiceagent: warning: something \"odd\"\n");
+  /* GLib's messages reach the writer as GStreamer's g_warning() does
+   * outside gstcheck: every call's bin warns of its loop (not a line),
+   * another warning is one. */
+  g_log_structured ("GStreamer", G_LOG_LEVEL_WARNING, "MESSAGE",
+      "loop detected in the graph of bin '%s'!!", "bin2");
+  g_log_structured (
+      "GStreamer", G_LOG_LEVEL_WARNING, "MESSAGE", "pad %s has no caps", "src");
 }
 
 static JsonObject *
@@ -120,9 +127,12 @@ GST_START_TEST (test_json_lines)
       fail_unless_equals_string (
           json_object_get_string_member (o, "level"), "warning");
   }
-  /* start, warning, final transcript, metrics, call, two messages: the
-   * interim transcript is not a line of its own. */
-  fail_unless_equals_int (n, 7);
+  /* start, warning, final transcript, metrics, call, two messages, one
+   * GLib warning: the interim transcript and the bin's loop are not lines
+   * of their own. */
+  fail_unless_equals_int (n, 8);
+  fail_if (strstr (out, "loop detected"), "%s", out);
+  fail_unless (strstr (out, "pad src has no caps"), "%s", out);
   g_strfreev (lines);
   g_object_unref (p);
   g_free (out);
@@ -144,6 +154,9 @@ GST_START_TEST (test_text_lines)
       strstr (out, "voiceagent: dc.transcript call=c0ffee turn=2 "), "%s", out);
   fail_unless (strstr (out, " level=warning call=c0ffee msg=\"HTTP 401 for "),
       "%s", out);
+  fail_if (strstr (out, "loop detected"), "%s", out);
+  fail_unless (
+      strstr (out, "domain=GStreamer msg=\"pad src has no caps\""), "%s", out);
   g_free (out);
 }
 
