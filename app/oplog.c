@@ -42,7 +42,8 @@ struct _VaLogLine
   JsonBuilder *json; /* JSON mode */
 };
 
-static const gchar *const level_names[] = { "info", "warning", "error" };
+static const gchar *const level_names[] = { "info", "warning", "error",
+  "debug" };
 
 /**
  * va_log_format_from_string:
@@ -72,7 +73,7 @@ static void
 write_line (VaLogLevel level, const gchar *line)
 {
   gchar *safe = gst_voice_redact (line);
-  FILE *out = level == VA_LOG_INFO ? stdout : stderr;
+  FILE *out = level == VA_LOG_INFO || level == VA_LOG_DEBUG ? stdout : stderr;
 
   g_mutex_lock (&write_lock);
   fputs (safe, out);
@@ -162,6 +163,8 @@ level_of (GLogLevelFlags flags)
     return VA_LOG_ERROR;
   if (flags & G_LOG_LEVEL_WARNING)
     return VA_LOG_WARNING;
+  if (flags & G_LOG_LEVEL_DEBUG)
+    return VA_LOG_DEBUG;
   return VA_LOG_INFO;
 }
 

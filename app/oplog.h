@@ -16,6 +16,7 @@ typedef enum {
   VA_LOG_INFO,
   VA_LOG_WARNING,
   VA_LOG_ERROR,
+  VA_LOG_DEBUG, /* only what G_MESSAGES_DEBUG asks for */
 } VaLogLevel;
 
 typedef struct _VaLogLine VaLogLine;

@@ -162,6 +162,30 @@ GST_START_TEST (test_text_lines)
 
 GST_END_TEST;
 
+static void
+emit_loop (void)
+{
+  g_log_structured ("GStreamer", G_LOG_LEVEL_WARNING, "MESSAGE",
+      "loop detected in the graph of bin '%s'!!", "bin2");
+}
+
+/* Asked for debug messages, the operator sees the bin's loop as one. */
+GST_START_TEST (test_loop_is_debug)
+{
+  gchar *out;
+
+  g_setenv ("G_MESSAGES_DEBUG", "GStreamer", TRUE);
+  va_log_install (VA_LOG_FORMAT_JSON);
+  out = capture (emit_loop);
+  g_unsetenv ("G_MESSAGES_DEBUG");
+  fail_unless (strstr (out, "\"level\":\"debug\"") &&
+          strstr (out, "loop detected in the graph of bin 'bin2'"),
+      "%s", out);
+  g_free (out);
+}
+
+GST_END_TEST;
+
 GST_START_TEST (test_format_names)
 {
   VaLogFormat f;
@@ -185,7 +209,10 @@ oplog_suite (void)
   TCase *tc = tcase_create ("general");
 
   gst_voice_redact_add_secret (SECRET);
+  /* The loop message is dropped unless debug messages are asked for. */
+  g_unsetenv ("G_MESSAGES_DEBUG");
   tcase_add_test (tc, test_json_lines);
+  tcase_add_test (tc, test_loop_is_debug);
   tcase_add_test (tc, test_text_lines);
   tcase_add_test (tc, test_format_names);
   suite_add_tcase (s, tc);

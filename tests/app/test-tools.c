@@ -237,7 +237,11 @@ show_call (Fixture *f, const gchar *id)
 }
 
 #define ORDER_QUESTION "What is the status of order 1234?"
+/* The recognizer's line, and what the caller says: without the commas,
+ * which espeak-ng would make pauses the VAD may cut into two utterances
+ * (the scripted recognizer would then hear the line twice). */
 #define GOODBYE "Thanks, that is all, goodbye!"
+#define GOODBYE_SAID "Thanks that is all goodbye"
 
 /* The caller asks aloud about an order: the model calls get_order_status,
  * the webhook gets a signed request with the call's id, the answer is
@@ -302,6 +306,7 @@ GST_END_TEST;
 typedef struct
 {
   gint goodbye, silent, end_call;
+  guint user_finals; /* the caller's final transcripts */
 } EndOrder;
 
 /* Reads the caller's events up to the agent's end_call. */
@@ -318,6 +323,8 @@ events_until_end_call (WhipCaller *c)
     if (m == NULL)
       continue;
     n++;
+    if (strstr (m, "\"role\":\"user\"") && strstr (m, "\"final\":true"))
+      o.user_finals++;
     if (strstr (m, "\"role\":\"agent\"") && strstr (m, "Goodbye"))
       o.goodbye = n;
     else if (strstr (m, "\"type\":\"agent\",\"speaking\":false"))
@@ -342,11 +349,12 @@ GST_START_TEST (test_goodbye_ends_the_call)
   guint status = 0;
   gint i;
 
-  gchar *wav = spoken (GOODBYE, "tools-goodbye");
+  gchar *wav = spoken (GOODBYE_SAID, "tools-goodbye");
 
   fixture_start (&f, GOODBYE);
   c = call (&f, wav, &id);
   order = events_until_end_call (c);
+  fail_unless_equals_int (order.user_finals, 1);
   fail_unless (order.goodbye > 0, "the agent said no goodbye");
   fail_unless (order.silent > 0 && order.silent < order.end_call,
       "the agent hung up (event %d) before its goodbye's audio ended (%d)",

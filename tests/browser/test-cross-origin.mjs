@@ -17,7 +17,7 @@ import http from 'node:http';
 import path from 'node:path';
 import { parseArgs } from 'node:util';
 import {
-  Harness, sourceDir, serverEnv, startVoiceagent, requireTools, logEvents, listCalls, freePort,
+  Harness, sourceDir, serverEnv, startVoiceagent, requireTools, logEvents, listCalls,
 } from './lib.mjs';
 
 const { values: opts } = parseArgs({
@@ -36,7 +36,7 @@ function pageHtml(serverUrl) {
   return `<!doctype html><meta charset="utf-8"><title>another site</title>
 <audio id="agent" autoplay></audio>
 <script type="module">
-  window.result = { imported: false, connected: false, events: [], speech: [], error: null };
+  window.result = { imported: false, connected: false, events: [], speech: [], session: null, error: null };
   window.voiceagent = { events: [] };
   try {
     const { VoiceAgent } = await import(${JSON.stringify(serverUrl + '/voiceagent.js')});
@@ -48,6 +48,9 @@ function pageHtml(serverUrl) {
       window.voiceagent.events.push({ dir: 'in', text });
     });
     agent.on('speech', (s) => window.result.speech.push(s));
+    // From the POST's response headers alone (the call event, later,
+    // also carries the call token).
+    agent.on('session', (s) => { window.result.session = window.result.session || s; });
     agent.on('failure', (f) => { window.result.error = f.title + ': ' + f.message; });
     await agent.connect();
     window.result.connected = true;
@@ -57,10 +60,12 @@ function pageHtml(serverUrl) {
 </script>`;
 }
 
-// A plain HTTP server for the page on loopback @port: the page's origin
-// is http://localhost:PORT (allowed) or http://127.0.0.1:PORT (not), both
-// other than the voiceagent server's http://127.0.0.1:ITS_PORT.
-function startSite(port, serverUrl) {
+// A plain HTTP server for the page on a loopback port of its own: the
+// page's origin is http://localhost:PORT (allowed) or
+// http://127.0.0.1:PORT (not), both other than the voiceagent server's
+// http://127.0.0.1:ITS_PORT. @serverUrl() is asked at each request: the
+// server starts after the site, knowing the site's port.
+function startSite(serverUrl) {
   return new Promise((resolve, reject) => {
     const s = http.createServer((req, res) => {
       if (req.url === '/favicon.ico') {
@@ -71,10 +76,10 @@ function startSite(port, serverUrl) {
         res.writeHead(404).end();
         return;
       }
-      res.writeHead(200, { 'Content-Type': 'text/html; charset=utf-8' }).end(pageHtml(serverUrl));
+      res.writeHead(200, { 'Content-Type': 'text/html; charset=utf-8' }).end(pageHtml(serverUrl()));
     });
     s.once('error', reject);
-    s.listen(port, '127.0.0.1', () => resolve(s));
+    s.listen(0, '127.0.0.1', () => resolve(s));
   });
 }
 
@@ -90,15 +95,13 @@ async function openPage(context, url) {
 async function run() {
   requireTools(['espeak-ng', 'sox']);
   const wav = h.speechWav('Hello, I would like to know when you open tomorrow.');
-  // The allowed origin names the site's port, and the site's page the
-  // server's: the port first, then the server, then the site.
-  const sitePort = await freePort();
+  site = await startSite(() => server.url);
+  const sitePort = site.address().port;
   const allowed = `http://localhost:${sitePort}`;
   server = await startVoiceagent(h, {
     pipelines: path.join(sourceDir(), 'pipelines'),
     env: serverEnv({ VOICEAGENT_CORS_ORIGIN: allowed, VOICEAGENT_GREETING: 'Hi.' }),
   });
-  site = await startSite(sitePort, server.url);
   log(`voiceagent at ${server.url} allows ${allowed}`);
   const context = await h.launch(wav);
 
@@ -110,10 +113,9 @@ async function run() {
   check('connect() succeeds from the other site (WHIP POST, answer, Location)', r.connected, r.error || '');
   const call = await until('the data channel\'s call event', () => page.evaluate(() =>
     window.result.events.find((e) => e.type === 'call')), 15000, 100);
-  const session = await page.evaluate(() => ({ id: window.agent.callId, token: window.agent.callToken,
-    location: window.agent.location }));
+  const session = await page.evaluate(() => window.result.session);
   check('the session\'s headers are readable cross-origin (Location, Voiceagent-Call-Token)',
-    session.location && session.token && session.id === call.id, JSON.stringify(session));
+    session && session.location && session.callToken && session.id === call.id, JSON.stringify(session));
   const speaking = await until('the client VAD to hear the caller', () => page.evaluate(() =>
     window.result.speech.find((s) => s.speaking)), 20000, 100).catch(() => null);
   check('the client VAD runs from the server\'s vendored files (a speech event)', !!speaking);

@@ -42,6 +42,16 @@ object_member (JsonObject *o, const gchar *name)
   return n && JSON_NODE_HOLDS_OBJECT (n) ? json_node_get_object (n) : NULL;
 }
 
+/* A success reply's data.id (a session's or a handle's), 0 if none. */
+static guint64
+data_id (JsonObject *reply)
+{
+  JsonObject *data = object_member (reply, "data");
+
+  return data ? (guint64)json_object_get_int_member_with_default (data, "id", 0)
+              : 0;
+}
+
 static JsonObject *
 parse_object (GBytes *bytes, GError **error)
 {
@@ -210,8 +220,7 @@ janus_client_new (const gchar *url, GError **error)
     janus_client_free (c);
     return NULL;
   }
-  c->session =
-      (guint64)json_object_get_int_member (object_member (reply, "data"), "id");
+  c->session = data_id (reply);
   json_object_unref (reply);
   c->poller = g_thread_new ("janus-poll", poll_thread, c);
   return c;
@@ -258,8 +267,7 @@ janus_client_attach (JanusClient *c, const gchar *plugin, GError **error)
   json_object_set_string_member (body, "plugin", plugin);
   reply = post (c, path, body, error);
   if (reply) {
-    handle = (guint64)json_object_get_int_member (
-        object_member (reply, "data"), "id");
+    handle = data_id (reply);
     json_object_unref (reply);
   }
   g_free (path);

@@ -363,7 +363,9 @@ GST_START_TEST (test_trickle)
   /* The caller ignored Janus's candidates: ICE came up only because
    * Janus had the caller's by trickle. Text and the agent's voice. */
   m = whip_check_message (c, "\"type\":\"call\"", REPLY_TIMEOUT_MS);
-  id = strstr (m, "\"id\":\"") + strlen ("\"id\":\"");
+  id = strstr (m, "\"id\":\"");
+  fail_unless (id != NULL, "%s", m);
+  id += strlen ("\"id\":\"");
   recording = g_strdup_printf (
       "%s/%.*s.opus", k.record_dir, (gint)strcspn (id, "\""), id);
   g_free (m);
