@@ -68,6 +68,16 @@ stream_finished (SoupServerMessage *msg, gpointer data)
   st->done = TRUE;
 }
 
+/* The client left: libsoup has dropped the message's I/O, and an unpause
+ * would be a critical ("finished" may come later, or not at all). */
+static void
+stream_disconnected (SoupServerMessage *msg, gpointer data)
+{
+  Stream *st = data;
+
+  st->done = TRUE;
+}
+
 static void
 stream_free (gpointer data)
 {
@@ -177,6 +187,7 @@ handle (SoupServer *server, SoupServerMessage *msg, const char *path,
   st->fs = fs;
   st->msg = g_object_ref (msg);
   st->answer = a;
+  g_signal_connect (msg, "disconnected", G_CALLBACK (stream_disconnected), st);
   g_signal_connect_data (msg, "finished", G_CALLBACK (stream_finished), st,
       (GClosureNotify)(void (*) (void))stream_free, 0);
   soup_server_message_pause (msg);
@@ -250,6 +261,7 @@ handle_hook (SoupServer *server, SoupServerMessage *msg, const char *path,
   }
   k->msg = g_object_ref (msg);
   g_signal_connect (msg, "finished", G_CALLBACK (hook_finished), k);
+  g_signal_connect (msg, "disconnected", G_CALLBACK (hook_finished), k);
   soup_server_message_pause (msg);
   if (k->delay_ms == 0) {
     hook_answer (k);
