@@ -455,22 +455,30 @@ name_matches (const LlmToolCall *c, const gchar *name)
   return g_str_equal (c->name->str, name);
 }
 
-/* The delta's id, or NULL when it has none we keep: an id longer than
- * LLM_TOOLS_MAX_ID is the server's mistake, and the call gets one of ours
- * (llm_tool_calls_finish) rather than a history that grows with it. */
-static const gchar *
+/* The delta's id as the call keeps it (free it), or NULL when it has
+ * none. An id longer than LLM_TOOLS_MAX_ID is the server's mistake: the
+ * history keeps a short one derived from it instead ("call_vah" and 24 hex
+ * digits of its SHA-256), the same for every delta that repeats it and
+ * another for another id. */
+static gchar *
 delta_id (const LlmToolDelta *d)
 {
-  if (d->id == NULL || *d->id == '\0' || strlen (d->id) > LLM_TOOLS_MAX_ID)
+  gchar *sum, *id;
+
+  if (d->id == NULL || *d->id == '\0')
     return NULL;
-  return d->id;
+  if (strlen (d->id) <= LLM_TOOLS_MAX_ID)
+    return g_strdup (d->id);
+  sum = g_compute_checksum_for_string (G_CHECKSUM_SHA256, d->id, -1);
+  id = g_strdup_printf ("call_vah%.24s", sum);
+  g_free (sum);
+  return id;
 }
 
 /* The call a delta continues, or NULL when it starts a new one. */
 static LlmToolCall *
-call_for_delta (LlmToolCalls *calls, const LlmToolDelta *d)
+call_for_delta (LlmToolCalls *calls, const LlmToolDelta *d, const gchar *id)
 {
-  const gchar *id = delta_id (d);
   gint i;
 
   for (i = (gint)calls->calls->len - 1; i >= 0; i--) {
@@ -517,8 +525,8 @@ append_name (LlmToolCall *c, const gchar *name)
 void
 llm_tool_calls_feed (LlmToolCalls *calls, const LlmToolDelta *d)
 {
-  LlmToolCall *c = call_for_delta (calls, d);
-  const gchar *id = delta_id (d);
+  gchar *id = delta_id (d);
+  LlmToolCall *c = call_for_delta (calls, d, id);
 
   /* Once calls were dropped, a fragment naming no call (no index, no id)
    * may be theirs: it must not land in the last kept call. */
@@ -526,12 +534,14 @@ llm_tool_calls_feed (LlmToolCalls *calls, const LlmToolDelta *d)
     c = NULL;
   if (c == NULL && calls->calls->len >= LLM_TOOLS_MAX_ANSWER_CALLS) {
     calls->ignored++;
+    g_free (id);
     return;
   }
   if (c == NULL)
     c = call_new (calls, d->index);
-  if (c->id == NULL && id)
-    c->id = g_strdup (id);
+  if (c->id == NULL)
+    c->id = g_steal_pointer (&id);
+  g_free (id);
   /* The name comes whole in one delta; a server repeating it in every
    * delta must not make "get_xget_x". */
   if (d->name && *d->name && !name_matches (c, d->name))

@@ -296,19 +296,27 @@ GST_START_TEST (test_call_limits)
   fail_unless_equals_string (c->arguments->str, "{\"a\":1}");
   llm_tool_calls_clear (&calls);
 
-  /* An id past LLM_TOOLS_MAX_ID is not kept: the call gets one of ours. */
+  /* An id past LLM_TOOLS_MAX_ID is not kept: the call gets a short one
+   * derived from it, the same in every delta, and another long id (same
+   * name, no index) is another call. */
   g_string_assign (name, "");
   for (i = 0; i <= LLM_TOOLS_MAX_ID; i++)
     g_string_append_c (name, 'i');
   llm_tool_calls_init (&calls);
-  feed (&calls, delta (0, name->str, "wait", "{"));
-  feed (&calls, delta (0, name->str, NULL, "}"));
+  feed (&calls, delta (-1, name->str, "wait", "{"));
+  feed (&calls, delta (-1, name->str, NULL, "}"));
+  g_string_append_c (name, 'j');
+  feed (&calls, delta (-1, name->str, "wait", "{}"));
   llm_tool_calls_finish (&calls, 1);
-  fail_unless_equals_int (calls.calls->len, 1);
+  fail_unless_equals_int (calls.calls->len, 2);
   c = g_ptr_array_index (calls.calls, 0);
-  fail_unless_equals_string (c->id, "call_va1_0");
+  fail_unless (g_str_has_prefix (c->id, "call_vah"), "%s", c->id);
+  fail_unless_equals_int (strlen (c->id), strlen ("call_vah") + 24);
   fail_unless_equals_string (c->arguments->str, "{}");
-  fail_unless_equals_int (calls.made_up_ids, 1);
+  fail_unless (
+      g_strcmp0 (
+          c->id, ((LlmToolCall *)g_ptr_array_index (calls.calls, 1))->id) != 0);
+  fail_unless_equals_int (calls.made_up_ids, 0);
   llm_tool_calls_clear (&calls);
   g_string_free (name, TRUE);
 }
