@@ -77,6 +77,41 @@ rtp_template (VaServer *server, const gchar *agent)
   return t && va_template_get_kind (t) == VA_TEMPLATE_RTP ? t : NULL;
 }
 
+/* The request's members and the JSON type each must have. */
+static const struct
+{
+  const gchar *name;
+  GType type;
+} request_members[] = {
+  { "id", G_TYPE_STRING },
+  { "agent", G_TYPE_STRING },
+  { "token", G_TYPE_STRING },
+  { "call_token", G_TYPE_STRING },
+  { "gateway_host", G_TYPE_STRING },
+  { "gateway_port", G_TYPE_INT64 },
+  { "opus_pt", G_TYPE_INT64 },
+  { "resume", G_TYPE_BOOLEAN },
+  { "record", G_TYPE_BOOLEAN },
+};
+
+/* The first member of @o present with another type than its own, or
+ * NULL: json-glib's getters would take a wrong one for the default (or
+ * FALSE) and say nothing. */
+static const gchar *
+mistyped_member (JsonObject *o)
+{
+  guint i;
+
+  for (i = 0; i < G_N_ELEMENTS (request_members); i++) {
+    JsonNode *n = json_object_get_member (o, request_members[i].name);
+    if (n &&
+        (!JSON_NODE_HOLDS_VALUE (n) ||
+            json_node_get_value_type (n) != request_members[i].type))
+      return request_members[i].name;
+  }
+  return NULL;
+}
+
 /* Fills @req from the body; FALSE, having answered, when it is not one. */
 static gboolean
 parse_request (VaServer *server, SoupServerMessage *msg, JsonParser *parser,
@@ -86,6 +121,7 @@ parse_request (VaServer *server, SoupServerMessage *msg, JsonParser *parser,
   gsize len = 0;
   const gchar *data = body ? g_bytes_get_data (body, &len) : NULL;
   JsonObject *o;
+  const gchar *bad;
   gint64 port, pt;
 
   if (data == NULL || !json_parser_load_from_data (parser, data, len, NULL) ||
@@ -95,6 +131,15 @@ parse_request (VaServer *server, SoupServerMessage *msg, JsonParser *parser,
     return FALSE;
   }
   o = json_node_get_object (json_parser_get_root (parser));
+  bad = mistyped_member (o);
+  if (bad) {
+    va_respond_error (server, msg, SOUP_STATUS_UNPROCESSABLE_ENTITY,
+        "\"%s\" has the wrong type: ids, \"agent\" and \"gateway_host\" "
+        "are strings, ports and \"opus_pt\" integers, \"resume\" and "
+        "\"record\" true or false",
+        bad);
+    return FALSE;
+  }
   req->id = json_object_get_string_member_with_default (o, "id", NULL);
   req->agent = json_object_get_string_member_with_default (
       o, "agent", server->config->default_agent);

@@ -189,6 +189,24 @@ GST_START_TEST (test_front_only)
       422);
   fail_unless (strstr (out, "\\\"id\\\"") != NULL, "%s", out);
   g_free (out);
+  /* A member of the wrong type is named, not read as its default. */
+  fail_unless_equals_int (
+      front_request (w, "POST", "/gateway/calls", "Bearer " CLUSTER_TOKEN,
+          "{\"id\":\"c2\",\"gateway_host\":\"127.0.0.1\","
+          "\"gateway_port\":9,\"record\":\"yes\"}",
+          &out),
+      422);
+  fail_unless (
+      strstr (out, "\\\"record\\\" has the wrong type") != NULL, "%s", out);
+  g_free (out);
+  fail_unless_equals_int (
+      front_request (w, "POST", "/gateway/calls", "Bearer " CLUSTER_TOKEN,
+          "{\"id\":{},\"gateway_host\":\"127.0.0.1\",\"gateway_port\":9}",
+          &out),
+      422);
+  fail_unless (
+      strstr (out, "\\\"id\\\" has the wrong type") != NULL, "%s", out);
+  g_free (out);
   fail_unless_equals_int (
       front_request (w, "POST", "/gateway/calls", "Bearer " CLUSTER_TOKEN,
           "{\"id\":\"c1\",\"agent\":\"nosuch\",\"gateway_host\":\"127.0.0.1\","
