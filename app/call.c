@@ -345,6 +345,19 @@ typedef struct
   gchar *text;
 } ChannelText;
 
+/* @o's member @name if it is a string, else NULL: json-glib's getters
+ * assert on an object or an array, and a caller may send one. */
+static const gchar *
+string_member (JsonObject *o, const gchar *name)
+{
+  JsonNode *n = json_object_get_member (o, name);
+
+  return n && JSON_NODE_HOLDS_VALUE (n) &&
+          json_node_get_value_type (n) == G_TYPE_STRING
+      ? json_node_get_string (n)
+      : NULL;
+}
+
 static gboolean
 handle_channel_text (gpointer data)
 {
@@ -360,19 +373,19 @@ handle_channel_text (gpointer data)
     goto out;
   }
   o = json_node_get_object (json_parser_get_root (parser));
-  event = json_object_get_string_member_with_default (o, "event", "");
-  /* NULL for {"event":null} or a number. */
+  event = string_member (o, "event");
   if (g_strcmp0 (event, "user_interrupted") == 0) {
     va_call_interrupt (ct->call, "user_interrupted");
   } else if (g_strcmp0 (event, "user_speech_start") == 0 ||
       g_strcmp0 (event, "user_speech_stop") == 0) {
     va_call_user_speech (ct->call, g_strcmp0 (event, "user_speech_start") == 0);
-  } else if (g_strcmp0 (
-                 json_object_get_string_member_with_default (o, "type", ""),
-                 "text") == 0 &&
-      json_object_has_member (o, "text")) {
-    va_call_push_user_text (
-        ct->call, json_object_get_string_member (o, "text"));
+  } else if (g_strcmp0 (string_member (o, "type"), "text") == 0 &&
+      string_member (o, "text") != NULL) {
+    va_call_push_user_text (ct->call, string_member (o, "text"));
+  } else if (g_strcmp0 (string_member (o, "type"), "text") == 0) {
+    va_call_send_json (ct->call,
+        "{\"type\":\"error\",\"message\":"
+        "\"a text message needs \\\"text\\\" as a string\"}");
   } else {
     va_call_send_json (ct->call,
         "{\"type\":\"error\",\"message\":"

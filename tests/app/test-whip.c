@@ -721,6 +721,15 @@ GST_START_TEST (test_data_channel)
   m = whip_caller_wait_message (c, "\"error\"", 10000);
   fail_unless (m != NULL, "no error event for a malformed message");
   g_free (m);
+  /* Members of the wrong JSON type are named, not read as defaults. */
+  fail_unless (whip_caller_send (c, "{\"type\":\"text\",\"text\":{}}"));
+  m = whip_caller_wait_message (c, "needs \\\"text\\\" as a string", 10000);
+  fail_unless (m != NULL, "no error event for a text that is not a string");
+  g_free (m);
+  fail_unless (whip_caller_send (c, "{\"event\":[\"user_interrupted\"]}"));
+  m = whip_caller_wait_message (c, "unknown message", 10000);
+  fail_unless (m != NULL, "no error event for an event that is not a string");
+  g_free (m);
   fail_unless (whip_caller_send (c, "{\"event\":\"user_interrupted\"}"));
   whip_caller_hangup (c);
   whip_caller_free (c);
