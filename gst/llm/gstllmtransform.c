@@ -788,6 +788,8 @@ gst_llm_transform_push_user_text (GstLlmTransform *self, const gchar *text)
      * words reach it from the speech-to-text element). */
     gst_structure_set (s, "text", G_TYPE_STRING, t, NULL);
     defer_structure (self, &d, s);
+    /* The caller goes on: a goodbye's end_call is withdrawn. */
+    tools_barge_in_locked (self, &d);
     start_reply_locked (self, self->last_turn, t, &d);
   }
   g_mutex_unlock (&self->lock);

@@ -592,9 +592,9 @@ tools_spoken_locked (
   self->end_call_turn = 0;
 }
 
-/* The caller barged in: a goodbye still waiting for its `spoken` was cut
- * short, so `end-call` goes out now with heard=FALSE (the application
- * must not hang up on a goodbye the caller did not hear). */
+/* The caller barged in, or took a new turn: a goodbye still waiting for
+ * its `spoken` was cut short or is moot, so `end-call` goes out now with
+ * heard=FALSE (the application must not hang up on a caller who goes on). */
 void
 tools_barge_in_locked (GstLlmTransform *self, Deferred *d)
 {

@@ -54,10 +54,15 @@ handle_end_of_turn (GstLlmTransform *self, GstEvent *event)
   text = take_user_text_locked (self, transcript);
   self->last_turn = MAX (self->last_turn, turn);
   /* A backchannel ("mhm") over the agent is not a turn to answer. */
-  if (*text && barge_backchannel_turn_locked (self, text, &d))
+  if (*text && barge_backchannel_turn_locked (self, text, &d)) {
     *text = '\0';
-  else if (*text)
+  } else if (*text) {
     barge_turn_locked (self, &d);
+    /* A turn of the caller's, even with no speech-start before it (typed,
+     * or a speech-to-text without VAD), means they go on: the goodbye's
+     * end_call is withdrawn. */
+    tools_barge_in_locked (self, &d);
+  }
   s = gst_voice_event_to_message_structure (
       event, "llmtransform", *text ? "acted" : "forwarded");
   defer_structure (self, &d, s);

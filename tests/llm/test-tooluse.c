@@ -712,8 +712,11 @@ GST_END_TEST;
 
 /* Barge-in during the goodbye: `end-call` at once with heard=FALSE (the
  * application must not hang up); the TTS's later report of the cut
- * goodbye posts no second one. A goodbye whose own `spoken` never came is
- * not heard either, even when a later turn's was complete. */
+ * goodbye posts no second one. A new turn of the caller's during the
+ * goodbye, with no speech-start before it (spoken or typed), withdraws it
+ * the same way. A
+ * goodbye whose own `spoken` never came is not heard either, even when a
+ * later report (here of the application's `say`) was complete. */
 GST_START_TEST (test_end_call_interrupted)
 {
   static const gchar *more[] = { "Sure, what else?", NULL };
@@ -721,7 +724,7 @@ GST_START_TEST (test_end_call_interrupted)
   gchar *tools = tools_file (fs, 3000);
   Llm *l = tools_llm (fs, tools, NULL);
   const GstStructure *s;
-  gboolean heard = TRUE;
+  gboolean heard = TRUE, said = FALSE;
   guint turn = 0, i, n = 0;
   gchar *reply;
 
@@ -740,28 +743,65 @@ GST_START_TEST (test_end_call_interrupted)
   fail_unless (gst_harness_push_upstream_event (l->h,
       gst_voice_event_new_spoken (GST_CLOCK_TIME_NONE, 1, "Goodbye,", FALSE)));
 
-  /* The goodbye of turn 2 never reported; turn 3's complete report. */
+  /* Turn 2's goodbye; the caller's turn 3 comes before its report. */
   add_calls (fs, "Bye then!", "e2", "end_call", "{}", NULL);
   push_end_of_turn (l, 2, "Oh wait, bye.");
   reply = pull_reply (l, 2);
   g_free (reply);
+  wait_event_message (l, "done", 1);
   fake_server_add_stream (fs, more);
   push_end_of_turn (l, 3, "One more thing.");
-  reply = pull_reply (l, 3);
-  g_free (reply);
-  fail_unless (gst_harness_push_upstream_event (l->h,
-      gst_voice_event_new_spoken (
-          GST_CLOCK_TIME_NONE, 3, "Sure, what else?", TRUE)));
   s = wait_event_message (l, "end-call", 1);
   heard = TRUE;
   gst_structure_get_uint (s, "turn", &turn);
   gst_structure_get_boolean (s, "heard", &heard);
   fail_unless_equals_int (turn, 2);
   fail_if (heard);
+  reply = pull_reply (l, 3);
+  fail_unless_equals_string (reply, "Sure, what else?");
+  g_free (reply);
+
+  /* Turn 4's goodbye never reports; the application's say does. */
+  add_calls (fs, "Bye for now!", "e4", "end_call", "{}", NULL);
+  push_end_of_turn (l, 4, "Okay, bye.");
+  reply = pull_reply (l, 4);
+  g_free (reply);
+  wait_event_message (l, "done", 3);
+  g_signal_emit_by_name (l->h->element, "say", "Please hold.", &said);
+  fail_unless (said);
+  reply = pull_reply (l, 5);
+  fail_unless_equals_string (reply, "Please hold.");
+  g_free (reply);
+  fail_unless (gst_harness_push_upstream_event (l->h,
+      gst_voice_event_new_spoken (
+          GST_CLOCK_TIME_NONE, 5, "Please hold.", TRUE)));
+  s = wait_event_message (l, "end-call", 2);
+  heard = TRUE;
+  gst_structure_get_uint (s, "turn", &turn);
+  gst_structure_get_boolean (s, "heard", &heard);
+  fail_unless_equals_int (turn, 4);
+  fail_if (heard);
+
+  /* Turn 6's goodbye; the caller types before its report. */
+  add_calls (fs, "See you!", "e6", "end_call", "{}", NULL);
+  push_end_of_turn (l, 6, "Bye.");
+  reply = pull_reply (l, 6);
+  g_free (reply);
+  wait_event_message (l, "done", 4);
+  fake_server_add_stream (fs, more);
+  g_signal_emit_by_name (
+      l->h->element, "push-user-text", "Actually, one question.", &said);
+  fail_unless (said);
+  s = wait_event_message (l, "end-call", 3);
+  heard = TRUE;
+  gst_structure_get_uint (s, "turn", &turn);
+  gst_structure_get_boolean (s, "heard", &heard);
+  fail_unless_equals_int (turn, 6);
+  fail_if (heard);
   for (i = 0; i < l->messages->len; i++)
     n += message_matches (
         g_ptr_array_index (l->messages, i), GST_MESSAGE_ELEMENT, "end-call");
-  fail_unless_equals_int (n, 2);
+  fail_unless_equals_int (n, 4);
 
   llm_free (l);
   fake_server_free (fs);
