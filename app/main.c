@@ -9,6 +9,8 @@
 #include <sys/resource.h>
 #include <glib-unix.h>
 #include <gst/gst.h>
+#include <json-glib/json-glib.h>
+#include <libsoup/soup.h>
 #include "backends.h"
 #include "vaconfig.h"
 #include "oplog.h"
@@ -98,6 +100,30 @@ warn_if_open (const VaConfig *c)
              "--admin-token or --ops-listen to read them\n");
 }
 
+/* GLib 2.74 deadlocks when a thread running a class_init asks for a type
+ * whose registration another thread has begun (g_once) and which adds an
+ * interface (that needs the class-init lock the first thread holds): the
+ * webhook thread's first SoupSession (whose class_init asks for
+ * GInetSocketAddress) against the main thread's first GInetSocketAddress
+ * hung about one start in 25. So the types the server's own threads use
+ * (va-webhook, va-records, va-redis) are all made here, before any of
+ * them starts. */
+static void
+make_shared_types (void)
+{
+  SoupSession *session = soup_session_new ();
+  SoupMessage *msg = soup_message_new ("POST", "http://127.0.0.1/");
+
+  g_type_ensure (G_TYPE_INET_ADDRESS);
+  g_type_ensure (G_TYPE_INET_SOCKET_ADDRESS);
+  g_type_ensure (G_TYPE_SOCKET_CLIENT);
+  g_type_ensure (JSON_TYPE_BUILDER);
+  g_type_ensure (JSON_TYPE_GENERATOR);
+  g_type_ensure (JSON_TYPE_PARSER);
+  g_object_unref (msg);
+  g_object_unref (session);
+}
+
 static int
 serve (VaConfig *config)
 {
@@ -109,6 +135,7 @@ serve (VaConfig *config)
   if (config->pipelines_dir == NULL)
     config->pipelines_dir = va_paths_pipelines_dir ();
   raise_fd_limit ();
+  make_shared_types ();
   warn_if_open (config);
   if (!va_paths_register_plugins (&error))
     goto fail;
