@@ -6,8 +6,81 @@
 #endif
 
 #include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
 #include <gst/gst.h>
+#include "voice.h"
 #include "bench-env.h"
+
+static GstPadProbeReturn
+on_buffer (GstPad *pad, GstPadProbeInfo *info, gpointer data)
+{
+  BenchProbe *p = data;
+  GstBuffer *buf = GST_PAD_PROBE_INFO_BUFFER (info);
+  GstVoiceTranscriptMeta *meta = gst_buffer_get_voice_transcript_meta (buf);
+  gint64 now = g_get_monotonic_time ();
+
+  g_mutex_lock (&p->lock);
+  if (p->first_us == 0)
+    p->first_us = now;
+  if (meta && meta->speech_final)
+    p->last = TRUE;
+  g_cond_broadcast (&p->cond);
+  g_mutex_unlock (&p->lock);
+  return GST_PAD_PROBE_OK;
+}
+
+/* Watches @element's src pad. */
+void
+bench_probe_init (BenchProbe *p, GstElement *element)
+{
+  GstPad *src = gst_element_get_static_pad (element, "src");
+
+  g_mutex_init (&p->lock);
+  g_cond_init (&p->cond);
+  p->first_us = 0;
+  p->last = FALSE;
+  gst_pad_add_probe (src, GST_PAD_PROBE_TYPE_BUFFER, on_buffer, p, NULL);
+  gst_object_unref (src);
+}
+
+/* Before a turn. */
+void
+bench_probe_reset (BenchProbe *p)
+{
+  g_mutex_lock (&p->lock);
+  p->first_us = 0;
+  p->last = FALSE;
+  g_mutex_unlock (&p->lock);
+}
+
+/* Waits for the turn's first buffer (@whole: its last one) and returns
+ * when the first went out; exits when none comes within 10 s. */
+gint64
+bench_probe_wait (BenchProbe *p, gboolean whole)
+{
+  gint64 deadline = g_get_monotonic_time () + 10 * G_USEC_PER_SEC, t;
+
+  g_mutex_lock (&p->lock);
+  while ((whole ? !p->last : p->first_us == 0) &&
+      g_cond_wait_until (&p->cond, &p->lock, deadline))
+    ;
+  t = p->first_us;
+  g_mutex_unlock (&p->lock);
+  if (t == 0) {
+    g_printerr ("no answer within 10 s\n");
+    exit (1);
+  }
+  return t;
+}
+
+/* After the element is gone. */
+void
+bench_probe_clear (BenchProbe *p)
+{
+  g_mutex_clear (&p->lock);
+  g_cond_clear (&p->cond);
+}
 
 /* Points at the build tree unless the environment already does. */
 void

@@ -22,60 +22,6 @@
 #include "emulator-process.h"
 #include "bench-env.h"
 
-typedef struct
-{
-  GMutex lock;
-  GCond cond;
-  gint64 first_us; /* first buffer of the turn pushed by the element */
-  gboolean last; /* the turn's last buffer went out */
-} Probe;
-
-static GstPadProbeReturn
-on_buffer (GstPad *pad, GstPadProbeInfo *info, gpointer data)
-{
-  Probe *p = data;
-  GstBuffer *buf = GST_PAD_PROBE_INFO_BUFFER (info);
-  GstVoiceTranscriptMeta *meta = gst_buffer_get_voice_transcript_meta (buf);
-  gint64 now = g_get_monotonic_time ();
-
-  g_mutex_lock (&p->lock);
-  if (p->first_us == 0)
-    p->first_us = now;
-  if (meta && meta->speech_final)
-    p->last = TRUE;
-  g_cond_broadcast (&p->cond);
-  g_mutex_unlock (&p->lock);
-  return GST_PAD_PROBE_OK;
-}
-
-static void
-probe_reset (Probe *p)
-{
-  g_mutex_lock (&p->lock);
-  p->first_us = 0;
-  p->last = FALSE;
-  g_mutex_unlock (&p->lock);
-}
-
-/* Waits for the first buffer (@whole: the last one) of the turn. */
-static gint64
-probe_wait (Probe *p, gboolean whole)
-{
-  gint64 deadline = g_get_monotonic_time () + 10 * G_USEC_PER_SEC, t;
-
-  g_mutex_lock (&p->lock);
-  while ((whole ? !p->last : p->first_us == 0) &&
-      g_cond_wait_until (&p->cond, &p->lock, deadline))
-    ;
-  t = p->first_us;
-  g_mutex_unlock (&p->lock);
-  if (t == 0) {
-    g_printerr ("no answer within 10 s\n");
-    exit (1);
-  }
-  return t;
-}
-
 static void
 drain (GstHarness *h)
 {
@@ -120,11 +66,11 @@ start_emulator (const gchar *what, const gchar *file)
 }
 
 static GstHarness *
-harness_new (EmuProcess *emu, GstElement **element, Probe *probe, GstBus *bus)
+harness_new (
+    EmuProcess *emu, GstElement **element, BenchProbe *probe, GstBus *bus)
 {
   gchar *url = g_strconcat (emu_process_get_http_url (emu), "/v1", NULL);
   GstHarness *h;
-  GstPad *src;
 
   *element = gst_element_factory_make ("llmtransform", NULL);
   if (*element == NULL) {
@@ -136,9 +82,7 @@ harness_new (EmuProcess *emu, GstElement **element, Probe *probe, GstBus *bus)
   h = gst_harness_new_with_element (*element, "sink", "src");
   gst_harness_use_systemclock (h);
   gst_harness_set_src_caps_str (h, "text/x-raw,format=utf8");
-  src = gst_element_get_static_pad (*element, "src");
-  gst_pad_add_probe (src, GST_PAD_PROBE_TYPE_BUFFER, on_buffer, probe, NULL);
-  gst_object_unref (src);
+  bench_probe_init (probe, *element);
   g_free (url);
   return h;
 }
@@ -237,26 +181,24 @@ bench_first_buffer (guint turns)
   GArray *net = g_array_new (FALSE, FALSE, sizeof (gdouble));
   BareClient client = { soup_session_new (), NULL };
   GstBus *bus = gst_bus_new ();
-  Probe probe = { 0 };
+  BenchProbe probe;
   GstElement *element;
   GstHarness *h = harness_new (emu, &element, &probe, bus);
 
   client.url = g_strconcat (
       emu_process_get_http_url (emu), "/v1/chat/completions", NULL);
-  g_mutex_init (&probe.lock);
-  g_cond_init (&probe.cond);
   /* Turn 0 warms up (TCP connect, first allocations); not counted. */
   for (i = 0; i <= turns; i++) {
     gint64 t0, t1;
     gdouble ms, elem_ttft, bare_ms;
     /* Interleaved, so both see the same load on a shared machine. */
     bare_ms = bare_client_ttfb (&client);
-    probe_reset (&probe);
+    bench_probe_reset (&probe);
     t0 = g_get_monotonic_time ();
     gst_harness_push_event (
         h, gst_voice_event_new_end_of_turn (GST_CLOCK_TIME_NONE, i + 1, "hi"));
-    t1 = probe_wait (&probe, FALSE);
-    probe_wait (&probe, TRUE);
+    t1 = bench_probe_wait (&probe, FALSE);
+    bench_probe_wait (&probe, TRUE);
     drain (h);
     elem_ttft = bench_element_ttft_ms (bus);
     gst_bus_set_flushing (bus, TRUE);
@@ -302,8 +244,7 @@ bench_first_buffer (guint turns)
   g_array_unref (own);
   g_array_unref (local);
   g_array_unref (wire);
-  g_mutex_clear (&probe.lock);
-  g_cond_clear (&probe.cond);
+  bench_probe_clear (&probe);
   g_free (sse);
 }
 
@@ -317,23 +258,21 @@ bench_cancel (guint turns)
   EmuProcess *emu = start_emulator ("--llm-rules", rules);
   GArray *cancel = g_array_new (FALSE, FALSE, sizeof (gdouble));
   GstBus *bus = gst_bus_new ();
-  Probe probe = { 0 };
+  BenchProbe probe;
   GstElement *element;
   GstHarness *h = harness_new (emu, &element, &probe, bus);
   guint i;
 
-  g_mutex_init (&probe.lock);
-  g_cond_init (&probe.cond);
   for (i = 0; i < turns; i++) {
     gint64 t0, t1, deadline;
     guint before, after = 0;
     gdouble ms;
     last_abort_ms (emu, &before);
-    probe_reset (&probe);
+    bench_probe_reset (&probe);
     gst_harness_push_event (h,
         gst_voice_event_new_end_of_turn (
             GST_CLOCK_TIME_NONE, i + 1, "a story"));
-    probe_wait (&probe, FALSE);
+    bench_probe_wait (&probe, FALSE);
     t0 = g_get_real_time ();
     gst_harness_push_event (
         h, gst_voice_event_new_interrupt (GST_CLOCK_TIME_NONE, i + 1, "bench"));
@@ -359,8 +298,7 @@ bench_cancel (guint turns)
   gst_object_unref (bus);
   emu_process_stop (emu);
   g_array_unref (cancel);
-  g_mutex_clear (&probe.lock);
-  g_cond_clear (&probe.cond);
+  bench_probe_clear (&probe);
   g_free (rules);
 }
 

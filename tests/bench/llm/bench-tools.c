@@ -38,14 +38,6 @@
 #include "bench-env.h"
 #include "http-receiver.h"
 
-/* The element's first text buffer of a turn. */
-typedef struct
-{
-  GMutex lock;
-  GCond cond;
-  gint64 first_us; /* protected by lock */
-} Probe;
-
 /* The webhook: tests/common's HTTP receiver, answering after a delay. */
 typedef struct
 {
@@ -57,36 +49,6 @@ typedef struct
   gint64 arrived_us, answered_us; /* protected by lock: the last call's */
   guint calls; /* protected by lock */
 } Webhook;
-
-static GstPadProbeReturn
-on_buffer (GstPad *pad, GstPadProbeInfo *info, gpointer data)
-{
-  Probe *p = data;
-
-  g_mutex_lock (&p->lock);
-  if (p->first_us == 0)
-    p->first_us = g_get_monotonic_time ();
-  g_cond_broadcast (&p->cond);
-  g_mutex_unlock (&p->lock);
-  return GST_PAD_PROBE_OK;
-}
-
-static gint64
-probe_wait (Probe *p)
-{
-  gint64 deadline = g_get_monotonic_time () + 10 * G_USEC_PER_SEC, t;
-
-  g_mutex_lock (&p->lock);
-  while (p->first_us == 0 && g_cond_wait_until (&p->cond, &p->lock, deadline))
-    ;
-  t = p->first_us;
-  g_mutex_unlock (&p->lock);
-  if (t == 0) {
-    g_printerr ("no answer within 10 s\n");
-    exit (1);
-  }
-  return t;
-}
 
 /* ---------- webhook ---------- */
 
@@ -156,7 +118,7 @@ typedef struct
   GstHarness *h;
   GstElement *element;
   GstBus *bus;
-  Probe probe;
+  BenchProbe probe;
   guint turn;
   gint64 t0, t1; /* the last turn's end-of-turn and first text */
 } Agent;
@@ -170,13 +132,11 @@ run_turn (Agent *a, const gchar *text, gdouble *ttft)
   GstBuffer *b;
   GstEvent *e;
 
-  g_mutex_lock (&a->probe.lock);
-  a->probe.first_us = 0;
-  g_mutex_unlock (&a->probe.lock);
+  bench_probe_reset (&a->probe);
   t0 = g_get_monotonic_time ();
   gst_harness_push_event (a->h,
       gst_voice_event_new_end_of_turn (GST_CLOCK_TIME_NONE, ++a->turn, text));
-  t1 = probe_wait (&a->probe);
+  t1 = bench_probe_wait (&a->probe, FALSE);
   a->t0 = t0;
   a->t1 = t1;
   *ttft = bench_element_ttft_ms (a->bus);
@@ -292,7 +252,6 @@ main (int argc, char **argv)
   EmuProcess *emu;
   gchar *tools, *url;
   Agent a = { 0 };
-  GstPad *src;
   gdouble unused;
 
   if (fd < 0 || write (fd, rules, strlen (rules)) != (gssize)strlen (rules))
@@ -320,11 +279,7 @@ main (int argc, char **argv)
   a.h = gst_harness_new_with_element (a.element, "sink", "src");
   gst_harness_use_systemclock (a.h);
   gst_harness_set_src_caps_str (a.h, "text/x-raw,format=utf8");
-  g_mutex_init (&a.probe.lock);
-  g_cond_init (&a.probe.cond);
-  src = gst_element_get_static_pad (a.element, "src");
-  gst_pad_add_probe (src, GST_PAD_PROBE_TYPE_BUFFER, on_buffer, &a.probe, NULL);
-  gst_object_unref (src);
+  bench_probe_init (&a.probe, a.element);
 
   printf ("llmtransform tool round, emulator --latency reference (LLM first "
           "token 110 ms, 80 tokens/s), %u turn pairs per delay\n",
@@ -344,8 +299,7 @@ main (int argc, char **argv)
   gst_object_unref (a.element);
   gst_bus_set_flushing (a.bus, TRUE);
   gst_object_unref (a.bus);
-  g_mutex_clear (&a.probe.lock);
-  g_cond_clear (&a.probe.cond);
+  bench_probe_clear (&a.probe);
   emu_process_stop (emu);
   webhook_stop (w);
   g_unlink (tools);
