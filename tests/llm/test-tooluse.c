@@ -209,6 +209,16 @@ tools_llm (FakeServer *fs, const gchar *tools, const gchar *first_prop, ...)
   return l;
 }
 
+/* The end of a test: the element, the server and the tools file. */
+static void
+tools_done (Llm *l, FakeServer *fs, gchar *tools)
+{
+  llm_free (l);
+  fake_server_free (fs);
+  g_unlink (tools);
+  g_free (tools);
+}
+
 /* vLLM's text-then-call, split every 7 bytes: the text is said, the
  * webhook gets a signed body, the follow-up carries the call and its
  * result, and the answer follows. */
@@ -294,10 +304,7 @@ GST_START_TEST (test_webhook_round)
   fail_unless_equals_int (fake_server_n_hooks (fs), 1);
 
   g_object_unref (p);
-  llm_free (l);
-  fake_server_free (fs);
-  g_unlink (tools);
-  g_free (tools);
+  tools_done (l, fs, tools);
 }
 
 GST_END_TEST;
@@ -372,10 +379,7 @@ GST_START_TEST (test_errors)
   g_free (m);
   fail_unless_equals_int (fake_server_n_hooks (fs), 3);
 
-  llm_free (l);
-  fake_server_free (fs);
-  g_unlink (tools);
-  g_free (tools);
+  tools_done (l, fs, tools);
 }
 
 GST_END_TEST;
@@ -422,10 +426,7 @@ GST_START_TEST (test_barge_in_during_call)
   g_free (m);
   fail_unless_equals_int (fake_server_n_hooks (fs), 1);
 
-  llm_free (l);
-  fake_server_free (fs);
-  g_unlink (tools);
-  g_free (tools);
+  tools_done (l, fs, tools);
 }
 
 GST_END_TEST;
@@ -491,10 +492,7 @@ GST_START_TEST (test_barge_in_before_text)
   fail_unless_equals_int (fake_server_n_hooks (fs), 1);
   fail_unless_equals_int (fake_server_n_requests (fs), 3);
 
-  llm_free (l);
-  fake_server_free (fs);
-  g_unlink (tools);
-  g_free (tools);
+  tools_done (l, fs, tools);
 }
 
 GST_END_TEST;
@@ -540,10 +538,7 @@ GST_START_TEST (test_history_arguments_valid)
   fail_unless (strstr (m, "not run: at most 1 tool rounds") != NULL, "%s", m);
   g_free (m);
 
-  llm_free (l);
-  fake_server_free (fs);
-  g_unlink (tools);
-  g_free (tools);
+  tools_done (l, fs, tools);
 }
 
 GST_END_TEST;
@@ -594,10 +589,7 @@ GST_START_TEST (test_call_limits)
   }
   g_free (cut);
   g_free (name);
-  llm_free (l);
-  fake_server_free (fs);
-  g_unlink (tools);
-  g_free (tools);
+  tools_done (l, fs, tools);
 }
 
 GST_END_TEST;
@@ -642,10 +634,7 @@ GST_START_TEST (test_max_rounds)
     g_free (m);
   }
   g_object_unref (p);
-  llm_free (l);
-  fake_server_free (fs);
-  g_unlink (tools);
-  g_free (tools);
+  tools_done (l, fs, tools);
 }
 
 GST_END_TEST;
@@ -702,10 +691,7 @@ GST_START_TEST (test_builtins)
   g_usleep (100 * 1000);
   fail_unless_equals_int (fake_server_n_requests (fs), 3);
 
-  llm_free (l);
-  fake_server_free (fs);
-  g_unlink (tools);
-  g_free (tools);
+  tools_done (l, fs, tools);
 }
 
 GST_END_TEST;
@@ -803,10 +789,7 @@ GST_START_TEST (test_end_call_interrupted)
         g_ptr_array_index (l->messages, i), GST_MESSAGE_ELEMENT, "end-call");
   fail_unless_equals_int (n, 4);
 
-  llm_free (l);
-  fake_server_free (fs);
-  g_unlink (tools);
-  g_free (tools);
+  tools_done (l, fs, tools);
 }
 
 GST_END_TEST;
